@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("root"):
             if in_ci:
-                item.add_marker(pytest.mark.xfail(reason=f"CI must run this: {reason}", strict=True, run=False))
+                item.add_marker(
+                    pytest.mark.xfail(reason=f"CI must run this: {reason}", strict=True, run=False)
+                )
             else:
                 item.add_marker(pytest.mark.skip(reason=reason))

@@ -1,0 +1,206 @@
+"""Reads template.yaml the way CloudFormation would, so the local cloud runs the wiring we deploy.
+
+Only what the template uses is resolved: Ref (parameters, pseudo parameters, resources' physical
+names), Fn::Sub, Fn::GetAtt (Arn/Name), Fn::Join, Fn::If/Fn::Equals over parameters. Anything else
+raises, so a template change the local cloud cannot follow fails loudly instead of silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from localcloud.aws import ACCOUNT_ID, REGION
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
+
+
+class TemplateError(ValueError):
+    """The template uses something the local cloud cannot resolve, or is wired wrongly."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that turns CloudFormation short tags (!Ref, !Sub ...) into their long form."""
+
+
+def _construct_intrinsic(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain data, intrinsics in their long form."""
+    with path.open() as handle:
+        loaded = yaml.load(handle, Loader=_CfnLoader)
+    if not isinstance(loaded, dict):
+        raise TemplateError(f"{path} is not a mapping")
+    return loaded
+
+
+def physical_name(stack: str, logical_id: str) -> str:
+    """A deterministic, S3-safe physical name, like CloudFormation's ``<stack>-<logical>-<suffix>``."""
+    return f"{stack}-{logical_id}".lower()[:63]
+
+
+_NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::Events::EventBus": "Name",
+}
+
+
+@dataclass
+class Stack:
+    """A template bound to parameter values and a stack name: resolves intrinsics to concrete values."""
+
+    template: dict[str, Any]
+    name: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    region: str = REGION
+    account_id: str = ACCOUNT_ID
+    base_dir: Path = PROJECT_ROOT
+
+    def __post_init__(self) -> None:
+        declared = self.template.get("Parameters", {})
+        unknown = set(self.parameters) - set(declared)
+        if unknown:
+            raise TemplateError(f"unknown parameters: {sorted(unknown)}")
+        values: dict[str, str] = {}
+        for key, spec in declared.items():
+            if key in self.parameters:
+                values[key] = str(self.parameters[key])
+            elif "Default" in spec:
+                values[key] = str(spec["Default"])
+            else:
+                raise TemplateError(f"parameter {key} has no default and no value was given")
+            allowed = spec.get("AllowedValues")
+            if allowed is not None and values[key] not in [str(a) for a in allowed]:
+                raise TemplateError(f"parameter {key}={values[key]!r} is not one of {allowed}")
+        self.values = values
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return dict(self.template.get("Resources", {}))
+
+    def resources_of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {lid: res for lid, res in self.resources.items() if res.get("Type") == kind}
+
+    def name_of(self, logical_id: str) -> str:
+        """The resource's name: the one its properties give, else a generated one, as CloudFormation does."""
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise TemplateError(f"reference to unknown resource {logical_id}")
+        name_property = _NAME_PROPERTIES.get(resource["Type"])
+        given = resource.get("Properties", {}).get(name_property) if name_property else None
+        return str(self.resolve(given)) if given is not None else physical_name(self.name, logical_id)
+
+    def physical_id(self, logical_id: str) -> str:
+        """What ``Ref`` gives for a resource: its name (bucket, table, queue, bus) or its ARN (topic)."""
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise TemplateError(f"Ref to unknown resource {logical_id}")
+        name = self.name_of(logical_id)
+        if resource["Type"] == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{self.region}:{self.account_id}:{name}"
+        return name
+
+    def arn(self, logical_id: str) -> str:
+        kind = self.resources[logical_id]["Type"]
+        name = self.name_of(logical_id)
+        arns = {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{self.region}:{self.account_id}:table/{name}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{self.region}:{self.account_id}:{name}",
+            "AWS::SNS::Topic": f"arn:aws:sns:{self.region}:{self.account_id}:{name}",
+            "AWS::Events::EventBus": f"arn:aws:events:{self.region}:{self.account_id}:event-bus/{name}",
+        }
+        if kind not in arns:
+            raise TemplateError(f"GetAtt {logical_id}.Arn: the local cloud does not model {kind}")
+        return arns[kind]
+
+    def _ref(self, name: str) -> str:
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.name,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.values:
+            return self.values[name]
+        return self.physical_id(name)
+
+    def _get_att(self, logical_id: str, attribute: str) -> str:
+        if attribute == "Arn":
+            return self.arn(logical_id)
+        if attribute in {"Name", "QueueName", "TopicName"}:
+            return self.name_of(logical_id)
+        raise TemplateError(f"GetAtt {logical_id}.{attribute} is not modelled by the local cloud")
+
+    def _sub(self, value: Any) -> str:
+        text, local = (value[0], value[1]) if isinstance(value, list) else (value, {})
+        resolved_locals = {k: self.resolve(v) for k, v in local.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token in resolved_locals:
+                return str(resolved_locals[token])
+            if "." in token:
+                logical_id, attribute = token.split(".", 1)
+                return self._get_att(logical_id, attribute)
+            return self._ref(token)
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, str(text))
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic function replaced by its concrete result."""
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self._ref(arg)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::GetAtt":
+                parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                return self._get_att(parts[0], parts[1])
+            if key == "Fn::Join":
+                return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
+            if key == "Fn::Equals":
+                return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::If":
+                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+            if key == "Condition":
+                return self.condition(arg)
+            if key.startswith("Fn::"):
+                raise TemplateError(f"{key} is not modelled by the local cloud")
+        return {k: self.resolve(v) for k, v in value.items()}

@@ -1,0 +1,130 @@
+"""The template router delivers exactly what AWS would: matching events to their handler, nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from localcloud.aws import MotoServer
+from localcloud.cloudwatch import set_alarm_state
+from localcloud.router import Router
+from localcloud.template import Stack, TemplateError, load_template
+
+ECHO_STACK = Path(__file__).parent / "echo_stack"
+
+
+@pytest.fixture
+def echo_router(aws: MotoServer) -> Iterator[Router]:
+    stack = Stack(load_template(ECHO_STACK / "template.yaml"), "echo", base_dir=ECHO_STACK)
+    router = Router(stack, environment=aws.env())
+    router.deploy()
+    yield router
+    router.stop()
+
+
+def _put(source: str, detail_type: str, detail: dict[str, object], bus: str = "default") -> None:
+    entries = [
+        {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus}
+    ]
+    assert boto3.client("events").put_events(Entries=entries)["FailedEntryCount"] == 0  # type: ignore[arg-type]
+
+
+def _metric_alarm(name: str) -> None:
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/EC2",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}],
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=90,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+
+def test_alarm_matching_the_template_pattern_reaches_its_handler_with_template_environment(
+    echo_router: Router,
+) -> None:
+    _metric_alarm("team-latency")
+    set_alarm_state("team-latency", "ALARM", "threshold crossed")
+
+    [invocation] = echo_router.drain()
+
+    assert invocation.function == "EchoFunction"
+    assert invocation.error is None
+    assert invocation.result["detail"]["alarmName"] == "team-latency"
+    assert invocation.result["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"][
+        "dimensions"
+    ] == {"InstanceId": "i-0123456789abcdef0"}
+    assert invocation.result["from_globals"] == "eu-west-1-team-"
+    assert invocation.result["own"] == "own-value"
+    assert invocation.result["function_name"] == "EchoFunction"
+    assert 0 < invocation.result["remaining_ms"] <= 5000
+
+
+@pytest.mark.parametrize(
+    ("alarm", "state"),
+    [
+        pytest.param("other-latency", "ALARM", id="name-outside-the-prefix"),
+        pytest.param("team-latency", "OK", id="state-not-in-the-pattern"),
+    ],
+)
+def test_alarm_outside_the_pattern_reaches_nothing(echo_router: Router, alarm: str, state: str) -> None:
+    _metric_alarm(alarm)
+    set_alarm_state(alarm, "ALARM" if state == "OK" else "OK", "set up")
+    echo_router.drain()
+    echo_router.invocations.clear()
+
+    set_alarm_state(alarm, state, "changed")
+
+    assert echo_router.drain() == []
+
+
+def test_rule_on_a_custom_bus_ignores_the_same_event_on_the_default_bus(echo_router: Router) -> None:
+    _put("echo", "Ping", {"n": 1}, bus="default")
+    assert echo_router.drain() == []
+
+    _put("echo", "Ping", {"n": 2}, bus="echo-bus")
+    [invocation] = echo_router.drain()
+    assert invocation.result["detail"] == {"n": 2}
+
+
+def test_schedule_delivers_a_scheduled_event(echo_router: Router) -> None:
+    echo_router.fire_schedule("EchoFunction")
+
+    [invocation] = echo_router.drain()
+
+    assert invocation.result["detail_type"] == "Scheduled Event"
+
+
+def test_failing_handler_is_retried_twice_like_async_lambda(echo_router: Router) -> None:
+    _put("echo", "Ping", {"fail": True}, bus="echo-bus")
+
+    [invocation] = echo_router.drain()
+
+    assert invocation.attempts == 3
+    assert invocation.error is not None
+    assert invocation.error["errorMessage"] == "asked to fail"
+
+
+def test_unchanged_alarm_state_emits_no_event(echo_router: Router) -> None:
+    _metric_alarm("team-flat")
+    set_alarm_state("team-flat", "ALARM", "first")
+    echo_router.drain()
+
+    set_alarm_state("team-flat", "ALARM", "still")
+
+    assert echo_router.drain() == []
+
+
+def test_template_with_a_missing_handler_fails_to_deploy(aws: MotoServer, tmp_path: Path) -> None:
+    template = load_template(ECHO_STACK / "template.yaml")
+    template["Resources"]["EchoFunction"]["Properties"]["CodeUri"] = "functions/missing/"
+
+    with pytest.raises(TemplateError, match=r"handler app\.lambda_handler not found"):
+        Router(Stack(template, "broken", base_dir=ECHO_STACK), environment=aws.env())
