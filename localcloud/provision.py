@@ -21,7 +21,10 @@ def _bucket(stack: Stack, logical_id: str, props: dict[str, Any]) -> None:
         s3.put_bucket_encryption(
             Bucket=name,
             ServerSideEncryptionConfiguration={
-                "Rules": props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                "Rules": [
+                    {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                    for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                ]
             },
         )
     notification = props.get("NotificationConfiguration", {})

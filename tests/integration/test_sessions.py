@@ -1,0 +1,153 @@
+"""The capture index keeps one truth under retries, flapping alarms and duplicate file events."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord, NodeCapture, Trigger
+from localcloud.template import Stack
+
+NOW = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(stack: Stack) -> CaptureStore:
+    return CaptureStore(os.environ["CAPTURE_TABLE"])
+
+
+def _session(
+    capture_id: str = "cap-20261125T031200Z-0a1b2c3d", alarm: str | None = "eks-capture-dns"
+) -> CaptureSession:
+    return CaptureSession(
+        capture_id=capture_id,
+        cluster="demo-cluster",
+        trigger=Trigger(
+            kind="alarm" if alarm else "manual", reason="DNS errors", event_id="e1", alarm_name=alarm
+        ),
+        created_at=NOW,
+        expires_at=NOW + timedelta(minutes=5),
+        duration_seconds=300,
+    )
+
+
+def _file(capture_id: str, node: str, key: str, first: datetime, packets: int = 10) -> FileRecord:
+    return FileRecord(
+        capture_id=capture_id,
+        cluster="demo-cluster",
+        node=node,
+        s3_key=key,
+        size=100,
+        packets=packets,
+        bytes=packets * 100,
+        first_ts=first,
+        last_ts=first + timedelta(seconds=59),
+    )
+
+
+def test_a_redelivered_start_finds_its_session_instead_of_creating_another(store: CaptureStore) -> None:
+    assert store.create_session(_session()) is True
+    assert store.create_session(_session()) is False
+    assert store.list_sessions("demo-cluster") == [_session()]
+
+
+def test_node_states_are_kept_per_node(store: CaptureStore) -> None:
+    session = _session()
+    store.create_session(session)
+    store.save_node(session.capture_id, NodeCapture(node="ip-10-0-1-5", job="j1", status="running"))
+    store.save_node(session.capture_id, NodeCapture(node="ip-10-0-2-7", job="j2"))
+    store.save_skipped(session.capture_id, {"ip-10-0-3-9": "NotReady"})
+
+    stored = store.get_session(session.capture_id)
+
+    assert stored is not None
+    assert {n: c.status for n, c in stored.nodes.items()} == {
+        "ip-10-0-1-5": "running",
+        "ip-10-0-2-7": "pending",
+    }
+    assert stored.skipped == {"ip-10-0-3-9": "NotReady"}
+
+
+def test_a_node_held_by_one_capture_is_refused_to_another_until_the_lock_expires(store: CaptureStore) -> None:
+    until = NOW + timedelta(minutes=5)
+    assert store.acquire_node("c", "n1", "cap-a", until, NOW) is None
+    assert store.acquire_node("c", "n1", "cap-a", until, NOW) is None
+    assert store.acquire_node("c", "n1", "cap-b", until, NOW) == "cap-a"
+    assert store.acquire_node("c", "n1", "cap-b", until, until + timedelta(seconds=1)) is None
+
+
+def test_releasing_a_node_never_frees_another_captures_lock(store: CaptureStore) -> None:
+    until = NOW + timedelta(minutes=5)
+    store.acquire_node("c", "n1", "cap-a", until, NOW)
+    store.release_node("c", "n1", "cap-b")
+    assert store.acquire_node("c", "n1", "cap-c", until, NOW) == "cap-a"
+    store.release_node("c", "n1", "cap-a")
+    assert store.acquire_node("c", "n1", "cap-c", until, NOW) is None
+
+
+def test_concurrent_claims_on_one_node_have_exactly_one_winner(store: CaptureStore) -> None:
+    until = NOW + timedelta(minutes=5)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        holders = list(pool.map(lambda i: store.acquire_node("c", "n1", f"cap-{i}", until, NOW), range(16)))
+    assert holders.count(None) == 1
+
+
+def test_alarm_cooldown_refuses_a_second_capture_until_it_ends(store: CaptureStore) -> None:
+    until = NOW + timedelta(minutes=15)
+    assert store.claim_cooldown("eks-capture-dns", "cap-a", until, NOW) is None
+    assert store.claim_cooldown("eks-capture-dns", "cap-b", until, NOW + timedelta(minutes=1)) == "cap-a"
+    assert store.claim_cooldown("eks-capture-dns", "cap-b", until, until + timedelta(seconds=1)) is None
+
+
+def test_a_file_indexed_twice_is_counted_once(store: CaptureStore) -> None:
+    session = _session()
+    store.create_session(session)
+    record = _file(session.capture_id, "n1", "captures/c/x/n1/a.pcap.zst", NOW, packets=7)
+
+    assert store.record_file(record) is True
+    assert store.record_file(record) is False
+    assert store.record_file(_file(session.capture_id, "n1", "captures/c/x/n1/b.pcap.zst", NOW, packets=5))
+
+    stored = store.get_session(session.capture_id)
+    assert stored is not None
+    assert (stored.totals.files, stored.totals.packets, stored.totals.bytes) == (2, 12, 1200)
+    assert len(store.files_of_capture(session.capture_id)) == 2
+
+
+def test_window_query_finds_files_overlapping_the_incident_across_captures_and_nodes(
+    store: CaptureStore,
+) -> None:
+    first, second = _session("cap-1"), _session("cap-2")
+    store.create_session(first)
+    store.create_session(second)
+    store.record_file(_file("cap-1", "n1", "k-before", NOW - timedelta(minutes=10)))
+    store.record_file(_file("cap-1", "n1", "k-overlap-start", NOW - timedelta(seconds=30)))
+    store.record_file(_file("cap-2", "n2", "k-inside", NOW + timedelta(minutes=1)))
+    store.record_file(_file("cap-2", "n2", "k-after", NOW + timedelta(minutes=10)))
+
+    window = store.files_in_window("demo-cluster", NOW, NOW + timedelta(minutes=2))
+    on_n2 = store.files_in_window("demo-cluster", NOW, NOW + timedelta(minutes=2), node="n2")
+
+    assert [f.s3_key for f in window] == ["k-overlap-start", "k-inside"]
+    assert [f.s3_key for f in on_n2] == ["k-inside"]
+
+
+def test_status_moves_only_from_the_states_allowed(store: CaptureStore) -> None:
+    session = _session()
+    store.create_session(session)
+    assert store.set_status(session.capture_id, "running", only_from=("starting",)) is True
+    assert store.set_status(session.capture_id, "running", only_from=("starting",)) is False
+    assert store.set_status(session.capture_id, "completed", verdict="3 files", ended_at=NOW) is True
+    stored = store.get_session(session.capture_id)
+    assert stored is not None
+    assert (stored.status, stored.verdict, stored.ended_at) == ("completed", "3 files", NOW)
+
+
+def test_captures_are_found_by_the_alarm_that_started_them(store: CaptureStore) -> None:
+    store.create_session(_session("cap-1", alarm="eks-capture-dns"))
+    store.create_session(_session("cap-2", alarm="eks-capture-syn"))
+    store.create_session(_session("cap-3", alarm=None))
+    assert [s.capture_id for s in store.sessions_for_alarm("eks-capture-dns")] == ["cap-1"]
