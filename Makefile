@@ -32,7 +32,7 @@ env: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
 	command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --all-extras --quiet
+	uv sync --frozen --quiet
 	touch $@
 
 sam-env: .venv-sam/.synced
