@@ -1,0 +1,134 @@
+"""Domain errors: each says what went wrong in words and as a dict a handler can return or log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class CaptureError(Exception):
+    """Base of every error the domain raises on purpose; ``to_dict`` is the structured response."""
+
+    code: ClassVar[str] = "CaptureError"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as a JSON-ready dict: code, message, retryable and the error's own fields."""
+        return {"error": self.code, "message": self.message, "retryable": self.retryable, **self.details}
+
+
+class SettingsInvalid(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """An environment variable is missing or wrong; raised at cold start, before any event is handled."""
+
+    code = "SettingsInvalid"
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}", variable=variable)
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One bad field of a rejected input, as a dotted path (``detail.targets.nodes.0``) and a message."""
+
+    field: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The problem as a JSON-ready dict."""
+        return {"field": self.field, "message": self.message}
+
+
+class CaptureRejected(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """An event or option is invalid; nothing was created. ``field`` names the first bad field."""
+
+    code = "CaptureRejected"
+
+    def __init__(self, field: str, message: str, problems: Sequence[FieldProblem] = ()) -> None:
+        all_problems = tuple(problems) or (FieldProblem(field, message),)
+        super().__init__(
+            f"{field}: {message}",
+            field=field,
+            problems=[problem.to_dict() for problem in all_problems],
+        )
+        self.field = field
+        self.problems = all_problems
+
+
+class CaptureNotFound(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """A stop or lookup named a capture id that has no session."""
+
+    code = "CaptureNotFound"
+
+    def __init__(self, capture_id: str) -> None:
+        super().__init__(f"no capture session {capture_id}", capture_id=capture_id)
+
+
+class NodeNotFound(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """A node named in a request is not (or no longer) in the cluster."""
+
+    code = "NodeNotFound"
+
+    def __init__(self, cluster: str, node: str) -> None:
+        super().__init__(f"node {node} is not in cluster {cluster}", cluster=cluster, node=node)
+
+
+class ClusterNotFound(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """eks:DescribeCluster does not know the cluster in this account and region."""
+
+    code = "ClusterNotFound"
+
+    def __init__(self, cluster: str) -> None:
+        super().__init__(f"EKS cluster {cluster} not found", cluster=cluster)
+
+
+class ClusterAccessDenied(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """The function's role may not do what it asked; ``missing`` names the access entry or RBAC rule."""
+
+    code = "ClusterAccessDenied"
+
+    def __init__(self, cluster: str, missing: str) -> None:
+        super().__init__(f"access denied on cluster {cluster}: {missing}", cluster=cluster, missing=missing)
+
+
+class ApiThrottled(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """An API kept throttling after the retries; the whole event may be retried later."""
+
+    code = "ApiThrottled"
+    retryable = True
+
+    def __init__(self, service: str, operation: str, attempts: int) -> None:
+        super().__init__(
+            f"{service} {operation} throttled after {attempts} attempts",
+            service=service,
+            operation=operation,
+            attempts=attempts,
+        )
+
+
+class CaptureLimitReached(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """A guardrail cap (concurrent captures, nodes) leaves no room for this capture."""
+
+    code = "CaptureLimitReached"
+
+    def __init__(self, limit: str, current: int, maximum: int) -> None:
+        super().__init__(
+            f"{limit}: {current} in use, at most {maximum}", limit=limit, current=current, maximum=maximum
+        )
+
+
+class AlarmCoolingDown(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """The alarm started a capture recently; its cooldown has not passed."""
+
+    code = "AlarmCoolingDown"
+
+    def __init__(self, alarm_name: str, until: str) -> None:
+        super().__init__(
+            f"alarm {alarm_name} is cooling down until {until}", alarm_name=alarm_name, until=until
+        )

@@ -1,0 +1,131 @@
+"""How to capture (duration, filter, snap length, fallback, cluster): stack defaults, overridden per alarm by
+its tags or per manual request by its fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from eks_capture.capture_fields import (
+    MAX_SNAPLEN,
+    MIN_SNAPLEN,
+    check_bpf_filter,
+    check_cluster_name,
+    check_duration,
+)
+from eks_capture.errors import CaptureRejected
+from eks_capture.events import AlarmStateChange, StartCaptureDetail
+from eks_capture.settings import NodeFallback, Settings
+
+TAG_PREFIX = "eks-capture:"
+TAG_DURATION = f"{TAG_PREFIX}duration"
+TAG_FILTER = f"{TAG_PREFIX}filter"
+TAG_SNAPLEN = f"{TAG_PREFIX}snaplen"
+TAG_FALLBACK = f"{TAG_PREFIX}fallback"
+TAG_CLUSTER = f"{TAG_PREFIX}cluster"
+CAPTURE_TAGS = (TAG_DURATION, TAG_FILTER, TAG_SNAPLEN, TAG_FALLBACK, TAG_CLUSTER)
+NO_FILTER_WORDS = ("", "none", "all")
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """The resolved options of one capture; ``filter`` None captures everything."""
+
+    duration_seconds: int
+    snaplen: int
+    filter: str | None = None
+    fallback: NodeFallback = NodeFallback.NONE
+    cluster: str | None = None
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> CaptureOptions:
+        """The stack's defaults from its settings."""
+        return cls(
+            duration_seconds=settings.default_duration_seconds,
+            snaplen=settings.default_snaplen,
+            fallback=settings.node_fallback,
+            cluster=settings.default_cluster,
+        )
+
+
+def capture_options_from_tags(
+    tags: Mapping[str, str], defaults: CaptureOptions, *, max_duration_seconds: int
+) -> CaptureOptions:
+    """``defaults`` overridden by an alarm's ``eks-capture:*`` tags; CaptureRejected names a bad tag."""
+    unknown = sorted(key for key in tags if key.startswith(TAG_PREFIX) and key not in CAPTURE_TAGS)
+    if unknown:
+        raise CaptureRejected(
+            f"tags.{unknown[0]}", f"unknown capture tag; known tags: {', '.join(CAPTURE_TAGS)}"
+        )
+    parsers: dict[str, tuple[str, Callable[[str], object]]] = {
+        TAG_DURATION: ("duration_seconds", lambda raw: check_duration(_integer(raw), max_duration_seconds)),
+        TAG_SNAPLEN: ("snaplen", lambda raw: _snaplen(_integer(raw))),
+        TAG_FILTER: ("filter", _filter),
+        TAG_FALLBACK: ("fallback", _fallback),
+        TAG_CLUSTER: ("cluster", lambda raw: check_cluster_name(raw.strip())),
+    }
+    changes: dict[str, object] = {}
+    for tag, (field, parse) in parsers.items():
+        if (raw := tags.get(tag)) is None:
+            continue
+        try:
+            changes[field] = parse(raw)
+        except ValueError as exc:
+            raise CaptureRejected(f"tags.{tag}", str(exc)) from None
+    return replace(defaults, **changes)  # type: ignore[arg-type]
+
+
+def capture_options_for_request(request: StartCaptureDetail, defaults: CaptureOptions) -> CaptureOptions:
+    """``defaults`` overridden by what a manual Start Capture gives (already validated by its model)."""
+    return replace(
+        defaults,
+        duration_seconds=request.duration_seconds or defaults.duration_seconds,
+        snaplen=request.snaplen or defaults.snaplen,
+        filter=request.filter if request.filter is not None else defaults.filter,
+        cluster=request.cluster,
+    )
+
+
+def alarm_cluster(alarm: AlarmStateChange, options: CaptureOptions) -> str:
+    """The cluster an alarm is about: its ``eks-capture:cluster`` tag (or DEFAULT_CLUSTER, via ``options``)
+    unless its metrics carry one ClusterName dimension; CaptureRejected when it cannot be told."""
+    named = sorted({m.dimensions["ClusterName"] for m in alarm.metrics if "ClusterName" in m.dimensions})
+    if len(named) > 1:
+        raise CaptureRejected(
+            "detail.configuration.metrics",
+            f"the alarm's metrics name several clusters ({', '.join(named)}); give it an {TAG_CLUSTER} tag",
+        )
+    if options.cluster is not None:
+        return options.cluster
+    if named:
+        return check_cluster_name(named[0])
+    raise CaptureRejected(
+        f"tags.{TAG_CLUSTER}",
+        f"the alarm names no cluster: give it a ClusterName dimension or an {TAG_CLUSTER} tag, "
+        "or set DEFAULT_CLUSTER",
+    )
+
+
+def _integer(raw: str) -> int:
+    text = raw.strip()
+    if not text.isdigit():
+        raise ValueError(f"must be a whole number, got {raw!r}")
+    return int(text)
+
+
+def _snaplen(value: int) -> int:
+    if not MIN_SNAPLEN <= value <= MAX_SNAPLEN:
+        raise ValueError(f"snap length must be between {MIN_SNAPLEN} and {MAX_SNAPLEN} bytes")
+    return value
+
+
+def _filter(raw: str) -> str | None:
+    text = raw.strip()
+    return None if text.lower() in NO_FILTER_WORDS else check_bpf_filter(text)
+
+
+def _fallback(raw: str) -> NodeFallback:
+    try:
+        return NodeFallback(raw.strip().lower())
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(f.value for f in NodeFallback)}") from None
