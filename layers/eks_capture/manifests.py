@@ -1,0 +1,237 @@
+"""The capture Job for one node, as a plain batch/v1 dict (pure: no API calls, same input same output)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eks_capture.ids import CaptureId
+from eks_capture.kube_names import DNS1123_LABEL_MAX, fit_dns1123_label, fit_label_value
+from eks_capture.nodes import NodeInfo
+from eks_capture.options import CaptureOptions
+from eks_capture.settings import Settings
+
+APP_NAME = "eks-capture"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_CAPTURE_ID = "eks-capture.io/capture-id"
+LABEL_NODE = "eks-capture.io/node"
+ANNOTATION_CLUSTER = "eks-capture.io/cluster"
+ANNOTATION_EXPIRES_AT = "eks-capture.io/expires-at"
+ANNOTATION_REASON = "eks-capture.io/reason"
+# The IRSA webhook leaves these containers without AWS credentials (EKS Pod Identity ignores it).
+ANNOTATION_IRSA_SKIP = "eks.amazonaws.com/skip-containers"
+
+CAPTURE_CONTAINER = "capture"
+UPLOAD_CONTAINER = "upload"
+SPOOL_VOLUME, SPOOL_DIR = "spool", "/spool"
+TMP_VOLUME, TMP_DIR, TMP_SIZE = "tmp", "/tmp", "16Mi"
+AGENT_COMMAND = ("python", "-m", "eks_capture_agent")
+UPLOADER_UID = 65532
+ROOT_UID = 0
+CAPTURE_CAPABILITIES = ("NET_RAW",)
+TERMINATION_MARGIN_SECONDS = 15
+MAX_REASON_ANNOTATION = 1024
+CAPTURE_RESOURCES = (("100m", "64Mi"), ("1", "256Mi"))  # (requests, limits) as (cpu, memory)
+UPLOAD_RESOURCES = (("50m", "96Mi"), ("500m", "256Mi"))
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """One capture as the manifests need it: identity, options, why, and when it started (UTC)."""
+
+    capture_id: CaptureId
+    cluster: str
+    options: CaptureOptions
+    reason: str
+    started_at: datetime
+
+
+def job_name(capture_id: CaptureId, node_name: str) -> str:
+    """The Job's name: unique per (capture, node), stable across retries (a retry gets 409), <= 63 chars."""
+    return f"{capture_id}-{fit_dns1123_label(node_name, DNS1123_LABEL_MAX - len(capture_id) - 1)}"
+
+
+def capture_labels(capture_id: CaptureId, node_name: str) -> dict[str, str]:
+    """The labels of a capture's Job and pod (docs/design.md)."""
+    return {
+        LABEL_NAME: APP_NAME,
+        LABEL_COMPONENT: "capture",
+        LABEL_CAPTURE_ID: capture_id,
+        LABEL_NODE: fit_label_value(node_name),
+    }
+
+
+def capture_selector(capture_id: CaptureId) -> str:
+    """The label selector of every Job and pod of one capture (to stop or watch it)."""
+    return f"{LABEL_NAME}={APP_NAME},{LABEL_COMPONENT}=capture,{LABEL_CAPTURE_ID}={capture_id}"
+
+
+def expires_at(spec: CaptureSpec, settings: Settings) -> datetime:
+    """When the capture must be over: start + duration + upload grace."""
+    return spec.started_at + timedelta(seconds=spec.options.duration_seconds + settings.upload_grace_seconds)
+
+
+def s3_prefix(cluster: str, capture_id: CaptureId, node_name: str) -> str:
+    """The S3 key prefix of one node's files (docs/design.md)."""
+    return f"captures/{cluster}/{capture_id}/{node_name}/"
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _env(spec: CaptureSpec, node: NodeInfo) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "CAPTURE_ID", "value": spec.capture_id},
+        {"name": "CLUSTER_NAME", "value": spec.cluster},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+    ]
+    if node.instance_id:
+        env.append({"name": "INSTANCE_ID", "value": node.instance_id})
+    return env
+
+
+def _resources(sizes: tuple[tuple[str, str], tuple[str, str]]) -> dict[str, dict[str, str]]:
+    (cpu_request, memory_request), (cpu_limit, memory_limit) = sizes
+    return {
+        "requests": {"cpu": cpu_request, "memory": memory_request},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+    }
+
+
+def _mounts() -> list[dict[str, Any]]:
+    return [{"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR}, {"name": TMP_VOLUME, "mountPath": TMP_DIR}]
+
+
+def _capture_container(spec: CaptureSpec, node: NodeInfo, settings: Settings) -> dict[str, Any]:
+    options = spec.options
+    args = [
+        "capture",
+        "--spool", SPOOL_DIR,
+        "--interface", "any",
+        "--duration", str(options.duration_seconds),
+        "--snaplen", str(options.snaplen),
+        "--rotate-seconds", str(settings.rotate_seconds),
+        "--rotate-megabytes", str(settings.rotate_megabytes),
+    ]  # fmt: skip
+    if options.filter:
+        args += ["--filter", options.filter]
+    return {
+        "name": CAPTURE_CONTAINER,
+        "image": settings.capture_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(AGENT_COMMAND),
+        "args": args,
+        "env": _env(spec, node),
+        "resources": _resources(CAPTURE_RESOURCES),
+        "volumeMounts": _mounts(),
+        "securityContext": {
+            # Root without privilege: a capture socket needs CAP_NET_RAW, which a non-root process only gets
+            # from file capabilities, and those need allowPrivilegeEscalation (capture-image/README.md).
+            "runAsUser": ROOT_UID,
+            "runAsNonRoot": False,
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"], "add": list(CAPTURE_CAPABILITIES)},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def _upload_container(spec: CaptureSpec, node: NodeInfo, settings: Settings) -> dict[str, Any]:
+    env = _env(spec, node)
+    if settings.aws_region:
+        env += [
+            {"name": "AWS_REGION", "value": settings.aws_region},
+            {"name": "AWS_DEFAULT_REGION", "value": settings.aws_region},
+        ]
+    args = [
+        "upload",
+        "--spool", SPOOL_DIR,
+        "--bucket", settings.capture_bucket,
+        "--prefix", s3_prefix(spec.cluster, spec.capture_id, node.name),
+        "--budget-bytes", str(settings.spool_budget_bytes),
+        "--grace-seconds", str(settings.upload_grace_seconds),
+    ]  # fmt: skip
+    return {
+        "name": UPLOAD_CONTAINER,
+        "image": settings.capture_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(AGENT_COMMAND),
+        "args": args,
+        "env": env,
+        "resources": _resources(UPLOAD_RESOURCES),
+        "volumeMounts": _mounts(),
+        "securityContext": {
+            "runAsUser": UPLOADER_UID,
+            "runAsGroup": UPLOADER_UID,
+            "runAsNonRoot": True,
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def capture_job(spec: CaptureSpec, node: NodeInfo, settings: Settings) -> dict[str, Any]:
+    """The batch/v1 Job that captures on ``node``: pinned there, tolerating its taints, time-boxed three ways
+    (agent duration, activeDeadlineSeconds, expires-at annotation)."""
+    labels = capture_labels(spec.capture_id, node.name)
+    annotations = {
+        ANNOTATION_CLUSTER: spec.cluster,
+        ANNOTATION_EXPIRES_AT: _iso(expires_at(spec, settings)),
+        ANNOTATION_REASON: spec.reason[:MAX_REASON_ANNOTATION],
+    }
+    grace = settings.upload_grace_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(spec.capture_id, node.name),
+            "namespace": settings.capture_namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": spec.options.duration_seconds + grace,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {**annotations, ANNOTATION_IRSA_SKIP: CAPTURE_CONTAINER},
+                },
+                "spec": {
+                    "nodeName": node.name,
+                    "restartPolicy": "Never",
+                    "hostNetwork": True,
+                    "dnsPolicy": "ClusterFirstWithHostNet",
+                    "serviceAccountName": settings.capture_service_account,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": grace + TERMINATION_MARGIN_SECONDS,
+                    "tolerations": [
+                        {"key": taint.key, "operator": "Exists", "effect": taint.effect}
+                        for taint in node.taints
+                    ],
+                    "securityContext": {
+                        "fsGroup": UPLOADER_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        _capture_container(spec, node, settings),
+                        _upload_container(spec, node, settings),
+                    ],
+                    "volumes": [
+                        {"name": SPOOL_VOLUME, "emptyDir": {"sizeLimit": settings.spool_size_limit}},
+                        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}},
+                    ],
+                },
+            },
+        },
+    }

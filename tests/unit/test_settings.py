@@ -1,0 +1,140 @@
+"""Settings: read once from the environment; a bad variable is named in one clear error."""
+
+from __future__ import annotations
+
+import pytest
+from eks_capture.errors import SettingsInvalid
+from eks_capture.settings import MIB, NodeFallback, Settings
+from pydantic import ValidationError
+
+REQUIRED = {
+    "CAPTURE_BUCKET": "eks-capture-123456789012-us-west-2",
+    "CAPTURE_TABLE": "eks-capture-index",
+    "IDEMPOTENCY_TABLE": "eks-capture-idempotency",
+    "CAPTURE_IMAGE": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent:1.0.0",
+}
+
+
+def test_required_variables_alone_give_documented_defaults() -> None:
+    settings = Settings.from_env(REQUIRED)
+    assert settings.capture_namespace == "eks-capture"
+    assert settings.node_fallback is NodeFallback.NONE
+    assert settings.default_duration_seconds <= settings.max_duration_seconds
+    assert settings.expected_account is None
+
+
+def test_every_field_is_read_from_its_upper_case_variable() -> None:
+    env = {
+        **REQUIRED,
+        "CAPTURE_NAMESPACE": "net-debug",
+        "CAPTURE_SERVICE_ACCOUNT": "uploader",
+        "ALARM_NAME_PREFIX": "shop-",
+        "DEFAULT_CLUSTER": "shop-prod",
+        "EXPECTED_ACCOUNT": "123456789012",
+        "AWS_REGION": "us-west-2",
+        "DEFAULT_DURATION_SECONDS": "120",
+        "MAX_DURATION_SECONDS": "900",
+        "MAX_NODES_PER_CAPTURE": "3",
+        "MAX_CONCURRENT_CAPTURES": "2",
+        "ALARM_COOLDOWN_SECONDS": "60",
+        "NODE_FALLBACK": "all",
+        "UPLOAD_GRACE_SECONDS": "30",
+        "JOB_TTL_SECONDS": "600",
+        "SPOOL_SIZE_LIMIT": "1Gi",
+        "DEFAULT_SNAPLEN": "128",
+        "ROTATE_SECONDS": "30",
+        "ROTATE_MEGABYTES": "16",
+        "API_PARALLELISM": "4",
+    }
+    settings = Settings.from_env(env)
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        assert str(getattr(value, "value", value)) == env[name.upper()], name
+
+
+def test_blank_variables_count_as_unset() -> None:
+    assert Settings.from_env({**REQUIRED, "CAPTURE_NAMESPACE": "  "}).capture_namespace == "eks-capture"
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings.from_env(REQUIRED)
+    with pytest.raises(ValidationError):
+        settings.max_nodes_per_capture = 99
+
+
+def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MAX_NODES_PER_CAPTURE", "7")
+    assert Settings.from_env().max_nodes_per_capture == 7
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CAPTURE_BUCKET", None),
+        ("CAPTURE_BUCKET", "Not_A_Bucket"),
+        ("CAPTURE_TABLE", "x"),
+        ("IDEMPOTENCY_TABLE", None),
+        ("CAPTURE_IMAGE", "image with spaces"),
+        ("CAPTURE_IMAGE", "repo@sha256:short"),
+        ("CAPTURE_NAMESPACE", "Eks_Capture"),
+        ("CAPTURE_SERVICE_ACCOUNT", "-bad-"),
+        ("EXPECTED_ACCOUNT", "1234"),
+        ("DEFAULT_DURATION_SECONDS", "5"),
+        ("MAX_DURATION_SECONDS", "999999"),
+        ("MAX_NODES_PER_CAPTURE", "0"),
+        ("MAX_NODES_PER_CAPTURE", "ten"),
+        ("NODE_FALLBACK", "some"),
+        ("UPLOAD_GRACE_SECONDS", "1"),
+        ("SPOOL_SIZE_LIMIT", "2 gigabytes"),
+        ("SPOOL_SIZE_LIMIT", "1Mi"),
+        ("DEFAULT_SNAPLEN", "10"),
+        ("ROTATE_SECONDS", "0"),
+        ("ALARM_NAME_PREFIX", "line\nbreak"),
+    ],
+)
+def test_bad_variable_is_named_in_the_error(variable: str, value: str | None) -> None:
+    env = (
+        {**REQUIRED, variable: value}
+        if value is not None
+        else {k: v for k, v in REQUIRED.items() if k != variable}
+    )
+    with pytest.raises(SettingsInvalid) as raised:
+        Settings.from_env({k: v for k, v in env.items() if v is not None})
+    assert raised.value.variable == variable
+    assert raised.value.to_dict()["variable"] == variable
+    assert raised.value.message.startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DEFAULT_DURATION_SECONDS": "1200", "MAX_DURATION_SECONDS": "600"}, "DEFAULT_DURATION_SECONDS"),
+        ({"SPOOL_SIZE_LIMIT": "100Mi", "ROTATE_MEGABYTES": "64"}, "SPOOL_SIZE_LIMIT"),
+    ],
+)
+def test_inconsistent_variables_name_the_one_to_change(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsInvalid) as raised:
+        Settings.from_env({**REQUIRED, **env})
+    assert raised.value.variable == variable
+
+
+@pytest.mark.parametrize(("limit", "rotate_mb"), [("2Gi", 64), ("512Mi", 16), ("1G", 100), ("64Mi", 8)])
+def test_upload_budget_leaves_room_for_the_file_being_written(limit: str, rotate_mb: int) -> None:
+    settings = Settings.from_env({**REQUIRED, "SPOOL_SIZE_LIMIT": limit, "ROTATE_MEGABYTES": str(rotate_mb)})
+    assert settings.spool_budget_bytes + rotate_mb * MIB < settings.spool_size_bytes
+    assert settings.spool_budget_bytes >= 2 * rotate_mb * MIB
+
+
+@pytest.mark.parametrize(
+    ("alarm_name", "watched"),
+    [
+        ("eks-capture-conntrack", True),
+        ("eks-capture-", True),
+        ("prod-eks-capture-x", False),
+        ("EKS-CAPTURE-x", False),
+    ],
+)
+def test_stack_watches_alarms_by_name_prefix(alarm_name: str, watched: bool) -> None:
+    assert Settings.from_env(REQUIRED).watches_alarm(alarm_name) is watched
