@@ -1,0 +1,361 @@
+"""TCP sequence analysis that flags exactly the segments Wireshark 4.0's ``tcp.analysis.*`` flags.
+
+A transcription of ``tcp_analyze_sequence_number`` and the conversation handling of ``dissect_tcp``
+(epan/dissectors/packet-tcp.c, default preferences: relative sequence numbers, fast-retransmission
+precedence, first-RTT out-of-order threshold). Only the parts that decide the counted flags are kept.
+Differences, by design: the unacked-segment list (it only feeds bytes-in-flight and RTO display) is not
+kept, so its 10000-segment cap is not modelled; conversations idle for ``idle_ns`` are forgotten so
+memory stays bounded (Wireshark keeps them for the whole file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SYN = 0x02
+FIN = 0x01
+RST = 0x04
+ACK = 0x10
+SYN_ACK = SYN | ACK
+SYN_FIN_RST = SYN | FIN | RST
+
+# Wireshark's tcp.completeness bits that the summary uses.
+COMPLETE_SYN = 1
+COMPLETE_SYNACK = 2
+COMPLETE_RST = 32
+
+# Wireshark's TCP_A_* analysis flags (the ones this module can set).
+RETRANSMISSION = 0x0001
+LOST_PACKET = 0x0002
+ACK_LOST_PACKET = 0x0004
+KEEP_ALIVE = 0x0008
+DUPLICATE_ACK = 0x0010
+ZERO_WINDOW = 0x0020
+ZERO_WINDOW_PROBE = 0x0040
+ZERO_WINDOW_PROBE_ACK = 0x0080
+KEEP_ALIVE_ACK = 0x0100
+OUT_OF_ORDER = 0x0200
+FAST_RETRANSMISSION = 0x0400
+WINDOW_UPDATE = 0x0800
+SPURIOUS_RETRANSMISSION = 0x4000
+ANY_RETRANSMISSION = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+
+M32 = 0xFFFFFFFF
+HALF = 0x80000000
+OOO_DEFAULT_NS = 3_000_000
+FAST_RETRANSMISSION_NS = 20_000_000
+
+
+class Flow:
+    """One direction of a conversation: Wireshark's ``tcp_flow_t`` + ``tcp_analyze_seq_flow_info_t``."""
+
+    __slots__ = (
+        "base_seq",
+        "base_set",
+        "dupacknum",
+        "lastack",
+        "lastacktime",
+        "lastsegmentflags",
+        "maxseqtobeacked",
+        "nextseq",
+        "nextseqtime",
+        "window",
+    )
+
+    def __init__(self) -> None:
+        self.base_seq = 0
+        self.base_set = False
+        self.nextseq = 0
+        self.nextseqtime = 0
+        self.maxseqtobeacked = 0
+        self.lastack = 0
+        self.lastacktime = 0
+        self.window = 0
+        self.dupacknum = 0
+        self.lastsegmentflags = 0
+
+
+class Conversation:
+    """One TCP stream (Wireshark's ``tcp.stream``) and what the summary needs to know about it."""
+
+    __slots__ = (
+        "client_key",
+        "completeness",
+        "first_rtt",
+        "last_ts",
+        "mru_syn",
+        "packets",
+        "resets",
+        "retransmissions",
+        "syn_packets",
+        "zero_windows",
+    )
+
+    def __init__(self, client_key: bytes, ts: int) -> None:
+        self.client_key = client_key
+        self.mru_syn = 0
+        self.first_rtt = 0
+        self.last_ts = ts
+        self.completeness = 0
+        self.packets = 0
+        self.syn_packets = 0
+        self.retransmissions = 0
+        self.resets = 0
+        self.zero_windows = 0
+
+
+@dataclass
+class TcpCounts:
+    """Frame counts, each equal to the number of frames a tshark display filter matches."""
+
+    connections: int = 0
+    unanswered_syns: int = 0
+    refused: int = 0
+    retransmissions: int = 0
+    fast_retransmissions: int = 0
+    spurious_retransmissions: int = 0
+    out_of_order: int = 0
+    duplicate_acks: int = 0
+    resets: int = 0
+    zero_windows: int = 0
+    by_server: dict[bytes, ServerStats] = field(default_factory=dict)
+
+
+@dataclass
+class ServerStats:
+    """What happened to the connections towards one server endpoint (address + port)."""
+
+    connections: int = 0
+    packets: int = 0
+    retransmissions: int = 0
+    resets: int = 0
+    zero_windows: int = 0
+    unanswered: int = 0
+    unanswered_syn_packets: int = 0
+    refused: int = 0
+
+
+def server_of(conv: Conversation) -> bytes:
+    """Address + port of the server: the SYN's destination, else the side with the lower port."""
+    key = conv.client_key
+    half = (len(key) - 4) // 2
+    if conv.completeness & COMPLETE_SYN or key[-2:] <= key[-4:-2]:
+        return key[half : 2 * half] + key[-2:]
+    return key[:half] + key[-4:-2]
+
+
+def reverse_key(key: bytes) -> bytes:
+    """(src, dst, sport, dport) -> (dst, src, dport, sport) for IPv4 (12 bytes) or IPv6 (36 bytes) keys."""
+    half = (len(key) - 4) // 2
+    return key[half : 2 * half] + key[:half] + key[-2:] + key[-4:-2]
+
+
+def lt_seq(x: int, y: int) -> bool:
+    """Serial-number ``x < y`` (Wireshark's LT_SEQ)."""
+    return ((x - y) & M32) >= HALF
+
+
+class TcpAnalyzer:
+    """Feeds segments through Wireshark's per-conversation state machine and counts the flags."""
+
+    def __init__(self, idle_ns: int = 900 * 1_000_000_000) -> None:
+        self.idle_ns = idle_ns
+        self.counts = TcpCounts()
+        # key (src, dst, sport, dport as raw bytes) of either direction -> (conversation, fwd, rev)
+        self.table: dict[bytes, tuple[Conversation, Flow, Flow]] = {}
+
+    def _new(self, key: bytes, ts: int) -> tuple[Conversation, Flow, Flow]:
+        conv = Conversation(key, ts)
+        a, b = Flow(), Flow()
+        self.table[key] = (conv, a, b)
+        self.table[reverse_key(key)] = (conv, b, a)
+        self.counts.connections += 1
+        return conv, a, b
+
+    def segment(self, key: bytes, ts: int, seq: int, ack: int, flags: int, window: int, seglen: int) -> int:
+        """Analyse one segment (``seglen`` < 0: length unknown, header only); return its analysis flags."""
+        entry = self.table.get(key)
+        is_new = entry is None
+        if entry is None:
+            entry = self._new(key, ts)
+        conv, fwd, rev = entry
+        if flags & SYN_ACK == SYN and fwd.base_set:
+            if seq != fwd.base_seq:
+                self.finish(conv)
+                conv, fwd, rev = self._new(key, ts)
+                conv.completeness = COMPLETE_SYN
+            else:
+                fwd.nextseq = fwd.maxseqtobeacked
+        elif flags & SYN_ACK == SYN_ACK and fwd.base_set and seq != fwd.base_seq:
+            fwd.base_seq = seq
+        if flags & (SYN | RST):
+            if is_new:
+                if flags & SYN_ACK == SYN:
+                    conv.completeness |= COMPLETE_SYN
+            else:
+                if flags & SYN_ACK == SYN_ACK:
+                    conv.completeness |= COMPLETE_SYNACK
+                if flags & RST:
+                    conv.completeness |= COMPLETE_RST
+        conv.last_ts = ts
+        conv.packets += 1
+        ta = 0
+        if seglen >= 0:
+            if not fwd.base_set:
+                fwd.base_seq = seq if flags & SYN else (seq - 1) & M32
+                fwd.base_set = True
+            if not rev.base_set and flags & ACK:
+                rev.base_seq = (ack - 1) & M32
+                rev.base_set = True
+            ta = self._sequence(conv, fwd, rev, ts, seq, ack, seglen, flags, window)
+        if flags & SYN:
+            if not flags & ACK:
+                conv.mru_syn = ts
+                conv.syn_packets += 1
+        elif flags & ACK and conv.mru_syn and not conv.first_rtt:
+            conv.first_rtt = ts - conv.mru_syn
+        counts = self.counts
+        if flags & RST:
+            counts.resets += 1
+            conv.resets += 1
+        if ta:
+            if ta & ANY_RETRANSMISSION:
+                counts.retransmissions += 1
+                conv.retransmissions += 1
+                if ta & FAST_RETRANSMISSION:
+                    counts.fast_retransmissions += 1
+                if ta & SPURIOUS_RETRANSMISSION:
+                    counts.spurious_retransmissions += 1
+            if ta & ZERO_WINDOW:
+                counts.zero_windows += 1
+                conv.zero_windows += 1
+            if ta & OUT_OF_ORDER:
+                counts.out_of_order += 1
+            if ta & DUPLICATE_ACK:
+                counts.duplicate_acks += 1
+        return ta
+
+    @staticmethod
+    def _sequence(
+        conv: Conversation,
+        fwd: Flow,
+        rev: Flow,
+        ts: int,
+        seq: int,
+        ack: int,
+        seglen: int,
+        flags: int,
+        window: int,
+    ) -> int:
+        """``tcp_analyze_sequence_number`` of packet-tcp.c, statement for statement."""
+        ta = 0
+        nextseq = fwd.nextseq
+        lastack = fwd.lastack
+        plain = not flags & SYN_FIN_RST
+        if seglen == 1 and seq == nextseq and rev.window == 0:
+            ta = ZERO_WINDOW_PROBE
+        else:
+            if window == 0 and plain:
+                ta |= ZERO_WINDOW
+            if nextseq and ((nextseq - seq) & M32) >= HALF and not flags & RST:
+                ta |= LOST_PACKET
+            if seglen <= 1 and seq == ((nextseq - 1) & M32) and plain:
+                ta |= KEEP_ALIVE
+            same = seglen == 0 and seq == nextseq and ack == lastack and plain
+            if same and window and window != fwd.window:
+                ta |= WINDOW_UPDATE
+            if same and window and window == fwd.window and rev.lastsegmentflags & KEEP_ALIVE:
+                ta |= KEEP_ALIVE_ACK
+            elif same and window == 0 and fwd.window == 0 and rev.lastsegmentflags & ZERO_WINDOW_PROBE:
+                ta |= ZERO_WINDOW_PROBE_ACK
+            elif same and window and window == fwd.window:
+                fwd.dupacknum = 1 if fwd.dupacknum == -1 else fwd.dupacknum + 1
+                ta |= DUPLICATE_ACK
+        if ack != lastack:
+            fwd.dupacknum = 0
+        if rev.maxseqtobeacked and ((rev.maxseqtobeacked - ack) & M32) >= HALF and flags & ACK:
+            if lt_seq(rev.maxseqtobeacked, rev.nextseq):
+                rev.maxseqtobeacked = rev.nextseq
+                ta |= ACK_LOST_PACKET
+            else:
+                if rev.dupacknum == 0:
+                    ta |= ACK_LOST_PACKET
+                rev.dupacknum = -1
+        if seglen > 0 or flags & (SYN | FIN):
+            ta = TcpAnalyzer._retransmission_kind(conv, fwd, rev, ts, seq, seglen, flags, ta)
+        end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
+        probe = ta & ZERO_WINDOW_PROBE
+        if (not fwd.nextseq or ((fwd.nextseq - end) & M32) >= HALF) and not probe:
+            fwd.nextseq = end
+            fwd.nextseqtime = ts
+        if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not probe:
+            fwd.maxseqtobeacked = fwd.nextseq
+        fwd.window = window
+        fwd.lastack = ack
+        fwd.lastacktime = ts
+        fwd.lastsegmentflags = ta
+        return ta
+
+    @staticmethod
+    def _retransmission_kind(
+        conv: Conversation, fwd: Flow, rev: Flow, ts: int, seq: int, seglen: int, flags: int, ta: int
+    ) -> int:
+        """The RETRANSMISSION/FAST/SPURIOUS/OUT-OF-ORDER decision for a segment that carries sequence."""
+        if ta & KEEP_ALIVE:
+            return ta
+        nextseq = fwd.nextseq
+        not_advanced = bool(nextseq) and ((seq - nextseq) & M32) >= HALF
+        if seglen > 1 and ((nextseq - 1) & M32) == seq:
+            not_advanced = False
+        rev_lastack = rev.lastack
+        if seglen > 0 and rev_lastack and ((rev_lastack - (seq + seglen)) & M32) < HALF:
+            return ta | SPURIOUS_RETRANSMISSION
+        since_ack = ts - rev.lastacktime
+        fast = rev.dupacknum >= 2 and rev_lastack == seq and 0 <= since_ack < FAST_RETRANSMISSION_NS
+        if not_advanced and fast:
+            return ta | FAST_RETRANSMISSION
+        since_next = ts - fwd.nextseqtime
+        threshold = conv.first_rtt or OOO_DEFAULT_NS
+        expected = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
+        if not_advanced and 0 <= since_next < threshold and nextseq != expected:
+            return ta | OUT_OF_ORDER
+        if not_advanced:
+            return ta | RETRANSMISSION
+        return ta
+
+    def finish(self, conv: Conversation) -> None:
+        """Fold a conversation that can no longer change into the per-server totals."""
+        server = server_of(conv)
+        stats = self.counts.by_server.get(server)
+        if stats is None:
+            stats = self.counts.by_server[server] = ServerStats()
+        stats.connections += 1
+        stats.packets += conv.packets
+        stats.retransmissions += conv.retransmissions
+        stats.resets += conv.resets
+        stats.zero_windows += conv.zero_windows
+        state = conv.completeness & (COMPLETE_SYN | COMPLETE_SYNACK | COMPLETE_RST)
+        if state == COMPLETE_SYN:
+            self.counts.unanswered_syns += 1
+            stats.unanswered += 1
+            stats.unanswered_syn_packets += conv.syn_packets
+        elif state == COMPLETE_SYN | COMPLETE_RST:
+            self.counts.refused += 1
+            stats.refused += 1
+
+    def evict_idle(self, now: int) -> None:
+        """Forget conversations idle longer than ``idle_ns``, keeping memory bounded on long captures."""
+        horizon = now - self.idle_ns
+        stale = [key for key, (conv, _f, _r) in self.table.items() if conv.last_ts < horizon]
+        for key in stale:
+            conv = self.table.pop(key)[0]
+            if conv.client_key == key:
+                self.finish(conv)
+
+    def close(self) -> TcpCounts:
+        """Fold every remaining conversation in once the capture has ended; return the totals."""
+        for key, (conv, _f, _r) in self.table.items():
+            if conv.client_key == key:
+                self.finish(conv)
+        self.table.clear()
+        return self.counts
