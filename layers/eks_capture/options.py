@@ -29,7 +29,8 @@ NO_FILTER_WORDS = ("", "none", "all")
 
 @dataclass(frozen=True)
 class CaptureOptions:
-    """The resolved options of one capture; ``filter`` None captures everything."""
+    """The resolved options of one capture; ``filter`` None captures everything; ``cluster`` is set by a
+    start request or an alarm's tag (DEFAULT_CLUSTER applies only through ``alarm_cluster``)."""
 
     duration_seconds: int
     snaplen: int
@@ -44,7 +45,6 @@ class CaptureOptions:
             duration_seconds=settings.default_duration_seconds,
             snaplen=settings.default_snaplen,
             fallback=settings.node_fallback,
-            cluster=settings.default_cluster,
         )
 
 
@@ -86,19 +86,21 @@ def capture_options_for_request(request: StartCaptureDetail, defaults: CaptureOp
     )
 
 
-def alarm_cluster(alarm: AlarmStateChange, options: CaptureOptions) -> str:
-    """The cluster an alarm is about: its ``eks-capture:cluster`` tag (or DEFAULT_CLUSTER, via ``options``)
-    unless its metrics carry one ClusterName dimension; CaptureRejected when it cannot be told."""
+def alarm_cluster(alarm: AlarmStateChange, options: CaptureOptions, default_cluster: str | None) -> str:
+    """The cluster an alarm is about: its ``eks-capture:cluster`` tag (``options.cluster``), else the one
+    ClusterName its metrics carry, else DEFAULT_CLUSTER; CaptureRejected when it cannot be told."""
     named = sorted({m.dimensions["ClusterName"] for m in alarm.metrics if "ClusterName" in m.dimensions})
+    if options.cluster is not None:
+        return options.cluster
     if len(named) > 1:
         raise CaptureRejected(
             "detail.configuration.metrics",
             f"the alarm's metrics name several clusters ({', '.join(named)}); give it an {TAG_CLUSTER} tag",
         )
-    if options.cluster is not None:
-        return options.cluster
     if named:
         return check_cluster_name(named[0])
+    if default_cluster is not None:
+        return default_cluster
     raise CaptureRejected(
         f"tags.{TAG_CLUSTER}",
         f"the alarm names no cluster: give it a ClusterName dimension or an {TAG_CLUSTER} tag, "
