@@ -331,10 +331,11 @@ class TcpAnalyzer:
             stats = self.counts.by_server[server] = ServerStats()
         stats.connections += 1
         stats.packets += conv.packets
-        stats.retransmissions += conv.retransmissions
         stats.resets += conv.resets
         stats.zero_windows += conv.zero_windows
         state = conv.completeness & (COMPLETE_SYN | COMPLETE_SYNACK | COMPLETE_RST)
+        if state not in (COMPLETE_SYN, COMPLETE_SYN | COMPLETE_RST):
+            stats.retransmissions += conv.retransmissions  # SYN retries of failed handshakes are told apart
         if state == COMPLETE_SYN:
             self.counts.unanswered_syns += 1
             stats.unanswered += 1
