@@ -132,3 +132,18 @@ class AlarmCoolingDown(CaptureError):  # noqa: N818 - the domain names these by 
         super().__init__(
             f"alarm {alarm_name} is cooling down until {until}", alarm_name=alarm_name, until=until
         )
+
+
+class ClusterUnreachable(CaptureError):
+    """The cluster's API kept failing (5xx, dropped connections) after the retries; retry the event later."""
+
+    code = "ClusterUnreachable"
+    retryable = True
+
+    def __init__(self, cluster: str, operation: str, cause: str) -> None:
+        super().__init__(
+            f"cluster {cluster} API unavailable during {operation}: {cause}",
+            cluster=cluster,
+            operation=operation,
+            cause=cause,
+        )

@@ -1,0 +1,273 @@
+"""The one seam to EKS: token from the process's own AWS credentials, endpoint and CA, API client factory.
+
+Settings (environment, for the local cloud or private endpoints; unset in production):
+``EKS_ENDPOINT_OVERRIDE`` and ``EKS_CA_OVERRIDE_FILE`` replace the endpoint and CA that
+eks:DescribeCluster returns. Each is either one value for every cluster or ``name=value`` pairs
+separated by commas (``prod=https://...,stage=https://...``). DescribeCluster is still called, so a
+missing cluster or a missing eks:DescribeCluster permission fails the same way with or without them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import urllib3
+from botocore.exceptions import ClientError
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.util.retry import Retry
+
+from eks_capture.errors import ApiThrottled, ClusterAccessDenied, ClusterNotFound, ClusterUnreachable
+
+TOKEN_PREFIX = "k8s-aws-v1."
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+PRESIGN_SECONDS = 60
+TOKEN_LIFETIME_SECONDS = 14 * 60
+REFRESH_MARGIN_SECONDS = 60
+DEFAULT_POOL_SIZE = 32
+DEFAULT_ATTEMPTS = 6
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class EksToken:
+    """A bearer token and when to stop using it (EKS accepts it for 15 minutes after signing)."""
+
+    value: str
+    expires_at: float
+
+    def fresh(self, now: float | None = None) -> bool:
+        """Whether it stays valid for at least the refresh margin."""
+        return (time.time() if now is None else now) < self.expires_at - REFRESH_MARGIN_SECONDS
+
+
+@dataclass(frozen=True)
+class ClusterEndpoint:
+    """Where a cluster's API server is and the CA that signs its certificate."""
+
+    name: str
+    endpoint: str
+    ca_pem: str
+
+
+@dataclass(frozen=True)
+class EndpointOverrides:
+    """``EKS_ENDPOINT_OVERRIDE`` / ``EKS_CA_OVERRIDE_FILE``: per-cluster (or all-cluster) replacements."""
+
+    endpoints: Mapping[str, str]
+    ca_files: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EndpointOverrides:
+        env = os.environ if environ is None else environ
+        return cls(_pairs(env.get("EKS_ENDPOINT_OVERRIDE", "")), _pairs(env.get("EKS_CA_OVERRIDE_FILE", "")))
+
+    def apply(self, cluster: ClusterEndpoint) -> ClusterEndpoint:
+        endpoint = self.endpoints.get(cluster.name, self.endpoints.get("*", cluster.endpoint))
+        ca_file = self.ca_files.get(cluster.name, self.ca_files.get("*"))
+        ca_pem = cluster.ca_pem
+        if ca_file:
+            with open(ca_file, encoding="ascii") as handle:
+                ca_pem = handle.read()
+        return ClusterEndpoint(cluster.name, endpoint, ca_pem)
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``value`` -> {"*": value}; ``a=x,b=y`` -> {"a": "x", "b": "y"}."""
+    text = text.strip()
+    if not text:
+        return {}
+    if "=" not in text.split(",")[0]:
+        return {"*": text}
+    return {name.strip(): value.strip() for name, _, value in (item.partition("=") for item in text.split(",") if item)}
+
+
+def _session(session: boto3.Session | None) -> boto3.Session:
+    return session or boto3.Session()
+
+
+def generate_token(cluster_name: str, session: boto3.Session | None = None) -> EksToken:
+    """``k8s-aws-v1.`` + base64url(presigned sts:GetCallerIdentity signing ``x-k8s-aws-id: <cluster>``)."""
+    sts = _session(session).client("sts")
+
+    def add_cluster_header(request: Any, **_: Any) -> None:
+        request.headers[CLUSTER_ID_HEADER] = cluster_name
+
+    sts.meta.events.register("before-sign.sts.GetCallerIdentity", add_cluster_header)
+    signed_at = time.time()
+    url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=PRESIGN_SECONDS, HttpMethod="GET")
+    encoded = base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+    return EksToken(TOKEN_PREFIX + encoded, signed_at + TOKEN_LIFETIME_SECONDS)
+
+
+class TokenSource:
+    """The current token for a cluster, re-signed shortly before it expires; safe across threads."""
+
+    def __init__(self, cluster_name: str, session: boto3.Session | None = None) -> None:
+        self.cluster_name = cluster_name
+        self._session = session
+        self._lock = threading.Lock()
+        self._token: EksToken | None = None
+
+    def current(self) -> EksToken:
+        with self._lock:
+            if self._token is None or not self._token.fresh():
+                self._token = generate_token(self.cluster_name, self._session)
+            return self._token
+
+
+_endpoints: dict[tuple[str, str], ClusterEndpoint] = {}
+_clients: dict[tuple[str, str, str, str], client.ApiClient] = {}
+_cache_lock = threading.Lock()
+
+
+def describe_cluster(cluster_name: str, session: boto3.Session | None = None) -> ClusterEndpoint:
+    """Endpoint and CA from eks:DescribeCluster (cached for the process's life), overrides applied."""
+    session = _session(session)
+    key = (cluster_name, session.region_name or "")
+    with _cache_lock:
+        cached = _endpoints.get(key)
+    if cached is None:
+        try:
+            cluster = session.client("eks").describe_cluster(name=cluster_name)["cluster"]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                raise ClusterNotFound(cluster_name) from None
+            if code in ("AccessDeniedException", "UnauthorizedOperation"):
+                raise ClusterAccessDenied(cluster_name, "IAM permission eks:DescribeCluster on the cluster") from None
+            if code in ("ThrottlingException", "TooManyRequestsException"):
+                raise ApiThrottled("eks", "DescribeCluster", 1) from None
+            raise
+        ca_data = cluster.get("certificateAuthority", {}).get("data", "")
+        try:
+            ca_pem = base64.b64decode(ca_data).decode()
+        except ValueError:
+            ca_pem = ""
+        cached = ClusterEndpoint(cluster_name, cluster.get("endpoint", ""), ca_pem)
+        with _cache_lock:
+            _endpoints[key] = cached
+    return EndpointOverrides.from_env().apply(cached)
+
+
+class KubeRetry(Retry):
+    """urllib3 retries as client-go does: idempotent verbs on 5xx and dropped connections, any verb on 429.
+
+    A 429 means the API server did not act on the request, so even a POST may be repeated; the
+    Retry-After header sets the wait.
+    """
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429:
+            return self.total is None or self.total > 0
+        return bool(super().is_retry(method, status_code, has_retry_after))
+
+
+def retry_policy(attempts: int = DEFAULT_ATTEMPTS) -> KubeRetry:
+    """Up to ``attempts`` tries with exponential backoff (0.2 s doubling, at most 5 s) or Retry-After."""
+    return KubeRetry(
+        total=attempts - 1,
+        connect=attempts - 1,
+        read=attempts - 1,
+        status=attempts - 1,
+        backoff_factor=0.2,
+        backoff_max=5.0,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=IDEMPOTENT_METHODS,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def api_client(
+    cluster_name: str,
+    session: boto3.Session | None = None,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    attempts: int = DEFAULT_ATTEMPTS,
+) -> client.ApiClient:
+    """A configured ApiClient for the cluster (cached per cluster/endpoint); share it across threads.
+
+    The connection pool holds ``pool_size`` connections: run at most that many requests at once.
+    """
+    endpoint = describe_cluster(cluster_name, session)
+    credentials = _session(session).get_credentials()
+    principal = credentials.access_key if credentials else ""
+    key = (cluster_name, endpoint.endpoint, endpoint.ca_pem, f"{principal}/{pool_size}/{attempts}")
+    with _cache_lock:
+        if key in _clients:
+            return _clients[key]
+    tokens = TokenSource(cluster_name, session)
+    configuration = client.Configuration()
+    configuration.host = endpoint.endpoint.rstrip("/")
+    configuration.verify_ssl = True
+    configuration.ca_cert_data = endpoint.ca_pem
+    configuration.connection_pool_maxsize = pool_size
+    configuration.retries = retry_policy(attempts)
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+
+    def refresh(config: client.Configuration) -> None:
+        config.api_key["authorization"] = tokens.current().value
+
+    configuration.refresh_api_key_hook = refresh
+    configuration.api_key = {"authorization": tokens.current().value}
+    api = client.ApiClient(configuration)
+    with _cache_lock:
+        _clients[key] = api
+    return api
+
+
+def clear_caches() -> None:
+    """Forget cached endpoints and clients (tests that recreate clusters; a new container does this)."""
+    with _cache_lock:
+        _endpoints.clear()
+        for api in _clients.values():
+            api.close()
+        _clients.clear()
+
+
+def access_error(cluster_name: str, error: ApiException, operation: str) -> Exception:
+    """The domain error for an API failure: access denied, throttled, unreachable; others unchanged."""
+    if error.status == 401:
+        return ClusterAccessDenied(
+            cluster_name,
+            "EKS did not accept this IAM principal: add an EKS access entry (or aws-auth mapping) for the "
+            "function's role",
+        )
+    if error.status == 403:
+        return ClusterAccessDenied(cluster_name, f"RBAC permission: {_status_message(error)}")
+    if error.status == 429:
+        return ApiThrottled("kubernetes", operation, DEFAULT_ATTEMPTS)
+    if error.status >= 500:
+        return ClusterUnreachable(cluster_name, operation, f"HTTP {error.status} {_status_message(error)}")
+    return error
+
+
+def _status_message(error: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
+@contextmanager
+def kube_errors(cluster_name: str, operation: str) -> Iterator[None]:
+    """Turn API failures inside the block into domain errors (403 names the missing verb and resource)."""
+    try:
+        yield
+    except ApiException as error:
+        mapped = access_error(cluster_name, error, operation)
+        if mapped is error:
+            raise
+        raise mapped from error
+    except urllib3.exceptions.HTTPError as error:
+        raise ClusterUnreachable(cluster_name, operation, str(error)) from error

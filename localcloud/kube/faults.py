@@ -1,0 +1,115 @@
+"""Fault and latency injection per (verb, resource), and the call counter tests and benchmarks read."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass
+class Fault:
+    """Answer matching requests with ``status`` (or drop the connection when ``status`` is None).
+
+    ``rate`` is the probability per matching request; ``times`` caps how often it fires (None: always).
+    """
+
+    verb: str | None
+    resource: str | None
+    status: int | None
+    rate: float = 1.0
+    times: int | None = None
+    retry_after: int = 1
+    fired: int = 0
+
+    def matches(self, verb: str, resource: str) -> bool:
+        return self.verb in (None, verb) and self.resource in (None, resource)
+
+
+class Faults:
+    """What the emulator does to requests before serving them; empty by default."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._faults: list[Fault] = []
+        self._latency: list[tuple[str | None, str | None, float]] = []
+
+    def add_latency(self, seconds: float, verb: str | None = None, resource: str | None = None) -> None:
+        """Delay matching requests by ``seconds`` (added up when several entries match)."""
+        with self._lock:
+            self._latency.append((verb, resource, seconds))
+
+    def fail(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        *,
+        status: int = 500,
+        rate: float = 1.0,
+        times: int | None = None,
+        retry_after: int = 1,
+    ) -> Fault:
+        """Answer matching requests with ``status`` (500, 503, 429 + Retry-After...)."""
+        fault = Fault(verb, resource, status, rate, times, retry_after)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def drop(self, verb: str | None = None, resource: str | None = None, *, rate: float = 1.0, times: int | None = None) -> Fault:
+        """Close the connection of matching requests without an answer."""
+        fault = Fault(verb, resource, None, rate, times)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._latency.clear()
+
+    def latency(self, verb: str, resource: str) -> float:
+        with self._lock:
+            return sum(seconds for v, r, seconds in self._latency if v in (None, verb) and r in (None, resource))
+
+    def pick(self, verb: str, resource: str) -> Fault | None:
+        """The fault this request suffers, if any (counts it as fired)."""
+        with self._lock:
+            for fault in self._faults:
+                if not fault.matches(verb, resource) or (fault.times is not None and fault.fired >= fault.times):
+                    continue
+                if fault.rate >= 1.0 or self._random.random() < fault.rate:
+                    fault.fired += 1
+                    return fault
+        return None
+
+
+class CallCounter:
+    """API requests received, by (verb, resource); ``calls["list", "pods"]``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def record(self, verb: str, resource: str) -> None:
+        with self._lock:
+            self._counts[verb, resource] += 1
+
+    def __getitem__(self, key: tuple[str, str]) -> int:
+        with self._lock:
+            return self._counts[key]
+
+    def total(self, verb: str | None = None, resource: str | None = None) -> int:
+        """Requests matching ``verb`` and ``resource`` (None matches any)."""
+        with self._lock:
+            return sum(n for (v, r), n in self._counts.items() if verb in (None, v) and resource in (None, r))
+
+    def snapshot(self) -> dict[str, int]:
+        """``{"list pods": 3, ...}`` for reports."""
+        with self._lock:
+            return {f"{v} {r}": n for (v, r), n in sorted(self._counts.items())}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()

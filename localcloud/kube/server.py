@@ -1,0 +1,309 @@
+"""The HTTPS front: routes REST paths to verbs, after authentication, faults and authorization."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from localcloud.kube.auth import TokenRejected, TokenVerifier
+from localcloud.kube.faults import CallCounter, Faults
+from localcloud.kube.rbac import Rbac, User
+from localcloud.kube.registry import DeleteOptions, ListPage, Registry
+from localcloud.kube.resources import SUBRESOURCES, ResourceType, resource_at
+from localcloud.kube.selectors import parse_field_selector, parse_label_selector
+from localcloud.kube.status import (
+    ApiError,
+    bad_request,
+    forbidden,
+    internal_error,
+    method_not_allowed,
+    too_many_requests,
+    unauthorized,
+)
+
+VERSION = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.0-eks-emulator",
+    "platform": "linux/amd64",
+}
+LogReader = Callable[[dict[str, Any], str | None], str]
+
+
+@dataclass
+class ApiServer:
+    """Everything a request touches."""
+
+    registry: Registry
+    verifier: TokenVerifier
+    rbac: Rbac
+    faults: Faults
+    calls: CallCounter
+    read_log: LogReader
+    auth_failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A parsed REST path."""
+
+    rtype: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str
+
+    def resource(self) -> str:
+        return f"{self.rtype.plural}/{self.subresource}" if self.subresource else self.rtype.plural
+
+
+def parse_route(path: str) -> Route | None:
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+    if parts[:2] == ["api", "v1"]:
+        group, version, rest = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        return None
+    rtype = resource_at(group, version, rest[0])
+    if rtype is None or (namespace is not None and not rtype.namespaced):
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    subresource = rest[2] if len(rest) > 2 else ""
+    if subresource and subresource not in SUBRESOURCES.get(rtype.plural, set()):
+        return None
+    return Route(rtype, namespace, name, subresource)
+
+
+def _verb(method: str, route: Route, query: dict[str, str]) -> str:
+    if method == "GET":
+        if route.name is None:
+            return "watch" if query.get("watch") in ("true", "1") else "list"
+        return "get"
+    if method == "DELETE":
+        return "delete" if route.name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+def _list_body(route: Route, page: ListPage) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"resourceVersion": page.resource_version}
+    if page.continue_token:
+        metadata["continue"] = page.continue_token
+    if page.remaining is not None:
+        metadata["remainingItemCount"] = page.remaining
+    items = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in page.items]
+    return {"kind": f"{route.rtype.kind}List", "apiVersion": route.rtype.api_version, "metadata": metadata, "items": items}
+
+
+def _delete_options(query: dict[str, str], body: Any) -> DeleteOptions:
+    options = body if isinstance(body, dict) else {}
+    grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+    policy = options.get("propagationPolicy") or query.get("propagationPolicy")
+    orphan = options.get("orphanDependents", query.get("orphanDependents"))
+    if policy is None and orphan is not None:
+        policy = "Orphan" if str(orphan).lower() == "true" else "Background"
+    preconditions = options.get("preconditions") or {}
+    try:
+        grace_seconds = None if grace is None else int(grace)
+    except ValueError:
+        raise bad_request(f"invalid gracePeriodSeconds {grace!r}") from None
+    return DeleteOptions(grace_seconds, policy, preconditions.get("uid"), preconditions.get("resourceVersion"))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Quiet: the call counter is the record."""
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        api = self.server.api
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        if url.path in ("/version", "/healthz", "/livez", "/readyz"):
+            self._send(200, VERSION if url.path == "/version" else "ok")
+            return
+        route = parse_route(url.path)
+        if route is None:
+            self._send_error(ApiError(404, "NotFound", "the server could not find the requested resource", {}))
+            return
+        verb = _verb(method, route, query)
+        resource = route.resource()
+        api.calls.record(verb, resource)
+        delay = api.faults.latency(verb, resource)
+        if delay:
+            time.sleep(delay)
+        try:
+            user = self._authenticate(api)
+            fault = api.faults.pick(verb, resource)
+            if fault is not None:
+                if fault.status is None:
+                    self._drop()
+                    return
+                if fault.status == 429:
+                    raise too_many_requests(fault.retry_after)
+                raise ApiError(fault.status, "InternalError" if fault.status == 500 else "ServiceUnavailable",
+                               f"Internal error occurred: injected fault on {verb} {resource}",
+                               {"causes": [{"message": "injected fault"}]},
+                               headers={"Retry-After": str(fault.retry_after)} if fault.status == 503 else None)
+            group = route.rtype.group
+            if not api.rbac.allows(user, verb, group, resource, route.namespace):
+                raise forbidden(user.name, verb, resource, group, route.namespace, route.name)
+            body = json.loads(raw_body) if raw_body else None
+            status, payload = self._dispatch(api, method, verb, route, query, body)
+        except ApiError as error:
+            self._send_error(error)
+            return
+        except json.JSONDecodeError as error:
+            self._send_error(bad_request(f"the body of the request is not valid JSON: {error}"))
+            return
+        except Exception as error:  # noqa: BLE001 - an API server answers 500, it does not crash
+            self._send_error(internal_error(repr(error)))
+            return
+        self._send(status, payload)
+
+    def _authenticate(self, api: ApiServer) -> User:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            api.auth_failures.append("no bearer token")
+            raise unauthorized()
+        try:
+            identity = api.verifier.verify(header[len("Bearer ") :].strip())
+        except TokenRejected as rejected:
+            api.auth_failures.append(str(rejected))
+            raise unauthorized() from None
+        user = api.rbac.user_for(identity)
+        if user is None:
+            api.auth_failures.append(f"no access entry for {identity.arn}")
+            raise unauthorized()
+        return user
+
+    def _dispatch(self, api: ApiServer, method: str, verb: str, route: Route, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        registry, rtype, ns, name = api.registry, route.rtype, route.namespace, route.name
+        if verb == "watch":
+            raise method_not_allowed("watch is not supported by this emulator; list and poll instead")
+        if verb == "list":
+            labels = parse_label_selector(query.get("labelSelector", ""))
+            fields = parse_field_selector(rtype.plural, query.get("fieldSelector", ""))
+            limit = int(query.get("limit") or 0)
+            page = registry.list(rtype, ns, labels, fields, limit, query.get("continue", ""))
+            return 200, _list_body(route, page)
+        if rtype.namespaced and ns is None and verb not in ("list", "watch"):
+            raise method_not_allowed(f"{verb} of {rtype.plural} needs a namespace")
+        if verb == "get":
+            obj = registry.get(rtype, ns, name or "")
+            if route.subresource == "log":
+                return 200, api.read_log(obj, query.get("container"))
+            return 200, obj
+        if verb == "create":
+            if name is not None:
+                raise method_not_allowed("POST to a named resource")
+            return 201, registry.create(rtype, ns, body)
+        if verb == "update":
+            return 200, registry.update(rtype, ns, name or "", body, route.subresource)
+        if verb == "patch":
+            return 200, registry.patch(rtype, ns, name or "", self.headers.get("Content-Type", ""), body, route.subresource)
+        if verb == "delete":
+            obj, present = registry.delete(rtype, ns, name or "", _delete_options(query, body))
+            if present or rtype.returns_deleted_object:
+                return 200, obj
+            details: dict[str, Any] = {"name": obj["metadata"]["name"], "kind": rtype.plural, "uid": obj["metadata"]["uid"]}
+            if rtype.group:
+                details["group"] = rtype.group
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+        if verb == "deletecollection":
+            labels = parse_label_selector(query.get("labelSelector", ""))
+            fields = parse_field_selector(rtype.plural, query.get("fieldSelector", ""))
+            deleted = registry.delete_collection(rtype, ns, labels, fields, _delete_options(query, body))
+            page = ListPage(deleted, str(registry.store.revision), None, None)
+            return 200, _list_body(route, page)
+        raise method_not_allowed(f"{method} is not supported")
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        if isinstance(payload, str):
+            data, content_type = payload.encode(), "text/plain; charset=utf-8"
+        else:
+            data, content_type = json.dumps(payload, separators=(",", ":")).encode(), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_error(self, error: ApiError) -> None:
+        self._send(error.code, error.body(), error.headers)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+    def __init__(self, address: tuple[str, int], api: ApiServer, tls: ssl.SSLContext) -> None:
+        super().__init__(address, _Handler)
+        self.api = api
+        self.tls = tls
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        raw, address = super().get_request()
+        # The handshake runs lazily in the handler's thread, so a slow client never blocks accept().
+        return self.tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False), address
+
+
+class HttpsFront:
+    """The listening HTTPS server on its own thread."""
+
+    def __init__(self, api: ApiServer, cert_file: str, key_file: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        self._server = _Server((host, port), api, context)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-apiserver", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
