@@ -134,7 +134,7 @@ class AlarmCoolingDown(CaptureError):  # noqa: N818 - the domain names these by 
         )
 
 
-class ClusterUnreachable(CaptureError):
+class ClusterUnreachable(CaptureError):  # noqa: N818 - the domain names these by what happened
     """The cluster's API kept failing (5xx, dropped connections) after the retries; retry the event later."""
 
     code = "ClusterUnreachable"

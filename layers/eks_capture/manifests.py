@@ -50,7 +50,8 @@ class CaptureSpec:
 
 def job_name(capture_id: CaptureId, node_name: str) -> str:
     """The Job's name: unique per (capture, node), stable across retries (a retry gets 409), <= 63 chars."""
-    return f"{capture_id}-{fit_dns1123_label(node_name, DNS1123_LABEL_MAX - len(capture_id) - 1)}"
+    prefix = capture_id.lower()  # Job names are DNS-1123: the id's T and Z in lower case
+    return f"{prefix}-{fit_dns1123_label(node_name, DNS1123_LABEL_MAX - len(prefix) - 1)}"
 
 
 def capture_labels(capture_id: CaptureId, node_name: str) -> dict[str, str]:
