@@ -20,9 +20,13 @@ MAX_REASON_LENGTH = 256
 # BPF needs letters, digits, spaces, address punctuation (. : /), brackets and its operators
 # (! = < > & | + - * % ^). The filter reaches tcpdump as one argv element, never through a shell,
 # so & | < > are safe; quotes, ; ` $ \ # { } and control characters have no meaning in BPF and are refused.
-_FILTER_CHARS = re.compile(r"^[A-Za-z0-9 .:/_\-!=<>()\[\]&|+*%^]*$")
-_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}([0-9a-f]{9})?$")
-_CLUSTER = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+FILTER_PATTERN = r"^[A-Za-z0-9 .:/_\-!=<>()\[\]&|+*%^]*$"
+INSTANCE_ID_PATTERN = r"^i-[0-9a-f]{8}([0-9a-f]{9})?$"
+CLUSTER_PATTERN = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
+NODE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_FILTER_CHARS = re.compile(FILTER_PATTERN)
+_INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN)
+_CLUSTER = re.compile(CLUSTER_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -82,9 +86,22 @@ def check_duration(value: int, maximum: int) -> int:
     return value
 
 
-BpfFilter = Annotated[str, AfterValidator(check_bpf_filter)]
-InstanceId = Annotated[str, AfterValidator(check_instance_id)]
-NodeName = Annotated[str, AfterValidator(check_node_name)]
-ClusterName = Annotated[str, AfterValidator(check_cluster_name)]
+# The JSON schema states the same rules for callers; the validators give the clearer messages.
+BpfFilter = Annotated[
+    str,
+    AfterValidator(check_bpf_filter),
+    Field(json_schema_extra={"pattern": FILTER_PATTERN, "maxLength": MAX_FILTER_LENGTH}),
+]
+InstanceId = Annotated[
+    str, AfterValidator(check_instance_id), Field(json_schema_extra={"pattern": INSTANCE_ID_PATTERN})
+]
+NodeName = Annotated[
+    str,
+    AfterValidator(check_node_name),
+    Field(json_schema_extra={"pattern": NODE_NAME_PATTERN, "maxLength": 253}),
+]
+ClusterName = Annotated[
+    str, AfterValidator(check_cluster_name), Field(json_schema_extra={"pattern": CLUSTER_PATTERN})
+]
 Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), AfterValidator(check_reason)]
 Snaplen = Annotated[int, Field(ge=MIN_SNAPLEN, le=MAX_SNAPLEN)]

@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -70,13 +71,19 @@ class EventBridgeEnvelope(BaseModel):
 # --- CloudWatch alarm state change ---------------------------------------------------------------
 
 
+# CloudWatch writes alarm times as 2026-11-25T10:02:13.584+0000: ISO 8601, not RFC 3339 "date-time".
+AwsTimestamp = Annotated[
+    datetime, WithJsonSchema({"type": "string", "description": "ISO 8601, e.g. 2026-11-25T10:02:13.584+0000"})
+]
+
+
 class AlarmState(_Aws):
     """An alarm state as the event carries it (``reasonData`` is a JSON string, kept as given)."""
 
     value: AlarmStateValue
     reason: str = ""
     reason_data: str | None = None
-    timestamp: datetime
+    timestamp: AwsTimestamp
     actions_suppressed_by: str | None = None
 
 
