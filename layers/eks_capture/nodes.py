@@ -44,7 +44,7 @@ class NodeInfo:
     name: str
     instance_id: str | None = None
     zone: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     taints: tuple[Taint, ...] = ()
     ready: bool = True
     addresses: tuple[NodeAddress, ...] = ()
@@ -89,7 +89,7 @@ class PodInfo:
 
     name: str
     namespace: str
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     node_name: str | None = None
     workload: str | None = None
 

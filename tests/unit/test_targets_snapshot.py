@@ -103,3 +103,10 @@ def test_pod_workload_is_what_container_insights_calls_pod_name(
 def test_pod_without_namespace_or_node_reads_as_default_and_unscheduled() -> None:
     pod = PodInfo.from_kubernetes({"metadata": {"name": "p"}, "spec": {}})
     assert (pod.namespace, pod.node_name) == ("default", None)
+
+
+def test_snapshots_are_hashable_values_so_they_can_key_sets_and_caches() -> None:
+    first = NodeInfo("n1", labels={"a": "1"}, taints=(Taint("k", "NoSchedule"),))
+    same = NodeInfo("n1", labels={"a": "1"}, taints=(Taint("k", "NoSchedule"),))
+    assert {first, same} == {first}
+    assert len({PodInfo("p", "ns", labels={"a": "1"}), PodInfo("p", "ns", labels={"a": "1"})}) == 1
