@@ -62,7 +62,7 @@ def test_json_round_trips_into_an_equal_frozen_summary(capture: Path) -> None:
     again = CaptureSummary.model_validate_json(summary.model_dump_json())
     assert again == summary
     with pytest.raises(pydantic.ValidationError):
-        summary.packets = 0  # type: ignore[misc]
+        summary.packets = 0
 
 
 def test_findings_come_most_severe_first_then_by_count(capture: Path) -> None:
