@@ -7,7 +7,9 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from eks_capture.pcap import CaptureSummary, analyze
+from eks_capture.pcap import CaptureSummary, analyze, summaries
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fixtures.packets import (
     ACK,
@@ -160,3 +162,30 @@ def test_frames_too_short_for_their_headers_are_counted_and_skipped() -> None:
     frames = [ethernet(ipv4(tcp(1, 0, SYN)))[:30], b"\x00" * 10, ethernet(ipv4(udp(dns(1))))[:40]]
     summary = summarize(frames)
     assert (summary.packets, summary.tcp.connections, summary.dns.queries) == (3, 0, 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    link_type=st.sampled_from([1, 113, 276, 101, 229]),
+    frames=st.lists(st.binary(max_size=120), max_size=8),
+    seed=st.sampled_from(V4 + V6),
+)
+def test_arbitrary_frame_bytes_never_break_the_analysis(
+    link_type: int, frames: list[bytes], seed: bytes
+) -> None:
+    mutated = [seed[: len(frame)] + frame for frame in frames]
+    summary = summarize(mutated, link_type)
+    assert (summary.packets, summary.partial) == (len(mutated), False)
+
+
+def test_a_decoder_failure_ends_the_analysis_as_partial_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(_reader: object, _result: object) -> None:
+        raise IndexError("index out of range")
+
+    monkeypatch.setattr(summaries, "scan", broken)
+    summary = summarize([ethernet(V4[0])])
+    assert summary.partial
+    assert summary.partial_reason is not None
+    assert summary.partial_reason.startswith("undecodable data")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import socket
+import struct
 
 import pytest
 from eks_capture.pcap import TcpSummary, analyze
+from eks_capture.pcap.tcp import TcpAnalyzer
 
 from tests.fixtures.packets import ACK, CLIENT, FIN, PSH, RST, SERVER, SYN, Packet, ethernet, ipv4, pcap, tcp
 
@@ -104,3 +107,13 @@ def test_sequence_numbers_wrapping_past_two_to_the_32_are_not_retransmissions(is
 def test_only_segments_that_carry_sequence_space_can_be_retransmissions() -> None:
     counts = tcp_counts([*HANDSHAKE, (10, C, D, A, ACK, 0, 502), (300, C, D, A, ACK, 0, 502)])
     assert counts.retransmissions == 0
+
+
+def test_conversations_beyond_the_cap_are_forgotten_but_still_counted() -> None:
+    analyzer = TcpAnalyzer(max_conversations=10)
+    for port in range(100):
+        key = socket.inet_aton(CLIENT) + socket.inet_aton(SERVER) + struct.pack(">HH", 20000 + port, 443)
+        analyzer.segment(key, T0 + port * MS, 1000, 0, SYN, 64240, 0)
+    analyzer.evict_idle(T0 + 100 * MS)
+    assert len(analyzer.table) == 2 * 10
+    assert (analyzer.close().connections, analyzer.counts.unanswered_syns) == (100, 100)

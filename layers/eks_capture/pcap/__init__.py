@@ -1,7 +1,7 @@
 """Capture analysis: stream a pcap/pcapng (plain, gzip, zstd) and summarise what went wrong on the wire."""
 
 from eks_capture.pcap.reader import CaptureReader
-from eks_capture.pcap.summarize import analyze, analyze_file, summarize
+from eks_capture.pcap.summaries import analyze, analyze_file, summarize
 from eks_capture.pcap.summary import (
     CaptureSummary,
     DnsSummary,

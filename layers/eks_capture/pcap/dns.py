@@ -46,8 +46,9 @@ class DnsCounts:
 class DnsAnalyzer:
     """Counts DNS queries, error responses and unanswered queries from UDP payload headers."""
 
-    def __init__(self, idle_ns: int = 900 * 1_000_000_000) -> None:
+    def __init__(self, idle_ns: int = 900 * 1_000_000_000, max_pending: int = 100_000) -> None:
         self.idle_ns = idle_ns
+        self.max_pending = max_pending
         self.counts = DnsCounts()
         self.pending: dict[tuple[bytes, int], Transaction] = {}
 
@@ -96,7 +97,10 @@ class DnsAnalyzer:
             counts.unanswered += 1
 
     def evict_idle(self, now: int) -> None:
-        """Forget unanswered transactions older than ``idle_ns`` (they stay counted as unanswered)."""
+        """Forget unanswered transactions older than ``idle_ns`` or beyond the cap (still counted)."""
         horizon = now - self.idle_ns
+        if len(self.pending) > self.max_pending:
+            ages = sorted(txn.ts for txn in self.pending.values())
+            horizon = max(horizon, ages[len(ages) - self.max_pending])
         for key in [key for key, txn in self.pending.items() if txn.ts < horizon]:
             del self.pending[key]

@@ -67,7 +67,8 @@ class CaptureReader:
         self.reason: str | None = None
         self._stream: Readable | None = None
 
-    def _stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
+        """Mark the read as ended early for ``reason`` (the first reason given wins)."""
         if not self.partial:
             self.partial = True
             self.reason = reason
@@ -77,7 +78,7 @@ class CaptureReader:
         try:
             return read_at_least(self._stream, size)
         except DECOMPRESSION_ERRORS as error:
-            self._stop(f"{self.compression} stream broken: {error}")
+            self.stop(f"{self.compression} stream broken: {error}")
             return b""
 
     def _refill(self, buf: bytes, pos: int, need: int) -> bytes:
@@ -93,11 +94,11 @@ class CaptureReader:
         try:
             self._stream, self.compression = decompressed(self._source)
         except DECOMPRESSION_ERRORS as error:
-            self._stop(f"unreadable stream: {error}")
+            self.stop(f"unreadable stream: {error}")
             return
         buf = self._read(CHUNK)
         if len(buf) < 4:
-            self._stop("empty file" if not buf else "truncated file header")
+            self.stop("empty file" if not buf else "truncated file header")
             return
         magic_le = struct.unpack_from("<I", buf)[0]
         if magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
@@ -107,12 +108,12 @@ class CaptureReader:
         elif magic_le == PCAPNG_SHB:
             yield from self._pcapng(buf)
         else:
-            self._stop(f"not a pcap or pcapng file (magic {buf[:4].hex()})")
+            self.stop(f"not a pcap or pcapng file (magic {buf[:4].hex()})")
 
     def _pcap(self, buf: bytes, order: str) -> Iterator[Record]:
         self.format = "pcap"
         if len(buf) < 24:
-            self._stop("truncated file header")
+            self.stop("truncated file header")
             return
         magic, _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "IHHiIII", buf)
         unit = 1 if magic == PCAP_MAGIC_NS else 1000
@@ -127,18 +128,18 @@ class CaptureReader:
                 pos, end = 0, len(buf)
                 if end < 16:
                     if end:
-                        self._stop(f"truncated record header ({end} of 16 bytes)")
+                        self.stop(f"truncated record header ({end} of 16 bytes)")
                     return
             sec, frac, caplen, wirelen = unpack(buf, pos)
             if caplen > limit:
-                self._stop(f"corrupt record: captured length {caplen} exceeds {limit}")
+                self.stop(f"corrupt record: captured length {caplen} exceeds {limit}")
                 return
             need = 16 + caplen
             if end - pos < need:
                 buf = self._refill(buf, pos, need)
                 pos, end = 0, len(buf)
                 if end < need:
-                    self._stop(f"truncated packet data ({end - 16} of {caplen} bytes)")
+                    self.stop(f"truncated packet data ({end - 16} of {caplen} bytes)")
                     return
             yield sec * 1_000_000_000 + frac * unit, link, buf, pos + 16, caplen, wirelen
             pos += need
@@ -157,7 +158,7 @@ class CaptureReader:
                 pos, end = 0, len(buf)
                 if end < 12:
                     if end:
-                        self._stop(f"truncated block header ({end} of 12 bytes)")
+                        self.stop(f"truncated block header ({end} of 12 bytes)")
                     return
             block_type = struct.unpack_from("<I", buf, pos)[0]
             if block_type == PCAPNG_SHB:
@@ -167,29 +168,29 @@ class CaptureReader:
                 elif struct.unpack_from(">I", buf, pos + 8)[0] == PCAPNG_BOM:
                     order = ">"
                 else:
-                    self._stop("corrupt section header: bad byte-order magic")
+                    self.stop("corrupt section header: bad byte-order magic")
                     return
                 head = struct.Struct(order + "II").unpack_from
                 epb = struct.Struct(order + "IIIII").unpack_from
                 interfaces = []
             block_type, length = head(buf, pos)
             if length < 12 or length % 4 or length > MAX_BLOCK:
-                self._stop(f"corrupt block: type {block_type:#x} with length {length}")
+                self.stop(f"corrupt block: type {block_type:#x} with length {length}")
                 return
             if end - pos < length:
                 buf = self._refill(buf, pos, length)
                 pos, end = 0, len(buf)
                 if end < length:
-                    self._stop(f"truncated block: type {block_type:#x}, {end} of {length} bytes")
+                    self.stop(f"truncated block: type {block_type:#x}, {end} of {length} bytes")
                     return
             body = pos + 8
             if block_type == BLOCK_EPB:
                 if length < 32:
-                    self._stop(f"corrupt enhanced packet block of length {length}")
+                    self.stop(f"corrupt enhanced packet block of length {length}")
                     return
                 iface_id, ts_hi, ts_lo, caplen, wirelen = epb(buf, body)
                 if iface_id >= len(interfaces) or caplen > length - 32:
-                    self._stop(f"corrupt enhanced packet block (interface {iface_id}, caplen {caplen})")
+                    self.stop(f"corrupt enhanced packet block (interface {iface_id}, caplen {caplen})")
                     return
                 iface = interfaces[iface_id]
                 last_ts = ((ts_hi << 32) | ts_lo) * iface.mult // iface.div + iface.offset_ns
@@ -202,7 +203,7 @@ class CaptureReader:
                 self._seen(interface.link_type)
             elif block_type == BLOCK_SPB:
                 if not interfaces:
-                    self._stop("simple packet block before any interface description")
+                    self.stop("simple packet block before any interface description")
                     return
                 iface = interfaces[0]
                 wirelen = struct.unpack_from(order + "I", buf, body)[0]
@@ -210,12 +211,12 @@ class CaptureReader:
                 yield last_ts, iface.link_type, buf, body + 4, caplen, wirelen
             elif block_type == BLOCK_PB:
                 if length < 32:
-                    self._stop(f"corrupt packet block of length {length}")
+                    self.stop(f"corrupt packet block of length {length}")
                     return
                 fields = struct.unpack_from(order + "HHIIII", buf, body)
                 iface_id, _drops, ts_hi, ts_lo, caplen, wirelen = fields
                 if iface_id >= len(interfaces) or caplen > length - 32:
-                    self._stop(f"corrupt packet block (interface {iface_id}, caplen {caplen})")
+                    self.stop(f"corrupt packet block (interface {iface_id}, caplen {caplen})")
                     return
                 iface = interfaces[iface_id]
                 last_ts = ((ts_hi << 32) | ts_lo) * iface.mult // iface.div + iface.offset_ns
@@ -225,7 +226,7 @@ class CaptureReader:
     def _interface(self, buf: bytes, body: int, length: int, order: str) -> _Interface | None:
         """Parse an interface description block, or stop the read if it is malformed."""
         if length < 20:
-            self._stop(f"corrupt interface description block of length {length}")
+            self.stop(f"corrupt interface description block of length {length}")
             return None
         link_type, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, body)
         interface = _Interface(link_type, snaplen)
@@ -236,7 +237,7 @@ class CaptureReader:
                 break
             value = opt + 4
             if value + size > opt_end:
-                self._stop("corrupt interface description block: option overruns the block")
+                self.stop("corrupt interface description block: option overruns the block")
                 return None
             if code == OPT_TSRESOL and size >= 1:
                 interface.set_resolution(buf[value])

@@ -158,8 +158,9 @@ def lt_seq(x: int, y: int) -> bool:
 class TcpAnalyzer:
     """Feeds segments through Wireshark's per-conversation state machine and counts the flags."""
 
-    def __init__(self, idle_ns: int = 900 * 1_000_000_000) -> None:
+    def __init__(self, idle_ns: int = 900 * 1_000_000_000, max_conversations: int = 250_000) -> None:
         self.idle_ns = idle_ns
+        self.max_conversations = max_conversations
         self.counts = TcpCounts()
         # key (src, dst, sport, dport as raw bytes) of either direction -> (conversation, fwd, rev)
         self.table: dict[bytes, tuple[Conversation, Flow, Flow]] = {}
@@ -345,8 +346,16 @@ class TcpAnalyzer:
             stats.refused += 1
 
     def evict_idle(self, now: int) -> None:
-        """Forget conversations idle longer than ``idle_ns``, keeping memory bounded on long captures."""
+        """Forget conversations idle longer than ``idle_ns``, and the least recent beyond the cap.
+
+        Keeps memory bounded on long captures and SYN floods; a forgotten conversation that speaks
+        again starts afresh (where Wireshark would remember it).
+        """
         horizon = now - self.idle_ns
+        keep = 2 * self.max_conversations  # every conversation has a key per direction
+        if len(self.table) > keep:
+            ages = sorted(conv.last_ts for conv, _f, _r in self.table.values())
+            horizon = max(horizon, ages[len(ages) - keep])
         stale = [key for key, (conv, _f, _r) in self.table.items() if conv.last_ts < horizon]
         for key in stale:
             conv = self.table.pop(key)[0]

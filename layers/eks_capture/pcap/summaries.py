@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import struct
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -22,6 +23,8 @@ from eks_capture.pcap.summary import (
     TcpSummary,
 )
 
+#: What a decoder bug on hostile bytes could raise; it ends the read as partial instead of escaping.
+UNDECODABLE = (IndexError, ValueError, struct.error, OverflowError)
 TOP_TALKERS = 10
 MAX_FINDINGS = 20
 
@@ -129,7 +132,11 @@ def analyze(
     Never raises for bad capture data: a truncated or corrupt file gives ``partial=True`` and the reason.
     """
     reader = CaptureReader(source)
-    result = scan(reader)
+    result = Scan()
+    try:
+        scan(reader, result)
+    except UNDECODABLE as error:
+        reader.stop(f"undecodable data after {result.packets} packets: {error!r}")
     return summarize(reader, result, context=context, top_talkers=top_talkers, max_findings=max_findings)
 
 
