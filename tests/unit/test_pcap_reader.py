@@ -176,3 +176,26 @@ def test_random_bytes_after_a_valid_header_never_raise_or_hang(head: bytes, nois
     reader, records = read(head + noise)
     assert len(records) <= len(noise)
     assert reader.partial or reader.reason is None
+
+
+class Trickle:
+    """A network-like body: at most ``size`` bytes per read, whatever was asked for."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.stream = io.BytesIO(data)
+        self.size = size
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self.stream.read(min(self.size, size) if size >= 0 else self.size)
+
+
+@pytest.mark.parametrize("compress", [bytes, gzip.compress], ids=["plain", "gzip"])
+def test_short_reads_from_a_streaming_body_give_the_same_packets(compress: object) -> None:
+    plain = (CAPTURES / "server-head.pcapng").read_bytes()
+    assert callable(compress)
+    reader = CaptureReader(Trickle(compress(plain), 7))
+    records = [
+        (ts, link, bytes(buf[off : off + caplen]), wirelen) for ts, link, buf, off, caplen, wirelen in reader
+    ]
+    assert records == read(plain)[1]
+    assert not reader.partial
