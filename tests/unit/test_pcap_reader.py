@@ -199,3 +199,31 @@ def test_short_reads_from_a_streaming_body_give_the_same_packets(compress: objec
     ]
     assert records == read(plain)[1]
     assert not reader.partial
+
+
+class Failing:
+    """A body whose connection drops after the first read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data: bytes | None = data
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.data is None:
+            raise ConnectionResetError("connection reset by peer")
+        data, self.data = self.data, None
+        return data
+
+
+def test_an_io_error_of_the_source_propagates_so_the_caller_can_retry() -> None:
+    head = (CAPTURES / "server-head.pcapng").read_bytes()[:100]
+    with pytest.raises(ConnectionResetError):
+        list(CaptureReader(Failing(head)))
+
+
+def test_a_corrupt_gzip_stream_is_partial_not_an_error() -> None:
+    packed = bytearray(gzip.compress((CAPTURES / "any-nano-head.pcap").read_bytes()))
+    packed[3] = 0xFF  # reserved flag bits set: not a valid gzip header
+    reader, _records = read(bytes(packed))
+    assert reader.partial
+    assert reader.reason is not None
+    assert reader.reason.startswith("gzip")

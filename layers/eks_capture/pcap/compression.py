@@ -12,9 +12,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 #: What a broken compressed stream raises while it is being read (all are turned into a partial result).
+#: I/O errors of the source itself are deliberately absent: they propagate, so a caller can retry.
 DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
-    OSError,
+    gzip.BadGzipFile,
     zlib.error,
     zstandard.ZstdError,
 )
