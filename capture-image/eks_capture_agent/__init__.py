@@ -1,0 +1,1 @@
+"""The capture agent: one image, two roles (``capture`` runs tcpdump, ``upload`` ships its files to S3)."""

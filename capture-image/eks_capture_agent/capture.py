@@ -1,0 +1,191 @@
+"""The capture role: run tcpdump for the asked duration, then leave counters, snapshots and a marker.
+
+Order of what lands in the spool: ``capture.json`` (what was asked), ``netstate-before.json``, tcpdump's
+rotated files, ``netstate-after.json``, and last ``capture-done.json`` (the completion marker) -- the
+upload role treats every pcap as closed once the marker exists.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from eks_capture_agent import netstate
+from eks_capture_agent.identity import Identity
+from eks_capture_agent.spool import (
+    CAPTURE_RECORD,
+    COMPLETION_MARKER,
+    SNAPSHOT_AFTER,
+    SNAPSHOT_BEFORE,
+    Spool,
+)
+from eks_capture_agent.tcpdump import LISTENING, CaptureSettings, error_message, parse_counters, tcpdump_argv
+from eks_capture_agent.timestamps import iso_utc
+
+EXIT_OK = 0
+EXIT_TCPDUMP_FAILED = 3
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 20.0
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """Everything the capture role was asked to do."""
+
+    spool: Path
+    duration_seconds: int
+    settings: CaptureSettings
+    tcpdump: str = "tcpdump"
+
+
+class _Stderr:
+    """tcpdump's stderr, read on a thread: logged line by line and kept for counters and errors."""
+
+    def __init__(self, stream: Any, logger: Logger) -> None:
+        self.lines: list[str] = []
+        self.listening = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(stream, logger), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: Any, logger: Logger) -> None:
+        for raw in stream:
+            line = raw.rstrip("\n")
+            self.lines.append(line)
+            logger.info("tcpdump", extra={"tcpdump_stderr": line})
+            if LISTENING.match(line):
+                self.listening.set()
+
+    def join(self) -> None:
+        self._thread.join(timeout=STOP_TIMEOUT_SECONDS)
+
+
+def _stop_on_signals(stop: threading.Event) -> dict[str, str]:
+    received: dict[str, str] = {}
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        received["signal"] = signal.Signals(signum).name
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return received
+
+
+def _stop(process: subprocess.Popen[str], logger: Logger) -> None:
+    """SIGTERM lets tcpdump flush and close its file and print its counters; SIGKILL only if it hangs."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        logger.error("tcpdump ignored SIGTERM; killing it", extra={"timeout_seconds": STOP_TIMEOUT_SECONDS})
+        process.kill()
+        process.wait()
+
+
+def run_capture(request: CaptureRequest, identity: Identity, logger: Logger) -> int:
+    """Capture until the duration ends, a stop signal arrives or tcpdump exits; return the exit code."""
+    spool = Spool(request.spool)
+    stop = threading.Event()
+    received = _stop_on_signals(stop)
+    argv = tcpdump_argv(request.settings, request.spool, as_root=os.geteuid() == 0, binary=request.tcpdump)
+    started = time.time()
+    spool.write_json(
+        CAPTURE_RECORD,
+        {
+            "schema": SCHEMA,
+            **asdict(identity),
+            "settings": asdict(request.settings),
+            "duration_seconds": request.duration_seconds,
+            "started_at": iso_utc(started),
+            "expected_end": iso_utc(started + request.duration_seconds),
+            "tcpdump_argv": argv,
+        },
+    )
+    spool.write_json(SNAPSHOT_BEFORE, netstate.snapshot())
+    logger.info("starting tcpdump", extra={"argv": argv, "duration_seconds": request.duration_seconds})
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TZ": "UTC"},
+    )
+    stderr = _Stderr(process.stderr, logger)
+    deadline = time.monotonic() + request.duration_seconds
+    ended = _wait_for_end(process, stderr, stop, deadline, logger)
+    _stop(process, logger)
+    stderr.join()
+    return _finish(spool, process, stderr.lines, argv, started, {**ended, **received}, logger)
+
+
+def _wait_for_end(
+    process: subprocess.Popen[str], stderr: _Stderr, stop: threading.Event, deadline: float, logger: Logger
+) -> dict[str, str]:
+    """Block until tcpdump fails to start, exits, the duration runs out or a signal asks to stop."""
+    start_by = time.monotonic() + START_TIMEOUT_SECONDS
+    while not stderr.listening.is_set():
+        if process.poll() is not None:
+            return {"stop_reason": "start-failed"}
+        if stop.is_set():
+            return {"stop_reason": "signal"}
+        if time.monotonic() > start_by:
+            logger.error("tcpdump did not start listening", extra={"timeout_seconds": START_TIMEOUT_SECONDS})
+            return {"stop_reason": "start-timeout"}
+        stderr.listening.wait(0.05)
+    logger.info("capture running")
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return {"stop_reason": "duration"}
+        if process.poll() is not None:
+            return {"stop_reason": "tcpdump-exited"}
+        stop.wait(min(remaining, 0.5))
+    return {"stop_reason": "signal"}
+
+
+def _finish(
+    spool: Spool,
+    process: subprocess.Popen[str],
+    lines: list[str],
+    argv: list[str],
+    started: float,
+    stop: dict[str, str],
+    logger: Logger,
+) -> int:
+    counters = parse_counters(lines)
+    clean_stop = stop["stop_reason"] in {"duration", "signal"} and process.returncode in {0, -signal.SIGTERM}
+    error = None if clean_stop else (error_message(lines) or f"tcpdump exited with code {process.returncode}")
+    spool.write_json(SNAPSHOT_AFTER, netstate.snapshot())
+    marker = {
+        "schema": SCHEMA,
+        "status": "completed" if clean_stop else "failed",
+        **stop,
+        "started_at": iso_utc(started),
+        "ended_at": iso_utc(time.time()),
+        "tcpdump": {
+            "argv": argv,
+            "exit_code": process.returncode,
+            "counters": counters.as_dict(),
+            "error": error,
+        },
+        "snapshots": [SNAPSHOT_BEFORE, SNAPSHOT_AFTER],
+    }
+    spool.write_json(COMPLETION_MARKER, marker)
+    if error is not None:
+        logger.error("capture failed", extra={"error": error, "exit_code": process.returncode, **stop})
+        return EXIT_TCPDUMP_FAILED
+    logger.info("capture completed", extra={"counters": counters.as_dict(), **stop})
+    return EXIT_OK

@@ -1,0 +1,165 @@
+"""The agent's command line: ``capture`` and ``upload`` (see docs/design.md and capture-image/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from aws_lambda_powertools import Logger
+
+from eks_capture_agent.capture import CaptureRequest, run_capture
+from eks_capture_agent.compression import DEFAULT_LEVELS, Codec, Compression
+from eks_capture_agent.identity import Identity, SettingError, identity_from_env
+from eks_capture_agent.logs import agent_logger
+from eks_capture_agent.manifest import UploadTarget
+from eks_capture_agent.tcpdump import CaptureSettings
+
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MAX_SNAPLEN = 262144
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad flag as a SettingError (a JSON log line and exit 2) instead of printing usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SettingError("arguments", message)
+
+
+def _int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from error
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{value} must be {bound}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from error
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Both roles' flags, with their defaults."""
+    parser = _Parser(prog="python -m eks_capture_agent", description=__doc__)
+    roles = parser.add_subparsers(dest="role", required=True, parser_class=_Parser)
+    capture = roles.add_parser("capture", help="run tcpdump into the spool for the duration")
+    capture.add_argument("--spool", type=Path, required=True, help="directory shared with the upload role")
+    capture.add_argument("--interface", default="any", help="tcpdump -i (default: any)")
+    capture.add_argument("--duration", type=_int_at_least(1), required=True, help="seconds to capture")
+    capture.add_argument(
+        "--snaplen", type=_int_at_least(1, MAX_SNAPLEN), default=MAX_SNAPLEN, help="tcpdump -s"
+    )
+    capture.add_argument(
+        "--rotate-seconds", type=_int_at_least(1), default=60, help="tcpdump -G (default 60)"
+    )
+    capture.add_argument(
+        "--rotate-megabytes",
+        type=_int_at_least(0),
+        default=100,
+        help="tcpdump -C in 10^6 bytes; 0 = time only",
+    )
+    capture.add_argument("--filter", default="", help="BPF filter, passed to tcpdump as one argument")
+    capture.add_argument(
+        "--buffer-kib", type=_int_at_least(64), default=8192, help="tcpdump -B (default 8192)"
+    )
+    capture.add_argument("--tcpdump", default="tcpdump", help="tcpdump binary (default: tcpdump on PATH)")
+
+    upload = roles.add_parser("upload", help="ship closed files from the spool to S3")
+    upload.add_argument("--spool", type=Path, required=True, help="directory shared with the capture role")
+    upload.add_argument("--bucket", required=True, help="capture bucket")
+    upload.add_argument(
+        "--prefix", required=True, help="key prefix ending in '/': captures/<cluster>/<id>/<node>/"
+    )
+    upload.add_argument(
+        "--budget-bytes", type=_int_at_least(1), default=1 << 30, help="spool byte budget (1 GiB)"
+    )
+    upload.add_argument(
+        "--grace-seconds", type=_seconds, default=25.0, help="time to finish after SIGTERM (25)"
+    )
+    upload.add_argument(
+        "--compression", type=Codec, choices=list(Codec), default=Codec.ZSTD, help="default zstd"
+    )
+    upload.add_argument("--compression-level", type=int, default=None, help="zstd 1-19 (3), gzip 1-9 (6)")
+    upload.add_argument("--poll-seconds", type=_seconds, default=0.5, help="spool check interval (0.5)")
+    upload.add_argument(
+        "--marker-wait-seconds",
+        type=_seconds,
+        default=60.0,
+        help="how long past the capture's planned end to wait for its completion marker (60)",
+    )
+    return parser
+
+
+def _spool(path: Path) -> Path:
+    if not path.is_dir():
+        raise SettingError("--spool", f"{path} is not a directory")
+    return path
+
+
+def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    logger = agent_logger(args.role)
+    identity = identity_from_env(environ)
+    logger.append_keys(**identity.log_keys())
+    if args.role == "capture":
+        settings = CaptureSettings(
+            interface=args.interface,
+            filter=args.filter,
+            snaplen=args.snaplen,
+            rotate_seconds=args.rotate_seconds,
+            rotate_megabytes=args.rotate_megabytes,
+            buffer_kib=args.buffer_kib,
+        )
+        request = CaptureRequest(_spool(args.spool), args.duration, settings, args.tcpdump)
+        return run_capture(request, identity, logger)
+    return _run_upload(args, identity, logger)
+
+
+def _run_upload(args: argparse.Namespace, identity: Identity, logger: Logger) -> int:
+    # boto3 is imported here so the capture role never pays its memory.
+    from eks_capture_agent.s3client import s3_client
+    from eks_capture_agent.upload import Uploader, UploadRequest
+
+    if not BUCKET.match(args.bucket):
+        raise SettingError("--bucket", f"{args.bucket!r} is not a valid S3 bucket name")
+    if args.prefix.startswith("/") or (args.prefix and not args.prefix.endswith("/")):
+        raise SettingError("--prefix", f"{args.prefix!r} must not start with '/' and must end with '/'")
+    level = args.compression_level if args.compression_level is not None else DEFAULT_LEVELS[args.compression]
+    try:
+        Compression(args.compression, level)
+    except ValueError as error:
+        raise SettingError("--compression-level", str(error)) from error
+    target = UploadTarget(args.bucket, args.prefix, args.compression.value, level, args.budget_bytes)
+    request = UploadRequest(
+        _spool(args.spool), target, args.grace_seconds, args.poll_seconds, args.marker_wait_seconds
+    )
+    return Uploader(request, identity, s3_client(), logger).run()
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Parse, validate, run one role; exit codes are listed in capture-image/README.md."""
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args, os.environ if environ is None else environ)
+    except SettingError as error:
+        agent_logger("startup").error("invalid setting", extra={"field": error.field, "error": error.problem})
+        return EXIT_USAGE
+    except Exception:
+        agent_logger("startup").exception("unexpected failure")
+        return EXIT_UNEXPECTED

@@ -1,0 +1,95 @@
+"""The spool's budget, enforced on its own thread so a slow or failing upload never lets it overflow."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from aws_lambda_powertools import Logger
+
+from eks_capture_agent.budget import SpoolFile, files_to_drop
+from eks_capture_agent.ledger import DroppedFile, Ledger
+from eks_capture_agent.spool import COMPLETION_MARKER, PcapName, Spool, closed_files
+from eks_capture_agent.timestamps import iso_utc
+
+CHECK_SECONDS = 0.1
+
+
+class BudgetKeeper:
+    """Samples spool usage and deletes the oldest closed, unuploaded files when usage exceeds the budget.
+
+    ``lock`` is shared with the uploader: it guards the ledger and ``in_flight`` (the file being
+    uploaded, which is never dropped).
+    """
+
+    def __init__(self, spool: Spool, budget_bytes: int, ledger: Ledger, logger: Logger) -> None:
+        self.spool = spool
+        self.budget_bytes = budget_bytes
+        self.ledger = ledger
+        self.lock = threading.Lock()
+        self.in_flight: PcapName | None = None
+        self._logger = logger
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="budget-keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(CHECK_SECONDS):
+            try:
+                self.enforce()
+            except OSError as error:
+                self._logger.warning("budget check failed", extra={"error": str(error)})
+
+    def enforce(self) -> None:
+        """One check: sample usage, drop what must go."""
+        usage = self.spool.usage_bytes()
+        with self.lock:
+            self.ledger.peak_spool_bytes = max(self.ledger.peak_spool_bytes, usage)
+        if usage <= self.budget_bytes:
+            return
+        capture_done = self.spool.path(COMPLETION_MARKER).exists()
+        present = self.spool.pcap_names()
+        candidates = []
+        for name in closed_files(present, capture_done):
+            try:
+                candidates.append(SpoolFile(name, self.spool.path(name.filename).stat().st_blocks * 512))
+            except FileNotFoundError:
+                continue
+        with self.lock:
+            self.ledger.number(present)
+            for victim in files_to_drop(candidates, usage, self.budget_bytes, self.in_flight):
+                self._drop(victim)
+            self.ledger.save(self.spool)
+
+    def _drop(self, victim: SpoolFile) -> None:
+        path = self.spool.path(victim.name.filename)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        seq = self.ledger.seqs[victim.name.filename]
+        self.ledger.dropped.append(
+            DroppedFile(
+                name=victim.name.filename,
+                seq=seq,
+                bytes=size,
+                dropped_at=iso_utc(time.time()),
+                reason="budget",
+            )
+        )
+        self._logger.warning(
+            "dropped an unuploaded file to keep the spool budget",
+            extra={
+                "file": victim.name.filename,
+                "seq": seq,
+                "bytes": size,
+                "budget_bytes": self.budget_bytes,
+            },
+        )

@@ -1,0 +1,86 @@
+"""What the upload role has done so far, kept in the spool so a restarted uploader carries on.
+
+Sequence numbers are handed out in tcpdump's creation order the first time a file is seen, so a
+file dropped for the budget leaves a visible gap in the sequence of uploaded objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from eks_capture_agent.spool import PcapName, Spool
+
+LEDGER = ".upload-ledger.json"
+MAX_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A pcap S3 has confirmed; the local copy is gone."""
+
+    name: str
+    key: str
+    seq: int
+    bytes: int
+    stored_bytes: int
+    packets: int | None
+    first_packet: str | None
+    last_packet: str | None
+    truncated_bytes: int
+    uploaded_at: str
+
+
+@dataclass(frozen=True)
+class DroppedFile:
+    """A pcap deleted unuploaded to keep the spool within its budget."""
+
+    name: str
+    seq: int
+    bytes: int
+    dropped_at: str
+    reason: str
+
+
+@dataclass
+class Ledger:
+    """Uploaded and dropped files, sequence numbers, uploaded documents and repeated errors."""
+
+    seqs: dict[str, int] = field(default_factory=dict)
+    uploaded: list[UploadedFile] = field(default_factory=list)
+    dropped: list[DroppedFile] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    peak_spool_bytes: int = 0
+
+    def number(self, names: list[PcapName]) -> None:
+        """Hand out sequence numbers to files not seen before, in tcpdump's creation order."""
+        for name in sorted(names):
+            self.seqs.setdefault(name.filename, len(self.seqs))
+
+    def note_error(self, what: str, message: str, at: str) -> None:
+        """Remember an error; a repeat of the previous one only bumps its count (outages repeat)."""
+        if self.errors and self.errors[-1]["what"] == what and self.errors[-1]["message"] == message:
+            self.errors[-1]["count"] += 1
+            self.errors[-1]["last_at"] = at
+            return
+        self.errors.append({"what": what, "message": message, "first_at": at, "last_at": at, "count": 1})
+        del self.errors[:-MAX_ERRORS]
+
+    def save(self, spool: Spool) -> None:
+        spool.write_json(LEDGER, asdict(self))
+
+    @classmethod
+    def load(cls, spool: Spool) -> Ledger:
+        """The ledger a previous run left, or an empty one."""
+        saved = spool.read_json(LEDGER)
+        if saved is None:
+            return cls()
+        return cls(
+            seqs={str(name): int(seq) for name, seq in saved["seqs"].items()},
+            uploaded=[UploadedFile(**item) for item in saved["uploaded"]],
+            dropped=[DroppedFile(**item) for item in saved["dropped"]],
+            documents=list(saved["documents"]),
+            errors=list(saved["errors"]),
+            peak_spool_bytes=int(saved["peak_spool_bytes"]),
+        )

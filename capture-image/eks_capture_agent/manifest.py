@@ -1,0 +1,79 @@
+"""The per-node manifest, written last: what was captured, what reached S3, what was lost and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eks_capture_agent.identity import Identity
+from eks_capture_agent.ledger import Ledger
+
+MANIFEST = "manifest.json"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where and how the upload role stores files."""
+
+    bucket: str
+    prefix: str
+    codec: str
+    level: int
+    budget_bytes: int
+
+
+def incomplete_reasons(marker: dict[str, Any] | None, ledger: Ledger, not_uploaded: list[str]) -> list[str]:
+    """Why the node's capture is not whole in S3; empty when it is."""
+    reasons = []
+    if marker is None:
+        reasons.append("the capture role never wrote its completion marker")
+    if ledger.dropped:
+        dropped_bytes = sum(item.bytes for item in ledger.dropped)
+        reasons.append(
+            f"{len(ledger.dropped)} file(s), {dropped_bytes} bytes, dropped to keep the spool budget"
+        )
+    if not_uploaded:
+        reasons.append(f"{len(not_uploaded)} file(s) still in the spool when the upload role had to stop")
+    return reasons
+
+
+def build_manifest(
+    identity: Identity,
+    target: UploadTarget,
+    capture_record: dict[str, Any] | None,
+    marker: dict[str, Any] | None,
+    ledger: Ledger,
+    not_uploaded: list[str],
+    written_at: str,
+) -> dict[str, Any]:
+    """The manifest document (see capture-image/README.md for the field list)."""
+    reasons = incomplete_reasons(marker, ledger, not_uploaded)
+    files = [asdict(item) for item in sorted(ledger.uploaded, key=lambda item: item.seq)]
+    return {
+        "schema": SCHEMA,
+        **asdict(identity),
+        "status": "incomplete" if reasons else "complete",
+        "incomplete_reasons": reasons,
+        "capture": {
+            "requested": capture_record,
+            "completion": marker,
+        },
+        "upload": {**asdict(target), "peak_spool_bytes": ledger.peak_spool_bytes},
+        "files": files,
+        "totals": {
+            "files": len(files),
+            "packets": sum(item["packets"] or 0 for item in files),
+            "bytes": sum(item["bytes"] for item in files),
+            "stored_bytes": sum(item["stored_bytes"] for item in files),
+        },
+        "dropped": {
+            "files": len(ledger.dropped),
+            "bytes": sum(item.bytes for item in ledger.dropped),
+            "items": [asdict(item) for item in ledger.dropped],
+        },
+        "not_uploaded": not_uploaded,
+        "documents": list(ledger.documents),
+        "errors": ledger.errors,
+        "written_at": written_at,
+    }

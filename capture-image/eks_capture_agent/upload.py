@@ -1,0 +1,269 @@
+"""The upload role: ship each closed pcap to S3 as soon as tcpdump lets go of it, then the manifest.
+
+One file at a time, oldest first: scan it (packets, first/last packet), stream it compressed to S3,
+confirm the object, then delete the local copy. A failed attempt is retried with backoff while the
+budget keeper (its own thread) stops the spool from overflowing in the meantime. SIGTERM starts the
+grace period: the role keeps going until the capture's marker has arrived and everything is up, or
+the grace period ends, and always tries to leave a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
+
+from eks_capture_agent.backoff import retry_delay
+from eks_capture_agent.compression import Codec, Compression
+from eks_capture_agent.identity import Identity
+from eks_capture_agent.keeper import BudgetKeeper
+from eks_capture_agent.ledger import Ledger, UploadedFile
+from eks_capture_agent.manifest import MANIFEST, UploadTarget, build_manifest
+from eks_capture_agent.objects import pcap_key, pcap_metadata
+from eks_capture_agent.pcapscan import NotPcapError, PcapSummary, scan_pcap
+from eks_capture_agent.s3client import S3Client, UploadNotConfirmedError, put_bytes, put_file
+from eks_capture_agent.spool import (
+    CAPTURE_RECORD,
+    COMPLETION_MARKER,
+    SNAPSHOTS,
+    PcapName,
+    Spool,
+    closed_files,
+)
+from eks_capture_agent.timestamps import iso_utc
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 4
+MANIFEST_RESERVE_SECONDS = 3.0
+MANIFEST_ATTEMPTS = 8
+UPLOAD_ERRORS = (BotoCoreError, ClientError, Boto3Error, UploadNotConfirmedError, OSError)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """Everything the upload role was asked to do."""
+
+    spool: Path
+    target: UploadTarget
+    grace_seconds: float
+    poll_seconds: float = 0.5
+    marker_wait_seconds: float = 60.0
+
+
+class Uploader:
+    """The role's loop and state; ``run()`` returns the process exit code."""
+
+    def __init__(self, request: UploadRequest, identity: Identity, client: S3Client, logger: Logger) -> None:
+        self.request = request
+        self.identity = identity
+        self.client = client
+        self.logger = logger
+        self.spool = Spool(request.spool)
+        self.compression = Compression(Codec(request.target.codec), request.target.level)
+        self.ledger = Ledger.load(self.spool)
+        self.keeper = BudgetKeeper(self.spool, request.target.budget_bytes, self.ledger, logger)
+        self._wake = threading.Event()
+        self._terminate_at: float | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.keeper.start()
+        try:
+            self._upload_until_done()
+        finally:
+            self.keeper.stop()
+        return self._finish()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._terminate_at is None:
+            self._terminate_at = time.monotonic() + self.request.grace_seconds
+            self.logger.info(
+                "stop requested; uploading what remains within the grace period",
+                extra={"signal": signal.Signals(signum).name, "grace_seconds": self.request.grace_seconds},
+            )
+        self._wake.set()
+
+    def _out_of_time(self, reserve: float = MANIFEST_RESERVE_SECONDS) -> bool:
+        return self._terminate_at is not None and time.monotonic() >= self._terminate_at - reserve
+
+    def _upload_until_done(self) -> None:
+        while True:
+            marker = self.spool.read_json(COMPLETION_MARKER)
+            capture_over = marker is not None or self._marker_overdue()
+            progressed = self._step(capture_over)
+            if capture_over and not self._left_in_spool():
+                return
+            if self._out_of_time():
+                self.logger.error("grace period over with files left", extra={"left": self._left_in_spool()})
+                return
+            if not progressed:
+                self._wake.wait(self.request.poll_seconds)
+                self._wake.clear()
+
+    def _marker_overdue(self) -> bool:
+        """The capture role is gone without a marker (killed): past its planned end plus a margin."""
+        record = self.spool.read_json(CAPTURE_RECORD)
+        if record is None:
+            return False
+        expected_end = datetime.fromisoformat(record["expected_end"]).timestamp()
+        overdue = time.time() > expected_end + self.request.marker_wait_seconds
+        if overdue:
+            self.logger.warning("no completion marker long after the capture's planned end; taking all files")
+        return overdue
+
+    def _left_in_spool(self) -> list[str]:
+        pcaps = [name.filename for name in self.spool.pcap_names()]
+        return pcaps + [name for name in SNAPSHOTS if self.spool.path(name).exists()]
+
+    def _step(self, capture_over: bool) -> bool:
+        """One unit of work (a pcap, else a snapshot); whether anything was done."""
+        present = self.spool.pcap_names()
+        with self.keeper.lock:
+            self.ledger.number(present)
+        closed = closed_files(present, capture_over)
+        pending = closed or any(self.spool.path(name).exists() for name in SNAPSHOTS)
+        if pending and time.monotonic() < self._retry_at:
+            return False
+        if closed:
+            return self._upload_pcap(closed[0])
+        for name in SNAPSHOTS:
+            if self.spool.path(name).exists():
+                return self._upload_document(name)
+        return False
+
+    def _failed(self, what: str, error: Exception) -> bool:
+        self._failures += 1
+        delay = retry_delay(self._failures)
+        self._retry_at = time.monotonic() + delay
+        with self.keeper.lock:
+            self.ledger.note_error(what, f"{type(error).__name__}: {error}", iso_utc(time.time()))
+            self.ledger.save(self.spool)
+        self.logger.warning(
+            "upload failed; will retry",
+            extra={"what": what, "error": str(error), "failures": self._failures, "retry_in_seconds": delay},
+        )
+        return False
+
+    def _upload_pcap(self, name: PcapName) -> bool:
+        path = self.spool.path(name.filename)
+        with self.keeper.lock:
+            if not path.exists():
+                return True
+            self.keeper.in_flight = name
+        try:
+            return self._ship_pcap(name, path)
+        except UPLOAD_ERRORS as error:
+            return self._failed(name.filename, error)
+        finally:
+            with self.keeper.lock:
+                self.keeper.in_flight = None
+
+    def _ship_pcap(self, name: PcapName, path: Path) -> bool:
+        summary: PcapSummary | None
+        try:
+            summary = scan_pcap(path)
+        except NotPcapError as error:
+            summary = None
+            with self.keeper.lock:
+                self.ledger.note_error(name.filename, str(error), iso_utc(time.time()))
+        seq = self.ledger.seqs[name.filename]
+        start = summary.first_packet if summary and summary.first_packet is not None else name.period_start
+        key = pcap_key(self.request.target.prefix, start, seq, self.compression.suffix)
+        metadata = pcap_metadata(self.identity, self._capture_filter(), seq, summary)
+        size = path.stat().st_size
+        stored = put_file(self.client, self.request.target.bucket, key, path, self.compression, metadata)
+        path.unlink()
+        uploaded = UploadedFile(
+            name=name.filename,
+            key=key,
+            seq=seq,
+            bytes=size,
+            stored_bytes=stored.stored_bytes,
+            packets=summary.packets if summary else None,
+            first_packet=metadata.get("first-packet"),
+            last_packet=metadata.get("last-packet"),
+            truncated_bytes=summary.trailing_bytes if summary else 0,
+            uploaded_at=iso_utc(time.time()),
+        )
+        with self.keeper.lock:
+            self.ledger.uploaded.append(uploaded)
+            self.ledger.save(self.spool)
+        self._failures = 0
+        self.logger.info(
+            "uploaded",
+            extra={
+                "file": name.filename,
+                "key": key,
+                "bytes": size,
+                "stored_bytes": stored.stored_bytes,
+                "packets": uploaded.packets,
+            },
+        )
+        return True
+
+    def _capture_filter(self) -> str:
+        record = self.spool.read_json(CAPTURE_RECORD) or {}
+        settings: dict[str, Any] = record.get("settings") or {}
+        return str(settings.get("filter", ""))
+
+    def _upload_document(self, name: str) -> bool:
+        path = self.spool.path(name)
+        key = f"{self.request.target.prefix}{name}"
+        try:
+            put_bytes(self.client, self.request.target.bucket, key, path.read_bytes(), "application/json")
+        except UPLOAD_ERRORS as error:
+            return self._failed(name, error)
+        path.unlink()
+        with self.keeper.lock:
+            self.ledger.documents.append(key)
+            self.ledger.save(self.spool)
+        self._failures = 0
+        self.logger.info("uploaded", extra={"file": name, "key": key})
+        return True
+
+    def _finish(self) -> int:
+        manifest = build_manifest(
+            self.identity,
+            self.request.target,
+            self.spool.read_json(CAPTURE_RECORD),
+            self.spool.read_json(COMPLETION_MARKER),
+            self.ledger,
+            self._left_in_spool(),
+            iso_utc(time.time()),
+        )
+        body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        key = f"{self.request.target.prefix}{MANIFEST}"
+        for attempt in range(1, MANIFEST_ATTEMPTS + 1):
+            try:
+                put_bytes(self.client, self.request.target.bucket, key, body, "application/json")
+                break
+            except UPLOAD_ERRORS as error:
+                self.logger.warning("manifest upload failed", extra={"error": str(error), "attempt": attempt})
+                if self._out_of_time(reserve=0.0) or attempt == MANIFEST_ATTEMPTS:
+                    self.logger.error("manifest not uploaded", extra={"manifest": manifest})
+                    return EXIT_INCOMPLETE
+                time.sleep(retry_delay(attempt))
+        summary = {
+            "status": manifest["status"],
+            "totals": manifest["totals"],
+            "dropped": manifest["dropped"]["files"],
+            "incomplete_reasons": manifest["incomplete_reasons"],
+        }
+        if manifest["status"] != "complete":
+            self.logger.error("upload incomplete", extra=summary)
+            return EXIT_INCOMPLETE
+        self.logger.info("upload complete", extra=summary)
+        return EXIT_OK
