@@ -87,11 +87,26 @@ def _pairs(text: str) -> dict[str, str]:
         return {}
     if "=" not in text.split(",")[0]:
         return {"*": text}
-    return {name.strip(): value.strip() for name, _, value in (item.partition("=") for item in text.split(",") if item)}
+    return {
+        name.strip(): value.strip()
+        for name, _, value in (item.partition("=") for item in text.split(",") if item)
+    }
+
+
+_endpoints: dict[tuple[str, str], ClusterEndpoint] = {}
+_clients: dict[tuple[str, str, str, str], client.ApiClient] = {}
+_cache_lock = threading.Lock()
+_default_session: list[boto3.Session] = []
 
 
 def _session(session: boto3.Session | None) -> boto3.Session:
-    return session or boto3.Session()
+    """The given session, or one shared default (a new Session reloads every service model: slow)."""
+    if session is not None:
+        return session
+    with _cache_lock:
+        if not _default_session:
+            _default_session.append(boto3.Session())
+        return _default_session[0]
 
 
 def generate_token(cluster_name: str, session: boto3.Session | None = None) -> EksToken:
@@ -124,11 +139,6 @@ class TokenSource:
             return self._token
 
 
-_endpoints: dict[tuple[str, str], ClusterEndpoint] = {}
-_clients: dict[tuple[str, str, str, str], client.ApiClient] = {}
-_cache_lock = threading.Lock()
-
-
 def describe_cluster(cluster_name: str, session: boto3.Session | None = None) -> ClusterEndpoint:
     """Endpoint and CA from eks:DescribeCluster (cached for the process's life), overrides applied."""
     session = _session(session)
@@ -143,7 +153,9 @@ def describe_cluster(cluster_name: str, session: boto3.Session | None = None) ->
             if code == "ResourceNotFoundException":
                 raise ClusterNotFound(cluster_name) from None
             if code in ("AccessDeniedException", "UnauthorizedOperation"):
-                raise ClusterAccessDenied(cluster_name, "IAM permission eks:DescribeCluster on the cluster") from None
+                raise ClusterAccessDenied(
+                    cluster_name, "IAM permission eks:DescribeCluster on the cluster"
+                ) from None
             if code in ("ThrottlingException", "TooManyRequestsException"):
                 raise ApiThrottled("eks", "DescribeCluster", 1) from None
             raise
@@ -216,7 +228,7 @@ def api_client(
     def refresh(config: client.Configuration) -> None:
         config.api_key["authorization"] = tokens.current().value
 
-    configuration.refresh_api_key_hook = refresh
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
     configuration.api_key = {"authorization": tokens.current().value}
     api = client.ApiClient(configuration)
     with _cache_lock:
@@ -228,8 +240,9 @@ def clear_caches() -> None:
     """Forget cached endpoints and clients (tests that recreate clusters; a new container does this)."""
     with _cache_lock:
         _endpoints.clear()
+        _default_session.clear()
         for api in _clients.values():
-            api.close()
+            api.close()  # type: ignore[no-untyped-call]
         _clients.clear()
 
 

@@ -9,4 +9,14 @@ from localcloud.kube.emulator import KubeEmulator, start_kube_emulator
 from localcloud.kube.kubelet import PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, NODES, PODS, SERVICES
 
-__all__ = ["DAEMONSETS", "JOBS", "NAMESPACES", "NODES", "PODS", "SERVICES", "KubeEmulator", "PodBehaviour", "start_kube_emulator"]
+__all__ = [
+    "DAEMONSETS",
+    "JOBS",
+    "NAMESPACES",
+    "NODES",
+    "PODS",
+    "SERVICES",
+    "KubeEmulator",
+    "PodBehaviour",
+    "start_kube_emulator",
+]

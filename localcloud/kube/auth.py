@@ -41,7 +41,7 @@ _ALLOWED_PARAMETERS = {
 DEFAULT_SECRETS = {"testing": "testing"}
 
 
-class TokenRejected(Exception):
+class TokenRejectedError(Exception):
     """Why a token fails; the client only ever sees ``401 Unauthorized``."""
 
 
@@ -57,7 +57,9 @@ class Identity:
 class TokenVerifier:
     """Verifies EKS tokens for one cluster against one STS endpoint; caches successes for two minutes."""
 
-    def __init__(self, cluster_name: str, sts_endpoint_url: str, secrets: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, cluster_name: str, sts_endpoint_url: str, secrets: Mapping[str, str] | None = None
+    ) -> None:
         self.cluster_name = cluster_name
         self.sts_endpoint = urllib.parse.urlsplit(sts_endpoint_url)
         self._secrets = dict(DEFAULT_SECRETS if secrets is None else secrets)
@@ -69,7 +71,9 @@ class TokenVerifier:
         issued = _issued_at(params)
         now = time.time()
         if now > issued + TOKEN_VALIDITY_SECONDS:
-            raise TokenRejected(f"X-Amz-Date parameter is expired (15 minute expiration) {params['x-amz-date']}")
+            raise TokenRejectedError(
+                f"X-Amz-Date parameter is expired (15 minute expiration) {params['x-amz-date']}"
+            )
         with self._lock:
             cached = self._cache.get(token)
         if cached and cached[0] > now:
@@ -82,46 +86,50 @@ class TokenVerifier:
 
     def _parse(self, token: str) -> tuple[urllib.parse.SplitResult, dict[str, str]]:
         if not token.startswith(TOKEN_PREFIX):
-            raise TokenRejected("token is missing expected \"k8s-aws-v1.\" prefix")
+            raise TokenRejectedError('token is missing expected "k8s-aws-v1." prefix')
         encoded = token[len(TOKEN_PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise TokenRejected("input token was not properly formatted: illegal base64 data") from None
+            raise TokenRejectedError("input token was not properly formatted: illegal base64 data") from None
         url = urllib.parse.urlsplit(raw)
         if (url.scheme, url.netloc) != (self.sts_endpoint.scheme, self.sts_endpoint.netloc):
-            raise TokenRejected(f"unexpected hostname {url.netloc!r} in pre-signed URL")
+            raise TokenRejectedError(f"unexpected hostname {url.netloc!r} in pre-signed URL")
         if url.path != "/":
-            raise TokenRejected("unexpected path in pre-signed URL")
+            raise TokenRejectedError("unexpected path in pre-signed URL")
         params: dict[str, str] = {}
         for key, value in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
             lower = key.lower()
             if lower not in _ALLOWED_PARAMETERS:
-                raise TokenRejected(f"non-whitelisted query parameter {key!r}")
+                raise TokenRejectedError(f"non-whitelisted query parameter {key!r}")
             if lower in params:
-                raise TokenRejected("query parameter with multiple values not supported")
+                raise TokenRejectedError("query parameter with multiple values not supported")
             params[lower] = value
         if params.get("action") != "GetCallerIdentity":
-            raise TokenRejected("unexpected action parameter in pre-signed URL")
+            raise TokenRejectedError("unexpected action parameter in pre-signed URL")
         if CLUSTER_ID_HEADER not in params.get("x-amz-signedheaders", "").lower().split(";"):
-            raise TokenRejected(f"client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL")
+            raise TokenRejectedError(
+                f"client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL"
+            )
         expires = params.get("x-amz-expires", "")
         if not expires.isdigit() or int(expires) > 900:
-            raise TokenRejected(f"invalid X-Amz-Expires parameter in pre-signed URL: {expires}")
+            raise TokenRejectedError(f"invalid X-Amz-Expires parameter in pre-signed URL: {expires}")
         if not params.get("x-amz-date"):
-            raise TokenRejected("X-Amz-Date parameter must be present in pre-signed URL")
+            raise TokenRejectedError("X-Amz-Date parameter must be present in pre-signed URL")
         return url, params
 
     def _check_signature(self, url: urllib.parse.SplitResult, params: dict[str, str]) -> None:
         """SigV4 over the URL with ``x-k8s-aws-id`` set to this cluster: a token for another cluster fails."""
         scope = params.get("x-amz-credential", "").split("/")
         if len(scope) != 5 or scope[3] != "sts" or scope[4] != "aws4_request":
-            raise TokenRejected("malformed X-Amz-Credential")
+            raise TokenRejectedError("malformed X-Amz-Credential")
         access_key, date, region = scope[0], scope[1], scope[2]
         secret = self._secret_for(access_key)
         signed_headers = params["x-amz-signedheaders"].lower()
         header_values = {"host": url.netloc, CLUSTER_ID_HEADER: self.cluster_name}
-        canonical_headers = "".join(f"{name}:{header_values.get(name, '')}\n" for name in signed_headers.split(";"))
+        canonical_headers = "".join(
+            f"{name}:{header_values.get(name, '')}\n" for name in signed_headers.split(";")
+        )
         query = sorted(
             (urllib.parse.quote(k, safe="-_.~"), urllib.parse.quote(v, safe="-_.~"))
             for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True)
@@ -133,14 +141,19 @@ class TokenVerifier:
         )
         credential_scope = f"{date}/{region}/sts/aws4_request"
         string_to_sign = "\n".join(
-            ["AWS4-HMAC-SHA256", params["x-amz-date"], credential_scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+            [
+                "AWS4-HMAC-SHA256",
+                params["x-amz-date"],
+                credential_scope,
+                hashlib.sha256(canonical_request.encode()).hexdigest(),
+            ]
         )
         key = f"AWS4{secret}".encode()
         for part in (date, region, "sts", "aws4_request"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, params.get("x-amz-signature", "")):
-            raise TokenRejected(
+            raise TokenRejectedError(
                 "SignatureDoesNotMatch: the request signature does not match "
                 f"(token not signed for cluster {self.cluster_name!r} or bad credentials)"
             )
@@ -152,7 +165,7 @@ class TokenVerifier:
         self._learn_secrets()
         with self._lock:
             if access_key not in self._secrets:
-                raise TokenRejected(f"InvalidClientTokenId: unknown access key {access_key}")
+                raise TokenRejectedError(f"InvalidClientTokenId: unknown access key {access_key}")
             return self._secrets[access_key]
 
     def _learn_secrets(self) -> None:
@@ -188,17 +201,19 @@ class TokenVerifier:
             with urllib.request.urlopen(request, timeout=10) as response:
                 body = response.read()
         except urllib.error.HTTPError as error:
-            raise TokenRejected(f"error from AWS (expected 200, got {error.code})") from None
+            raise TokenRejectedError(f"error from AWS (expected 200, got {error.code})") from None
         except (urllib.error.URLError, OSError) as error:
-            raise TokenRejected(f"error during GET: {error}") from None
+            raise TokenRejectedError(f"error during GET: {error}") from None
         return _identity_from(body)
 
 
 def _issued_at(params: dict[str, str]) -> float:
     try:
-        moment = datetime.datetime.strptime(params["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+        moment = datetime.datetime.strptime(params["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=datetime.UTC
+        )
     except ValueError:
-        raise TokenRejected("error parsing X-Amz-Date parameter") from None
+        raise TokenRejectedError("error parsing X-Amz-Date parameter") from None
     return moment.timestamp()
 
 
@@ -211,7 +226,7 @@ def _identity_from(body: bytes) -> Identity:
         values = {element.tag.rsplit("}", 1)[-1]: element.text or "" for element in root.iter()}
         return Identity(values["Arn"], values["Account"], values["UserId"])
     except (KeyError, ValueError, ElementTree.ParseError):
-        raise TokenRejected("unexpected GetCallerIdentity response") from None
+        raise TokenRejectedError("unexpected GetCallerIdentity response") from None
 
 
 def canonical_arn(arn: str) -> str:

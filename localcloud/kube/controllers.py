@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
+
 from localcloud.kube.clock import parse_rfc3339, rfc3339
 from localcloud.kube.registry import DeleteOptions, Registry
 from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, SERVICES, ResourceType
@@ -42,9 +43,13 @@ def _terminating(obj: Obj) -> bool:
     return bool(obj["metadata"].get("deletionTimestamp"))
 
 
-def _delete(registry: Registry, rtype: ResourceType, obj: Obj, policy: str = "Background", grace: int | None = None) -> None:
+def _delete(
+    registry: Registry, rtype: ResourceType, obj: Obj, policy: str = "Background", grace: int | None = None
+) -> None:
     try:
-        registry.delete(rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"], DeleteOptions(grace, policy))
+        registry.delete(
+            rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"], DeleteOptions(grace, policy)
+        )
     except ApiError as error:
         if error.code != 404:
             raise
@@ -52,7 +57,14 @@ def _delete(registry: Registry, rtype: ResourceType, obj: Obj, policy: str = "Ba
 
 def _condition(kind: str, reason: str, message: str, now: float) -> Obj:
     stamp = rfc3339(now)
-    return {"type": kind, "status": "True", "reason": reason, "message": message, "lastProbeTime": stamp, "lastTransitionTime": stamp}
+    return {
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastProbeTime": stamp,
+        "lastTransitionTime": stamp,
+    }
 
 
 @dataclass
@@ -60,7 +72,9 @@ class JobController:
     """batch/v1 Job: pods from the template, counts, Complete/Failed, deadline and backoff limit."""
 
     registry: Registry
-    counted: dict[str, dict[str, set[str]]] = field(default_factory=lambda: defaultdict(lambda: {"Succeeded": set(), "Failed": set()}))
+    counted: dict[str, dict[str, set[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: {"Succeeded": set(), "Failed": set()})
+    )
 
     def sync(self, pods_by_owner: dict[str, list[Obj]], now: float) -> None:
         for job in self.registry.store.items(JOBS):
@@ -76,7 +90,9 @@ class JobController:
             phase = pod.get("status", {}).get("phase")
             if phase in FINISHED:
                 counted[phase].add(pod["metadata"]["uid"])
-            restarts += sum(s.get("restartCount", 0) for s in pod.get("status", {}).get("containerStatuses") or [])
+            restarts += sum(
+                s.get("restartCount", 0) for s in pod.get("status", {}).get("containerStatuses") or []
+            )
         active = [p for p in pods if p.get("status", {}).get("phase") not in FINISHED and not _terminating(p)]
         succeeded, failed = len(counted["Succeeded"]), len(counted["Failed"]) + restarts
         started = parse_rfc3339(job["status"]["startTime"]) if job["status"].get("startTime") else now
@@ -111,7 +127,10 @@ class JobController:
             if outcome is not None:
                 kind, reason, message = outcome
                 interim = "SuccessCriteriaMet" if kind == "Complete" else "FailureTarget"
-                status["conditions"] = [_condition(interim, reason, message, now), _condition(kind, reason, message, now)]
+                status["conditions"] = [
+                    _condition(interim, reason, message, now),
+                    _condition(kind, reason, message, now),
+                ]
                 if kind == "Complete":
                     status["completionTime"] = rfc3339(now)
 
@@ -124,21 +143,31 @@ class JobController:
         metadata.pop("name", None)
         metadata["generateName"] = f"{job['metadata']['name']}-"
         metadata["ownerReferences"] = [owner_reference(job)]
-        return self.registry.create(PODS, job["metadata"]["namespace"], {"metadata": metadata, "spec": template["spec"]})
+        return self.registry.create(
+            PODS, job["metadata"]["namespace"], {"metadata": metadata, "spec": template["spec"]}
+        )
 
 
 def _finished(job: Obj) -> bool:
-    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in job.get("status", {}).get("conditions") or [])
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in job.get("status", {}).get("conditions") or []
+    )
 
 
 def _pod_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )
 
 
 def _pod_node(pod: Obj) -> str | None:
     if pod["spec"].get("nodeName"):
         return str(pod["spec"]["nodeName"])
-    terms = (pod["spec"].get("affinity") or {}).get("nodeAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms") or []
+    terms = (pod["spec"].get("affinity") or {}).get("nodeAffinity", {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution", {}
+    ).get("nodeSelectorTerms") or []
     for term in terms:
         for expression in term.get("matchFields") or []:
             if expression.get("key") == "metadata.name" and expression.get("values"):
@@ -197,11 +226,17 @@ class DaemonSetController:
 
     @staticmethod
     def _pod_spec(ds: Obj) -> Obj:
-        spec = copy.deepcopy(ds["spec"]["template"]["spec"])
+        spec: Obj = copy.deepcopy(ds["spec"]["template"]["spec"])
         tolerations = spec.setdefault("tolerations", [])
         extra = list(DAEMON_TOLERATIONS)
         if spec.get("hostNetwork"):
-            extra.append({"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"})
+            extra.append(
+                {
+                    "key": "node.kubernetes.io/network-unavailable",
+                    "operator": "Exists",
+                    "effect": "NoSchedule",
+                }
+            )
         for toleration in extra:
             if not tolerates(tolerations, {"key": toleration["key"], "effect": toleration["effect"]}):
                 tolerations.append(toleration)
@@ -213,7 +248,9 @@ class DaemonSetController:
             **(spec.get("affinity") or {}),
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}]
+                    "nodeSelectorTerms": [
+                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}
+                    ]
                 }
             },
         }
@@ -246,7 +283,13 @@ def collect_garbage(registry: Registry, pods_by_owner: dict[str, list[Obj]]) -> 
             if not dependents:
                 remaining = [f for f in owner["metadata"]["finalizers"] if f != "foregroundDeletion"]
                 meta = owner["metadata"]
-                registry.patch(rtype, meta["namespace"], meta["name"], "application/merge-patch+json", {"metadata": {"finalizers": remaining or None}})
+                registry.patch(
+                    rtype,
+                    meta["namespace"],
+                    meta["name"],
+                    "application/merge-patch+json",
+                    {"metadata": {"finalizers": remaining or None}},
+                )
 
 
 def finalize_namespaces(registry: Registry) -> None:

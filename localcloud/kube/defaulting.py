@@ -45,7 +45,12 @@ def _default_tolerations(spec: dict[str, Any]) -> None:
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         if not any(t.get("key") == key and t.get("effect") in (None, "", "NoExecute") for t in tolerations):
             tolerations.append(
-                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                }
             )
 
 
@@ -63,7 +68,9 @@ def apply_defaults(rtype: ResourceType, obj: dict[str, Any], allocate_service_ip
     elif rtype is DAEMONSETS:
         spec = obj["spec"]
         default_pod_spec(spec.setdefault("template", {}).setdefault("spec", {}))
-        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        spec.setdefault(
+            "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+        )
         spec.setdefault("revisionHistoryLimit", 10)
         obj["status"] = {
             "currentNumberScheduled": 0,

@@ -37,7 +37,9 @@ def field_value(pod: Obj, path: str) -> str:
 
 def render_map(values: Mapping[str, str]) -> str:
     """``key="value"`` lines, sorted, values quoted as Go's %q does."""
-    return "\n".join(f"{key}={json.dumps(str(value), ensure_ascii=False)}" for key, value in sorted(values.items()))
+    return "\n".join(
+        f"{key}={json.dumps(str(value), ensure_ascii=False)}" for key, value in sorted(values.items())
+    )
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
@@ -62,11 +64,15 @@ def container_env(container: Obj, pod: Obj, base: Mapping[str, str]) -> dict[str
 
 def volume_files(volume: Obj, pod: Obj) -> dict[str, str]:
     """The files of a ``downwardAPI`` volume: relative path -> content."""
-    return {item["path"]: field_value(pod, item["fieldRef"]["fieldPath"]) for item in volume["downwardAPI"].get("items") or [] if "fieldRef" in item}
+    return {
+        item["path"]: field_value(pod, item["fieldRef"]["fieldPath"])
+        for item in volume["downwardAPI"].get("items") or []
+        if "fieldRef" in item
+    }
 
 
 def write_atomically(directory: Path, files: Mapping[str, str]) -> None:
-    """The kubelet's AtomicWriter: a timestamped dir, ``..data`` swapped by rename, visible names as symlinks."""
+    """The kubelet's AtomicWriter: a timestamped dir, ``..data`` swapped by rename, names as symlinks."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + str(time.time_ns() % 10**9)
     payload = directory / stamp
@@ -94,5 +100,5 @@ def substitute_paths(text: str, mounts: list[tuple[str, str]]) -> str:
     """Replace each mount path (as a whole path component) by its local directory."""
     for mount_path, local in sorted(mounts, key=lambda m: -len(m[0])):
         pattern = r"(?<![\w.-])" + re.escape(mount_path.rstrip("/")) + r"(?![\w.-])"
-        text = re.sub(pattern, lambda _m, local=local: local, text)
+        text = re.sub(pattern, local.replace("\\", "\\\\"), text)
     return text

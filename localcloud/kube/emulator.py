@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from localcloud.kube.auth import TokenVerifier
+from localcloud.kube.clock import rfc3339
 from localcloud.kube.controllers import (
     DaemonSetController,
     JobController,
@@ -30,7 +31,6 @@ from localcloud.kube.nodes import node_object, ready_condition
 from localcloud.kube.rbac import Rbac
 from localcloud.kube.registry import DeleteOptions, Registry
 from localcloud.kube.resources import NAMESPACES, NODES, PODS, SERVICES, ResourceType
-from localcloud.kube.clock import rfc3339
 from localcloud.kube.server import ApiServer, HttpsFront
 from localcloud.kube.store import Obj, Store
 from localcloud.kube.tls import issue_server_credentials
@@ -42,7 +42,9 @@ _instance_ids = itertools.count(1)
 class KubeEmulator:
     """A running emulated EKS cluster. Build it with ``start_kube_emulator``; ``stop()`` when done."""
 
-    def __init__(self, cluster_name: str, sts_endpoint_url: str, region: str, tick_seconds: float = 0.05) -> None:
+    def __init__(
+        self, cluster_name: str, sts_endpoint_url: str, region: str, tick_seconds: float = 0.05
+    ) -> None:
         self.cluster_name = cluster_name
         self.region = region
         self.tick_seconds = tick_seconds
@@ -57,7 +59,12 @@ class KubeEmulator:
         self._jobs = JobController(self.registry)
         self._daemonsets = DaemonSetController(self.registry)
         self._api = ApiServer(
-            self.registry, TokenVerifier(cluster_name, sts_endpoint_url), self.rbac, self.faults, self.calls, self.kubelet.read_log
+            self.registry,
+            TokenVerifier(cluster_name, sts_endpoint_url),
+            self.rbac,
+            self.faults,
+            self.calls,
+            self.kubelet.read_log,
         )
         credentials = issue_server_credentials(cluster_name)
         self.ca_pem = credentials.ca_pem
@@ -84,15 +91,24 @@ class KubeEmulator:
             SERVICES,
             "default",
             {
-                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"clusterIP": "172.20.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 443}]},
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": "172.20.0.1",
+                    "ports": [{"name": "https", "port": 443, "targetPort": 443}],
+                },
             },
         )
         self.registry.create(
             SERVICES,
             "kube-system",
             {
-                "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+                "metadata": {
+                    "name": "kube-dns",
+                    "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
+                },
                 "spec": {
                     "clusterIP": "172.20.0.10",
                     "selector": {"k8s-app": "kube-dns"},
@@ -140,8 +156,15 @@ class KubeEmulator:
         name = name or f"ip-{ip.replace('.', '-')}.{self.region}.compute.internal"
         instance_id = instance_id or f"i-{number:017x}"
         body = node_object(
-            name, instance_id=instance_id, zone=zone, ip=ip, labels=labels, taints=taints, ready=ready,
-            instance_type=instance_type, nodegroup=nodegroup,
+            name,
+            instance_id=instance_id,
+            zone=zone,
+            ip=ip,
+            labels=labels,
+            taints=taints,
+            ready=ready,
+            instance_type=instance_type,
+            nodegroup=nodegroup,
         )
         if local:
             self.kubelet.local_nodes.add(name)
@@ -161,10 +184,12 @@ class KubeEmulator:
         self.registry.delete(NODES, None, name)
         for pod in self.store.items(PODS):
             if pod["spec"].get("nodeName") == name and pod.get("status", {}).get("startTime"):
-                self.registry.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], DeleteOptions(0))
+                self.registry.delete(
+                    PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], DeleteOptions(0)
+                )
 
     def script_pods(self, behaviour: PodBehaviour, **filters: Any) -> None:
-        """Pods started from now on that match ``node``/``namespace``/``labels``/``name_prefix`` follow ``behaviour``."""
+        """New pods matching ``node``/``namespace``/``labels``/``name_prefix`` follow ``behaviour``."""
         self.kubelet.script(behaviour, **filters)
 
     # clients ------------------------------------------------------------------------------------
@@ -184,7 +209,15 @@ class KubeEmulator:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url, "certificate-authority-data": base64.b64encode(self.ca_pem.encode()).decode()}}],
+            "clusters": [
+                {
+                    "name": context,
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority-data": base64.b64encode(self.ca_pem.encode()).decode(),
+                    },
+                }
+            ],
             "users": [{"name": context, "user": {"token": token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
             "current-context": context,
@@ -194,7 +227,7 @@ class KubeEmulator:
         return target
 
     def env(self) -> dict[str, str]:
-        """The settings that point ``eks_capture.eks`` at this emulator instead of DescribeCluster's endpoint."""
+        """The settings that point ``eks_capture.eks`` here instead of DescribeCluster's endpoint."""
         return {"EKS_ENDPOINT_OVERRIDE": self.url, "EKS_CA_OVERRIDE_FILE": str(self.ca_file)}
 
     # direct store access ------------------------------------------------------------------------
@@ -242,7 +275,7 @@ class KubeEmulator:
         while not self._stopping.wait(self.tick_seconds):
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - a controller error must not kill the loop; the next tick retries
+            except Exception:
                 time.sleep(self.tick_seconds)
 
     def stop(self) -> None:
@@ -254,6 +287,8 @@ class KubeEmulator:
         self._dir.cleanup()
 
 
-def start_kube_emulator(cluster_name: str, sts_endpoint_url: str, region: str, tick_seconds: float = 0.05) -> KubeEmulator:
+def start_kube_emulator(
+    cluster_name: str, sts_endpoint_url: str, region: str, tick_seconds: float = 0.05
+) -> KubeEmulator:
     """Start an emulated EKS cluster whose tokens are verified against the STS at ``sts_endpoint_url``."""
     return KubeEmulator(cluster_name, sts_endpoint_url, region, tick_seconds)

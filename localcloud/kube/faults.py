@@ -57,7 +57,14 @@ class Faults:
             self._faults.append(fault)
         return fault
 
-    def drop(self, verb: str | None = None, resource: str | None = None, *, rate: float = 1.0, times: int | None = None) -> Fault:
+    def drop(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        *,
+        rate: float = 1.0,
+        times: int | None = None,
+    ) -> Fault:
         """Close the connection of matching requests without an answer."""
         fault = Fault(verb, resource, None, rate, times)
         with self._lock:
@@ -71,13 +78,17 @@ class Faults:
 
     def latency(self, verb: str, resource: str) -> float:
         with self._lock:
-            return sum(seconds for v, r, seconds in self._latency if v in (None, verb) and r in (None, resource))
+            return sum(
+                seconds for v, r, seconds in self._latency if v in (None, verb) and r in (None, resource)
+            )
 
     def pick(self, verb: str, resource: str) -> Fault | None:
         """The fault this request suffers, if any (counts it as fired)."""
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(verb, resource) or (fault.times is not None and fault.fired >= fault.times):
+                if not fault.matches(verb, resource) or (
+                    fault.times is not None and fault.fired >= fault.times
+                ):
                     continue
                 if fault.rate >= 1.0 or self._random.random() < fault.rate:
                     fault.fired += 1

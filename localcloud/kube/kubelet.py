@@ -6,7 +6,6 @@ deleted). Pods on the node marked local run their containers as processes on thi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +95,7 @@ class Kubelet:
         labels: Mapping[str, str] | None = None,
         name_prefix: str | None = None,
     ) -> None:
-        """Pods matching every given filter, started from now on, follow ``behaviour`` (latest script wins)."""
+        """Pods matching every given filter, started from now on, follow ``behaviour`` (latest wins)."""
         selector = structured_selector({"matchLabels": dict(labels)}) if labels else ()
         self._scripts.insert(0, _Script(behaviour, node, namespace, selector, name_prefix))
 
@@ -152,8 +151,15 @@ class Kubelet:
             if run.local:
                 run.local.terminate()
                 run.local.kill()
-            self._write_status(pod, node, run, now, phase="Failed", reason="DeadlineExceeded",
-                               message="Pod was active on the node longer than the specified deadline")
+            self._write_status(
+                pod,
+                node,
+                run,
+                now,
+                phase="Failed",
+                reason="DeadlineExceeded",
+                message="Pod was active on the node longer than the specified deadline",
+            )
             return
         if run.local:
             self._advance_local(pod, node, run, now)
@@ -210,9 +216,9 @@ class Kubelet:
             return
         if run.running_at is None and now - run.bound_at >= behaviour.start_after:
             run.running_at = now
-        if run.running_at is not None and behaviour.run_for is not None and run.ended_at is None:
-            if now - run.running_at >= behaviour.run_for:
-                run.ended_at = now
+        running = run.running_at is not None and run.ended_at is None
+        if running and behaviour.run_for is not None and now - (run.running_at or now) >= behaviour.run_for:
+            run.ended_at = now
         self._write_status(pod, node, run, now)
 
     def _advance_local(self, pod: Obj, node: Obj, run: _Run, now: float) -> None:
@@ -223,9 +229,9 @@ class Kubelet:
             run.downward_at = now
         policy = pod["spec"].get("restartPolicy", "Always")
         for container in local.containers:
-            if container.poll() and container.exit_code is not None:
-                if policy == "Always" or (policy == "OnFailure" and container.exit_code != 0):
-                    local.restart(container)
+            restarts = policy == "Always" or (policy == "OnFailure" and container.exit_code != 0)
+            if container.poll() and restarts:
+                local.restart(container)
         if local.poll():
             run.ended_at = now
         self._write_status(pod, node, run, now)
@@ -251,14 +257,27 @@ class Kubelet:
             return
         self.registry.delete(PODS, meta["namespace"], meta["name"], DeleteOptions(grace_period_seconds=0))
 
-    def _write_status(self, pod: Obj, node: Obj, run: _Run, now: float, phase: str | None = None, reason: str | None = None, message: str | None = None) -> None:
+    def _write_status(
+        self,
+        pod: Obj,
+        node: Obj,
+        run: _Run,
+        now: float,
+        phase: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
         containers = pod["spec"]["containers"]
         statuses = self._container_statuses(pod, run, now)
         if phase is None:
             phase = _phase(pod["spec"].get("restartPolicy", "Always"), statuses, run)
         running = phase == "Running" and all(s.get("ready") for s in statuses)
         host_ip = _internal_ip(node)
-        pod_ip = host_ip if pod["spec"].get("hostNetwork") else (pod.get("status", {}).get("podIP") or self._allocate_ip())
+        pod_ip = (
+            host_ip
+            if pod["spec"].get("hostNetwork")
+            else (pod.get("status", {}).get("podIP") or self._allocate_ip())
+        )
 
         def change(obj: Obj) -> None:
             status = obj.setdefault("status", {})
@@ -287,18 +306,44 @@ class Kubelet:
             if run.local is not None:
                 statuses.append(run.local.containers[index].status(container))
                 continue
-            status: Obj = {"name": container["name"], "image": container.get("image", ""), "imageID": "", "restartCount": 0, "ready": False, "started": False}
+            status: Obj = {
+                "name": container["name"],
+                "image": container.get("image", ""),
+                "imageID": "",
+                "restartCount": 0,
+                "ready": False,
+                "started": False,
+            }
             if run.deadline_exceeded:
-                status["state"] = {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": rfc3339(run.running_at or now), "finishedAt": rfc3339(now)}}
+                status["state"] = {
+                    "terminated": {
+                        "exitCode": 137,
+                        "reason": "Error",
+                        "startedAt": rfc3339(run.running_at or now),
+                        "finishedAt": rfc3339(now),
+                    }
+                }
             elif run.behaviour.image_pull_error:
-                status["state"] = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{container.get("image", "")}"'}}
+                status["state"] = {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{container.get("image", "")}"',
+                    }
+                }
             elif run.running_at is None:
                 status["state"] = {"waiting": {"reason": "ContainerCreating"}}
             elif run.ended_at is None:
-                status.update(ready=True, started=True, state={"running": {"startedAt": rfc3339(run.running_at)}})
+                status.update(
+                    ready=True, started=True, state={"running": {"startedAt": rfc3339(run.running_at)}}
+                )
             else:
                 code = run.behaviour.exit_code
-                terminated: Obj = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": rfc3339(run.running_at), "finishedAt": rfc3339(run.ended_at)}
+                terminated: Obj = {
+                    "exitCode": code,
+                    "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": rfc3339(run.running_at),
+                    "finishedAt": rfc3339(run.ended_at),
+                }
                 if run.behaviour.message:
                     terminated["message"] = run.behaviour.message
                 status["state"] = {"terminated": terminated}
@@ -315,13 +360,17 @@ class Kubelet:
         name = pod["metadata"]["name"]
         if container is None:
             if len(names) > 1:
-                raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
+                raise bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+                )
             container = names[0]
         if container not in names:
             raise bad_request(f"container {container} is not valid for pod {name}")
         run = self._runs.get(pod["metadata"]["uid"])
         if run is None:
-            raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+            raise bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+            )
         return run.local.log(container) if run.local else run.behaviour.log
 
     def stop(self) -> None:
@@ -354,7 +403,9 @@ def _internal_ip(node: Obj) -> str:
     return ""
 
 
-def _set_condition(obj: Obj, kind: str, value: str, now: float, reason: str | None = None, message: str | None = None) -> None:
+def _set_condition(
+    obj: Obj, kind: str, value: str, now: float, reason: str | None = None, message: str | None = None
+) -> None:
     conditions = obj.setdefault("status", {}).setdefault("conditions", [])
     for condition in conditions:
         if condition["type"] == kind:
@@ -367,9 +418,14 @@ def _set_condition(obj: Obj, kind: str, value: str, now: float, reason: str | No
                 else:
                     condition.pop(key, None)
             return
-    condition: Obj = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": rfc3339(now)}
+    added: Obj = {
+        "type": kind,
+        "status": value,
+        "lastProbeTime": None,
+        "lastTransitionTime": rfc3339(now),
+    }
     if reason:
-        condition["reason"] = reason
+        added["reason"] = reason
     if message:
-        condition["message"] = message
-    conditions.append(condition)
+        added["message"] = message
+    conditions.append(added)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -40,7 +41,12 @@ class ContainerRun:
         self._log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
-                self.argv, env=self.env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+                self.argv,
+                env=self.env,
+                cwd=cwd,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as error:
             self.start_error = f"failed to start container process: {error}"
@@ -56,10 +62,8 @@ class ContainerRun:
         code = self.process.returncode
         self.exit_code = 128 - code if code < 0 else code
         self.finished_at = time.time()
-        try:  # the container is gone: so are the processes it left behind
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # the container's leftovers go too
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if self._log:
             self._log.close()
         return True
@@ -84,7 +88,13 @@ class ContainerRun:
 
     def status(self, container: Obj) -> Obj:
         """The containerStatus entry for this run."""
-        base: Obj = {"name": self.name, "image": container.get("image", ""), "imageID": "", "restartCount": self.restart_count, "started": False}
+        base: Obj = {
+            "name": self.name,
+            "image": container.get("image", ""),
+            "imageID": "",
+            "restartCount": self.restart_count,
+            "started": False,
+        }
         if self.exit_code is None:
             base.update(ready=True, started=True, state={"running": {"startedAt": rfc3339(self.started_at)}})
             return base
@@ -95,7 +105,9 @@ class ContainerRun:
             "finishedAt": rfc3339(self.finished_at),
         }
         message = self.start_error or (
-            self.log_tail() if self.exit_code and container.get("terminationMessagePolicy") == "FallbackToLogsOnError" else ""
+            self.log_tail()
+            if self.exit_code and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+            else ""
         )
         if message:
             terminated["message"] = message
@@ -106,7 +118,9 @@ class ContainerRun:
 class LocalPod:
     """A pod's sandbox on this machine: its directory, volumes, and one process per container."""
 
-    def __init__(self, pod: Obj, root: Path, base_env: Mapping[str, str], entrypoints: Mapping[str, list[str]]) -> None:
+    def __init__(
+        self, pod: Obj, root: Path, base_env: Mapping[str, str], entrypoints: Mapping[str, list[str]]
+    ) -> None:
         self.uid = pod["metadata"]["uid"]
         self.dir = root / self.uid
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -122,10 +136,14 @@ class LocalPod:
                 self._downward[volume["name"]] = volume
         self._written: dict[str, dict[str, str]] = {}
         self.refresh_downward(pod)
-        self.containers = [self._container_run(c, pod, base_env, entrypoints) for c in pod["spec"]["containers"]]
+        self.containers = [
+            self._container_run(c, pod, base_env, entrypoints) for c in pod["spec"]["containers"]
+        ]
         self.term_signalled_at: float | None = None
 
-    def _container_run(self, container: Obj, pod: Obj, base_env: Mapping[str, str], entrypoints: Mapping[str, list[str]]) -> ContainerRun:
+    def _container_run(
+        self, container: Obj, pod: Obj, base_env: Mapping[str, str], entrypoints: Mapping[str, list[str]]
+    ) -> ContainerRun:
         mounts = [
             (m["mountPath"], str(self.volumes[m["name"]]))
             for m in container.get("volumeMounts") or []
@@ -135,12 +153,16 @@ class LocalPod:
         env = {key: substitute_paths(value, mounts) for key, value in env.items()}
         image = str(container.get("image", ""))
         command = list(container.get("command") or entrypoints.get(image.split("@")[0].rsplit(":", 1)[0], []))
-        argv = [substitute_paths(expand(str(a), env), mounts) for a in [*command, *(container.get("args") or [])]]
+        argv = [
+            substitute_paths(expand(str(a), env), mounts) for a in [*command, *(container.get("args") or [])]
+        ]
         if argv and argv[0] in PYTHON_NAMES:
             argv[0] = sys.executable
         run = ContainerRun(container["name"], argv, env, self.dir / "logs" / f"{container['name']}.log")
         if not argv:
-            run.start_error = f"no command for image {image!r} (set command, or the kubelet's image entrypoints)"
+            run.start_error = (
+                f"no command for image {image!r} (set command, or the kubelet's image entrypoints)"
+            )
             run.exit_code, run.started_at, run.finished_at = 128, time.time(), time.time()
         return run
 

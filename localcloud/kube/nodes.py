@@ -23,7 +23,7 @@ def node_object(
     instance_type: str = "m5.large",
     nodegroup: str = "default",
 ) -> Obj:
-    """A Node with providerID ``aws:///<az>/<instance-id>``, EKS's well-known labels, addresses, conditions."""
+    """A Node with providerID ``aws:///<az>/<instance-id>``, EKS's labels, addresses, conditions."""
     region = zone[:-1]
     dns = f"ip-{ip.replace('.', '-')}.{region}.compute.internal"
     stamp = rfc3339(time.time())
@@ -48,7 +48,10 @@ def node_object(
             },
             "annotations": {"alpha.kubernetes.io/provided-node-ip": ip},
         },
-        "spec": {"providerID": f"aws:///{zone}/{instance_id}", **({"taints": [dict(t) for t in taints]} if taints else {})},
+        "spec": {
+            "providerID": f"aws:///{zone}/{instance_id}",
+            **({"taints": [dict(t) for t in taints]} if taints else {}),
+        },
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": ip},
@@ -56,7 +59,12 @@ def node_object(
                 {"type": "Hostname", "address": dns},
             ],
             "capacity": {"cpu": "2", "memory": "7901068Ki", "pods": "29", "ephemeral-storage": "20959212Ki"},
-            "allocatable": {"cpu": "1930m", "memory": "7210892Ki", "pods": "29", "ephemeral-storage": "18242267924"},
+            "allocatable": {
+                "cpu": "1930m",
+                "memory": "7210892Ki",
+                "pods": "29",
+                "ephemeral-storage": "18242267924",
+            },
             "conditions": [
                 _condition("MemoryPressure", "False", "KubeletHasSufficientMemory", stamp),
                 _condition("DiskPressure", "False", "KubeletHasNoDiskPressure", stamp),
@@ -81,12 +89,21 @@ def node_object(
 
 
 def _condition(kind: str, status: str, reason: str, stamp: str) -> Obj:
-    return {"type": kind, "status": status, "reason": reason, "message": reason, "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": reason,
+        "lastHeartbeatTime": stamp,
+        "lastTransitionTime": stamp,
+    }
 
 
 def ready_condition(ready: bool, stamp: str) -> Obj:
     if ready:
-        return _condition("Ready", "True", "KubeletReady", stamp) | {"message": "kubelet is posting ready status"}
+        return _condition("Ready", "True", "KubeletReady", stamp) | {
+            "message": "kubelet is posting ready status"
+        }
     return _condition("Ready", "False", "KubeletNotReady", stamp) | {
         "message": "container runtime network not ready: NetworkReady=false"
     }

@@ -9,6 +9,7 @@ from localcloud.kube.status import ApiError, bad_request, unsupported_media_type
 
 MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 JSON_PATCH = "application/json-patch+json"
+REJECTED = "the server rejected our request due to an error in our request"
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -28,7 +29,9 @@ def _pointer(path: str) -> list[str]:
     if path == "":
         return []
     if not path.startswith("/"):
-        raise bad_request(f"the server rejected our request due to an error in our request: invalid path {path}")
+        raise bad_request(
+            f"the server rejected our request due to an error in our request: invalid path {path}"
+        )
     return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
 
 
@@ -40,7 +43,11 @@ def _parent(document: Any, parts: list[str]) -> Any:
         elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
-            raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: doc is missing path: /{'/'.join(parts)}")
+            raise ApiError(
+                422,
+                "Invalid",
+                f"{REJECTED}: doc is missing path: /{'/'.join(parts)}",
+            )
     return node
 
 
@@ -67,7 +74,11 @@ def json_patch(document: Any, operations: Any) -> Any:
             result = _add(result, parts, copy.deepcopy(operation.get("value")))
         elif op == "test":
             if _get(result, parts) != operation.get("value"):
-                raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: testing value /{'/'.join(parts)} failed")
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f"{REJECTED}: testing value /{'/'.join(parts)} failed",
+                )
         else:
             raise bad_request(f"Unexpected kind: {op}")
     return result
@@ -80,7 +91,11 @@ def _get(document: Any, parts: list[str]) -> Any:
     try:
         return node[int(parts[-1])] if isinstance(node, list) else node[parts[-1]]
     except (KeyError, IndexError, ValueError):
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: doc is missing path: /{'/'.join(parts)}") from None
+        raise ApiError(
+            422,
+            "Invalid",
+            f"{REJECTED}: doc is missing path: /{'/'.join(parts)}",
+        ) from None
 
 
 def _add(document: Any, parts: list[str], value: Any) -> Any:

@@ -80,7 +80,16 @@ class Rbac:
         api_groups: str | Iterable[str] = "*",
         namespaces: str | Iterable[str] = "*",
     ) -> None:
-        self._add(Rule("allow", _tuple(subjects), _tuple(verbs), _tuple(resources), _tuple(api_groups), _tuple(namespaces)))
+        self._add(
+            Rule(
+                "allow",
+                _tuple(subjects),
+                _tuple(verbs),
+                _tuple(resources),
+                _tuple(api_groups),
+                _tuple(namespaces),
+            )
+        )
 
     def deny(
         self,
@@ -91,7 +100,16 @@ class Rbac:
         api_groups: str | Iterable[str] = "*",
         namespaces: str | Iterable[str] = "*",
     ) -> None:
-        self._add(Rule("deny", _tuple(subjects), _tuple(verbs), _tuple(resources), _tuple(api_groups), _tuple(namespaces)))
+        self._add(
+            Rule(
+                "deny",
+                _tuple(subjects),
+                _tuple(verbs),
+                _tuple(resources),
+                _tuple(api_groups),
+                _tuple(namespaces),
+            )
+        )
 
     def _add(self, rule: Rule) -> None:
         with self._lock:

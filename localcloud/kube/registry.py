@@ -77,7 +77,9 @@ class Registry:
         obj["metadata"] = metadata
         if rtype.namespaced:
             if metadata.get("namespace") not in (None, "", namespace):
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             metadata["namespace"] = namespace
         else:
             metadata.pop("namespace", None)
@@ -121,7 +123,7 @@ class Registry:
             raise not_found(rtype, name)
         return found
 
-    def list(
+    def list_page(
         self,
         rtype: ResourceType,
         namespace: str | None,
@@ -151,7 +153,9 @@ class Registry:
         return ListPage(items, revision, next_token, remaining)
 
     # update -----------------------------------------------------------------------------------
-    def update(self, rtype: ResourceType, namespace: str | None, name: str, body: Any, subresource: str = "") -> Obj:
+    def update(
+        self, rtype: ResourceType, namespace: str | None, name: str, body: Any, subresource: str = ""
+    ) -> Obj:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be an object")
         with self.store.lock:
@@ -160,7 +164,10 @@ class Registry:
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rtype, name)
             if (body.get("metadata") or {}).get("name", name) != name:
-                raise bad_request(f'the name of the object ({body["metadata"]["name"]}) does not match the name on the URL ({name})')
+                raise bad_request(
+                    f"the name of the object ({body['metadata']['name']}) "
+                    f"does not match the name on the URL ({name})"
+                )
             new = copy.deepcopy(body)
             new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
             if subresource == "status":
@@ -169,7 +176,14 @@ class Registry:
                 new = merged
             else:
                 new.setdefault("metadata", {})
-                for field in ("uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+                for field in (
+                    "uid",
+                    "creationTimestamp",
+                    "namespace",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ):
                     if field in old["metadata"]:
                         new["metadata"][field] = old["metadata"][field]
                     else:
@@ -187,11 +201,22 @@ class Registry:
                 return new
             return self.store.put(rtype, new)
 
-    def patch(self, rtype: ResourceType, namespace: str | None, name: str, content_type: str, patch: Any, subresource: str = "") -> Obj:
+    def patch(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        content_type: str,
+        patch: Any,
+        subresource: str = "",
+    ) -> Obj:
         with self.store.lock:
             old = self.get(rtype, namespace, name)
             patched = apply_patch(content_type, old, patch)
-            if "resourceVersion" not in patched.get("metadata", {}) or patched["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]:
+            if (
+                "resourceVersion" not in patched.get("metadata", {})
+                or patched["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]
+            ):
                 patched.setdefault("metadata", {})["resourceVersion"] = ""
             return self.update(rtype, namespace, name, patched, subresource)
 
@@ -219,8 +244,10 @@ class Registry:
                 problems.invalid_value("spec.selector", "v1.LabelSelector{...}", "field is immutable")
         problems.raise_if_any(rtype, old["metadata"]["name"])
 
-    def mutate(self, rtype: ResourceType, namespace: str | None, name: str, change: Callable[[Obj], None]) -> Obj | None:
-        """Apply ``change`` to a copy and store it if it differs (controllers' status writes); None if gone."""
+    def mutate(
+        self, rtype: ResourceType, namespace: str | None, name: str, change: Callable[[Obj], None]
+    ) -> Obj | None:
+        """Apply ``change`` to a copy, store it if it differs (controllers' writes); None if gone."""
         with self.store.lock:
             old = self.store.get(rtype, namespace, name)
             if old is None:
@@ -232,7 +259,9 @@ class Registry:
             return self.store.put(rtype, new)
 
     # delete -----------------------------------------------------------------------------------
-    def delete(self, rtype: ResourceType, namespace: str | None, name: str, options: DeleteOptions = DeleteOptions()) -> tuple[Obj, bool]:
+    def delete(
+        self, rtype: ResourceType, namespace: str | None, name: str, options: DeleteOptions = DeleteOptions()
+    ) -> tuple[Obj, bool]:
         """Delete or start deleting; returns the object and whether it is still present (terminating)."""
         now = time.time()
         with self.store.lock:
@@ -240,7 +269,10 @@ class Registry:
             metadata = obj["metadata"]
             if options.precondition_uid and options.precondition_uid != metadata["uid"]:
                 raise conflict(rtype, name)
-            if options.precondition_resource_version and options.precondition_resource_version != metadata["resourceVersion"]:
+            if (
+                options.precondition_resource_version
+                and options.precondition_resource_version != metadata["resourceVersion"]
+            ):
                 raise conflict(rtype, name)
             policy = options.propagation_policy or rtype.default_propagation
             if policy not in ("Orphan", "Background", "Foreground"):
@@ -256,7 +288,9 @@ class Registry:
                 finalizers.append("foregroundDeletion")
             grace = self._grace_period(rtype, obj, options.grace_period_seconds)
             if grace > 0 or finalizers:
-                return self._start_terminating(rtype, obj, now, grace if grace > 0 else None, finalizers), True
+                return self._start_terminating(
+                    rtype, obj, now, grace if grace > 0 else None, finalizers
+                ), True
             removed = self.store.remove(rtype, namespace, name)
             return removed or obj, False
 
@@ -270,7 +304,9 @@ class Registry:
         current = obj["metadata"].get("deletionGracePeriodSeconds")
         return int(min(grace, current) if current is not None else grace)
 
-    def _start_terminating(self, rtype: ResourceType, obj: Obj, now: float, grace: int | None, finalizers: list[str]) -> Obj:
+    def _start_terminating(
+        self, rtype: ResourceType, obj: Obj, now: float, grace: int | None, finalizers: list[str]
+    ) -> Obj:
         new = copy.deepcopy(obj)
         metadata = new["metadata"]
         if grace is not None:
@@ -298,10 +334,17 @@ class Registry:
                     meta = dependent["metadata"]
                     self.mutate(rtype, meta.get("namespace"), meta["name"], _drop_owner(owner_uid))
 
-    def delete_collection(self, rtype: ResourceType, namespace: str | None, labels: LabelSelector, fields: FieldSelector, options: DeleteOptions) -> list[Obj]:
+    def delete_collection(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        options: DeleteOptions,
+    ) -> list[Obj]:
         deleted = []
         with self.store.lock:
-            for obj in self.list(rtype, namespace, labels, fields).items:
+            for obj in self.list_page(rtype, namespace, labels, fields).items:
                 meta = obj["metadata"]
                 deleted.append(self.delete(rtype, meta.get("namespace"), meta["name"], options)[0])
         return deleted
@@ -335,4 +378,6 @@ def _decode_continue(token: str) -> str:
             raise ValueError(token)
         return start
     except (ValueError, KeyError, TypeError):
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None
+        raise bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        ) from None

@@ -35,7 +35,9 @@ def tolerates(tolerations: Sequence[Obj], taint: Obj) -> bool:
         if toleration.get("operator", "Equal") == "Exists":
             if not toleration.get("key") or toleration["key"] == taint.get("key"):
                 return True
-        elif toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", ""):
+        elif toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get(
+            "value", ""
+        ):
             return True
     return False
 
@@ -59,7 +61,9 @@ def _term_matches(term: Obj, node: Obj) -> bool:
         Requirement(f["key"], _OPERATORS[f["operator"]], frozenset(f.get("values") or ()))
         for f in term.get("matchFields") or []
     )
-    return labels_match(expressions, labels) and labels_match(fields, {"metadata.name": node["metadata"]["name"]})
+    return labels_match(expressions, labels) and labels_match(
+        fields, {"metadata.name": node["metadata"]["name"]}
+    )
 
 
 def selector_matches(pod_spec: Obj, node: Obj) -> bool:
@@ -68,7 +72,9 @@ def selector_matches(pod_spec: Obj, node: Obj) -> bool:
     if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
         return False
     required = (
-        (pod_spec.get("affinity") or {}).get("nodeAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+        (pod_spec.get("affinity") or {})
+        .get("nodeAffinity", {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution")
     )
     if required:
         return any(_term_matches(term, node) for term in required.get("nodeSelectorTerms") or [])
@@ -95,5 +101,7 @@ def unschedulable_message(pod_spec: Obj, nodes: Sequence[Obj]) -> str:
             reason = f"node(s) had untolerated taint {{{taint['key']}{value}}}"
         reasons[reason] = reasons.get(reason, 0) + 1
     parts = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
-    return f"0/{len(nodes)} nodes are available: {parts}. preemption: 0/{len(nodes)} nodes are available: " \
+    return (
+        f"0/{len(nodes)} nodes are available: {parts}. preemption: 0/{len(nodes)} nodes are available: "
         f"{len(nodes)} Preemption is not helpful for scheduling."
+    )

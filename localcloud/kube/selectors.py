@@ -41,7 +41,7 @@ LabelSelector = tuple[Requirement, ...]
 def _check_key(key: str) -> None:
     prefix, _, name = key.rpartition("/")
     if len(name) > 63 or not _KEY_NAME.match(name) or len(prefix) > 253:
-        raise bad_request(f"unable to parse requirement: invalid label key \"{key}\"")
+        raise bad_request(f'unable to parse requirement: invalid label key "{key}"')
 
 
 def _check_value(value: str) -> None:
@@ -51,7 +51,9 @@ def _check_value(value: str) -> None:
 
 def _split_terms(text: str) -> list[str]:
     """Split on commas outside parentheses."""
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1
@@ -94,11 +96,15 @@ def structured_selector(selector: Mapping[str, Any] | None) -> LabelSelector:
     """A ``metav1.LabelSelector`` (matchLabels + matchExpressions) as requirements."""
     if not selector:
         return ()
-    requirements = [Requirement(k, "in", frozenset({v})) for k, v in (selector.get("matchLabels") or {}).items()]
+    requirements = [
+        Requirement(k, "in", frozenset({v})) for k, v in (selector.get("matchLabels") or {}).items()
+    ]
     operators = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
     for expression in selector.get("matchExpressions") or []:
         operator = operators[expression["operator"]]
-        requirements.append(Requirement(expression["key"], operator, frozenset(expression.get("values") or ())))
+        requirements.append(
+            Requirement(expression["key"], operator, frozenset(expression.get("values") or ()))
+        )
     return tuple(requirements)
 
 
@@ -116,7 +122,9 @@ FIELD_PATHS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
         "spec.hostNetwork": lambda o: str(bool(o["spec"].get("hostNetwork", False))).lower(),
         "status.podIP": lambda o: o.get("status", {}).get("podIP", ""),
     },
-    "nodes": {"spec.unschedulable": lambda o: str(bool(o.get("spec", {}).get("unschedulable", False))).lower()},
+    "nodes": {
+        "spec.unschedulable": lambda o: str(bool(o.get("spec", {}).get("unschedulable", False))).lower()
+    },
     "jobs": {"status.successful": lambda o: str(o.get("status", {}).get("succeeded", 0))},
     "namespaces": {"status.phase": lambda o: o.get("status", {}).get("phase", "")},
 }
@@ -140,7 +148,7 @@ def parse_field_selector(plural: str, text: str) -> FieldSelector:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         path, operator, value = match.groups()
         if path not in known:
-            raise ApiError(400, "BadRequest", f'field label not supported: {path}')
+            raise ApiError(400, "BadRequest", f"field label not supported: {path}")
         terms.append((path, operator == "!=", value, known[path]))
     return tuple(terms)
 

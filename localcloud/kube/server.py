@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from localcloud.kube.auth import TokenRejected, TokenVerifier
+from localcloud.kube.auth import TokenRejectedError, TokenVerifier
 from localcloud.kube.faults import CallCounter, Faults
 from localcloud.kube.rbac import Rbac, User
 from localcloud.kube.registry import DeleteOptions, ListPage, Registry
@@ -104,7 +105,12 @@ def _list_body(route: Route, page: ListPage) -> dict[str, Any]:
     if page.remaining is not None:
         metadata["remainingItemCount"] = page.remaining
     items = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in page.items]
-    return {"kind": f"{route.rtype.kind}List", "apiVersion": route.rtype.api_version, "metadata": metadata, "items": items}
+    return {
+        "kind": f"{route.rtype.kind}List",
+        "apiVersion": route.rtype.api_version,
+        "metadata": metadata,
+        "items": items,
+    }
 
 
 def _delete_options(query: dict[str, str], body: Any) -> DeleteOptions:
@@ -119,7 +125,9 @@ def _delete_options(query: dict[str, str], body: Any) -> DeleteOptions:
         grace_seconds = None if grace is None else int(grace)
     except ValueError:
         raise bad_request(f"invalid gracePeriodSeconds {grace!r}") from None
-    return DeleteOptions(grace_seconds, policy, preconditions.get("uid"), preconditions.get("resourceVersion"))
+    return DeleteOptions(
+        grace_seconds, policy, preconditions.get("uid"), preconditions.get("resourceVersion")
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -127,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the call counter is the record."""
 
     def do_GET(self) -> None:
@@ -156,7 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route = parse_route(url.path)
         if route is None:
-            self._send_error(ApiError(404, "NotFound", "the server could not find the requested resource", {}))
+            self._send_error(
+                ApiError(404, "NotFound", "the server could not find the requested resource", {})
+            )
             return
         verb = _verb(method, route, query)
         resource = route.resource()
@@ -173,10 +183,13 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 if fault.status == 429:
                     raise too_many_requests(fault.retry_after)
-                raise ApiError(fault.status, "InternalError" if fault.status == 500 else "ServiceUnavailable",
-                               f"Internal error occurred: injected fault on {verb} {resource}",
-                               {"causes": [{"message": "injected fault"}]},
-                               headers={"Retry-After": str(fault.retry_after)} if fault.status == 503 else None)
+                raise ApiError(
+                    fault.status,
+                    "InternalError" if fault.status == 500 else "ServiceUnavailable",
+                    f"Internal error occurred: injected fault on {verb} {resource}",
+                    {"causes": [{"message": "injected fault"}]},
+                    headers={"Retry-After": str(fault.retry_after)} if fault.status == 503 else None,
+                )
             group = route.rtype.group
             if not api.rbac.allows(user, verb, group, resource, route.namespace):
                 raise forbidden(user.name, verb, resource, group, route.namespace, route.name)
@@ -188,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError as error:
             self._send_error(bad_request(f"the body of the request is not valid JSON: {error}"))
             return
-        except Exception as error:  # noqa: BLE001 - an API server answers 500, it does not crash
+        except Exception as error:
             self._send_error(internal_error(repr(error)))
             return
         self._send(status, payload)
@@ -200,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise unauthorized()
         try:
             identity = api.verifier.verify(header[len("Bearer ") :].strip())
-        except TokenRejected as rejected:
+        except TokenRejectedError as rejected:
             api.auth_failures.append(str(rejected))
             raise unauthorized() from None
         user = api.rbac.user_for(identity)
@@ -209,7 +222,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise unauthorized()
         return user
 
-    def _dispatch(self, api: ApiServer, method: str, verb: str, route: Route, query: dict[str, str], body: Any) -> tuple[int, Any]:
+    def _dispatch(
+        self, api: ApiServer, method: str, verb: str, route: Route, query: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
         registry, rtype, ns, name = api.registry, route.rtype, route.namespace, route.name
         if verb == "watch":
             raise method_not_allowed("watch is not supported by this emulator; list and poll instead")
@@ -217,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
             labels = parse_label_selector(query.get("labelSelector", ""))
             fields = parse_field_selector(rtype.plural, query.get("fieldSelector", ""))
             limit = int(query.get("limit") or 0)
-            page = registry.list(rtype, ns, labels, fields, limit, query.get("continue", ""))
+            page = registry.list_page(rtype, ns, labels, fields, limit, query.get("continue", ""))
             return 200, _list_body(route, page)
         if rtype.namespaced and ns is None and verb not in ("list", "watch"):
             raise method_not_allowed(f"{verb} of {rtype.plural} needs a namespace")
@@ -233,15 +248,27 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "update":
             return 200, registry.update(rtype, ns, name or "", body, route.subresource)
         if verb == "patch":
-            return 200, registry.patch(rtype, ns, name or "", self.headers.get("Content-Type", ""), body, route.subresource)
+            return 200, registry.patch(
+                rtype, ns, name or "", self.headers.get("Content-Type", ""), body, route.subresource
+            )
         if verb == "delete":
             obj, present = registry.delete(rtype, ns, name or "", _delete_options(query, body))
             if present or rtype.returns_deleted_object:
                 return 200, obj
-            details: dict[str, Any] = {"name": obj["metadata"]["name"], "kind": rtype.plural, "uid": obj["metadata"]["uid"]}
+            details: dict[str, Any] = {
+                "name": obj["metadata"]["name"],
+                "kind": rtype.plural,
+                "uid": obj["metadata"]["uid"],
+            }
             if rtype.group:
                 details["group"] = rtype.group
-            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+            return 200, {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": details,
+            }
         if verb == "deletecollection":
             labels = parse_label_selector(query.get("labelSelector", ""))
             fields = parse_field_selector(rtype.plural, query.get("fieldSelector", ""))
@@ -268,10 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 class _Server(ThreadingHTTPServer):
@@ -293,13 +318,18 @@ class _Server(ThreadingHTTPServer):
 class HttpsFront:
     """The listening HTTPS server on its own thread."""
 
-    def __init__(self, api: ApiServer, cert_file: str, key_file: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, api: ApiServer, cert_file: str, key_file: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
         self._server = _Server((host, port), api, context)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-apiserver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="kube-apiserver",
+            daemon=True,
         )
         self._thread.start()
 

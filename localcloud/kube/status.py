@@ -89,7 +89,13 @@ class Invalid:
         self.causes.append(Cause(reason, path, message))
 
     def invalid_value(self, path: str, value: Any, why: str) -> None:
-        shown = f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else value
+        shown = (
+            f'"{value}"'
+            if isinstance(value, str)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else value
+        )
         self.add("FieldValueInvalid", path, f"Invalid value: {shown}: {why}")
 
     def required(self, path: str, why: str = "") -> None:
@@ -114,11 +120,15 @@ class Invalid:
         texts = [f"{cause.field}: {cause.message}" for cause in self.causes]
         summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
         details = _details(rtype, name, kind=rtype.kind)
-        details["causes"] = [{"reason": c.reason, "message": c.message, "field": c.field} for c in self.causes]
+        details["causes"] = [
+            {"reason": c.reason, "message": c.message, "field": c.field} for c in self.causes
+        ]
         raise ApiError(422, "Invalid", f'{rtype.qualified_kind} "{name}" is invalid: {summary}', details)
 
 
-def forbidden(user: str, verb: str, rtype_plural: str, group: str, namespace: str | None, name: str | None) -> ApiError:
+def forbidden(
+    user: str, verb: str, rtype_plural: str, group: str, namespace: str | None, name: str | None
+) -> ApiError:
     """403 in the RBAC authorizer's words, naming user, verb, resource and scope."""
     subject = f'{rtype_plural} "{name}"' if name else rtype_plural
     scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
@@ -164,7 +174,9 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    accepted = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+    accepted = (
+        "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+    )
     return ApiError(
         415,
         "UnsupportedMediaType",

@@ -23,7 +23,8 @@ SUBDOMAIN_WHY = (
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 )
 LABEL_WHY = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and "
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    "and "
     "end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
@@ -133,14 +134,17 @@ def check_pod_spec(spec: Any, problems: Invalid, path: str, restart_policies: tu
     check_labels(spec.get("nodeSelector"), problems, f"{path}.nodeSelector")
     deadline = spec.get("activeDeadlineSeconds")
     if deadline is not None and (not isinstance(deadline, int) or deadline < 1):
-        problems.invalid_value(f"{path}.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive")
+        problems.invalid_value(
+            f"{path}.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive"
+        )
     for index, toleration in enumerate(spec.get("tolerations") or []):
         operator = toleration.get("operator", "Equal")
         if operator not in ("Equal", "Exists"):
             problems.unsupported(f"{path}.tolerations[{index}].operator", operator, ("Equal", "Exists"))
         if operator == "Exists" and toleration.get("value"):
             problems.invalid_value(
-                f"{path}.tolerations[{index}].operator", toleration["value"],
+                f"{path}.tolerations[{index}].operator",
+                toleration["value"],
                 "value must be empty when `operator` is 'Exists'",
             )
 
@@ -169,7 +173,9 @@ def validate(rtype: ResourceType, obj: dict[str, Any]) -> None:
         check_pod_spec(template.get("spec"), problems, "spec.template.spec", ("OnFailure", "Never"))
         for field in ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit", "completions"):
             value = spec.get(field)
-            if value is not None and (not isinstance(value, int) or value < (1 if field == "activeDeadlineSeconds" else 0)):
+            if value is not None and (
+                not isinstance(value, int) or value < (1 if field == "activeDeadlineSeconds" else 0)
+            ):
                 problems.invalid_value(f"spec.{field}", value, "must be greater than or equal to 0")
     elif rtype is DAEMONSETS:
         template = spec.get("template") or {}
@@ -183,6 +189,8 @@ def validate(rtype: ResourceType, obj: dict[str, Any]) -> None:
         for index, port in enumerate(ports):
             number = port.get("port")
             if not isinstance(number, int) or not 1 <= number <= 65535:
-                problems.invalid_value(f"spec.ports[{index}].port", number, "must be between 1 and 65535, inclusive")
+                problems.invalid_value(
+                    f"spec.ports[{index}].port", number, "must be between 1 and 65535, inclusive"
+                )
         check_labels(spec.get("selector"), problems, "spec.selector")
     problems.raise_if_any(rtype, obj["metadata"]["name"])

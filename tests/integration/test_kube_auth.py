@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import datetime
 import urllib.parse
+from typing import Any
 
 import boto3
 import pytest
+from eks_capture import eks
+from eks_capture.errors import ClusterAccessDenied, ClusterNotFound
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from eks_capture import eks
-from eks_capture.errors import ClusterAccessDenied, ClusterNotFound
 from localcloud.kube import KubeEmulator
-from tests.fixtures.kube import KUBE_CLUSTER
+from tests.fixtures.kube import KUBE_CLUSTER, batch_api, core_api
 
 POD = {"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
@@ -26,7 +27,7 @@ def _caller_arn() -> str:
 def _status(error: ApiException) -> dict[str, object]:
     import json
 
-    body: dict[str, object] = json.loads(error.body)
+    body: dict[str, object] = json.loads(error.body or "{}")
     return body
 
 
@@ -40,27 +41,33 @@ def _retoken(token: str, **changes: str) -> str:
     return eks.TOKEN_PREFIX + base64.urlsafe_b64encode(rebuilt.encode()).decode().rstrip("=")
 
 
-def _raw_core(kube: KubeEmulator, token: str | None) -> client.CoreV1Api:
+def _raw_core(kube: KubeEmulator, token: str | None) -> Any:
     configuration = kube.configuration(token or "")
     if token is None:
         configuration.api_key = {}
-    return client.CoreV1Api(client.ApiClient(configuration))
+    return core_api(client.ApiClient(configuration))
 
 
-def test_token_from_own_credentials_lists_nodes_with_aws_provider_ids(kube: KubeEmulator, kube_client: client.ApiClient) -> None:
+def test_token_from_own_credentials_lists_nodes_with_aws_provider_ids(
+    kube: KubeEmulator, kube_client: client.ApiClient
+) -> None:
     kube.add_node("node-a", instance_id="i-0123456789abcdef0", zone="eu-west-1b")
-    nodes = client.CoreV1Api(kube_client).list_node().items
-    assert [(n.metadata.name, n.spec.provider_id) for n in nodes] == [("node-a", "aws:///eu-west-1b/i-0123456789abcdef0")]
+    nodes = core_api(kube_client).list_node().items
+    assert [(n.metadata.name, n.spec.provider_id) for n in nodes] == [
+        ("node-a", "aws:///eu-west-1b/i-0123456789abcdef0")
+    ]
 
 
-def test_kubeconfig_written_by_the_emulator_works_with_the_official_loader(kube: KubeEmulator, tmp_path: object) -> None:
+def test_kubeconfig_written_by_the_emulator_works_with_the_official_loader(
+    kube: KubeEmulator, tmp_path: object
+) -> None:
     from pathlib import Path
 
     from kubernetes import config
 
     path = kube.write_kubeconfig(Path(str(tmp_path)) / "kubeconfig", eks.generate_token(KUBE_CLUSTER).value)
-    api = config.new_client_from_config(str(path))
-    names = [ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items]
+    api = config.new_client_from_config(str(path))  # type: ignore[no-untyped-call]
+    names = [ns.metadata.name for ns in core_api(api).list_namespace().items]
     assert "kube-system" in names
 
 
@@ -69,8 +76,13 @@ def test_request_without_a_token_is_unauthorized(kube: KubeEmulator) -> None:
         _raw_core(kube, None).list_namespace()
     assert caught.value.status == 401
     assert _status(caught.value) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "Unauthorized", "reason": "Unauthorized", "code": 401,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
     }
 
 
@@ -109,22 +121,25 @@ def test_malformed_token_is_unauthorized(kube: KubeEmulator, case: str, make_tok
     assert caught.value.status == 401, case
 
 
-def test_denied_verb_is_forbidden_with_the_api_servers_message(kube: KubeEmulator, kube_client: client.ApiClient) -> None:
+def test_denied_verb_is_forbidden_with_the_api_servers_message(
+    kube: KubeEmulator, kube_client: client.ApiClient
+) -> None:
     kube.rbac.deny(verbs="list", resources="nodes")
     with pytest.raises(ApiException) as caught:
-        client.CoreV1Api(kube_client).list_node()
+        core_api(kube_client).list_node()
     assert caught.value.status == 403
     body = _status(caught.value)
     assert body["reason"] == "Forbidden"
     assert body["message"] == (
-        f'nodes is forbidden: User "{_caller_arn()}" cannot list resource "nodes" in API group "" at the cluster scope'
+        f'nodes is forbidden: User "{_caller_arn()}" cannot list resource "nodes" '
+        'in API group "" at the cluster scope'
     )
     assert body["details"] == {"kind": "nodes"}
 
 
 def test_denial_is_per_verb_and_resource(kube: KubeEmulator, kube_client: client.ApiClient) -> None:
     kube.rbac.deny(verbs="list", resources="nodes")
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     core.create_namespaced_pod("default", POD)
     assert [p.metadata.name for p in core.list_namespaced_pod("default").items] == ["probe"]
 
@@ -138,10 +153,14 @@ def test_assumed_role_maps_to_its_access_entry_and_namespaced_rules(kube: KubeEm
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
     )
-    kube.rbac.map_identity("arn:aws:iam::123456789012:role/capture-trigger", "eks-capture:trigger", ["eks-capture"])
+    kube.rbac.map_identity(
+        "arn:aws:iam::123456789012:role/capture-trigger", "eks-capture:trigger", ["eks-capture"]
+    )
     kube.rbac.clear_rules()
-    kube.rbac.allow(subjects="group:eks-capture", verbs=("create", "list"), resources="pods", namespaces="default")
-    core = client.CoreV1Api(eks.api_client(KUBE_CLUSTER, session=session))
+    kube.rbac.allow(
+        subjects="group:eks-capture", verbs=("create", "list"), resources="pods", namespaces="default"
+    )
+    core = core_api(eks.api_client(KUBE_CLUSTER, session=session))
     core.create_namespaced_pod("default", POD)
     with pytest.raises(ApiException) as caught:
         core.list_namespaced_pod("kube-system")
@@ -156,17 +175,29 @@ def test_caller_without_access_entry_is_unauthorized_when_mapping_is_required(
 ) -> None:
     kube.rbac.map_unknown_callers = False
     with pytest.raises(ClusterAccessDenied) as caught, eks.kube_errors(KUBE_CLUSTER, "list nodes"):
-        client.CoreV1Api(kube_client).list_node()
+        core_api(kube_client).list_node()
     assert "access entry" in caught.value.message
     assert kube.auth_failures[-1] == f"no access entry for {_caller_arn()}"
 
 
-def test_forbidden_becomes_access_denied_naming_verb_and_resource(kube: KubeEmulator, kube_client: client.ApiClient) -> None:
+def test_forbidden_becomes_access_denied_naming_verb_and_resource(
+    kube: KubeEmulator, kube_client: client.ApiClient
+) -> None:
     kube.rbac.deny(verbs="create", resources="jobs", api_groups="batch")
-    job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}
+    job = {
+        "metadata": {"name": "j"},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+            }
+        },
+    }
     with pytest.raises(ClusterAccessDenied) as caught, eks.kube_errors(KUBE_CLUSTER, "create job"):
-        client.BatchV1Api(kube_client).create_namespaced_job("default", job)
-    assert 'cannot create resource "jobs" in API group "batch" in the namespace "default"' in caught.value.message
+        batch_api(kube_client).create_namespaced_job("default", job)
+    assert (
+        'cannot create resource "jobs" in API group "batch" in the namespace "default"'
+        in caught.value.message
+    )
 
 
 def test_unknown_cluster_is_cluster_not_found(kube: KubeEmulator) -> None:
