@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -11,7 +10,7 @@ from localcloud.kube.registry import DeleteOptions, Registry
 from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, SERVICES, ResourceType
 from localcloud.kube.scheduling import fits, tolerates
 from localcloud.kube.status import ApiError
-from localcloud.kube.store import Obj
+from localcloud.kube.store import Obj, clone
 
 FINISHED = ("Succeeded", "Failed")
 DAEMON_TOLERATIONS = (
@@ -114,31 +113,30 @@ class JobController:
                 active.append(self._create_pod(job))
         ready = sum(1 for p in active if _pod_ready(p))
 
-        def update(obj: Obj) -> None:
-            status = obj["status"]
-            status.setdefault("startTime", rfc3339(started))
-            status["active"], status["ready"] = len(active), ready
-            status["succeeded"], status["failed"] = succeeded, failed
-            status["terminating"] = sum(1 for p in pods if _terminating(p))
-            status["uncountedTerminatedPods"] = {}
-            for key in ("active", "succeeded", "failed", "terminating"):
-                if not status[key]:
-                    status.pop(key)
-            if outcome is not None:
-                kind, reason, message = outcome
-                interim = "SuccessCriteriaMet" if kind == "Complete" else "FailureTarget"
-                status["conditions"] = [
-                    _condition(interim, reason, message, now),
-                    _condition(kind, reason, message, now),
-                ]
-                if kind == "Complete":
-                    status["completionTime"] = rfc3339(now)
-
-        meta = job["metadata"]
-        self.registry.mutate(JOBS, meta["namespace"], meta["name"], update)
+        status = dict(job["status"])
+        status.setdefault("startTime", rfc3339(started))
+        status["active"], status["ready"] = len(active), ready
+        status["succeeded"], status["failed"] = succeeded, failed
+        status["terminating"] = sum(1 for p in pods if _terminating(p))
+        status["uncountedTerminatedPods"] = {}
+        for key in ("active", "succeeded", "failed", "terminating"):
+            if not status[key]:
+                status.pop(key)
+        if outcome is not None:
+            kind, reason, message = outcome
+            interim = "SuccessCriteriaMet" if kind == "Complete" else "FailureTarget"
+            status["conditions"] = [
+                _condition(interim, reason, message, now),
+                _condition(kind, reason, message, now),
+            ]
+            if kind == "Complete":
+                status["completionTime"] = rfc3339(now)
+        if status != job["status"]:
+            meta = job["metadata"]
+            self.registry.mutate(JOBS, meta["namespace"], meta["name"], lambda obj: obj.update(status=status))
 
     def _create_pod(self, job: Obj) -> Obj:
-        template = copy.deepcopy(job["spec"]["template"])
+        template = clone(job["spec"]["template"])
         metadata = template.get("metadata") or {}
         metadata.pop("name", None)
         metadata["generateName"] = f"{job['metadata']['name']}-"
@@ -226,7 +224,7 @@ class DaemonSetController:
 
     @staticmethod
     def _pod_spec(ds: Obj) -> Obj:
-        spec: Obj = copy.deepcopy(ds["spec"]["template"]["spec"])
+        spec: Obj = clone(ds["spec"]["template"]["spec"])
         tolerations = spec.setdefault("tolerations", [])
         extra = list(DAEMON_TOLERATIONS)
         if spec.get("hostNetwork"):
@@ -243,7 +241,7 @@ class DaemonSetController:
         return spec
 
     def _create_pod(self, ds: Obj, template_spec: Obj, node_name: str) -> Obj:
-        spec = copy.deepcopy(template_spec)
+        spec = clone(template_spec)
         spec["affinity"] = {
             **(spec.get("affinity") or {}),
             "nodeAffinity": {
@@ -254,7 +252,7 @@ class DaemonSetController:
                 }
             },
         }
-        metadata = copy.deepcopy(ds["spec"]["template"].get("metadata") or {})
+        metadata = clone(ds["spec"]["template"].get("metadata") or {})
         metadata.pop("name", None)
         metadata["generateName"] = f"{ds['metadata']['name']}-"
         metadata["ownerReferences"] = [owner_reference(ds)]

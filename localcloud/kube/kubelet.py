@@ -6,6 +6,8 @@ deleted). Pods on the node marked local run their containers as processes on thi
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,7 @@ class _Run:
     local: LocalPod | None = None
     downward_at: float = 0.0
     deadline_exceeded: bool = False
+    quiet_at: str | None = None
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Kubelet:
     _scripts: list[_Script] = field(default_factory=list)
     _runs: dict[str, _Run] = field(default_factory=dict)
     _next_ip: int = 0
+    _load: Counter[str] = field(default_factory=Counter)
 
     def script(
         self,
@@ -109,6 +113,7 @@ class Kubelet:
     def sync(self, now: float) -> None:
         nodes = {n["metadata"]["name"]: n for n in self.registry.store.items(NODES)}
         pods = self.registry.store.items(PODS)
+        self._load = Counter(p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName"))
         live = set()
         for pod in pods:
             uid = pod["metadata"]["uid"]
@@ -128,6 +133,8 @@ class Kubelet:
         node_name = spec.get("nodeName")
         node = nodes.get(node_name) if node_name else None
         run = self._runs.get(meta["uid"])
+        if run is not None and run.quiet_at == meta["resourceVersion"]:
+            return  # nothing can change until the pod does (no timer pending)
         if meta.get("deletionTimestamp"):
             self._terminate(pod, node, run, now)
             return
@@ -143,6 +150,7 @@ class Kubelet:
         if run is None:
             run = self._start(pod, node, now)
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            run.quiet_at = meta["resourceVersion"]
             return
         deadline = spec.get("activeDeadlineSeconds")
         started = pod.get("status", {}).get("startTime")
@@ -172,11 +180,7 @@ class Kubelet:
         if not candidates:
             self._mark_unschedulable(pod, unschedulable_message(pod["spec"], nodes), now)
             return
-        load: dict[str, int] = {}
-        for other in self.registry.store.items(PODS):
-            name = other["spec"].get("nodeName")
-            if name:
-                load[name] = load.get(name, 0) + 1
+        load = self._load
         chosen = min(candidates, key=lambda n: (load.get(n["metadata"]["name"], 0), n["metadata"]["name"]))
 
         def bind(obj: Obj) -> None:
@@ -184,8 +188,16 @@ class Kubelet:
             _set_condition(obj, "PodScheduled", "True", now)
 
         self.registry.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], bind)
+        load[chosen["metadata"]["name"]] += 1
 
     def _mark_unschedulable(self, pod: Obj, message: str, now: float) -> None:
+        for condition in pod.get("status", {}).get("conditions") or []:
+            if condition["type"] == "PodScheduled" and (condition["status"], condition.get("message")) == (
+                "False",
+                message,
+            ):
+                return
+
         def change(obj: Obj) -> None:
             _set_condition(obj, "PodScheduled", "False", now, "Unschedulable", message)
 
@@ -204,8 +216,6 @@ class Kubelet:
         return run
 
     def _base_env(self) -> dict[str, str]:
-        import os
-
         base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
         return {**base, **self.local_env}
 
@@ -219,7 +229,10 @@ class Kubelet:
         running = run.running_at is not None and run.ended_at is None
         if running and behaviour.run_for is not None and now - (run.running_at or now) >= behaviour.run_for:
             run.ended_at = now
-        self._write_status(pod, node, run, now)
+        wrote = self._write_status(pod, node, run, now)
+        waiting = run.running_at is None or (behaviour.run_for is not None and run.ended_at is None)
+        if not wrote and not waiting and not pod["spec"].get("activeDeadlineSeconds"):
+            run.quiet_at = pod["metadata"]["resourceVersion"]
 
     def _advance_local(self, pod: Obj, node: Obj, run: _Run, now: float) -> None:
         local = run.local
@@ -266,7 +279,8 @@ class Kubelet:
         phase: str | None = None,
         reason: str | None = None,
         message: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Write the pod's status from the run; whether anything changed."""
         containers = pod["spec"]["containers"]
         statuses = self._container_statuses(pod, run, now)
         if phase is None:
@@ -297,8 +311,17 @@ class Kubelet:
             _set_condition(obj, "ContainersReady", "True" if running else "False", now)
             _set_condition(obj, "Ready", "True" if running else "False", now)
 
-        if len(statuses) == len(containers):
-            self.registry.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change)
+        current = pod.get("status", {})
+        unchanged = (
+            current.get("phase") == phase
+            and current.get("containerStatuses") == statuses
+            and current.get("reason") == reason
+            and current.get("podIP") == pod_ip
+        )
+        if len(statuses) != len(containers) or unchanged:
+            return False
+        self.registry.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change)
+        return True
 
     def _container_statuses(self, pod: Obj, run: _Run, now: float) -> list[Obj]:
         statuses = []

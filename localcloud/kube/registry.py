@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import ipaddress
 import json
 import secrets
@@ -19,7 +18,7 @@ from localcloud.kube.patches import apply_patch
 from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, ResourceType
 from localcloud.kube.selectors import FieldSelector, LabelSelector, fields_match, labels_match
 from localcloud.kube.status import ApiError, Invalid, already_exists, bad_request, conflict, not_found
-from localcloud.kube.store import Obj, Store, object_key
+from localcloud.kube.store import Obj, Store, clone, object_key
 from localcloud.kube.validation import validate
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -71,7 +70,7 @@ class Registry:
     def create(self, rtype: ResourceType, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be an object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
         metadata = obj.setdefault("metadata", {}) or {}
         obj["metadata"] = metadata
@@ -168,10 +167,10 @@ class Registry:
                     f"the name of the object ({body['metadata']['name']}) "
                     f"does not match the name on the URL ({name})"
                 )
-            new = copy.deepcopy(body)
+            new: Obj = clone(body)
             new["apiVersion"], new["kind"] = rtype.api_version, rtype.kind
             if subresource == "status":
-                merged = copy.deepcopy(old)
+                merged: Obj = clone(old)
                 merged["status"] = new.get("status", {})
                 new = merged
             else:
@@ -190,7 +189,7 @@ class Registry:
                         new["metadata"].pop(field, None)
                 new["metadata"]["name"] = name
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = clone(old["status"])
                 self._check_immutable(rtype, old, new)
                 if rtype.has_generation and new.get("spec") != old.get("spec"):
                     new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
@@ -252,7 +251,7 @@ class Registry:
             old = self.store.get(rtype, namespace, name)
             if old is None:
                 return None
-            new = copy.deepcopy(old)
+            new = clone(old)
             change(new)
             if new == old:
                 return old
@@ -307,7 +306,7 @@ class Registry:
     def _start_terminating(
         self, rtype: ResourceType, obj: Obj, now: float, grace: int | None, finalizers: list[str]
     ) -> Obj:
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         metadata = new["metadata"]
         if grace is not None:
             deadline = now + grace

@@ -16,6 +16,15 @@ from localcloud.kube.resources import ALL, ResourceType
 Obj = dict[str, Any]
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars), several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clone(item) for item in value]
+    return value
+
+
 def object_key(rtype: ResourceType, namespace: str | None, name: str) -> str:
     """``<namespace>/<name>`` or ``<name>``: the order lists are returned in, as etcd keys sort."""
     return f"{namespace}/{name}" if rtype.namespaced else name
