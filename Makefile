@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 PYTHON := .venv/bin/python
 SAM := .venv-sam/bin/sam
 export SAM_CLI_TELEMETRY := 0
-export AWS_DEFAULT_REGION ?= eu-west-1
+export AWS_DEFAULT_REGION ?= us-west-2
 
 .PHONY: demo test lint typecheck unit bench validate-template env system-tools sam-env clean
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-REGION = "eu-west-1"
+REGION = "us-west-2"
 ACCOUNT_ID = "123456789012"
 
 

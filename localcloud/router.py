@@ -204,9 +204,10 @@ class Router:
         """What the function's process sees: the machine's basics, the local cloud, then the template."""
         return {**os.environ, **self.environment, **self.functions[logical_id].environment}
 
-    def deploy(self) -> None:
-        """Create the stack's resources and one rule + target per function event."""
-        provision(self.stack)
+    def deploy(self, create_resources: bool = True) -> None:
+        """Create the stack's resources (unless done already) and one rule + target per function event."""
+        if create_resources:
+            provision(self.stack)
         events = boto3.client("events", region_name=self.stack.region)
         sqs = boto3.client("sqs", region_name=self.stack.region)
         for spec in self.functions.values():

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.network",
     "tests.fixtures.traffic",
     "tests.fixtures.stack",
+    "tests.fixtures.cluster",
 ]
 
 

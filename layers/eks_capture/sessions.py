@@ -148,8 +148,8 @@ class CaptureStore:
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    def create_session(self, session: CaptureSession) -> bool:
-        """Store a new session; False when one with this id exists already (a redelivered event)."""
+    @staticmethod
+    def _session_item(session: CaptureSession) -> dict[str, Any]:
         item: dict[str, Any] = {
             "pk": f"CAPTURE#{session.capture_id}",
             "sk": SESSION_SK,
@@ -160,11 +160,31 @@ class CaptureStore:
         if session.trigger.alarm_name:
             item["gsi2pk"] = f"ALARM#{session.trigger.alarm_name}"
             item["gsi2sk"] = _iso(session.created_at)
+        return item
+
+    def create_session(self, session: CaptureSession) -> bool:
+        """Store a new session; False when one with this id exists already (a redelivered event)."""
         try:
             self._client.put_item(
                 TableName=self.table_name,
-                Item=_serialize(item),
+                Item=_serialize(self._session_item(session)),
                 ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def replace_session(self, session: CaptureSession, expected_status: SessionStatus) -> bool:
+        """Write the whole session over one still in ``expected_status``; False if it moved on meanwhile."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=_serialize(self._session_item(session)),
+                ConditionExpression="#status = :expected",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_serialize({":expected": expected_status}),
             )
         except ClientError as error:
             if _is_condition_failure(error):
@@ -344,6 +364,19 @@ class CaptureStore:
             return str(_deserialize(holder)["capture_id"]) if holder else "another capture"
         return None
 
+    def release_cooldown(self, alarm_name: str, capture_id: str) -> None:
+        """End the alarm's cooldown if ``capture_id`` holds it (a capture that started nothing)."""
+        try:
+            self._client.delete_item(
+                TableName=self.table_name,
+                Key=_serialize({"pk": f"COOLDOWN#{alarm_name}", "sk": "COOLDOWN"}),
+                ConditionExpression="capture_id = :id",
+                ExpressionAttributeValues=_serialize({":id": capture_id}),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
     # -- files ------------------------------------------------------------------------------------
 
     def record_file(self, record: FileRecord) -> bool:
@@ -386,6 +419,22 @@ class CaptureStore:
                 raise
             reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return self._record_file_without_session(item)
+            raise
+        return True
+
+    def _record_file_without_session(self, item: dict[str, Any]) -> bool:
+        """A file whose session is unknown (an orphan pod's upload) is still indexed, totals aside."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=_serialize(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
                 return False
             raise
         return True

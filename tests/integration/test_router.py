@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from localcloud.aws import MotoServer
+from localcloud.aws import REGION, MotoServer
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.router import Router
 from localcloud.template import Stack, TemplateError, load_template
@@ -61,7 +61,7 @@ def test_alarm_matching_the_template_pattern_reaches_its_handler_with_template_e
     assert invocation.result["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"][
         "dimensions"
     ] == {"InstanceId": "i-0123456789abcdef0"}
-    assert invocation.result["from_globals"] == "eu-west-1-team-"
+    assert invocation.result["from_globals"] == f"{REGION}-team-"
     assert invocation.result["own"] == "own-value"
     assert invocation.result["function_name"] == "EchoFunction"
     assert 0 < invocation.result["remaining_ms"] <= 5000

@@ -1,0 +1,34 @@
+"""Indexer: an S3 "Object Created" event in, the pcap's analysis and index item in DynamoDB out."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from eks_capture import indexer
+from eks_capture.errors import CaptureRejected
+from eks_capture.sessions import CaptureStore
+from eks_capture.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+settings = Settings.from_env()
+store = CaptureStore(settings.capture_table)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        outcomes = indexer.handle(event, store)
+    except CaptureRejected as error:
+        logger.warning(f"event not indexed: {error.message}", extra={"error": error.to_dict()})
+        return {"status": "error", "error": error.to_dict()}
+    indexed = [o for o in outcomes if o.status == "indexed"]
+    metrics.add_metric(name="FilesIndexed", unit=MetricUnit.Count, value=len(indexed))
+    metrics.add_metric(name="PacketsIndexed", unit=MetricUnit.Count, value=sum(o.packets for o in indexed))
+    return {"files": [o.to_dict() for o in outcomes]}
