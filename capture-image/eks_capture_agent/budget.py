@@ -1,8 +1,9 @@
-"""Which files to give up when the spool outgrows its byte budget (a pure decision).
+"""Which files to give up when the spool outgrows its byte budget (pure decisions).
 
-Only closed files that are not being uploaded may go, oldest first, and only as many as needed to
-bring the spool back under budget: the file tcpdump is writing cannot be freed, and the upload in
-flight is the one most likely to finish.
+Only closed files that are not being uploaded may go, oldest first, and only as many as needed: the
+file tcpdump is writing cannot be freed, and the upload in flight is the one most likely to finish.
+With size rotation the decision keeps room for the open file to reach its size limit and for the
+next file to start before the following check, so the spool stays within budget between checks too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eks_capture_agent.spool import PcapName
+
+RECORD_HEADER_BYTES = 16
+BLOCK_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -21,11 +25,24 @@ class SpoolFile:
     bytes: int
 
 
+def open_file_headroom(rotate_bytes: int, snaplen: int, open_file_bytes: int) -> int:
+    """Bytes to keep free: the open file may still grow to the rotation size (plus the packet that
+    crosses it), and the file after it may start before the next check. Zero without size rotation."""
+    if rotate_bytes <= 0:
+        return 0
+    largest_file = rotate_bytes + snaplen + RECORD_HEADER_BYTES + BLOCK_BYTES
+    return max(0, 2 * largest_file - open_file_bytes)
+
+
 def files_to_drop(
-    closed: Sequence[SpoolFile], usage_bytes: int, budget_bytes: int, in_flight: PcapName | None
+    closed: Sequence[SpoolFile],
+    usage_bytes: int,
+    budget_bytes: int,
+    in_flight: PcapName | None,
+    headroom_bytes: int = 0,
 ) -> list[SpoolFile]:
-    """The oldest closed files to delete so that usage falls to the budget, or as near as it can."""
-    excess = usage_bytes - budget_bytes
+    """The oldest closed files to delete so that usage plus headroom falls to the budget, or near it."""
+    excess = usage_bytes + headroom_bytes - budget_bytes
     chosen: list[SpoolFile] = []
     for candidate in sorted(closed, key=lambda spool_file: spool_file.name):
         if excess <= 0:

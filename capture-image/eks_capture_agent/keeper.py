@@ -7,9 +7,9 @@ import time
 
 from aws_lambda_powertools import Logger
 
-from eks_capture_agent.budget import SpoolFile, files_to_drop
+from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
 from eks_capture_agent.ledger import DroppedFile, Ledger
-from eks_capture_agent.spool import COMPLETION_MARKER, PcapName, Spool, closed_files
+from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 from eks_capture_agent.timestamps import iso_utc
 
 CHECK_SECONDS = 0.1
@@ -29,6 +29,7 @@ class BudgetKeeper:
         self.lock = threading.Lock()
         self.in_flight: PcapName | None = None
         self._logger = logger
+        self._rotation: tuple[int, int] | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="budget-keeper", daemon=True)
 
@@ -51,21 +52,38 @@ class BudgetKeeper:
         usage = self.spool.usage_bytes()
         with self.lock:
             self.ledger.peak_spool_bytes = max(self.ledger.peak_spool_bytes, usage)
-        if usage <= self.budget_bytes:
-            return
         capture_done = self.spool.path(COMPLETION_MARKER).exists()
         present = self.spool.pcap_names()
+        closed = closed_files(present, capture_done)
+        headroom = 0 if capture_done or not present else self._headroom(present[-1])
+        if usage + headroom <= self.budget_bytes:
+            return
         candidates = []
-        for name in closed_files(present, capture_done):
+        for name in closed:
             try:
                 candidates.append(SpoolFile(name, self.spool.path(name.filename).stat().st_blocks * 512))
             except FileNotFoundError:
                 continue
         with self.lock:
             self.ledger.number(present)
-            for victim in files_to_drop(candidates, usage, self.budget_bytes, self.in_flight):
+            for victim in files_to_drop(candidates, usage, self.budget_bytes, self.in_flight, headroom):
                 self._drop(victim)
             self.ledger.save(self.spool)
+
+    def _headroom(self, open_file: PcapName) -> int:
+        """Room the file tcpdump is writing (and the next one) may still take, from the capture's settings."""
+        if self._rotation is None:
+            record = self.spool.read_json(CAPTURE_RECORD) or {}
+            settings = record.get("settings")
+            if not settings:
+                return 0
+            self._rotation = (int(settings["rotate_megabytes"]) * 1_000_000, int(settings["snaplen"]))
+        rotate_bytes, snaplen = self._rotation
+        try:
+            open_bytes = self.spool.path(open_file.filename).stat().st_blocks * 512
+        except FileNotFoundError:
+            open_bytes = 0
+        return open_file_headroom(rotate_bytes, snaplen, open_bytes)
 
     def _drop(self, victim: SpoolFile) -> None:
         path = self.spool.path(victim.name.filename)

@@ -1,0 +1,387 @@
+"""The capture agent's two roles as real processes: tcpdump in a network namespace, uploads to moto over HTTP.
+
+Both roles run under the image's capability model: ``capture`` as root bounded to NET_RAW and SETGID
+with no privilege escalation, ``upload`` as uid 65532 with no capabilities, sharing a world-writable
+spool like a pod's emptyDir. Packets in S3 are counted by capinfos (Wireshark), not by the agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import zstandard
+
+from localcloud.aws import MotoServer, free_port
+from localcloud.netns import Host, TestNetwork
+
+pytestmark = pytest.mark.root
+
+BUCKET = "captures-test"
+IDENTITY = {"CAPTURE_ID": "cap-20261125T120000Z-0a1b2c3d", "CLUSTER_NAME": "demo", "NODE_NAME": "node-1"}
+PREFIX = "captures/demo/cap-20261125T120000Z-0a1b2c3d/node-1/"
+PORT = 9999
+CAPTURE_CAPS = ["setpriv", "--bounding-set=-all,+net_raw,+setgid", "--inh-caps=-all", "--no-new-privs"]
+UPLOAD_USER = [
+    "setpriv", "--reuid=65532", "--regid=65532", "--clear-groups",
+    "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs",
+]  # fmt: skip
+SENDER = """
+import socket, sys, time
+destination, count, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+start = time.monotonic()
+for index in range(count):
+    sock.sendto(b"x" * 1000, (destination, int(sys.argv[4])))
+    if index % 50 == 49:
+        ahead = (index + 1) / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+"""
+
+
+class PausableProxy:
+    """A TCP forwarder in front of moto that can go away and come back on the same port: a real S3 outage
+    (connections refused and cut) that moto's stored objects survive."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def resume(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def pause(self) -> None:
+        with self._lock:
+            sockets, self._open = self._open, []
+        if self._listener is not None:
+            sockets.append(self._listener)
+            self._listener = None
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class UsageSampler:
+    """Samples the spool's disk use (allocated blocks, as the kubelet measures an emptyDir) every 10 ms."""
+
+    spool: Path
+    samples: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            total = 0
+            for entry in os.scandir(self.spool):
+                try:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+                except FileNotFoundError:
+                    continue
+            self.samples.append(total)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.samples)
+
+
+@dataclass
+class Agent:
+    """One pod's two containers as processes, with their logs."""
+
+    spool: Path
+    logs: Path
+    capture: subprocess.Popen[bytes]
+    upload: subprocess.Popen[bytes] | None
+
+    def wait_until_capturing(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "capture running" in (self.logs / "capture.log").read_text():
+                return
+            assert self.capture.poll() is None, self.log("capture")
+            time.sleep(0.05)
+        raise AssertionError(f"capture never started: {self.log('capture')}")
+
+    def log(self, role: str) -> str:
+        return (self.logs / f"{role}.log").read_text()
+
+    def marker(self) -> dict[str, Any]:
+        return dict(json.loads((self.spool / "capture-done.json").read_text()))
+
+
+@pytest.fixture
+def spool() -> Iterator[Path]:
+    """A directory like a pod's emptyDir (mode 0777) that uid 65532 can reach."""
+    directory = Path(tempfile.mkdtemp(prefix="agent-spool-", dir="/tmp"))
+    directory.chmod(0o777)
+    yield directory
+    subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+@pytest.fixture
+def bucket(aws: MotoServer) -> str:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
+    return BUCKET
+
+
+def start_agent(
+    server: Host,
+    spool: Path,
+    logs: Path,
+    *,
+    duration: int,
+    capture_filter: str = f"udp port {PORT}",
+    endpoint_url: str | None = None,
+    budget_bytes: int = 1 << 30,
+    with_upload: bool = True,
+) -> Agent:
+    env = {**os.environ, **IDENTITY}
+    if endpoint_url:
+        env["AWS_ENDPOINT_URL"] = endpoint_url
+    capture_argv = [
+        *CAPTURE_CAPS, sys.executable, "-m", "eks_capture_agent", "capture", "--spool", str(spool),
+        "--interface", server.dev, "--duration", str(duration), "--snaplen", "2048",
+        "--rotate-seconds", "1", "--rotate-megabytes", "1", "--filter", capture_filter,
+    ]  # fmt: skip
+    upload_argv = [
+        *UPLOAD_USER, sys.executable, "-m", "eks_capture_agent", "upload", "--spool", str(spool),
+        "--bucket", BUCKET, "--prefix", PREFIX, "--budget-bytes", str(budget_bytes),
+        "--grace-seconds", "15", "--poll-seconds", "0.2",
+    ]  # fmt: skip
+    capture_log = (logs / "capture.log").open("wb")
+    capture = server.popen(capture_argv, stdout=capture_log, stderr=subprocess.STDOUT, env=env)
+    upload = None
+    if with_upload:
+        upload_log = (logs / "upload.log").open("wb")
+        upload = subprocess.Popen(upload_argv, stdout=upload_log, stderr=subprocess.STDOUT, env=env)
+    return Agent(spool=spool, logs=logs, capture=capture, upload=upload)
+
+
+def send_udp(network: TestNetwork, count: int, rate: float) -> subprocess.Popen[bytes]:
+    """Datagrams from client to server on the test port, paced at ``rate`` per second."""
+    argv = [sys.executable, "-c", SENDER, network["server"].ip, str(count), str(rate), str(PORT)]
+    return network["client"].popen(argv)
+
+
+def s3_objects() -> dict[str, dict[str, Any]]:
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", [])
+    return {item["Key"]: dict(s3.head_object(Bucket=BUCKET, Key=item["Key"])) for item in listed}
+
+
+def packets_in_s3(workdir: Path) -> dict[str, int]:
+    """Packets per uploaded pcap, counted by capinfos after decompressing the object."""
+    s3 = boto3.client("s3")
+    counts = {}
+    for key in s3_objects():
+        if not key.endswith(".pcap.zst"):
+            continue
+        compressed = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        local = workdir / Path(key).name.removesuffix(".zst")
+        local.write_bytes(zstandard.ZstdDecompressor().decompressobj().decompress(compressed))
+        argv = ["capinfos", "-c", "-M", str(local)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        counts[key] = int(done.stdout.split("Number of packets:")[1].split()[0])
+    return counts
+
+
+def manifest() -> dict[str, Any]:
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"{PREFIX}manifest.json")["Body"].read()
+    return dict(json.loads(body))
+
+
+def finish(process: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> int:
+    assert process is not None
+    return process.wait(timeout=timeout)
+
+
+def test_every_packet_tcpdump_captured_is_in_s3_with_metadata_and_manifest(
+    network: TestNetwork, spool: Path, bucket: str, tmp_path: Path
+) -> None:
+    agent = start_agent(network["server"], spool, tmp_path, duration=5)
+    agent.wait_until_capturing()
+    sender = send_udp(network, count=6000, rate=3000)
+    assert sender.wait(timeout=30) == 0
+    assert finish(agent.capture) == 0, agent.log("capture")
+    assert finish(agent.upload) == 0, agent.log("upload")
+
+    captured = agent.marker()["tcpdump"]["counters"]["captured"]
+    per_object = packets_in_s3(tmp_path)
+    assert captured == 6000
+    assert sum(per_object.values()) == captured
+    assert len(per_object) >= 5, "1 MB rotation should have split ~6 MB into several objects"
+    objects = s3_objects()
+    seqs = sorted(int(objects[key]["Metadata"]["seq"]) for key in per_object)
+    assert seqs == list(range(len(seqs)))
+    for key, count in per_object.items():
+        metadata = objects[key]["Metadata"]
+        assert metadata["capture-id"] == IDENTITY["CAPTURE_ID"]
+        assert metadata["node"] == IDENTITY["NODE_NAME"]
+        assert metadata["filter"] == f"udp port {PORT}"
+        if count:
+            assert metadata["first-packet"] <= metadata["last-packet"]
+    assert f"{PREFIX}netstate-before.json" in objects
+    assert f"{PREFIX}netstate-after.json" in objects
+    written = manifest()
+    assert written["status"] == "complete"
+    assert written["totals"]["packets"] == captured
+    assert written["capture"]["completion"]["tcpdump"]["counters"]["captured"] == captured
+    assert not [entry.name for entry in os.scandir(spool) if ".pcap" in entry.name]
+
+
+def test_sigterm_mid_capture_still_puts_every_captured_packet_in_s3(
+    network: TestNetwork, spool: Path, bucket: str, tmp_path: Path
+) -> None:
+    agent = start_agent(network["server"], spool, tmp_path, duration=120)
+    agent.wait_until_capturing()
+    sender = send_udp(network, count=60000, rate=3000)
+    time.sleep(2.5)
+    agent.capture.send_signal(signal.SIGTERM)
+    assert agent.upload is not None
+    agent.upload.send_signal(signal.SIGTERM)
+    assert finish(agent.capture, timeout=20) == 0, agent.log("capture")
+    assert finish(agent.upload, timeout=20) == 0, agent.log("upload")
+    sender.kill()
+    sender.wait()
+
+    marker = agent.marker()
+    assert marker["stop_reason"] == "signal"
+    captured = marker["tcpdump"]["counters"]["captured"]
+    assert captured > 3000
+    assert sum(packets_in_s3(tmp_path).values()) == captured
+    assert manifest()["status"] == "complete"
+
+
+def test_an_s3_outage_delays_uploads_but_loses_nothing(
+    network: TestNetwork, spool: Path, bucket: str, moto: MotoServer, tmp_path: Path
+) -> None:
+    proxy = PausableProxy(moto.port)
+    proxy.resume()
+    agent = start_agent(network["server"], spool, tmp_path, duration=6, endpoint_url=proxy.endpoint_url)
+    agent.wait_until_capturing()
+    proxy.pause()
+    sender = send_udp(network, count=6000, rate=3000)
+    assert sender.wait(timeout=30) == 0
+    time.sleep(2.0)
+    pcaps_waiting = [entry.name for entry in os.scandir(spool) if ".pcap" in entry.name]
+    proxy.resume()
+    assert finish(agent.capture) == 0, agent.log("capture")
+    assert finish(agent.upload) == 0, agent.log("upload")
+    proxy.pause()
+
+    assert len(pcaps_waiting) >= 5, "files must have piled up during the outage"
+    captured = agent.marker()["tcpdump"]["counters"]["captured"]
+    assert captured == 6000
+    assert sum(packets_in_s3(tmp_path).values()) == captured
+    written = manifest()
+    assert written["status"] == "complete"
+    assert sum(error["count"] for error in written["errors"]) >= 1
+
+
+def test_the_spool_stays_within_budget_and_reports_what_it_dropped(
+    network: TestNetwork, spool: Path, bucket: str, moto: MotoServer, tmp_path: Path
+) -> None:
+    budget = 5_000_000
+    proxy = PausableProxy(moto.port)
+    agent = start_agent(
+        network["server"], spool, tmp_path, duration=6, endpoint_url=proxy.endpoint_url, budget_bytes=budget
+    )
+    sampler = UsageSampler(spool)
+    agent.wait_until_capturing()
+    sender = send_udp(network, count=12000, rate=4000)
+    assert sender.wait(timeout=30) == 0
+    assert finish(agent.capture) == 0, agent.log("capture")
+    proxy.resume()
+    assert finish(agent.upload) == 4, agent.log("upload")
+    peak = sampler.stop()
+    proxy.pause()
+
+    assert peak <= budget, f"spool reached {peak} bytes, budget {budget}"
+    written = manifest()
+    assert written["status"] == "incomplete"
+    assert written["dropped"]["files"] >= 3
+    assert written["dropped"]["bytes"] == sum(item["bytes"] for item in written["dropped"]["items"])
+    uploaded_seqs = {item["seq"] for item in written["files"]}
+    dropped_seqs = {item["seq"] for item in written["dropped"]["items"]}
+    assert not uploaded_seqs & dropped_seqs
+    assert uploaded_seqs | dropped_seqs == set(range(len(uploaded_seqs) + len(dropped_seqs)))
+    captured = agent.marker()["tcpdump"]["counters"]["captured"]
+    in_s3 = sum(packets_in_s3(tmp_path).values())
+    assert in_s3 == written["totals"]["packets"]
+    assert 0 < in_s3 < captured
+
+
+def test_a_bad_filter_fails_fast_with_tcpdumps_message(
+    network: TestNetwork, spool: Path, bucket: str, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    agent = start_agent(network["server"], spool, tmp_path, duration=60, capture_filter="udp port")
+    assert finish(agent.capture, timeout=15) == 3
+    assert time.monotonic() - started < 10
+    assert finish(agent.upload, timeout=30) == 0, agent.log("upload")
+
+    errors = [json.loads(line) for line in agent.log("capture").splitlines() if '"capture failed"' in line]
+    assert errors, agent.log("capture")
+    assert "syntax error" in errors[0]["error"]
+    marker = agent.marker()
+    assert marker["status"] == "failed"
+    assert "syntax error" in marker["tcpdump"]["error"]
+    assert manifest()["capture"]["completion"]["tcpdump"]["error"] == marker["tcpdump"]["error"]
