@@ -232,6 +232,10 @@ class KubeEmulator:
         return {"EKS_ENDPOINT_OVERRIDE": self.url, "EKS_CA_OVERRIDE_FILE": str(self.ca_file)}
 
     # direct store access ------------------------------------------------------------------------
+    def create(self, rtype: ResourceType, namespace: str | None, body: Obj) -> Obj:
+        """Create an object without HTTP (same defaulting and validation): seeding benchmarks and tests."""
+        return self.registry.create(rtype, namespace, body)
+
     def objects(self, rtype: ResourceType, namespace: str | None = None) -> list[Obj]:
         """Stored objects of a kind (JSON dicts as served), for assertions."""
         return self.store.items(rtype, namespace)
