@@ -6,6 +6,7 @@ import contextlib
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -308,6 +309,12 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.api = api
         self.tls = tls
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (mid-handshake, or as a pool discards a connection) are not errors."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, ssl.SSLError, TimeoutError)):
+            super().handle_error(request, client_address)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         raw, address = super().get_request()

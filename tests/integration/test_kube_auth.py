@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from eks_capture import eks
-from eks_capture.errors import ClusterAccessDenied, ClusterNotFound
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from eks_capture import eks
+from eks_capture.errors import ClusterAccessDenied, ClusterNotFound
 from localcloud.kube import KubeEmulator
 from tests.fixtures.kube import KUBE_CLUSTER, batch_api, core_api
 

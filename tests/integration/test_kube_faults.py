@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 import pytest
-from eks_capture import eks
-from eks_capture.errors import ApiThrottled, ClusterUnreachable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from eks_capture import eks
+from eks_capture.errors import ApiThrottled, ClusterUnreachable
 from localcloud.kube import KubeEmulator
 from tests.fixtures.kube import KUBE_CLUSTER, core_api
 

@@ -9,9 +9,10 @@ import urllib.parse
 
 import boto3
 import pytest
+from kubernetes.client.exceptions import ApiException
+
 from eks_capture import eks
 from eks_capture.errors import ApiThrottled, ClusterAccessDenied, ClusterUnreachable
-from kubernetes.client.exceptions import ApiException
 
 SESSION = boto3.Session(
     aws_access_key_id="AKIAEXAMPLE",
