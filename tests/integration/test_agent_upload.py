@@ -1,0 +1,162 @@
+"""The upload role as a process against moto over HTTP, on spools laid out as the capture role leaves them.
+
+The capture role's side is played by writing its files directly (pcaps in tcpdump's naming, its
+``capture.json`` and completion marker), so each case controls exactly which files exist when.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from localcloud.aws import MotoServer
+
+BUCKET = "captures-upload-test"
+IDENTITY = {"CAPTURE_ID": "cap-20261125T120000Z-00ff00ff", "CLUSTER_NAME": "demo", "NODE_NAME": "node-2"}
+PREFIX = "captures/demo/cap-20261125T120000Z-00ff00ff/node-2/"
+FILES = ["20261125T120000Z.pcap", "20261125T120000Z.pcap1", "20261125T120001Z.pcap"]
+
+
+def _pcap(first_second: int, packets: int) -> bytes:
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    body = b"".join(
+        struct.pack("<IIII", first_second + n // 10, (n % 10) * 100_000, 80, 80) + bytes([n % 256]) * 80
+        for n in range(packets)
+    )
+    return header + body
+
+
+def _write(spool: Path, name: str, document: dict[str, Any]) -> None:
+    (spool / f".{name}.tmp").write_text(json.dumps(document))
+    os.replace(spool / f".{name}.tmp", spool / name)
+
+
+def _capture_record(spool: Path, expected_end: str = "2099-01-01T00:00:00.000000Z") -> None:
+    settings = {"filter": "tcp port 443", "rotate_megabytes": 1, "snaplen": 262144}
+    _write(spool, "capture.json", {"settings": settings, "expected_end": expected_end})
+
+
+def _marker(spool: Path) -> None:
+    _write(spool, "capture-done.json", {"status": "completed", "tcpdump": {"counters": {"captured": 0}}})
+
+
+def _uploader(spool: Path, *extra: str) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable, "-m", "eks_capture_agent", "upload", "--spool", str(spool), "--bucket", BUCKET,
+        "--prefix", PREFIX, "--poll-seconds", "0.1", *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(argv, env={**os.environ, **IDENTITY}, stdout=subprocess.PIPE, text=True)
+
+
+def _objects() -> dict[str, dict[str, Any]]:
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", [])
+    return {item["Key"]: dict(s3.head_object(Bucket=BUCKET, Key=item["Key"])) for item in listed}
+
+
+def _body(key: str) -> bytes:
+    return bytes(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def _wait_for(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def bucket(aws: MotoServer) -> str:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
+    return BUCKET
+
+
+def test_the_newest_file_waits_until_a_newer_file_or_the_marker_shows_tcpdump_closed_it(
+    tmp_path: Path, bucket: str
+) -> None:
+    _capture_record(tmp_path)
+    contents = {name: _pcap(1_795_600_000 + index * 5, 50 + index) for index, name in enumerate(FILES)}
+    for name in FILES[:2]:
+        (tmp_path / name).write_bytes(contents[name])
+    uploader = _uploader(tmp_path)
+    _wait_for(lambda: not (tmp_path / FILES[0]).exists())
+    time.sleep(1.0)
+    assert (tmp_path / FILES[1]).exists(), "the file tcpdump may still be writing was taken"
+    assert len([key for key in _objects() if ".pcap" in key]) == 1
+
+    (tmp_path / FILES[2]).write_bytes(contents[FILES[2]])
+    _wait_for(lambda: not (tmp_path / FILES[1]).exists())
+    assert (tmp_path / FILES[2]).exists()
+    _marker(tmp_path)
+    assert uploader.wait(timeout=30) == 0
+
+    manifest = json.loads(_body(f"{PREFIX}manifest.json"))
+    assert [item["name"] for item in manifest["files"]] == FILES
+    for item in manifest["files"]:
+        original = contents[item["name"]]
+        assert item["bytes"] == len(original)
+        metadata = _objects()[item["key"]]["Metadata"]
+        assert metadata["seq"] == str(item["seq"])
+        assert metadata["filter"] == "tcp port 443"
+        assert int(metadata["packets"]) == item["packets"] == (len(original) - 24) // 96
+
+
+def test_gzip_objects_decompress_to_the_exact_bytes_tcpdump_wrote(tmp_path: Path, bucket: str) -> None:
+    _capture_record(tmp_path)
+    original = _pcap(1_795_600_000, 5000)
+    (tmp_path / FILES[0]).write_bytes(original)
+    _marker(tmp_path)
+    assert _uploader(tmp_path, "--compression", "gzip", "--compression-level", "1").wait(timeout=30) == 0
+    [key] = [key for key in _objects() if key.endswith(".pcap.gz")]
+    stored = _body(key)
+    assert gzip.decompress(stored) == original
+    assert len(stored) < len(original)
+
+
+def test_a_capture_gone_without_a_marker_is_uploaded_whole_and_reported_incomplete(
+    tmp_path: Path, bucket: str
+) -> None:
+    _capture_record(tmp_path, expected_end="2026-01-01T00:00:00.000000Z")
+    for index, name in enumerate(FILES):
+        (tmp_path / name).write_bytes(_pcap(1_795_600_000 + index, 20))
+    uploader = _uploader(tmp_path, "--marker-wait-seconds", "0")
+    assert uploader.wait(timeout=30) == 4
+    manifest = json.loads(_body(f"{PREFIX}manifest.json"))
+    assert manifest["status"] == "incomplete"
+    assert any("completion marker" in reason for reason in manifest["incomplete_reasons"])
+    assert [item["name"] for item in manifest["files"]] == FILES
+
+
+def test_sigterm_before_the_marker_leaves_a_manifest_naming_what_is_left_and_a_restart_finishes(
+    tmp_path: Path, bucket: str
+) -> None:
+    _capture_record(tmp_path)
+    for index, name in enumerate(FILES):
+        (tmp_path / name).write_bytes(_pcap(1_795_600_000 + index, 20))
+    uploader = _uploader(tmp_path, "--grace-seconds", "4")
+    _wait_for(lambda: not (tmp_path / FILES[1]).exists())
+    uploader.send_signal(signal.SIGTERM)
+    assert uploader.wait(timeout=20) == 4
+    first = json.loads(_body(f"{PREFIX}manifest.json"))
+    assert first["not_uploaded"] == [FILES[2]]
+    assert [item["seq"] for item in first["files"]] == [0, 1]
+
+    _marker(tmp_path)
+    assert _uploader(tmp_path).wait(timeout=30) == 0
+    second = json.loads(_body(f"{PREFIX}manifest.json"))
+    assert second["status"] == "complete"
+    assert [(item["name"], item["seq"]) for item in second["files"]] == [
+        (name, seq) for seq, name in enumerate(FILES)
+    ]
