@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument(
         "--compression", type=Codec, choices=list(Codec), default=Codec.ZSTD, help="default zstd"
     )
-    upload.add_argument("--compression-level", type=int, default=None, help="zstd 1-19 (3), gzip 1-9 (6)")
+    upload.add_argument("--compression-level", type=int, default=None, help="zstd 1-19 (1), gzip 1-9 (6)")
     upload.add_argument("--poll-seconds", type=_seconds, default=0.5, help="spool check interval (0.5)")
     upload.add_argument(
         "--marker-wait-seconds",

@@ -24,7 +24,7 @@ CONTENT_TYPES = {
     Codec.GZIP: "application/gzip",
     Codec.NONE: "application/vnd.tcpdump.pcap",
 }
-DEFAULT_LEVELS = {Codec.ZSTD: 3, Codec.GZIP: 6, Codec.NONE: 0}
+DEFAULT_LEVELS = {Codec.ZSTD: 1, Codec.GZIP: 6, Codec.NONE: 0}
 LEVEL_RANGES = {Codec.ZSTD: range(1, 20), Codec.GZIP: range(1, 10), Codec.NONE: range(0, 1)}
 INPUT_CHUNK_BYTES = 1 << 20
 
@@ -78,7 +78,7 @@ class _GzipChunks:
 
     def read(self, size: int) -> bytes:
         while not self._done:
-            data = self._source.read(max(size, INPUT_CHUNK_BYTES))
+            data = self._source.read(INPUT_CHUNK_BYTES)
             if data:
                 produced = self._compressor.compress(data)
             else:
@@ -94,19 +94,24 @@ class CountingReader:
 
     def __init__(self, chunks: _Chunks) -> None:
         self._chunks = chunks
-        self._buffer = bytearray()
+        self._pending = b""
         self._ended = False
         self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:
-        wanted = size if size >= 0 else None
-        while not self._ended and (wanted is None or len(self._buffer) < wanted):
-            data = self._chunks.read(max(wanted or 0, INPUT_CHUNK_BYTES))
+        parts = [self._pending] if self._pending else []
+        have = len(self._pending)
+        self._pending = b""
+        while not self._ended and (size < 0 or have < size):
+            data = self._chunks.read(INPUT_CHUNK_BYTES)
             if not data:
                 self._ended = True
-            self._buffer += data
-        cut = len(self._buffer) if wanted is None else min(wanted, len(self._buffer))
-        out = bytes(self._buffer[:cut])
-        del self._buffer[:cut]
+                break
+            parts.append(data)
+            have += len(data)
+        if 0 <= size < have:
+            extra = have - size
+            parts[-1], self._pending = parts[-1][:-extra], parts[-1][-extra:]
+        out = b"".join(parts)
         self.bytes_read += len(out)
         return out

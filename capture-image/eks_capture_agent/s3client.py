@@ -21,9 +21,12 @@ else:
 __all__ = ["S3Client", "StoredObject", "UploadNotConfirmedError", "put_bytes", "put_file", "s3_client"]
 
 PART_BYTES = 8 * 1024 * 1024
+IN_MEMORY_PARTS = 3
 TRANSFER = TransferConfig(
-    multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=4, use_threads=True
+    multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=2, use_threads=True
 )
+# A compressed stream is not seekable, so s3transfer holds its parts in memory: cap them (default 10).
+TRANSFER.max_in_memory_upload_chunks = IN_MEMORY_PARTS
 
 
 class UploadNotConfirmedError(RuntimeError):
