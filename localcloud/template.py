@@ -59,6 +59,8 @@ def physical_name(stack: str, logical_id: str) -> str:
     return f"{stack}-{logical_id}".lower()[:63]
 
 
+NO_VALUE = object()  # what ``Ref AWS::NoValue`` resolves to: the property or list item disappears
+
 _NAME_PROPERTIES = {
     "AWS::S3::Bucket": "BucketName",
     "AWS::DynamoDB::Table": "TableName",
@@ -137,7 +139,9 @@ class Stack:
             raise TemplateError(f"GetAtt {logical_id}.Arn: the local cloud does not model {kind}")
         return arns[kind]
 
-    def _ref(self, name: str) -> str:
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
         pseudo = {
             "AWS::Region": self.region,
             "AWS::AccountId": self.account_id,
@@ -169,7 +173,7 @@ class Stack:
             if "." in token:
                 logical_id, attribute = token.split(".", 1)
                 return self._get_att(logical_id, attribute)
-            return self._ref(token)
+            return str(self._ref(token))
 
         return re.sub(r"\$\{([^}!]+)\}", replace, str(text))
 
@@ -179,7 +183,7 @@ class Stack:
     def resolve(self, value: Any) -> Any:
         """``value`` with every intrinsic function replaced by its concrete result."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [r for r in (self.resolve(v) for v in value) if r is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -203,4 +207,5 @@ class Stack:
                 return self.condition(arg)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not modelled by the local cloud")
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}

@@ -177,20 +177,62 @@ class CaptureStore:
         return True
 
     def replace_session(self, session: CaptureSession, expected_status: SessionStatus) -> bool:
-        """Write the whole session over one still in ``expected_status``; False if it moved on meanwhile."""
+        """Write the session's decisions over one still in ``expected_status``; False if it moved on.
+
+        Totals are left alone: the indexer adds to them concurrently, and a whole-item put would erase
+        what it added.
+        """
+        data = session.model_dump(
+            mode="json", exclude={"totals", "capture_id", "cluster", "created_at", "trigger"}
+        )
+        names = {f"#f{i}": name for i, name in enumerate(data)}
+        values = {f":v{i}": value for i, value in enumerate(data.values())}
+        values[":expected"] = expected_status
+        serialized = {k: _serializer.serialize(_to_dynamo(v)) for k, v in values.items()}
         try:
-            self._client.put_item(
+            self._client.update_item(
                 TableName=self.table_name,
-                Item=_serialize(self._session_item(session)),
+                Key=_serialize({"pk": f"CAPTURE#{session.capture_id}", "sk": SESSION_SK}),
+                UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
                 ConditionExpression="#status = :expected",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_serialize({":expected": expected_status}),
+                ExpressionAttributeNames={**names, "#status": "status"},
+                ExpressionAttributeValues=serialized,
             )
         except ClientError as error:
             if _is_condition_failure(error):
                 return False
             raise
         return True
+
+    def set_dropped(self, capture_id: str, dropped: int) -> None:
+        """Packets lost on the nodes (tcpdump's kernel drops and files dropped for the spool budget)."""
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=_serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
+            UpdateExpression="SET totals.dropped = :dropped",
+            ExpressionAttributeValues=_serialize({":dropped": dropped}),
+            ConditionExpression="attribute_exists(pk)",
+        )
+
+    def open_sessions(self, cluster: str, since: datetime) -> list[CaptureSession]:
+        """The cluster's captures started after ``since`` that have not ended yet."""
+        items = self._query_all(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+            FilterExpression="#status IN (:starting, :running, :stopping)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_serialize(
+                {
+                    ":pk": f"CLUSTER#{cluster}",
+                    ":low": f"SESSION#{_iso(since)}",
+                    ":high": "SESSION#~",
+                    ":starting": "starting",
+                    ":running": "running",
+                    ":stopping": "stopping",
+                }
+            ),
+        )
+        return [CaptureSession.model_validate(i) for i in items]
 
     def get_session(self, capture_id: str) -> CaptureSession | None:
         response = self._client.get_item(
@@ -212,6 +254,26 @@ class CaptureStore:
             ExpressionAttributeValues=_serialize({":node": node.model_dump(mode="json")}),
             ConditionExpression="attribute_exists(pk)",
         )
+
+    def settle_node(self, capture_id: str, node: NodeCapture) -> bool:
+        """Record a node's final verdict once; False when a concurrent sweep recorded one already."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=_serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
+                UpdateExpression="SET nodes.#node = :node",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(nodes.#node) "
+                "OR nodes.#node.#status IN (:pending, :running))",
+                ExpressionAttributeNames={"#node": node.node, "#status": "status"},
+                ExpressionAttributeValues=_serialize(
+                    {":node": node.model_dump(mode="json"), ":pending": "pending", ":running": "running"}
+                ),
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def save_skipped(self, capture_id: str, skipped: dict[str, str]) -> None:
         if not skipped:

@@ -59,6 +59,8 @@ class Settings(BaseModel):
     rotate_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     rotate_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64
     api_parallelism: Annotated[int, Field(ge=1, le=256)] = 16
+    notification_topic_arn: str | None = None
+    pending_bound_seconds: Annotated[int, Field(ge=30, le=24 * 3600)] = 300
 
     @field_validator("capture_bucket")
     @classmethod
@@ -140,6 +142,11 @@ class Settings(BaseModel):
     def watches_alarm(self, alarm_name: str) -> bool:
         """Whether this stack acts on the alarm, by its name prefix."""
         return alarm_name.startswith(self.alarm_name_prefix)
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        """The clusters this stack captures on (and the reaper sweeps)."""
+        return (self.default_cluster,) if self.default_cluster else ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -45,6 +45,8 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "ROTATE_SECONDS": "30",
         "ROTATE_MEGABYTES": "16",
         "API_PARALLELISM": "4",
+        "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-west-2:123456789012:eks-capture",
+        "PENDING_BOUND_SECONDS": "120",
     }
     settings = Settings.from_env(env)
     for name in Settings.model_fields:

@@ -1,0 +1,37 @@
+"""Teardown: on schedule, reap capture Jobs past their time box and close the sessions that ended."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from eks_capture import reaper
+from eks_capture.events import ScheduledEvent, parse_event
+from eks_capture.sessions import CaptureStore
+from eks_capture.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+settings = Settings.from_env()
+deps = reaper.ReaperDeps(settings=settings, store=CaptureStore(settings.capture_table))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not isinstance(parse_event(event), ScheduledEvent):
+        logger.warning("the teardown runs on its schedule only; event ignored")
+        return {"status": "ignored"}
+    reports = reaper.sweep(deps, settings.clusters)
+    for report in reports:
+        for reason, count in report.deleted.items():
+            metrics.add_metric(name=f"JobsReaped_{reason}", unit=MetricUnit.Count, value=count)
+        for status in report.closed.values():
+            metrics.add_metric(name=f"Captures_{status}", unit=MetricUnit.Count, value=1)
+        if report.errors:
+            metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=len(report.errors))
+    return {"sweeps": [r.to_dict() for r in reports]}

@@ -1,0 +1,299 @@
+"""Nothing outlives its time box, and every capture ends with a verdict per node.
+
+The trigger starts real Jobs in the emulated ``shop-prod``; the kubelet plays each scripted pod's life;
+the reaper sweeps with its clock moved forward where the case needs time to pass.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from eks_capture import reaper, trigger
+from eks_capture.cluster import PAGE_SIZE, Cluster
+from eks_capture.manifests import CaptureSpec, capture_job
+from eks_capture.nodes import NodeInfo
+from eks_capture.options import CaptureOptions
+from eks_capture.reaper import ReaperDeps
+from eks_capture.sessions import CaptureSession
+from eks_capture.trigger import Deps, Outcome
+from localcloud.kube import KubeEmulator
+from localcloud.kube.kubelet import PodBehaviour
+from localcloud.kube.resources import JOBS, PODS
+from localcloud.router import Router
+from tests.events import load_event
+
+NAMESPACE = "eks-capture"
+NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
+NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
+
+
+class Clock:
+    """The reaper's idea of now, moved by the test."""
+
+    def __init__(self) -> None:
+        self.moment = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def reaper_deps(deps: Deps, clock: Clock) -> ReaperDeps:
+    return ReaperDeps(settings=deps.settings, store=deps.store, now=clock)
+
+
+def _start(deps: Deps, name: str = "start-capture-nodes") -> Outcome:
+    outcome = trigger.handle(load_event(name), deps)
+    assert outcome.status == "running", outcome.message
+    return outcome
+
+
+def _session(deps: Deps, capture_id: str | None) -> CaptureSession:
+    assert capture_id is not None
+    session = deps.store.get_session(capture_id)
+    assert session is not None
+    return session
+
+
+def _sweep(reaper_deps: ReaperDeps) -> reaper.SweepReport:
+    [report] = reaper.sweep(reaper_deps, ["shop-prod"])
+    return report
+
+
+def _sweep_until_closed(
+    reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> list[reaper.SweepReport]:
+    """Sweep, let the cluster finish the deletions, and sweep again, as the schedule does."""
+    reports = [_sweep(reaper_deps)]
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="capture jobs deleted")
+    clock.advance(300)
+    reports.append(_sweep(reaper_deps))
+    return reports
+
+
+def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    started = _start(deps)
+    shop.wait_for(lambda: all(p["status"]["phase"] == "Running" for p in shop.objects(PODS, NAMESPACE)))
+    assert _sweep(reaper_deps).deleted == {}
+
+    clock.advance(300 + deps.settings.upload_grace_seconds * 2 + 1)
+    first, second = _sweep_until_closed(reaper_deps, shop, clock)
+
+    assert first.deleted == {"deadline_exceeded": 2}
+    assert second.closed == {started.capture_id: "completed"}
+    session = _session(deps, started.capture_id)
+    assert {n.status for n in session.nodes.values()} == {"deadline_exceeded"}
+    assert session.ended_at is not None
+    assert shop.objects(PODS, NAMESPACE) == []
+
+
+def test_a_finished_capture_is_removed_and_its_nodes_freed(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
+    started = _start(deps)
+    shop.wait_for(
+        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
+        timeout=20,
+        what="jobs complete",
+    )
+    clock.advance(200)
+
+    first, second = _sweep_until_closed(reaper_deps, shop, clock)
+
+    assert first.deleted == {"completed": 2}
+    session = _session(deps, started.capture_id)
+    assert session.status == "completed"
+    assert {n.status for n in session.nodes.values()} == {"completed"}
+    again = load_event("start-capture-nodes")
+    again["id"] = "a-later-request-for-the-same-nodes"
+    assert trigger.handle(again, deps).skipped == {}
+
+
+def test_a_failed_pod_is_reported_with_its_containers_message(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    shop.script_pods(
+        PodBehaviour(run_for=0.1, exit_code=1, message="tcpdump: syntax error in filter"), namespace=NAMESPACE
+    )
+    started = _start(deps, "start-capture-instances")
+    shop.wait_for(
+        lambda: all(j.get("status", {}).get("failed") for j in shop.objects(JOBS, NAMESPACE)),
+        timeout=20,
+        what="job failed",
+    )
+    clock.advance(200)
+
+    _sweep_until_closed(reaper_deps, shop, clock)
+
+    session = _session(deps, started.capture_id)
+    node = session.nodes[NODE_A]
+    assert node.status == "failed"
+    assert "exited 1: tcpdump: syntax error in filter" in node.reason
+    assert session.status == "failed"
+
+
+def test_a_pod_stuck_pending_is_deleted_as_never_started(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    shop.script_pods(PodBehaviour(image_pull_error=True), namespace=NAMESPACE)
+    started = _start(deps, "start-capture-instances")
+    shop.settle()
+    assert _sweep(reaper_deps).deleted == {}
+
+    clock.advance(deps.settings.pending_bound_seconds + 5)
+    _sweep_until_closed(reaper_deps, shop, clock)
+
+    node = _session(deps, started.capture_id).nodes[NODE_A]
+    assert node.status == "never_started"
+    assert "ImagePullBackOff" in node.reason
+
+
+def test_a_stopped_capture_ends_with_its_nodes_stopped(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    started = _start(deps)
+    stop = load_event("stop-capture")
+    stop["detail"]["capture_id"] = started.capture_id
+    trigger.handle(stop, deps)
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="jobs deleted")
+    clock.advance(200)
+
+    report = _sweep(reaper_deps)
+
+    assert report.closed == {started.capture_id: "completed"}
+    assert {n.status for n in _session(deps, started.capture_id).nodes.values()} == {"stopped"}
+
+
+def _orphan_job(deps: Deps, node: str, started_at: datetime) -> dict[str, Any]:
+    spec = CaptureSpec(
+        capture_id="cap-20261125T000000Z-deadbeef",  # type: ignore[arg-type]
+        cluster="shop-prod",
+        options=CaptureOptions.defaults(deps.settings),
+        reason="a trigger that crashed before writing its session",
+        started_at=started_at,
+    )
+    return capture_job(spec, NodeInfo(name=node), deps.settings)
+
+
+def test_an_orphan_job_with_no_session_is_still_reaped_after_its_expiry(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    Cluster("shop-prod").create_job(NAMESPACE, _orphan_job(deps, NODE_A, clock() - timedelta(hours=2)))
+    shop.settle()
+
+    report = _sweep(reaper_deps)
+
+    assert report.deleted == {"deadline_exceeded": 1}
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="orphan deleted")
+
+
+def test_a_session_whose_jobs_vanished_is_closed(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    started = _start(deps)
+    for job in shop.objects(JOBS, NAMESPACE):
+        Cluster("shop-prod").delete_job(NAMESPACE, job["metadata"]["name"])
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="jobs deleted by hand")
+    clock.advance(200)
+
+    report = _sweep(reaper_deps)
+
+    assert report.closed == {started.capture_id: "completed"}
+    assert "removed before a sweep saw it" in _session(deps, started.capture_id).nodes[NODE_A].reason
+
+
+def test_a_sweep_leaves_a_capture_that_has_just_started_alone(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator
+) -> None:
+    started = _start(deps)
+
+    report = _sweep(reaper_deps)
+
+    assert report.deleted == {}
+    assert report.closed == {}
+    assert _session(deps, started.capture_id).status == "running"
+    assert len(shop.objects(JOBS, NAMESPACE)) == 2
+
+
+def test_concurrent_sweeps_delete_each_job_once_and_close_each_session_once(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    started = _start(deps, "start-capture-all")
+    clock.advance(3600)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = list(pool.map(lambda _: _sweep(reaper_deps), range(3)))
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="jobs deleted")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        second = list(pool.map(lambda _: _sweep(reaper_deps), range(3)))
+
+    assert sum(r.deleted.total() for r in first) == 3
+    assert [r.closed for r in first + second if r.closed] == [{started.capture_id: "completed"}]
+
+
+def test_an_api_error_mid_sweep_is_finished_by_the_next_sweep(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    started = _start(deps)
+    clock.advance(3600)
+    shop.faults.fail("delete", "jobs", status=500, times=20)
+
+    failed = _sweep(reaper_deps)
+    shop.faults.clear()
+    _sweep_until_closed(reaper_deps, shop, clock)
+
+    assert failed.errors
+    assert _session(deps, started.capture_id).status == "completed"
+
+
+def test_one_sweep_reaps_a_thousand_capture_pods_with_one_paginated_list_of_each_kind(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    cluster = Cluster("shop-prod")
+    old = clock() - timedelta(hours=3)
+    for index in range(1000):
+        spec = CaptureSpec(
+            capture_id=f"cap-20261125T000000Z-{index:08x}",  # type: ignore[arg-type]
+            cluster="shop-prod",
+            options=CaptureOptions.defaults(deps.settings),
+            reason="load",
+            started_at=old,
+        )
+        cluster.create_job(NAMESPACE, capture_job(spec, NodeInfo(name=NODE_B), deps.settings))
+    shop.settle(timeout=60)
+    shop.calls.reset()
+
+    report = _sweep(reaper_deps)
+
+    assert report.deleted == {"deadline_exceeded": 1000}
+    pages = math.ceil(1000 / PAGE_SIZE)
+    assert shop.calls[("list", "jobs")] <= pages
+    assert shop.calls[("list", "pods")] <= pages
+
+
+def test_the_schedule_in_the_template_runs_the_sweep(deps: Deps, shop: KubeEmulator, router: Router) -> None:
+    _start(deps)
+
+    router.fire_schedule("TeardownFunction")
+    [invocation] = router.drain()
+
+    assert invocation.error is None, invocation.error
+    [sweep] = invocation.result["sweeps"]
+    assert sweep["cluster"] == "shop-prod"
+    assert sweep["jobs_seen"] == 2

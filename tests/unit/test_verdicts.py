@@ -1,0 +1,158 @@
+"""A capture Job's state in the API becomes one verdict per node, and the reaper's decision (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from eks_capture.manifests import ANNOTATION_EXPIRES_AT
+from eks_capture.reaper import top_findings
+from eks_capture.verdicts import judge
+
+NOW = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
+BOUND, GRACE = timedelta(minutes=5), timedelta(minutes=2)
+
+
+def _job(age: float = 60, expires_in: float = 600, **status: Any) -> dict[str, Any]:
+    created = (NOW - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = (NOW + timedelta(seconds=expires_in)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {
+            "name": "j",
+            "creationTimestamp": created,
+            "annotations": {ANNOTATION_EXPIRES_AT: expires},
+        },
+        "status": status,
+    }
+
+
+def _condition(kind: str, reason: str = "", message: str = "") -> dict[str, Any]:
+    return {"conditions": [{"type": kind, "status": "True", "reason": reason, "message": message}]}
+
+
+def _pod(phase: str, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "status": {"phase": phase, **status}}
+
+
+FAILED_CONTAINER = {
+    "containerStatuses": [
+        {"name": "upload", "state": {"terminated": {"exitCode": 0}}},
+        {"name": "capture", "state": {"terminated": {"exitCode": 2, "message": "bad filter"}}},
+    ]
+}
+PULL_BACKOFF = {
+    "containerStatuses": [{"name": "capture", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]
+}
+UNSCHEDULABLE = {
+    "conditions": [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available",
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("job", "pods", "status", "delete", "words"),
+    [
+        pytest.param(
+            _job(**_condition("Complete")),
+            [_pod("Succeeded")],
+            "completed",
+            True,
+            "uploaded",
+            id="complete-job-is-removed",
+        ),
+        pytest.param(
+            _job(**_condition("Failed", "DeadlineExceeded")),
+            [],
+            "deadline_exceeded",
+            True,
+            "activeDeadlineSeconds",
+            id="deadline-exceeded-job",
+        ),
+        pytest.param(
+            _job(**_condition("Failed", "BackoffLimitExceeded")),
+            [_pod("Failed", **FAILED_CONTAINER)],
+            "failed",
+            True,
+            "container capture exited 2: bad filter",
+            id="failed-pod-names-its-container",
+        ),
+        pytest.param(
+            _job(expires_in=-GRACE.total_seconds() - 1),
+            [_pod("Running")],
+            "deadline_exceeded",
+            True,
+            "after its expiry",
+            id="running-past-expiry-and-grace",
+        ),
+        pytest.param(
+            _job(expires_in=-GRACE.total_seconds() + 5),
+            [_pod("Running")],
+            "running",
+            False,
+            "capturing",
+            id="running-within-the-grace-is-kept",
+        ),
+        pytest.param(
+            _job(age=BOUND.total_seconds() + 1),
+            [_pod("Pending", **PULL_BACKOFF)],
+            "never_started",
+            True,
+            "ImagePullBackOff",
+            id="image-pull-backoff-past-the-bound",
+        ),
+        pytest.param(
+            _job(age=BOUND.total_seconds() + 1),
+            [_pod("Pending", **UNSCHEDULABLE)],
+            "never_started",
+            True,
+            "unschedulable: 0/3 nodes are available",
+            id="unschedulable-past-the-bound",
+        ),
+        pytest.param(
+            _job(age=10),
+            [_pod("Pending", **PULL_BACKOFF)],
+            "pending",
+            False,
+            "waiting",
+            id="young-pending-pod-is-left-alone",
+        ),
+        pytest.param(
+            {**_job(), "metadata": {**_job()["metadata"], "deletionTimestamp": "2026-11-25T03:29:00Z"}},
+            [_pod("Running")],
+            "stopped",
+            False,
+            "flushing",
+            id="job-being-deleted-is-waited-for",
+        ),
+    ],
+)
+def test_judge_gives_each_job_state_its_verdict(
+    job: dict[str, Any], pods: list[dict[str, Any]], status: str, delete: bool, words: str
+) -> None:
+    verdict = judge(job, pods, NOW, BOUND, GRACE)
+
+    assert (verdict.status, verdict.delete) == (status, delete)
+    assert words in verdict.reason
+
+
+def test_top_findings_rank_by_severity_then_by_count_across_files() -> None:
+    files = [
+        {"findings": [{"severity": "warning", "message": "retransmissions", "count": 50}]},
+        {
+            "findings": [
+                {"severity": "critical", "message": "SYNs never answered", "count": 3},
+                {"severity": "warning", "message": "retransmissions", "count": 60},
+            ]
+        },
+        {"findings": [{"severity": "warning", "message": "zero windows", "count": 100}]},
+    ]
+
+    assert top_findings(files) == ["SYNs never answered", "retransmissions", "zero windows"]
