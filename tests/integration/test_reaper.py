@@ -114,7 +114,7 @@ def test_a_finished_capture_is_removed_and_its_nodes_freed(
     )
     clock.advance(200)
 
-    first, second = _sweep_until_closed(reaper_deps, shop, clock)
+    first, _ = _sweep_until_closed(reaper_deps, shop, clock)
 
     assert first.deleted == {"completed": 2}
     session = _session(deps, started.capture_id)
