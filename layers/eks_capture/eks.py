@@ -240,7 +240,6 @@ def clear_caches() -> None:
     """Forget cached endpoints and clients (tests that recreate clusters; a new container does this)."""
     with _cache_lock:
         _endpoints.clear()
-        _default_session.clear()
         for api in _clients.values():
             api.close()  # type: ignore[no-untyped-call]
         _clients.clear()

@@ -126,7 +126,7 @@ def test_pod_active_deadline_fails_the_pod(kube: KubeEmulator, core: Any) -> Non
 
 def test_pod_goes_pending_then_running_then_succeeded(kube: KubeEmulator, core: Any) -> None:
     kube.add_node("n1")
-    kube.script_pods(PodBehaviour(start_after=0.4, run_for=0.4))
+    kube.script_pods(PodBehaviour(start_after=1.0, run_for=0.5))
     core.create_namespaced_pod(
         "default", {"metadata": {"name": "p"}, "spec": {"restartPolicy": "Never", "containers": [CONTAINER]}}
     )

@@ -60,7 +60,7 @@ def exists(read: Any) -> bool:
 
 def test_running_pod_is_deleted_gracefully_after_its_containers_stop(kube: KubeEmulator, core: Any) -> None:
     kube.add_node("n1")
-    kube.script_pods(PodBehaviour(stop_after=0.5), node="n1")
+    kube.script_pods(PodBehaviour(stop_after=1.0), node="n1")
     core.create_namespaced_pod(
         "default",
         {
@@ -127,14 +127,19 @@ def test_background_propagation_deletes_the_job_then_its_pods(
 def test_foreground_propagation_keeps_the_job_until_its_pods_are_gone(
     kube: KubeEmulator, batch: Any, core: Any
 ) -> None:
+    kube.script_pods(PodBehaviour(stop_after=1.0))
     pod_name = _job_with_pod(kube, batch, "fg")
     batch.delete_namespaced_job("fg", "default", propagation_policy="Foreground")
     job = batch.read_namespaced_job("fg", "default")
     assert job.metadata.deletion_timestamp is not None
     assert "foregroundDeletion" in job.metadata.finalizers
-    kube.settle()
+    kube.wait_for(
+        lambda: core.read_namespaced_pod(pod_name, "default").metadata.deletion_timestamp is not None,
+        what="pod terminating",
+    )
+    assert exists(lambda: batch.read_namespaced_job("fg", "default"))
+    kube.wait_for(lambda: not exists(lambda: batch.read_namespaced_job("fg", "default")), what="job gone")
     assert not exists(lambda: core.read_namespaced_pod(pod_name, "default"))
-    assert not exists(lambda: batch.read_namespaced_job("fg", "default"))
 
 
 @pytest.mark.parametrize("policy", ["Orphan", None])

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localcloud.kube import KubeEmulator
+from localcloud.kube import KubeEmulator, PodBehaviour
 from tests.fixtures.kube import apps_api, batch_api, core_api
 
 
@@ -56,10 +56,11 @@ def test_create_fills_uid_resource_version_and_creation_time(core: Any) -> None:
     assert before <= first.metadata.creation_timestamp <= datetime.datetime.now(datetime.UTC)
     assert first.status.phase == "Pending"
     fetched = core.read_namespaced_pod("first", "default")
-    assert (fetched.metadata.uid, fetched.metadata.resource_version) == (
+    assert (fetched.metadata.uid, fetched.metadata.creation_timestamp) == (
         first.metadata.uid,
-        first.metadata.resource_version,
+        first.metadata.creation_timestamp,
     )
+    assert int(fetched.metadata.resource_version) >= int(first.metadata.resource_version)
 
 
 def test_every_write_raises_the_resource_version(core: Any) -> None:
@@ -434,13 +435,19 @@ def test_nodes_carry_eks_labels_taints_conditions_and_addresses(kube: KubeEmulat
 
 
 def test_deleting_a_namespace_terminates_it_and_its_contents(kube: KubeEmulator, core: Any) -> None:
+    kube.add_node("n1")
+    kube.script_pods(PodBehaviour(stop_after=1.0))
     core.create_namespace({"metadata": {"name": "doomed"}})
-    core.create_namespaced_pod("doomed", pod("p"))
+    core.create_namespaced_pod("doomed", pod("p", nodeName="n1"))
+    kube.settle()
     core.delete_namespace("doomed")
     assert core.read_namespace("doomed").status.phase == "Terminating"
     with pytest.raises(ApiException) as caught:
         core.create_namespaced_pod("doomed", pod("late"))
     assert caught.value.status == 403
     assert "because it is being terminated" in status_of(caught.value)["message"]
-    kube.settle()
-    assert "doomed" not in {ns.metadata.name for ns in core.list_namespace().items}
+    kube.wait_for(
+        lambda: "doomed" not in {ns.metadata.name for ns in core.list_namespace().items},
+        what="namespace gone",
+    )
+    assert core.list_namespaced_pod("doomed").items == []
