@@ -27,7 +27,7 @@ import boto3
 
 from eks_capture_agent.compression import Codec, Compression
 from eks_capture_agent.pcapscan import scan_pcap
-from eks_capture_agent.s3client import put_file, s3_client
+from eks_capture_agent.s3client import StoredObject, put_file, s3_client
 from localcloud.aws import start_moto_server
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -95,7 +95,7 @@ def upload_rows(files: dict[str, Path]) -> list[dict[str, Any]]:
         for codec, level in CODECS:
             compression = Compression(codec, level)
 
-            def ship(compression: Compression = compression, path: Path = path) -> int:
+            def ship(compression: Compression = compression, path: Path = path) -> StoredObject:
                 scan_pcap(path)
                 return put_file(
                     client, BUCKET, f"bench/{path.name}{compression.suffix}", path, compression, {}
@@ -207,21 +207,24 @@ def _print(title: str, rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
 
 
+def _create_bucket() -> None:
+    s3 = boto3.client("s3")
+    region: Any = s3.meta.region_name
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": region})
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     server = start_moto_server()
     env = {**os.environ, **server.env(), **IDENTITY}
     os.environ.update(server.env())
     try:
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
+        _create_bucket()
         with tempfile.TemporaryDirectory() as scratch:
             files = make_pcaps(Path(scratch))
             uploads = upload_rows(files)
             server.reset()
-            s3.create_bucket(
-                Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name}
-            )  # type: ignore[typeddict-item]
+            _create_bucket()
             roles = role_rows(files, env)
     finally:
         server.stop()
