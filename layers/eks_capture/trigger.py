@@ -15,8 +15,12 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+from kubernetes.client.exceptions import ApiException
 
+from eks_capture import eks
 from eks_capture.cluster import Cluster
+from eks_capture.context import ClusterContext, snapshot, store_context
 from eks_capture.errors import CaptureError, CaptureNotFound, CaptureRejected
 from eks_capture.events import AlarmStateChange, StartCapture, StopCapture, parse_event
 from eks_capture.ids import CaptureId, capture_id_for_event
@@ -56,10 +60,13 @@ class Deps:
     cluster: Callable[[str], Cluster] = Cluster
     cloudwatch: Any = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    s3: Any = None
 
     def __post_init__(self) -> None:
         if self.cloudwatch is None:
             self.cloudwatch = boto3.client("cloudwatch")
+        if self.s3 is None:
+            self.s3 = boto3.client("s3")
 
 
 @dataclass(frozen=True)
@@ -262,7 +269,8 @@ def start(request: _Request, deps: Deps) -> Outcome:
     if existing is not None and existing.status != "starting":
         return _duplicate(existing)
     cluster = deps.cluster(request.cluster)
-    nodes = [NodeInfo.from_kubernetes(n) for n in cluster.nodes()]
+    raw_nodes = cluster.nodes()
+    nodes = [NodeInfo.from_kubernetes(n) for n in raw_nodes]
     pods = (
         [PodInfo.from_kubernetes(p) for p in cluster.pods(request.pod_namespace)]
         if request.needs_pods
@@ -288,8 +296,12 @@ def start(request: _Request, deps: Deps) -> Outcome:
     if existing is None:
         store.create_session(session)
     lock_until = session.expires_at + timedelta(seconds=settings.upload_grace_seconds)
-    with ThreadPoolExecutor(max_workers=settings.api_parallelism) as pool:
-        results = list(pool.map(lambda m: _start_node(m, request, cluster, lock_until, deps), plan.chosen))
+    with ThreadPoolExecutor(max_workers=1) as background:
+        context = background.submit(_snapshot, request, raw_nodes, deps) if plan.chosen else None
+        with ThreadPoolExecutor(max_workers=settings.api_parallelism) as pool:
+            results = list(
+                pool.map(lambda m: _start_node(m, request, cluster, lock_until, deps), plan.chosen)
+            )
     for match, (node, skipped_reason) in zip(plan.chosen, results, strict=True):
         if skipped_reason is not None:
             del session.nodes[match.node.name]
@@ -297,6 +309,8 @@ def start(request: _Request, deps: Deps) -> Outcome:
         else:
             session.nodes[match.node.name] = node
     started = [n for n in session.nodes.values() if n.status == "pending"]
+    if started and context is not None:
+        _store_context(context.result(), deps)
     if started:
         session.status = "running"
         session.verdict = f"capturing on {len(started)} node(s)"
@@ -323,6 +337,48 @@ def start(request: _Request, deps: Deps) -> Outcome:
         },
     )
     return outcome
+
+
+def _snapshot(request: _Request, raw_nodes: list[dict[str, Any]], deps: Deps) -> ClusterContext | None:
+    """Who is who in the cluster as the capture starts; None (logged) when the cluster would not say."""
+    try:
+        return snapshot(
+            request.cluster,
+            eks.api_client(request.cluster),
+            taken_at=deps.now(),
+            capture_id=request.capture_id,
+            nodes=raw_nodes,
+        )
+    except (CaptureError, ApiException, ValueError) as error:
+        logger.warning(
+            "no cluster context for this capture: findings will name IPs only",
+            extra={"capture_id": request.capture_id, "error": str(error)},
+        )
+        return None
+
+
+def _store_context(context: ClusterContext | None, deps: Deps) -> None:
+    """Keep the snapshot beside the capture's pcaps; a failure costs names in findings, not the capture."""
+    if context is None:
+        return
+    try:
+        key = store_context(deps.s3, deps.settings.capture_bucket, context)
+    except ClientError as error:
+        logger.warning(
+            "could not store the cluster context: findings will name IPs only",
+            extra={"capture_id": context.capture_id, "error": str(error)},
+        )
+        return
+    logger.info(
+        f"cluster context stored at s3://{deps.settings.capture_bucket}/{key}",
+        extra={
+            "capture_id": context.capture_id,
+            "pods": len(context.pods),
+            "services": len(context.services),
+            "nodes": len(context.nodes),
+            "truncated": context.truncated,
+        },
+    )
 
 
 def _start_node(

@@ -1,0 +1,285 @@
+"""Who was who in the cluster when a capture started: pods, services and nodes, stored beside the pcaps.
+
+Pod IPs are reused within minutes, so a finding about ``10.0.3.7`` is only useful with the name that
+address had during the capture. The trigger takes one snapshot per capture (one paginated list per
+kind, never one call per node), bounded in size, and stores it at
+``captures/<cluster>/<capture-id>/context.json.gz``; the indexer and ``eks-capture analyze --context``
+turn it into the IP -> name mapping the analyzer writes into findings and top talkers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from kubernetes import client
+from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
+
+from eks_capture import eks
+from eks_capture.nodes import NodeInfo, PodInfo
+
+SCHEMA_VERSION = 1
+CONTEXT_NAME = "context.json.gz"
+PAGE_SIZE = 500
+DNS_SERVICE_LABELS = {"k8s-app": "kube-dns"}
+FINISHED_PHASES = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most entries of each kind a snapshot keeps (a 20,000-pod cluster stays well under 2 MB)."""
+
+    pods: int = 50_000
+    services: int = 20_000
+    nodes: int = 5_000
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class PodEntry(_Frozen):
+    """A pod as the snapshot saw it; ``workload`` is its Deployment (or other owner)."""
+
+    namespace: str
+    name: str
+    workload: str | None = None
+    node: str | None = None
+    ips: list[str] = []
+    host_network: bool = False
+    phase: str | None = None
+
+
+class ServicePort(_Frozen):
+    port: int
+    protocol: str = "TCP"
+    name: str | None = None
+
+
+class ServiceEntry(_Frozen):
+    """A Service's cluster IPs and ports; ``cluster_dns`` marks the cluster's DNS service."""
+
+    namespace: str
+    name: str
+    cluster_ips: list[str] = []
+    ports: list[ServicePort] = []
+    cluster_dns: bool = False
+
+
+class NodeEntry(_Frozen):
+    name: str
+    instance_id: str | None = None
+    zone: str | None = None
+    ips: list[str] = []
+
+
+class ClusterContext(_Frozen):
+    """One snapshot of a cluster; ``truncated`` names the kinds cut at their limit."""
+
+    schema_version: int = SCHEMA_VERSION
+    cluster: str
+    capture_id: str | None = None
+    taken_at: datetime
+    nodes: list[NodeEntry] = []
+    pods: list[PodEntry] = []
+    services: list[ServiceEntry] = []
+    truncated: list[str] = []
+
+    @field_serializer("taken_at")
+    def _iso_utc(self, value: datetime) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def names(self) -> dict[str, str]:
+        """IP -> name for findings: services first, then running pods, nodes, and finished pods last."""
+        names: dict[str, str] = {}
+        for pod in self.pods:
+            if pod.phase in FINISHED_PHASES and not pod.host_network:
+                names.update(dict.fromkeys(pod.ips, f"{pod.namespace}/{pod.name}"))
+        for node in self.nodes:
+            names.update(dict.fromkeys(node.ips, f"node {node.name}"))
+        for pod in self.pods:
+            if pod.phase not in FINISHED_PHASES and not pod.host_network:
+                names.update(dict.fromkeys(pod.ips, f"{pod.namespace}/{pod.name}"))
+        for service in self.services:
+            names.update(dict.fromkeys(service.cluster_ips, f"{service.namespace}/{service.name} service"))
+        return names
+
+
+def pod_entry(pod: Mapping[str, Any]) -> PodEntry:
+    """A pod in the API's JSON form, reduced to who it is and where."""
+    info = PodInfo.from_kubernetes(pod)
+    status = pod.get("status") or {}
+    ips = [str(entry["ip"]) for entry in status.get("podIPs") or [] if entry.get("ip")]
+    if not ips and status.get("podIP"):
+        ips = [str(status["podIP"])]
+    return PodEntry(
+        namespace=info.namespace,
+        name=info.name,
+        workload=info.workload,
+        node=info.node_name,
+        ips=ips,
+        host_network=bool((pod.get("spec") or {}).get("hostNetwork")),
+        phase=status.get("phase"),
+    )
+
+
+def service_entry(service: Mapping[str, Any]) -> ServiceEntry:
+    """A Service in the API's JSON form, reduced to its addresses and ports."""
+    metadata = service.get("metadata") or {}
+    spec = service.get("spec") or {}
+    ips = [str(ip) for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"]
+    labels = metadata.get("labels") or {}
+    return ServiceEntry(
+        namespace=str(metadata.get("namespace") or "default"),
+        name=str(metadata["name"]),
+        cluster_ips=ips,
+        ports=[
+            ServicePort(port=int(p["port"]), protocol=str(p.get("protocol") or "TCP"), name=p.get("name"))
+            for p in spec.get("ports") or []
+        ],
+        cluster_dns=all(labels.get(k) == v for k, v in DNS_SERVICE_LABELS.items()),
+    )
+
+
+def node_entry(node: Mapping[str, Any]) -> NodeEntry:
+    """A Node in the API's JSON form, reduced to its addresses, instance and zone."""
+    info = NodeInfo.from_kubernetes(node)
+    return NodeEntry(
+        name=info.name,
+        instance_id=info.instance_id,
+        zone=info.zone,
+        ips=[a.address for a in info.addresses if a.type in ("InternalIP", "ExternalIP")],
+    )
+
+
+def _pages(cluster: str, call: Callable[..., Any], operation: str) -> Iterator[dict[str, Any]]:
+    """Every item of one paginated list, page by page (a page's JSON is dropped once read)."""
+    token: str | None = None
+    while True:
+        with eks.kube_errors(cluster, operation):
+            page = json.loads(call(limit=PAGE_SIZE, _continue=token, _preload_content=False).data)
+        yield from page.get("items", [])
+        token = page.get("metadata", {}).get("continue") or None
+        if not token:
+            return
+
+
+def _bounded(
+    items: Iterable[Mapping[str, Any]], reduce: Callable[[Mapping[str, Any]], Any], limit: int
+) -> tuple[list[Any], bool]:
+    kept: list[Any] = []
+    for item in items:
+        if len(kept) == limit:
+            return kept, True
+        kept.append(reduce(item))
+    return kept, False
+
+
+def snapshot(
+    cluster: str,
+    api: client.ApiClient,
+    *,
+    taken_at: datetime,
+    capture_id: str | None = None,
+    nodes: Iterable[Mapping[str, Any]] | None = None,
+    limits: Limits = Limits(),
+) -> ClusterContext:
+    """The cluster's pods, services and nodes now: one paginated list per kind (``nodes`` if given)."""
+    core = client.CoreV1Api(api)
+    node_items = nodes if nodes is not None else _pages(cluster, core.list_node, "list nodes")
+    node_list, nodes_cut = _bounded(node_items, node_entry, limits.nodes)
+    pods, pods_cut = _bounded(
+        _pages(cluster, core.list_pod_for_all_namespaces, "list pods"), pod_entry, limits.pods
+    )
+    services, services_cut = _bounded(
+        _pages(cluster, core.list_service_for_all_namespaces, "list services"), service_entry, limits.services
+    )
+    cut = {"nodes": nodes_cut, "pods": pods_cut, "services": services_cut}
+    return ClusterContext(
+        cluster=cluster,
+        capture_id=capture_id,
+        taken_at=taken_at,
+        nodes=node_list,
+        pods=pods,
+        services=services,
+        truncated=[kind for kind, was_cut in cut.items() if was_cut],
+    )
+
+
+def context_key(cluster: str, capture_id: str) -> str:
+    """Where a capture's context lives in the capture bucket (docs/design.md)."""
+    return f"captures/{cluster}/{capture_id}/{CONTEXT_NAME}"
+
+
+def encode(context: ClusterContext) -> bytes:
+    """The stored form: compact JSON, gzip-compressed."""
+    return gzip.compress(context.model_dump_json(exclude_defaults=True).encode(), compresslevel=6)
+
+
+def decode(raw: bytes) -> ClusterContext:
+    """A stored context (gzip or plain JSON); ValueError when it is not one."""
+    data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    try:
+        return ClusterContext.model_validate_json(data)
+    except ValidationError as error:
+        raise ValueError(f"not a cluster context: {error.errors()[0]['msg']}") from None
+
+
+def store_context(s3: Any, bucket: str, context: ClusterContext) -> str:
+    """Write a capture's context to the capture bucket; the key it was written to."""
+    if context.capture_id is None:
+        raise ValueError("a stored context belongs to a capture: capture_id is required")
+    key = context_key(context.cluster, context.capture_id)
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=encode(context),
+        ContentType="application/json",
+        ContentEncoding="gzip",
+        Metadata={"capture-id": context.capture_id, "cluster": context.cluster},
+    )
+    return key
+
+
+def load_context(s3: Any, bucket: str, cluster: str, capture_id: str) -> ClusterContext | None:
+    """A capture's stored context, or None when it has none (older captures, a failed snapshot)."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=context_key(cluster, capture_id))
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    return decode(response["Body"].read())
+
+
+def names_from_document(data: Any) -> dict[str, str]:
+    """IP -> name from a stored context or from a plain JSON object of IP -> name; ValueError otherwise."""
+    if isinstance(data, Mapping) and "taken_at" in data and "cluster" in data:
+        try:
+            return ClusterContext.model_validate(data).names()
+        except ValidationError as error:
+            raise ValueError(f"not a cluster context: {error.errors()[0]['msg']}") from None
+    if isinstance(data, Mapping) and all(isinstance(v, str) for v in data.values()):
+        return {str(ip): name for ip, name in data.items()}
+    raise ValueError("must be a stored cluster context or a JSON object mapping IP address to name")
+
+
+class ContextCache:
+    """IP -> name per capture, each capture's context read from S3 at most once (one per invocation)."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self._names: dict[tuple[str, str], dict[str, str] | None] = {}
+
+    def names(self, bucket: str, cluster: str, capture_id: str) -> dict[str, str] | None:
+        """The capture's IP -> name mapping, or None when it has no stored context."""
+        key = (bucket, capture_id)
+        if key not in self._names:
+            context = load_context(self._s3, bucket, cluster, capture_id)
+            self._names[key] = context.names() if context is not None else None
+        return self._names[key]

@@ -1,0 +1,148 @@
+"""A started capture keeps who-was-who beside its pcaps: the emulator's pods, services and nodes, bounded.
+
+Everything real over HTTP: the sample cluster ``shop-prod`` in the Kubernetes emulator, the capture
+bucket and table in moto, the trigger's sample events.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from eks_capture import eks, trigger
+from eks_capture.context import ClusterContext, Limits, context_key, decode, snapshot
+from eks_capture.nodes import NodeInfo
+from eks_capture.trigger import Deps, Outcome
+from localcloud.kube import KubeEmulator
+from localcloud.kube.resources import NAMESPACES, NODES, PODS, SERVICES
+from tests.events import load_event
+
+CLUSTER = "shop-prod"
+CAPTURE_NAMESPACE = "eks-capture"
+
+
+def _stored(deps: Deps, outcome: Outcome) -> ClusterContext:
+    assert outcome.capture_id is not None
+    body = boto3.client("s3").get_object(
+        Bucket=deps.settings.capture_bucket, Key=context_key(CLUSTER, outcome.capture_id)
+    )["Body"]
+    return decode(body.read())
+
+
+def _context_keys(deps: Deps) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=deps.settings.capture_bucket, Prefix="captures/")
+    return [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("context.json.gz")]
+
+
+def _pod_ips(pod: dict[str, Any]) -> list[str]:
+    return [entry["ip"] for entry in pod["status"].get("podIPs") or []]
+
+
+def _add_pods(shop: KubeEmulator, namespace: str, count: int) -> None:
+    shop.registry.create(NAMESPACES, None, {"metadata": {"name": namespace}})
+    for index in range(count):
+        ip = f"10.{40 + index // 65536}.{index // 256 % 256}.{index % 256}"
+        shop.registry.create(
+            PODS,
+            namespace,
+            {
+                "metadata": {"name": f"web-{index}"},
+                "spec": {
+                    "nodeName": "ip-192-168-12-34.us-west-2.compute.internal",
+                    "containers": [{"name": "app", "image": "public.ecr.aws/docker/library/busybox:1.36"}],
+                },
+                "status": {"podIP": ip, "podIPs": [{"ip": ip}]},
+            },
+        )
+
+
+def test_a_started_capture_stores_the_pods_services_and_nodes_the_cluster_has(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    pods_before = {
+        (p["metadata"]["namespace"], p["metadata"]["name"]): _pod_ips(p) for p in shop.objects(PODS)
+    }
+    services = {
+        (s["metadata"]["namespace"], s["metadata"]["name"]): [s["spec"]["clusterIP"]]
+        for s in shop.objects(SERVICES)
+    }
+
+    outcome = trigger.handle(load_event("alarm-single-metric-instance"), deps)
+
+    assert outcome.status == "running", outcome.message
+    context = _stored(deps, outcome)
+    assert (context.cluster, context.capture_id, context.truncated) == (CLUSTER, outcome.capture_id, [])
+    stored_pods = {(p.namespace, p.name): p.ips for p in context.pods if p.namespace != CAPTURE_NAMESPACE}
+    assert stored_pods == pods_before
+    assert {(s.namespace, s.name): s.cluster_ips for s in context.services} == services
+    nodes = [NodeInfo.from_kubernetes(n) for n in shop.objects(NODES)]
+    assert {(n.name, n.instance_id, n.zone, tuple(n.ips)) for n in context.nodes} == {
+        (n.name, n.instance_id, n.zone, tuple(a.address for a in n.addresses if a.type == "InternalIP"))
+        for n in nodes
+    }
+
+
+def test_the_cluster_dns_service_is_marked_and_its_ports_kept(deps: Deps, shop: KubeEmulator) -> None:
+    [dns] = [s for s in shop.objects(SERVICES) if s["metadata"]["labels"].get("k8s-app") == "kube-dns"]
+
+    context = _stored(deps, trigger.handle(load_event("alarm-single-metric-instance"), deps))
+
+    marked = [s for s in context.services if s.cluster_dns]
+    assert [(s.namespace, s.name) for s in marked] == [
+        (dns["metadata"]["namespace"], dns["metadata"]["name"])
+    ]
+    assert sorted((p.port, p.protocol) for p in marked[0].ports) == sorted(
+        (p["port"], p["protocol"]) for p in dns["spec"]["ports"]
+    )
+
+
+def test_the_snapshot_lists_each_kind_in_pages_never_one_call_per_pod(deps: Deps, shop: KubeEmulator) -> None:
+    _add_pods(shop, "web", 1200)
+    pods = len(shop.objects(PODS))
+    shop.calls.reset()
+
+    outcome = trigger.handle(load_event("start-capture-all"), deps)
+
+    assert outcome.status == "running", outcome.message
+    assert len(_stored(deps, outcome).pods) >= pods
+    assert shop.calls["list", "pods"] == math.ceil(pods / 500)
+    assert shop.calls["list", "services"] == 1
+    assert shop.calls["list", "nodes"] == 1  # the trigger's own listing, reused
+    assert shop.calls.total("get", "pods") == 0
+
+
+def test_a_snapshot_over_its_limit_keeps_the_limit_and_names_the_cut_kind(shop: KubeEmulator) -> None:
+    _add_pods(shop, "web", 30)
+
+    context = snapshot(CLUSTER, eks.api_client(CLUSTER), taken_at=_now(), limits=Limits(pods=10, services=50))
+
+    assert len(context.pods) == 10
+    assert context.truncated == ["pods"]
+    assert len(context.services) == len(shop.objects(SERVICES))
+
+
+def test_a_refused_capture_stores_no_context(deps: Deps, shop: KubeEmulator) -> None:
+    first = trigger.handle(load_event("alarm-single-metric-instance"), deps)
+    again = load_event("alarm-single-metric-instance")
+    again["id"] = "the-alarm-flaps"
+
+    refused = trigger.handle(again, deps)
+
+    assert (first.status, refused.status) == ("running", "rejected")
+    assert _context_keys(deps) == [context_key(CLUSTER, str(first.capture_id))]
+
+
+def test_a_cluster_that_refuses_the_snapshot_still_gets_its_capture(deps: Deps, shop: KubeEmulator) -> None:
+    shop.rbac.deny(verbs="list", resources="services")
+
+    outcome = trigger.handle(load_event("alarm-single-metric-instance"), deps)
+
+    assert outcome.status == "running"
+    assert _context_keys(deps) == []
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
