@@ -34,8 +34,17 @@ def owner_reference(owner: Obj) -> Obj:
     }
 
 
+SERVED_KINDS = frozenset({"Job", "DaemonSet", "Pod", "Node", "Namespace", "Service"})
+
+
 def _owner_uids(obj: Obj) -> list[str]:
     return [reference["uid"] for reference in obj["metadata"].get("ownerReferences") or []]
+
+
+def _collectable(obj: Obj) -> bool:
+    """Every owner is of a kind served here, so its absence means it is gone (not merely unknown)."""
+    references = obj["metadata"].get("ownerReferences") or []
+    return bool(references) and all(r.get("kind") in SERVED_KINDS for r in references)
 
 
 def _terminating(obj: Obj) -> bool:
@@ -267,8 +276,11 @@ def collect_garbage(registry: Registry, pods_by_owner: dict[str, list[Obj]]) -> 
     store = registry.store
     for rtype in (PODS, JOBS):
         for obj in store.items(rtype):
-            owners = _owner_uids(obj)
-            if owners and not _terminating(obj) and all(store.by_uid(uid) is None for uid in owners):
+            if (
+                _collectable(obj)
+                and not _terminating(obj)
+                and all(store.by_uid(uid) is None for uid in _owner_uids(obj))
+            ):
                 _delete(registry, rtype, obj)
     for rtype in (JOBS, DAEMONSETS):
         for owner in store.items(rtype):

@@ -67,7 +67,8 @@ class Registry:
         raise ApiError(500, "InternalError", "Internal error occurred: the service IP range is full")
 
     # create -----------------------------------------------------------------------------------
-    def create(self, rtype: ResourceType, namespace: str | None, body: Any) -> Obj:
+    def create(self, rtype: ResourceType, namespace: str | None, body: Any, keep_status: bool = True) -> Obj:
+        """Create ``body``; the API server (``keep_status=False``) drops a given status, seeding keeps it."""
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be an object")
         obj = clone(body)
@@ -98,7 +99,10 @@ class Registry:
                 self._check_namespace(rtype, namespace or "", metadata["name"])
             if self.store.get(rtype, namespace, metadata["name"]) is not None:
                 raise already_exists(rtype, metadata["name"])
+            given_status = obj.get("status") if keep_status and isinstance(obj.get("status"), dict) else {}
             apply_defaults(rtype, obj, self.allocate_service_ip)
+            if given_status:
+                obj["status"] = {**obj.get("status", {}), **given_status}
             validate(rtype, obj)
             return self.store.put(rtype, obj)
 

@@ -245,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "create":
             if name is not None:
                 raise method_not_allowed("POST to a named resource")
-            return 201, registry.create(rtype, ns, body)
+            return 201, registry.create(rtype, ns, body, keep_status=False)
         if verb == "update":
             return 200, registry.update(rtype, ns, name or "", body, route.subresource)
         if verb == "patch":

@@ -206,3 +206,27 @@ def test_finished_job_is_deleted_after_its_ttl(kube: KubeEmulator, batch: Any) -
     finished = time.monotonic()
     kube.wait_for(lambda: not kube.objects(JOBS), timeout=5, what="job expired")
     assert time.monotonic() - finished >= 1.0  # timestamps have second precision, as in the API
+
+
+def test_pods_of_a_vanished_job_are_collected_but_owners_of_unserved_kinds_are_left(
+    kube: KubeEmulator,
+) -> None:
+    kube.add_node("n1")
+    for name, kind in (("of-job", "Job"), ("of-replicaset", "ReplicaSet")):
+        owner = {
+            "apiVersion": "batch/v1",
+            "kind": kind,
+            "name": "gone",
+            "uid": f"uid-{kind}",
+            "controller": True,
+        }
+        kube.create(
+            PODS,
+            "default",
+            {
+                "metadata": {"name": name, "ownerReferences": [owner]},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+            },
+        )
+    kube.settle()
+    assert [p["metadata"]["name"] for p in kube.objects(PODS)] == ["of-replicaset"]

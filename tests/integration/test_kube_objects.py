@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localcloud.kube import KubeEmulator, PodBehaviour
+from localcloud.kube import PODS, KubeEmulator, PodBehaviour
 from tests.fixtures.kube import apps_api, batch_api, core_api
 
 
@@ -451,3 +451,15 @@ def test_deleting_a_namespace_terminates_it_and_its_contents(kube: KubeEmulator,
         what="namespace gone",
     )
     assert core.list_namespaced_pod("doomed").items == []
+
+
+def test_clients_cannot_set_status_on_create_but_seeding_can(kube: KubeEmulator, core: Any) -> None:
+    kube.add_node("n1")
+    asked = core.create_namespaced_pod(
+        "default", {**pod("client"), "status": {"phase": "Running", "podIP": "10.9.9.9"}}
+    )
+    assert (asked.status.phase, asked.status.pod_ip) == ("Pending", None)
+    kube.create(PODS, "default", {**pod("seeded", nodeName="n1"), "status": {"podIP": "10.0.3.7"}})
+    kube.settle()
+    seeded = core.read_namespaced_pod("seeded", "default")
+    assert (seeded.status.phase, seeded.status.pod_ip) == ("Running", "10.0.3.7")
