@@ -76,6 +76,7 @@ class Uploader:
         self._terminate_at: float | None = None
         self._failures = 0
         self._retry_at = 0.0
+        self._started = time.monotonic()
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -114,14 +115,17 @@ class Uploader:
                 self._wake.clear()
 
     def _marker_overdue(self) -> bool:
-        """The capture role is gone without a marker (killed): past its planned end plus a margin."""
+        """The capture role is gone without a marker: it never started, or it is long past its planned end."""
         record = self.spool.read_json(CAPTURE_RECORD)
         if record is None:
-            return False
-        expected_end = datetime.fromisoformat(record["expected_end"]).timestamp()
-        overdue = time.time() > expected_end + self.request.marker_wait_seconds
+            overdue = time.monotonic() - self._started > self.request.marker_wait_seconds
+            reason = "the capture role never wrote capture.json"
+        else:
+            expected_end = datetime.fromisoformat(record["expected_end"]).timestamp()
+            overdue = time.time() > expected_end + self.request.marker_wait_seconds
+            reason = "no completion marker long after the capture's planned end; taking all files"
         if overdue:
-            self.logger.warning("no completion marker long after the capture's planned end; taking all files")
+            self.logger.warning(reason, extra={"marker_wait_seconds": self.request.marker_wait_seconds})
         return overdue
 
     def _left_in_spool(self) -> list[str]:

@@ -160,3 +160,15 @@ def test_sigterm_before_the_marker_leaves_a_manifest_naming_what_is_left_and_a_r
     assert [(item["name"], item["seq"]) for item in second["files"]] == [
         (name, seq) for seq, name in enumerate(FILES)
     ]
+
+
+def test_a_capture_role_that_never_starts_ends_the_upload_role_with_an_incomplete_manifest(
+    tmp_path: Path, bucket: str
+) -> None:
+    started = time.monotonic()
+    assert _uploader(tmp_path, "--marker-wait-seconds", "1").wait(timeout=30) == 4
+    assert time.monotonic() - started < 15
+    manifest = json.loads(_body(f"{PREFIX}manifest.json"))
+    assert manifest["status"] == "incomplete"
+    assert manifest["capture"] == {"requested": None, "completion": None}
+    assert manifest["files"] == []
