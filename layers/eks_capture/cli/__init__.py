@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
-from eks_capture.cli import analyze
+from eks_capture.cli import analyze, browse, pull, report, requests
+from eks_capture.cli.failures import EXIT_FAILED
 
 app = typer.Typer(
     name="eks-capture",
-    help="Packet captures on EKS: analyse capture files, and (soon) start, list and pull captures.",
+    help="Packet captures on EKS: start, follow, list, pull, merge and report captures; analyse files.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+app.command("start")(requests.start)
+app.command("stop")(requests.stop)
+app.command("list")(browse.list_captures)
+app.command("show")(browse.show)
+app.command("pull")(pull.pull)
+app.command("report")(report.report)
 app.command("analyze")(analyze.analyze)
 
 
 @app.callback()
 def root() -> None:
-    """Packet captures on EKS, from the terminal."""
+    """Packet captures on EKS, from the terminal.
+
+    Names come from --stack (CloudFormation outputs) or --bucket/--table/--bus (or EKS_CAPTURE_STACK,
+    EKS_CAPTURE_BUCKET, EKS_CAPTURE_TABLE, EKS_CAPTURE_BUS); AWS credentials, region and endpoint from
+    the standard chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
+    """
 
 
 def main() -> None:
-    """Console-script entry point (``eks-capture``)."""
-    app()
+    """Console-script entry point (``eks-capture``); an unexpected error is one line unless debugging."""
+    try:
+        app()
+    except Exception as error:
+        if os.environ.get("EKS_CAPTURE_DEBUG"):
+            raise
+        hint = "(EKS_CAPTURE_DEBUG=1 for details)"
+        print(f"error: unexpected {type(error).__name__}: {error} {hint}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -12,23 +11,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eks_capture.context import names_from_document
 from eks_capture.pcap import CaptureSummary, analyze_file
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def load_context(path: Path) -> dict[str, str]:
-    """An IP -> name mapping from a JSON object file (optionally gzip-compressed)."""
+    """IP -> name from a capture's context.json.gz or a JSON object of IP -> name (either gzipped)."""
     raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
+        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as error:
         raise typer.BadParameter(f"not JSON: {error}", param_hint="--context") from error
-    if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
-        raise typer.BadParameter("must be a JSON object mapping IP address to name", param_hint="--context")
-    return {str(ip): name for ip, name in data.items()}
+    try:
+        return names_from_document(data)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--context") from error
 
 
 def render(summary: CaptureSummary, console: Console) -> None:
@@ -72,7 +71,11 @@ CaptureFile = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the summary as JSON (the stored form).")]
 ContextFile = Annotated[
     Path | None,
-    typer.Option(exists=True, dir_okay=False, help="JSON object mapping IP address to a name (e.g. a pod)."),
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="The capture's context.json.gz (pods, services, nodes), or a JSON object of IP -> name.",
+    ),
 ]
 
 

@@ -1,0 +1,230 @@
+"""Merge the capture files of several nodes into one time-ordered pcapng, one interface per node.
+
+A streaming k-way merge: each input is read by the project's ``CaptureReader`` (pcap/pcapng, plain, gzip
+or zstd) and only the inputs whose time range has begun are open, so memory is one read buffer per
+overlapping file, whatever the capture's length. Between two heap operations the loop copies a whole
+run of packets from one input (every packet earlier than the other inputs' next one), which on rotated
+per-node files is most of them. Ties go to the input listed first, as mergecap orders them.
+
+Wireshark then shows which node saw each packet (``frame.interface_name``), and the name resolution
+block maps cluster IPs to pod/service/node names recorded in the capture's context.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from eks_capture.pcap.reader import CaptureReader, Record
+
+SHB = 0x0A0D0D0A
+BOM = 0x1A2B3C4D
+IDB = 1
+NRB = 4
+EPB = 6
+OPT_END = 0
+OPT_SHB_USERAPPL = 4
+OPT_IF_NAME = 2
+OPT_IF_DESCRIPTION = 3
+OPT_IF_TSRESOL = 9
+NRB_END = 0
+NRB_IPV4 = 1
+NRB_IPV6 = 2
+FLUSH_BYTES = 1 << 20
+APPLICATION = "eks-capture merge"
+
+_EPB_HEAD = struct.Struct("<IIIIIII")
+_U32 = struct.Struct("<I")
+_PADS = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
+@dataclass(frozen=True)
+class MergeInput:
+    """One capture file and the node that captured it."""
+
+    path: Path
+    node: str
+    first_ns: int = 0  # the earliest packet time it may hold (0: unknown, open it at once)
+
+
+@dataclass
+class MergeResult:
+    """What the merge wrote, and which inputs ended early (a truncated upload)."""
+
+    packets: int = 0
+    interfaces: int = 0
+    names: int = 0
+    partial: dict[str, str] = field(default_factory=dict)
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + _PADS[len(value) % 4]
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    length = 12 + len(body)
+    return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
+
+
+def section_header() -> bytes:
+    """The section header block (little-endian, section length unknown)."""
+    options = _option(OPT_SHB_USERAPPL, APPLICATION.encode()) + _option(OPT_END, b"")
+    return _block(SHB, struct.pack("<IHHq", BOM, 1, 0, -1) + options)
+
+
+def interface_block(link_type: int, name: str) -> bytes:
+    """An interface description named after the node, nanosecond timestamps."""
+    options = (
+        _option(OPT_IF_NAME, name.encode())
+        + _option(OPT_IF_DESCRIPTION, f"packets captured on node {name}".encode())
+        + _option(OPT_IF_TSRESOL, b"\x09")
+        + _option(OPT_END, b"")
+    )
+    return _block(IDB, struct.pack("<HHI", link_type, 0, 0) + options)
+
+
+def name_resolution_block(names: Mapping[str, Sequence[str]]) -> bytes:
+    """IPv4/IPv6 records mapping each address to its names."""
+    records = bytearray()
+    for text, aliases in sorted(names.items()):
+        if not aliases:
+            continue
+        address = ipaddress.ip_address(text)
+        kind = NRB_IPV4 if address.version == 4 else NRB_IPV6
+        value = address.packed + b"".join(alias.encode() + b"\0" for alias in aliases)
+        records += struct.pack("<HH", kind, len(value)) + value + _PADS[len(value) % 4]
+    records += struct.pack("<HH", NRB_END, 0)
+    return _block(NRB, bytes(records))
+
+
+class _Source:
+    """One open input: its reader, its records and the interface ids its link types map to."""
+
+    __slots__ = ("index", "input", "interfaces", "reader", "records")
+
+    def __init__(self, index: int, merge_input: MergeInput, stream: BinaryIO) -> None:
+        self.index = index
+        self.input = merge_input
+        self.reader = CaptureReader(stream)
+        self.records: Iterator[Record] = iter(self.reader)
+        self.interfaces: dict[int, int] = {}
+
+
+class PcapngMerger:
+    """Writes the merged pcapng to ``out`` as packets are taken from the heap."""
+
+    def __init__(self, out: BinaryIO, names: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.out = out
+        self.names = {address: list(found) for address, found in (names or {}).items() if found}
+        self._interfaces: dict[tuple[str, int], int] = {}
+        self._buffer = bytearray(section_header())
+        self._names_written = False
+
+    def interface(self, node: str, link_type: int) -> int:
+        """The interface id of ``node`` for ``link_type``, describing it first if new."""
+        key = (node, link_type)
+        found = self._interfaces.get(key)
+        if found is None:
+            found = self._interfaces[key] = len(self._interfaces)
+            self._buffer += interface_block(link_type, node)
+        return found
+
+    def _names_once(self) -> None:
+        if not self._names_written:
+            self._names_written = True
+            if self.names:
+                self._buffer += name_resolution_block(self.names)
+
+    def merge(self, inputs: Sequence[MergeInput]) -> MergeResult:
+        """Merge ``inputs`` (listed in tie-break order) into the output; the counts written."""
+        pending = sorted(range(len(inputs)), key=lambda i: (inputs[i].first_ns, i), reverse=True)
+        heap: list[tuple[int, int, Record, _Source]] = []
+        opened: list[tuple[_Source, BinaryIO]] = []
+        result = MergeResult()
+        packets = 0
+        buffer = self._buffer
+        out = self.out
+        pack_head = _EPB_HEAD.pack
+        pack_u32 = _U32.pack
+        pads = _PADS
+
+        def open_next() -> None:
+            index = pending.pop()
+            stream = inputs[index].path.open("rb")
+            source = _Source(index, inputs[index], stream)
+            opened.append((source, stream))
+            first = next(source.records, None)
+            for link in source.reader.link_types:
+                source.interfaces[link] = self.interface(source.input.node, link)
+            if first is not None:
+                heapq.heappush(heap, (first[0], index, first, source))
+
+        try:
+            while pending or heap:
+                while pending and (not heap or inputs[pending[-1]].first_ns <= heap[0][0]):
+                    open_next()
+                if not heap:
+                    continue
+                self._names_once()
+                ts, index, record, source = heap[0]
+                bound_ts, bound_index = min(heap[1:3])[:2] if len(heap) > 1 else (1 << 127, 0)
+                if pending and inputs[pending[-1]].first_ns <= bound_ts:
+                    bound_ts, bound_index = inputs[pending[-1]].first_ns, -1
+                interfaces = source.interfaces
+                link = -1
+                iface = 0
+                records = source.records
+                while True:
+                    ts, rlink, buf, off, caplen, wirelen = record
+                    if rlink != link:
+                        link = rlink
+                        found = interfaces.get(link)
+                        if found is None:
+                            found = interfaces[link] = self.interface(source.input.node, link)
+                        iface = found
+                    length = 32 + caplen + (-caplen & 3)
+                    buffer += pack_head(EPB, length, iface, ts >> 32, ts & 0xFFFFFFFF, caplen, wirelen)
+                    buffer += buf[off : off + caplen]
+                    buffer += pads[caplen & 3]
+                    buffer += pack_u32(length)
+                    packets += 1
+                    if len(buffer) >= FLUSH_BYTES:
+                        out.write(buffer)
+                        buffer.clear()
+                    nxt = next(records, None)
+                    if nxt is None:
+                        heapq.heappop(heap)
+                        break
+                    nts = nxt[0]
+                    if nts < bound_ts or (nts == bound_ts and index < bound_index):
+                        record = nxt
+                        continue
+                    heapq.heapreplace(heap, (nts, index, nxt, source))
+                    break
+        finally:
+            out.write(buffer)
+            buffer.clear()
+            for source, stream in opened:
+                stream.close()
+                if source.reader.partial:
+                    result.partial[str(source.input.path)] = source.reader.reason or "ended early"
+        result.packets = packets
+        result.interfaces = len(self._interfaces)
+        result.names = len(self.names)
+        return result
+
+
+def merge_files(
+    inputs: Sequence[MergeInput], output: Path, names: Mapping[str, Sequence[str]] | None = None
+) -> MergeResult:
+    """Merge ``inputs`` into the pcapng file ``output`` (written whole, then renamed into place)."""
+    partial = output.with_name(output.name + ".part")
+    with partial.open("wb") as out:
+        result = PcapngMerger(out, names).merge(inputs)
+    partial.replace(output)
+    return result

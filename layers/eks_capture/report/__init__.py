@@ -1,0 +1,1 @@
+"""The incident report of a capture: per-node timelines, findings, top talkers, links to the files."""

@@ -1,0 +1,156 @@
+"""Build a capture's incident report from the index and the files, and publish it next to the captures."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eks_capture.ids import CaptureId, capture_started_at
+from eks_capture.report.contexts import first_names, parse_context
+from eks_capture.report.pages import FileRow, FindingRow, Page, TalkerRow, render
+from eks_capture.report.plots import timeline_svg
+from eks_capture.report.timelines import NodeTimeline, node_timeline
+from eks_capture.sessions import CaptureSession, FileRecord
+
+REPORT_NAME = "report.html"
+DEFAULT_EXPIRY = 3600
+MARGIN_SECONDS = 5
+
+
+def report_key(session: CaptureSession) -> str:
+    """Where the report is stored: beside the capture's node folders."""
+    return f"captures/{session.cluster}/{session.capture_id}/{REPORT_NAME}"
+
+
+def capture_window(session: CaptureSession) -> tuple[datetime, datetime]:
+    """When the capture ran: creation to its end (or to the requested duration, while it runs)."""
+    end = session.ended_at or session.created_at + timedelta(seconds=session.duration_seconds)
+    return session.created_at, end
+
+
+def trigger_moment(session: CaptureSession) -> tuple[datetime, str]:
+    """The time of the event that asked for the capture (the id carries it), and what to call it."""
+    when = capture_started_at(CaptureId(session.capture_id))
+    return when, ("alarm" if session.trigger.kind == "alarm" else "request")
+
+
+@dataclass
+class Report:
+    """A built report: the page and what went into it."""
+
+    html: str
+    timelines: list[NodeTimeline]
+
+
+class S3Files:
+    """Opens indexed files and the capture's context from the bucket, streaming."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def open(self, record: FileRecord) -> Any:
+        """The object's streaming body."""
+        return self.client.get_object(Bucket=self.bucket, Key=record.s3_key)["Body"]
+
+    def context(self, session: CaptureSession) -> dict[str, str]:
+        """IP -> name from the capture's context file, empty when it has none."""
+        key = f"captures/{session.cluster}/{session.capture_id}/context.json.gz"
+        try:
+            raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return {}
+        return first_names(parse_context(raw))
+
+    def link(self, key: str, expires: int) -> str:
+        """A presigned GET link to ``key``."""
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
+        )
+        return url
+
+
+def build(
+    session: CaptureSession,
+    files: list[FileRecord],
+    storage: S3Files,
+    *,
+    console: str,
+    expires: int = DEFAULT_EXPIRY,
+    now: datetime | None = None,
+) -> Report:
+    """Analyse every node's files per second and render the page."""
+    names = storage.context(session)
+    by_node: dict[str, list[FileRecord]] = defaultdict(list)
+    for record in files:
+        by_node[record.node].append(record)
+    timelines = [node_timeline(node, by_node[node], storage.open, names) for node in sorted(by_node)]
+    window = capture_window(session)
+    alarm, alarm_label = trigger_moment(session)
+    spans = [span for t in timelines if (span := t.seconds())]
+    plots: list[tuple[str, str]] = []
+    if spans:
+        marks = [int(alarm.timestamp()), int(window[0].timestamp()), int(window[1].timestamp())]
+        first = min(min(s[0] for s in spans), *marks) - MARGIN_SECONDS
+        last = max(max(s[1] for s in spans), *marks) + MARGIN_SECONDS
+        plots = [
+            (t.node, timeline_svg(t, (first, last), alarm=alarm, window=window, alarm_label=alarm_label))
+            for t in timelines
+            if t.packets
+        ]
+    findings = [
+        FindingRow(t.node, f.severity, f.kind, f.message, f.count)
+        for t in timelines
+        if t.summary
+        for f in t.summary.findings
+    ]
+    talkers = [
+        TalkerRow(t.node, talker.address, talker.name or "", talker.bytes, talker.packets)
+        for t in timelines
+        if t.summary
+        for talker in t.summary.top_talkers
+    ]
+    rows = [
+        FileRow(
+            r.node,
+            r.s3_key,
+            storage.link(r.s3_key, expires),
+            r.first_ts,
+            r.last_ts,
+            r.packets,
+            r.size,
+            r.partial,
+        )
+        for t in timelines
+        for r in t.files
+    ]
+    page = Page(
+        session=session,
+        alarm=alarm,
+        alarm_label=alarm_label,
+        window=window,
+        plots=plots,
+        findings=sorted(findings, key=lambda f: ({"critical": 0, "warning": 1}.get(f.severity, 2), -f.count)),
+        talkers=talkers,
+        files=rows,
+        generated=now or datetime.now(UTC),
+        console=console,
+    )
+    return Report(html=render(page), timelines=timelines)
+
+
+def publish(
+    storage: S3Files, session: CaptureSession, html: str, expires: int = DEFAULT_EXPIRY
+) -> tuple[str, str]:
+    """Store the page next to the captures; its key and a presigned link valid for ``expires`` seconds."""
+    key = report_key(session)
+    storage.client.put_object(
+        Bucket=storage.bucket,
+        Key=key,
+        Body=html.encode(),
+        ContentType="text/html; charset=utf-8",
+        Metadata={"capture-id": session.capture_id, "cluster": session.cluster},
+    )
+    return key, storage.link(key, expires)
