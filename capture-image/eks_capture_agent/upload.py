@@ -77,6 +77,8 @@ class Uploader:
         self._failures = 0
         self._retry_at = 0.0
         self._started = time.monotonic()
+        self._signal: str | None = None
+        self._noted = {"signal": False, "overdue": False}
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -91,10 +93,7 @@ class Uploader:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self._terminate_at is None:
             self._terminate_at = time.monotonic() + self.request.grace_seconds
-            self.logger.info(
-                "stop requested; uploading what remains within the grace period",
-                extra={"signal": signal.Signals(signum).name, "grace_seconds": self.request.grace_seconds},
-            )
+            self._signal = signal.Signals(signum).name
         self._wake.set()
 
     def _out_of_time(self, reserve: float = MANIFEST_RESERVE_SECONDS) -> bool:
@@ -102,6 +101,12 @@ class Uploader:
 
     def _upload_until_done(self) -> None:
         while True:
+            if self._signal and not self._noted["signal"]:
+                self._noted["signal"] = True
+                self.logger.info(
+                    "stop requested; uploading what remains within the grace period",
+                    extra={"signal": self._signal, "grace_seconds": self.request.grace_seconds},
+                )
             marker = self.spool.read_json(COMPLETION_MARKER)
             capture_over = marker is not None or self._marker_overdue()
             progressed = self._step(capture_over)
@@ -124,7 +129,8 @@ class Uploader:
             expected_end = datetime.fromisoformat(record["expected_end"]).timestamp()
             overdue = time.time() > expected_end + self.request.marker_wait_seconds
             reason = "no completion marker long after the capture's planned end; taking all files"
-        if overdue:
+        if overdue and not self._noted["overdue"]:
+            self._noted["overdue"] = True
             self.logger.warning(reason, extra={"marker_wait_seconds": self.request.marker_wait_seconds})
         return overdue
 
