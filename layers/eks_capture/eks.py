@@ -10,6 +10,7 @@ missing cluster or a missing eks:DescribeCluster permission fails the same way w
 from __future__ import annotations
 
 import base64
+import json
 import os
 import threading
 import time
@@ -20,12 +21,15 @@ from typing import Any
 
 import boto3
 import urllib3
-from botocore.exceptions import ClientError
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.util.retry import Retry
 
 from eks_capture.errors import ApiThrottled, ClusterAccessDenied, ClusterNotFound, ClusterUnreachable
+
+logger = Logger(child=True)
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -136,6 +140,7 @@ class TokenSource:
         with self._lock:
             if self._token is None or not self._token.fresh():
                 self._token = generate_token(self.cluster_name, self._session)
+                logger.debug("signed a new EKS token", extra={"cluster": self.cluster_name})
             return self._token
 
 
@@ -167,6 +172,7 @@ def describe_cluster(cluster_name: str, session: boto3.Session | None = None) ->
         cached = ClusterEndpoint(cluster_name, cluster.get("endpoint", ""), ca_pem)
         with _cache_lock:
             _endpoints[key] = cached
+        logger.info("described EKS cluster", extra={"cluster": cluster_name, "endpoint": cached.endpoint})
     return EndpointOverrides.from_env().apply(cached)
 
 
@@ -245,13 +251,20 @@ def clear_caches() -> None:
         _clients.clear()
 
 
-def access_error(cluster_name: str, error: ApiException, operation: str) -> Exception:
-    """The domain error for an API failure: access denied, throttled, unreachable; others unchanged."""
+def access_error(
+    cluster_name: str, error: ApiException, operation: str, principal: str | None = None
+) -> Exception:
+    """The domain error for an API failure: access denied, throttled, unreachable; others unchanged.
+
+    A 401 names ``principal`` (default: this process's IAM principal, asked of STS) in its hint.
+    """
     if error.status == 401:
+        principal = principal or _principal_arn()
         return ClusterAccessDenied(
             cluster_name,
-            "EKS did not accept this IAM principal: add an EKS access entry (or aws-auth mapping) for the "
-            "function's role",
+            f"no EKS access entry accepts IAM principal {principal}: create one "
+            f"(aws eks create-access-entry --cluster-name {cluster_name} --principal-arn {principal}) "
+            "or map it in aws-auth",
         )
     if error.status == 403:
         return ClusterAccessDenied(cluster_name, f"RBAC permission: {_status_message(error)}")
@@ -262,9 +275,19 @@ def access_error(cluster_name: str, error: ApiException, operation: str) -> Exce
     return error
 
 
-def _status_message(error: ApiException) -> str:
-    import json
+def _principal_arn() -> str:
+    """This process's IAM principal as an access entry names it (an assumed role as its role ARN)."""
+    try:
+        arn = str(_session(None).client("sts").get_caller_identity()["Arn"])
+    except (BotoCoreError, ClientError):
+        return "of this function"
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+    return arn
 
+
+def _status_message(error: ApiException) -> str:
     try:
         return str(json.loads(error.body or "{}").get("message") or error.reason)
     except ValueError:

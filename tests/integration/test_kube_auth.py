@@ -177,6 +177,7 @@ def test_caller_without_access_entry_is_unauthorized_when_mapping_is_required(
     with pytest.raises(ClusterAccessDenied) as caught, eks.kube_errors(KUBE_CLUSTER, "list nodes"):
         core_api(kube_client).list_node()
     assert "access entry" in caught.value.message
+    assert _caller_arn() in caught.value.message
     assert kube.auth_failures[-1] == f"no access entry for {_caller_arn()}"
 
 

@@ -124,7 +124,8 @@ def _api_error(status: int, message: str = "m") -> ApiException:
     ],
 )
 def test_access_errors_map_to_domain_errors(status: int, expected: type[Exception]) -> None:
-    assert isinstance(eks.access_error("c", _api_error(status), "list pods"), expected)
+    mapped = eks.access_error("c", _api_error(status), "list pods", principal="arn:aws:iam::1:role/r")
+    assert isinstance(mapped, expected)
 
 
 @pytest.mark.parametrize("status", [404, 409, 422])
@@ -133,6 +134,13 @@ def test_object_errors_stay_api_exceptions(status: int) -> None:
     assert eks.access_error("c", error, "create pod") is error
     with pytest.raises(ApiException), eks.kube_errors("c", "create pod"):
         raise error
+
+
+def test_unauthorized_names_the_principal_that_needs_an_access_entry() -> None:
+    denied = eks.access_error("prod", _api_error(401), "list pods", principal="arn:aws:iam::1:role/trigger")
+    assert isinstance(denied, ClusterAccessDenied)
+    assert "access entry" in denied.message
+    assert "arn:aws:iam::1:role/trigger" in denied.message
 
 
 def test_forbidden_message_names_the_rbac_verb_and_resource() -> None:
