@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from kubernetes import client
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
@@ -28,6 +29,8 @@ CONTEXT_NAME = "context.json.gz"
 PAGE_SIZE = 500
 DNS_SERVICE_LABELS = {"k8s-app": "kube-dns"}
 FINISHED_PHASES = ("Succeeded", "Failed")
+
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
@@ -277,9 +280,17 @@ class ContextCache:
         self._names: dict[tuple[str, str], dict[str, str] | None] = {}
 
     def names(self, bucket: str, cluster: str, capture_id: str) -> dict[str, str] | None:
-        """The capture's IP -> name mapping, or None when it has no stored context."""
+        """The capture's IP -> name mapping, or None when it has none or it cannot be read (logged)."""
         key = (bucket, capture_id)
         if key not in self._names:
-            context = load_context(self._s3, bucket, cluster, capture_id)
-            self._names[key] = context.names() if context is not None else None
+            self._names[key] = self._read(bucket, cluster, capture_id)
         return self._names[key]
+
+    def _read(self, bucket: str, cluster: str, capture_id: str) -> dict[str, str] | None:
+        try:
+            context = load_context(self._s3, bucket, cluster, capture_id)
+        except (ClientError, ValueError, OSError) as error:
+            where = f"s3://{bucket}/{context_key(cluster, capture_id)}"
+            logger.warning(f"cluster context {where} unreadable: findings will name IPs only ({error})")
+            return None
+        return context.names() if context is not None else None

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import boto3
 from aws_lambda_powertools import Logger
 
+from eks_capture.context import ContextCache
 from eks_capture.errors import CaptureRejected
 from eks_capture.events import S3Notification, S3ObjectCreated, parse_event
 from eks_capture.ids import is_capture_id
@@ -60,15 +61,18 @@ def parse_capture_key(key: str) -> CaptureKey | None:
     return CaptureKey(match["cluster"], match["capture_id"], match["node"], match["name"])
 
 
-def index_object(ref: S3ObjectRef, store: CaptureStore, s3: Any) -> IndexOutcome:
-    """Analyze one object and write its file item (and its session's totals) once."""
+def index_object(
+    ref: S3ObjectRef, store: CaptureStore, s3: Any, contexts: ContextCache | None = None
+) -> IndexOutcome:
+    """Analyze one object, naming endpoints from its capture's context, and write its file item once."""
     where = parse_capture_key(ref.key)
     if where is None:
         logger.info(f"ignored s3://{ref.bucket}/{ref.key}: not a pcap in the captures/ layout")
         return IndexOutcome(ref.key, "ignored", "not a pcap in the captures/ layout")
     response = s3.get_object(Bucket=ref.bucket, Key=ref.key)
     metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
-    summary = analyze(response["Body"])
+    names = (contexts or ContextCache(s3)).names(ref.bucket, where.cluster, where.capture_id)
+    summary = analyze(response["Body"], context=names)
     record = FileRecord(
         capture_id=where.capture_id,
         cluster=where.cluster,
@@ -103,4 +107,5 @@ def handle(raw: dict[str, Any], store: CaptureStore, s3: Any = None) -> list[Ind
     if not isinstance(event, S3ObjectCreated | S3Notification):
         raise CaptureRejected("detail-type", "the indexer handles S3 Object Created events only")
     client = s3 or boto3.client("s3")
-    return [index_object(ref, store, client) for ref in event.objects()]
+    contexts = ContextCache(client)
+    return [index_object(ref, store, client, contexts) for ref in event.objects()]
