@@ -20,6 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from eks_capture_agent import netstate
+from eks_capture_agent.capabilities import missing_capabilities
 from eks_capture_agent.identity import Identity
 from eks_capture_agent.spool import (
     CAPTURE_RECORD,
@@ -114,6 +115,13 @@ def run_capture(request: CaptureRequest, identity: Identity, logger: Logger) -> 
         },
     )
     spool.write_json(SNAPSHOT_BEFORE, netstate.snapshot())
+    missing = missing_capabilities(Path("/proc/self/status").read_text()) if os.geteuid() == 0 else []
+    if missing:
+        error = (
+            f"running as root without capabilities {', '.join(missing)}: tcpdump -Z root needs NET_RAW and"
+            " SETGID in the container's securityContext.capabilities.add"
+        )
+        return _finish(spool, None, [], argv, started, {"stop_reason": "start-failed"}, logger, error)
     logger.info("starting tcpdump", extra={"argv": argv, "duration_seconds": request.duration_seconds})
     process = subprocess.Popen(
         argv,
@@ -128,7 +136,7 @@ def run_capture(request: CaptureRequest, identity: Identity, logger: Logger) -> 
     ended = _wait_for_end(process, stderr, stop, deadline, logger)
     _stop(process, logger)
     stderr.join()
-    return _finish(spool, process, stderr.lines, argv, started, {**ended, **received}, logger)
+    return _finish(spool, process.returncode, stderr.lines, argv, started, {**ended, **received}, logger)
 
 
 def _wait_for_end(
@@ -158,16 +166,18 @@ def _wait_for_end(
 
 def _finish(
     spool: Spool,
-    process: subprocess.Popen[str],
+    exit_code: int | None,
     lines: list[str],
     argv: list[str],
     started: float,
     stop: dict[str, str],
     logger: Logger,
+    error: str | None = None,
 ) -> int:
     counters = parse_counters(lines)
-    clean_stop = stop["stop_reason"] in {"duration", "signal"} and process.returncode in {0, -signal.SIGTERM}
-    error = None if clean_stop else (error_message(lines) or f"tcpdump exited with code {process.returncode}")
+    clean_stop = stop["stop_reason"] in {"duration", "signal"} and exit_code in {0, -signal.SIGTERM}
+    if error is None and not clean_stop:
+        error = error_message(lines) or f"tcpdump exited with code {exit_code}"
     spool.write_json(SNAPSHOT_AFTER, netstate.snapshot())
     marker = {
         "schema": SCHEMA,
@@ -177,7 +187,7 @@ def _finish(
         "ended_at": iso_utc(time.time()),
         "tcpdump": {
             "argv": argv,
-            "exit_code": process.returncode,
+            "exit_code": exit_code,
             "counters": counters.as_dict(),
             "error": error,
         },
@@ -185,7 +195,7 @@ def _finish(
     }
     spool.write_json(COMPLETION_MARKER, marker)
     if error is not None:
-        logger.error("capture failed", extra={"error": error, "exit_code": process.returncode, **stop})
+        logger.error("capture failed", extra={"error": error, "exit_code": exit_code, **stop})
         return EXIT_TCPDUMP_FAILED
     logger.info("capture completed", extra={"counters": counters.as_dict(), **stop})
     return EXIT_OK

@@ -192,12 +192,13 @@ def start_agent(
     endpoint_url: str | None = None,
     budget_bytes: int = 1 << 30,
     with_upload: bool = True,
+    capture_caps: list[str] = CAPTURE_CAPS,
 ) -> Agent:
     env = {**os.environ, **IDENTITY}
     if endpoint_url:
         env["AWS_ENDPOINT_URL"] = endpoint_url
     capture_argv = [
-        *CAPTURE_CAPS, sys.executable, "-m", "eks_capture_agent", "capture", "--spool", str(spool),
+        *capture_caps, sys.executable, "-m", "eks_capture_agent", "capture", "--spool", str(spool),
         "--interface", server.dev, "--duration", str(duration), "--snaplen", "2048",
         "--rotate-seconds", "1", "--rotate-megabytes", "1", "--filter", capture_filter,
     ]  # fmt: skip
@@ -385,3 +386,17 @@ def test_a_bad_filter_fails_fast_with_tcpdumps_message(
     assert marker["status"] == "failed"
     assert "syntax error" in marker["tcpdump"]["error"]
     assert manifest()["capture"]["completion"]["tcpdump"]["error"] == marker["tcpdump"]["error"]
+
+
+def test_a_root_capture_without_setgid_fails_fast_naming_the_missing_capability(
+    network: TestNetwork, spool: Path, bucket: str, tmp_path: Path
+) -> None:
+    only_net_raw = ["setpriv", "--bounding-set=-all,+net_raw", "--inh-caps=-all", "--no-new-privs"]
+    agent = start_agent(
+        network["server"], spool, tmp_path, duration=60, with_upload=False, capture_caps=only_net_raw
+    )
+    assert finish(agent.capture, timeout=15) == 3
+    marker = agent.marker()
+    assert marker["stop_reason"] == "start-failed"
+    assert "SETGID" in marker["tcpdump"]["error"]
+    assert "NET_RAW" not in marker["tcpdump"]["error"].split(":")[0]
