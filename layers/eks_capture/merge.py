@@ -7,7 +7,7 @@ run of packets from one input (every packet earlier than the other inputs' next 
 per-node files is most of them. Ties go to the input listed first, as mergecap orders them.
 
 Wireshark then shows which node saw each packet (``frame.interface_name``), and the name resolution
-block maps cluster IPs to pod/service/node names recorded in the capture's context.
+block maps cluster IPs to the pod/service/node names of the captures' cluster context.
 """
 
 from __future__ import annotations

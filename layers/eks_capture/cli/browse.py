@@ -80,7 +80,11 @@ def list_captures(
         return
     view = Table(title=f"Captures of {cluster}", header_style="bold")
     for column in ("capture", "trigger", "started", "status", "nodes", "files", "packets", "top finding"):
-        view.add_column(column, justify="right" if column in ("nodes", "files", "packets") else "left")
+        view.add_column(
+            column,
+            justify="right" if column in ("nodes", "files", "packets") else "left",
+            no_wrap=column in ("capture", "started"),
+        )
     for session in sessions:
         style = STATUS_STYLE.get(session.status, "")
         view.add_row(

@@ -22,29 +22,24 @@ from eks_capture.cli.downloads import Fetched, fetch_all, s3_client
 from eks_capture.cli.failures import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandError, one_line_errors
 from eks_capture.cli.stacks import BucketOption, StackOption, StackRef, TableOption
 from eks_capture.cli.times import parse_window
+from eks_capture.context import load_context
 from eks_capture.merge import MergeInput, MergeResult, merge_files
-from eks_capture.report.contexts import parse_context
 from eks_capture.sessions import FileRecord
 
 
-def context_key(cluster: str, capture_id: str) -> str:
-    """Where a capture's cluster context lives (docs/design.md)."""
-    return f"captures/{cluster}/{capture_id}/context.json.gz"
-
-
 def context_names(client: Any, bucket: str, records: list[FileRecord]) -> dict[str, list[str]]:
-    """IP -> names from the context files of the captures ``records`` belong to (absent ones skipped)."""
+    """IP -> names from the cluster contexts of the captures ``records`` belong to (absent ones skipped)."""
     names: dict[str, list[str]] = {}
     for cluster, capture_id in sorted({(r.cluster, r.capture_id) for r in records}):
         try:
-            raw = client.get_object(Bucket=bucket, Key=context_key(cluster, capture_id))["Body"].read()
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
-                continue
-            raise
-        for address, found in parse_context(raw).items():
+            context = load_context(client, bucket, cluster, capture_id)
+        except (ClientError, ValueError, OSError) as error:
+            typer.echo(f"warning: cluster context of {capture_id} unreadable, no names: {error}", err=True)
+            continue
+        for address, name in (context.names() if context else {}).items():
             known = names.setdefault(address, [])
-            known.extend(name for name in found if name not in known)
+            if name not in known:
+                known.append(name)
     return names
 
 

@@ -91,14 +91,14 @@ def envelope(detail_type: str, detail: dict[str, Any], when: datetime) -> dict[s
     }
 
 
-def send(bus: str, detail_type: str, detail: dict[str, Any], when: datetime, client: Any = None) -> str:
-    """Validate and put one event on ``bus``; the id EventBridge gave it."""
+def send(ref: StackRef, detail_type: str, detail: dict[str, Any], when: datetime, client: Any = None) -> str:
+    """Validate, then put one event on the stack's bus; the id EventBridge gave it."""
     parse_event(envelope(detail_type, detail, when))
     events = client or boto3.client("events")
     response = events.put_events(
         Entries=[
             {
-                "EventBusName": bus,
+                "EventBusName": ref.bus_name,
                 "Source": CUSTOM_SOURCE,
                 "DetailType": detail_type,
                 "Detail": json.dumps(detail),
@@ -165,7 +165,7 @@ def start(
         reason=reason,
         requested_by=requested_by or _operator(),
     )
-    event_id = send(ref.bus_name, "Start Capture", detail, when)
+    event_id = send(ref, "Start Capture", detail, when)
     capture_id: CaptureId = capture_id_for_event(event_id, when)
     typer.echo(capture_id)
     if wait:
@@ -193,5 +193,5 @@ def stop(
     if who:
         detail["requested_by"] = who
     ref = StackRef(stack=stack, bus=bus)
-    send(ref.bus_name, "Stop Capture", detail, datetime.now(UTC).replace(microsecond=0))
+    send(ref, "Stop Capture", detail, datetime.now(UTC).replace(microsecond=0))
     typer.echo(f"stop requested for {capture_id}")

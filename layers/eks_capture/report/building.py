@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from eks_capture.context import load_context
 from eks_capture.ids import CaptureId, capture_started_at
-from eks_capture.report.contexts import first_names, parse_context
 from eks_capture.report.pages import FileRow, FindingRow, Page, TalkerRow, render
 from eks_capture.report.plots import timeline_svg
 from eks_capture.report.timelines import NodeTimeline, node_timeline
@@ -57,12 +59,11 @@ class S3Files:
 
     def context(self, session: CaptureSession) -> dict[str, str]:
         """IP -> name from the capture's context file, empty when it has none."""
-        key = f"captures/{session.cluster}/{session.capture_id}/context.json.gz"
         try:
-            raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except self.client.exceptions.NoSuchKey:
+            context = load_context(self.client, self.bucket, session.cluster, session.capture_id)
+        except (ClientError, ValueError, OSError):
             return {}
-        return first_names(parse_context(raw))
+        return context.names() if context else {}
 
     def link(self, key: str, expires: int) -> str:
         """A presigned GET link to ``key``."""
