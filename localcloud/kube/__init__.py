@@ -1,11 +1,22 @@
-"""The Kubernetes half of the local cloud: an EKS-like API server over HTTPS, with controllers and kubelets.
+"""The Kubernetes half of the local cloud: an EKS-like API server over HTTPS, controllers and kubelets.
 
-Start one with ``start_kube_emulator(cluster, sts_endpoint_url, region)``; reach it with the official
-client through ``emulator.configuration(token)`` or, as production does, ``eks_capture.eks`` with
-``emulator.env()`` set.
+``start_kube_emulator(cluster, sts_endpoint_url, region)`` returns a running ``KubeEmulator``:
+
+- reach it as production does: set ``emulator.env()`` (``combined_env`` for several clusters) and call
+  ``eks_capture.eks.api_client(cluster)``; or ``emulator.configuration(token)`` / ``write_kubeconfig``;
+- tokens are EKS tokens verified against the local STS; ``emulator.rbac`` maps IAM ARNs to users and
+  allows or denies verbs (everything is allowed by default); ``emulator.auth_failures`` says why a
+  token got 401;
+- ``emulator.faults`` injects latency, errors (500, 503, 429 + Retry-After) and dropped connections;
+  ``emulator.calls`` counts requests by (verb, resource);
+- ``add_node`` / ``set_node_ready`` / ``remove_node`` shape the cluster; pods on ordinary nodes follow
+  ``script_pods(PodBehaviour(...))``; pods on a ``local=True`` node run their containers as processes
+  (``emulator.local_env`` is their base environment);
+- ``tick()``, ``settle()`` and ``wait_for()`` drive the controllers deterministically; ``objects``,
+  ``get`` and ``create`` read and seed the store without HTTP.
 """
 
-from localcloud.kube.emulator import KubeEmulator, start_kube_emulator
+from localcloud.kube.emulator import KubeEmulator, combined_env, start_kube_emulator
 from localcloud.kube.kubelet import PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, NODES, PODS, SERVICES
 
@@ -18,5 +29,6 @@ __all__ = [
     "SERVICES",
     "KubeEmulator",
     "PodBehaviour",
+    "combined_env",
     "start_kube_emulator",
 ]

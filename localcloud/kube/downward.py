@@ -98,7 +98,11 @@ def write_atomically(directory: Path, files: Mapping[str, str]) -> None:
 
 def substitute_paths(text: str, mounts: list[tuple[str, str]]) -> str:
     """Replace each mount path (as a whole path component) by its local directory."""
-    for mount_path, local in sorted(mounts, key=lambda m: -len(m[0])):
-        pattern = r"(?<![\w.-])" + re.escape(mount_path.rstrip("/")) + r"(?![\w.-])"
-        text = re.sub(pattern, local.replace("\\", "\\\\"), text)
-    return text
+    if not mounts:
+        return text
+    # One pass over the text: a local directory put in for one mount (say /tmp/kube-x/.../spool) must not
+    # be matched again by another mount path (say /tmp).
+    locals_by_path = {mount_path.rstrip("/"): local for mount_path, local in mounts}
+    alternatives = "|".join(re.escape(p) for p in sorted(locals_by_path, key=len, reverse=True))
+    pattern = r"(?<![\w.-])(" + alternatives + r")(?![\w.-])"
+    return re.sub(pattern, lambda match: locals_by_path[match.group(1)], text)

@@ -228,8 +228,8 @@ class KubeEmulator:
         return target
 
     def env(self) -> dict[str, str]:
-        """The settings that point ``eks_capture.eks`` here instead of DescribeCluster's endpoint."""
-        return {"EKS_ENDPOINT_OVERRIDE": self.url, "EKS_CA_OVERRIDE_FILE": str(self.ca_file)}
+        """The settings that point ``eks_capture.eks`` here for this cluster (see ``combined_env``)."""
+        return combined_env([self])
 
     # direct store access ------------------------------------------------------------------------
     def create(self, rtype: ResourceType, namespace: str | None, body: Obj) -> Obj:
@@ -294,6 +294,14 @@ class KubeEmulator:
         self._front.stop()
         self.kubelet.stop()
         self._dir.cleanup()
+
+
+def combined_env(emulators: Sequence[KubeEmulator]) -> dict[str, str]:
+    """The endpoint and CA overrides for several clusters at once, as ``cluster=value`` pairs."""
+    return {
+        "EKS_ENDPOINT_OVERRIDE": ",".join(f"{e.cluster_name}={e.url}" for e in emulators),
+        "EKS_CA_OVERRIDE_FILE": ",".join(f"{e.cluster_name}={e.ca_file}" for e in emulators),
+    }
 
 
 def start_kube_emulator(

@@ -14,8 +14,9 @@ from kubernetes.client.exceptions import ApiException
 
 from eks_capture import eks
 from eks_capture.errors import ClusterAccessDenied, ClusterNotFound
-from localcloud.kube import KubeEmulator
-from tests.fixtures.kube import KUBE_CLUSTER, batch_api, core_api
+from localcloud.aws import REGION, MotoServer
+from localcloud.kube import KubeEmulator, combined_env, start_kube_emulator
+from tests.fixtures.kube import KUBE_CLUSTER, batch_api, core_api, create_eks_cluster
 
 POD = {"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
@@ -204,3 +205,23 @@ def test_forbidden_becomes_access_denied_naming_verb_and_resource(
 def test_unknown_cluster_is_cluster_not_found(kube: KubeEmulator) -> None:
     with pytest.raises(ClusterNotFound):
         eks.api_client("no-such-cluster")
+
+
+def test_two_clusters_are_reached_through_per_cluster_overrides(
+    kube: KubeEmulator, aws: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_eks_cluster("second-cluster")
+    second = start_kube_emulator("second-cluster", aws.endpoint_url, REGION)
+    try:
+        kube.add_node("first-node")
+        second.add_node("second-node")
+        for name, value in combined_env([kube, second]).items():
+            monkeypatch.setenv(name, value)
+        eks.clear_caches()
+        seen = {
+            cluster: [n.metadata.name for n in core_api(eks.api_client(cluster)).list_node().items]
+            for cluster in (KUBE_CLUSTER, "second-cluster")
+        }
+    finally:
+        second.stop()
+    assert seen == {KUBE_CLUSTER: ["first-node"], "second-cluster": ["second-node"]}
