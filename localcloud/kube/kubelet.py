@@ -22,6 +22,8 @@ from localcloud.kube.selectors import LabelSelector, labels_match, structured_se
 from localcloud.kube.status import ApiError, bad_request
 
 Obj = dict[str, Any]
+RESTART_BACKOFF_SECONDS = 0.5  # doubles per restart, like CrashLoopBackOff (whose base is 10 s)
+RESTART_BACKOFF_MAX_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -242,8 +244,11 @@ class Kubelet:
             run.downward_at = now
         policy = pod["spec"].get("restartPolicy", "Always")
         for container in local.containers:
+            if not container.poll():
+                continue
             restarts = policy == "Always" or (policy == "OnFailure" and container.exit_code != 0)
-            if container.poll() and restarts:
+            backoff = min(RESTART_BACKOFF_SECONDS * 2**container.restart_count, RESTART_BACKOFF_MAX_SECONDS)
+            if restarts and now - container.finished_at >= backoff:
                 local.restart(container)
         if local.poll():
             run.ended_at = now

@@ -189,3 +189,21 @@ def test_process_ignoring_sigterm_is_killed_after_the_grace_period(
     kube.tick()
     assert not gone(core, "stubborn")
     kube.wait_for(lambda: gone(core, "stubborn"), timeout=6, what="pod killed and gone")
+
+
+def test_on_failure_restarts_the_container_until_it_succeeds(
+    kube: KubeEmulator, core: Any, tmp_path: Path
+) -> None:
+    attempted = tmp_path / "attempted"
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        if not os.path.exists({str(attempted)!r}):
+            open({str(attempted)!r}, "w").close()
+            sys.exit(1)
+        """
+    )
+    core.create_namespaced_pod("default", local_pod("flaky", script, restartPolicy="OnFailure"))
+    kube.wait_for(lambda: phase(core, "flaky") == "Succeeded", timeout=10, what="pod succeeded")
+    status = core.read_namespaced_pod("flaky", "default").status.container_statuses[0]
+    assert (status.restart_count, status.state.terminated.exit_code) == (1, 0)
