@@ -1,10 +1,11 @@
-"""How to capture (duration, filter, snap length, fallback, cluster): stack defaults, overridden per alarm by
-its tags or per manual request by its fields."""
+"""How to capture (duration, filter, snap length, fallback, cluster): stack defaults, then for an alarm the
+preset its metric selects (eks_capture.presets) and its tags over that, or a manual request's fields."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from eks_capture.capture_fields import (
     MAX_SNAPLEN,
@@ -15,6 +16,7 @@ from eks_capture.capture_fields import (
 )
 from eks_capture.errors import CaptureRejected
 from eks_capture.events import AlarmStateChange, StartCaptureDetail
+from eks_capture.presets import Preset, preset_for_metrics, preset_named
 from eks_capture.settings import NodeFallback, Settings
 
 TAG_PREFIX = "eks-capture:"
@@ -23,7 +25,12 @@ TAG_FILTER = f"{TAG_PREFIX}filter"
 TAG_SNAPLEN = f"{TAG_PREFIX}snaplen"
 TAG_FALLBACK = f"{TAG_PREFIX}fallback"
 TAG_CLUSTER = f"{TAG_PREFIX}cluster"
+TAG_PRESET = f"{TAG_PREFIX}preset"
+TAG_PORT = f"{TAG_PREFIX}port"
 CAPTURE_TAGS = (TAG_DURATION, TAG_FILTER, TAG_SNAPLEN, TAG_FALLBACK, TAG_CLUSTER)
+PRESET_TAGS = (TAG_PRESET, TAG_PORT)  # alarms only: which preset (docs/presets.md), the target port
+KNOWN_TAGS = (*CAPTURE_TAGS, *PRESET_TAGS)
+T = TypeVar("T")
 NO_FILTER_WORDS = ("", "none", "all")
 
 
@@ -37,6 +44,8 @@ class CaptureOptions:
     filter: str | None = None
     fallback: NodeFallback = NodeFallback.NONE
     cluster: str | None = None
+    preset: str | None = None
+    narrow_to_pods: bool = False
 
     @classmethod
     def defaults(cls, settings: Settings) -> CaptureOptions:
@@ -52,10 +61,54 @@ def capture_options_from_tags(
     tags: Mapping[str, str], defaults: CaptureOptions, *, max_duration_seconds: int
 ) -> CaptureOptions:
     """``defaults`` overridden by an alarm's ``eks-capture:*`` tags; CaptureRejected names a bad tag."""
-    unknown = sorted(key for key in tags if key.startswith(TAG_PREFIX) and key not in CAPTURE_TAGS)
+    return replace(defaults, **_tag_changes(tags, max_duration_seconds))  # type: ignore[arg-type]
+
+
+def capture_options_for_alarm(
+    alarm: AlarmStateChange, tags: Mapping[str, str], defaults: CaptureOptions, *, max_duration_seconds: int
+) -> CaptureOptions:
+    """``defaults``, then the preset the alarm's metric selects (or its ``eks-capture:preset`` tag names),
+    then its other tags over both; CaptureRejected names a bad tag."""
+    changes = _tag_changes(tags, max_duration_seconds)
+    preset = _tag(tags, TAG_PRESET, preset_named) if TAG_PRESET in tags else preset_for_metrics(alarm.metrics)
+    port = _tag(tags, TAG_PORT, _port) if TAG_PORT in tags else None
+    base = defaults if preset is None else _with_preset(defaults, preset, port, max_duration_seconds)
+    if "filter" in changes:
+        base = replace(base, narrow_to_pods=False)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _with_preset(
+    defaults: CaptureOptions, preset: Preset, port: int | None, max_duration_seconds: int
+) -> CaptureOptions:
+    """``defaults`` with what ``preset`` sets (its duration never beyond the stack's maximum)."""
+    duration = defaults.duration_seconds
+    if preset.duration_seconds is not None:
+        duration = min(preset.duration_seconds, max_duration_seconds)
+    return replace(
+        defaults,
+        duration_seconds=duration,
+        snaplen=preset.snaplen if preset.snaplen is not None else defaults.snaplen,
+        filter=preset.capture_filter(port),
+        preset=preset.name,
+        narrow_to_pods=preset.pod_traffic,
+    )
+
+
+def _tag(tags: Mapping[str, str], tag: str, parse: Callable[[str], T]) -> T:
+    """One tag's value parsed; CaptureRejected names the tag when it is wrong."""
+    try:
+        return parse(tags[tag])
+    except ValueError as exc:
+        raise CaptureRejected(f"tags.{tag}", str(exc)) from None
+
+
+def _tag_changes(tags: Mapping[str, str], max_duration_seconds: int) -> dict[str, object]:
+    """The CaptureOptions fields the ``eks-capture:*`` tags set, every tag validated."""
+    unknown = sorted(key for key in tags if key.startswith(TAG_PREFIX) and key not in KNOWN_TAGS)
     if unknown:
         raise CaptureRejected(
-            f"tags.{unknown[0]}", f"unknown capture tag; known tags: {', '.join(CAPTURE_TAGS)}"
+            f"tags.{unknown[0]}", f"unknown capture tag; known tags: {', '.join(KNOWN_TAGS)}"
         )
     parsers: dict[str, tuple[str, Callable[[str], object]]] = {
         TAG_DURATION: ("duration_seconds", lambda raw: check_duration(_integer(raw), max_duration_seconds)),
@@ -64,15 +117,10 @@ def capture_options_from_tags(
         TAG_FALLBACK: ("fallback", _fallback),
         TAG_CLUSTER: ("cluster", lambda raw: check_cluster_name(raw.strip())),
     }
-    changes: dict[str, object] = {}
-    for tag, (field, parse) in parsers.items():
-        if (raw := tags.get(tag)) is None:
-            continue
-        try:
-            changes[field] = parse(raw)
-        except ValueError as exc:
-            raise CaptureRejected(f"tags.{tag}", str(exc)) from None
-    return replace(defaults, **changes)  # type: ignore[arg-type]
+    for tag, check in ((TAG_PRESET, preset_named), (TAG_PORT, _port)):
+        if tag in tags:
+            _tag(tags, tag, check)
+    return {field: _tag(tags, tag, parse) for tag, (field, parse) in parsers.items() if tag in tags}
 
 
 def capture_options_for_request(request: StartCaptureDetail, defaults: CaptureOptions) -> CaptureOptions:
@@ -118,6 +166,13 @@ def _integer(raw: str) -> int:
 def _snaplen(value: int) -> int:
     if not MIN_SNAPLEN <= value <= MAX_SNAPLEN:
         raise ValueError(f"snap length must be between {MIN_SNAPLEN} and {MAX_SNAPLEN} bytes")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _integer(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("port must be between 1 and 65535")
     return value
 
 

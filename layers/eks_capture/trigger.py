@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +20,9 @@ from kubernetes.client.exceptions import ApiException
 
 from eks_capture import eks
 from eks_capture.cluster import Cluster
-from eks_capture.context import ClusterContext, snapshot, store_context
+from eks_capture.context import ClusterContext, pod_entry, snapshot, store_context
 from eks_capture.errors import CaptureError, CaptureNotFound, CaptureRejected
-from eks_capture.events import AlarmStateChange, StartCapture, StopCapture, parse_event
+from eks_capture.events import AlarmStateChange, Metric, StartCapture, StopCapture, parse_event
 from eks_capture.ids import CaptureId, capture_id_for_event
 from eks_capture.manifests import (
     LABEL_CAPTURE_ID,
@@ -36,9 +36,10 @@ from eks_capture.nodes import NodeInfo, PodInfo
 from eks_capture.options import (
     CaptureOptions,
     alarm_cluster,
+    capture_options_for_alarm,
     capture_options_for_request,
-    capture_options_from_tags,
 )
+from eks_capture.presets import pod_hosts_filter
 from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture, Trigger
 from eks_capture.settings import Settings
 from eks_capture.targets import NodeMatch, TargetPlan, targets_for_alarm, targets_for_request
@@ -99,6 +100,7 @@ class _Request:
     pod_namespace: str | None
     needs_pods: bool
     started_at: datetime
+    metrics: tuple[Metric, ...] = ()
 
 
 def handle(raw: dict[str, Any], deps: Deps) -> Outcome:
@@ -137,7 +139,8 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         return Outcome("ignored", f"alarm {event.alarm_name} is {event.detail.state.value}, not ALARM")
     if not settings.watches_alarm(event.alarm_name):
         return Outcome("ignored", f"alarm {event.alarm_name} lacks the prefix {settings.alarm_name_prefix!r}")
-    options = capture_options_from_tags(
+    options = capture_options_for_alarm(
+        event,
         _alarm_tags(event, deps),
         CaptureOptions.defaults(settings),
         max_duration_seconds=settings.max_duration_seconds,
@@ -169,8 +172,10 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
             max_nodes=settings.max_nodes_per_capture,
         ),
         pod_namespace=None,
-        needs_pods=any(d in m.dimensions for m in event.metrics for d in POD_DIMENSIONS),
+        needs_pods=options.narrow_to_pods
+        or any(d in m.dimensions for m in event.metrics for d in POD_DIMENSIONS),
         started_at=now,
+        metrics=event.metrics,
     )
     if holder is not None:
         return _reject(request, f"alarm {event.alarm_name} is cooling down after capture {holder}", deps)
@@ -215,6 +220,7 @@ def _session(request: _Request, deps: Deps, status: str, verdict: str = "") -> C
         duration_seconds=request.options.duration_seconds,
         filter=request.options.filter or "",
         snaplen=request.options.snaplen,
+        preset=request.options.preset,
         s3_prefix=f"captures/{request.cluster}/{request.capture_id}/",
         verdict=verdict,
     )
@@ -271,11 +277,10 @@ def start(request: _Request, deps: Deps) -> Outcome:
     cluster = deps.cluster(request.cluster)
     raw_nodes = cluster.nodes()
     nodes = [NodeInfo.from_kubernetes(n) for n in raw_nodes]
-    pods = (
-        [PodInfo.from_kubernetes(p) for p in cluster.pods(request.pod_namespace)]
-        if request.needs_pods
-        else []
-    )
+    raw_pods = cluster.pods(request.pod_namespace) if request.needs_pods else []
+    pods = [PodInfo.from_kubernetes(p) for p in raw_pods]
+    if request.options.narrow_to_pods:
+        request = _narrowed_to_pods(request, raw_pods)
     plan = request.planner(nodes, pods)
     active = _active_captures(cluster, settings.capture_namespace, request.capture_id)
     if len(active) >= settings.max_concurrent_captures:
@@ -313,7 +318,8 @@ def start(request: _Request, deps: Deps) -> Outcome:
         _store_context(context.result(), deps)
     if started:
         session.status = "running"
-        session.verdict = f"capturing on {len(started)} node(s)"
+        preset = f" with preset {session.preset}" if session.preset else ""
+        session.verdict = f"capturing on {len(started)} node(s){preset}"
     else:
         session.status = "failed"
         reasons = "; ".join(f"{k}: {v}" for k, v in session.skipped.items()) or "; ".join(plan.notes)
@@ -337,6 +343,12 @@ def start(request: _Request, deps: Deps) -> Outcome:
         },
     )
     return outcome
+
+
+def _narrowed_to_pods(request: _Request, raw_pods: list[dict[str, Any]]) -> _Request:
+    """The pod-traffic preset's filter: the named pods' addresses (their nodes' traffic when none)."""
+    hosts = pod_hosts_filter(request.metrics, [pod_entry(p) for p in raw_pods])
+    return replace(request, options=replace(request.options, filter=hosts, narrow_to_pods=False))
 
 
 def _snapshot(request: _Request, raw_nodes: list[dict[str, Any]], deps: Deps) -> ClusterContext | None:
