@@ -173,6 +173,13 @@ def _scheduled_event(rule_arn: str, region: str, account: str) -> dict[str, Any]
     }
 
 
+def _with_envelope(event: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """The event as EventBridge delivers it: moto leaves out ``account`` on events put by PutEvents."""
+    if "detail-type" in event:
+        event.setdefault("account", account_id)
+    return event
+
+
 @dataclass
 class _Route:
     function: str
@@ -282,7 +289,8 @@ class Router:
                     )
                     for message in messages:
                         moved = True
-                        delivered.append(self.invoke(route.function, json.loads(message["Body"]), route.rule))
+                        event = _with_envelope(json.loads(message["Body"]), self.stack.account_id)
+                        delivered.append(self.invoke(route.function, event, route.rule))
                         sqs.delete_message(QueueUrl=route.queue_url, ReceiptHandle=message["ReceiptHandle"])
                 if moved:
                     quiet_since = time.monotonic()

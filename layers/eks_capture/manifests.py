@@ -30,11 +30,11 @@ TMP_VOLUME, TMP_DIR, TMP_SIZE = "tmp", "/tmp", "16Mi"
 AGENT_COMMAND = ("python", "-m", "eks_capture_agent")
 UPLOADER_UID = 65532
 ROOT_UID = 0
-CAPTURE_CAPABILITIES = ("NET_RAW",)
+CAPTURE_CAPABILITIES = ("NET_RAW", "SETGID")  # SETGID: tcpdump -Z root resets its groups
 TERMINATION_MARGIN_SECONDS = 15
 MAX_REASON_ANNOTATION = 1024
 CAPTURE_RESOURCES = (("100m", "64Mi"), ("1", "256Mi"))  # (requests, limits) as (cpu, memory)
-UPLOAD_RESOURCES = (("50m", "96Mi"), ("500m", "256Mi"))
+UPLOAD_RESOURCES = (("50m", "128Mi"), ("500m", "256Mi"))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ for a Job that has finished (nothing is left to flush).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -185,7 +186,8 @@ class _Sweep:
         lookback = timedelta(seconds=self.settings.max_duration_seconds + self.settings.upload_grace_seconds)
         since = self.now - lookback - timedelta(days=1)
         for session in self.deps.store.open_sessions(self.cluster_name, since):
-            young = (self.now - session.created_at).total_seconds() < TRIGGER_QUIET_SECONDS
+            starting = session.status == "starting"
+            young = starting and (self.now - session.created_at).total_seconds() < TRIGGER_QUIET_SECONDS
             if session.capture_id in active or young:
                 continue
             remaining = self.cluster.capture_jobs(
@@ -249,17 +251,23 @@ def _dropped_on(s3: Any, bucket: str, session: CaptureSession, node: str) -> int
 
 
 def top_findings(summaries: Iterable[dict[str, Any]], limit: int = 5) -> list[str]:
-    """The most severe findings across a capture's files, most severe and most frequent first."""
-    found: dict[str, tuple[int, int]] = {}
+    """The capture's most severe findings, each summed over its files (same kind, same subject).
+
+    Each file's message carries that file's count; the summed message is the latest file's message with
+    its count replaced by the total.
+    """
+    merged: dict[tuple[str, str], tuple[int, int, str, int]] = {}
     for summary in summaries:
         for finding in summary.get("findings", []):
+            key = (str(finding.get("kind", "")), str(finding.get("subject", finding.get("message", ""))))
             rank = SEVERITY_ORDER.get(finding.get("severity", "info"), 3)
-            message = str(finding.get("message", ""))
             count = int(finding.get("count") or 0)
-            best = found.get(message)
-            found[message] = (min(rank, best[0]), best[1] + count) if best else (rank, count)
-    ordered = sorted(found.items(), key=lambda item: (item[1][0], -item[1][1], item[0]))
-    return [message for message, _ in ordered[:limit]]
+            before = merged.get(key)
+            total = count + (before[1] if before else 0)
+            worst = min(rank, before[0]) if before else rank
+            merged[key] = (worst, total, str(finding.get("message", "")), count)
+    ordered = sorted(merged.values(), key=lambda item: (item[0], -item[1], item[2]))
+    return [re.sub(rf"\b{own}\b", str(total), message, count=1) for _, total, message, own in ordered[:limit]]
 
 
 def sweep(deps: ReaperDeps, clusters: Iterable[str]) -> list[SweepReport]:

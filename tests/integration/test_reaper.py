@@ -291,7 +291,7 @@ def test_the_schedule_in_the_template_runs_the_sweep(deps: Deps, shop: KubeEmula
     _start(deps)
 
     router.fire_schedule("TeardownFunction")
-    [invocation] = router.drain()
+    [invocation] = [i for i in router.drain() if i.function == "TeardownFunction"]
 
     assert invocation.error is None, invocation.error
     [sweep] = invocation.result["sweeps"]

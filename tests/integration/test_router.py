@@ -58,6 +58,7 @@ def test_alarm_matching_the_template_pattern_reaches_its_handler_with_template_e
     assert invocation.function == "EchoFunction"
     assert invocation.error is None
     assert invocation.result["detail"]["alarmName"] == "team-latency"
+    assert invocation.result["account"] == "123456789012"
     assert invocation.result["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"][
         "dimensions"
     ] == {"InstanceId": "i-0123456789abcdef0"}

@@ -85,7 +85,7 @@ def assert_security_policy(job: dict[str, Any], settings: Settings) -> None:
         for kind in ("requests", "limits"):
             assert set(item["resources"][kind]) == {"cpu", "memory"}
         assert "@sha256:" in item["image"] or item["image"] == settings.capture_image
-    assert container(job, "capture")["securityContext"]["capabilities"].get("add") == ["NET_RAW"]
+    assert container(job, "capture")["securityContext"]["capabilities"].get("add") == ["NET_RAW", "SETGID"]
     upload = container(job, "upload")["securityContext"]
     assert "add" not in upload["capabilities"]
     assert upload["runAsNonRoot"] is True

@@ -143,16 +143,23 @@ def test_judge_gives_each_job_state_its_verdict(
     assert words in verdict.reason
 
 
-def test_top_findings_rank_by_severity_then_by_count_across_files() -> None:
+def test_top_findings_sum_each_finding_over_files_and_rank_by_severity_then_count() -> None:
+    def finding(severity: str, kind: str, subject: str, count: int, message: str) -> dict[str, Any]:
+        return {"severity": severity, "kind": kind, "subject": subject, "count": count, "message": message}
+
     files = [
-        {"findings": [{"severity": "warning", "message": "retransmissions", "count": 50}]},
+        {"findings": [finding("warning", "retrans", "10.0.0.1", 50, "50 retransmissions to 10.0.0.1")]},
         {
             "findings": [
-                {"severity": "critical", "message": "SYNs never answered", "count": 3},
-                {"severity": "warning", "message": "retransmissions", "count": 60},
+                finding("critical", "syn", "10.0.0.2:443", 3, "3 SYNs to 10.0.0.2:443 never answered"),
+                finding("warning", "retrans", "10.0.0.1", 60, "60 retransmissions to 10.0.0.1"),
             ]
         },
-        {"findings": [{"severity": "warning", "message": "zero windows", "count": 100}]},
+        {"findings": [finding("warning", "zero", "10.0.0.3", 100, "100 zero windows from 10.0.0.3")]},
     ]
 
-    assert top_findings(files) == ["SYNs never answered", "retransmissions", "zero windows"]
+    assert top_findings(files) == [
+        "3 SYNs to 10.0.0.2:443 never answered",
+        "110 retransmissions to 10.0.0.1",
+        "100 zero windows from 10.0.0.3",
+    ]

@@ -9,6 +9,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise RuntimeError("asked to fail")
     return {
         "detail_type": event["detail-type"],
+        "account": event.get("account"),
         "detail": event["detail"],
         "from_globals": os.environ["FROM_GLOBALS"],
         "own": os.environ["OWN"],

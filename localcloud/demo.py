@@ -1,0 +1,195 @@
+"""make demo: an alarm fires, capture pods start on the right node, real pcaps land in S3, get indexed,
+and the capture is torn down; every step printed as it happens.
+
+Runs the production code paths against the local cloud: template.yaml's wiring in moto's EventBridge,
+the handlers in local Lambda processes, the capture agent as real processes (tcpdump on this
+machine's loopback) for the node that is this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import boto3
+
+from eks_capture.manifests import LABEL_CAPTURE_ID
+from eks_capture.sessions import CaptureStore
+from localcloud.cloud import LocalCloud, workdir
+from localcloud.cloudwatch import set_alarm_state
+from localcloud.kube.resources import JOBS, PODS
+from localcloud.router import Invocation
+from localcloud.traffic import CAPTURE_FILTER, FaultyTraffic
+
+CLUSTER = "shop-prod"
+LOCAL_NODE = "ip-192-168-12-34.us-west-2.compute.internal"
+LOCAL_INSTANCE = "i-0a1b2c3d4e5f60718"
+ALARM = "eks-capture-demo-dns-errors"
+DURATION_SECONDS = 30
+STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
+
+
+def describe(invocation: Invocation) -> str:
+    result: Any = invocation.result
+    if invocation.error:
+        return f"{invocation.function} failed: {invocation.error['errorMessage']}"
+    if "error" in result:
+        return f"{invocation.function}: {result['error']['message']}"
+    if invocation.function == "TriggerFunction":
+        return f"{invocation.function}: {result['status']}: {result['message']} ({result['capture_id']})"
+    if invocation.function == "IndexerFunction":
+        return "; ".join(
+            f"{invocation.function}: {f['status']} {f['key'].rsplit('/', 1)[-1]}: {f['message']}"
+            for f in result["files"]
+        )
+    sweeps = result.get("sweeps", [])
+    return f"{invocation.function}: " + "; ".join(
+        f"{s['cluster']}: {s['jobs_seen']} job(s) seen, "
+        f"deleted {s['deleted'] or 'none'}, closed {s['closed'] or 'none'}"
+        for s in sweeps
+    )
+
+
+def create_alarm() -> None:
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName=ALARM,
+        AlarmDescription="DNS errors on one node: capture its DNS and service traffic",
+        Namespace="CWAgent",
+        MetricName="ethtool_linklocal_allowance_exceeded",
+        Dimensions=[{"Name": "InstanceId", "Value": LOCAL_INSTANCE}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        Tags=[
+            {"Key": "eks-capture:duration", "Value": str(DURATION_SECONDS)},
+            {"Key": "eks-capture:filter", "Value": CAPTURE_FILTER},
+        ],
+    )
+
+
+def show_logs(cloud: LocalCloud, pod: dict[str, Any]) -> None:
+    """The last lines each container of a failed pod wrote, as ``kubectl logs`` shows them."""
+    for container in pod["spec"]["containers"]:
+        text = cloud.kube.kubelet.read_log(pod, container["name"])
+        for line in text.strip().splitlines()[-5:]:
+            say(f"  {container['name']}: {line[-400:]}")
+
+
+def watch_capture(cloud: LocalCloud, capture_id: str, timeout: float) -> None:
+    """Print each capture pod's phase changes until every Job of the capture has finished."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pod in cloud.kube.objects(PODS, cloud.stack.values["CaptureNamespace"]):
+            if pod["metadata"].get("labels", {}).get(LABEL_CAPTURE_ID) != capture_id:
+                continue
+            name, phase = pod["metadata"]["name"], pod.get("status", {}).get("phase", "Pending")
+            if seen.get(name) != phase:
+                seen[name] = phase
+                say(f"pod {name} on {pod['spec']['nodeName']}: {phase}")
+                if phase == "Failed":
+                    show_logs(cloud, pod)
+        jobs = [
+            j
+            for j in cloud.kube.objects(JOBS, cloud.stack.values["CaptureNamespace"])
+            if j["metadata"].get("labels", {}).get(LABEL_CAPTURE_ID) == capture_id
+        ]
+        if jobs and all(
+            j.get("status", {}).get("succeeded") or j.get("status", {}).get("failed") for j in jobs
+        ):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"capture {capture_id} did not finish within {timeout:.0f}s")
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("make demo captures real packets with tcpdump on this machine: run it as root", file=sys.stderr)
+        return 2
+    out = workdir("demo")
+    log = (out / "lambda.log").open("w")
+    say("starting the local cloud (moto, the emulated EKS cluster, template.yaml's wiring)")
+    cloud = LocalCloud.start(
+        CLUSTER,
+        {"CaptureImageUri": "public.ecr.aws/eks-capture/agent:local", "AlarmCooldownSeconds": "60"},
+        local_nodes=(LOCAL_NODE,),
+        settings_overrides={"ROTATE_SECONDS": "10", "UPLOAD_GRACE_SECONDS": "30"},
+        lambda_log=log,
+    )
+    traffic = FaultyTraffic(seconds=DURATION_SECONDS + 60)
+    try:
+        cloud.router.on_invocation = lambda invocation: say(describe(invocation))
+        say(
+            f"moto at {cloud.moto.endpoint_url}; EKS {CLUSTER} at {cloud.kube.url} "
+            f"({len(cloud.kube.objects(PODS, 'payments'))} app pods); {LOCAL_NODE} is this machine"
+        )
+        say(
+            f"stack deployed: {', '.join(cloud.router.functions)}; "
+            f"bucket {cloud.output('CaptureBucketName')}, table {cloud.output('CaptureTableName')}"
+        )
+        create_alarm()
+        traffic.start()
+        say("faulty traffic on loopback: a service, a closed port, a DNS server failing some names")
+        cloud.router.start()
+        say(f"alarm {ALARM} (InstanceId={LOCAL_INSTANCE}) goes to ALARM")
+        set_alarm_state(
+            ALARM, "ALARM", "Threshold Crossed: 1 datapoint [37.0] was greater than the threshold (0.0)"
+        )
+        store = CaptureStore(cloud.output("CaptureTableName"))
+        capture_id = wait_for_capture(store)
+        session = store.get_session(capture_id)
+        assert session is not None
+        for node, record in session.nodes.items():
+            say(f"node chosen: {node} ({record.matched_by}); job {record.job}")
+        for node, why in session.skipped.items():
+            say(f"node skipped: {node}: {why}")
+        watch_capture(cloud, capture_id, timeout=DURATION_SECONDS + 120)
+        time.sleep(2)
+        cloud.router.stop()
+        cloud.router.drain(settle_seconds=2)
+        say("teardown: the schedule comes due")
+        cloud.router.fire_schedule("TeardownFunction")
+        cloud.router.drain(settle_seconds=1)
+        cloud.kube.wait_for(
+            lambda: not cloud.kube.objects(JOBS, cloud.stack.values["CaptureNamespace"]),
+            timeout=30,
+            what="capture jobs deleted",
+        )
+        say("teardown: the next sweep")
+        cloud.router.fire_schedule("TeardownFunction")
+        cloud.router.drain(settle_seconds=1)
+        session = store.get_session(capture_id)
+        assert session is not None
+        say(f"capture {capture_id}: {session.status}: {session.verdict}")
+        for node, record in session.nodes.items():
+            say(f"  {node}: {record.status}: {record.reason}")
+        for finding in session.findings:
+            say(f"  finding: {finding}")
+        say(f"traffic sent: {traffic.sent}; Lambda logs in {log.name}")
+        return 0 if session.status == "completed" and session.totals.packets > 0 else 1
+    finally:
+        traffic.stop()
+        cloud.stop()
+        log.close()
+
+
+def wait_for_capture(store: CaptureStore, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sessions = store.list_sessions(CLUSTER)
+        if sessions and sessions[0].status != "starting":
+            return sessions[0].capture_id
+        time.sleep(0.2)
+    raise TimeoutError("the alarm started no capture")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
