@@ -149,8 +149,12 @@ class LocalPod:
             for m in container.get("volumeMounts") or []
             if m.get("name") in self.volumes
         ]
+        own = {variable["name"] for variable in container.get("env") or []}
         env = container_env(container, pod, base_env)
-        env = {key: substitute_paths(value, mounts) for key, value in env.items()}
+        env = {key: substitute_paths(value, mounts) if key in own else value for key, value in env.items()}
+        tmp = dict(mounts).get("/tmp")
+        if tmp and "TMPDIR" not in own:  # a volume at /tmp is where the container's temp files go
+            env["TMPDIR"] = tmp
         image = str(container.get("image", ""))
         command = list(container.get("command") or entrypoints.get(image.split("@")[0].rsplit(":", 1)[0], []))
         argv = [

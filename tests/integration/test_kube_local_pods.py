@@ -20,7 +20,7 @@ VIEW = textwrap.dedent(
     import json, os, sys, time
     spool = sys.argv[sys.argv.index("--spool") + 1]
     annotations = os.path.join(os.environ["PODINFO"], "annotations")
-    names = ("NODE_NAME", "POD_NAME", "POD_NAMESPACE", "REASON", "SPOOL_FILE", "GREETING")
+    names = ("NODE_NAME", "POD_NAME", "POD_NAMESPACE", "REASON", "SPOOL_FILE", "GREETING", "TMPDIR")
     view = {"argv": sys.argv[1:], "env": {k: os.environ.get(k) for k in names},
             "annotations": open(annotations).read(), "python": sys.executable}
     with open(os.path.join(spool, "view.json"), "w") as out:
@@ -31,7 +31,11 @@ VIEW = textwrap.dedent(
 )
 
 
-def local_pod(name: str, script: str, *, args: list[str] | None = None, **spec: Any) -> dict[str, Any]:
+def local_pod(
+    name: str, script: str, *, args: list[str] | None = None, tmp_volume: bool = False, **spec: Any
+) -> dict[str, Any]:
+    """A pod for the local node; ``tmp_volume`` mounts an emptyDir at /tmp (which then maps /tmp paths)."""
+    tmp = [{"name": "tmp", "mountPath": "/tmp"}] if tmp_volume else []
     return {
         "metadata": {"name": name, "annotations": {"eks-capture.io/reason": "alarm high-retransmits"}},
         "spec": {
@@ -39,6 +43,7 @@ def local_pod(name: str, script: str, *, args: list[str] | None = None, **spec: 
             "restartPolicy": "Never",
             "volumes": [
                 {"name": "spool", "emptyDir": {"sizeLimit": "64Mi"}},
+                {"name": "tmp", "emptyDir": {}},
                 {
                     "name": "podinfo",
                     "downwardAPI": {
@@ -73,6 +78,7 @@ def local_pod(name: str, script: str, *, args: list[str] | None = None, **spec: 
                     "volumeMounts": [
                         {"name": "spool", "mountPath": "/spool"},
                         {"name": "podinfo", "mountPath": "/etc/podinfo"},
+                        *tmp,
                     ],
                 }
             ],
@@ -99,7 +105,7 @@ def test_local_container_sees_its_env_args_and_volumes_and_follows_annotations(
     kube: KubeEmulator, core: Any
 ) -> None:
     created = core.create_namespaced_pod(
-        "default", local_pod("agent", VIEW, args=["--spool", "/spool", "--out=/spool/x"])
+        "default", local_pod("agent", VIEW, args=["--spool", "/spool", "--out=/spool/x"], tmp_volume=True)
     )
     kube.wait_for(lambda: kube.kubelet.local_pod(created.metadata.uid) is not None, what="sandbox")
     sandbox = kube.kubelet.local_pod(created.metadata.uid)
@@ -116,6 +122,7 @@ def test_local_container_sees_its_env_args_and_volumes_and_follows_annotations(
         "REASON": "alarm high-retransmits",
         "SPOOL_FILE": f"{spool}/file.pcap",
         "GREETING": "hello agent",
+        "TMPDIR": str(sandbox.volumes["tmp"]),
     }
     assert view["annotations"] == 'eks-capture.io/reason="alarm high-retransmits"'
     assert Path(view["python"]).resolve() == Path(__import__("sys").executable).resolve()
