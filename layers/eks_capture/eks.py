@@ -213,7 +213,7 @@ def api_client(
 ) -> client.ApiClient:
     """A configured ApiClient for the cluster (cached per cluster/endpoint); share it across threads.
 
-    The connection pool holds ``pool_size`` connections: run at most that many requests at once.
+    The connection pool holds ``pool_size`` connections; more concurrent requests wait for one.
     """
     endpoint = describe_cluster(cluster_name, session)
     credentials = _session(session).get_credentials()
@@ -237,6 +237,8 @@ def api_client(
     configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
     configuration.api_key = {"authorization": tokens.current().value}
     api = client.ApiClient(configuration)
+    # Block rather than open (and then discard) connections beyond the pool: the pool bounds concurrency.
+    api.rest_client.pool_manager.connection_pool_kw["block"] = True
     with _cache_lock:
         _clients[key] = api
     return api

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -126,3 +127,12 @@ def test_clearing_faults_restores_service(kube: KubeEmulator, core: Any) -> None
     kube.faults.fail(status=500)
     kube.faults.clear()
     assert core.read_namespace("default").metadata.name == "default"
+
+
+def test_pool_size_bounds_concurrent_requests(kube: KubeEmulator) -> None:
+    kube.faults.add_latency(0.2, verb="get", resource="namespaces")
+    api = core_api(eks.api_client(KUBE_CLUSTER, pool_size=2))
+    started = time.monotonic()
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda _: api.read_namespace("default"), range(6)))
+    assert time.monotonic() - started >= 3 * 0.2
