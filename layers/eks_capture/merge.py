@@ -4,7 +4,8 @@ A streaming k-way merge: each input is read by the project's ``CaptureReader`` (
 or zstd) and only the inputs whose time range has begun are open, so memory is one read buffer per
 overlapping file, whatever the capture's length. Between two heap operations the loop copies a whole
 run of packets from one input (every packet earlier than the other inputs' next one), which on rotated
-per-node files is most of them. Ties go to the input listed first, as mergecap orders them.
+per-node files is most of them. Packets with equal times go in mergecap's order: the input listed
+last first (its ``is_earlier`` keeps the last of equal candidates).
 
 Wireshark then shows which node saw each packet (``frame.interface_name``), and the name resolution
 block maps cluster IPs to the pod/service/node names of the captures' cluster context.
@@ -141,7 +142,7 @@ class PcapngMerger:
                 self._buffer += name_resolution_block(self.names)
 
     def merge(self, inputs: Sequence[MergeInput]) -> MergeResult:
-        """Merge ``inputs`` (listed in tie-break order) into the output; the counts written."""
+        """Merge ``inputs`` (in the order mergecap would be given them) into the output; what it wrote."""
         pending = sorted(range(len(inputs)), key=lambda i: (inputs[i].first_ns, i), reverse=True)
         heap: list[tuple[int, int, Record, _Source]] = []
         opened: list[tuple[_Source, BinaryIO]] = []
@@ -162,7 +163,7 @@ class PcapngMerger:
             for link in source.reader.link_types:
                 source.interfaces[link] = self.interface(source.input.node, link)
             if first is not None:
-                heapq.heappush(heap, (first[0], index, first, source))
+                heapq.heappush(heap, (first[0], -index, first, source))
 
         try:
             while pending or heap:
@@ -171,10 +172,10 @@ class PcapngMerger:
                 if not heap:
                     continue
                 self._names_once()
-                ts, index, record, source = heap[0]
-                bound_ts, bound_index = min(heap[1:3])[:2] if len(heap) > 1 else (1 << 127, 0)
+                ts, rank, record, source = heap[0]
+                bound_ts, bound_rank = min(heap[1:3])[:2] if len(heap) > 1 else (1 << 127, 0)
                 if pending and inputs[pending[-1]].first_ns <= bound_ts:
-                    bound_ts, bound_index = inputs[pending[-1]].first_ns, -1
+                    bound_ts, bound_rank = inputs[pending[-1]].first_ns, -len(inputs)
                 interfaces = source.interfaces
                 link = -1
                 iface = 0
@@ -201,10 +202,10 @@ class PcapngMerger:
                         heapq.heappop(heap)
                         break
                     nts = nxt[0]
-                    if nts < bound_ts or (nts == bound_ts and index < bound_index):
+                    if nts < bound_ts or (nts == bound_ts and rank < bound_rank):
                         record = nxt
                         continue
-                    heapq.heapreplace(heap, (nts, index, nxt, source))
+                    heapq.heapreplace(heap, (nts, rank, nxt, source))
                     break
         finally:
             out.write(buffer)

@@ -16,7 +16,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from eks_capture.cli.failures import EXIT_NOT_FOUND, CommandError
 from eks_capture.pcap.compression import decompressed
 from eks_capture.sessions import FileRecord
 
@@ -69,7 +71,14 @@ def fetch_one(
         return Fetched(record, target, downloaded=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    body = client.get_object(Bucket=bucket, Key=record.s3_key)["Body"]
+    try:
+        body = client.get_object(Bucket=bucket, Key=record.s3_key)["Body"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            raise CommandError(
+                f"s3://{bucket}/{record.s3_key} is indexed but not in the bucket", EXIT_NOT_FOUND
+            ) from None
+        raise
     try:
         stream, _kind = decompressed(_Counting(body, advance))
         with partial.open("wb") as out:

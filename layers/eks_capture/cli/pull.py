@@ -130,6 +130,8 @@ def _download(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=console,
+        transient=True,
+        disable=not console.is_terminal,
     ) as progress:
         total_files = len(records)
         task = progress.add_task("pull", total=sum(r.size for r in records), files=f"0/{total_files} files")
