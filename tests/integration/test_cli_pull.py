@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +38,11 @@ NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
 FIRST = "cap-20261125T031200Z-0a1b2c3d"
 SECOND = "cap-20261125T031500Z-4e5f6a7b"
 SHIFT_SECONDS = 600
-COMPRESS = {".zst": zstandard.ZstdCompressor().compress, ".gz": gzip.compress, "": bytes}
+COMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    ".zst": zstandard.ZstdCompressor().compress,
+    ".gz": gzip.compress,
+    "": bytes,
+}
 
 
 @dataclass(frozen=True)
