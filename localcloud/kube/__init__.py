@@ -16,8 +16,8 @@
   ``get`` and ``create`` read and seed the store without HTTP.
 """
 
+from localcloud.kube.behaviours import PodBehaviour
 from localcloud.kube.emulator import KubeEmulator, combined_env, start_kube_emulator
-from localcloud.kube.kubelet import PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, NODES, PODS, SERVICES
 
 __all__ = [

@@ -17,6 +17,7 @@ from typing import Any
 from kubernetes import client
 
 from localcloud.kube.auth import TokenVerifier
+from localcloud.kube.behaviours import PodBehaviour
 from localcloud.kube.clock import rfc3339
 from localcloud.kube.controllers import (
     DaemonSetController,
@@ -27,7 +28,7 @@ from localcloud.kube.controllers import (
     index_by_owner,
 )
 from localcloud.kube.faults import CallCounter, Faults
-from localcloud.kube.kubelet import Kubelet, PodBehaviour
+from localcloud.kube.kubelet import Kubelet
 from localcloud.kube.nodes import node_object, ready_condition
 from localcloud.kube.rbac import Rbac
 from localcloud.kube.registry import DeleteOptions, Registry

@@ -8,58 +8,24 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcloud.kube.behaviours import PodBehaviour, PodScript
 from localcloud.kube.clock import parse_rfc3339, rfc3339
 from localcloud.kube.local import LocalPod
+from localcloud.kube.podstatus import internal_ip, pod_phase, set_condition
 from localcloud.kube.registry import DeleteOptions, Registry
 from localcloud.kube.resources import NODES, PODS
 from localcloud.kube.scheduling import fits, node_ready, unschedulable_message
-from localcloud.kube.selectors import LabelSelector, labels_match, structured_selector
+from localcloud.kube.selectors import structured_selector
 from localcloud.kube.status import ApiError, bad_request
 
 Obj = dict[str, Any]
 RESTART_BACKOFF_SECONDS = 0.5  # doubles per restart, like CrashLoopBackOff (whose base is 10 s)
 RESTART_BACKOFF_MAX_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class PodBehaviour:
-    """How a pod on a non-local node behaves.
-
-    ``start_after``: seconds in ContainerCreating; ``run_for``: seconds running before the containers
-    exit (None: until deleted) with ``exit_code`` and ``message``; ``image_pull_error``: stays Pending
-    in ImagePullBackOff; ``stop_after``: seconds to exit after SIGTERM; ``log``: what pods/log returns.
-    """
-
-    start_after: float = 0.0
-    run_for: float | None = None
-    exit_code: int = 0
-    message: str = ""
-    image_pull_error: bool = False
-    stop_after: float = 0.0
-    log: str = ""
-
-
-@dataclass(frozen=True)
-class _Script:
-    behaviour: PodBehaviour
-    node: str | None
-    namespace: str | None
-    labels: LabelSelector
-    name_prefix: str | None
-
-    def matches(self, pod: Obj) -> bool:
-        meta = pod["metadata"]
-        return (
-            self.node in (None, pod["spec"].get("nodeName"))
-            and self.namespace in (None, meta.get("namespace"))
-            and (self.name_prefix is None or meta["name"].startswith(self.name_prefix))
-            and labels_match(self.labels, meta.get("labels"))
-        )
 
 
 @dataclass
@@ -87,7 +53,7 @@ class Kubelet:
     local_env: dict[str, str] = field(default_factory=dict)
     image_entrypoints: dict[str, list[str]] = field(default_factory=dict)
     downward_refresh_seconds: float = 1.0
-    _scripts: list[_Script] = field(default_factory=list)
+    _scripts: list[PodScript] = field(default_factory=list)
     _runs: dict[str, _Run] = field(default_factory=dict)
     _next_ip: int = 0
     _load: Counter[str] = field(default_factory=Counter)
@@ -103,7 +69,7 @@ class Kubelet:
     ) -> None:
         """Pods matching every given filter, started from now on, follow ``behaviour`` (latest wins)."""
         selector = structured_selector({"matchLabels": dict(labels)}) if labels else ()
-        self._scripts.insert(0, _Script(behaviour, node, namespace, selector, name_prefix))
+        self._scripts.insert(0, PodScript(behaviour, node, namespace, selector, name_prefix))
 
     def clear_scripts(self) -> None:
         self._scripts.clear()
@@ -187,7 +153,7 @@ class Kubelet:
 
         def bind(obj: Obj) -> None:
             obj["spec"]["nodeName"] = chosen["metadata"]["name"]
-            _set_condition(obj, "PodScheduled", "True", now)
+            set_condition(obj, "PodScheduled", "True", now)
 
         self.registry.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], bind)
         load[chosen["metadata"]["name"]] += 1
@@ -201,7 +167,7 @@ class Kubelet:
                 return
 
         def change(obj: Obj) -> None:
-            _set_condition(obj, "PodScheduled", "False", now, "Unschedulable", message)
+            set_condition(obj, "PodScheduled", "False", now, "Unschedulable", message)
 
         self.registry.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change)
 
@@ -289,9 +255,11 @@ class Kubelet:
         containers = pod["spec"]["containers"]
         statuses = self._container_statuses(pod, run, now)
         if phase is None:
-            phase = _phase(pod["spec"].get("restartPolicy", "Always"), statuses, run)
+            phase = pod_phase(
+                pod["spec"].get("restartPolicy", "Always"), statuses, run.running_at is not None
+            )
         running = phase == "Running" and all(s.get("ready") for s in statuses)
-        host_ip = _internal_ip(node)
+        host_ip = internal_ip(node)
         pod_ip = (
             host_ip
             if pod["spec"].get("hostNetwork")
@@ -311,10 +279,10 @@ class Kubelet:
                 status["reason"] = reason
             if message:
                 status["message"] = message
-            _set_condition(obj, "PodScheduled", "True", now)
-            _set_condition(obj, "Initialized", "True", now)
-            _set_condition(obj, "ContainersReady", "True" if running else "False", now)
-            _set_condition(obj, "Ready", "True" if running else "False", now)
+            set_condition(obj, "PodScheduled", "True", now)
+            set_condition(obj, "Initialized", "True", now)
+            set_condition(obj, "ContainersReady", "True" if running else "False", now)
+            set_condition(obj, "Ready", "True" if running else "False", now)
 
         current = pod.get("status", {})
         unchanged = (
@@ -411,49 +379,3 @@ class Kubelet:
         """The local sandbox of a pod (its directory and processes), for tests."""
         run = self._runs.get(uid)
         return run.local if run else None
-
-
-def _phase(policy: str, statuses: Iterable[Obj], run: _Run) -> str:
-    states = [s.get("state", {}) for s in statuses]
-    if any("waiting" in s for s in states) or run.running_at is None:
-        return "Pending"
-    if all("terminated" in s for s in states):
-        codes = [s["terminated"]["exitCode"] for s in states]
-        if policy == "Never" or (policy == "OnFailure" and not any(codes)):
-            return "Failed" if any(codes) else "Succeeded"
-    return "Running"
-
-
-def _internal_ip(node: Obj) -> str:
-    for address in node.get("status", {}).get("addresses") or []:
-        if address.get("type") == "InternalIP":
-            return str(address["address"])
-    return ""
-
-
-def _set_condition(
-    obj: Obj, kind: str, value: str, now: float, reason: str | None = None, message: str | None = None
-) -> None:
-    conditions = obj.setdefault("status", {}).setdefault("conditions", [])
-    for condition in conditions:
-        if condition["type"] == kind:
-            if condition["status"] != value:
-                condition["lastTransitionTime"] = rfc3339(now)
-            condition["status"] = value
-            for key, new in (("reason", reason), ("message", message)):
-                if new:
-                    condition[key] = new
-                else:
-                    condition.pop(key, None)
-            return
-    added: Obj = {
-        "type": kind,
-        "status": value,
-        "lastProbeTime": None,
-        "lastTransitionTime": rfc3339(now),
-    }
-    if reason:
-        added["reason"] = reason
-    if message:
-        added["message"] = message
-    conditions.append(added)

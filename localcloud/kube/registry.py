@@ -93,7 +93,8 @@ class Registry:
             metadata.pop(field, None)
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = rfc3339(time.time())
-        obj.setdefault("spec", {}) if rtype is not NAMESPACES else None
+        if rtype is not NAMESPACES:
+            obj.setdefault("spec", {})
         with self.store.lock:
             if rtype.namespaced:
                 self._check_namespace(rtype, namespace or "", metadata["name"])
