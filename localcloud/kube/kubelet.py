@@ -23,6 +23,8 @@ from localcloud.kube.scheduling import fits, node_ready, unschedulable_message
 from localcloud.kube.selectors import structured_selector
 from localcloud.kube.status import ApiError, bad_request
 
+__all__ = ["Kubelet", "PodBehaviour"]  # PodBehaviour lived here first; localcloud.kube exports it too
+
 Obj = dict[str, Any]
 RESTART_BACKOFF_SECONDS = 0.5  # doubles per restart, like CrashLoopBackOff (whose base is 10 s)
 RESTART_BACKOFF_MAX_SECONDS = 30.0
