@@ -60,14 +60,14 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         name="link-local",
         metrics=(*_ena("linklocal_allowance_exceeded"),),
-        why="DNS, IMDS and Time Sync packets dropped at the ENI: whole DNS messages; resolv.conf in netstate",
+        why="DNS, IMDS and Time Sync packets dropped at the ENI: whole DNS and link-local messages",
         filter=LINK_LOCAL_FILTER,
         snaplen=1536,
     ),
     Preset(
         name="conntrack",
         metrics=(*_ena("conntrack_allowance_exceeded"),),
-        why="connection tracking full: who opens and closes connections; conntrack counts in netstate",
+        why="connection tracking full: who opens and closes connections (conntrack counts in netstate)",
         filter=TCP_CONTROL_FILTER,
         snaplen=128,
     ),
