@@ -7,6 +7,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
+from localcloud.kube.status import ApiError, too_many_requests
+
 
 @dataclass
 class Fault:
@@ -25,6 +27,20 @@ class Fault:
 
     def matches(self, verb: str, resource: str) -> bool:
         return self.verb in (None, verb) and self.resource in (None, resource)
+
+    def error(self, verb: str, resource: str) -> ApiError:
+        """The Status answer: 429 with Retry-After, 503 with Retry-After, or an internal error."""
+        status = self.status or 500
+        if status == 429:
+            return too_many_requests(self.retry_after)
+        reasons = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+        return ApiError(
+            status,
+            reasons.get(status, "InternalError"),
+            f"Internal error occurred: injected fault on {verb} {resource}",
+            {"causes": [{"message": "injected fault"}]},
+            headers={"Retry-After": str(self.retry_after)} if status == 503 else None,
+        )
 
 
 class Faults:

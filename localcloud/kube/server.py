@@ -27,7 +27,6 @@ from localcloud.kube.status import (
     forbidden,
     internal_error,
     method_not_allowed,
-    too_many_requests,
     unauthorized,
 )
 
@@ -182,15 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.status is None:
                     self._drop()
                     return
-                if fault.status == 429:
-                    raise too_many_requests(fault.retry_after)
-                raise ApiError(
-                    fault.status,
-                    "InternalError" if fault.status == 500 else "ServiceUnavailable",
-                    f"Internal error occurred: injected fault on {verb} {resource}",
-                    {"causes": [{"message": "injected fault"}]},
-                    headers={"Retry-After": str(fault.retry_after)} if fault.status == 503 else None,
-                )
+                raise fault.error(verb, resource)
             group = route.rtype.group
             if not api.rbac.allows(user, verb, group, resource, route.namespace):
                 raise forbidden(user.name, verb, resource, group, route.namespace, route.name)
