@@ -59,7 +59,7 @@ def _run(*command: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-def make_uploads(captures: Captures, work: Path) -> list[Upload]:
+def make_uploads(captures: Captures, work: Path, first: str = FIRST, second: str = SECOND) -> list[Upload]:
     """Client file rotated in two, server file whole (first capture); client file shifted (second)."""
     client, server = captures["ethernet.pcap"], captures["server.pcapng"]
     packets = int(_run("capinfos", "-M", "-c", "-T", "-r", str(client)).split()[-1])
@@ -69,11 +69,11 @@ def make_uploads(captures: Captures, work: Path) -> list[Upload]:
     _run("editcap", "-t", str(SHIFT_SECONDS), str(client), str(shifted))
     return [
         *(
-            Upload(FIRST, NODE_A, f"20261125T031200Z-{i:05d}.pcap.zst", part)
+            Upload(first, NODE_A, f"20261125T031200Z-{i:05d}.pcap.zst", part)
             for i, part in enumerate(parts, 1)
         ),
-        Upload(FIRST, NODE_B, "20261125T031200Z-00001.pcapng.gz", server),
-        Upload(SECOND, NODE_A, "20261125T031500Z-00001.pcap", shifted),
+        Upload(first, NODE_B, "20261125T031200Z-00001.pcapng.gz", server),
+        Upload(second, NODE_A, "20261125T031500Z-00001.pcap", shifted),
     ]
 
 
@@ -90,13 +90,18 @@ def _session(capture_id: str, created: datetime) -> CaptureSession:
     )
 
 
-def index_uploads(stack: Stack, uploads: list[Upload], context: ClusterContext | None = None) -> CaptureStore:
+def index_uploads(
+    stack: Stack,
+    uploads: list[Upload],
+    context: ClusterContext | None = None,
+    created: datetime = datetime(2026, 11, 25, 3, 12, tzinfo=UTC),
+) -> CaptureStore:
     """Sessions, objects and their index items, as the trigger, agents and indexer leave them."""
     outputs = stack_outputs(stack)
     bucket, store = outputs["CaptureBucketName"], CaptureStore(outputs["CaptureTableName"])
     s3 = boto3.client("s3")
     for capture_id in dict.fromkeys(u.capture_id for u in uploads):
-        store.create_session(_session(capture_id, datetime(2026, 11, 25, 3, 12, tzinfo=UTC)))
+        store.create_session(_session(capture_id, created))
     if context is not None:
         store_context(s3, bucket, context)
     for upload in uploads:

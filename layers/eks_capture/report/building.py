@@ -19,6 +19,8 @@ from eks_capture.sessions import CaptureSession, FileRecord
 REPORT_NAME = "report.html"
 DEFAULT_EXPIRY = 3600
 MARGIN_SECONDS = 5
+#: Marks further than this from the packets stay off the plots (they would squash the data to a line).
+MAX_MARK_GAP_SECONDS = 900
 
 
 def report_key(session: CaptureSession) -> str:
@@ -93,9 +95,11 @@ def build(
     spans = [span for t in timelines if (span := t.seconds())]
     plots: list[tuple[str, str]] = []
     if spans:
+        low, high = min(s[0] for s in spans), max(s[1] for s in spans)
         marks = [int(alarm.timestamp()), int(window[0].timestamp()), int(window[1].timestamp())]
-        first = min(min(s[0] for s in spans), *marks) - MARGIN_SECONDS
-        last = max(max(s[1] for s in spans), *marks) + MARGIN_SECONDS
+        near = [m for m in marks if low - MAX_MARK_GAP_SECONDS <= m <= high + MAX_MARK_GAP_SECONDS]
+        first = min(low, *near) - MARGIN_SECONDS
+        last = max(high, *near) + MARGIN_SECONDS
         plots = [
             (t.node, timeline_svg(t, (first, last), alarm=alarm, window=window, alarm_label=alarm_label))
             for t in timelines

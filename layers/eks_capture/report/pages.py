@@ -77,7 +77,9 @@ def _t(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int], empty: str) -> str:
+def _table(
+    name: str, headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int], empty: str
+) -> str:
     if not rows:
         return f'<p class="muted">{escape(empty)}</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
@@ -87,7 +89,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[i
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<table id="{name}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def render(page: Page) -> str:
@@ -123,6 +125,7 @@ def render(page: Page) -> str:
         or '<p class="muted">No packets were captured.</p>'
     )
     findings = _table(
+        "findings",
         ["node", "severity", "finding", "count"],
         [
             [
@@ -138,6 +141,7 @@ def render(page: Page) -> str:
     )
     session_findings = "".join(f"<li>{escape(f)}</li>" for f in s.findings)
     talkers = _table(
+        "talkers",
         ["node", "address", "name", "bytes", "packets"],
         [
             [escape(t.node), escape(t.address), escape(t.name), f"{t.bytes:,}", f"{t.packets:,}"]
@@ -147,6 +151,7 @@ def render(page: Page) -> str:
         "No IP traffic.",
     )
     files = _table(
+        "files",
         ["node", "file", "first packet", "last packet", "packets", "size"],
         [
             [

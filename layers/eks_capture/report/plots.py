@@ -56,7 +56,7 @@ def timeline_svg(
                 ax.axvspan(window[0], window[1], color="#2ca02c", alpha=0.08, lw=0)
             if alarm is not None:
                 ax.axvline(alarm, color="#d62728", ls="--", lw=1.2)
-        axes[0].set_title(timeline.node, loc="left", fontsize=11)
+        axes[-1].set_xlim(times[0], times[-1])
         if alarm is not None:
             axes[0].annotate(
                 f"{alarm_label} {alarm:%H:%M:%S}Z",
