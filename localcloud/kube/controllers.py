@@ -80,6 +80,7 @@ class JobController:
     """batch/v1 Job: pods from the template, counts, Complete/Failed, deadline and backoff limit."""
 
     registry: Registry
+    started: dict[str, float] = field(default_factory=dict)
     counted: dict[str, dict[str, set[str]]] = field(
         default_factory=lambda: defaultdict(lambda: {"Succeeded": set(), "Failed": set()})
     )
@@ -103,7 +104,11 @@ class JobController:
             )
         active = [p for p in pods if p.get("status", {}).get("phase") not in FINISHED and not _terminating(p)]
         succeeded, failed = len(counted["Succeeded"]), len(counted["Failed"]) + restarts
-        started = parse_rfc3339(job["status"]["startTime"]) if job["status"].get("startTime") else now
+        # startTime has second precision; the controller's own record keeps deadlines exact
+        if job["status"].get("startTime"):
+            started = self.started.setdefault(uid, parse_rfc3339(job["status"]["startTime"]))
+        else:
+            started = self.started.setdefault(uid, now)
         outcome: tuple[str, str, str] | None = None
         deadline = spec.get("activeDeadlineSeconds")
         if succeeded >= spec.get("completions", 1):

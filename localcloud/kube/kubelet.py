@@ -123,8 +123,7 @@ class Kubelet:
             run.quiet_at = meta["resourceVersion"]
             return
         deadline = spec.get("activeDeadlineSeconds")
-        started = pod.get("status", {}).get("startTime")
-        if deadline and started and now - parse_rfc3339(started) >= deadline and not run.deadline_exceeded:
+        if deadline and now - run.bound_at >= deadline and not run.deadline_exceeded:
             run.deadline_exceeded = True
             if run.local:
                 run.local.terminate()
