@@ -314,3 +314,24 @@ def test_removing_a_node_deletes_its_daemon_pod(
     kube.remove_node("b")
     kube.settle()
     assert {p.spec.node_name for p in core.list_namespaced_pod("default").items} == {"a"}
+
+
+def test_job_runs_parallel_pods_until_its_completions(kube: KubeEmulator, batch: Any, core: Any) -> None:
+    kube.add_node("n1")
+    kube.script_pods(PodBehaviour(run_for=0.5))
+    batch.create_namespaced_job("default", job_body("multi", completions=3, parallelism=2))
+    kube.settle()
+    assert len(core.list_namespaced_pod("default", label_selector="job-name=multi").items) == 2
+    job = wait_job(kube, batch, "multi", "Complete")
+    assert job.status.succeeded == 3
+    assert len(core.list_namespaced_pod("default", label_selector="job-name=multi").items) == 3
+
+
+def test_cordoned_node_takes_no_new_pods(kube: KubeEmulator, core: Any) -> None:
+    kube.add_node("n1")
+    core.patch_node("n1", {"spec": {"unschedulable": True}})
+    core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {"containers": [CONTAINER]}})
+    kube.settle()
+    pod = core.read_namespaced_pod("p", "default")
+    assert (pod.spec.node_name, pod.status.phase) == (None, "Pending")
+    assert "node.kubernetes.io/unschedulable" in pod.status.conditions[0].message

@@ -463,3 +463,52 @@ def test_clients_cannot_set_status_on_create_but_seeding_can(kube: KubeEmulator,
     kube.settle()
     seeded = core.read_namespaced_pod("seeded", "default")
     assert (seeded.status.phase, seeded.status.pod_ip) == ("Running", "10.0.3.7")
+
+
+def test_replace_needs_the_current_resource_version_when_it_gives_one(core: Any) -> None:
+    created = core.create_namespaced_pod("default", pod("p", {"v": "1"}))
+    body = core.read_namespaced_pod("p", "default")
+    body.metadata.labels = {"v": "2"}
+    replaced = core.replace_namespaced_pod("p", "default", body)
+    assert replaced.metadata.labels == {"v": "2"}
+    body.metadata.resource_version = created.metadata.resource_version
+    with pytest.raises(ApiException) as caught:
+        core.replace_namespaced_pod("p", "default", body)
+    assert status_of(caught.value)["reason"] == "Conflict"
+
+
+def test_status_is_written_only_through_the_status_subresource(core: Any) -> None:
+    core.create_namespaced_pod("default", pod("p"))
+    main = core.patch_namespaced_pod("p", "default", {"status": {"phase": "Succeeded"}})
+    assert main.status.phase == "Pending"
+    status = core.patch_namespaced_pod_status("p", "default", {"status": {"phase": "Succeeded"}})
+    assert status.status.phase == "Succeeded"
+
+
+def test_job_template_is_immutable(kube_client: client.ApiClient) -> None:
+    batch = batch_api(kube_client)
+    batch.create_namespaced_job("default", job("j"))
+    with pytest.raises(ApiException) as caught:
+        batch.patch_namespaced_job(
+            "j", "default", {"spec": {"template": {"spec": {"restartPolicy": "OnFailure"}}}}
+        )
+    causes = status_of(caught.value)["details"]["causes"]
+    assert [(c["field"], c["message"].endswith("field is immutable")) for c in causes] == [
+        ("spec.template", True)
+    ]
+
+
+def test_pod_log_needs_a_container_name_when_the_pod_has_several(kube: KubeEmulator, core: Any) -> None:
+    kube.add_node("n1")
+    kube.script_pods(PodBehaviour(log="listening on any\n"))
+    containers = [{"name": "capture", "image": "agent"}, {"name": "upload", "image": "agent"}]
+    core.create_namespaced_pod(
+        "default", {"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": containers}}
+    )
+    kube.settle()
+    with pytest.raises(ApiException) as caught:
+        core.read_namespaced_pod_log("p", "default")
+    assert status_of(caught.value)["message"] == (
+        "a container name must be specified for pod p, choose one of: [capture upload]"
+    )
+    assert core.read_namespaced_pod_log("p", "default", container="capture") == "listening on any\n"
