@@ -22,13 +22,14 @@ from eks_capture.cli.downloads import Fetched, fetch_all, s3_client
 from eks_capture.cli.failures import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandError, one_line_errors
 from eks_capture.cli.stacks import BucketOption, StackOption, StackRef, TableOption
 from eks_capture.cli.times import parse_window
-from eks_capture.context import load_context
 from eks_capture.merge import MergeInput, MergeResult, merge_files
 from eks_capture.sessions import FileRecord
 
 
 def context_names(client: Any, bucket: str, records: list[FileRecord]) -> dict[str, list[str]]:
     """IP -> names from the cluster contexts of the captures ``records`` belong to (absent ones skipped)."""
+    from eks_capture.context import load_context  # the Kubernetes client: only when merging
+
     names: dict[str, list[str]] = {}
     for cluster, capture_id in sorted({(r.cluster, r.capture_id) for r in records}):
         try:

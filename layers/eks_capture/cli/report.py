@@ -12,7 +12,8 @@ from eks_capture.cli.browse import console_link
 from eks_capture.cli.catalog import Catalog
 from eks_capture.cli.failures import one_line_errors
 from eks_capture.cli.stacks import BucketOption, StackOption, StackRef, TableOption
-from eks_capture.report.building import DEFAULT_EXPIRY, S3Files, build, publish
+
+DEFAULT_EXPIRY = 3600
 
 
 @one_line_errors
@@ -30,6 +31,8 @@ def report(
 
     Example: eks-capture report cap-20261125T031200Z-0a1b2c3d -o incident.html --stack eks-capture
     """
+    from eks_capture.report.building import S3Files, build, publish  # matplotlib: only when reporting
+
     ref = StackRef(stack=stack, table=table, bucket=bucket)
     catalog = Catalog(ref.table_name)
     session = catalog.session(capture_id)
