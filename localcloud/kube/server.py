@@ -29,6 +29,7 @@ from localcloud.kube.status import (
     method_not_allowed,
     unauthorized,
 )
+from localcloud.kube.watches import MAX_WATCH_SECONDS, watch_events
 
 VERSION = {
     "major": "1",
@@ -50,6 +51,7 @@ class ApiServer:
     calls: CallCounter
     read_log: LogReader
     auth_failures: list[str] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
             group = route.rtype.group
             if not api.rbac.allows(user, verb, group, resource, route.namespace):
                 raise forbidden(user.name, verb, resource, group, route.namespace, route.name)
+            if verb == "watch":
+                self._watch(api, route, query)
+                return
             body = json.loads(raw_body) if raw_body else None
             status, payload = self._dispatch(api, method, verb, route, query, body)
         except ApiError as error:
@@ -218,8 +223,6 @@ class _Handler(BaseHTTPRequestHandler):
         self, api: ApiServer, method: str, verb: str, route: Route, query: dict[str, str], body: Any
     ) -> tuple[int, Any]:
         registry, rtype, ns, name = api.registry, route.rtype, route.namespace, route.name
-        if verb == "watch":
-            raise method_not_allowed("watch is not supported by this emulator; list and poll instead")
         if verb == "list":
             labels = parse_label_selector(query.get("labelSelector", ""))
             fields = parse_field_selector(rtype.plural, query.get("fieldSelector", ""))
@@ -268,6 +271,30 @@ class _Handler(BaseHTTPRequestHandler):
             page = ListPage(deleted, str(registry.store.revision), None, None)
             return 200, _list_body(route, page)
         raise method_not_allowed(f"{method} is not supported")
+
+    def _watch(self, api: ApiServer, route: Route, query: dict[str, str]) -> None:
+        """Stream events as chunked JSON lines until ``timeoutSeconds`` (or the client hangs up)."""
+        events = watch_events(
+            api.registry,
+            route.rtype,
+            route.namespace,
+            parse_label_selector(query.get("labelSelector", "")),
+            parse_field_selector(route.rtype.plural, query.get("fieldSelector", "")),
+            query.get("resourceVersion", ""),
+            float(query.get("timeoutSeconds") or MAX_WATCH_SECONDS),
+            api.stopping,
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for event in events:
+                line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.write(b"0\r\n\r\n")
+        except (ConnectionError, ssl.SSLError):
+            self.close_connection = True
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         if isinstance(payload, str):
@@ -332,6 +359,7 @@ class HttpsFront:
         self._thread.start()
 
     def stop(self) -> None:
+        self._server.api.stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

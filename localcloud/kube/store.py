@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from localcloud.kube.resources import ALL, ResourceType
 
 Obj = dict[str, Any]
+EVENT_HISTORY = 20_000
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change, as a watch reports it: ADDED, MODIFIED or DELETED, at a resourceVersion."""
+
+    revision: int
+    kind: str
+    plural: str
+    obj: Obj
 
 
 def clone(value: Any) -> Any:
@@ -40,6 +53,7 @@ class Store:
         self._objects: dict[str, dict[str, Obj]] = {r.plural: {} for r in ALL}
         self._keys: dict[str, list[str]] = {r.plural: [] for r in ALL}
         self._by_uid: dict[str, tuple[ResourceType, str]] = {}
+        self._events: deque[Event] = deque(maxlen=EVENT_HISTORY)
 
     @property
     def revision(self) -> int:
@@ -85,10 +99,26 @@ class Store:
             objects = self._objects[rtype.plural]
             if key not in objects:
                 bisect.insort(self._keys[rtype.plural], key)
+            self._events.append(
+                Event(self._revision, "MODIFIED" if key in objects else "ADDED", rtype.plural, obj)
+            )
             objects[key] = obj
             self._by_uid[metadata["uid"]] = (rtype, key)
             self.changed.notify_all()
             return obj
+
+    def events_after(self, revision: int, rtype: ResourceType) -> list[Event] | None:
+        """Changes of one resource after ``revision``, or None when the history no longer reaches back."""
+        with self.lock:
+            if revision < self._revision and (not self._events or self._events[0].revision > revision + 1):
+                return None
+            newer = []
+            for event in reversed(self._events):
+                if event.revision <= revision:
+                    break
+                if event.plural == rtype.plural:
+                    newer.append(event)
+            return newer[::-1]
 
     def remove(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj | None:
         with self.lock:
@@ -99,5 +129,7 @@ class Store:
                 del keys[bisect.bisect_left(keys, key)]
                 self._by_uid.pop(obj["metadata"]["uid"], None)
                 self._revision += 1
+                final = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(self._revision)}}
+                self._events.append(Event(self._revision, "DELETED", rtype.plural, final))
                 self.changed.notify_all()
             return obj
