@@ -40,8 +40,10 @@ FLUSH_BYTES = 1 << 20
 APPLICATION = "eks-capture merge"
 
 _EPB_HEAD = struct.Struct("<IIIIIII")
-_U32 = struct.Struct("<I")
 _PADS = (b"", b"\0\0\0", b"\0\0", b"\0")
+#: Padding to 32 bits plus the trailing block length, by ``caplen & 3``.
+_TAILS = tuple(struct.Struct(f"<{len(pad)}xI").pack for pad in _PADS)
+_NEVER = (1 << 127, 0)
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,8 @@ class PcapngMerger:
         buffer = self._buffer
         out = self.out
         pack_head = _EPB_HEAD.pack
-        pack_u32 = _U32.pack
-        pads = _PADS
+        tails = _TAILS
+        last_rank = -len(inputs)
 
         def open_next() -> None:
             index = pending.pop()
@@ -167,15 +169,26 @@ class PcapngMerger:
 
         try:
             while pending or heap:
-                while pending and (not heap or inputs[pending[-1]].first_ns <= heap[0][0]):
-                    open_next()
-                if not heap:
-                    continue
-                self._names_once()
+                if pending:
+                    while pending and (not heap or inputs[pending[-1]].first_ns <= heap[0][0]):
+                        open_next()
+                    if not heap:
+                        continue
+                    self._names_once()
                 ts, rank, record, source = heap[0]
-                bound_ts, bound_rank = min(heap[1:3])[:2] if len(heap) > 1 else (1 << 127, 0)
+                size = len(heap)
+                if size > 2:
+                    left, right = heap[1], heap[2]
+                    if left[0] < right[0] or (left[0] == right[0] and left[1] < right[1]):
+                        bound_ts, bound_rank = left[0], left[1]
+                    else:
+                        bound_ts, bound_rank = right[0], right[1]
+                elif size == 2:
+                    bound_ts, bound_rank = heap[1][0], heap[1][1]
+                else:
+                    bound_ts, bound_rank = _NEVER
                 if pending and inputs[pending[-1]].first_ns <= bound_ts:
-                    bound_ts, bound_rank = inputs[pending[-1]].first_ns, -len(inputs)
+                    bound_ts, bound_rank = inputs[pending[-1]].first_ns, last_rank
                 interfaces = source.interfaces
                 link = -1
                 iface = 0
@@ -191,8 +204,7 @@ class PcapngMerger:
                     length = 32 + caplen + (-caplen & 3)
                     buffer += pack_head(EPB, length, iface, ts >> 32, ts & 0xFFFFFFFF, caplen, wirelen)
                     buffer += buf[off : off + caplen]
-                    buffer += pads[caplen & 3]
-                    buffer += pack_u32(length)
+                    buffer += tails[caplen & 3](length)
                     packets += 1
                     if len(buffer) >= FLUSH_BYTES:
                         out.write(buffer)
