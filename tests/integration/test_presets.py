@@ -1,23 +1,23 @@
 """An alarm on each preset's metric, fired in the local cloud, captures with that preset; tags still win.
 
-CloudWatch alarms in moto, their state change put on EventBridge (localcloud.cloudwatch), routed by
-template.yaml's rules to the trigger in a local Lambda process, capture Jobs in the emulated ``shop-prod``.
+CloudWatch alarms in moto, the state-change event CloudWatch would send (localcloud.cloudwatch) handed
+to the trigger (its tags read back from CloudWatch), capture Jobs in the emulated ``shop-prod``. The
+route from EventBridge to the trigger's Lambda is exercised by tests/integration/test_presets_recipes.py.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import boto3
 import pytest
 
+from eks_capture import trigger
 from eks_capture.presets import PRESETS, Preset
-from eks_capture.sessions import CaptureStore
+from eks_capture.sessions import CaptureSession
 from eks_capture.settings import Settings
+from eks_capture.trigger import Deps
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
-from localcloud.router import Router
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 INSTANCE_A = "i-0a1b2c3d4e5f60718"
@@ -54,15 +54,13 @@ def _alarm(name: str, namespace: str, metric: str, dimensions: dict[str, str], t
     )
 
 
-def _fire(router: Router, name: str) -> dict[str, Any]:
-    set_alarm_state(
-        name, "ALARM", "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (0.0)"
-    )
-    [invocation] = [i for i in router.drain() if i.function == "TriggerFunction"]
-    assert invocation.error is None, invocation.error
-    result: dict[str, Any] = invocation.result
-    assert result["status"] == "running", result
-    return result
+def _fire(deps: Deps, name: str) -> CaptureSession:
+    event = set_alarm_state(name, "ALARM", "Threshold Crossed: 1 datapoint [42.0] was greater than 0.0")
+    outcome = trigger.handle(event, deps)
+    assert outcome.status == "running", outcome.message
+    session = deps.store.get_session(str(outcome.capture_id))
+    assert session is not None
+    return session
 
 
 def _capture_args(shop: KubeEmulator) -> dict[str, list[str]]:
@@ -87,7 +85,7 @@ def _checkout_hosts(shop: KubeEmulator) -> set[str]:
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
 def test_an_alarm_on_the_preset_s_metric_captures_with_its_filter_and_snap_length(
-    shop: KubeEmulator, router: Router, settings: Settings, preset: Preset
+    shop: KubeEmulator, deps: Deps, settings: Settings, preset: Preset
 ) -> None:
     namespace, metric = preset.metrics[0]
     name = f"{settings.alarm_name_prefix}{preset.name}"
@@ -96,10 +94,8 @@ def test_an_alarm_on_the_preset_s_metric_captures_with_its_filter_and_snap_lengt
         name, namespace, metric, _dimensions(preset), {"eks-capture:fallback": "all"} if names_no_node else {}
     )
 
-    outcome = _fire(router, name)
+    session = _fire(deps, name)
 
-    session = CaptureStore(settings.capture_table).get_session(outcome["capture_id"])
-    assert session is not None
     assert session.preset == preset.name
     assert preset.name in session.verdict
     jobs = _capture_args(shop)
@@ -112,7 +108,7 @@ def test_an_alarm_on_the_preset_s_metric_captures_with_its_filter_and_snap_lengt
             assert _option(args, "--filter") == preset.filter
 
 
-def test_the_alarm_s_tags_override_the_preset(shop: KubeEmulator, router: Router, settings: Settings) -> None:
+def test_the_alarm_s_tags_override_the_preset(shop: KubeEmulator, deps: Deps, settings: Settings) -> None:
     [conntrack] = [p for p in PRESETS if p.name == "conntrack"]
     namespace, metric = conntrack.metrics[0]
     tags = {
@@ -122,7 +118,7 @@ def test_the_alarm_s_tags_override_the_preset(shop: KubeEmulator, router: Router
     }
     _alarm(f"{settings.alarm_name_prefix}conntrack-tagged", namespace, metric, _dimensions(conntrack), tags)
 
-    outcome = _fire(router, f"{settings.alarm_name_prefix}conntrack-tagged")
+    session = _fire(deps, f"{settings.alarm_name_prefix}conntrack-tagged")
 
     [args] = _capture_args(shop).values()
     assert (_option(args, "--filter"), _option(args, "--snaplen"), _option(args, "--duration")) == (
@@ -130,20 +126,18 @@ def test_the_alarm_s_tags_override_the_preset(shop: KubeEmulator, router: Router
         "2048",
         "120",
     )
-    session = CaptureStore(settings.capture_table).get_session(outcome["capture_id"])
-    assert session is not None
     assert session.preset == conntrack.name
 
 
 def test_the_target_port_tag_narrows_the_load_balancer_preset(
-    shop: KubeEmulator, router: Router, settings: Settings
+    shop: KubeEmulator, deps: Deps, settings: Settings
 ) -> None:
     [target] = [p for p in PRESETS if p.port_filter]
     namespace, metric = target.metrics[0]
     tags = {"eks-capture:fallback": "all", "eks-capture:port": "8443"}
     _alarm(f"{settings.alarm_name_prefix}target", namespace, metric, _dimensions(target), tags)
 
-    _fire(router, f"{settings.alarm_name_prefix}target")
+    _fire(deps, f"{settings.alarm_name_prefix}target")
 
     assert {_option(args, "--filter") for args in _capture_args(shop).values()} == {
         target.capture_filter(8443)
