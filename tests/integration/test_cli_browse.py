@@ -13,7 +13,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from eks_capture.cli import app
+from eks_capture.cli import app, run
 from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord, NodeCapture, Trigger
 from localcloud.template import Stack
 
@@ -228,3 +228,12 @@ def test_without_credentials_the_console_command_says_so_in_one_line(stack: Stac
     assert done.stdout == ""
     assert done.stderr.strip().startswith("error: no AWS credentials")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_scripts_run_commands_in_process_and_get_the_exit_code(
+    stack: Stack, indexed: CaptureStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["list", "--cluster", CLUSTER, "--json", *options(stack)]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(SESSIONS)
+    assert run(["show", "cap-20261125T090000Z-deadbeef", *options(stack)]) == 3
+    assert run(["list", "--no-such-option"]) == 2

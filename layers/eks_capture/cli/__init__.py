@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 import typer
+from typer._click.exceptions import ClickException
 
 from eks_capture.cli import analyze, browse, pull, report, requests
 from eks_capture.cli.failures import EXIT_FAILED
@@ -34,6 +36,19 @@ def root() -> None:
     EKS_CAPTURE_BUCKET, EKS_CAPTURE_TABLE, EKS_CAPTURE_BUS); AWS credentials, region and endpoint from
     the standard chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
     """
+
+
+def run(args: Sequence[str]) -> int:
+    """Run one command as the console would, from Python (e.g. the demo); its exit code, never SystemExit.
+
+    Example: run(["show", "cap-20261125T031200Z-0a1b2c3d", "--table", table, "--bucket", bucket])
+    """
+    try:
+        code = app(list(args), standalone_mode=False)
+    except ClickException as error:
+        error.show()
+        return error.exit_code
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:
