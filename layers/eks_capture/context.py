@@ -84,32 +84,41 @@ class NodeEntry(_Frozen):
 
 
 class ClusterContext(_Frozen):
-    """One snapshot of a cluster; ``truncated`` names the kinds cut at their limit."""
+    """A cluster as a capture saw it: one snapshot at its start, merged with one at its end
+    (``refreshed_at``) for long captures; ``truncated`` names the kinds cut at their limit."""
 
     schema_version: int = SCHEMA_VERSION
     cluster: str
     capture_id: str | None = None
     taken_at: datetime
+    refreshed_at: datetime | None = None
     nodes: list[NodeEntry] = []
     pods: list[PodEntry] = []
     services: list[ServiceEntry] = []
     truncated: list[str] = []
 
-    @field_serializer("taken_at")
-    def _iso_utc(self, value: datetime) -> str:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    @field_serializer("taken_at", "refreshed_at")
+    def _iso_utc(self, value: datetime | None) -> str | None:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
 
     def names(self) -> dict[str, str]:
-        """IP -> name for findings: services first, then running pods, nodes, and finished pods last."""
+        """IP -> name for findings: services first, then running pods, nodes, and finished pods last.
+
+        Two running pods with one address (it was reused between the start and the end of the capture)
+        are both named: ``payments/api-1 or payments/web-2``.
+        """
         names: dict[str, str] = {}
         for pod in self.pods:
             if pod.phase in FINISHED_PHASES and not pod.host_network:
                 names.update(dict.fromkeys(pod.ips, f"{pod.namespace}/{pod.name}"))
         for node in self.nodes:
             names.update(dict.fromkeys(node.ips, f"node {node.name}"))
+        running: dict[str, list[str]] = {}
         for pod in self.pods:
             if pod.phase not in FINISHED_PHASES and not pod.host_network:
-                names.update(dict.fromkeys(pod.ips, f"{pod.namespace}/{pod.name}"))
+                for ip in pod.ips:
+                    running.setdefault(ip, []).append(f"{pod.namespace}/{pod.name}")
+        names.update((ip, " or ".join(held_by)) for ip, held_by in running.items())
         for service in self.services:
             names.update(dict.fromkeys(service.cluster_ips, f"{service.namespace}/{service.name} service"))
         return names
@@ -266,6 +275,47 @@ def store_context(s3: Any, bucket: str, context: ClusterContext) -> str:
         Metadata={"capture-id": context.capture_id, "cluster": context.cluster},
     )
     return key
+
+
+def merged(earlier: ClusterContext, later: ClusterContext, limits: Limits = Limits()) -> ClusterContext:
+    """Both snapshots of one capture: every object either saw (the later entry where both saw it)."""
+
+    def union(first: list[Any], second: list[Any], limit: int) -> tuple[list[Any], bool]:
+        entries = {(getattr(e, "namespace", ""), e.name): e for e in first}
+        entries.update({(getattr(e, "namespace", ""), e.name): e for e in second})
+        kept = list(entries.values())
+        return kept[:limit], len(kept) > limit
+
+    pods, pods_cut = union(earlier.pods, later.pods, limits.pods)
+    services, services_cut = union(earlier.services, later.services, limits.services)
+    nodes, nodes_cut = union(earlier.nodes, later.nodes, limits.nodes)
+    cut = {*earlier.truncated, *later.truncated}
+    cut |= {
+        kind
+        for kind, was_cut in (("pods", pods_cut), ("services", services_cut), ("nodes", nodes_cut))
+        if was_cut
+    }
+    return earlier.model_copy(
+        update={
+            "refreshed_at": later.taken_at,
+            "pods": pods,
+            "services": services,
+            "nodes": nodes,
+            "truncated": sorted(cut),
+        }
+    )
+
+
+def refresh_context(
+    s3: Any, bucket: str, cluster: str, capture_id: str, api: client.ApiClient, *, now: datetime
+) -> ClusterContext:
+    """At the end of a long capture: snapshot again and store it merged with the start's snapshot, so
+    pods that came (or took over an address) while it ran are named too."""
+    later = snapshot(cluster, api, taken_at=now, capture_id=capture_id)
+    earlier = load_context(s3, bucket, cluster, capture_id)
+    context = later if earlier is None else merged(earlier, later)
+    store_context(s3, bucket, context)
+    return context
 
 
 def load_context(s3: Any, bucket: str, cluster: str, capture_id: str) -> ClusterContext | None:

@@ -7,16 +7,18 @@ bucket and table in moto, the trigger's sample events.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
 from eks_capture import eks, trigger
-from eks_capture.context import ClusterContext, Limits, context_key, decode, snapshot
+from eks_capture.context import ClusterContext, Limits, context_key, decode, refresh_context, snapshot
 from eks_capture.nodes import NodeInfo
 from eks_capture.trigger import Deps, Outcome
 from localcloud.kube import KubeEmulator
+from localcloud.kube.registry import DeleteOptions
 from localcloud.kube.resources import NAMESPACES, NODES, PODS, SERVICES
 from tests.events import load_event
 
@@ -146,3 +148,47 @@ def test_a_cluster_that_refuses_the_snapshot_still_gets_its_capture(deps: Deps, 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_a_refreshed_context_also_names_pods_that_came_while_the_capture_ran(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    outcome = trigger.handle(load_event("alarm-single-metric-instance"), deps)
+    capture_id = str(outcome.capture_id)
+    [leaving] = [p for p in shop.objects(PODS, "payments") if p["metadata"]["name"].startswith("checkout")][
+        :1
+    ]
+    reused_ip = _pod_ips(leaving)[0]
+    shop.registry.delete(PODS, "payments", leaving["metadata"]["name"], DeleteOptions(grace_period_seconds=0))
+    _add_pods(shop, "late", 2)
+    [arriving] = [p for p in shop.objects(PODS, "late")][:1]
+    shop.registry.mutate(PODS, "late", arriving["metadata"]["name"], _with_ip(reused_ip))
+
+    refreshed = refresh_context(
+        boto3.client("s3"),
+        deps.settings.capture_bucket,
+        CLUSTER,
+        capture_id,
+        eks.api_client(CLUSTER),
+        now=_now(),
+    )
+
+    stored = _stored(deps, outcome)
+    assert stored == refreshed
+    assert stored.refreshed_at is not None
+    assert stored.refreshed_at > stored.taken_at
+    assert {p.name for p in stored.pods if p.namespace == "late"} == {
+        p["metadata"]["name"] for p in shop.objects(PODS, "late")
+    }
+    assert (
+        stored.names()[reused_ip]
+        == f"payments/{leaving['metadata']['name']} or late/{arriving['metadata']['name']}"
+    )
+
+
+def _with_ip(ip: str) -> Callable[[dict[str, Any]], None]:
+    def change(pod: dict[str, Any]) -> None:
+        pod["status"]["podIP"] = ip
+        pod["status"]["podIPs"] = [{"ip": ip}]
+
+    return change

@@ -50,6 +50,11 @@ def _context(
             _context(pods=[_pod("job-old", phase="Failed")]), "payments/job-old", id="a-finished-pod-alone"
         ),
         pytest.param(
+            _context(pods=[_pod("api-1"), _pod("web-2")]),
+            "payments/api-1 or payments/web-2",
+            id="an-address-reused-during-a-long-capture-names-both-holders",
+        ),
+        pytest.param(
             _context(
                 pods=[_pod("agent", host_network=True)], nodes=[NodeEntry(name="ip-10-0-3-7", ips=[IP])]
             ),
