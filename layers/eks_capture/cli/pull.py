@@ -91,9 +91,7 @@ def pull(
     end: Annotated[str | None, typer.Option("--to", help="Window end: ISO time or age (0s = now).")] = None,
     node: Annotated[str | None, typer.Option("--node", "-n", help="Only this node's files.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the files.")] = Path("captures"),
-    merge: Annotated[
-        Path | None, typer.Option("--merge", help="Also merge into this pcapng.")
-    ] = None,
+    merge: Annotated[Path | None, typer.Option("--merge", help="Also merge into this pcapng.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel downloads.")] = 8,
     stack: StackOption = None,
     table: TableOption = None,
