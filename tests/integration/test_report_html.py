@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from eks_capture.cli import app
 from eks_capture.ids import CaptureId, capture_started_at, new_capture_id
-from eks_capture.report.building import S3Files, build, report_key
+from eks_capture.report.building import S3Files, build, publish_capture_report, report_key
 from eks_capture.sessions import CaptureStore
 from localcloud.template import Stack
 from tests.fixtures.traffic import Captures
@@ -146,3 +146,22 @@ def test_the_report_is_stored_beside_the_captures_and_drawn_by_a_real_browser(
 def _console_error(message: ConsoleMessage, errors: list[str]) -> None:
     if message.type in ("error", "warning"):
         errors.append(f"{message.type}: {message.text}")
+
+
+def test_the_end_of_capture_hook_publishes_the_same_report_by_capture_id(
+    stack: Stack, capture: tuple[str, list[Upload], CaptureStore]
+) -> None:
+    capture_id, uploads, store = capture
+    outputs = stack_outputs(stack)
+
+    key, url = publish_capture_report(
+        capture_id, table=outputs["CaptureTableName"], bucket=outputs["CaptureBucketName"], expires=300
+    )
+
+    session = store.get_session(capture_id)
+    assert session is not None
+    assert key == report_key(session)
+    with urllib.request.urlopen(url) as response:
+        page = response.read().decode()
+    assert f"Capture {capture_id}" in page
+    assert page.count('<figure data-node="') == len({u.node for u in uploads})

@@ -13,6 +13,7 @@ from eks_capture.cli.catalog import Catalog
 from eks_capture.cli.failures import one_line_errors
 from eks_capture.cli.stacks import BucketOption, StackOption, StackRef, TableOption, region
 from eks_capture.cli.times import parse_time, short
+from eks_capture.report.links import s3_console_link
 from eks_capture.sessions import CaptureSession, FileRecord, SessionStatus
 
 STATUS_STYLE = {
@@ -38,8 +39,7 @@ def trigger_text(session: CaptureSession) -> str:
 
 def console_link(bucket: str, prefix: str) -> str:
     """The S3 console page of a capture's prefix."""
-    where = region()
-    return f"https://{where}.console.aws.amazon.com/s3/buckets/{bucket}?region={where}&prefix={prefix}"
+    return s3_console_link(bucket, prefix, region())
 
 
 def session_row(session: CaptureSession) -> dict[str, Any]:

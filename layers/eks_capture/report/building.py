@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from eks_capture.context import load_context
+from eks_capture.errors import CaptureNotFound
 from eks_capture.ids import CaptureId, capture_started_at
+from eks_capture.report.links import s3_console_link
 from eks_capture.report.pages import FileRow, FindingRow, Page, TalkerRow, render
 from eks_capture.report.plots import timeline_svg
 from eks_capture.report.timelines import NodeTimeline, node_timeline
-from eks_capture.sessions import CaptureSession, FileRecord
+from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord
 
 REPORT_NAME = "report.html"
 DEFAULT_EXPIRY = 3600
@@ -144,6 +147,31 @@ def build(
         console=console,
     )
     return Report(html=render(page), timelines=timelines)
+
+
+def publish_capture_report(
+    capture_id: str,
+    *,
+    table: str,
+    bucket: str,
+    s3: Any = None,
+    dynamodb: Any = None,
+    expires: int = DEFAULT_EXPIRY,
+) -> tuple[str, str]:
+    """Build and store one capture's report (e.g. at the end of a capture); its key and presigned link."""
+    store = CaptureStore(table, dynamodb or boto3.client("dynamodb"))
+    session = store.get_session(capture_id)
+    if session is None:
+        raise CaptureNotFound(capture_id)
+    storage = S3Files(s3 or boto3.client("s3"), bucket)
+    built = build(
+        session,
+        store.files_of_capture(capture_id),
+        storage,
+        console=s3_console_link(bucket, session.s3_prefix),
+        expires=expires,
+    )
+    return publish(storage, session, built.html, expires)
 
 
 def publish(
