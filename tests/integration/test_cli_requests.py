@@ -10,6 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from eks_capture.cli import app
+from eks_capture.cli.catalog import Catalog
+from eks_capture.cli.failures import CommandError
+from eks_capture.cli.follow import follow
 from eks_capture.cli.requests import envelope, start_detail
 from eks_capture.errors import CaptureRejected
 from eks_capture.events import parse_event
@@ -169,3 +172,10 @@ def test_start_detail_sets_only_the_options_given() -> None:
 
     assert event.detail.targets.pod_selector is not None  # type: ignore[union-attr]
     assert set(detail) == {"cluster", "targets", "reason"}
+
+
+def test_waiting_gives_up_when_the_trigger_never_records_the_request(stack: Stack) -> None:
+    catalog = Catalog(stack_outputs(stack)["CaptureTableName"])
+
+    with pytest.raises(CommandError, match="the trigger has not taken the request"):
+        follow(catalog, "cap-20261125T031200Z-0a1b2c3d", timeout=30, poll_seconds=0.1, accept_seconds=0.5)

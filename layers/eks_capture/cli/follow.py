@@ -14,6 +14,8 @@ from eks_capture.cli.failures import CommandError
 from eks_capture.sessions import CaptureSession
 
 ENDED = ("completed", "failed", "rejected")
+#: How long the trigger may take to record a request before we say it never arrived.
+ACCEPT_SECONDS = 120.0
 
 
 def stage(session: CaptureSession | None) -> str:
@@ -36,11 +38,13 @@ def follow(
     *,
     timeout: float,
     poll_seconds: float = 1.0,
+    accept_seconds: float = ACCEPT_SECONDS,
     console: Console | None = None,
 ) -> CaptureSession:
     """Poll the session until it ends, showing progress over its requested duration; the final session."""
     out = console or Console(stderr=True)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     session: CaptureSession | None = None
     with Progress(
         TextColumn("[bold]{task.fields[capture]}"),
@@ -65,6 +69,11 @@ def follow(
                 )
                 if done:
                     return session
+            if session is None and time.monotonic() - started >= accept_seconds:
+                raise CommandError(
+                    f"no session for {capture_id} after {accept_seconds:.0f}s: the trigger has not taken the "
+                    "request (see the trigger function's logs)"
+                )
             if time.monotonic() >= deadline:
                 raise CommandError(f"gave up on {capture_id} after {timeout:.0f}s ({stage(session)})")
             time.sleep(poll_seconds)
