@@ -16,7 +16,7 @@ from eks_capture.cli.follow import follow
 from eks_capture.cli.requests import envelope, start_detail
 from eks_capture.errors import CaptureRejected
 from eks_capture.events import parse_event
-from eks_capture.sessions import CaptureStore, FileRecord
+from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord
 from localcloud.kube import KubeEmulator
 from localcloud.router import Router
 from localcloud.template import Stack
@@ -131,7 +131,7 @@ def _finish_capture(store: CaptureStore, stop: threading.Event) -> None:
         time.sleep(0.2)
 
 
-def _sessions(store: CaptureStore) -> list:  # type: ignore[type-arg]
+def _sessions(store: CaptureStore) -> list[CaptureSession]:
     return store.list_sessions(CLUSTER)
 
 
