@@ -43,6 +43,11 @@ def trigger_moment(session: CaptureSession) -> tuple[datetime, str]:
     return when, ("alarm" if session.trigger.kind == "alarm" else "request")
 
 
+def _near(moment: datetime, low: int, high: int) -> bool:
+    """Whether a mark is close enough to the packets' seconds to share their plot."""
+    return low - MAX_MARK_GAP_SECONDS <= moment.timestamp() <= high + MAX_MARK_GAP_SECONDS
+
+
 @dataclass
 class Report:
     """A built report: the page and what went into it."""
@@ -99,12 +104,18 @@ def build(
     plots: list[tuple[str, str]] = []
     if spans:
         low, high = min(s[0] for s in spans), max(s[1] for s in spans)
-        marks = [int(alarm.timestamp()), int(window[0].timestamp()), int(window[1].timestamp())]
-        near = [m for m in marks if low - MAX_MARK_GAP_SECONDS <= m <= high + MAX_MARK_GAP_SECONDS]
-        first = min(low, *near) - MARGIN_SECONDS
-        last = max(high, *near) + MARGIN_SECONDS
+        alarm_mark = alarm if _near(alarm, low, high) else None
+        overlaps = window[0].timestamp() <= high + MAX_MARK_GAP_SECONDS
+        overlaps = overlaps and window[1].timestamp() >= low - MAX_MARK_GAP_SECONDS
+        window_mark = window if overlaps else None  # drawn clipped to the plot when it reaches far
+        marks = [int(m.timestamp()) for m in (alarm, *window) if _near(m, low, high)]
+        first = min([low, *marks]) - MARGIN_SECONDS
+        last = max([high, *marks]) + MARGIN_SECONDS
         plots = [
-            (t.node, timeline_svg(t, (first, last), alarm=alarm, window=window, alarm_label=alarm_label))
+            (
+                t.node,
+                timeline_svg(t, (first, last), alarm=alarm_mark, window=window_mark, alarm_label=alarm_label),
+            )
             for t in timelines
             if t.packets
         ]
