@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 from eks_capture.ids import new_capture_id
 from eks_capture.pcap import analyze_file
 from eks_capture.report.building import S3Files, build
+from eks_capture.report.plots import MAX_POINTS, rates, timeline_svg
+from eks_capture.report.timelines import NodeTimeline
 from eks_capture.sessions import CaptureSession, FileRecord, Trigger
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
@@ -89,3 +92,27 @@ def test_a_capture_without_packets_says_so() -> None:
 
     assert "No packets were captured." in report.html
     assert "No files were indexed." in report.html
+
+
+@pytest.mark.parametrize(
+    ("counts", "step", "expected"),
+    [
+        pytest.param({10: 4, 12: 2}, 1, [4.0, 0.0, 2.0, 0.0], id="per-second"),
+        pytest.param({10: 4, 12: 2}, 2, [2.0, 1.0], id="two-second-average"),
+        pytest.param({10: 3, 11: 3, 12: 3, 13: 3}, 3, [3.0, 1.0], id="last-bucket-partly-outside"),
+    ],
+)
+def test_long_captures_are_drawn_as_averaged_rates(
+    counts: dict[int, int], step: int, expected: list[float]
+) -> None:
+    assert rates(Counter(counts), 10, 13, step) == expected
+
+
+def test_a_day_long_capture_is_drawn_with_a_bounded_number_of_points() -> None:
+    day = 86_400
+    timeline = NodeTimeline(node="node-a", packets=Counter({s: 1 for s in range(0, day, 7)}))
+
+    svg = timeline_svg(timeline, (0, day - 1), alarm=None, window=None)
+
+    assert f"averaged over {-(-day // MAX_POINTS)} s" in svg
+    assert len(svg) < 1_000_000

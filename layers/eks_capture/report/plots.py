@@ -10,6 +10,7 @@ per-second series that an SRE reads against two marks; Wireshark is where one zo
 from __future__ import annotations
 
 import io
+from collections import Counter
 from datetime import UTC, datetime
 
 import matplotlib
@@ -27,8 +28,20 @@ COLORS = {
 }
 
 
+#: At most this many points per line: longer captures are shown as rates averaged over a few seconds.
+MAX_POINTS = 1200
+
+
 def _time(second: int) -> datetime:
     return datetime.fromtimestamp(second, tz=UTC)
+
+
+def rates(counts: Counter[int], first: int, last: int, step: int) -> list[float]:
+    """Per-second rates over [first, last], averaged over ``step``-second buckets."""
+    return [
+        sum(counts.get(s, 0) for s in range(start, start + step)) / step
+        for start in range(first, last + 1, step)
+    ]
 
 
 def timeline_svg(
@@ -41,22 +54,23 @@ def timeline_svg(
 ) -> str:
     """Five stacked per-second series of one node over ``span`` (epoch seconds), as an inline <svg>."""
     first, last = span
-    seconds = list(range(first, last + 1))
-    times = [_time(s) for s in seconds]
+    step = -(-(last - first + 1) // MAX_POINTS)
+    times = [_time(s) for s in range(first, last + 1, step)]
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "eks-capture"}):
         figure = Figure(figsize=(10, 7.5), layout="constrained")
         axes = figure.subplots(len(SERIES), 1, sharex=True)
         for ax, name in zip(axes, SERIES, strict=True):
             counts = timeline.series(name)
-            ax.step(times, [counts.get(s, 0) for s in seconds], where="post", color=COLORS[name], lw=1.2)
+            values = rates(counts, first, last, step)
+            ax.step(times, values, where="post", color=COLORS[name], lw=1.2)
             ax.set_ylabel(LABELS[name], rotation=0, ha="right", va="center", fontsize=9)
-            ax.set_ylim(bottom=0, top=max(1, max(counts.values(), default=0)) * 1.15)
+            ax.set_ylim(bottom=0, top=max(1.0, max(values, default=0.0)) * 1.15)
             ax.grid(alpha=0.3)
             if window is not None:
                 ax.axvspan(window[0], window[1], color="#2ca02c", alpha=0.08, lw=0)
             if alarm is not None:
                 ax.axvline(alarm, color="#d62728", ls="--", lw=1.2)
-        axes[-1].set_xlim(times[0], times[-1])
+        axes[-1].set_xlim(_time(first), _time(last))
         if alarm is not None:
             axes[0].annotate(
                 f"{alarm_label} {alarm:%H:%M:%S}Z",
@@ -67,7 +81,7 @@ def timeline_svg(
                 va="bottom",
             )
         axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))  # type: ignore[no-untyped-call]
-        axes[-1].set_xlabel("UTC")
+        axes[-1].set_xlabel("UTC" if step == 1 else f"UTC (rates averaged over {step} s)")
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg")
     text = buffer.getvalue()
