@@ -33,6 +33,7 @@ from eks_capture.manifests import (
     job_name,
 )
 from eks_capture.nodes import NodeInfo, PodInfo
+from eks_capture.notifications import notify_start
 from eks_capture.options import (
     CaptureOptions,
     alarm_cluster,
@@ -62,12 +63,15 @@ class Deps:
     cloudwatch: Any = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     s3: Any = None
+    sns: Any = None
 
     def __post_init__(self) -> None:
         if self.cloudwatch is None:
             self.cloudwatch = boto3.client("cloudwatch")
         if self.s3 is None:
             self.s3 = boto3.client("s3")
+        if self.sns is None and self.settings.notification_topic_arn:
+            self.sns = boto3.client("sns")
 
 
 @dataclass(frozen=True)
@@ -325,6 +329,7 @@ def start(request: _Request, deps: Deps) -> Outcome:
         reasons = "; ".join(f"{k}: {v}" for k, v in session.skipped.items()) or "; ".join(plan.notes)
         session.verdict = f"no node could be captured ({reasons or 'no node matched'})"
     store.replace_session(session, expected_status="starting")
+    notify_start(deps.sns, settings, session)
     outcome = Outcome(
         session.status,
         session.verdict,

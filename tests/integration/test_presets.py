@@ -7,6 +7,8 @@ route from EventBridge to the trigger's Lambda is exercised by tests/integration
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 
@@ -142,3 +144,26 @@ def test_the_target_port_tag_narrows_the_load_balancer_preset(
     assert {_option(args, "--filter") for args in _capture_args(shop).values()} == {
         target.capture_filter(8443)
     }
+
+
+def test_the_start_notification_names_the_chosen_preset(
+    shop: KubeEmulator, deps: Deps, settings: Settings
+) -> None:
+    topic = boto3.client("sns").create_topic(Name="captures")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    notifying = Deps(settings=settings.model_copy(update={"notification_topic_arn": topic}), store=deps.store)
+    [conntrack] = [p for p in PRESETS if p.name == "conntrack"]
+    namespace, metric = conntrack.metrics[0]
+    _alarm(f"{settings.alarm_name_prefix}conntrack-told", namespace, metric, _dimensions(conntrack), {})
+
+    session = _fire(notifying, f"{settings.alarm_name_prefix}conntrack-told")
+
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(message["Body"])["Message"]
+    assert session.capture_id in body
+    assert f"preset {conntrack.name}" in body
