@@ -134,6 +134,8 @@ class Stack:
             "AWS::SQS::Queue": f"arn:aws:sqs:{self.region}:{self.account_id}:{name}",
             "AWS::SNS::Topic": f"arn:aws:sns:{self.region}:{self.account_id}:{name}",
             "AWS::Events::EventBus": f"arn:aws:events:{self.region}:{self.account_id}:event-bus/{name}",
+            "AWS::IAM::Role": f"arn:aws:iam::{self.account_id}:role/{name}",
+            "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{name}:*",
         }
         if kind not in arns:
             raise TemplateError(f"GetAtt {logical_id}.Arn: the local cloud does not model {kind}")
