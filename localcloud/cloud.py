@@ -49,7 +49,7 @@ class LocalCloud:
         settings_overrides: dict[str, str] | None = None,
         lambda_log: IO[Any] | None = None,
     ) -> LocalCloud:
-        """Start moto and the cluster of ``events/cluster-<cluster>.json``, then deploy template.yaml."""
+        """Start moto and the cluster of ``events/clusters/<cluster>.json``, then deploy template.yaml."""
         moto = start_moto_server()
         os.environ.update(moto.env())
         create_eks_cluster(cluster)

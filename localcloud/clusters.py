@@ -15,8 +15,8 @@ EVENTS_DIR = PROJECT_ROOT / "events"
 
 
 def load_cluster_spec(name: str, events_dir: Path = EVENTS_DIR) -> dict[str, Any]:
-    """``events/cluster-<name>.json``: the cluster the sample events are about."""
-    spec: dict[str, Any] = json.loads((events_dir / f"cluster-{name}.json").read_text())
+    """``events/clusters/<name>.json``: the cluster the sample events are about."""
+    spec: dict[str, Any] = json.loads((events_dir / "clusters" / f"{name}.json").read_text())
     return spec
 
 

@@ -1,7 +1,8 @@
 """The Kubernetes calls the capture lifecycle makes, as JSON dicts, through the one client of eks.py.
 
 Responses are read raw (``_preload_content=False``) and parsed as JSON: the generated models cost
-seconds on a 500-node list and the domain works on the API's JSON form anyway.
+seconds on a 500-node list and the domain works on the API's JSON form anyway. Every raw response is
+read to its end (``.data``), which hands its connection back to the pool for the next request.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Cluster:
         """Create ``job``; False when it exists already (a retried start), so creation is idempotent."""
         try:
             with eks.kube_errors(self.name, "create jobs"):
-                self._batch.create_namespaced_job(namespace, cast(Any, job), _preload_content=False)
+                self._batch.create_namespaced_job(namespace, cast(Any, job), _preload_content=False).data
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -99,7 +100,7 @@ class Cluster:
             with eks.kube_errors(self.name, "delete jobs"):
                 self._batch.delete_namespaced_job(
                     name, namespace, propagation_policy=propagation, _preload_content=False
-                )
+                ).data
         except ApiException as error:
             if error.status == 404:
                 return False
@@ -110,7 +111,7 @@ class Cluster:
         """Delete a pod gracefully; False when it is already gone."""
         try:
             with eks.kube_errors(self.name, "delete pods"):
-                self._core.delete_namespaced_pod(name, namespace, _preload_content=False)
+                self._core.delete_namespaced_pod(name, namespace, _preload_content=False).data
         except ApiException as error:
             if error.status == 404:
                 return False

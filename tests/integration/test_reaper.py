@@ -21,8 +21,7 @@ from eks_capture.options import CaptureOptions
 from eks_capture.reaper import ReaperDeps
 from eks_capture.sessions import CaptureSession
 from eks_capture.trigger import Deps, Outcome
-from localcloud.kube import KubeEmulator
-from localcloud.kube.kubelet import PodBehaviour
+from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import JOBS, PODS
 from localcloud.router import Router
 from tests.events import load_event

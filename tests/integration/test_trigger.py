@@ -1,7 +1,7 @@
 """The trigger starts exactly one capture Job per affected node, and records why for every node it skips.
 
 Everything real over HTTP: the sample events of events/, DynamoDB and CloudWatch in moto, and the
-sample cluster ``shop-prod`` (events/cluster-shop-prod.json) in the Kubernetes emulator.
+sample cluster ``shop-prod`` (events/clusters/shop-prod.json) in the Kubernetes emulator.
 """
 
 from __future__ import annotations
@@ -264,11 +264,12 @@ def test_stop_capture_deletes_the_jobs_and_marks_the_session_stopping(deps: Deps
     started = trigger.handle(load_event("start-capture-nodes"), deps)
     stop = load_event("stop-capture")
     stop["detail"]["capture_id"] = started.capture_id
+    jobs = sorted(j["metadata"]["name"] for j in _jobs(shop))
 
     outcome = trigger.handle(stop, deps)
 
     assert outcome.status == "stopping"
-    assert sorted(outcome.nodes) == sorted(j["metadata"]["name"] for j in _jobs(shop))
+    assert sorted(outcome.nodes) == jobs
     shop.wait_for(lambda: _jobs(shop) == [], timeout=15, what="jobs deleted")
     session = _session(deps, started)
     assert session.status == "stopping"
