@@ -1,0 +1,246 @@
+"""Least privilege, asserted on the template as CloudFormation receives it: transformed, parameters bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from localcloud.aws import ACCOUNT_ID, REGION
+from localcloud.template import PROJECT_ROOT, Stack
+from tests.sam_transform import REQUIRED, active_resources, deployed, properties
+
+CLUSTER = REQUIRED["ClusterName"]
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0b5c3e2a-1f4d-4c8e-9a7b-2d6e8f0a1b3c"
+RBAC = PROJECT_ROOT / "deploy" / "kubernetes" / "rbac.yaml"
+# Actions AWS authorizes on no resource but "*" (no resource-level permissions exist for them).
+RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+FUNCTION_ROLES = {
+    "TriggerFunction": "TriggerRole",
+    "TeardownFunction": "TeardownRole",
+    "IndexerFunction": "IndexerRole",
+}
+
+DEPLOYMENTS = {
+    "defaults": {},
+    "existing KMS-encrypted bucket, e-mail, IRSA": {
+        "ExistingBucketName": "team-pcaps",
+        "KmsKeyArn": KEY,
+        "NotificationEmail": "oncall@example.com",
+        "PodCredentials": "irsa",
+        "CaptureNamespace": "netdebug",
+        "CaptureServiceAccount": "pcap-writer",
+    },
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _allowed(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Allow statements of a policy document, Action and Resource as lists."""
+    return [
+        {**statement, "Action": _as_list(statement["Action"]), "Resource": _as_list(statement["Resource"])}
+        for statement in _as_list(document["Statement"])
+        if statement["Effect"] == "Allow"
+    ]
+
+
+def _role_statements(stack: Stack, role_id: str) -> list[dict[str, Any]]:
+    """Everything a role is allowed: its inline policies and the template's managed policies it attaches."""
+    props = properties(stack, role_id)
+    statements = [s for policy in props.get("Policies", []) for s in _allowed(policy["PolicyDocument"])]
+    for attached in stack.resources[role_id]["Properties"].get("ManagedPolicyArns", []):
+        statements += _allowed(properties(stack, attached["Ref"])["PolicyDocument"])
+    return statements
+
+
+def _all_identity_statements(stack: Stack) -> list[dict[str, Any]]:
+    statements = [
+        s for role in active_resources(stack, "AWS::IAM::Role") for s in _role_statements(stack, role)
+    ]
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for policy_id in active_resources(stack, kind):
+            statements += _allowed(properties(stack, policy_id)["PolicyDocument"])
+    return statements
+
+
+def _bucket(stack: Stack) -> str:
+    return stack.values["ExistingBucketName"] or stack.name_of("CaptureBucket")
+
+
+def _s3(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in statements if any(a.startswith("s3:") for a in s["Action"])]
+
+
+@pytest.fixture(params=list(DEPLOYMENTS), scope="module")
+def stack(request: pytest.FixtureRequest) -> Stack:
+    return deployed(**DEPLOYMENTS[request.param])
+
+
+def test_no_statement_allows_a_wildcard_action(stack: Stack) -> None:
+    actions = {a for s in _all_identity_statements(stack) for a in s["Action"]}
+
+    assert actions
+    assert not [a for a in actions if "*" in a or "?" in a]
+
+
+def test_every_statement_names_its_resources_unless_the_action_has_none(stack: Stack) -> None:
+    for statement in _all_identity_statements(stack):
+        if any(r == "*" or r.split(":", 5)[-1] in {"", "*"} for r in statement["Resource"]):
+            assert set(statement["Action"]) <= RESOURCELESS_ACTIONS, statement
+
+
+def test_no_role_attaches_a_managed_policy_from_outside_the_template(stack: Stack) -> None:
+    for role_id in active_resources(stack, "AWS::IAM::Role"):
+        attached = stack.resources[role_id]["Properties"].get("ManagedPolicyArns", [])
+        assert all(isinstance(a, dict) and a.get("Ref") in stack.resources for a in attached), role_id
+
+
+def test_each_function_runs_as_its_own_role_that_only_lambda_can_assume(stack: Stack) -> None:
+    roles = {}
+    for function_id, role_id in FUNCTION_ROLES.items():
+        assert stack.resources[function_id]["Properties"]["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
+        trust = properties(stack, role_id)["AssumeRolePolicyDocument"]["Statement"]
+        assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}]
+        roles[function_id] = role_id
+
+    assert len(set(roles.values())) == len(roles)
+
+
+def test_functions_write_logs_only_to_their_own_log_group(stack: Stack) -> None:
+    for function_id, role_id in FUNCTION_ROLES.items():
+        log_group = properties(stack, function_id)["LoggingConfig"]["LogGroup"]
+        log_statements = [s for s in _role_statements(stack, role_id) if s["Action"][0].startswith("logs:")]
+
+        assert [r for s in log_statements for r in s["Resource"]] == [
+            f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{log_group}:*"
+        ]
+
+
+def test_the_indexer_only_reads_its_clusters_captures(stack: Stack) -> None:
+    s3 = _s3(_role_statements(stack, "IndexerRole"))
+
+    assert {a for s in s3 for a in s["Action"]} == {"s3:GetObject"}
+    assert all(
+        r.startswith(f"arn:aws:s3:::{_bucket(stack)}/captures/{CLUSTER}/") for s in s3 for r in s["Resource"]
+    )
+
+
+def test_the_capture_pods_only_write_and_confirm_objects_under_their_clusters_prefix(stack: Stack) -> None:
+    s3 = _s3(_allowed(properties(stack, "CaptureUploadPolicy")["PolicyDocument"]))
+    actions = {a for s in s3 for a in s["Action"]}
+
+    assert "s3:PutObject" in actions
+    assert actions <= {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"}
+    assert {r for s in s3 for r in s["Resource"]} == {f"arn:aws:s3:::{_bucket(stack)}/captures/{CLUSTER}/*"}
+
+
+def test_the_trigger_writes_only_capture_context_documents(stack: Stack) -> None:
+    s3 = _s3(_role_statements(stack, "TriggerRole"))
+
+    assert {a for s in s3 for a in s["Action"]} == {"s3:PutObject"}
+    assert all(r.endswith("/context.json.gz") for s in s3 for r in s["Resource"])
+
+
+def test_no_identity_may_delete_objects_or_change_bucket_settings(stack: Stack) -> None:
+    s3_actions = {a for s in _all_identity_statements(stack) for a in s["Action"] if a.startswith("s3:")}
+
+    assert s3_actions <= {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
+
+
+def test_the_functions_use_only_the_capture_table_and_its_indexes(stack: Stack) -> None:
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{stack.name_of('CaptureIndexTable')}"
+    for role_id in FUNCTION_ROLES.values():
+        dynamo = [s for s in _role_statements(stack, role_id) if s["Action"][0].startswith("dynamodb:")]
+        assert dynamo, role_id
+        assert {r for s in dynamo for r in s["Resource"]} <= {table, f"{table}/index/*"}
+
+
+def test_the_indexer_writes_items_but_never_deletes_them(stack: Stack) -> None:
+    actions = {
+        a for s in _role_statements(stack, "IndexerRole") for a in s["Action"] if a.startswith("dynamodb:")
+    }
+
+    assert "dynamodb:PutItem" in actions
+    assert not {a for a in actions if "Delete" in a or "Scan" in a or "Batch" in a}
+
+
+def test_kms_use_is_granted_only_on_the_given_key_and_only_through_s3(stack: Stack) -> None:
+    kms = [s for s in _all_identity_statements(stack) if any(a.startswith("kms:") for a in s["Action"])]
+
+    if not stack.values["KmsKeyArn"]:
+        assert kms == []
+        return
+    assert kms
+    for statement in kms:
+        assert statement["Resource"] == [KEY]
+        assert statement["Condition"]["StringEquals"]["kms:ViaService"] == f"s3.{REGION}.amazonaws.com"
+
+
+def test_notifications_are_published_only_to_the_stacks_topic_and_only_when_an_address_is_given(
+    stack: Stack,
+) -> None:
+    sns = [s for s in _all_identity_statements(stack) if any(a.startswith("sns:") for a in s["Action"])]
+
+    if not stack.values["NotificationEmail"]:
+        assert sns == []
+        return
+    topic = stack.physical_id("NotificationTopic")
+    assert {r for s in sns for r in s["Resource"]} == {topic}
+    assert {a for s in sns for a in s["Action"]} == {"sns:Publish"}
+
+
+def test_pod_identity_gives_the_upload_policy_to_the_capture_service_account_alone(stack: Stack) -> None:
+    if stack.values["PodCredentials"] != "pod-identity":
+        assert "CapturePodRole" not in active_resources(stack, "AWS::IAM::Role")
+        assert not active_resources(stack, "AWS::EKS::PodIdentityAssociation")
+        return
+    association = properties(stack, "CapturePodIdentityAssociation")
+    trust = properties(stack, "CapturePodRole")["AssumeRolePolicyDocument"]["Statement"]
+
+    assert association == {
+        "ClusterName": CLUSTER,
+        "Namespace": stack.values["CaptureNamespace"],
+        "ServiceAccount": stack.values["CaptureServiceAccount"],
+        "RoleArn": stack.arn("CapturePodRole"),
+    }
+    assert [s["Principal"] for s in trust] == [{"Service": "pods.eks.amazonaws.com"}]
+    assert trust[0]["Condition"]["StringEquals"] == {
+        "aws:RequestTag/eks-cluster-name": CLUSTER,
+        "aws:RequestTag/kubernetes-namespace": stack.values["CaptureNamespace"],
+        "aws:RequestTag/kubernetes-service-account": stack.values["CaptureServiceAccount"],
+    }
+
+
+def _rbac_groups(path: Path = RBAC) -> set[str]:
+    bindings = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"].endswith("Binding")]
+    return {s["name"] for b in bindings for s in b["subjects"] if s["kind"] == "Group"}
+
+
+def test_access_entries_map_the_cluster_roles_to_the_rbac_group_and_edit_only_the_capture_namespace(
+    stack: Stack,
+) -> None:
+    entries = [properties(stack, e) for e in active_resources(stack, "AWS::EKS::AccessEntry")]
+
+    assert {e["PrincipalArn"] for e in entries} == {stack.arn("TriggerRole"), stack.arn("TeardownRole")}
+    for entry in entries:
+        assert entry["ClusterName"] == CLUSTER
+        assert set(entry["KubernetesGroups"]) == _rbac_groups()
+        assert entry["AccessPolicies"] == [
+            {
+                "PolicyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
+                "AccessScope": {"Type": "namespace", "Namespaces": [stack.values["CaptureNamespace"]]},
+            }
+        ]
+
+
+def test_the_indexer_has_no_cluster_access(stack: Stack) -> None:
+    entries = [properties(stack, e)["PrincipalArn"] for e in active_resources(stack, "AWS::EKS::AccessEntry")]
+    actions = {a for s in _role_statements(stack, "IndexerRole") for a in s["Action"]}
+
+    assert stack.arn("IndexerRole") not in entries
+    assert not {a for a in actions if a.startswith("eks:")}
