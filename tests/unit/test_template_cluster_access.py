@@ -1,0 +1,155 @@
+"""deploy/kubernetes/ agrees with the template and grants only what the functions use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from eks_capture.ids import capture_id_for_event
+from eks_capture.manifests import CaptureSpec, capture_job
+from eks_capture.nodes import NodeInfo
+from eks_capture.options import CaptureOptions
+from eks_capture.settings import Settings
+from localcloud.template import PROJECT_ROOT, load_template
+
+MANIFESTS = PROJECT_ROOT / "deploy" / "kubernetes"
+PARAMETERS = load_template()["Parameters"]
+NAMESPACE = PARAMETERS["CaptureNamespace"]["Default"]
+SERVICE_ACCOUNT = PARAMETERS["CaptureServiceAccount"]["Default"]
+# Pod Security Standards, baseline: the only capabilities a pod may add.
+BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+    "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+}  # fmt: skip
+READ_VERBS = {"get", "list", "watch"}
+
+
+def _documents() -> list[dict[str, Any]]:
+    return [d for path in sorted(MANIFESTS.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _one(kind: str) -> dict[str, Any]:
+    (document,) = [d for d in _documents() if d["kind"] == kind]
+    return document
+
+
+def _rendered_capture_pod() -> dict[str, Any]:
+    settings = Settings.from_env(
+        {
+            "CAPTURE_BUCKET": "eks-capture-pcaps",
+            "CAPTURE_TABLE": "eks-capture-index",
+            "IDEMPOTENCY_TABLE": "eks-capture-index",
+            "CAPTURE_IMAGE": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture@sha256:" + "0" * 64,
+            "CAPTURE_NAMESPACE": NAMESPACE,
+            "CAPTURE_SERVICE_ACCOUNT": SERVICE_ACCOUNT,
+        }
+    )
+    started = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
+    spec = CaptureSpec(
+        capture_id_for_event("psa", started),
+        "shop-prod",
+        CaptureOptions(duration_seconds=60, snaplen=96, filter=None),
+        "pod security check",
+        started,
+    )
+    job = capture_job(
+        spec, NodeInfo("ip-10-0-0-1.ec2.internal", "i-0a1b2c3d4e5f60718", "us-east-1a"), settings
+    )
+    pod: dict[str, Any] = job["spec"]["template"]["spec"]
+    assert job["metadata"]["namespace"] == NAMESPACE
+    return pod
+
+
+def _baseline_violations(pod: dict[str, Any]) -> list[str]:
+    """What the baseline Pod Security Standard refuses in ``pod``: host namespaces, capabilities."""
+    found = [f"{key}=true" for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
+    for container in pod["containers"]:
+        context = container.get("securityContext", {})
+        if context.get("privileged"):
+            found.append(f"{container['name']}: privileged")
+        extra = set(context.get("capabilities", {}).get("add", [])) - BASELINE_CAPABILITIES
+        found += [f"{container['name']}: adds {capability}" for capability in sorted(extra)]
+    return found
+
+
+@pytest.mark.parametrize("document", _documents(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_every_manifest_is_valid_kubernetes(document: dict[str, Any]) -> None:
+    kubernetes_validate.validate(document, "1.37.0", strict=True)
+
+
+def test_the_namespace_and_service_account_are_the_templates_defaults() -> None:
+    account = _one("ServiceAccount")
+
+    assert _one("Namespace")["metadata"]["name"] == NAMESPACE
+    assert (account["metadata"]["name"], account["metadata"]["namespace"]) == (SERVICE_ACCOUNT, NAMESPACE)
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_the_capture_pod_needs_more_than_baseline_so_only_its_own_namespace_enforces_privileged() -> None:
+    labels = _one("Namespace")["metadata"]["labels"]
+
+    assert _baseline_violations(_rendered_capture_pod())
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert labels["pod-security.kubernetes.io/audit"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "baseline"
+
+
+def _rules(kind: str) -> list[dict[str, Any]]:
+    return [rule for document in _documents() if document["kind"] == kind for rule in document["rules"]]
+
+
+def test_no_rule_uses_a_wildcard() -> None:
+    for rule in _rules("ClusterRole") + _rules("Role"):
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+
+
+def test_cluster_wide_access_is_read_only() -> None:
+    assert {verb for rule in _rules("ClusterRole") for verb in rule["verbs"]} <= READ_VERBS
+
+
+def test_write_access_is_confined_to_the_capture_namespace() -> None:
+    assert {d["metadata"]["namespace"] for d in _documents() if d["kind"] in {"Role", "RoleBinding"}} == {
+        NAMESPACE
+    }
+
+
+def _grants(kind: str, group: str, resource: str, verb: str) -> bool:
+    return any(
+        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+        for rule in _rules(kind)
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "group", "resource", "verb", "used_for"),
+    [
+        ("ClusterRole", "", "nodes", "list", "targets: node names, instance ids, taints"),
+        ("ClusterRole", "", "pods", "list", "pod selectors and the cluster context"),
+        ("ClusterRole", "", "services", "list", "the cluster context"),
+        ("Role", "batch", "jobs", "create", "one capture Job per node"),
+        ("Role", "batch", "jobs", "list", "the reaper's sweep"),
+        ("Role", "batch", "jobs", "delete", "Stop Capture and the reaper"),
+        ("Role", "", "pods", "delete", "the reaper's orphaned pods"),
+    ],
+)
+def test_rbac_grants_each_call_the_functions_make(
+    kind: str, group: str, resource: str, verb: str, used_for: str
+) -> None:
+    assert _grants(kind, group, resource, verb), used_for
+
+
+def test_both_bindings_name_one_group_and_reference_the_roles_defined_here() -> None:
+    bindings = [d for d in _documents() if d["kind"].endswith("Binding")]
+    roles = {(d["kind"], d["metadata"]["name"]) for d in _documents() if d["kind"] in {"Role", "ClusterRole"}}
+
+    assert {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings} == roles
+    assert len({(s["kind"], s["name"]) for b in bindings for s in b["subjects"]}) == 1
+
+
+def test_manifests_are_plain_files_kubectl_applies_from_one_folder() -> None:
+    assert all(path.suffix == ".yaml" for path in Path(MANIFESTS).iterdir())
