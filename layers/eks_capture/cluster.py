@@ -1,15 +1,16 @@
 """The Kubernetes calls the capture lifecycle makes, as JSON dicts, through the one client of eks.py.
 
-Responses are read raw (``_preload_content=False``) and parsed as JSON: the generated models cost
-seconds on a 500-node list and the domain works on the API's JSON form anyway. Every raw response is
-read to its end (``.data``), which hands its connection back to the pool for the next request.
+Requests go through the ApiClient's own serializer, auth and retries, but not through the generated
+CoreV1Api/BatchV1Api classes: importing those costs about a second of cold start, validating every
+call costs CPU, and the domain works on the API's JSON form anyway. Every response is read to its end,
+which hands its connection back to the pool for the next request.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -19,10 +20,7 @@ from eks_capture.manifests import APP_NAME, LABEL_COMPONENT, LABEL_NAME
 
 PAGE_SIZE = 500
 CAPTURE_SELECTOR = f"{LABEL_NAME}={APP_NAME},{LABEL_COMPONENT}=capture"
-
-
-def _json(response: Any) -> dict[str, Any]:
-    return dict(json.loads(response.data))
+JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
 class Cluster:
@@ -31,50 +29,62 @@ class Cluster:
     def __init__(self, name: str, api: client.ApiClient | None = None) -> None:
         self.name = name
         self._api = api or eks.api_client(name)
-        self._core = client.CoreV1Api(self._api)
-        self._batch = client.BatchV1Api(self._api)
 
-    def _pages(self, call: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        token: str | None = None
+    def request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        query: list[tuple[str, str]] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One API call; its JSON answer, or the domain error for a failure (ApiException for 404/409)."""
+        serialized = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params=dict(JSON_HEADERS),
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        with eks.kube_errors(self.name, operation):
+            response = self._api.call_api(*serialized)
+            response.read()  # type: ignore[no-untyped-call]
+            if not 200 <= response.status <= 299:
+                raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return dict(json.loads(response.data or b"{}"))
+
+    def pages(self, path: str, operation: str, label_selector: str = "") -> Iterator[dict[str, Any]]:
+        """Every item of a list, page by page (``limit``/``continue``), as one logical list call."""
+        token = ""
         while True:
-            with eks.kube_errors(self.name, operation):
-                page = _json(call(limit=PAGE_SIZE, _continue=token, _preload_content=False, **kwargs))
+            query = [("limit", str(PAGE_SIZE))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            page = self.request("GET", path, operation, query)
             yield from page.get("items", [])
-            token = page.get("metadata", {}).get("continue") or None
+            token = page.get("metadata", {}).get("continue") or ""
             if not token:
                 return
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node (one paginated list, never one call per node)."""
-        return list(self._pages(self._core.list_node, "list nodes"))
+        return list(self.pages("/api/v1/nodes", "list nodes"))
 
     def pods(self, namespace: str | None = None, label_selector: str = "") -> list[dict[str, Any]]:
         """Pods of a namespace (or of the whole cluster) matching ``label_selector``."""
-        if namespace is None:
-            return list(
-                self._pages(
-                    self._core.list_pod_for_all_namespaces, "list pods", label_selector=label_selector
-                )
-            )
-        return list(
-            self._pages(
-                self._core.list_namespaced_pod,
-                "list pods",
-                namespace=namespace,
-                label_selector=label_selector,
-            )
-        )
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+        return list(self.pages(path, "list pods", label_selector))
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every service of the cluster."""
+        return list(self.pages("/api/v1/services", "list services"))
 
     def capture_jobs(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
         """The capture Jobs in ``namespace`` (by default all of them, one label-selected list)."""
-        return list(
-            self._pages(
-                self._batch.list_namespaced_job,
-                "list jobs",
-                namespace=namespace,
-                label_selector=label_selector,
-            )
-        )
+        return list(self.pages(f"/apis/batch/v1/namespaces/{namespace}/jobs", "list jobs", label_selector))
 
     def capture_pods(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
         return self.pods(namespace, label_selector)
@@ -82,8 +92,7 @@ class Cluster:
     def create_job(self, namespace: str, job: dict[str, Any]) -> bool:
         """Create ``job``; False when it exists already (a retried start), so creation is idempotent."""
         try:
-            with eks.kube_errors(self.name, "create jobs"):
-                self._batch.create_namespaced_job(namespace, cast(Any, job), _preload_content=False).data
+            self.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", "create jobs", body=job)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -96,22 +105,19 @@ class Cluster:
         Foreground keeps the Job visible (with a deletionTimestamp) until its pods have finished their
         grace period, so a sweep sees a capture that is still flushing rather than one that vanished.
         """
-        try:
-            with eks.kube_errors(self.name, "delete jobs"):
-                self._batch.delete_namespaced_job(
-                    name, namespace, propagation_policy=propagation, _preload_content=False
-                ).data
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
+        return self._delete(
+            f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+            "delete jobs",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+        )
 
     def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete a pod gracefully; False when it is already gone."""
+        return self._delete(f"/api/v1/namespaces/{namespace}/pods/{name}", "delete pods", None)
+
+    def _delete(self, path: str, operation: str, options: dict[str, Any] | None) -> bool:
         try:
-            with eks.kube_errors(self.name, "delete pods"):
-                self._core.delete_namespaced_pod(name, namespace, _preload_content=False).data
+            self.request("DELETE", path, operation, body=options)
         except ApiException as error:
             if error.status == 404:
                 return False

@@ -24,6 +24,9 @@ NodeStatus = Literal[
 SESSION_SK = "SESSION"
 MAX_FILE_SPAN = timedelta(hours=1)  # the longest a file may cover; bounds the window query (docs/design.md)
 
+# A lock or cooldown is free when nobody holds it, when this capture holds it (a retry), or once expired.
+_CLAIM_CONDITION = "attribute_not_exists(pk) OR capture_id = :id OR #ttl < :now"
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -358,6 +361,8 @@ class CaptureStore:
         """Claim ``node`` for ``capture_id`` until ``until``; None on success, else the capture holding it.
 
         A lock held by the same capture is re-acquired (a retried invocation), an expired one is taken over.
+        One conditional put per node, run in parallel by the caller: measured against 100-item
+        transactions, no faster on DynamoDB and three times slower on the local cloud.
         """
         try:
             self._client.put_item(
@@ -370,20 +375,21 @@ class CaptureStore:
                         "ttl": int(until.timestamp()),
                     }
                 ),
-                ConditionExpression="attribute_not_exists(pk) OR capture_id = :id OR #ttl < :now",
+                ConditionExpression=_CLAIM_CONDITION,
                 ExpressionAttributeNames={"#ttl": "ttl"},
                 ExpressionAttributeValues=_serialize({":id": capture_id, ":now": int(now.timestamp())}),
             )
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
-            holder = self._client.get_item(
-                TableName=self.table_name,
-                Key=_serialize({"pk": f"LOCK#{cluster}#{node}", "sk": "LOCK"}),
-                ConsistentRead=True,
-            ).get("Item")
-            return str(_deserialize(holder)["capture_id"]) if holder else "another capture"
+            return self._lock_holder(f"LOCK#{cluster}#{node}", "LOCK")
         return None
+
+    def _lock_holder(self, pk: str, sk: str) -> str:
+        holder = self._client.get_item(
+            TableName=self.table_name, Key=_serialize({"pk": pk, "sk": sk}), ConsistentRead=True
+        ).get("Item")
+        return str(_deserialize(holder)["capture_id"]) if holder else "another capture"
 
     def release_node(self, cluster: str, node: str, capture_id: str) -> None:
         """Free ``node`` if ``capture_id`` still holds it (never another capture's lock)."""
@@ -411,19 +417,14 @@ class CaptureStore:
                         "ttl": int(until.timestamp()),
                     }
                 ),
-                ConditionExpression="attribute_not_exists(pk) OR capture_id = :id OR #ttl < :now",
+                ConditionExpression=_CLAIM_CONDITION,
                 ExpressionAttributeNames={"#ttl": "ttl"},
                 ExpressionAttributeValues=_serialize({":id": capture_id, ":now": int(now.timestamp())}),
             )
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
-            holder = self._client.get_item(
-                TableName=self.table_name,
-                Key=_serialize({"pk": f"COOLDOWN#{alarm_name}", "sk": "COOLDOWN"}),
-                ConsistentRead=True,
-            ).get("Item")
-            return str(_deserialize(holder)["capture_id"]) if holder else "another capture"
+            return self._lock_holder(f"COOLDOWN#{alarm_name}", "COOLDOWN")
         return None
 
     def release_cooldown(self, alarm_name: str, capture_id: str) -> None:
