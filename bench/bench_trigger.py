@@ -92,7 +92,7 @@ def main() -> None:
         bound = nodes * LATENCY_SECONDS
         rows.append(
             {
-                "figure": f"trigger handler, {nodes} node(s), {LATENCY_SECONDS * 1000:.0f} ms per API request",
+                "figure": f"trigger handler, {nodes} node(s), {LATENCY_SECONDS * 1000:.0f} ms a request",
                 "seconds": round(seconds, 3),
                 "jobs": jobs,
                 "reference": "sequential lower bound N x latency",
