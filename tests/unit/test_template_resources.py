@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import tomllib
 from typing import Any
 
 import pytest
 
 from eks_capture.events import StartCapture, parse_event
 from localcloud.aws import ACCOUNT_ID, REGION
-from localcloud.template import Stack
+from localcloud.template import PROJECT_ROOT, Stack
 from tests.events import load_event
 from tests.sam_transform import REQUIRED, active_resources, deployed, properties
 
@@ -230,3 +231,15 @@ def test_outputs_name_the_bucket_table_bus_and_topic() -> None:
     assert outputs["CaptureTableName"] == stack.name_of("CaptureIndexTable")
     assert outputs["CaptureEventBusName"] == stack.name_of("CaptureEventBus")
     assert outputs["NotificationTopicArn"] == stack.physical_id("NotificationTopic")
+
+
+def test_the_sample_samconfig_sets_every_required_parameter_and_names_no_unknown_one(stack: Stack) -> None:
+    config = tomllib.loads((PROJECT_ROOT / "samconfig.toml.example").read_text())["default"]["deploy"][
+        "parameters"
+    ]
+    given = {override.split("=", 1)[0] for override in config["parameter_overrides"]}
+    required = {name for name, spec in stack.template["Parameters"].items() if "Default" not in spec}
+
+    assert required <= given <= set(stack.template["Parameters"])
+    assert "CAPABILITY_IAM" in config["capabilities"].split()
+    assert "profile" not in config
