@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
 
+from eks_capture.cli import run
 from eks_capture.manifests import LABEL_CAPTURE_ID
 from eks_capture.sessions import CaptureStore
 from localcloud.cloud import LocalCloud, workdir
@@ -174,11 +176,34 @@ def main() -> int:
         for finding in session.findings:
             say(f"  finding: {finding}")
         say(f"traffic sent: {traffic.sent}; Lambda logs in {log.name}")
+        operator_view(cloud, capture_id, out)
         return 0 if session.status == "completed" and session.totals.packets > 0 else 1
     finally:
         traffic.stop()
         cloud.stop()
         log.close()
+
+
+def operator_view(cloud: LocalCloud, capture_id: str, out: Path) -> None:
+    """What the SRE does next, with the eks-capture CLI: list, show, the report, one merged pcapng."""
+    os.environ.setdefault("COLUMNS", "150")  # rich tables at a readable width when the output is not a TTY
+    os.environ.update(
+        EKS_CAPTURE_TABLE=cloud.output("CaptureTableName"),
+        EKS_CAPTURE_BUCKET=cloud.output("CaptureBucketName"),
+        EKS_CAPTURE_BUS=cloud.output("CaptureEventBusName"),
+    )
+    steps = [
+        ["list", "--cluster", CLUSTER],
+        ["show", capture_id],
+        ["report", capture_id, "-o", str(out / "report.html")],
+        ["pull", capture_id, "-o", str(out / "pcaps"), "--merge", str(out / "capture.pcapng")],
+    ]
+    for args in steps:
+        say(f"$ eks-capture {' '.join(args)}")
+        code = run(args)
+        if code != 0:
+            raise RuntimeError(f"eks-capture {args[0]} exited {code}")
+    say(f"open {out / 'report.html'} in a browser, {out / 'capture.pcapng'} in Wireshark")
 
 
 def wait_for_capture(store: CaptureStore, timeout: float = 30) -> str:
