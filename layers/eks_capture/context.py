@@ -214,16 +214,17 @@ def snapshot(
     taken_at: datetime,
     capture_id: str | None = None,
     nodes: Iterable[Mapping[str, Any]] | None = None,
+    pods: Iterable[Mapping[str, Any]] | None = None,
     limits: Limits = Limits(),
 ) -> ClusterContext:
-    """The cluster's pods, services and nodes now: one paginated list per kind (``nodes`` if given)."""
+    """The cluster's pods, services and nodes now: one paginated list per kind, none for a kind the
+    caller listed already (``nodes``; ``pods`` of every namespace)."""
     core = client.CoreV1Api(api)
     node_items = nodes if nodes is not None else _pages(cluster, core.list_node, "list nodes")
+    pod_items = pods if pods is not None else _pages(cluster, core.list_pod_for_all_namespaces, "list pods")
     with _without_cycle_collection():
         node_list, nodes_cut = _bounded(node_items, node_entry, limits.nodes)
-        pods, pods_cut = _bounded(
-            _pages(cluster, core.list_pod_for_all_namespaces, "list pods"), pod_entry, limits.pods
-        )
+        pod_list, pods_cut = _bounded(pod_items, pod_entry, limits.pods)
         services, services_cut = _bounded(
             _pages(cluster, core.list_service_for_all_namespaces, "list services"),
             service_entry,
@@ -235,7 +236,7 @@ def snapshot(
         capture_id=capture_id,
         taken_at=taken_at,
         nodes=node_list,
-        pods=pods,
+        pods=pod_list,
         services=services,
         truncated=[kind for kind, was_cut in cut.items() if was_cut],
     )

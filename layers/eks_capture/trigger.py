@@ -306,7 +306,8 @@ def start(request: _Request, deps: Deps) -> Outcome:
         store.create_session(session)
     lock_until = session.expires_at + timedelta(seconds=settings.upload_grace_seconds)
     with ThreadPoolExecutor(max_workers=1) as background:
-        context = background.submit(_snapshot, request, raw_nodes, deps) if plan.chosen else None
+        every_pod = raw_pods if request.needs_pods and request.pod_namespace is None else None
+        context = background.submit(_snapshot, request, raw_nodes, every_pod, deps) if plan.chosen else None
         with ThreadPoolExecutor(max_workers=settings.api_parallelism) as pool:
             results = list(
                 pool.map(lambda m: _start_node(m, request, cluster, lock_until, deps), plan.chosen)
@@ -356,8 +357,11 @@ def _narrowed_to_pods(request: _Request, raw_pods: list[dict[str, Any]]) -> _Req
     return replace(request, options=replace(request.options, filter=hosts, narrow_to_pods=False))
 
 
-def _snapshot(request: _Request, raw_nodes: list[dict[str, Any]], deps: Deps) -> ClusterContext | None:
-    """Who is who in the cluster as the capture starts; None (logged) when the cluster would not say."""
+def _snapshot(
+    request: _Request, raw_nodes: list[dict[str, Any]], raw_pods: list[dict[str, Any]] | None, deps: Deps
+) -> ClusterContext | None:
+    """Who is who in the cluster as the capture starts (from the lists already made, where there are
+    some); None (logged) when the cluster would not say."""
     try:
         return snapshot(
             request.cluster,
@@ -365,6 +369,7 @@ def _snapshot(request: _Request, raw_nodes: list[dict[str, Any]], deps: Deps) ->
             taken_at=deps.now(),
             capture_id=request.capture_id,
             nodes=raw_nodes,
+            pods=raw_pods,
         )
     except (CaptureError, ApiException, ValueError) as error:
         logger.warning(

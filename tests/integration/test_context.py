@@ -116,6 +116,20 @@ def test_the_snapshot_lists_each_kind_in_pages_never_one_call_per_pod(deps: Deps
     assert shop.calls.total("get", "pods") == 0
 
 
+def test_an_alarm_that_names_pods_lists_them_once_for_its_nodes_and_its_context(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    shop.calls.reset()
+
+    outcome = trigger.handle(load_event("alarm-container-insights-pod"), deps)
+
+    assert outcome.status == "running", outcome.message
+    assert shop.calls["list", "pods"] == 1
+    assert {(p.namespace, p.name) for p in _stored(deps, outcome).pods} >= {
+        (p["metadata"]["namespace"], p["metadata"]["name"]) for p in shop.objects(PODS, "payments")
+    }
+
+
 def test_a_snapshot_over_its_limit_keeps_the_limit_and_names_the_cut_kind(shop: KubeEmulator) -> None:
     _add_pods(shop, "web", 30)
 
