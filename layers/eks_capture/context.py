@@ -16,15 +16,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
-from kubernetes import client
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 
-from eks_capture import eks
 from eks_capture.nodes import NodeInfo, PodInfo
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 SCHEMA_VERSION = 1
 CONTEXT_NAME = "context.json.gz"
@@ -173,6 +174,8 @@ def node_entry(node: Mapping[str, Any]) -> NodeEntry:
 
 def _pages(cluster: str, call: Callable[..., Any], operation: str) -> Iterator[dict[str, Any]]:
     """Every item of one paginated list, page by page (a page's JSON is dropped once read)."""
+    from eks_capture import eks  # with the Kubernetes client: 0.35 s that reading a context never needs
+
     token: str | None = None
     while True:
         with eks.kube_errors(cluster, operation):
@@ -219,7 +222,9 @@ def snapshot(
 ) -> ClusterContext:
     """The cluster's pods, services and nodes now: one paginated list per kind, none for a kind the
     caller listed already (``nodes``; ``pods`` of every namespace)."""
-    core = client.CoreV1Api(api)
+    from kubernetes.client import CoreV1Api  # see _pages
+
+    core = CoreV1Api(api)
     node_items = nodes if nodes is not None else _pages(cluster, core.list_node, "list nodes")
     pod_items = pods if pods is not None else _pages(cluster, core.list_pod_for_all_namespaces, "list pods")
     with _without_cycle_collection():
