@@ -6,14 +6,16 @@ bucket and table in moto, the trigger's sample events.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-from eks_capture import eks, trigger
+from eks_capture import eks, indexer, trigger
 from eks_capture.context import ClusterContext, Limits, context_key, decode, refresh_context, snapshot
 from eks_capture.nodes import NodeInfo
 from eks_capture.trigger import Deps, Outcome
@@ -24,6 +26,7 @@ from tests.events import load_event
 
 CLUSTER = "shop-prod"
 CAPTURE_NAMESPACE = "eks-capture"
+NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 
 
 def _stored(deps: Deps, outcome: Outcome) -> ClusterContext:
@@ -206,3 +209,36 @@ def _with_ip(ip: str) -> Callable[[dict[str, Any]], None]:
         pod["status"]["podIPs"] = [{"ip": ip}]
 
     return change
+
+
+class _CountingS3:
+    """The real S3 client, counting the objects read (a spy on the indexer's reads, not a stand-in)."""
+
+    def __init__(self) -> None:
+        self._s3 = boto3.client("s3")
+        self.reads: list[str] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.reads.append(kwargs["Key"])
+        return self._s3.get_object(**kwargs)
+
+
+def test_the_indexer_reads_a_capture_s_context_once_for_all_its_files(deps: Deps, shop: KubeEmulator) -> None:
+    outcome = trigger.handle(load_event("alarm-single-metric-instance"), deps)
+    capture_id, bucket = str(outcome.capture_id), deps.settings.capture_bucket
+    pcap = (Path(__file__).resolve().parents[1] / "fixtures" / "captures" / "any-nano-head.pcap").read_bytes()
+    event = load_event("s3-object-created-notification")
+    [record] = event["Records"]
+    event["Records"] = []
+    for seq in (1, 2, 3):
+        key = f"captures/{CLUSTER}/{capture_id}/{NODE_A}/20261125T110000Z-{seq:05d}.pcap"
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=pcap)
+        copy = json.loads(json.dumps(record))
+        copy["s3"]["bucket"]["name"], copy["s3"]["object"]["key"] = bucket, key
+        event["Records"].append(copy)
+    s3 = _CountingS3()
+
+    outcomes = indexer.handle(event, deps.store, s3)
+
+    assert [o.status for o in outcomes] == ["indexed"] * 3
+    assert s3.reads.count(context_key(CLUSTER, capture_id)) == 1
