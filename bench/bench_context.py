@@ -19,8 +19,8 @@ import boto3
 from kubernetes import client
 
 from eks_capture import eks
-from eks_capture.cluster import Cluster
-from eks_capture.context import PAGE_SIZE, decode, encode, snapshot
+from eks_capture.cluster import PAGE_SIZE, Cluster
+from eks_capture.context import decode, encode, snapshot
 from localcloud.aws import REGION, start_moto_server
 from localcloud.kube import PODS, start_kube_emulator
 from localcloud.kube.resources import NAMESPACES, SERVICES
@@ -114,7 +114,7 @@ def main() -> None:
                 fetches.append(_fetch_only(api))
                 started = time.perf_counter()
                 context = snapshot(
-                    CLUSTER, api, taken_at=datetime.now(UTC), capture_id="cap-bench", nodes=nodes
+                    Cluster(CLUSTER, api), taken_at=datetime.now(UTC), capture_id="cap-bench", nodes=nodes
                 )
                 snapshots.append(time.perf_counter() - started)
             fetch_seconds, api_bytes, pages = min(fetches)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import gzip
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,11 +24,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 from eks_capture.nodes import NodeInfo, PodInfo
 
 if TYPE_CHECKING:
-    from kubernetes import client
+    from eks_capture.cluster import Cluster  # typing only: reading a context never loads the client
 
 SCHEMA_VERSION = 1
 CONTEXT_NAME = "context.json.gz"
-PAGE_SIZE = 500
 DNS_SERVICE_LABELS = {"k8s-app": "kube-dns"}
 FINISHED_PHASES = ("Succeeded", "Failed")
 
@@ -172,20 +170,6 @@ def node_entry(node: Mapping[str, Any]) -> NodeEntry:
     )
 
 
-def _pages(cluster: str, call: Callable[..., Any], operation: str) -> Iterator[dict[str, Any]]:
-    """Every item of one paginated list, page by page (a page's JSON is dropped once read)."""
-    from eks_capture import eks  # with the Kubernetes client: 0.35 s that reading a context never needs
-
-    token: str | None = None
-    while True:
-        with eks.kube_errors(cluster, operation):
-            page = json.loads(call(limit=PAGE_SIZE, _continue=token, _preload_content=False).data)
-        yield from page.get("items", [])
-        token = page.get("metadata", {}).get("continue") or None
-        if not token:
-            return
-
-
 def _bounded(
     items: Iterable[Mapping[str, Any]], reduce: Callable[[Mapping[str, Any]], Any], limit: int
 ) -> tuple[list[Any], bool]:
@@ -211,8 +195,7 @@ def _without_cycle_collection() -> Iterator[None]:
 
 
 def snapshot(
-    cluster: str,
-    api: client.ApiClient,
+    cluster: Cluster,
     *,
     taken_at: datetime,
     capture_id: str | None = None,
@@ -222,22 +205,17 @@ def snapshot(
 ) -> ClusterContext:
     """The cluster's pods, services and nodes now: one paginated list per kind, none for a kind the
     caller listed already (``nodes``; ``pods`` of every namespace)."""
-    from kubernetes.client import CoreV1Api  # see _pages
-
-    core = CoreV1Api(api)
-    node_items = nodes if nodes is not None else _pages(cluster, core.list_node, "list nodes")
-    pod_items = pods if pods is not None else _pages(cluster, core.list_pod_for_all_namespaces, "list pods")
+    node_items = nodes if nodes is not None else cluster.pages("/api/v1/nodes", "list nodes")
+    pod_items = pods if pods is not None else cluster.pages("/api/v1/pods", "list pods")
     with _without_cycle_collection():
         node_list, nodes_cut = _bounded(node_items, node_entry, limits.nodes)
         pod_list, pods_cut = _bounded(pod_items, pod_entry, limits.pods)
         services, services_cut = _bounded(
-            _pages(cluster, core.list_service_for_all_namespaces, "list services"),
-            service_entry,
-            limits.services,
+            cluster.pages("/api/v1/services", "list services"), service_entry, limits.services
         )
     cut = {"nodes": nodes_cut, "pods": pods_cut, "services": services_cut}
     return ClusterContext(
-        cluster=cluster,
+        cluster=cluster.name,
         capture_id=capture_id,
         taken_at=taken_at,
         nodes=node_list,
@@ -313,12 +291,12 @@ def merged(earlier: ClusterContext, later: ClusterContext, limits: Limits = Limi
 
 
 def refresh_context(
-    s3: Any, bucket: str, cluster: str, capture_id: str, api: client.ApiClient, *, now: datetime
+    s3: Any, bucket: str, cluster: Cluster, capture_id: str, *, now: datetime
 ) -> ClusterContext:
     """At the end of a long capture: snapshot again and store it merged with the start's snapshot, so
     pods that came (or took over an address) while it ran are named too."""
-    later = snapshot(cluster, api, taken_at=now, capture_id=capture_id)
-    earlier = load_context(s3, bucket, cluster, capture_id)
+    later = snapshot(cluster, taken_at=now, capture_id=capture_id)
+    earlier = load_context(s3, bucket, cluster.name, capture_id)
     context = later if earlier is None else merged(earlier, later)
     store_context(s3, bucket, context)
     return context

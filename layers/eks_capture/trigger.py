@@ -18,7 +18,6 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from kubernetes.client.exceptions import ApiException
 
-from eks_capture import eks
 from eks_capture.cluster import Cluster
 from eks_capture.context import ClusterContext, pod_entry, snapshot, store_context
 from eks_capture.errors import CaptureError, CaptureNotFound, CaptureRejected
@@ -364,8 +363,7 @@ def _snapshot(
     some); None (logged) when the cluster would not say."""
     try:
         return snapshot(
-            request.cluster,
-            eks.api_client(request.cluster),
+            deps.cluster(request.cluster),
             taken_at=deps.now(),
             capture_id=request.capture_id,
             nodes=raw_nodes,

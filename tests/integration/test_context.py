@@ -15,7 +15,8 @@ from typing import Any
 
 import boto3
 
-from eks_capture import eks, indexer, trigger
+from eks_capture import indexer, trigger
+from eks_capture.cluster import Cluster
 from eks_capture.context import ClusterContext, Limits, context_key, decode, refresh_context, snapshot
 from eks_capture.nodes import NodeInfo
 from eks_capture.trigger import Deps, Outcome
@@ -136,7 +137,7 @@ def test_an_alarm_that_names_pods_lists_them_once_for_its_nodes_and_its_context(
 def test_a_snapshot_over_its_limit_keeps_the_limit_and_names_the_cut_kind(shop: KubeEmulator) -> None:
     _add_pods(shop, "web", 30)
 
-    context = snapshot(CLUSTER, eks.api_client(CLUSTER), taken_at=_now(), limits=Limits(pods=10, services=50))
+    context = snapshot(Cluster(CLUSTER), taken_at=_now(), limits=Limits(pods=10, services=50))
 
     assert len(context.pods) == 10
     assert context.truncated == ["pods"]
@@ -184,9 +185,8 @@ def test_a_refreshed_context_also_names_pods_that_came_while_the_capture_ran(
     refreshed = refresh_context(
         boto3.client("s3"),
         deps.settings.capture_bucket,
-        CLUSTER,
+        Cluster(CLUSTER),
         capture_id,
-        eks.api_client(CLUSTER),
         now=_now(),
     )
 
