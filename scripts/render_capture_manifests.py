@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+
 from eks_capture.ids import capture_id_for_event
 from eks_capture.manifests import CaptureSpec, capture_job, job_name
 from eks_capture.nodes import NodeInfo, Taint

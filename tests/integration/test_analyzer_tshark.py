@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from eks_capture.pcap import CaptureSummary, analyze_file
 
+from eks_capture.pcap import CaptureSummary, analyze_file
 from tests.fixtures import fault_agents
 from tests.fixtures.traffic import Captures
 

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+
 from eks_capture.errors import CaptureRejected
 from eks_capture.events import (
     AlarmStateChange,
@@ -16,7 +17,6 @@ from eks_capture.events import (
     StopCapture,
     parse_event,
 )
-
 from tests.events import event_names, load_event
 
 KIND_BY_PREFIX: dict[str, type[Any]] = {

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from eks_capture.ids import (
     capture_id_for_event,
     capture_started_at,
@@ -13,9 +16,6 @@ from eks_capture.ids import (
     parse_capture_id,
 )
 from eks_capture.kube_names import label_value_error
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.events import event_names, load_event
 
 START = datetime(2026, 11, 25, 10, 2, 13, tzinfo=UTC)

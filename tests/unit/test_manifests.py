@@ -8,6 +8,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from eks_capture.ids import capture_id_for_event
 from eks_capture.kube_names import dns1123_label_error, label_value_error
 from eks_capture.manifests import CaptureSpec, capture_job, capture_selector, job_name
@@ -15,8 +18,6 @@ from eks_capture.nodes import NodeInfo, Taint
 from eks_capture.options import CaptureOptions
 from eks_capture.selectors import LabelSelector
 from eks_capture.settings import Settings
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SCHEMA_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "ash", "dash"}

@@ -7,10 +7,10 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from eks_capture.pcap import CaptureSummary, analyze, summaries
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eks_capture.pcap import CaptureSummary, analyze, summaries
 from tests.fixtures.packets import (
     ACK,
     CLIENT,

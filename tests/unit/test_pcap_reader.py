@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from eks_capture.pcap import CaptureReader
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eks_capture.pcap import CaptureReader
 from tests.fixtures.packets import Packet, ethernet, ipv4, pcap, pcapng, sll2, tcp
 
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"

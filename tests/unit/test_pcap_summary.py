@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pydantic
 import pytest
-from eks_capture.cli import app
-from eks_capture.pcap import CaptureSummary, analyze, analyze_file
 from typer.testing import CliRunner
 
+from eks_capture.cli import app
+from eks_capture.pcap import CaptureSummary, analyze, analyze_file
 from tests.fixtures.packets import ACK, CLIENT, RST, SERVER, SYN, Packet, dns, ethernet, ipv4, pcap, tcp, udp
 
 T0 = 1_764_000_000_123_456_000

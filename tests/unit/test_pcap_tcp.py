@@ -7,9 +7,9 @@ import socket
 import struct
 
 import pytest
+
 from eks_capture.pcap import TcpSummary, analyze
 from eks_capture.pcap.tcp import TcpAnalyzer
-
 from tests.fixtures.packets import ACK, CLIENT, FIN, PSH, RST, SERVER, SYN, Packet, ethernet, ipv4, pcap, tcp
 
 MS = 1_000_000

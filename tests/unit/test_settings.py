@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from eks_capture.errors import SettingsInvalid
 from eks_capture.settings import MIB, NodeFallback, Settings
-from pydantic import ValidationError
 
 REQUIRED = {
     "CAPTURE_BUCKET": "eks-capture-123456789012-us-west-2",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from eks_capture.errors import CaptureRejected
 from eks_capture.events import AlarmStateChange, StartCapture, parse_event
 from eks_capture.options import (
@@ -15,7 +16,6 @@ from eks_capture.options import (
     capture_options_from_tags,
 )
 from eks_capture.settings import NodeFallback, Settings
-
 from tests.events import load_event
 
 DEFAULTS = CaptureOptions(duration_seconds=300, snaplen=262144, filter=None, fallback=NodeFallback.NONE)

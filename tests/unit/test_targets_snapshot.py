@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from eks_capture.nodes import NodeInfo, PodInfo, Taint, parse_provider_id
 
 
