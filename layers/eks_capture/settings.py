@@ -41,7 +41,7 @@ class Settings(BaseModel):
     idempotency_table: str
     capture_namespace: str = "eks-capture"
     capture_image: str
-    capture_service_account: str = "eks-capture-agent"
+    capture_service_account: str = "eks-capture-uploader"
     alarm_name_prefix: str = "eks-capture-"
     default_cluster: str | None = None
     expected_account: str | None = None
