@@ -1,4 +1,5 @@
-"""The agent's command line: ``capture`` and ``upload`` (see docs/design.md and capture-image/README.md)."""
+"""The agent's command line: ``capture``, ``upload``, and the recorder's ``record`` and ``recorder``
+(see docs/design.md and capture-image/README.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aws_lambda_powertools import Logger
 
@@ -22,6 +23,7 @@ EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 MAX_SNAPLEN = 262144
+RECORD_SNAPLEN = 128  # the recorder keeps headers only unless asked for more
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,7 +106,48 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="how long past the capture's planned end to wait for its completion marker (60)",
     )
+    _add_recorder_roles(roles)
     return parser
+
+
+def _add_recorder_roles(roles: Any) -> None:
+    """``record``: tcpdump into the ring until SIGTERM; ``recorder``: keep the ring, upload asked windows."""
+    record = roles.add_parser("record", help="run tcpdump into the recorder's ring until stopped")
+    record.add_argument("--spool", type=Path, required=True, help="the ring's directory")
+    record.add_argument("--interface", default="any", help="tcpdump -i (default: any)")
+    record.add_argument(
+        "--snaplen", type=_int_at_least(1, MAX_SNAPLEN), default=RECORD_SNAPLEN, help="headers only (128)"
+    )
+    record.add_argument("--rotate-seconds", type=_int_at_least(1), default=10, help="tcpdump -G (10)")
+    record.add_argument("--rotate-megabytes", type=_int_at_least(0), default=8, help="tcpdump -C (8)")
+    record.add_argument("--filter", default="", help="BPF filter, passed to tcpdump as one argument")
+    record.add_argument("--buffer-kib", type=_int_at_least(64), default=8192, help="tcpdump -B (8192)")
+    record.add_argument("--tcpdump", default="tcpdump", help="tcpdump binary (default: tcpdump on PATH)")
+
+    recorder = roles.add_parser("recorder", help="keep the ring within its budget; upload asked windows")
+    recorder.add_argument("--spool", type=Path, required=True, help="the ring's directory")
+    recorder.add_argument("--bucket", required=True, help="capture bucket")
+    recorder.add_argument(
+        "--request-file", type=Path, required=True, help="downward-API file of the pod's annotations"
+    )
+    recorder.add_argument("--ring-minutes", type=_seconds, default=10.0, help="age limit of the ring (10)")
+    recorder.add_argument(
+        "--budget-bytes", type=_int_at_least(1), default=1 << 30, help="ring byte budget (1 GiB)"
+    )
+    recorder.add_argument(
+        "--compression", type=Codec, choices=list(Codec), default=Codec.ZSTD, help="default zstd"
+    )
+    recorder.add_argument("--compression-level", type=int, default=None, help="zstd 1-19 (1), gzip 1-9 (6)")
+    recorder.add_argument("--poll-seconds", type=_seconds, default=1.0, help="request check interval (1)")
+    recorder.add_argument(
+        "--settle-seconds",
+        type=_seconds,
+        default=15.0,
+        help="past a window's end, how long the open file may take to rotate before it is copied (15)",
+    )
+    recorder.add_argument(
+        "--grace-seconds", type=_seconds, default=25.0, help="time to finish windows after SIGTERM (25)"
+    )
 
 
 def _spool(path: Path) -> Path:
@@ -115,6 +158,8 @@ def _spool(path: Path) -> Path:
 
 def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     logger = agent_logger(args.role)
+    if args.role in ("record", "recorder"):
+        return _run_recorder_role(args, environ, logger)
     identity = identity_from_env(environ)
     logger.append_keys(**identity.log_keys())
     if args.role == "capture":
@@ -150,6 +195,49 @@ def _run_upload(args: argparse.Namespace, identity: Identity, logger: Logger) ->
         _spool(args.spool), target, args.grace_seconds, args.poll_seconds, args.marker_wait_seconds
     )
     return Uploader(request, identity, s3_client(), logger).run()
+
+
+def _run_recorder_role(args: argparse.Namespace, environ: Mapping[str, str], logger: Logger) -> int:
+    from eks_capture_agent.recorder import RECORD_FOREVER_SECONDS, RECORDER_CAPTURE_ID
+
+    node = identity_from_env({**environ, "CAPTURE_ID": RECORDER_CAPTURE_ID})
+    logger.append_keys(cluster=node.cluster, node=node.node)
+    if args.role == "record":
+        settings = CaptureSettings(
+            interface=args.interface,
+            filter=args.filter,
+            snaplen=args.snaplen,
+            rotate_seconds=args.rotate_seconds,
+            rotate_megabytes=args.rotate_megabytes,
+            buffer_kib=args.buffer_kib,
+        )
+        request = CaptureRequest(_spool(args.spool), RECORD_FOREVER_SECONDS, settings, args.tcpdump)
+        return run_capture(request, node, logger)
+    from eks_capture_agent.recorder import Recorder, RecorderRequest
+    from eks_capture_agent.s3client import s3_client
+
+    if not BUCKET.match(args.bucket):
+        raise SettingError("--bucket", f"{args.bucket!r} is not a valid S3 bucket name")
+    level = args.compression_level if args.compression_level is not None else DEFAULT_LEVELS[args.compression]
+    try:
+        Compression(args.compression, level)
+    except ValueError as error:
+        raise SettingError("--compression-level", str(error)) from error
+    if args.ring_minutes <= 0:
+        raise SettingError("--ring-minutes", "must be more than 0")
+    recorder_request = RecorderRequest(
+        spool=_spool(args.spool),
+        bucket=args.bucket,
+        request_file=args.request_file,
+        ring_seconds=args.ring_minutes * 60,
+        budget_bytes=args.budget_bytes,
+        codec=args.compression.value,
+        level=level,
+        poll_seconds=args.poll_seconds,
+        settle_seconds=args.settle_seconds,
+        grace_seconds=args.grace_seconds,
+    )
+    return Recorder(recorder_request, node, s3_client(), logger).run()
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -1,0 +1,426 @@
+"""The recorder: a ring of tcpdump files kept on the node, uploaded only for the windows asked of it.
+
+The ``record`` role is the capture role without an end (until SIGTERM). The ``recorder`` role keeps the
+spool a ring -- files older than the ring length, and the oldest files whenever usage plus headroom
+would pass the byte budget, are evicted -- and polls the downward-API annotations file: each new window
+request uploads every file meeting [from, to] to the capture's prefix (same keys and metadata as any
+capture, plus ``pre-trigger``), then a manifest saying how far back the capture reaches. Files stay in
+the ring after an upload: the next window may need them too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
+from eks_capture_agent.compression import Codec, Compression
+from eks_capture_agent.identity import Identity, SettingError
+from eks_capture_agent.ledger import DroppedFile, UploadedFile
+from eks_capture_agent.manifest import MANIFEST
+from eks_capture_agent.objects import pcap_key, pcap_metadata
+from eks_capture_agent.pcapscan import NotPcapError, scan_pcap
+from eks_capture_agent.recorder_windows import (
+    WINDOW_REQUEST_ANNOTATION,
+    RingFile,
+    WindowRequest,
+    overlapping,
+    parse_annotations,
+    parse_window_request,
+    reach_verdict,
+    window_settled,
+)
+from eks_capture_agent.s3client import S3Client, put_bytes, put_file
+from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
+from eks_capture_agent.timestamps import iso_utc
+from eks_capture_agent.upload import UPLOAD_ERRORS
+
+RECORD_FOREVER_SECONDS = 10 * 365 * 24 * 3600
+RECORDER_CAPTURE_ID = "cap-00000000T000000Z-00000000"  # the ring's own files belong to no capture yet
+CHECK_SECONDS = 0.1
+STATE = ".recorder-state.json"
+SERVED_KEPT = 200
+SCHEMA = 1
+EXIT_OK = 0
+
+
+@dataclass(frozen=True)
+class RecorderRequest:
+    """Everything the recorder role was asked to do."""
+
+    spool: Path
+    bucket: str
+    request_file: Path
+    ring_seconds: float
+    budget_bytes: int
+    codec: str = "zstd"
+    level: int = 1
+    poll_seconds: float = 1.0
+    settle_seconds: float = 15.0
+    grace_seconds: float = 25.0
+
+
+@dataclass
+class Evictions:
+    """What the ring has let go of: counts by reason, and the peak spool usage seen."""
+
+    by_reason: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    peak_spool_bytes: int = 0
+
+
+class RingKeeper:
+    """Evicts the oldest closed files past the ring length or over the budget (never the one in flight)."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        ring_seconds: float,
+        budget_bytes: int,
+        protected: Callable[[], set[str]],
+        logger: Logger,
+    ) -> None:
+        self.spool = spool
+        self.ring_seconds = ring_seconds
+        self.budget_bytes = budget_bytes
+        self.lock = threading.Lock()
+        self.in_flight: PcapName | None = None
+        self.evictions = Evictions()
+        self._protected = protected
+        self._logger = logger
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ring-keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(CHECK_SECONDS):
+            try:
+                self.enforce()
+            except OSError as error:
+                self._logger.warning("ring check failed", extra={"error": str(error)})
+
+    def enforce(self) -> None:
+        """One check: age out old files, then drop the oldest while usage plus headroom passes the budget."""
+        usage = self.spool.usage_bytes()
+        self.evictions.peak_spool_bytes = max(self.evictions.peak_spool_bytes, usage)
+        present = self.spool.pcap_names()
+        closed = closed_files(present, self.spool.path(COMPLETION_MARKER).exists())
+        candidates: list[tuple[SpoolFile, float]] = []
+        for name in closed:
+            try:
+                stat = self.spool.path(name.filename).stat()
+            except FileNotFoundError:
+                continue
+            candidates.append((SpoolFile(name, stat.st_blocks * 512), stat.st_mtime))
+        protected = self._protected()
+        oldest_kept = time.time() - self.ring_seconds
+        with self.lock:
+            for spool_file, mtime in candidates:
+                if mtime < oldest_kept and spool_file.name.filename not in protected:
+                    usage -= self._evict(spool_file, "ring")
+            headroom = self._headroom(present[-1]) if len(present) > len(closed) else 0
+            left = [c for c, _ in candidates if self.spool.path(c.name.filename).exists()]
+            for victim in files_to_drop(left, usage, self.budget_bytes, self.in_flight, headroom):
+                self._evict(victim, "budget")
+
+    def _headroom(self, open_file: PcapName) -> int:
+        settings = (self.spool.read_json(CAPTURE_RECORD) or {}).get("settings")
+        if not settings:
+            return 0
+        try:
+            open_bytes = self.spool.path(open_file.filename).stat().st_blocks * 512
+        except FileNotFoundError:
+            open_bytes = 0
+        rotate_bytes = int(settings["rotate_megabytes"]) * 1_000_000
+        return open_file_headroom(rotate_bytes, int(settings["snaplen"]), open_bytes)
+
+    def _evict(self, victim: SpoolFile, reason: str) -> int:
+        if victim.name == self.in_flight:
+            return 0
+        try:
+            self.spool.path(victim.name.filename).unlink()
+        except FileNotFoundError:
+            return 0
+        self.evictions.by_reason[reason] = self.evictions.by_reason.get(reason, 0) + 1
+        self.evictions.bytes += victim.bytes
+        return victim.bytes
+
+
+@dataclass
+class Window:
+    """One request being served: the files it wants, those it got, those the ring lost first."""
+
+    request: WindowRequest
+    received_at: float
+    wanted: set[str] = field(default_factory=set)
+    uploaded: dict[str, UploadedFile] = field(default_factory=dict)
+    dropped: list[DroppedFile] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class Recorder:
+    """The recorder role's loop and state; ``run()`` returns the process exit code."""
+
+    def __init__(self, request: RecorderRequest, node: Identity, client: S3Client, logger: Logger) -> None:
+        self.request = request
+        self.node = node
+        self.client = client
+        self.logger = logger
+        self.spool = Spool(request.spool)
+        self.compression = Compression(Codec(request.codec), request.level)
+        self.keeper = RingKeeper(
+            self.spool, request.ring_seconds, request.budget_bytes, self._protected, logger
+        )
+        self.windows: dict[str, Window] = {}
+        self.served: list[str] = list((self.spool.read_json(STATE) or {}).get("served", []))
+        self.started_at = time.time()
+        self._stop_by: float | None = None
+        self._wake = threading.Event()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.keeper.start()
+        self.logger.info("recorder running", extra={"ring_seconds": self.request.ring_seconds})
+        try:
+            while self._stop_by is None or (self.windows and time.monotonic() < self._stop_by):
+                self.step()
+                self._wake.wait(self.request.poll_seconds)
+        finally:
+            for window in list(self.windows.values()):
+                window.errors.append("the recorder stopped before the window was settled")
+                self._finish(window)
+            self.keeper.stop()
+        return EXIT_OK
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        if self._stop_by is None:
+            self._stop_by = time.monotonic() + self.request.grace_seconds
+        self._wake.set()
+
+    def _protected(self) -> set[str]:
+        """Files an open window still needs: the ring's age limit spares them (the budget does not)."""
+        return {name for window in list(self.windows.values()) for name in window.wanted}
+
+    def step(self) -> None:
+        """Take in a new request, upload what the open windows can take now, close the settled ones."""
+        self._read_request()
+        for window in list(self.windows.values()):
+            self._serve(window)
+
+    def _read_request(self) -> None:
+        try:
+            text = self.request.request_file.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        raw = parse_annotations(text).get(WINDOW_REQUEST_ANNOTATION)
+        if raw is None:
+            return
+        try:
+            window = parse_window_request(raw, self.node.cluster, self.node.node)
+        except SettingError as error:
+            extra = {"field": error.field, "error": error.problem}
+            self.logger.error("ignored a window request", extra=extra)
+            return
+        if window.capture_id in self.served or window.capture_id in self.windows:
+            return
+        self.logger.info(
+            "window requested",
+            extra={"capture_id": window.capture_id, "from": iso_utc(window.start), "to": iso_utc(window.end)},
+        )
+        self.windows[window.capture_id] = Window(window, time.time())
+
+    def ring_files(self) -> list[RingFile]:
+        """The ring's files with their spans; the newest is open until the record role has stopped."""
+        present = self.spool.pcap_names()
+        closed = set(closed_files(present, self.spool.path(COMPLETION_MARKER).exists()))
+        files = []
+        for name in present:
+            try:
+                mtime = self.spool.path(name.filename).stat().st_mtime
+            except FileNotFoundError:
+                continue
+            files.append(RingFile(name, name.period_start, mtime, name in closed))
+        return files
+
+    def _serve(self, window: Window) -> None:
+        files = self.ring_files()
+        meeting = overlapping(files, window.request)
+        window.wanted |= {item.name.filename for item in meeting}
+        for item in meeting:
+            if item.closed and item.name.filename not in window.uploaded:
+                self._upload(window, item.name)
+        present = {item.name.filename for item in self.ring_files()}
+        for name in sorted(window.wanted - set(window.uploaded) - present):
+            if name not in {dropped.name for dropped in window.dropped}:
+                window.dropped.append(DroppedFile(name, -1, 0, iso_utc(time.time()), "evicted before upload"))
+        now = time.time()
+        if window_settled(files, window.request, now):
+            self._finish(window)
+        elif now > window.request.end + self.request.settle_seconds:
+            # A quiet interface never makes tcpdump rotate: take what it has written of the open file.
+            for item in meeting:
+                if not item.closed and item.name.filename not in window.uploaded:
+                    self._upload(window, item.name, still_open=True)
+                    window.notes.append(f"{item.name.filename} was still open: uploaded as far as written")
+            self._finish(window)
+
+    def _upload(self, window: Window, name: PcapName, still_open: bool = False) -> None:
+        path = self.spool.path(name.filename)
+        with self.keeper.lock:
+            if not path.exists():
+                return
+            self.keeper.in_flight = name
+        copy = self.spool.path(f".{window.request.capture_id}-{name.filename}")
+        try:
+            try:
+                if still_open:
+                    path = _whole_records_copy(path, copy)
+                summary = scan_pcap(path)
+            except NotPcapError as error:
+                if not still_open:  # an open file tcpdump has not flushed yet holds no whole packet
+                    window.errors.append(f"{name.filename}: {error}")
+                return
+            seq = len(window.uploaded)
+            start = summary.first_packet if summary.first_packet is not None else name.period_start
+            key = pcap_key(window.request.prefix, start, seq, self.compression.suffix)
+            metadata = pcap_metadata(self._identity(window), self._filter(), seq, summary)
+            ends = summary.last_packet if summary.last_packet is not None else name.period_start
+            if ends < window.request.trigger_at:
+                metadata["pre-trigger"] = "true"
+            size = path.stat().st_size
+            stored = put_file(self.client, self.request.bucket, key, path, self.compression, metadata)
+        except UPLOAD_ERRORS as error:  # the file stays wanted and is retried at the next step
+            self.logger.warning("window upload failed", extra={"file": name.filename, "error": str(error)})
+            return
+        finally:
+            copy.unlink(missing_ok=True)
+            with self.keeper.lock:
+                self.keeper.in_flight = None
+        window.uploaded[name.filename] = UploadedFile(
+            name=name.filename,
+            key=key,
+            seq=seq,
+            bytes=size,
+            stored_bytes=stored.stored_bytes,
+            packets=summary.packets,
+            first_packet=metadata.get("first-packet"),
+            last_packet=metadata.get("last-packet"),
+            truncated_bytes=summary.trailing_bytes,
+            uploaded_at=iso_utc(time.time()),
+        )
+        self.logger.info(
+            "uploaded",
+            extra={"capture_id": window.request.capture_id, "file": name.filename, "key": key},
+        )
+
+    def _identity(self, window: Window) -> Identity:
+        return Identity(window.request.capture_id, self.node.cluster, self.node.node, self.node.instance_id)
+
+    def _filter(self) -> str:
+        settings: dict[str, Any] = (self.spool.read_json(CAPTURE_RECORD) or {}).get("settings") or {}
+        return str(settings.get("filter", ""))
+
+    def _finish(self, window: Window) -> None:
+        manifest = self.window_manifest(window)
+        key = f"{window.request.prefix}{MANIFEST}"
+        body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        try:
+            put_bytes(self.client, self.request.bucket, key, body, "application/json")
+        except UPLOAD_ERRORS as error:  # retried at the next step while time remains
+            self.logger.warning("window manifest upload failed", extra={"error": str(error)})
+            if self._stop_by is None:
+                return
+        self.windows.pop(window.request.capture_id, None)
+        self.served = [*self.served, window.request.capture_id][-SERVED_KEPT:]
+        self.spool.write_json(STATE, {"served": self.served})
+        self.logger.info(
+            "window served",
+            extra={
+                "capture_id": window.request.capture_id,
+                "status": manifest["status"],
+                "files": manifest["totals"]["files"],
+                "reach": manifest["window"]["reach"],
+            },
+        )
+
+    def window_manifest(self, window: Window) -> dict[str, Any]:
+        """The per-node manifest of a window: the capture manifest's fields plus the window and its reach."""
+        request = window.request
+        files = sorted(window.uploaded.values(), key=lambda item: item.seq)
+        firsts = [item.first_packet for item in files if item.first_packet]
+        reached_from = min(_epoch(first) for first in firsts) if firsts else None
+        reach = reach_verdict(request, reached_from)
+        reasons = list(window.errors)
+        if window.dropped:
+            reasons.append(f"{len(window.dropped)} file(s) of the window left the ring before their upload")
+        return {
+            "schema": SCHEMA,
+            **asdict(self._identity(window)),
+            "source": "recorder",
+            "status": "incomplete" if reasons else "complete",
+            "incomplete_reasons": reasons,
+            "notes": window.notes,
+            "window": {
+                "from": iso_utc(request.start),
+                "to": iso_utc(request.end),
+                "trigger_at": iso_utc(request.trigger_at),
+                "requested_at": iso_utc(window.received_at),
+                "reached_from": iso_utc(reached_from) if reached_from is not None else None,
+                "lookback_asked_seconds": round(request.trigger_at - request.start, 3),
+                "lookback_held_seconds": round(max(0.0, request.trigger_at - reached_from), 3)
+                if reached_from is not None
+                else 0.0,
+                "reach": reach or "the ring held the whole lookback asked",
+            },
+            "capture": {"requested": self.spool.read_json(CAPTURE_RECORD), "completion": None},
+            "recorder": {
+                "ring_seconds": self.request.ring_seconds,
+                "budget_bytes": self.request.budget_bytes,
+                "evictions": asdict(self.keeper.evictions),
+            },
+            "upload": {"bucket": self.request.bucket, "prefix": request.prefix, "codec": self.request.codec},
+            "files": [asdict(item) for item in files],
+            "totals": {
+                "files": len(files),
+                "packets": sum(item.packets or 0 for item in files),
+                "bytes": sum(item.bytes for item in files),
+                "stored_bytes": sum(item.stored_bytes for item in files),
+                "pre_trigger_files": sum(
+                    1 for item in files if item.last_packet and _epoch(item.last_packet) < request.trigger_at
+                ),
+            },
+            "dropped": {"files": len(window.dropped), "items": [asdict(item) for item in window.dropped]},
+            "written_at": iso_utc(time.time()),
+        }
+
+
+def _whole_records_copy(path: Path, copy: Path) -> Path:
+    """A copy of a file tcpdump is still writing, cut after its last whole record."""
+    size = path.stat().st_size
+    with path.open("rb") as source, copy.open("wb") as target:
+        target.write(source.read(size))
+    os.truncate(copy, size - scan_pcap(copy).trailing_bytes)
+    return copy
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
