@@ -1,8 +1,9 @@
 """Reads template.yaml the way CloudFormation would, so the local cloud runs the wiring we deploy.
 
 Only what the template uses is resolved: Ref (parameters, pseudo parameters, resources' physical
-names), Fn::Sub, Fn::GetAtt (Arn/Name), Fn::Join, Fn::If/Fn::Equals over parameters. Anything else
-raises, so a template change the local cloud cannot follow fails loudly instead of silently.
+names; a CommaDelimitedList as a list), Fn::Sub, Fn::GetAtt (Arn/Name), Fn::Join, Fn::If/Fn::Equals
+over parameters. Anything else raises, so a template change the local cloud cannot follow fails
+loudly instead of silently.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ class Stack:
         if name in pseudo:
             return pseudo[name]
         if name in self.values:
+            if self.template["Parameters"][name].get("Type") == "CommaDelimitedList":
+                return self.values[name].split(",")
             return self.values[name]
         return self.physical_id(name)
 
@@ -198,7 +201,7 @@ class Stack:
                 parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 return self._get_att(parts[0], parts[1])
             if key == "Fn::Join":
-                return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
+                return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
             if key == "Fn::Equals":
                 return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
             if key == "Fn::Not":

@@ -1,0 +1,157 @@
+"""docs/security.md's controls, asserted on the template as CloudFormation receives it (SAM-transformed,
+parameters bound): who may start a capture, which events the functions trust, where pods may write."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from eks_capture.ids import capture_id_for_event
+from eks_capture.manifests import CaptureSpec, capture_job
+from eks_capture.nodes import NodeInfo
+from eks_capture.options import CaptureOptions
+from eks_capture.settings import Settings
+from localcloud.aws import ACCOUNT_ID
+from localcloud.template import PROJECT_ROOT, Stack
+from tests.sam_transform import REQUIRED, active_resources, deployed, properties
+
+CLUSTER = REQUIRED["ClusterName"]
+ONCALL = f"arn:aws:iam::{ACCOUNT_ID}:role/oncall"
+SRE = "arn:aws:iam::210987654321:role/sre-*"
+SECURITY_DOC = PROJECT_ROOT / "docs" / "security.md"
+STARTED = datetime(2026, 11, 25, 10, 2, 13, tzinfo=UTC)
+NODE = NodeInfo(name="ip-10-0-1-23.ec2.internal", instance_id="i-0a1b2c3d4e5f60718")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    return deployed()
+
+
+def _bus_policy(stack: Stack) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = properties(stack, "CaptureEventBus")["Policy"]["Statement"]
+    return statements
+
+
+def _rules(stack: Stack) -> list[dict[str, Any]]:
+    return [
+        stack.resolve({k: v for k, v in rule["Properties"].items() if k != "Targets"})
+        for rule in active_resources(stack, "AWS::Events::Rule").values()
+    ]
+
+
+def test_by_default_only_principals_of_this_account_may_put_request_events(stack: Stack) -> None:
+    (allow,) = _bus_policy(stack)
+
+    assert allow["Effect"] == "Allow"
+    assert allow["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}
+    assert not [s for s in _bus_policy(stack) if s["Effect"] == "Deny"]
+    assert allow["Action"] == "events:PutEvents"
+    assert allow["Resource"] == stack.arn("CaptureEventBus")
+
+
+def test_named_request_principals_alone_may_put_request_events() -> None:
+    stack = deployed(CaptureRequestPrincipals=f"{ONCALL},{SRE}")
+    statements = _bus_policy(stack)
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+
+    assert allow["Principal"] == {"AWS": [ONCALL, SRE]}
+    assert deny["Principal"] == "*"
+    assert deny["Action"] == allow["Action"] == "events:PutEvents"
+    assert deny["Resource"] == allow["Resource"] == stack.arn("CaptureEventBus")
+    assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [ONCALL, SRE]}}
+
+
+def test_manual_requests_are_heard_only_on_the_request_bus(stack: Stack) -> None:
+    bus = stack.name_of("CaptureEventBus")
+    manual = [r for r in _rules(stack) if "eks-capture" in r.get("EventPattern", {}).get("source", [])]
+    on_default_bus = [r for r in _rules(stack) if r.get("EventBusName", "default") == "default"]
+
+    assert [r["EventBusName"] for r in manual] == [bus]
+    for rule in on_default_bus:  # PutEvents may not use an aws.* source, so nobody can forge these
+        sources = rule.get("EventPattern", {}).get("source", [])
+        assert "ScheduleExpression" in rule or (sources and all(s.startswith("aws.") for s in sources)), rule
+
+
+def test_every_function_rejects_events_from_another_account(stack: Stack) -> None:
+    for function_id in ("TriggerFunction", "TeardownFunction", "IndexerFunction"):
+        environment = properties(stack, function_id)["Environment"]["Variables"]
+
+        assert environment["EXPECTED_ACCOUNT"] == ACCOUNT_ID, function_id
+        assert Settings.from_env(environment).expected_account == ACCOUNT_ID
+
+
+def test_no_bucket_policy_allows_anyone_at_large(stack: Stack) -> None:
+    for policy_id in active_resources(stack, "AWS::S3::BucketPolicy"):
+        for statement in properties(stack, policy_id)["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Allow":
+                assert statement["Principal"] not in ("*", {"AWS": "*"}), policy_id
+
+
+def test_tls_below_1_2_is_refused_on_the_capture_bucket(stack: Stack) -> None:
+    statements = properties(stack, "CaptureBucketPolicy")["PolicyDocument"]["Statement"]
+
+    assert any(
+        s["Effect"] == "Deny"
+        and s["Principal"] == "*"
+        and s["Condition"].get("NumericLessThan", {}).get("s3:TlsVersion") == "1.2"
+        for s in statements
+    )
+
+
+def _settings(stack: Stack) -> Settings:
+    """The trigger's settings as the deployed stack gives them."""
+    variables = properties(stack, "TriggerFunction")["Environment"]["Variables"]
+    return Settings.from_env({k: str(v) for k, v in variables.items()})
+
+
+def _upload_prefix(job: dict[str, Any]) -> str:
+    containers = {c["name"]: c for c in job["spec"]["template"]["spec"]["containers"]}
+    args: list[str] = containers["upload"]["args"]
+    return args[args.index("--prefix") + 1]
+
+
+@pytest.mark.parametrize("cluster", [CLUSTER, "payments-eu"])
+def test_a_capture_pod_uploads_only_where_its_clusters_role_may_write(cluster: str) -> None:
+    stack = deployed(ClusterName=cluster)
+    (write,) = [
+        s
+        for s in properties(stack, "CaptureUploadPolicy")["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "WriteCaptures"
+    ]
+    settings = _settings(stack)
+    spec = CaptureSpec(
+        capture_id_for_event("event-1", STARTED), cluster, CaptureOptions.defaults(settings), "proof", STARTED
+    )
+    prefix = _upload_prefix(capture_job(spec, NODE, settings))
+    allowed = str(write["Resource"]).removeprefix(f"arn:aws:s3:::{settings.capture_bucket}/")
+
+    assert allowed == f"captures/{cluster}/*"
+    assert prefix.startswith(allowed.removesuffix("*"))
+    assert prefix.endswith(f"/{NODE.name}/")
+
+
+def test_a_filter_reaches_tcpdump_as_one_argument_and_no_container_runs_a_shell(stack: Stack) -> None:
+    settings = _settings(stack)
+    bpf = "tcp and (port 80 or port 443) && !icmp | udp[0:2] > 1024"
+    options = replace(CaptureOptions.defaults(settings), filter=bpf)
+    spec = CaptureSpec(capture_id_for_event("event-1", STARTED), CLUSTER, options, "proof", STARTED)
+    containers = capture_job(spec, NODE, settings)["spec"]["template"]["spec"]["containers"]
+    capture = next(c for c in containers if c["name"] == "capture")
+
+    assert capture["args"][capture["args"].index("--filter") + 1] == bpf
+    for container in containers:
+        argv = [*container.get("command", []), *container.get("args", [])]
+        assert not {"sh", "/bin/sh", "bash", "/bin/bash", "-c"} & set(argv), container["name"]
+
+
+def test_the_documented_default_snap_length_is_the_one_captures_get() -> None:
+    stated = re.search(r"default snap length is ([\d,]+) bytes", SECURITY_DOC.read_text())
+
+    assert stated is not None, "docs/security.md must state the default snap length"
+    assert int(stated[1].replace(",", "")) == Settings.model_fields["default_snaplen"].default
