@@ -355,6 +355,47 @@ class CaptureStore:
 
     # -- node locks and alarm cooldowns -----------------------------------------------------------
 
+    def _claim(self, pk: str, capture_id: str, until: datetime, now: datetime) -> str | None:
+        """Take the claim item ``pk`` for ``capture_id`` until ``until``; None, or the capture holding it."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=_serialize(
+                    {
+                        "pk": pk,
+                        "sk": pk.split("#", 1)[0],
+                        "capture_id": capture_id,
+                        "ttl": int(until.timestamp()),
+                    }
+                ),
+                ConditionExpression=_CLAIM_CONDITION,
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues=_serialize({":id": capture_id, ":now": int(now.timestamp())}),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            holder = self._client.get_item(
+                TableName=self.table_name,
+                Key=_serialize({"pk": pk, "sk": pk.split("#", 1)[0]}),
+                ConsistentRead=True,
+            ).get("Item")
+            return str(_deserialize(holder)["capture_id"]) if holder else "another capture"
+        return None
+
+    def _release(self, pk: str, capture_id: str) -> None:
+        """Drop the claim item ``pk`` if ``capture_id`` still holds it (never another capture's)."""
+        try:
+            self._client.delete_item(
+                TableName=self.table_name,
+                Key=_serialize({"pk": pk, "sk": pk.split("#", 1)[0]}),
+                ConditionExpression="capture_id = :id",
+                ExpressionAttributeValues=_serialize({":id": capture_id}),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
     def acquire_node(
         self, cluster: str, node: str, capture_id: str, until: datetime, now: datetime
     ) -> str | None:
@@ -364,81 +405,19 @@ class CaptureStore:
         One conditional put per node, run in parallel by the caller: measured against 100-item
         transactions, no faster on DynamoDB and three times slower on the local cloud.
         """
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=_serialize(
-                    {
-                        "pk": f"LOCK#{cluster}#{node}",
-                        "sk": "LOCK",
-                        "capture_id": capture_id,
-                        "ttl": int(until.timestamp()),
-                    }
-                ),
-                ConditionExpression=_CLAIM_CONDITION,
-                ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues=_serialize({":id": capture_id, ":now": int(now.timestamp())}),
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return self._lock_holder(f"LOCK#{cluster}#{node}", "LOCK")
-        return None
-
-    def _lock_holder(self, pk: str, sk: str) -> str:
-        holder = self._client.get_item(
-            TableName=self.table_name, Key=_serialize({"pk": pk, "sk": sk}), ConsistentRead=True
-        ).get("Item")
-        return str(_deserialize(holder)["capture_id"]) if holder else "another capture"
+        return self._claim(f"LOCK#{cluster}#{node}", capture_id, until, now)
 
     def release_node(self, cluster: str, node: str, capture_id: str) -> None:
         """Free ``node`` if ``capture_id`` still holds it (never another capture's lock)."""
-        try:
-            self._client.delete_item(
-                TableName=self.table_name,
-                Key=_serialize({"pk": f"LOCK#{cluster}#{node}", "sk": "LOCK"}),
-                ConditionExpression="capture_id = :id",
-                ExpressionAttributeValues=_serialize({":id": capture_id}),
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        self._release(f"LOCK#{cluster}#{node}", capture_id)
 
     def claim_cooldown(self, alarm_name: str, capture_id: str, until: datetime, now: datetime) -> str | None:
         """Start the alarm's cooldown for ``capture_id``; None on success, else the capture in cooldown."""
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=_serialize(
-                    {
-                        "pk": f"COOLDOWN#{alarm_name}",
-                        "sk": "COOLDOWN",
-                        "capture_id": capture_id,
-                        "ttl": int(until.timestamp()),
-                    }
-                ),
-                ConditionExpression=_CLAIM_CONDITION,
-                ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues=_serialize({":id": capture_id, ":now": int(now.timestamp())}),
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return self._lock_holder(f"COOLDOWN#{alarm_name}", "COOLDOWN")
-        return None
+        return self._claim(f"COOLDOWN#{alarm_name}", capture_id, until, now)
 
     def release_cooldown(self, alarm_name: str, capture_id: str) -> None:
         """End the alarm's cooldown if ``capture_id`` holds it (a capture that started nothing)."""
-        try:
-            self._client.delete_item(
-                TableName=self.table_name,
-                Key=_serialize({"pk": f"COOLDOWN#{alarm_name}", "sk": "COOLDOWN"}),
-                ConditionExpression="capture_id = :id",
-                ExpressionAttributeValues=_serialize({":id": capture_id}),
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        self._release(f"COOLDOWN#{alarm_name}", capture_id)
 
     # -- files ------------------------------------------------------------------------------------
 

@@ -77,7 +77,7 @@ def _sweep_until_closed(
 ) -> list[reaper.SweepReport]:
     """Sweep, let the cluster finish the deletions, and sweep again, as the schedule does."""
     reports = [_sweep(reaper_deps)]
-    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="capture jobs deleted")
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="capture jobs deleted")
     clock.advance(300)
     reports.append(_sweep(reaper_deps))
     return reports
@@ -87,7 +87,11 @@ def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
     deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps)
-    shop.wait_for(lambda: all(p["status"]["phase"] == "Running" for p in shop.objects(PODS, NAMESPACE)))
+    shop.wait_for(
+        lambda: [p["status"].get("phase") for p in shop.objects(PODS, NAMESPACE)] == ["Running", "Running"],
+        timeout=60,
+        what="both capture pods running",
+    )
     assert _sweep(reaper_deps).deleted == {}
 
     clock.advance(300 + deps.settings.upload_grace_seconds * 2 + 1)
@@ -170,7 +174,7 @@ def test_a_stopped_capture_ends_with_its_nodes_stopped(
     stop = load_event("stop-capture")
     stop["detail"]["capture_id"] = started.capture_id
     trigger.handle(stop, deps)
-    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="jobs deleted")
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="jobs deleted")
     clock.advance(200)
 
     report = _sweep(reaper_deps)
@@ -199,7 +203,7 @@ def test_an_orphan_job_with_no_session_is_still_reaped_after_its_expiry(
     report = _sweep(reaper_deps)
 
     assert report.deleted == {"deadline_exceeded": 1}
-    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="orphan deleted")
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="orphan deleted")
 
 
 def test_a_session_whose_jobs_vanished_is_closed(
@@ -208,7 +212,7 @@ def test_a_session_whose_jobs_vanished_is_closed(
     started = _start(deps)
     for job in shop.objects(JOBS, NAMESPACE):
         Cluster("shop-prod").delete_job(NAMESPACE, job["metadata"]["name"])
-    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="jobs deleted by hand")
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="jobs deleted by hand")
     clock.advance(200)
 
     report = _sweep(reaper_deps)
@@ -238,7 +242,7 @@ def test_concurrent_sweeps_delete_each_job_once_and_close_each_session_once(
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         first = list(pool.map(lambda _: _sweep(reaper_deps), range(3)))
-    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=20, what="jobs deleted")
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="jobs deleted")
     with ThreadPoolExecutor(max_workers=3) as pool:
         second = list(pool.map(lambda _: _sweep(reaper_deps), range(3)))
 
