@@ -44,7 +44,7 @@ def _start_event(cluster: str) -> dict[str, Any]:
     }
 
 
-def handler_seconds(nodes: int) -> tuple[float, int]:
+def handler_seconds(nodes: int, latency: float = LATENCY_SECONDS) -> tuple[float, int]:
     """Seconds for one Start Capture on ``nodes`` nodes, and the Jobs it created."""
     moto = start_moto_server()
     os.environ.update(moto.env())
@@ -63,7 +63,7 @@ def handler_seconds(nodes: int) -> tuple[float, int]:
         settings = Settings.from_env()
         deps = trigger.Deps(settings=settings, store=CaptureStore(settings.capture_table))
         eks.api_client(CLUSTER)  # the token and client a warm container already holds
-        kube.faults.add_latency(LATENCY_SECONDS)
+        kube.faults.add_latency(latency)
         started = time.perf_counter()
         outcome = trigger.handle(_start_event(CLUSTER), deps)
         seconds = time.perf_counter() - started
@@ -100,6 +100,19 @@ def main() -> None:
                 "ratio": f"{seconds / bound:.1%}",
             }
         )
+    nodes = NODE_COUNTS[-1]
+    unloaded, _ = handler_seconds(nodes, latency=0.0)
+    with_latency = float(rows[-1]["seconds"])
+    hidden = (with_latency - unloaded) / (nodes * LATENCY_SECONDS)
+    rows.append(
+        {
+            "figure": f"trigger handler, {nodes} nodes, no injected latency (the local stand-ins' own CPU)",
+            "seconds": round(unloaded, 3),
+            "reference": "the same run with latency (above)",
+            "reference_seconds": with_latency,
+            "ratio": f"latency adds {max(hidden, 0.0):.1%} of N x latency",
+        }
+    )
     env = {
         **os.environ,
         "CAPTURE_BUCKET": "bench-bucket",
