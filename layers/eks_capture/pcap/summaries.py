@@ -30,9 +30,13 @@ MAX_FINDINGS = 20
 
 
 def _time(ns: int | None) -> datetime | None:
+    """A packet time as UTC; None when unknown or beyond what a datetime holds (a corrupt pcapng clock)."""
     if ns is None:
         return None
-    return datetime.fromtimestamp(ns // 1000 / 1_000_000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(ns // 1000 / 1_000_000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _talkers(result: Scan, names: Namer, top: int) -> list[Talker]:
