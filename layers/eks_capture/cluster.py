@@ -20,6 +20,7 @@ from eks_capture.manifests import APP_NAME, LABEL_COMPONENT, LABEL_NAME
 
 PAGE_SIZE = 500
 CAPTURE_SELECTOR = f"{LABEL_NAME}={APP_NAME},{LABEL_COMPONENT}=capture"
+RECORDER_SELECTOR = f"{LABEL_NAME}={APP_NAME},{LABEL_COMPONENT}=recorder"
 JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
@@ -37,13 +38,14 @@ class Cluster:
         operation: str,
         query: list[tuple[str, str]] | None = None,
         body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
     ) -> dict[str, Any]:
         """One API call; its JSON answer, or the domain error for a failure (ApiException for 404/409)."""
         serialized = self._api.param_serialize(
             method=method,
             resource_path=path,
             query_params=query or [],
-            header_params=dict(JSON_HEADERS),
+            header_params={**JSON_HEADERS, "Content-Type": content_type},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -123,3 +125,39 @@ class Cluster:
                 return False
             raise
         return True
+
+    def recorder_daemonsets(self, namespace: str) -> list[dict[str, Any]]:
+        """The recorder DaemonSets of ``namespace`` (one label-selected list)."""
+        path = f"/apis/apps/v1/namespaces/{namespace}/daemonsets"
+        return list(self.pages(path, "list daemonsets", RECORDER_SELECTOR))
+
+    def apply_daemonset(self, namespace: str, daemonset: dict[str, Any]) -> str:
+        """Create ``daemonset``, or replace the one of that name: "created" or "updated"."""
+        path = f"/apis/apps/v1/namespaces/{namespace}/daemonsets"
+        try:
+            self.request("POST", path, "create daemonsets", body=daemonset)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            name = daemonset["metadata"]["name"]
+            self.request("PUT", f"{path}/{name}", "update daemonsets", body=daemonset)
+            return "updated"
+        return "created"
+
+    def delete_daemonset(self, namespace: str, name: str) -> bool:
+        """Delete a DaemonSet (its pods get their grace period); False when it is already gone."""
+        return self._delete(
+            f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}",
+            "delete daemonsets",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+        )
+
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        """Set annotations on a pod (JSON merge patch); the patched pod."""
+        return self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/{name}",
+            "patch pods",
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )

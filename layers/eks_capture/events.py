@@ -46,13 +46,21 @@ __all__ = [
     "ScheduledEvent",
     "StartCapture",
     "StartCaptureDetail",
+    "StartRecorder",
+    "StartRecorderDetail",
     "StopCapture",
     "StopCaptureDetail",
+    "StopRecorder",
+    "StopRecorderDetail",
     "parse_event",
 ]
 
 CUSTOM_SOURCE = "eks-capture"
 MAX_TARGETS = 1000
+MAX_LOOKBACK_SECONDS = 4 * 3600
+RECORDER_SNAPLEN = 128  # headers only: enough for every finding, little of any payload
+MAX_RING_MINUTES = 240
+MIN_RING_MEGABYTES, MAX_RING_MEGABYTES = 64, 65536
 AlarmStateValue = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
 
@@ -205,6 +213,7 @@ class StartCaptureDetail(_Ours):
     duration_seconds: int | None = None
     filter: BpfFilter | None = None
     snaplen: Snaplen | None = None
+    lookback_seconds: Annotated[int, Field(ge=0, le=MAX_LOOKBACK_SECONDS)] | None = None
     reason: Reason
     requested_by: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
@@ -241,13 +250,64 @@ class StopCapture(EventBridgeEnvelope):
     detail: StopCaptureDetail
 
 
+# --- the flight recorder ---------------------------------------------------------------------------
+
+
+class StartRecorderDetail(_Ours):
+    """The ``detail`` of Start Recorder: keep the recent past on the selected nodes (all when none)."""
+
+    cluster: ClusterName
+    node_selector: LabelSelector | None = None
+    filter: BpfFilter | None = None
+    snaplen: Snaplen = RECORDER_SNAPLEN
+    ring_minutes: Annotated[int, Field(ge=1, le=MAX_RING_MINUTES)] = 10
+    budget_megabytes: Annotated[int, Field(ge=MIN_RING_MEGABYTES, le=MAX_RING_MEGABYTES)] = 1024
+    reason: Reason
+    requested_by: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class StartRecorder(EventBridgeEnvelope):
+    """Turn the recorder on (or change it) in a cluster (source ``eks-capture``, ``Start Recorder``)."""
+
+    source: Literal["eks-capture"]
+    detail_type: Literal["Start Recorder"] = Field(alias="detail-type")
+    detail: StartRecorderDetail
+
+
+class StopRecorderDetail(_Ours):
+    """The ``detail`` of Stop Recorder."""
+
+    cluster: ClusterName
+    reason: Reason | None = None
+    requested_by: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class StopRecorder(EventBridgeEnvelope):
+    """Turn the recorder off in a cluster (source ``eks-capture``, detail-type ``Stop Recorder``)."""
+
+    source: Literal["eks-capture"]
+    detail_type: Literal["Stop Recorder"] = Field(alias="detail-type")
+    detail: StopRecorderDetail
+
+
 _M = TypeVar("_M", bound=BaseModel)
-Event = AlarmStateChange | StartCapture | StopCapture | S3ObjectCreated | S3Notification | ScheduledEvent
+Event = (
+    AlarmStateChange
+    | StartCapture
+    | StopCapture
+    | StartRecorder
+    | StopRecorder
+    | S3ObjectCreated
+    | S3Notification
+    | ScheduledEvent
+)
 
 EVENT_MODELS: Mapping[tuple[str, str], type[EventBridgeEnvelope]] = {
     ("aws.cloudwatch", "CloudWatch Alarm State Change"): AlarmStateChange,
     (CUSTOM_SOURCE, "Start Capture"): StartCapture,
     (CUSTOM_SOURCE, "Stop Capture"): StopCapture,
+    (CUSTOM_SOURCE, "Start Recorder"): StartRecorder,
+    (CUSTOM_SOURCE, "Stop Recorder"): StopRecorder,
     ("aws.s3", "Object Created"): S3ObjectCreated,
     ("aws.events", "Scheduled Event"): ScheduledEvent,
 }
@@ -298,6 +358,8 @@ def event_json_schemas() -> dict[str, dict[str, Any]]:
     schemas: dict[str, type[BaseModel]] = {
         "start-capture": StartCapture,
         "stop-capture": StopCapture,
+        "start-recorder": StartRecorder,
+        "stop-recorder": StopRecorder,
         "alarm-state-change": AlarmStateChange,
         "s3-object-created": S3ObjectCreated,
         "s3-notification": S3Notification,

@@ -87,6 +87,7 @@ def index_object(
         link_type=",".join(summary.link_types),
         partial=summary.partial,
         partial_reason=summary.partial_reason or "",
+        pre_trigger=metadata.get("pre-trigger") == "true",  # a recorder's file that ends before the trigger
         summary=summary.model_dump(mode="json"),
     )
     if not store.record_file(record):

@@ -31,6 +31,7 @@ from eks_capture.cluster import Cluster
 from eks_capture.errors import CaptureError
 from eks_capture.manifests import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.notifications import notify_end
+from eks_capture.recorder import recorder_pods, unhealthy_recorders
 from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture
 from eks_capture.settings import Settings
 from eks_capture.verdicts import Verdict, judge, parse_time
@@ -69,6 +70,7 @@ class SweepReport:
     deleted: Counter[str] = field(default_factory=Counter)
     closed: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    unhealthy_recorders: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,7 @@ class SweepReport:
             "deleted": dict(self.deleted),
             "closed": self.closed,
             "errors": self.errors,
+            "unhealthy_recorders": self.unhealthy_recorders,
         }
 
 
@@ -132,7 +135,18 @@ class _Sweep:
             self.reap_orphan_pod(pod, grace)
         active = {c for job, verdict in verdicts if not verdict.delete and (c := _capture_of(job))}
         self.close_sessions(active)
+        self.check_recorders()
         return self.report
+
+    def check_recorders(self) -> None:
+        """Report recorder pods that cannot serve a window (their nodes would fall back to Jobs)."""
+        namespace = self.settings.capture_namespace
+        if not self.cluster.recorder_daemonsets(namespace):
+            return
+        unhealthy = unhealthy_recorders(recorder_pods(self.cluster, namespace))
+        self.report.unhealthy_recorders = unhealthy
+        for pod, why in sorted(unhealthy.items()):
+            logger.warning(f"recorder {pod} is unhealthy: {why}", extra={"pod": pod, "why": why})
 
     def settle_job(self, job: dict[str, Any], verdict: Verdict) -> None:
         name, node = job["metadata"]["name"], _node_of(job)
@@ -188,7 +202,7 @@ class _Sweep:
         for session in self.deps.store.open_sessions(self.cluster_name, since):
             starting = session.status == "starting"
             young = starting and (self.now - session.created_at).total_seconds() < TRIGGER_QUIET_SECONDS
-            if session.capture_id in active or young:
+            if session.capture_id in active or young or self._window_open(session):
                 continue
             remaining = self.cluster.capture_jobs(
                 self.settings.capture_namespace, f"{LABEL_CAPTURE_ID}={session.capture_id}"
@@ -196,6 +210,11 @@ class _Sweep:
             if remaining:
                 continue
             self.close(self.deps.store.get_session(session.capture_id) or session)
+
+    def _window_open(self, session: CaptureSession) -> bool:
+        """A recorder node (no Job) may still be uploading its window until the session expires."""
+        recording = any(n.job is None and n.status == "running" for n in session.nodes.values())
+        return recording and self.now < session.expires_at
 
     def close(self, session: CaptureSession) -> None:
         """Give the session its final status, verdict, dropped count and top findings."""
@@ -207,6 +226,8 @@ class _Sweep:
                         "status": "stopped" if stopped else "completed",
                         "reason": "stopped early on request"
                         if stopped
+                        else f"recorder window: {node.reason}"
+                        if node.job is None
                         else "its Job finished and was removed before a sweep saw it",
                     }
                 )

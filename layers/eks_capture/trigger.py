@@ -21,7 +21,15 @@ from kubernetes.client.exceptions import ApiException
 from eks_capture.cluster import Cluster
 from eks_capture.context import ClusterContext, pod_entry, snapshot, store_context
 from eks_capture.errors import CaptureError, CaptureNotFound, CaptureRejected
-from eks_capture.events import AlarmStateChange, Metric, StartCapture, StopCapture, parse_event
+from eks_capture.events import (
+    AlarmStateChange,
+    Metric,
+    StartCapture,
+    StartRecorder,
+    StopCapture,
+    StopRecorder,
+    parse_event,
+)
 from eks_capture.ids import CaptureId, capture_id_for_event
 from eks_capture.manifests import (
     LABEL_CAPTURE_ID,
@@ -40,6 +48,17 @@ from eks_capture.options import (
     capture_options_for_request,
 )
 from eks_capture.presets import pod_hosts_filter
+from eks_capture.recorder import (
+    DEFAULT_LOOKBACK_SECONDS,
+    RecorderPod,
+    alarm_lookback,
+    disable,
+    enable,
+    healthy_recorders,
+    plan_window,
+    recorder_pods,
+    request_window,
+)
 from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture, Trigger
 from eks_capture.settings import Settings
 from eks_capture.targets import NodeMatch, TargetPlan, targets_for_alarm, targets_for_request
@@ -104,6 +123,8 @@ class _Request:
     needs_pods: bool
     started_at: datetime
     metrics: tuple[Metric, ...] = ()
+    lookback_seconds: int | None = None  # None: the alarm's own, looked up only if a recorder is asked
+    trigger_at: datetime | None = None
 
 
 def handle(raw: dict[str, Any], deps: Deps) -> Outcome:
@@ -118,6 +139,8 @@ def handle(raw: dict[str, Any], deps: Deps) -> Outcome:
         return start_from_request(event, deps)
     if isinstance(event, StopCapture):
         return stop_capture(event.detail.capture_id, event.detail.reason or "manual stop", deps)
+    if isinstance(event, StartRecorder | StopRecorder):
+        return switch_recorder(event, deps)
     raise CaptureRejected("detail-type", f"the trigger does not handle {type(event).__name__} events")
 
 
@@ -179,6 +202,7 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         or any(d in m.dimensions for m in event.metrics for d in POD_DIMENSIONS),
         started_at=now,
         metrics=event.metrics,
+        trigger_at=event.detail.state.timestamp,
     )
     if holder is not None:
         return _reject(request, f"alarm {event.alarm_name} is cooling down after capture {holder}", deps)
@@ -207,6 +231,7 @@ def start_from_request(event: StartCapture, deps: Deps) -> Outcome:
         pod_namespace=selector.namespace if selector else None,
         needs_pods=selector is not None,
         started_at=deps.now(),
+        lookback_seconds=detail.lookback_seconds,
     )
     return start(request, deps)
 
@@ -286,6 +311,11 @@ def start(request: _Request, deps: Deps) -> Outcome:
         request = _narrowed_to_pods(request, raw_pods)
     plan = request.planner(nodes, pods)
     active = _active_captures(cluster, settings.capture_namespace, request.capture_id)
+    recorders = healthy_recorders(recorder_pods(cluster, settings.capture_namespace))
+    if recorders and request.lookback_seconds is None:
+        alarm = request.trigger.alarm_name
+        lookback = alarm_lookback(deps.cloudwatch, alarm) if alarm else DEFAULT_LOOKBACK_SECONDS
+        request = replace(request, lookback_seconds=lookback)
     if len(active) >= settings.max_concurrent_captures:
         return _reject(
             request,
@@ -309,7 +339,7 @@ def start(request: _Request, deps: Deps) -> Outcome:
         context = background.submit(_snapshot, request, raw_nodes, every_pod, deps) if plan.chosen else None
         with ThreadPoolExecutor(max_workers=settings.api_parallelism) as pool:
             results = list(
-                pool.map(lambda m: _start_node(m, request, cluster, lock_until, deps), plan.chosen)
+                pool.map(lambda m: _start_node(m, request, cluster, lock_until, deps, recorders), plan.chosen)
             )
     for match, (node, skipped_reason) in zip(plan.chosen, results, strict=True):
         if skipped_reason is not None:
@@ -317,7 +347,7 @@ def start(request: _Request, deps: Deps) -> Outcome:
             session.skipped[match.node.name] = skipped_reason
         else:
             session.nodes[match.node.name] = node
-    started = [n for n in session.nodes.values() if n.status == "pending"]
+    started = [n for n in session.nodes.values() if n.status in ("pending", "running")]
     if started and context is not None:
         _store_context(context.result(), deps)
     if started:
@@ -402,7 +432,12 @@ def _store_context(context: ClusterContext | None, deps: Deps) -> None:
 
 
 def _start_node(
-    match: NodeMatch, request: _Request, cluster: Cluster, lock_until: datetime, deps: Deps
+    match: NodeMatch,
+    request: _Request,
+    cluster: Cluster,
+    lock_until: datetime,
+    deps: Deps,
+    recorders: dict[str, RecorderPod] | None = None,
 ) -> tuple[NodeCapture, str | None]:
     """Claim one node and create its Job: (the node's record, None) or (_, why it was skipped)."""
     node = match.node
@@ -410,6 +445,8 @@ def _start_node(
     holder = deps.store.acquire_node(request.cluster, node.name, request.capture_id, lock_until, deps.now())
     if holder is not None:
         return record, f"already being captured by {holder}"
+    if recorders and node.name in recorders:
+        return _ask_recorder(record, recorders[node.name], request, cluster, deps), None
     job = capture_job(_spec(request), node, deps.settings)
     try:
         cluster.create_job(deps.settings.capture_namespace, job)
@@ -417,6 +454,37 @@ def _start_node(
         deps.store.release_node(request.cluster, node.name, request.capture_id)
         return record.model_copy(update={"status": "failed", "reason": error.message}), None
     return record.model_copy(update={"job": job_name(request.capture_id, node.name)}), None
+
+
+def _ask_recorder(
+    record: NodeCapture, recorder: RecorderPod, request: _Request, cluster: Cluster, deps: Deps
+) -> NodeCapture:
+    """The node's recorder uploads the window instead of a Job starting there (no pod start delay)."""
+    window = plan_window(
+        request.trigger_at or request.started_at,
+        DEFAULT_LOOKBACK_SECONDS if request.lookback_seconds is None else request.lookback_seconds,
+        request.options.duration_seconds,
+        recorder.ring_seconds,
+    )
+    try:
+        request_window(cluster, deps.settings.capture_namespace, recorder, request.capture_id, window)
+    except (CaptureError, ApiException) as error:
+        deps.store.release_node(request.cluster, record.node, request.capture_id)
+        reason = error.message if isinstance(error, CaptureError) else str(error.reason)
+        return record.model_copy(update={"status": "failed", "reason": f"recorder {recorder.name}: {reason}"})
+    reason = f"recorder {recorder.name} asked for its window; {window.note}"
+    return record.model_copy(update={"status": "running", "reason": reason})
+
+
+def switch_recorder(event: StartRecorder | StopRecorder, deps: Deps) -> Outcome:
+    """Start Recorder creates or updates the recorder DaemonSet; Stop Recorder deletes it."""
+    cluster = deps.cluster(event.detail.cluster)
+    if isinstance(event, StartRecorder):
+        done = enable(event, cluster, deps.settings)
+        return Outcome("recording", f"recorder {done} in cluster {event.detail.cluster}")
+    deleted = disable(event, cluster, deps.settings)
+    state = "stopped" if deleted else "was not running"
+    return Outcome("stopped", f"recorder {state} in cluster {event.detail.cluster}")
 
 
 def stop_capture(capture_id: str, reason: str, deps: Deps) -> Outcome:

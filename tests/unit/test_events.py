@@ -14,7 +14,9 @@ from eks_capture.events import (
     S3ObjectCreated,
     ScheduledEvent,
     StartCapture,
+    StartRecorder,
     StopCapture,
+    StopRecorder,
     parse_event,
 )
 from tests.events import event_names, load_event
@@ -23,6 +25,8 @@ KIND_BY_PREFIX: dict[str, type[Any]] = {
     "alarm-": AlarmStateChange,
     "start-capture-": StartCapture,
     "stop-capture": StopCapture,
+    "start-recorder": StartRecorder,
+    "stop-recorder": StopRecorder,
     "s3-object-created-eventbridge": S3ObjectCreated,
     "s3-object-created-notification": S3Notification,
     "schedule": ScheduledEvent,

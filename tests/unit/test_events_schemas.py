@@ -15,6 +15,8 @@ SCHEMA_BY_PREFIX = {
     "alarm-": "alarm-state-change",
     "start-capture-": "start-capture",
     "stop-capture": "stop-capture",
+    "start-recorder": "start-recorder",
+    "stop-recorder": "stop-recorder",
     "s3-object-created-eventbridge": "s3-object-created",
     "s3-object-created-notification": "s3-notification",
     "schedule": "scheduled-event",
