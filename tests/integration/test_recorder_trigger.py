@@ -1,0 +1,164 @@
+"""The trigger with a recorder: Start Recorder runs it on the chosen nodes, an alarm asks those nodes'
+recorders for the window (a pod annotation) and starts Jobs only on the others, Stop Recorder removes it.
+
+Everything real over HTTP: sample events, DynamoDB and CloudWatch in moto, ``shop-prod`` in the emulator.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+
+from eks_capture import trigger
+from eks_capture.reaper import ReaperDeps, sweep
+from eks_capture.recorder import DOWNWARD_REFRESH_SECONDS, LOOKBACK_MARGIN_SECONDS
+from eks_capture.trigger import Deps
+from localcloud.kube import KubeEmulator, PodBehaviour
+from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
+from tests.events import load_event
+
+NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
+NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
+NAMESPACE = "eks-capture"
+ALARM = "eks-capture-pps-allowance-any-node"
+
+
+def start_recorder_on(nodes: list[str], ring_minutes: int = 10) -> dict[str, Any]:
+    event = copy.deepcopy(load_event("start-recorder"))
+    event["detail"]["node_selector"] = {
+        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]
+    }
+    event["detail"]["ring_minutes"] = ring_minutes
+    return event
+
+
+def recorder_pods(shop: KubeEmulator) -> list[dict[str, Any]]:
+    return [
+        pod
+        for pod in shop.objects(PODS, NAMESPACE)
+        if (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "recorder"
+    ]
+
+
+def wait_for_running_recorders(shop: KubeEmulator, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = [p for p in recorder_pods(shop) if (p.get("status") or {}).get("phase") == "Running"]
+        if len(running) == count:
+            return running
+        time.sleep(0.1)
+    raise AssertionError(
+        f"recorders: {[(p['spec'].get('nodeName'), p.get('status')) for p in recorder_pods(shop)]}"
+    )
+
+
+def put_alarm(period: int, evaluation_periods: int) -> None:
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName=ALARM,
+        Namespace="AWS/EC2",
+        MetricName="pps_allowance_exceeded",
+        Statistic="Maximum",
+        Period=period,
+        EvaluationPeriods=evaluation_periods,
+        Threshold=0.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+
+def test_an_alarm_asks_the_recorder_for_its_window_and_starts_a_job_only_where_none_records(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    outcome = trigger.handle(start_recorder_on([NODE_A]), deps)
+    assert outcome.status == "recording", outcome.message
+    [recorder] = wait_for_running_recorders(shop, 1)
+    assert recorder["spec"]["nodeName"] == NODE_A
+    put_alarm(period=60, evaluation_periods=3)
+    alarm = load_event("alarm-metric-math")
+
+    outcome = trigger.handle(alarm, deps)
+
+    assert outcome.status == "running", outcome.message
+    assert outcome.nodes == {NODE_A: "running", NODE_B: "pending"}
+    jobs = shop.objects(JOBS, NAMESPACE)
+    assert [job["spec"]["template"]["spec"]["nodeName"] for job in jobs] == [NODE_B]
+    annotated = shop.get(PODS, NAMESPACE, recorder["metadata"]["name"])
+    assert annotated is not None
+    request = json.loads(annotated["metadata"]["annotations"]["eks-capture.io/window-request"])
+    assert request["capture_id"] == outcome.capture_id
+    assert request["prefix"] == f"captures/shop-prod/{outcome.capture_id}/{NODE_A}/"
+    trigger_at = datetime.fromisoformat(alarm["detail"]["state"]["timestamp"])
+    lookback = 60 * 3 + LOOKBACK_MARGIN_SECONDS
+    assert datetime.fromisoformat(request["trigger_at"]) == trigger_at
+    assert datetime.fromisoformat(request["from"]) == trigger_at - timedelta(seconds=lookback)
+    session = deps.store.get_session(outcome.capture_id or "")
+    assert session is not None
+    duration = session.duration_seconds
+    assert datetime.fromisoformat(request["to"]) == trigger_at + timedelta(seconds=duration)
+    assert session.nodes[NODE_A].job is None
+    assert f"reaches {lookback} s before the trigger" in session.nodes[NODE_A].reason
+    assert session.nodes[NODE_B].job
+
+
+def test_a_lookback_longer_than_the_ring_is_capped_and_the_verdict_says_so(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    trigger.handle(start_recorder_on([NODE_A], ring_minutes=4), deps)
+    wait_for_running_recorders(shop, 1)
+    event = copy.deepcopy(load_event("start-capture-nodes"))
+    event["detail"]["lookback_seconds"] = 360
+
+    outcome = trigger.handle(event, deps)
+
+    session = deps.store.get_session(outcome.capture_id or "")
+    assert session is not None
+    held = 4 * 60 - DOWNWARD_REFRESH_SECONDS
+    assert session.nodes[NODE_A].reason.endswith(
+        f"the ring holds only {held / 60:g} minutes of the 6 minutes asked"
+    )
+
+
+def test_an_unhealthy_recorder_is_reported_and_its_node_gets_a_job(deps: Deps, shop: KubeEmulator) -> None:
+    shop.script_pods(PodBehaviour(image_pull_error=True), node=NODE_B, namespace=NAMESPACE)
+    trigger.handle(start_recorder_on([NODE_A, NODE_B]), deps)
+    wait_for_running_recorders(shop, 1)
+
+    outcome = trigger.handle(load_event("start-capture-nodes"), deps)
+    [report] = sweep(ReaperDeps(settings=deps.settings, store=deps.store), ["shop-prod"])
+
+    assert outcome.nodes == {NODE_A: "running", NODE_B: "pending"}
+    [(pod, why)] = report.unhealthy_recorders.items()
+    assert pod.startswith("eks-capture-recorder")
+    assert "ImagePullBackOff" in why or "Pending" in why
+
+
+def test_stop_recorder_removes_it_and_captures_go_back_to_jobs(deps: Deps, shop: KubeEmulator) -> None:
+    trigger.handle(start_recorder_on([NODE_A]), deps)
+    wait_for_running_recorders(shop, 1)
+
+    stopped = trigger.handle(load_event("stop-recorder"), deps)
+    again = trigger.handle(load_event("stop-recorder"), deps)
+
+    assert stopped.status == again.status == "stopped"
+    assert "was not running" in again.message
+    assert shop.objects(DAEMONSETS, NAMESPACE) == []
+    deadline = time.monotonic() + 30
+    while recorder_pods(shop) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    outcome = trigger.handle(load_event("start-capture-nodes"), deps)
+    assert outcome.nodes == {NODE_A: "pending", NODE_B: "pending"}
+
+
+def test_start_recorder_again_updates_the_daemonset_in_place(deps: Deps, shop: KubeEmulator) -> None:
+    first = trigger.handle(start_recorder_on([NODE_A]), deps)
+    second = trigger.handle(start_recorder_on([NODE_A, NODE_B], ring_minutes=20), deps)
+
+    assert "created" in first.message
+    assert "updated" in second.message
+    [daemonset] = shop.objects(DAEMONSETS, NAMESPACE)
+    template = daemonset["spec"]["template"]
+    assert template["metadata"]["annotations"]["eks-capture.io/ring-seconds"] == "1200"
