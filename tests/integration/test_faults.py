@@ -1,0 +1,441 @@
+"""Faults injected into the local cloud, then the system's invariants checked after each scenario:
+
+- every requested node has exactly one capture Job or a recorded reason (failed or skipped);
+- no capture pod outlives its expiry plus one sweep;
+- index totals equal the sum of the capture's file items;
+- nothing is left in the cluster, and no node lock in the table, after teardown.
+
+Kubernetes API faults (500, 429 with Retry-After, dropped connections) on chosen verbs during the
+trigger and the sweep; an S3 outage under the indexer, delivered through the router with Lambda's two
+retries; duplicate events racing on DynamoDB's conditional writes; a trigger invocation killed by its
+timeout after its first Job and retried.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from eks_capture import reaper, trigger
+from eks_capture.errors import CaptureError
+from eks_capture.manifests import LABEL_CAPTURE_ID
+from eks_capture.reaper import ReaperDeps
+from eks_capture.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.settings import Settings
+from eks_capture.trigger import Deps, Outcome
+from localcloud.aws import MotoServer
+from localcloud.kube import KubeEmulator
+from localcloud.kube.resources import JOBS, PODS
+from localcloud.router import Router
+from localcloud.template import Stack, load_template
+from tests.events import load_event
+from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
+from tests.integration.test_agent_roles import PausableProxy
+
+NAMESPACE = "eks-capture"
+CLUSTER = "shop-prod"
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
+SLOW_API_SECONDS = 4.0  # longer than the cut timeout: the first attempt dies waiting for its Jobs
+ALL_NODES = {
+    "ip-192-168-12-34.us-west-2.compute.internal",
+    "ip-192-168-40-7.us-west-2.compute.internal",
+    "ip-192-168-77-9.us-west-2.compute.internal",
+}
+
+
+class Clock:
+    """The reaper's idea of now, moved by the test."""
+
+    def __init__(self) -> None:
+        self.moment = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+# --- the invariants ----------------------------------------------------------------------------
+
+
+def capture_jobs(shop: KubeEmulator, capture_id: str | None = None) -> list[dict[str, Any]]:
+    jobs = shop.objects(JOBS, NAMESPACE)
+    return [j for j in jobs if capture_id is None or j["metadata"]["labels"][LABEL_CAPTURE_ID] == capture_id]
+
+
+def assert_each_node_has_one_capture_or_a_reason(
+    store: CaptureStore, shop: KubeEmulator, capture_id: str, requested: set[str]
+) -> CaptureSession:
+    """Every requested node: exactly one Job of this capture, or a recorded reason for having none."""
+    session = store.get_session(capture_id)
+    assert session is not None, f"no session {capture_id}"
+    per_node = Counter(j["spec"]["template"]["spec"]["nodeName"] for j in capture_jobs(shop, capture_id))
+    assert not set(session.nodes) & set(session.skipped)
+    assert set(session.nodes) | set(session.skipped) == requested
+    assert all(count == 1 for count in per_node.values()), per_node
+    for name, node in session.nodes.items():
+        if node.status == "failed":
+            assert node.reason, name
+            assert per_node[name] == 0, name
+        else:
+            assert per_node[name] == 1, (name, node.status)
+    assert all(session.skipped.values())
+    return session
+
+
+def assert_one_live_capture_per_node(shop: KubeEmulator) -> None:
+    """No node runs two captures at once, whichever events asked for them."""
+    live = [
+        j
+        for j in capture_jobs(shop)
+        if not any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in (j.get("status") or {}).get("conditions") or []
+        )
+    ]
+    per_node = Counter(j["spec"]["template"]["spec"]["nodeName"] for j in live)
+    assert all(count == 1 for count in per_node.values()), per_node
+
+
+def assert_totals_equal_the_file_items(store: CaptureStore, capture_id: str) -> None:
+    session = store.get_session(capture_id)
+    assert session is not None
+    files = store.files_of_capture(capture_id)
+    assert len({f.s3_key for f in files}) == len(files)
+    assert (session.totals.files, session.totals.packets, session.totals.bytes) == (
+        len(files),
+        sum(f.packets for f in files),
+        sum(f.bytes for f in files),
+    )
+
+
+def node_locks(settings: Settings) -> list[str]:
+    items = boto3.client("dynamodb").scan(TableName=settings.capture_table)["Items"]
+    return [item["pk"]["S"] for item in items if item["pk"]["S"].startswith("LOCK#")]
+
+
+def tear_down_and_assert_nothing_left(
+    reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, expires_at: datetime
+) -> list[reaper.SweepReport]:
+    """Move past expiry plus grace, sweep once, let the cluster finish, then the next sweep closes."""
+    clock.moment = max(
+        clock.moment, expires_at + timedelta(seconds=reaper_deps.settings.upload_grace_seconds + 1)
+    )
+    reports = reaper.sweep(reaper_deps, [CLUSTER])
+    shop.wait_for(
+        lambda: capture_jobs(shop) == [] and shop.objects(PODS, NAMESPACE) == [],
+        timeout=30,
+        what="every capture Job and pod gone after one sweep past expiry",
+    )
+    clock.advance(300)
+    reports += reaper.sweep(reaper_deps, [CLUSTER])
+    assert node_locks(reaper_deps.settings) == []
+    return reports
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def reaper_deps(deps: Deps, clock: Clock) -> ReaperDeps:
+    return ReaperDeps(settings=deps.settings, store=deps.store, now=clock)
+
+
+# --- Kubernetes API faults during the trigger --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiFault:
+    """A fault of the emulator: fail (status) or drop, on one verb and resource."""
+
+    verb: str
+    resource: str
+    status: int | None
+    times: int | None = None
+    rate: float = 1.0
+
+    def inject(self, shop: KubeEmulator) -> None:
+        if self.status is None:
+            shop.faults.drop(self.verb, self.resource, times=self.times, rate=self.rate)
+        else:
+            shop.faults.fail(
+                self.verb, self.resource, status=self.status, times=self.times, rate=self.rate, retry_after=0
+            )
+
+
+TRIGGER_FAULTS = {
+    "throttled job creation, retried": ApiFault("create", "jobs", 429, times=3),
+    "one job creation fails with 500": ApiFault("create", "jobs", 500, times=1),
+    "one job creation connection dropped": ApiFault("create", "jobs", None, times=1),
+    "half the job creations fail": ApiFault("create", "jobs", 500, rate=0.5),
+    "node list fails twice with 500": ApiFault("list", "nodes", 500, times=2),
+    "node list connection dropped twice": ApiFault("list", "nodes", None, times=2),
+    "job list throttled twice": ApiFault("list", "jobs", 429, times=2),
+    "node list down for the whole invocation": ApiFault("list", "nodes", 500),
+}
+
+
+@pytest.mark.parametrize("fault", TRIGGER_FAULTS.values(), ids=TRIGGER_FAULTS.keys())
+def test_api_faults_during_the_trigger_leave_each_node_with_one_capture_or_a_reason(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, fault: ApiFault
+) -> None:
+    event = load_event("start-capture-all")
+    fault.inject(shop)
+
+    try:
+        first: Outcome | CaptureError = trigger.handle(event, deps)
+    except CaptureError as error:
+        first = error
+    shop.faults.clear()
+    redelivered = trigger.handle(event, deps)  # EventBridge's retry of a failed or a lost delivery
+
+    if isinstance(first, CaptureError):
+        assert first.retryable, first.to_dict()
+        assert redelivered.status == "running"
+    else:
+        assert redelivered.status == "duplicate"
+    assert redelivered.capture_id is not None
+    session = assert_each_node_has_one_capture_or_a_reason(
+        deps.store, shop, redelivered.capture_id, ALL_NODES
+    )
+    assert_one_live_capture_per_node(shop)
+    tear_down_and_assert_nothing_left(reaper_deps, shop, clock, session.expires_at)
+    closed = deps.store.get_session(redelivered.capture_id)
+    assert closed is not None
+    assert closed.status in ("completed", "failed")
+
+
+# --- Kubernetes API faults during the sweep ----------------------------------------------------
+
+SWEEP_FAULTS = {
+    "job deletions fail twice with 500": ApiFault("delete", "jobs", 500, times=2),
+    "job list connection dropped once": ApiFault("list", "jobs", None, times=1),
+    "pod list throttled twice": ApiFault("list", "pods", 429, times=2),
+}
+
+
+@pytest.mark.parametrize("fault", SWEEP_FAULTS.values(), ids=SWEEP_FAULTS.keys())
+def test_transient_api_faults_during_a_sweep_are_absorbed_by_its_retries(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, fault: ApiFault
+) -> None:
+    started = trigger.handle(load_event("start-capture-all"), deps)
+    assert started.capture_id is not None
+    session = deps.store.get_session(started.capture_id)
+    assert session is not None
+    fault.inject(shop)
+
+    reports = tear_down_and_assert_nothing_left(reaper_deps, shop, clock, session.expires_at)
+
+    assert [r.errors for r in reports] == [[], []]
+
+
+def test_a_sweep_that_cannot_delete_leaves_the_capture_open_and_the_next_one_finishes_it(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    started = trigger.handle(load_event("start-capture-all"), deps)
+    assert started.capture_id is not None
+    session = deps.store.get_session(started.capture_id)
+    assert session is not None
+    shop.faults.fail("delete", "jobs", status=500)
+    clock.moment = session.expires_at + timedelta(seconds=deps.settings.upload_grace_seconds + 1)
+
+    [failed] = reaper.sweep(reaper_deps, [CLUSTER])
+
+    assert len(failed.errors) == len(ALL_NODES)
+    assert failed.closed == {}
+    assert len(capture_jobs(shop, started.capture_id)) == len(ALL_NODES)
+    reopened = deps.store.get_session(started.capture_id)
+    assert reopened is not None
+    assert reopened.status == "running"
+    shop.faults.clear()
+    tear_down_and_assert_nothing_left(reaper_deps, shop, clock, session.expires_at)
+    closed = deps.store.get_session(started.capture_id)
+    assert closed is not None
+    assert closed.status == "completed"
+
+
+# --- DynamoDB conditional-check races ----------------------------------------------------------
+
+
+def test_the_same_event_delivered_eight_times_at_once_starts_one_job_per_node(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    event = load_event("start-capture-all")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda _: trigger.handle(event, deps), range(8)))
+
+    assert {o.capture_id for o in outcomes} != {None}
+    assert len({o.capture_id for o in outcomes}) == 1
+    assert {o.status for o in outcomes} <= {"running", "duplicate"}
+    assert len(deps.store.list_sessions(CLUSTER)) == 1
+    session = assert_each_node_has_one_capture_or_a_reason(
+        deps.store, shop, str(outcomes[0].capture_id), ALL_NODES
+    )
+    assert {n.status for n in session.nodes.values()} == {"pending"}
+
+
+def test_different_events_racing_for_the_same_nodes_give_each_node_to_one_capture(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    events = []
+    for index in range(6):
+        event = load_event("start-capture-all")
+        event["id"] = f"racing-request-{index}"
+        events.append(event)
+    wide = Deps(settings=deps.settings.model_copy(update={"max_concurrent_captures": 10}), store=deps.store)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(lambda e: trigger.handle(e, wide), events))
+
+    owners = Counter(node for o in outcomes for node, status in o.nodes.items() if status == "pending")
+    assert owners == Counter(dict.fromkeys(ALL_NODES, 1))
+    for outcome in outcomes:
+        assert outcome.capture_id is not None
+        assert_each_node_has_one_capture_or_a_reason(deps.store, shop, outcome.capture_id, ALL_NODES)
+    assert_one_live_capture_per_node(shop)
+
+
+# --- an S3 outage under the indexer ------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_proxy(aws: MotoServer) -> Iterator[PausableProxy]:
+    """S3 reached through a forwarder that can go away (moto's objects survive the outage)."""
+    proxy = PausableProxy(int(aws.endpoint_url.rsplit(":", 1)[1]))
+    proxy.resume()
+    yield proxy
+    proxy.pause()
+
+
+@pytest.fixture
+def indexer_router(stack: Stack, aws: MotoServer, s3_proxy: PausableProxy) -> Iterator[Router]:
+    """template.yaml's wiring, the functions' S3 calls going through the proxy (one try per call)."""
+    environment = {
+        **os.environ,
+        **aws.env(),
+        **LOCAL_LAMBDA_ENV,
+        "AWS_ENDPOINT_URL_S3": s3_proxy.endpoint_url,
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    live = Router(stack, environment=environment)
+    live.deploy(create_resources=False)
+    yield live
+    live.stop()
+
+
+def _session_for_files(settings: Settings, capture_id: str) -> CaptureStore:
+    store = CaptureStore(settings.capture_table)
+    now = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)
+    store.create_session(
+        CaptureSession(
+            capture_id=capture_id,
+            cluster=CLUSTER,
+            created_at=now,
+            expires_at=now + timedelta(minutes=5),
+            duration_seconds=300,
+            trigger=Trigger(kind="manual", reason="fault proof", event_id="e"),
+        )
+    )
+    return store
+
+
+def test_an_s3_outage_fails_the_indexer_cleanly_and_a_redelivery_indexes_each_file_once(
+    indexer_router: Router, s3_proxy: PausableProxy, settings: Settings
+) -> None:
+    capture_id = "cap-20261125T031200Z-0a1b2c3d"
+    store = _session_for_files(settings, capture_id)
+    s3 = boto3.client("s3")
+    body = (CAPTURES / "any-nano-head.pcap").read_bytes()
+    keys = [f"captures/{CLUSTER}/{capture_id}/node-{i}/20261125T031200Z-0000{i}.pcap" for i in range(4)]
+    for key in keys:
+        s3.put_object(Bucket=settings.capture_bucket, Key=key, Body=body)
+
+    s3_proxy.pause()
+    during = indexer_router.drain()
+    s3_proxy.resume()
+
+    assert len(during) == len(keys)
+    assert all(i.error is not None and i.attempts == 3 for i in during)  # Lambda's first try and 2 retries
+    assert store.files_of_capture(capture_id) == []
+    assert_totals_equal_the_file_items(store, capture_id)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # redriven from the DLQ, some twice, concurrently
+        after = list(pool.map(lambda i: indexer_router.invoke(i.function, i.event), during + during[:2]))
+
+    assert all(i.error is None for i in after)
+    statuses = Counter(i.result["files"][0]["status"] for i in after)
+    assert statuses == {"indexed": len(keys), "duplicate": 2}
+    assert sorted(f.s3_key for f in store.files_of_capture(capture_id)) == sorted(keys)
+    assert_totals_equal_the_file_items(store, capture_id)
+
+
+# --- an invocation killed mid-way and retried --------------------------------------------------
+
+
+@pytest.fixture
+def short_lived_router(stack: Stack, aws: MotoServer, shop: KubeEmulator) -> Iterator[Router]:
+    """The template's wiring with the trigger's timeout cut to 3 s, so a slow API kills an invocation."""
+    template = load_template()
+    template["Resources"]["TriggerFunction"]["Properties"]["Timeout"] = 3
+    short = Stack(template, stack.name, dict(STACK_PARAMETERS))
+    live = Router(short, environment={**os.environ, **aws.env(), **LOCAL_LAMBDA_ENV})
+    live.deploy(create_resources=False)
+    yield live
+    live.stop()
+
+
+def _when(predicate: Callable[[], bool], then: Callable[[], None]) -> threading.Thread:
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        then()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def test_a_trigger_killed_after_its_first_job_and_retried_finishes_the_capture_once(
+    short_lived_router: Router, shop: KubeEmulator, settings: Settings
+) -> None:
+    warm = short_lived_router.invoke("TriggerFunction", load_event("alarm-ok"))
+    assert warm.result["status"] == "ignored"
+    shop.faults.add_latency(SLOW_API_SECONDS, "create", "jobs")
+    first_create: list[float] = []
+
+    def speed_up() -> None:
+        first_create.append(time.monotonic())
+        shop.faults.clear()
+
+    watcher = _when(lambda: shop.calls["create", "jobs"] >= 1, speed_up)
+
+    invocation = short_lived_router.invoke("TriggerFunction", load_event("start-capture-all"))
+    watcher.join()
+
+    assert invocation.attempts == 2, invocation.error
+    assert invocation.error is None
+    assert invocation.result["status"] == "running"
+    capture_id = invocation.result["capture_id"]
+    store = CaptureStore(settings.capture_table)
+    time.sleep(max(0.0, first_create[0] + SLOW_API_SECONDS + 0.3 - time.monotonic()))  # the killed
+    # attempt's slow requests land at the API server after all
+    session = assert_each_node_has_one_capture_or_a_reason(store, shop, capture_id, ALL_NODES)
+    assert {n.status for n in session.nodes.values()} == {"pending"}
+    assert session.status == "running"
+    assert len(capture_jobs(shop)) == len(ALL_NODES)
