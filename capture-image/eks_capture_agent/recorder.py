@@ -15,7 +15,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
 from eks_capture_agent.compression import Codec, Compression
 from eks_capture_agent.identity import Identity, SettingError
 from eks_capture_agent.ledger import DroppedFile, UploadedFile
@@ -41,6 +39,7 @@ from eks_capture_agent.recorder_windows import (
     reach_verdict,
     window_settled,
 )
+from eks_capture_agent.ring import RingKeeper
 from eks_capture_agent.s3client import S3Client, put_bytes, put_file
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 from eks_capture_agent.timestamps import iso_utc
@@ -48,7 +47,6 @@ from eks_capture_agent.upload import UPLOAD_ERRORS
 
 RECORD_FOREVER_SECONDS = 10 * 365 * 24 * 3600
 RECORDER_CAPTURE_ID = "cap-00000000T000000Z-00000000"  # the ring's own files belong to no capture yet
-CHECK_SECONDS = 0.1
 STATE = ".recorder-state.json"
 SERVED_KEPT = 200
 SCHEMA = 1
@@ -69,98 +67,6 @@ class RecorderRequest:
     poll_seconds: float = 1.0
     settle_seconds: float = 15.0
     grace_seconds: float = 25.0
-
-
-@dataclass
-class Evictions:
-    """What the ring has let go of: counts by reason, and the peak spool usage seen."""
-
-    by_reason: dict[str, int] = field(default_factory=dict)
-    bytes: int = 0
-    peak_spool_bytes: int = 0
-
-
-class RingKeeper:
-    """Evicts the oldest closed files past the ring length or over the budget (never the one in flight)."""
-
-    def __init__(
-        self,
-        spool: Spool,
-        ring_seconds: float,
-        budget_bytes: int,
-        protected: Callable[[], set[str]],
-        logger: Logger,
-    ) -> None:
-        self.spool = spool
-        self.ring_seconds = ring_seconds
-        self.budget_bytes = budget_bytes
-        self.lock = threading.Lock()
-        self.in_flight: PcapName | None = None
-        self.evictions = Evictions()
-        self._protected = protected
-        self._logger = logger
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="ring-keeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stopped.wait(CHECK_SECONDS):
-            try:
-                self.enforce()
-            except OSError as error:
-                self._logger.warning("ring check failed", extra={"error": str(error)})
-
-    def enforce(self) -> None:
-        """One check: age out old files, then drop the oldest while usage plus headroom passes the budget."""
-        usage = self.spool.usage_bytes()
-        self.evictions.peak_spool_bytes = max(self.evictions.peak_spool_bytes, usage)
-        present = self.spool.pcap_names()
-        closed = closed_files(present, self.spool.path(COMPLETION_MARKER).exists())
-        candidates: list[tuple[SpoolFile, float]] = []
-        for name in closed:
-            try:
-                stat = self.spool.path(name.filename).stat()
-            except FileNotFoundError:
-                continue
-            candidates.append((SpoolFile(name, stat.st_blocks * 512), stat.st_mtime))
-        protected = self._protected()
-        oldest_kept = time.time() - self.ring_seconds
-        with self.lock:
-            for spool_file, mtime in candidates:
-                if mtime < oldest_kept and spool_file.name.filename not in protected:
-                    usage -= self._evict(spool_file, "ring")
-            headroom = self._headroom(present[-1]) if len(present) > len(closed) else 0
-            left = [c for c, _ in candidates if self.spool.path(c.name.filename).exists()]
-            for victim in files_to_drop(left, usage, self.budget_bytes, self.in_flight, headroom):
-                self._evict(victim, "budget")
-
-    def _headroom(self, open_file: PcapName) -> int:
-        settings = (self.spool.read_json(CAPTURE_RECORD) or {}).get("settings")
-        if not settings:
-            return 0
-        try:
-            open_bytes = self.spool.path(open_file.filename).stat().st_blocks * 512
-        except FileNotFoundError:
-            open_bytes = 0
-        rotate_bytes = int(settings["rotate_megabytes"]) * 1_000_000
-        return open_file_headroom(rotate_bytes, int(settings["snaplen"]), open_bytes)
-
-    def _evict(self, victim: SpoolFile, reason: str) -> int:
-        if victim.name == self.in_flight:
-            return 0
-        try:
-            self.spool.path(victim.name.filename).unlink()
-        except FileNotFoundError:
-            return 0
-        self.evictions.by_reason[reason] = self.evictions.by_reason.get(reason, 0) + 1
-        self.evictions.bytes += victim.bytes
-        return victim.bytes
 
 
 @dataclass
@@ -193,6 +99,7 @@ class Recorder:
         self.served: list[str] = list((self.spool.read_json(STATE) or {}).get("served", []))
         self.started_at = time.time()
         self._stop_by: float | None = None
+        self._refused: str | None = None
         self._wake = threading.Event()
 
     def run(self) -> int:
@@ -234,9 +141,12 @@ class Recorder:
         raw = parse_annotations(text).get(WINDOW_REQUEST_ANNOTATION)
         if raw is None:
             return
+        if raw == self._refused:
+            return
         try:
             window = parse_window_request(raw, self.node.cluster, self.node.node)
         except SettingError as error:
+            self._refused = raw  # said once: the annotation stays until the next request replaces it
             extra = {"field": error.field, "error": error.problem}
             self.logger.error("ignored a window request", extra=extra)
             return

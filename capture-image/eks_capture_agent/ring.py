@@ -1,0 +1,111 @@
+"""The recorder's ring: files age out past the ring length; the oldest go first when the budget needs room.
+
+Only closed files are evicted, never the one being uploaded; the age limit spares files an open window still
+needs, the byte budget spares nothing (it is never exceeded, as for a capture's spool).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aws_lambda_powertools import Logger
+
+from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
+from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
+
+CHECK_SECONDS = 0.1
+
+
+@dataclass
+class Evictions:
+    """What the ring has let go of: counts by reason, and the peak spool usage seen."""
+
+    by_reason: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    peak_spool_bytes: int = 0
+
+
+class RingKeeper:
+    """Evicts the oldest closed files past the ring length or over the budget (never the one in flight)."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        ring_seconds: float,
+        budget_bytes: int,
+        protected: Callable[[], set[str]],
+        logger: Logger,
+    ) -> None:
+        self.spool = spool
+        self.ring_seconds = ring_seconds
+        self.budget_bytes = budget_bytes
+        self.lock = threading.Lock()
+        self.in_flight: PcapName | None = None
+        self.evictions = Evictions()
+        self._protected = protected
+        self._logger = logger
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ring-keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(CHECK_SECONDS):
+            try:
+                self.enforce()
+            except OSError as error:
+                self._logger.warning("ring check failed", extra={"error": str(error)})
+
+    def enforce(self) -> None:
+        """One check: age out old files, then drop the oldest while usage plus headroom passes the budget."""
+        usage = self.spool.usage_bytes()
+        self.evictions.peak_spool_bytes = max(self.evictions.peak_spool_bytes, usage)
+        present = self.spool.pcap_names()
+        closed = closed_files(present, self.spool.path(COMPLETION_MARKER).exists())
+        candidates: list[tuple[SpoolFile, float]] = []
+        for name in closed:
+            try:
+                stat = self.spool.path(name.filename).stat()
+            except FileNotFoundError:
+                continue
+            candidates.append((SpoolFile(name, stat.st_blocks * 512), stat.st_mtime))
+        protected = self._protected()
+        oldest_kept = time.time() - self.ring_seconds
+        with self.lock:
+            for spool_file, mtime in candidates:
+                if mtime < oldest_kept and spool_file.name.filename not in protected:
+                    usage -= self._evict(spool_file, "ring")
+            headroom = self._headroom(present[-1]) if len(present) > len(closed) else 0
+            left = [c for c, _ in candidates if self.spool.path(c.name.filename).exists()]
+            for victim in files_to_drop(left, usage, self.budget_bytes, self.in_flight, headroom):
+                self._evict(victim, "budget")
+
+    def _headroom(self, open_file: PcapName) -> int:
+        settings = (self.spool.read_json(CAPTURE_RECORD) or {}).get("settings")
+        if not settings:
+            return 0
+        try:
+            open_bytes = self.spool.path(open_file.filename).stat().st_blocks * 512
+        except FileNotFoundError:
+            open_bytes = 0
+        rotate_bytes = int(settings["rotate_megabytes"]) * 1_000_000
+        return open_file_headroom(rotate_bytes, int(settings["snaplen"]), open_bytes)
+
+    def _evict(self, victim: SpoolFile, reason: str) -> int:
+        if victim.name == self.in_flight:
+            return 0
+        try:
+            self.spool.path(victim.name.filename).unlink()
+        except FileNotFoundError:
+            return 0
+        self.evictions.by_reason[reason] = self.evictions.by_reason.get(reason, 0) + 1
+        self.evictions.bytes += victim.bytes
+        return victim.bytes

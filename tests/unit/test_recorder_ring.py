@@ -1,0 +1,74 @@
+"""The ring keeper: old files age out unless a window needs them, the oldest go first for the budget, and the
+file tcpdump writes and the file being uploaded are never touched."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools import Logger
+
+from eks_capture_agent.ring import RingKeeper
+from eks_capture_agent.spool import CAPTURE_RECORD, PcapName, Spool
+
+FILE_BYTES = 64 * 1024
+NAMES = [f"20261125T1200{second:02d}Z.pcap" for second in range(0, 50, 10)]  # five files, oldest first
+
+
+def ring(tmp_path: Path, ages: list[float]) -> Spool:
+    """Five files of FILE_BYTES, last written ``ages`` seconds ago (the newest is the open one)."""
+    spool = Spool(tmp_path)
+    spool.write_json(CAPTURE_RECORD, {"settings": {"rotate_megabytes": 0, "snaplen": 128}})
+    now = time.time()
+    for name, age in zip(NAMES, ages, strict=True):
+        path = tmp_path / name
+        path.write_bytes(os.urandom(FILE_BYTES))
+        os.utime(path, (now - age, now - age))
+    return spool
+
+
+def keeper(spool: Spool, budget: int, protected: set[str] | None = None) -> RingKeeper:
+    return RingKeeper(spool, 60.0, budget, lambda: protected or set(), Logger(service="test"))
+
+
+def left(spool: Spool) -> list[str]:
+    return [name.filename for name in spool.pcap_names()]
+
+
+def test_files_older_than_the_ring_age_out_and_younger_ones_stay(tmp_path: Path) -> None:
+    spool = ring(tmp_path, [300, 120, 61, 30, 500])
+    ring_keeper = keeper(spool, budget=1 << 30)
+    ring_keeper.enforce()
+    assert left(spool) == NAMES[3:], "the newest file is open: tcpdump still writes it, whatever its age"
+    assert ring_keeper.evictions.by_reason == {"ring": 3}
+
+
+def test_the_age_limit_spares_files_an_open_window_still_needs(tmp_path: Path) -> None:
+    spool = ring(tmp_path, [300, 120, 61, 30, 5])
+    keeper(spool, budget=1 << 30, protected={NAMES[1]}).enforce()
+    assert left(spool) == [NAMES[1], *NAMES[3:]]
+
+
+@pytest.mark.parametrize("files_over", [1, 2, 3])
+def test_over_budget_the_oldest_closed_files_go_first_and_only_as_many_as_needed(
+    tmp_path: Path, files_over: int
+) -> None:
+    spool = ring(tmp_path, [50, 40, 30, 20, 10])
+    usage = spool.usage_bytes()
+    budget = usage - files_over * FILE_BYTES + 1
+    ring_keeper = keeper(spool, budget, protected=set(NAMES))
+    ring_keeper.enforce()
+    assert left(spool) == NAMES[files_over:], "a window's need does not override the budget"
+    assert spool.usage_bytes() <= budget
+    assert ring_keeper.evictions.by_reason == {"budget": files_over}
+
+
+def test_the_file_being_uploaded_is_never_evicted(tmp_path: Path) -> None:
+    spool = ring(tmp_path, [300, 40, 30, 20, 10])
+    ring_keeper = keeper(spool, spool.usage_bytes() - FILE_BYTES + 1)
+    stamp, _, _ = NAMES[0].partition(".pcap")
+    ring_keeper.in_flight = PcapName(stamp, 0)
+    ring_keeper.enforce()
+    assert left(spool) == [NAMES[0], *NAMES[2:]]
