@@ -353,7 +353,9 @@ def start(request: _Request, deps: Deps) -> Outcome:
     if started:
         session.status = "running"
         preset = f" with preset {session.preset}" if session.preset else ""
-        session.verdict = f"capturing on {len(started)} node(s){preset}"
+        recorded = sum(1 for n in started if n.job is None)
+        rings = f", {recorded} of them from their recorder's ring" if recorded else ""
+        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}"
     else:
         session.status = "failed"
         reasons = "; ".join(f"{k}: {v}" for k, v in session.skipped.items()) or "; ".join(plan.notes)

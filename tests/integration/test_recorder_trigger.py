@@ -102,6 +102,7 @@ def test_an_alarm_asks_the_recorder_for_its_window_and_starts_a_job_only_where_n
     assert session.nodes[NODE_A].job is None
     assert f"reaches {lookback} s before the trigger" in session.nodes[NODE_A].reason
     assert session.nodes[NODE_B].job
+    assert session.verdict.startswith("capturing on 2 node(s), 1 of them from their recorder's ring")
 
 
 def test_a_lookback_longer_than_the_ring_is_capped_and_the_verdict_says_so(
