@@ -31,7 +31,7 @@ from eks_capture.cluster import Cluster
 from eks_capture.errors import CaptureError
 from eks_capture.manifests import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.notifications import notify_end
-from eks_capture.recorder import recorder_pods, unhealthy_recorders
+from eks_capture.recorder import read_window_manifest, recorder_pods, unhealthy_recorders, window_verdict
 from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture
 from eks_capture.settings import Settings
 from eks_capture.verdicts import Verdict, judge, parse_time
@@ -219,15 +219,19 @@ class _Sweep:
     def close(self, session: CaptureSession) -> None:
         """Give the session its final status, verdict, dropped count and top findings."""
         for name, node in session.nodes.items():
-            if node.status in OPEN_NODE_STATES:
+            if node.status == "running" and node.job is None:  # served from a recorder's ring
+                manifest = read_window_manifest(
+                    self.deps.s3, self.settings.capture_bucket, f"{session.s3_prefix}{name}/"
+                )
+                status, reason = window_verdict(manifest)
+                session.nodes[name] = node.model_copy(update={"status": status, "reason": reason})
+            elif node.status in OPEN_NODE_STATES:
                 stopped = session.status == "stopping"
                 session.nodes[name] = node.model_copy(
                     update={
                         "status": "stopped" if stopped else "completed",
                         "reason": "stopped early on request"
                         if stopped
-                        else f"recorder window: {node.reason}"
-                        if node.job is None
                         else "its Job finished and was removed before a sweep saw it",
                     }
                 )

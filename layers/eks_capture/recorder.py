@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -204,3 +204,29 @@ def disable(event: StopRecorder, cluster: Cluster, settings: Settings) -> bool:
     deleted = cluster.delete_daemonset(settings.capture_namespace, RECORDER_NAME)
     logger.info(f"recorder in {event.detail.cluster} {'deleted' if deleted else 'was not running'}")
     return deleted
+
+
+def window_verdict(manifest: dict[str, Any] | None) -> tuple[Literal["completed", "failed"], str]:
+    """A recorder node's status and reason from its window manifest: how far back the capture reaches."""
+    if manifest is None:
+        return "failed", "the recorder wrote no manifest for its window (was its pod gone?)"
+    totals = manifest.get("totals") or {}
+    window = manifest.get("window") or {}
+    reason = (
+        f"{totals.get('files', 0)} file(s) from the recorder's ring, {totals.get('pre_trigger_files', 0)} "
+        f"before the trigger; {window.get('reach', 'reach unknown')}"
+    )
+    problems = manifest.get("incomplete_reasons") or []
+    if problems:
+        reason += "; incomplete: " + "; ".join(problems)
+    return "completed", reason
+
+
+def read_window_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, Any] | None:
+    """The window manifest under a node's prefix, or None when there is none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read()
+    except ClientError:
+        return None
+    document = json.loads(body)
+    return document if isinstance(document, dict) else None

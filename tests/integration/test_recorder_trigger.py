@@ -163,3 +163,38 @@ def test_start_recorder_again_updates_the_daemonset_in_place(deps: Deps, shop: K
     [daemonset] = shop.objects(DAEMONSETS, NAMESPACE)
     template = daemonset["spec"]["template"]
     assert template["metadata"]["annotations"]["eks-capture.io/ring-seconds"] == "1200"
+
+
+def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    trigger.handle(start_recorder_on([NODE_A]), deps)
+    wait_for_running_recorders(shop, 1)
+    outcome = trigger.handle(load_event("start-capture-instances"), deps)
+    session = deps.store.get_session(outcome.capture_id or "")
+    assert session is not None
+    assert outcome.nodes == {NODE_A: "running"}
+    reach = "the ring held only 40 s of the 300 s asked before the trigger"
+    totals = {"files": 7, "pre_trigger_files": 4}
+    manifest = {"status": "complete", "incomplete_reasons": [], "totals": totals, "window": {"reach": reach}}
+    boto3.client("s3").put_object(
+        Bucket=deps.settings.capture_bucket,
+        Key=f"{session.s3_prefix}{NODE_A}/manifest.json",
+        Body=json.dumps(manifest).encode(),
+    )
+    early = ReaperDeps(
+        settings=deps.settings, store=deps.store, now=lambda: session.expires_at - timedelta(1 / 24)
+    )
+    late = ReaperDeps(
+        settings=deps.settings, store=deps.store, now=lambda: session.expires_at + timedelta(seconds=1)
+    )
+
+    [while_open] = sweep(early, ["shop-prod"])
+    [after] = sweep(late, ["shop-prod"])
+
+    assert while_open.closed == {}, "the window may still be uploading"
+    assert after.closed == {outcome.capture_id: "completed"}
+    closed = deps.store.get_session(outcome.capture_id or "")
+    assert closed is not None
+    assert closed.nodes[NODE_A].status == "completed"
+    assert closed.nodes[NODE_A].reason == f"7 file(s) from the recorder's ring, 4 before the trigger; {reach}"

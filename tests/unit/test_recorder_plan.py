@@ -16,6 +16,7 @@ from eks_capture.recorder import (
     recorder_problem,
     unhealthy_recorders,
     window_request,
+    window_verdict,
 )
 from eks_capture_agent.recorder_windows import parse_window_request
 
@@ -105,3 +106,28 @@ def test_healthy_recorders_are_found_by_node_with_their_ring_and_the_rest_report
     assert found["node-a"].name == "rec-a"
     assert found["node-a"].ring_seconds == 600
     assert unhealthy_recorders([pod(), sick]) == {"rec-b": "phase Failed"}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "status", "says"),
+    [
+        (None, "failed", "no manifest"),
+        (
+            {"totals": {"files": 3, "pre_trigger_files": 2}, "window": {"reach": "the ring held it all"}},
+            "completed",
+            "3 file(s) from the recorder's ring, 2 before the trigger; the ring held it all",
+        ),
+        (
+            {"totals": {"files": 1}, "window": {}, "incomplete_reasons": ["2 file(s) left the ring"]},
+            "completed",
+            "incomplete: 2 file(s) left the ring",
+        ),
+    ],
+    ids=["no-manifest", "whole", "incomplete"],
+)
+def test_a_recorder_nodes_verdict_comes_from_its_window_manifest(
+    manifest: dict[str, Any] | None, status: str, says: str
+) -> None:
+    verdict_status, reason = window_verdict(manifest)
+    assert verdict_status == status
+    assert says in reason
