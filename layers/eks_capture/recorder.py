@@ -24,6 +24,7 @@ from eks_capture.manifests import (
     RECORDER_NAME,
     RecorderSpec,
     recorder_daemonset,
+    recorder_labels,
     recorder_selector,
     s3_prefix,
 )
@@ -151,6 +152,25 @@ def _ring_seconds(pod: dict[str, Any]) -> int:
 def recorder_pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     """Every recorder pod of the capture namespace (one label-selected list)."""
     return cluster.pods(namespace, recorder_selector())
+
+
+def find_recorders(
+    cluster: Cluster, namespace: str, every_pod: list[dict[str, Any]] | None = None
+) -> dict[str, RecorderPod]:
+    """Healthy recorders by node: from a cluster-wide pod list already made, else listed only if the
+    recorder DaemonSet exists (a cluster without one pays one small list call, not a pod list)."""
+    if every_pod is not None:
+        pods = [
+            pod
+            for pod in every_pod
+            if (pod.get("metadata") or {}).get("namespace") == namespace
+            and recorder_labels().items() <= ((pod.get("metadata") or {}).get("labels") or {}).items()
+        ]
+    elif cluster.recorder_daemonsets(namespace):
+        pods = recorder_pods(cluster, namespace)
+    else:
+        return {}
+    return healthy_recorders(pods)
 
 
 def healthy_recorders(pods: list[dict[str, Any]]) -> dict[str, RecorderPod]:

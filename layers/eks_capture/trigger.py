@@ -54,9 +54,8 @@ from eks_capture.recorder import (
     alarm_lookback,
     disable,
     enable,
-    healthy_recorders,
+    find_recorders,
     plan_window,
-    recorder_pods,
     request_window,
 )
 from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture, Trigger
@@ -311,7 +310,8 @@ def start(request: _Request, deps: Deps) -> Outcome:
         request = _narrowed_to_pods(request, raw_pods)
     plan = request.planner(nodes, pods)
     active = _active_captures(cluster, settings.capture_namespace, request.capture_id)
-    recorders = healthy_recorders(recorder_pods(cluster, settings.capture_namespace))
+    cluster_wide = raw_pods if request.needs_pods and request.pod_namespace is None else None
+    recorders = find_recorders(cluster, settings.capture_namespace, cluster_wide)
     if recorders and request.lookback_seconds is None:
         alarm = request.trigger.alarm_name
         lookback = alarm_lookback(deps.cloudwatch, alarm) if alarm else DEFAULT_LOOKBACK_SECONDS

@@ -198,3 +198,18 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
     assert closed is not None
     assert closed.nodes[NODE_A].status == "completed"
     assert closed.nodes[NODE_A].reason == f"7 file(s) from the recorder's ring, 4 before the trigger; {reach}"
+
+
+def test_an_alarm_that_lists_every_pod_finds_the_recorders_in_that_list(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    trigger.handle(start_recorder_on([NODE_A]), deps)
+    wait_for_running_recorders(shop, 1)
+    pod_lists = shop.calls[("list", "pods")]
+
+    outcome = trigger.handle(load_event("alarm-container-insights-pod"), deps)
+
+    assert outcome.nodes == {NODE_A: "running", NODE_B: "pending"}
+    assert shop.calls[("list", "pods")] == pod_lists + 1, (
+        "one cluster-wide pod list serves targets and recorders"
+    )
