@@ -8,9 +8,11 @@ machine's loopback) for the node that is this machine.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ CLUSTER = "shop-prod"
 LOCAL_NODE = "ip-192-168-12-34.us-west-2.compute.internal"
 LOCAL_INSTANCE = "i-0a1b2c3d4e5f60718"
 ALARM = "eks-capture-demo-dns-errors"
+RECORDER_ALARM = "eks-capture-demo-conntrack"
 DURATION_SECONDS = 30
 STARTED = time.monotonic()
 
@@ -126,7 +129,7 @@ def main() -> int:
         settings_overrides={"ROTATE_SECONDS": "10", "UPLOAD_GRACE_SECONDS": "30"},
         lambda_log=log,
     )
-    traffic = FaultyTraffic(seconds=DURATION_SECONDS + 60)
+    traffic = FaultyTraffic(seconds=DURATION_SECONDS + 240)
     try:
         cloud.router.on_invocation = lambda invocation: say(describe(invocation))
         say(
@@ -175,13 +178,117 @@ def main() -> int:
             say(f"  {node}: {record.status}: {record.reason}")
         for finding in session.findings:
             say(f"  finding: {finding}")
-        say(f"traffic sent: {traffic.sent}; Lambda logs in {log.name}")
         operator_view(cloud, capture_id, out)
-        return 0 if session.status == "completed" and session.totals.packets > 0 else 1
+        recorded = flight_recorder(cloud, store)
+        say(f"traffic sent: {traffic.sent}; Lambda logs in {log.name}")
+        return 0 if session.status == "completed" and session.totals.packets > 0 and recorded else 1
     finally:
         traffic.stop()
         cloud.stop()
         log.close()
+
+
+def put_request(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> None:
+    """A manual request, sent as an operator would: to the stack's capture bus."""
+    boto3.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": cloud.output("CaptureEventBusName"),
+                "Source": "eks-capture",
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail),
+            }
+        ]
+    )
+
+
+def wait_until_recording(cloud: LocalCloud, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pod in cloud.kube.objects(PODS, cloud.stack.values["CaptureNamespace"]):
+            ours = "recorder" in pod["metadata"]["name"] and pod["spec"].get("nodeName") == LOCAL_NODE
+            if ours and "capture running" in cloud.kube.kubelet.read_log(pod, "record"):
+                say(f"recorder pod {pod['metadata']['name']} keeps a ring of the last minutes")
+                return
+        time.sleep(0.5)
+    raise TimeoutError("the recorder never started")
+
+
+def flight_recorder(cloud: LocalCloud, store: CaptureStore) -> bool:
+    """Act two: with the recorder on, the capture reaches back before the alarm."""
+    say("--- flight recorder: the packets from before the alarm ---")
+    cloud.router.start()
+    put_request(
+        cloud,
+        "Start Recorder",
+        {
+            "cluster": CLUSTER,
+            "node_selector": {"matchLabels": {"kubernetes.io/hostname": LOCAL_NODE}},
+            "filter": CAPTURE_FILTER,
+            "ring_minutes": 3,
+            "budget_megabytes": 256,
+            "reason": "demo: keep the recent past on the DNS-troubled node",
+        },
+    )
+    wait_until_recording(cloud)
+    say("the fault goes on for 20 s before anybody's alarm notices")
+    time.sleep(20)
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName=RECORDER_ALARM,
+        Namespace="CWAgent",
+        MetricName="ethtool_conntrack_allowance_exceeded",
+        Dimensions=[{"Name": "InstanceId", "Value": LOCAL_INSTANCE}],
+        Statistic="Maximum",
+        Period=10,
+        EvaluationPeriods=3,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        Tags=[
+            {"Key": "eks-capture:duration", "Value": "10"},
+            {"Key": "eks-capture:filter", "Value": CAPTURE_FILTER},
+        ],
+    )
+    fired_at = datetime.now(UTC)
+    say(f"alarm {RECORDER_ALARM} goes to ALARM at {fired_at:%H:%M:%S}")
+    set_alarm_state(RECORDER_ALARM, "ALARM", "Threshold Crossed: 3 datapoints were greater than 0.0")
+    capture_id = wait_for_capture(store, alarm=RECORDER_ALARM)
+    session = store.get_session(capture_id)
+    assert session is not None
+    manifest = wait_for_manifest(cloud, f"{session.s3_prefix}{LOCAL_NODE}/manifest.json", timeout=120)
+    say(f"recorder window uploaded: {manifest['window']['reach']}")
+    deadline = session.expires_at.timestamp() + 2
+    while time.time() < deadline:
+        time.sleep(0.5)
+    cloud.router.stop()
+    cloud.router.drain(settle_seconds=2)
+    cloud.router.fire_schedule("TeardownFunction")
+    cloud.router.drain(settle_seconds=1)
+    session = store.get_session(capture_id)
+    assert session is not None
+    files = store.files_of_capture(capture_id)
+    first = min((f.first_ts for f in files if f.first_ts), default=None)
+    before = [f for f in files if f.pre_trigger]
+    say(f"capture {capture_id}: {session.status}: {session.verdict}")
+    if first is not None:
+        say(
+            f"first packet {first:%H:%M:%S.%f} UTC: {(fired_at - first).total_seconds():.1f} s "
+            f"before the alarm; {len(before)} of {len(files)} file(s) flagged pre-trigger"
+        )
+    put_request(cloud, "Stop Recorder", {"cluster": CLUSTER, "reason": "demo over"})
+    cloud.router.drain(settle_seconds=1)
+    return first is not None and first < fired_at and session.status == "completed"
+
+
+def wait_for_manifest(cloud: LocalCloud, key: str, timeout: float) -> dict[str, Any]:
+    s3 = boto3.client("s3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = s3.get_object(Bucket=cloud.output("CaptureBucketName"), Key=key)["Body"].read()
+            return dict(json.loads(body))
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.5)
+    raise TimeoutError(f"s3 object {key} never arrived")
 
 
 def operator_view(cloud: LocalCloud, capture_id: str, out: Path) -> None:
@@ -206,10 +313,10 @@ def operator_view(cloud: LocalCloud, capture_id: str, out: Path) -> None:
     say(f"open {out / 'report.html'} in a browser, {out / 'capture.pcapng'} in Wireshark")
 
 
-def wait_for_capture(store: CaptureStore, timeout: float = 30) -> str:
+def wait_for_capture(store: CaptureStore, alarm: str = ALARM, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sessions = store.list_sessions(CLUSTER)
+        sessions = store.sessions_for_alarm(alarm)
         if sessions and sessions[0].status != "starting":
             return sessions[0].capture_id
         time.sleep(0.2)

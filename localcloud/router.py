@@ -300,7 +300,8 @@ class Router:
                     time.sleep(0.05)
 
     def start(self, poll_seconds: float = 0.2) -> None:
-        """Route in the background, as AWS does, until ``stop``."""
+        """Route in the background, as AWS does, until ``stop`` (again after a ``stop``)."""
+        self._stop.clear()
 
         def loop() -> None:
             while not self._stop.is_set():
