@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import typer
 from typer._click.exceptions import ClickException
 
-from eks_capture.cli import analyze, browse, pull, report, requests
+from eks_capture.cli import analyze, browse, pull, recorders, report, requests
 from eks_capture.cli.failures import EXIT_FAILED
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("show")(browse.show)
 app.command("pull")(pull.pull)
 app.command("report")(report.report)
 app.command("analyze")(analyze.analyze)
+app.add_typer(recorders.app, name="recorder")
 
 
 @app.callback()

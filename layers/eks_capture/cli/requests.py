@@ -113,7 +113,7 @@ def send(ref: StackRef, detail_type: str, detail: dict[str, Any], when: datetime
     return str(entry["EventId"])
 
 
-def _operator() -> str | None:
+def operator_name() -> str | None:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -163,7 +163,7 @@ def start(
         bpf_filter=bpf_filter,
         snaplen=snaplen,
         reason=reason,
-        requested_by=requested_by or _operator(),
+        requested_by=requested_by or operator_name(),
     )
     event_id = send(ref, "Start Capture", detail, when)
     capture_id: CaptureId = capture_id_for_event(event_id, when)
@@ -189,7 +189,7 @@ def stop(
     detail: dict[str, Any] = {"capture_id": capture_id}
     if reason:
         detail["reason"] = reason
-    who = requested_by or _operator()
+    who = requested_by or operator_name()
     if who:
         detail["requested_by"] = who
     ref = StackRef(stack=stack, bus=bus)
