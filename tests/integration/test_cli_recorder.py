@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import DAEMONSETS, PODS
 from localcloud.router import Router
@@ -18,7 +20,7 @@ def _bus(stack: Stack) -> list[str]:
     return ["--bus", stack_outputs(stack)["CaptureEventBusName"]]
 
 
-def _recorder_pods(shop: KubeEmulator) -> list[dict[str, object]]:
+def _recorder_pods(shop: KubeEmulator) -> list[dict[str, Any]]:
     return [p for p in shop.objects(PODS, NAMESPACE) if "recorder" in p["metadata"]["name"]]
 
 
