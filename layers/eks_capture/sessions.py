@@ -1,4 +1,4 @@
-"""Capture sessions, node locks, alarm cooldowns and file items in the one DynamoDB capture index.
+"""Capture sessions, node locks, capture slots, alarm cooldowns and file items in the one DynamoDB index.
 
 The table layout and its query patterns are in docs/design.md. Every write that guards against
 duplicates (EventBridge delivers at least once, alarms flap, the indexer sees an object twice) is a
@@ -7,6 +7,7 @@ conditional write, so a retry can never double-start a capture or double-count a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -418,6 +419,58 @@ class CaptureStore:
     def release_cooldown(self, alarm_name: str, capture_id: str) -> None:
         """End the alarm's cooldown if ``capture_id`` holds it (a capture that started nothing)."""
         self._release(f"COOLDOWN#{alarm_name}", capture_id)
+
+    def claim_capture_slot(
+        self,
+        cluster: str,
+        capture_id: str,
+        slots: int,
+        until: datetime,
+        now: datetime,
+        ended: Callable[[str], bool],
+    ) -> int | None:
+        """One of the cluster's ``slots`` capture slots for ``capture_id`` until ``until`` (re-entrant),
+        taking over a slot whose capture ``ended``; its index, or None when every slot is held.
+
+        The concurrent-capture cap counts the cluster's Jobs, which appear only after the check, so
+        invocations running at once could each pass it; a slot is claimed before any Job is created.
+        """
+        held: dict[str, str] = {}
+        for index in range(slots):
+            holder = self._claim(f"SLOT#{cluster}#{index}", capture_id, until, now)
+            if holder is None:
+                return index
+            held[f"SLOT#{cluster}#{index}"] = holder
+        for index, (pk, holder) in enumerate(held.items()):
+            if ended(holder) and self._take_over(pk, holder, capture_id, until):
+                return index
+        return None
+
+    def release_capture_slot(self, cluster: str, index: int, capture_id: str) -> None:
+        """Free the slot if ``capture_id`` still holds it (a capture that started nothing)."""
+        self._release(f"SLOT#{cluster}#{index}", capture_id)
+
+    def _take_over(self, pk: str, holder: str, capture_id: str, until: datetime) -> bool:
+        """Give the claim item ``pk`` to ``capture_id`` if ``holder`` still has it; whether it did."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=_serialize(
+                    {
+                        "pk": pk,
+                        "sk": pk.split("#", 1)[0],
+                        "capture_id": capture_id,
+                        "ttl": int(until.timestamp()),
+                    }
+                ),
+                ConditionExpression="capture_id = :holder",
+                ExpressionAttributeValues=_serialize({":holder": holder}),
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False
+        return True
 
     # -- files ------------------------------------------------------------------------------------
 

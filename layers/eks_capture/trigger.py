@@ -295,6 +295,24 @@ def _active_captures(cluster: Cluster, namespace: str, own: str) -> set[str]:
     return active
 
 
+def _claim_slot(request: _Request, cluster: Cluster, deps: Deps) -> int | None:
+    """A capture slot of the cluster, held until the capture's time box ends, so the concurrent-capture
+    cap stays exact when invocations race. A slot is taken over once its capture is past its start and
+    runs no Job (its session is read before the Jobs are listed, so a capture that just started counts)."""
+    namespace = deps.settings.capture_namespace
+
+    def ended(holder: str) -> bool:
+        session = deps.store.get_session(holder)
+        if session is None or session.status == "starting":
+            return False
+        return holder not in _active_captures(cluster, namespace, request.capture_id)
+
+    until = expires_at(_spec(request), deps.settings) + timedelta(seconds=deps.settings.upload_grace_seconds)
+    return deps.store.claim_capture_slot(
+        request.cluster, request.capture_id, deps.settings.max_concurrent_captures, until, deps.now(), ended
+    )
+
+
 def start(request: _Request, deps: Deps) -> Outcome:
     """Plan the nodes, check the caps, claim each node and create its Job, and record it all."""
     settings, store = deps.settings, deps.store
@@ -322,6 +340,12 @@ def start(request: _Request, deps: Deps) -> Outcome:
             f"{len(active)} captures already running (the cap is {settings.max_concurrent_captures}): "
             + ", ".join(sorted(active)),
             deps,
+        )
+    slot = _claim_slot(request, cluster, deps)
+    if slot is None:
+        cap = settings.max_concurrent_captures
+        return _reject(
+            request, f"all {cap} capture slots are taken by starting captures (the cap is {cap})", deps
         )
     session = _session(request, deps, "starting")
     session.skipped = {s.target: s.reason for s in plan.skipped}
@@ -357,6 +381,7 @@ def start(request: _Request, deps: Deps) -> Outcome:
         rings = f", {recorded} of them from their recorder's ring" if recorded else ""
         session.verdict = f"capturing on {len(started)} node(s){rings}{preset}"
     else:
+        store.release_capture_slot(request.cluster, slot, request.capture_id)
         session.status = "failed"
         reasons = "; ".join(f"{k}: {v}" for k, v in session.skipped.items()) or "; ".join(plan.notes)
         session.verdict = f"no node could be captured ({reasons or 'no node matched'})"

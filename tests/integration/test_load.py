@@ -57,7 +57,7 @@ def _reserved_concurrency() -> int:
     return int(properties(deployed(), "TriggerFunction")["ReservedConcurrentExecutions"])
 
 
-def test_a_burst_of_alarms_keeps_the_caps_within_the_concurrency_and_starts_each_capture_once(
+def test_a_burst_of_alarms_keeps_the_caps_and_starts_each_capture_once(
     deps: Deps, shop: KubeEmulator
 ) -> None:
     max_captures = NODES // 2  # half the nodes: the cap binds, and a node can still be asked twice
@@ -73,10 +73,7 @@ def test_a_burst_of_alarms_keeps_the_caps_within_the_concurrency_and_starts_each
     jobs = shop.objects(JOBS, NAMESPACE)
     running = {j["metadata"]["labels"]["eks-capture.io/capture-id"] for j in jobs}
     assert len(events) == 4 * NODES
-    # The cap is checked against the Jobs in the cluster with no reservation between the check and the
-    # creation, so each of the invocations running at once may pass it: the cap holds up to the
-    # reserved concurrency less one (the last measured overshoot: 26 captures for a cap of 25).
-    assert max_captures <= len(running) <= max_captures + workers - 1
+    assert 0 < len(running) <= max_captures  # before capture slots: 26 captures for a cap of 25
     assert_one_live_capture_per_node(shop)
     by_event = {e["id"]: capture_id_for_event(e["id"], _time(e)) for e in events}
     sessions = capped.store.list_sessions(CLUSTER, limit=1000)
