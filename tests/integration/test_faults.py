@@ -37,11 +37,11 @@ from eks_capture.trigger import Deps, Outcome
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
+from localcloud.outages import PausableProxy
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
-from tests.integration.test_agent_roles import PausableProxy
 
 NAMESPACE = "eks-capture"
 CLUSTER = "shop-prod"
