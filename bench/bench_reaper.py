@@ -7,47 +7,28 @@ sweep must read), timed in the same run.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from eks_capture import eks, reaper
+from bench.stands import NAMESPACE, emulated_stack
+from eks_capture import reaper
 from eks_capture.cluster import Cluster
 from eks_capture.manifests import CaptureSpec, capture_job
 from eks_capture.nodes import NodeInfo
 from eks_capture.options import CaptureOptions
 from eks_capture.sessions import CaptureStore
-from eks_capture.settings import Settings
-from localcloud.aws import REGION, start_moto_server
-from localcloud.cloud import create_eks_cluster
-from localcloud.kube import start_kube_emulator
-from localcloud.kube.resources import JOBS, NAMESPACES
-from localcloud.provision import provision
-from localcloud.template import Stack, load_template
+from localcloud.kube.resources import JOBS
 
 OUT = Path(__file__).resolve().parent / "out"
 POD_COUNTS = (10, 1000, 10000)
 CLUSTER = "bench-cluster"
-NAMESPACE = "eks-capture"
 
 
 def sweep_figures(pods: int) -> dict[str, Any]:
     """Seconds and API calls of one sweep over ``pods`` expired capture pods, beside the lists alone."""
-    moto = start_moto_server()
-    os.environ.update(moto.env())
-    create_eks_cluster(CLUSTER)
-    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
-    try:
-        stack = Stack(load_template(), "bench", {"ClusterName": CLUSTER, "CaptureImageUri": "img:bench"})
-        provision(stack)
-        env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
-        env.update(kube.env(), API_PARALLELISM="32")
-        os.environ.update({k: str(v) for k, v in env.items()})
-        eks.clear_caches()
-        settings = Settings.from_env()
-        kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+    with emulated_stack(CLUSTER, API_PARALLELISM="32") as (kube, settings):
         kube.add_node("node-0")
         started = datetime.now(UTC) - timedelta(hours=3)
         for index in range(pods):
@@ -80,10 +61,6 @@ def sweep_figures(pods: int) -> dict[str, Any]:
             "reference_seconds": round(floor, 3),
             "ratio": f"{seconds / floor:.1f}x",
         }
-    finally:
-        kube.stop()
-        moto.stop()
-        eks.clear_caches()
 
 
 def main() -> None:

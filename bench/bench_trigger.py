@@ -14,15 +14,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.stands import emulated_stack
 from eks_capture import eks, trigger
 from eks_capture.sessions import CaptureStore
-from eks_capture.settings import Settings
-from localcloud.aws import REGION, start_moto_server
-from localcloud.cloud import create_eks_cluster
-from localcloud.kube import start_kube_emulator
-from localcloud.kube.resources import NAMESPACES
-from localcloud.provision import provision
-from localcloud.template import PROJECT_ROOT, Stack, load_template
+from localcloud.aws import REGION
+from localcloud.template import PROJECT_ROOT
 
 OUT = Path(__file__).resolve().parent / "out"
 LATENCY_SECONDS = 0.02
@@ -46,32 +42,18 @@ def _start_event(cluster: str) -> dict[str, Any]:
 
 def handler_seconds(nodes: int, latency: float = LATENCY_SECONDS) -> tuple[float, int]:
     """Seconds for one Start Capture on ``nodes`` nodes, and the Jobs it created."""
-    moto = start_moto_server()
-    os.environ.update(moto.env())
-    create_eks_cluster(CLUSTER)
-    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
-    try:
-        stack = Stack(load_template(), "bench", {"ClusterName": CLUSTER, "CaptureImageUri": "img:bench"})
-        provision(stack)
-        env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
-        env.update(kube.env(), MAX_NODES_PER_CAPTURE=str(max(nodes, 1)), API_PARALLELISM="32")
-        os.environ.update({k: str(v) for k, v in env.items()})
-        kube.registry.create(NAMESPACES, None, {"metadata": {"name": "eks-capture"}})
+    with emulated_stack(CLUSTER, MAX_NODES_PER_CAPTURE=str(max(nodes, 1)), API_PARALLELISM="32") as (
+        kube,
+        settings,
+    ):
         for index in range(nodes):
             kube.add_node(f"node-{index:04d}")
-        eks.clear_caches()
-        settings = Settings.from_env()
         deps = trigger.Deps(settings=settings, store=CaptureStore(settings.capture_table))
         eks.api_client(CLUSTER)  # the token and client a warm container already holds
         kube.faults.add_latency(latency)
         started = time.perf_counter()
         outcome = trigger.handle(_start_event(CLUSTER), deps)
-        seconds = time.perf_counter() - started
-        return seconds, len(outcome.nodes)
-    finally:
-        kube.stop()
-        moto.stop()
-        eks.clear_caches()
+        return time.perf_counter() - started, len(outcome.nodes)
 
 
 def import_seconds(code: str, env: dict[str, str]) -> float:

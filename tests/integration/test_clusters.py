@@ -18,13 +18,13 @@ from eks_capture import eks, reaper, trigger
 from eks_capture.reaper import ReaperDeps
 from eks_capture.trigger import Deps, Outcome
 from localcloud.aws import REGION, MotoServer
+from localcloud.cloud import create_eks_cluster
 from localcloud.clusters import load_cluster_spec, populate
 from localcloud.kube import KubeEmulator, start_kube_emulator
 from localcloud.kube.emulator import combined_env
 from localcloud.kube.resources import JOBS, PODS
 from localcloud.template import Stack
 from tests.events import load_event
-from tests.fixtures.kube import create_eks_cluster
 
 SHOP = "shop-prod"
 PAYMENTS = "payments-prod"

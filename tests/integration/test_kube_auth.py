@@ -15,8 +15,9 @@ from kubernetes.client.exceptions import ApiException
 from eks_capture import eks
 from eks_capture.errors import ClusterAccessDenied, ClusterNotFound
 from localcloud.aws import REGION, MotoServer
+from localcloud.cloud import create_eks_cluster
 from localcloud.kube import KubeEmulator, combined_env, start_kube_emulator
-from tests.fixtures.kube import KUBE_CLUSTER, batch_api, core_api, create_eks_cluster
+from tests.fixtures.kube import KUBE_CLUSTER, batch_api, core_api
 
 POD = {"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
