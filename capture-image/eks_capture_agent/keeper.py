@@ -9,13 +9,12 @@ from aws_lambda_powertools import Logger
 
 from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
 from eks_capture_agent.ledger import DroppedFile, Ledger
+from eks_capture_agent.periodic import PeriodicCheck
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 from eks_capture_agent.timestamps import iso_utc
 
-CHECK_SECONDS = 0.1
 
-
-class BudgetKeeper:
+class BudgetKeeper(PeriodicCheck):
     """Samples spool usage and deletes the oldest closed, unuploaded files when usage exceeds the budget.
 
     ``lock`` is shared with the uploader: it guards the ledger and ``in_flight`` (the file being
@@ -28,24 +27,8 @@ class BudgetKeeper:
         self.ledger = ledger
         self.lock = threading.Lock()
         self.in_flight: PcapName | None = None
-        self._logger = logger
+        super().__init__("budget-keeper", logger)
         self._rotation: tuple[int, int] | None = None
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="budget-keeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stopped.wait(CHECK_SECONDS):
-            try:
-                self.enforce()
-            except OSError as error:
-                self._logger.warning("budget check failed", extra={"error": str(error)})
 
     def enforce(self) -> None:
         """One check: sample usage, drop what must go."""

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools import Logger
 
 from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
+from eks_capture_agent.periodic import PeriodicCheck
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
-
-CHECK_SECONDS = 0.1
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Evictions:
     peak_spool_bytes: int = 0
 
 
-class RingKeeper:
+class RingKeeper(PeriodicCheck):
     """Evicts the oldest closed files past the ring length or over the budget (never the one in flight)."""
 
     def __init__(
@@ -46,23 +45,7 @@ class RingKeeper:
         self.in_flight: PcapName | None = None
         self.evictions = Evictions()
         self._protected = protected
-        self._logger = logger
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="ring-keeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stopped.wait(CHECK_SECONDS):
-            try:
-                self.enforce()
-            except OSError as error:
-                self._logger.warning("ring check failed", extra={"error": str(error)})
+        super().__init__("ring-keeper", logger)
 
     def enforce(self) -> None:
         """One check: age out old files, then drop the oldest while usage plus headroom passes the budget."""
