@@ -47,6 +47,20 @@ def _tuple(values: str | Iterable[str]) -> tuple[str, ...]:
     return (values,) if isinstance(values, str) else tuple(values)
 
 
+def _rule(
+    effect: str,
+    *,
+    subjects: str | Iterable[str] = "*",
+    verbs: str | Iterable[str] = "*",
+    resources: str | Iterable[str] = "*",
+    api_groups: str | Iterable[str] = "*",
+    namespaces: str | Iterable[str] = "*",
+) -> Rule:
+    return Rule(
+        effect, _tuple(subjects), _tuple(verbs), _tuple(resources), _tuple(api_groups), _tuple(namespaces)
+    )
+
+
 class Rbac:
     """Identity mapping and rules; by default every authenticated caller may do everything."""
 
@@ -71,45 +85,13 @@ class Rbac:
         with self._lock:
             self._rules = []
 
-    def allow(
-        self,
-        *,
-        subjects: str | Iterable[str] = "*",
-        verbs: str | Iterable[str] = "*",
-        resources: str | Iterable[str] = "*",
-        api_groups: str | Iterable[str] = "*",
-        namespaces: str | Iterable[str] = "*",
-    ) -> None:
-        self._add(
-            Rule(
-                "allow",
-                _tuple(subjects),
-                _tuple(verbs),
-                _tuple(resources),
-                _tuple(api_groups),
-                _tuple(namespaces),
-            )
-        )
+    def allow(self, **match: str | Iterable[str]) -> None:
+        """Allow requests matching ``subjects``/``verbs``/``resources``/``api_groups``/``namespaces``."""
+        self._add(_rule("allow", **match))
 
-    def deny(
-        self,
-        *,
-        subjects: str | Iterable[str] = "*",
-        verbs: str | Iterable[str] = "*",
-        resources: str | Iterable[str] = "*",
-        api_groups: str | Iterable[str] = "*",
-        namespaces: str | Iterable[str] = "*",
-    ) -> None:
-        self._add(
-            Rule(
-                "deny",
-                _tuple(subjects),
-                _tuple(verbs),
-                _tuple(resources),
-                _tuple(api_groups),
-                _tuple(namespaces),
-            )
-        )
+    def deny(self, **match: str | Iterable[str]) -> None:
+        """Deny requests matching the same keywords as ``allow``; a deny wins over any allow."""
+        self._add(_rule("deny", **match))
 
     def _add(self, rule: Rule) -> None:
         with self._lock:
