@@ -30,13 +30,29 @@ def _functions(stack: Stack) -> dict[str, dict[str, Any]]:
     return {f: properties(stack, f) for f in FUNCTIONS}
 
 
+def _layers(stack: Stack, function_id: str) -> set[str]:
+    """The template names of a function's layers (SAM suffixes each LayerVersion with a hash)."""
+    names = {
+        physical: template_name
+        for physical in active_resources(stack, "AWS::Lambda::LayerVersion")
+        for template_name in ("SharedLayer", "KubernetesLayer", "ReportLayer")
+        if physical.startswith(template_name)
+    }
+    return {names[ref["Ref"]] for ref in stack.resources[function_id]["Properties"]["Layers"]}
+
+
 def test_functions_run_python313_on_arm64_traced_with_the_shared_layer(stack: Stack) -> None:
-    layers = set(active_resources(stack, "AWS::Lambda::LayerVersion"))
     for function_id, props in _functions(stack).items():
         assert props["Runtime"] == "python3.13", function_id
         assert props["Architectures"] == ["arm64"], function_id
         assert props["TracingConfig"] == {"Mode": "Active"}, function_id
-        assert {ref["Ref"] for ref in stack.resources[function_id]["Properties"]["Layers"]} == layers
+        assert "SharedLayer" in _layers(stack, function_id), function_id
+
+
+def test_only_the_functions_that_call_the_cluster_api_carry_the_kubernetes_client(stack: Stack) -> None:
+    carrying = {f for f in FUNCTIONS if "KubernetesLayer" in _layers(stack, f)}
+
+    assert carrying == set(CLUSTER_CALLERS)
 
 
 def test_each_function_names_its_powertools_service_and_logs_at_the_chosen_level() -> None:
