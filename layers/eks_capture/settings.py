@@ -60,6 +60,7 @@ class Settings(BaseModel):
     rotate_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64
     api_parallelism: Annotated[int, Field(ge=1, le=256)] = 16
     notification_topic_arn: str | None = None
+    lifecycle_bus_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,256}$")
     pending_bound_seconds: Annotated[int, Field(ge=30, le=24 * 3600)] = 300
 
     @field_validator("capture_bucket")
