@@ -47,6 +47,7 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "ROTATE_MEGABYTES": "16",
         "API_PARALLELISM": "4",
         "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-west-2:123456789012:eks-capture",
+        "LIFECYCLE_BUS_NAME": "eks-capture-lifecycle",
         "PENDING_BOUND_SECONDS": "120",
     }
     settings = Settings.from_env(env)
