@@ -1,10 +1,19 @@
-"""Outages of the local cloud's services, as a client sees them: refused and cut connections."""
+"""Outages of the local cloud's services, as a client sees them: refused and cut connections (S3 gone for a
+while), and a DynamoDB that throttles chosen operations with its own errors."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import random
 import socket
 import threading
+from collections import Counter
+from dataclasses import dataclass
+from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from localcloud.aws import free_port
 
@@ -66,3 +75,182 @@ class PausableProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
+TRANSACTIONS = frozenset({"TransactWriteItems", "TransactGetItems"})
+ThrottlingError = Literal[
+    "ProvisionedThroughputExceededException", "ThrottlingException", "TransactionCanceledException"
+]
+_ERROR_TYPES: dict[str, str] = {
+    "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#"
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException": "com.amazon.coral.availability#ThrottlingException",
+    "TransactionCanceledException": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+}
+_ERROR_MESSAGES: dict[str, str] = {
+    "ProvisionedThroughputExceededException": "The level of configured provisioned throughput for the "
+    "table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+    "ThrottlingException": "Rate of requests exceeds the allowed throughput.",
+    "ThrottlingError": "Throughput exceeds the current capacity of your table or index. DynamoDB is "
+    "automatically scaling your table or index so please try again shortly.",
+}
+_HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive", "server", "date"}
+
+
+@dataclass(frozen=True)
+class Throttling:
+    """DynamoDB refusing a share of chosen operations, as a table past its capacity does.
+
+    ``operations`` are API names (``PutItem``, ``TransactWriteItems``; empty: every operation),
+    ``rate`` the share refused, ``times`` how many refusals at most. ``error`` is the answer:
+    ProvisionedThroughputExceededException (a table's capacity), ThrottlingException (control plane
+    and on-demand limits), or for transactions TransactionCanceledException whose reasons name one
+    item ThrottlingError.
+    """
+
+    operations: frozenset[str] = frozenset()
+    rate: float = 1.0
+    times: int | None = None
+    error: ThrottlingError = "ProvisionedThroughputExceededException"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"rate must be within [0, 1], not {self.rate}")
+        if self.error == "TransactionCanceledException" and not self.operations <= TRANSACTIONS:
+            raise ValueError(
+                f"operations: only {sorted(TRANSACTIONS)} are cancelled, not {sorted(self.operations)}"
+            )
+
+    def applies_to(self, operation: str) -> bool:
+        return not self.operations or operation in self.operations
+
+
+def throttling_reply(error: ThrottlingError, request: dict[str, Any], rng: random.Random) -> bytes:
+    """The body DynamoDB answers a throttled request with (HTTP 400, JSON 1.0)."""
+    if error != "TransactionCanceledException":
+        return json.dumps({"__type": _ERROR_TYPES[error], "message": _ERROR_MESSAGES[error]}).encode()
+    items = len(request.get("TransactItems") or []) or 1
+    throttled = rng.randrange(items)
+    reasons: list[dict[str, str]] = [{"Code": "None"} for _ in range(items)]
+    reasons[throttled] = {"Code": "ThrottlingError", "Message": _ERROR_MESSAGES["ThrottlingError"]}
+    codes = ", ".join(r["Code"] for r in reasons)
+    return json.dumps(
+        {
+            "__type": _ERROR_TYPES[error],
+            "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+            f"[{codes}]",
+            "CancellationReasons": reasons,
+        }
+    ).encode()
+
+
+class DynamoDBProxy:
+    """An HTTP forwarder in front of moto's DynamoDB that throttles as the rules set by ``throttle`` ask.
+
+    It passes one request at a time: moto's TransactWriteItems snapshots each table it touches and puts
+    the snapshot back when a condition fails, undoing what other requests wrote meanwhile, where
+    DynamoDB isolates transactions per item. Serialized, moto's answers are ones DynamoDB could give.
+    """
+
+    def __init__(self, target_url: str, seed: int = 0) -> None:
+        self.target = urlsplit(target_url)
+        self.requests: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+        self._rules: list[Throttling] = []
+        self._refusals: Counter[int] = Counter()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def throttle(
+        self,
+        *operations: str,
+        rate: float = 1.0,
+        times: int | None = None,
+        error: ThrottlingError = "ProvisionedThroughputExceededException",
+    ) -> Throttling:
+        """Refuse ``rate`` of ``operations`` (all when none are named) from now on."""
+        rule = Throttling(frozenset(operations), rate, times, error)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        """Serve every request again."""
+        with self._lock:
+            self._rules.clear()
+            self._refusals.clear()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
+        """One request: refused by the first rule that picks it, else moto's answer, alone."""
+        target = headers.get("X-Amz-Target") or headers.get("x-amz-target") or ""
+        operation = target.removeprefix(DYNAMODB_TARGET_PREFIX)
+        with self._lock:
+            self.requests[operation] += 1
+            error = self._refusal(operation)
+            if error is not None:
+                self.throttled[operation] += 1
+                reply = throttling_reply(error, json.loads(body or b"{}"), self._rng)
+                return (
+                    400,
+                    reply,
+                    [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "throttled")],
+                )
+            return self._forward(path, body, headers)
+
+    def _refusal(self, operation: str) -> ThrottlingError | None:
+        for index, rule in enumerate(self._rules):
+            if not rule.applies_to(operation):
+                continue
+            if rule.times is not None and self._refusals[index] >= rule.times:
+                continue
+            if self._rng.random() < rule.rate:
+                self._refusals[index] += 1
+                return rule.error
+        return None
+
+    def _forward(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
+        connection = HTTPConnection(self.target.hostname or "127.0.0.1", self.target.port, timeout=60)
+        try:
+            connection.request("POST", path, body, {k: v for k, v in headers.items() if k.lower() != "host"})
+            response = connection.getresponse()
+            return response.status, response.read(), response.getheaders()
+        finally:
+            connection.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, reply, reply_headers = proxy.answer(self.path, body, dict(self.headers.items()))
+                self.send_response(status)
+                for name, value in reply_headers:
+                    if name.lower() not in _HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        return Handler
