@@ -27,10 +27,11 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from eks_capture.closings import announce_closed
 from eks_capture.cluster import Cluster
 from eks_capture.errors import CaptureError
 from eks_capture.manifests import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
-from eks_capture.notifications import notify_end
+from eks_capture.notifications import EndNotices, ReportOutcome, notify_end
 from eks_capture.recorder import read_window_manifest, recorder_pods, unhealthy_recorders, window_verdict
 from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture
 from eks_capture.settings import Settings
@@ -53,12 +54,17 @@ class ReaperDeps:
     cluster: Callable[[str], Cluster] = Cluster
     s3: Any = None
     sns: Any = None
+    events: Any = None
+    dynamodb: Any = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
         self.s3 = self.s3 or boto3.client("s3")
         if self.sns is None and self.settings.notification_topic_arn:
             self.sns = boto3.client("sns")
+        if self.events is None and self.settings.lifecycle_bus_name:
+            self.events = boto3.client("events")
+        self.dynamodb = self.dynamodb or boto3.client("dynamodb")
 
 
 @dataclass
@@ -257,8 +263,19 @@ class _Sweep:
         if self.deps.store.replace_session(session, expected_status=previous):
             self.report.closed[session.capture_id] = session.status
             logger.info(f"capture {session.capture_id} {session.status}: {session.verdict}")
-            final = self.deps.store.get_session(session.capture_id) or session
-            notify_end(self.deps.sns, self.settings, final)
+            self.announce(self.deps.store.get_session(session.capture_id) or session)
+
+    def announce(self, session: CaptureSession) -> None:
+        """Hand the end to the report function; if that fails, send the end notification without a report."""
+        bus = self.settings.lifecycle_bus_name
+        problem = announce_closed(self.deps.events, bus, session) if bus else "no lifecycle bus is set"
+        if problem is None:
+            return
+        logger.warning(f"capture {session.capture_id}: {problem}; notifying without a report")
+        outcome = ReportOutcome(problem=problem)
+        notices = EndNotices(self.deps.dynamodb, self.settings.capture_table)
+        if notify_end(self.deps.sns, self.settings, session, outcome):
+            notices.record(session.capture_id, self.now, outcome)
 
 
 def _dropped_on(s3: Any, bucket: str, session: CaptureSession, node: str) -> int:

@@ -67,9 +67,18 @@ def test_named_request_principals_alone_may_put_request_events() -> None:
     assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [ONCALL, SRE]}}
 
 
+def _our_rules(stack: Stack, detail_types: set[str]) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in _rules(stack)
+        if "eks-capture" in r.get("EventPattern", {}).get("source", [])
+        and detail_types & set(r["EventPattern"].get("detail-type", []))
+    ]
+
+
 def test_manual_requests_are_heard_only_on_the_request_bus(stack: Stack) -> None:
     bus = stack.name_of("CaptureEventBus")
-    manual = [r for r in _rules(stack) if "eks-capture" in r.get("EventPattern", {}).get("source", [])]
+    manual = _our_rules(stack, {"Start Capture", "Stop Capture", "Start Recorder", "Stop Recorder"})
     on_default_bus = [r for r in _rules(stack) if r.get("EventBusName", "default") == "default"]
 
     assert [r["EventBusName"] for r in manual] == [bus]
@@ -78,8 +87,28 @@ def test_manual_requests_are_heard_only_on_the_request_bus(stack: Stack) -> None
         assert "ScheduleExpression" in rule or (sources and all(s.startswith("aws.") for s in sources)), rule
 
 
+def test_only_the_teardown_may_announce_a_closed_capture(stack: Stack) -> None:
+    bus = stack.name_of("CaptureLifecycleBus")
+    (closed,) = _our_rules(stack, {"Capture Closed"})
+    (deny,) = properties(stack, "CaptureLifecycleBus")["Policy"]["Statement"]
+    putters = {
+        role_id: statement["Resource"]
+        for role_id in active_resources(stack, "AWS::IAM::Role")
+        for policy in properties(stack, role_id).get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "events:PutEvents" in statement["Action"]
+    }
+
+    assert closed["EventBusName"] == bus
+    assert "Capture Closed" not in _our_rules(stack, {"Start Capture"})[0]["EventPattern"]["detail-type"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "events:PutEvents")
+    assert deny["Resource"] == stack.arn("CaptureLifecycleBus")
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": stack.arn("TeardownRole")}}
+    assert putters == {"TeardownRole": stack.arn("CaptureLifecycleBus")}
+
+
 def test_every_function_rejects_events_from_another_account(stack: Stack) -> None:
-    for function_id in ("TriggerFunction", "TeardownFunction", "IndexerFunction"):
+    for function_id in ("TriggerFunction", "TeardownFunction", "IndexerFunction", "ReportFunction"):
         environment = properties(stack, function_id)["Environment"]["Variables"]
 
         assert environment["EXPECTED_ACCOUNT"] == ACCOUNT_ID, function_id

@@ -21,6 +21,7 @@ FUNCTION_ROLES = {
     "TriggerFunction": "TriggerRole",
     "TeardownFunction": "TeardownRole",
     "IndexerFunction": "IndexerRole",
+    "ReportFunction": "ReportRole",
 }
 
 DEPLOYMENTS = {

@@ -16,7 +16,7 @@ from tests.events import load_event
 from tests.sam_transform import REQUIRED, active_resources, deployed, properties
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0b5c3e2a-1f4d-4c8e-9a7b-2d6e8f0a1b3c"
-FUNCTIONS = ("TriggerFunction", "TeardownFunction", "IndexerFunction")
+FUNCTIONS = ("TriggerFunction", "TeardownFunction", "IndexerFunction", "ReportFunction")
 # Functions that call the cluster API: a reserved concurrency bounds the load they put on it.
 CLUSTER_CALLERS = ("TriggerFunction", "TeardownFunction")
 

@@ -1,0 +1,138 @@
+"""At a capture's end: build its report next to its files, then send the end notification with a link.
+
+The notification is never lost to the report: a report that fails, or is not done while enough of the
+invocation is left to notify, is named in the notification instead of linked. EventBridge delivers at
+least once and the function retries, so the notification is marked on the session once sent and a
+delivery that finds the mark does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as BuildTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+
+from eks_capture.errors import CaptureError
+from eks_capture.notifications import EndNotices, ReportLink, ReportOutcome, notify_end
+from eks_capture.report.building import DEFAULT_EXPIRY, publish_capture_report
+from eks_capture.sessions import CaptureSession, CaptureStore
+from eks_capture.settings import Settings
+
+logger = Logger(child=True)
+
+#: Seconds of the invocation kept back from the report for sending and marking the notification.
+NOTIFY_RESERVE_SECONDS = 30.0
+CLOSED_STATES = ("completed", "failed")
+
+DeliveryStatus = Literal["notified", "reported", "duplicate", "not_closed", "unknown_capture"]
+
+
+class NotificationNotSent(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """SNS did not take the end notification; the invocation fails so that it is retried."""
+
+    code = "NotificationNotSent"
+    retryable = True
+
+    def __init__(self, capture_id: str) -> None:
+        super().__init__(f"the end notification of {capture_id} was not sent", capture_id=capture_id)
+
+
+@dataclass
+class DeliveryDeps:
+    """What a delivery talks to; the handler builds it once per container."""
+
+    settings: Settings
+    s3: Any = None
+    dynamodb: Any = None
+    sns: Any = None
+    expires: int = DEFAULT_EXPIRY
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def __post_init__(self) -> None:
+        # SigV4 links: their expiry is signed (X-Amz-Expires, at most 7 days); SigV2's is not bounded.
+        self.s3 = self.s3 or boto3.client("s3", config=Config(signature_version="s3v4"))
+        self.dynamodb = self.dynamodb or boto3.client("dynamodb")
+        if self.sns is None and self.settings.notification_topic_arn:
+            self.sns = boto3.client("sns")
+        self.store = CaptureStore(self.settings.capture_table, self.dynamodb)
+        self.notices = EndNotices(self.dynamodb, self.settings.capture_table)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery did, for the logs, the metrics and the tests."""
+
+    capture_id: str
+    status: DeliveryStatus
+    report_key: str = ""
+    problem: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """The delivery as the handler's JSON-ready result."""
+        return {
+            "capture_id": self.capture_id,
+            "status": self.status,
+            "report_key": self.report_key,
+            "problem": self.problem,
+        }
+
+
+def build_report(deps: DeliveryDeps, capture_id: str, budget_seconds: float) -> ReportOutcome:
+    """Build and store the report within ``budget_seconds``: its link, or why there is none."""
+    if budget_seconds <= 0:
+        return ReportOutcome(problem="no time was left in the invocation to build it")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
+    signed_at = deps.now()
+    future = pool.submit(
+        publish_capture_report,
+        capture_id,
+        table=deps.settings.capture_table,
+        bucket=deps.settings.capture_bucket,
+        s3=deps.s3,
+        dynamodb=deps.dynamodb,
+        expires=deps.expires,
+    )
+    try:
+        key, url = future.result(timeout=budget_seconds)
+    except BuildTimeout:
+        return ReportOutcome(problem=f"it took longer than the {budget_seconds:.0f} s left to build it")
+    except Exception as error:  # whatever breaks the report must not take the notification with it
+        logger.exception(f"report of {capture_id} failed")
+        return ReportOutcome(problem=f"{type(error).__name__}: {error}")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return ReportOutcome(link=ReportLink(key, url, signed_at + timedelta(seconds=deps.expires)))
+
+
+def deliver(deps: DeliveryDeps, capture_id: str, seconds_left: Callable[[], float]) -> Delivery:
+    """Report on a closed capture and send its end notification, once."""
+    session = deps.store.get_session(capture_id)
+    if session is None:
+        logger.warning(f"no session {capture_id}; nothing to report")
+        return Delivery(capture_id, "unknown_capture")
+    if session.status not in CLOSED_STATES:
+        logger.warning(f"capture {capture_id} is {session.status}, not closed; nothing to report")
+        return Delivery(capture_id, "not_closed")
+    if deps.notices.sent(capture_id):
+        logger.info(f"capture {capture_id}: end notification sent already")
+        return Delivery(capture_id, "duplicate")
+    outcome = build_report(deps, capture_id, seconds_left() - NOTIFY_RESERVE_SECONDS)
+    key = outcome.link.key if outcome.link else ""
+    return _notify(deps, session, outcome, Delivery(capture_id, "reported", key, outcome.problem))
+
+
+def _notify(deps: DeliveryDeps, session: CaptureSession, outcome: ReportOutcome, done: Delivery) -> Delivery:
+    if not deps.settings.notification_topic_arn:
+        return done
+    if not notify_end(deps.sns, deps.settings, session, outcome):
+        raise NotificationNotSent(session.capture_id)
+    if not deps.notices.record(session.capture_id, deps.now(), outcome):
+        logger.warning(f"capture {session.capture_id}: another delivery notified at the same time")
+    return Delivery(done.capture_id, "notified", done.report_key, done.problem)
