@@ -25,7 +25,7 @@ TEMPLATE = load_template()
 FUNCTIONS = [
     logical_id
     for logical_id, resource in TEMPLATE["Resources"].items()
-    if resource["Type"] == "AWS::Serverless::Function"
+    if isinstance(resource, dict) and resource["Type"] == "AWS::Serverless::Function"
 ]
 ENVIRONMENT = {
     "CAPTURE_BUCKET": "captures",
