@@ -105,8 +105,8 @@ class FileRecord(BaseModel):
     size: int
     packets: int
     bytes: int
-    first_ts: datetime | None
-    last_ts: datetime | None
+    first_ts: datetime | None = None  # None for a file without packets (stored without the attribute)
+    last_ts: datetime | None = None
     instance_id: str | None = None
     link_type: str = ""
     partial: bool = False
