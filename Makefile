@@ -26,21 +26,23 @@ lint: env
 typecheck: env
 	.venv/bin/mypy layers/eks_capture capture-image/eks_capture_agent localcloud functions tests bench
 
+# --language-extensions: SAM CLI expands the AWS::LanguageExtensions transform's Fn::ForEach (the
+# per-cluster resources) itself only when asked; without it, sam validate and sam build reject the loops.
 validate-template: sam-env
-	$(SAM) validate --template template.yaml
+	$(SAM) validate --language-extensions --template template.yaml
 	$(SAM) validate --lint --template template.yaml
 	.venv-sam/bin/cfn-lint template.yaml
 
 check-stack: validate-template checkov build-stack  ## the deployable stack: template linted, security-scanned and built
 
-checkov: checkov-env env  ## Checkov on template.yaml, the in-cluster manifests and rendered capture Jobs
-	$(CHECKOV) -f template.yaml --framework cloudformation --skip-check $(TEMPLATE_CHECKOV_SKIPS)
+checkov: checkov-env env sam-env  ## Checkov on template.yaml, the in-cluster manifests and rendered capture Jobs
+	scripts/checkov-template.sh $(TEMPLATE_CHECKOV_SKIPS)
 	$(CHECKOV) -d deploy/kubernetes --framework kubernetes
 	scripts/checkov-manifests.sh
 
 build-stack: sam-env  ## sam build (arm64 wheels for the layer), as sam deploy would ship it
 	@test -x $(PY313_BIN)/python3.13 || { echo "sam build needs python3.13 in $(PY313_BIN) (pyenv install 3.13.0, or PY313_BIN=...)"; exit 1; }
-	PATH="$(PY313_BIN):$$PATH" PYENV_VERSION=3.13.0 $(SAM) build --template template.yaml --cached
+	PATH="$(PY313_BIN):$$PATH" PYENV_VERSION=3.13.0 $(SAM) build --language-extensions --template template.yaml --cached
 
 bench: env system-tools  ## every benchmark, one results table in bench/RESULTS.md
 	$(PYTHON) -m bench

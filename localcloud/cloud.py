@@ -55,7 +55,7 @@ class LocalCloud:
         create_eks_cluster(cluster)
         kube = start_kube_emulator(cluster, moto.endpoint_url, REGION)
         kube.local_env.update(moto.env())
-        stack = Stack(load_template(), "eks-capture", {"ClusterName": cluster, **parameters})
+        stack = Stack(load_template(), "eks-capture", {"ClusterNames": cluster, **parameters})
         populate(kube, load_cluster_spec(cluster), [stack.values["CaptureNamespace"]], local_nodes)
         environment = {**moto.env(), **kube.env(), **LOCAL_LAMBDA_ENV, **(settings_overrides or {})}
         router = Router(stack, environment=environment, log=lambda_log)

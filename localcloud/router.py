@@ -4,7 +4,9 @@ Each function event of the template becomes what AWS would create: an EventBridg
 template's pattern (or schedule) on the template's bus. Its target is an SQS queue standing in for the
 Lambda service's async queue; the router drains those queues and invokes the handler with a
 Lambda-like context, retrying a failed invocation twice as Lambda's async invocation does. A wrong
-pattern or bus in the template therefore routes nothing here, exactly as in AWS.
+pattern or bus in the template therefore routes nothing here, exactly as in AWS. Rules the template
+declares as AWS::Events::Rule resources (e.g. one per cluster from a Fn::ForEach) are wired the same
+way when their target is one of the stack's functions.
 """
 
 from __future__ import annotations
@@ -212,11 +214,20 @@ class Router:
         return {**os.environ, **self.environment, **self.functions[logical_id].environment}
 
     def deploy(self, create_resources: bool = True) -> None:
-        """Create the stack's resources (unless done already) and one rule + target per function event."""
+        """Create the stack's resources (unless done already) and one rule + target per function event
+        and per rule resource targeting a function."""
         if create_resources:
             provision(self.stack)
         events = boto3.client("events", region_name=self.stack.region)
         sqs = boto3.client("sqs", region_name=self.stack.region)
+        for function, rule, bus, pattern in self._rule_resources():
+            arn = events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern))
+            queue_url = sqs.create_queue(QueueName=rule)["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "lambda", "Arn": queue_arn}])
+            self._routes.append(_Route(function, rule, arn["RuleArn"], queue_url, None))
         for spec in self.functions.values():
             for event_id, event in spec.events.items():
                 props = event.get("Properties", {})
@@ -248,6 +259,27 @@ class Router:
             self._processes[spec.logical_id] = LambdaProcess(
                 spec, self.function_environment(spec.logical_id), self.log
             )
+
+    def _rule_resources(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """(function, rule name, bus, pattern) of each AWS::Events::Rule resource targeting a function."""
+        function_arns = {self.stack.arn(logical_id): logical_id for logical_id in self.functions}
+        wired = []
+        for logical_id, resource in self.stack.resources_of_type("AWS::Events::Rule").items():
+            if "Condition" in resource and not self.stack.condition(resource["Condition"]):
+                continue
+            props = self.stack.resolve(resource["Properties"])
+            if "EventPattern" not in props:
+                raise TemplateError(f"{logical_id}: only event-pattern rules are modelled")
+            bus = props.get("EventBusName", "default")
+            for target in props.get("Targets", []):
+                if target["Arn"] not in function_arns:
+                    raise TemplateError(
+                        f"{logical_id}: target {target['Arn']} is not a function of the stack"
+                    )
+                wired.append(
+                    (function_arns[target["Arn"]], self.stack.name_of(logical_id), bus, props["EventPattern"])
+                )
+        return wired
 
     def fire_schedule(self, logical_id: str) -> None:
         """Deliver the Scheduled Event that EventBridge sends when a function's schedule comes due."""

@@ -1,9 +1,15 @@
 """Reads template.yaml the way CloudFormation would, so the local cloud runs the wiring we deploy.
 
 Only what the template uses is resolved: Ref (parameters, pseudo parameters, resources' physical
-names; a CommaDelimitedList as a list), Fn::Sub, Fn::GetAtt (Arn/Name), Fn::Join, Fn::If/Fn::Equals
-over parameters. Anything else raises, so a template change the local cloud cannot follow fails
-loudly instead of silently.
+names; a CommaDelimitedList as a list), Fn::Sub, Fn::GetAtt (Arn/Name), Fn::Join, Fn::Select,
+Fn::If/Fn::Equals over parameters, and the AWS::LanguageExtensions transform's Fn::ForEach over a
+list or a CommaDelimitedList parameter. Anything else raises, so a template change the local cloud
+cannot follow fails loudly instead of silently.
+
+Fn::ForEach is expanded here rather than by SAM CLI's expander (samcli.lib.cfn_language_extensions)
+because the local cloud runs in the project's environment, where SAM CLI cannot be installed (its
+pins conflict with the project's); tests/unit/test_template_foreach.py checks that both expand
+template.yaml to the same resources and outputs.
 """
 
 from __future__ import annotations
@@ -60,6 +66,83 @@ def physical_name(stack: str, logical_id: str) -> str:
     return f"{stack}-{logical_id}".lower()[:63]
 
 
+FOR_EACH = "Fn::ForEach::"
+_NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
+
+
+def _substitute(fragment: Any, identifier: str, value: str) -> Any:
+    """``fragment`` with ``${identifier}``, ``&{identifier}`` (alphanumerics only) and its Ref replaced."""
+    if isinstance(fragment, str):
+        stripped = _NOT_ALPHANUMERIC.sub("", value)
+        return fragment.replace(f"${{{identifier}}}", value).replace(f"&{{{identifier}}}", stripped)
+    if isinstance(fragment, list):
+        return [_substitute(item, identifier, value) for item in fragment]
+    if isinstance(fragment, dict):
+        if fragment == {"Ref": identifier}:
+            return value
+        return {
+            _substitute(k, identifier, value): _substitute(v, identifier, value) for k, v in fragment.items()
+        }
+    return fragment
+
+
+def _expand_loops(section: dict[str, Any], lists: dict[str, list[str]]) -> dict[str, Any]:
+    """One mapping's ``Fn::ForEach::<loop>`` keys replaced by the entries each loop generates."""
+    expanded: dict[str, Any] = {}
+    for key, value in section.items():
+        generated = _expand_loop(key, value, lists) if key.startswith(FOR_EACH) else {key: value}
+        clashes = sorted(set(generated) & set(expanded))
+        if clashes:
+            raise TemplateError(f"{key} generates keys that already exist: {clashes}")
+        expanded.update(generated)
+    return expanded
+
+
+def _expand_loop(key: str, loop: Any, lists: dict[str, list[str]]) -> dict[str, Any]:
+    if not (
+        isinstance(loop, list) and len(loop) == 3 and isinstance(loop[0], str) and isinstance(loop[2], dict)
+    ):
+        raise TemplateError(f"{key} must be [identifier, collection, {{key: fragment}}]")
+    identifier, collection, body = loop
+    if isinstance(collection, dict) and set(collection) == {"Ref"}:
+        if collection["Ref"] not in lists:
+            raise TemplateError(f"{key}: {collection['Ref']} is not a CommaDelimitedList parameter")
+        collection = lists[collection["Ref"]]
+    if not isinstance(collection, list):
+        raise TemplateError(f"{key}: the collection must be a list or a Ref to a CommaDelimitedList")
+    placeholders = (f"${{{identifier}}}", f"&{{{identifier}}}")
+    unnamed = [k for k in body if not k.startswith(FOR_EACH) and not any(p in k for p in placeholders)]
+    if unnamed:
+        raise TemplateError(f"{key}: output keys {unnamed} do not contain {' or '.join(placeholders)}")
+    expanded: dict[str, Any] = {}
+    for item in collection:
+        generated = _expand_loops(_substitute(body, identifier, str(item)), lists)
+        clashes = sorted(set(generated) & set(expanded))
+        if clashes:
+            raise TemplateError(f"{key} generates the same keys for several items: {clashes}")
+        expanded.update(generated)
+    return expanded
+
+
+def expand_for_each(template: dict[str, Any], lists: dict[str, list[str]]) -> dict[str, Any]:
+    """The template with its Fn::ForEach loops expanded, as the AWS::LanguageExtensions transform does:
+    in Conditions, Outputs, Resources and each resource's Properties; ``lists`` are the values of the
+    CommaDelimitedList parameters a collection may Ref."""
+    expanded = dict(template)
+    for section in ("Conditions", "Outputs"):
+        if section in template:
+            expanded[section] = _expand_loops(template[section], lists)
+    if "Resources" in template:
+        resources = _expand_loops(template["Resources"], lists)
+        expanded["Resources"] = {
+            logical_id: {**resource, "Properties": _expand_loops(resource["Properties"], lists)}
+            if isinstance(resource.get("Properties"), dict)
+            else resource
+            for logical_id, resource in resources.items()
+        }
+    return expanded
+
+
 NO_VALUE = object()  # what ``Ref AWS::NoValue`` resolves to: the property or list item disappears
 
 _NAME_PROPERTIES = {
@@ -68,6 +151,7 @@ _NAME_PROPERTIES = {
     "AWS::SQS::Queue": "QueueName",
     "AWS::SNS::Topic": "TopicName",
     "AWS::Events::EventBus": "Name",
+    "AWS::Events::Rule": "Name",
 }
 
 
@@ -99,6 +183,14 @@ class Stack:
             if allowed is not None and values[key] not in [str(a) for a in allowed]:
                 raise TemplateError(f"parameter {key}={values[key]!r} is not one of {allowed}")
         self.values = values
+        lists = {
+            key: self._list(key) for key, spec in declared.items() if spec.get("Type") == "CommaDelimitedList"
+        }
+        self.template = expand_for_each(self.template, lists)
+
+    def _list(self, parameter: str) -> list[str]:
+        """A CommaDelimitedList parameter's items, as CloudFormation splits them."""
+        return self.values[parameter].split(",")
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -137,6 +229,9 @@ class Stack:
             "AWS::Events::EventBus": f"arn:aws:events:{self.region}:{self.account_id}:event-bus/{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{self.account_id}:role/{name}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{name}:*",
+            "AWS::Events::Rule": f"arn:aws:events:{self.region}:{self.account_id}:rule/{name}",
+            "AWS::Serverless::Function": f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}",
+            "AWS::Lambda::Function": f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}",
         }
         if kind not in arns:
             raise TemplateError(f"GetAtt {logical_id}.Arn: the local cloud does not model {kind}")
@@ -156,7 +251,7 @@ class Stack:
             return pseudo[name]
         if name in self.values:
             if self.template["Parameters"][name].get("Type") == "CommaDelimitedList":
-                return self.values[name].split(",")
+                return self._list(name)
             return self.values[name]
         return self.physical_id(name)
 
@@ -193,13 +288,15 @@ class Stack:
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
-            if key == "Ref":
-                return self._ref(arg)
+            if key == "Ref":  # the transform lets Ref take a Fn::Sub naming a resource of a loop
+                return self._ref(self.resolve(arg) if isinstance(arg, dict) else arg)
             if key == "Fn::Sub":
                 return self._sub(arg)
             if key == "Fn::GetAtt":
-                parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                parts = self.resolve(arg) if isinstance(arg, list) else str(arg).split(".", 1)
                 return self._get_att(parts[0], parts[1])
+            if key == "Fn::Select":
+                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
             if key == "Fn::Join":
                 return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
             if key == "Fn::Equals":

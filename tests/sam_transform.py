@@ -1,7 +1,10 @@
-"""template.yaml as CloudFormation receives it: SAM's transform applied, then bound to parameter values.
+"""template.yaml as CloudFormation receives it: the AWS::LanguageExtensions transform's Fn::ForEach
+expanded and SAM's transform applied, then bound to parameter values.
 
-The transform runs in .venv-sam (aws-sam-translator's pins conflict with the project's), once per test
-process; localcloud.template.Stack then resolves intrinsics so tests assert on concrete ARNs and names.
+Both transforms run in .venv-sam (aws-sam-translator's and SAM CLI's pins conflict with the project's),
+once per list of clusters per test process: Fn::ForEach by SAM CLI's own expander
+(scripts/expand_template.py, loops only), SAM by aws-sam-translator.
+localcloud.template.Stack then resolves intrinsics so tests assert on concrete ARNs and names.
 """
 
 from __future__ import annotations
@@ -17,37 +20,38 @@ from localcloud.template import PROJECT_ROOT, TEMPLATE_PATH, Stack
 
 SAM_PYTHON = PROJECT_ROOT / ".venv-sam" / "bin" / "python"
 STACK_NAME = "eks-capture"
+CLUSTER = "shop-prod"
 REQUIRED = {
-    "ClusterName": "shop-prod",
+    "ClusterNames": CLUSTER,
     "CaptureImageUri": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture@sha256:" + "0" * 64,
 }
 
+EXPANDER = PROJECT_ROOT / "scripts" / "expand_template.py"
+_EXPAND = f"""
+import json, runpy, sys
+template = runpy.run_path({str(EXPANDER)!r})["expand"](sys.argv[1], sys.argv[2])
+"""
+
 _TRANSFORM = """
-import json, sys
 from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
 
 class NoManagedPolicies:
     def load(self):
         return {}
 
-with open(sys.argv[1]) as handle:
-    template = yaml_parse(handle.read())
 for resource in template["Resources"].values():  # as sam package would: local code -> S3 object
     for key in ("CodeUri", "ContentUri"):
         if isinstance(resource.get("Properties", {}).get(key), str):
             resource["Properties"][key] = "s3://packaged/" + resource["Properties"][key].strip("/")
-print(json.dumps(transform(template, {}, NoManagedPolicies())))
+template = transform(template, {}, NoManagedPolicies())
 """
 
 
-@cache
-def transformed_template(path: Path = TEMPLATE_PATH) -> str:
-    """The transformed template as JSON text (cached: the transform takes seconds)."""
+def _run_in_sam_env(script: str, path: Path, cluster_names: str) -> str:
     if not SAM_PYTHON.is_file():
         raise RuntimeError(f"{SAM_PYTHON} is missing: run `make sam-env` first")
     result = subprocess.run(
-        [str(SAM_PYTHON), "-c", _TRANSFORM, str(path)],
+        [str(SAM_PYTHON), "-c", script + "\nprint(json.dumps(template))", str(path), cluster_names],
         capture_output=True,
         text=True,
         check=False,
@@ -55,14 +59,27 @@ def transformed_template(path: Path = TEMPLATE_PATH) -> str:
         timeout=120,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"SAM transform failed:\n{result.stderr}")
+        raise RuntimeError(f"SAM CLI's expansion or SAM's transform failed:\n{result.stderr}")
     return result.stdout
+
+
+@cache
+def expanded_template(cluster_names: str = CLUSTER, path: Path = TEMPLATE_PATH) -> str:
+    """The template with SAM CLI's Fn::ForEach expansion for ``cluster_names`` (comma-separated), as JSON."""
+    return _run_in_sam_env(_EXPAND, path, cluster_names)
+
+
+@cache
+def transformed_template(cluster_names: str = CLUSTER, path: Path = TEMPLATE_PATH) -> str:
+    """The expanded and SAM-transformed template as JSON text (cached: the transforms take seconds)."""
+    return _run_in_sam_env(_EXPAND + _TRANSFORM, path, cluster_names)
 
 
 def deployed(**parameters: str) -> Stack:
     """The transformed template bound to ``parameters`` (plus the required ones), as a stack would be."""
-    template: dict[str, Any] = json.loads(transformed_template())
-    return Stack(template, STACK_NAME, {**REQUIRED, **parameters})
+    bound = {**REQUIRED, **parameters}
+    template: dict[str, Any] = json.loads(transformed_template(bound["ClusterNames"]))
+    return Stack(template, STACK_NAME, bound)
 
 
 def active_resources(stack: Stack, kind: str) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from eks_capture.capture_fields import check_cluster_name
 from eks_capture.errors import SettingsInvalid
 from eks_capture.kube_names import dns1123_label_error, dns1123_subdomain_error, quantity_bytes
 
@@ -44,6 +45,7 @@ class Settings(BaseModel):
     capture_service_account: str = "eks-capture-uploader"
     alarm_name_prefix: str = "eks-capture-"
     default_cluster: str | None = None
+    cluster_names: str | None = None
     expected_account: str | None = None
     aws_region: str | None = None
     default_duration_seconds: Annotated[int, Field(ge=10)] = 300
@@ -91,6 +93,21 @@ class Settings(BaseModel):
             raise ValueError(problem)
         return value
 
+    @field_validator("cluster_names")
+    @classmethod
+    def _cluster_list(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = [name.strip() for name in value.split(",")]
+        for name in names:
+            try:
+                check_cluster_name(name)
+            except ValueError as exc:
+                raise ValueError(f"{name!r} {exc}") from None
+        if len(set(names)) < len(names):
+            raise ValueError("names a cluster twice")
+        return ",".join(names)
+
     @field_validator("capture_image")
     @classmethod
     def _image(cls, value: str) -> str:
@@ -121,6 +138,8 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.default_cluster and self.cluster_names and self.default_cluster not in self.clusters:
+            raise ValueError("DEFAULT_CLUSTER must be one of CLUSTER_NAMES")
         if self.default_duration_seconds > self.max_duration_seconds:
             raise ValueError("DEFAULT_DURATION_SECONDS must not exceed MAX_DURATION_SECONDS")
         if self.spool_budget_bytes < 2 * self.rotate_megabytes * MIB:
@@ -146,8 +165,14 @@ class Settings(BaseModel):
 
     @property
     def clusters(self) -> tuple[str, ...]:
-        """The clusters this stack captures on (and the reaper sweeps)."""
+        """The clusters this stack captures on and the reaper sweeps: CLUSTER_NAMES, else DEFAULT_CLUSTER."""
+        if self.cluster_names:
+            return tuple(self.cluster_names.split(","))
         return (self.default_cluster,) if self.default_cluster else ()
+
+    def serves(self, cluster: str) -> bool:
+        """Whether a capture may run on ``cluster``: one of the stack's clusters (any when none is set)."""
+        return not self.clusters or cluster in self.clusters
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

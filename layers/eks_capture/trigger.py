@@ -42,6 +42,7 @@ from eks_capture.manifests import (
 from eks_capture.nodes import NodeInfo, PodInfo
 from eks_capture.notifications import notify_start
 from eks_capture.options import (
+    TAG_CLUSTER,
     CaptureOptions,
     alarm_cluster,
     capture_options_for_alarm,
@@ -134,6 +135,8 @@ def handle(raw: dict[str, Any], deps: Deps) -> Outcome:
     )
     if isinstance(event, AlarmStateChange):
         return start_from_alarm(event, deps)
+    if isinstance(event, StartCapture | StartRecorder | StopRecorder):
+        _served(event.detail.cluster, "detail.cluster", settings)
     if isinstance(event, StartCapture):
         return start_from_request(event, deps)
     if isinstance(event, StopCapture):
@@ -141,6 +144,17 @@ def handle(raw: dict[str, Any], deps: Deps) -> Outcome:
     if isinstance(event, StartRecorder | StopRecorder):
         return switch_recorder(event, deps)
     raise CaptureRejected("detail-type", f"the trigger does not handle {type(event).__name__} events")
+
+
+def _served(cluster: str, field: str, settings: Settings) -> str:
+    """``cluster`` when the stack captures on it; CaptureRejected naming ``field`` (nothing created)."""
+    if not settings.serves(cluster):
+        raise CaptureRejected(
+            field,
+            f"cluster {cluster} is not one of this stack's clusters ({', '.join(settings.clusters)}); "
+            "add it to the stack's ClusterNames",
+        )
+    return cluster
 
 
 def _alarm_tags(event: AlarmStateChange, deps: Deps) -> dict[str, str]:
@@ -170,7 +184,11 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         CaptureOptions.defaults(settings),
         max_duration_seconds=settings.max_duration_seconds,
     )
-    cluster = alarm_cluster(event, options, settings.default_cluster)
+    cluster = _served(
+        alarm_cluster(event, options, settings.default_cluster),
+        f"tags.{TAG_CLUSTER}" if options.cluster is not None else "detail.configuration.metrics",
+        settings,
+    )
     capture_id = capture_id_for_event(event.id, event.time)
     now = deps.now()
     holder = deps.store.claim_cooldown(

@@ -17,9 +17,8 @@ from eks_capture.options import CaptureOptions
 from eks_capture.settings import Settings
 from localcloud.aws import ACCOUNT_ID
 from localcloud.template import PROJECT_ROOT, Stack
-from tests.sam_transform import REQUIRED, active_resources, deployed, properties
+from tests.sam_transform import CLUSTER, active_resources, deployed, properties
 
-CLUSTER = REQUIRED["ClusterName"]
 ONCALL = f"arn:aws:iam::{ACCOUNT_ID}:role/oncall"
 SRE = "arn:aws:iam::210987654321:role/sre-*"
 SECURITY_DOC = PROJECT_ROOT / "docs" / "security.md"
@@ -147,10 +146,11 @@ def _upload_prefix(job: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("cluster", [CLUSTER, "payments-eu"])
 def test_a_capture_pod_uploads_only_where_its_clusters_role_may_write(cluster: str) -> None:
-    stack = deployed(ClusterName=cluster)
+    stack = deployed(ClusterNames=cluster)
+    policy_id = "CaptureUploadPolicy" + "".join(c for c in cluster if c.isalnum())
     (write,) = [
         s
-        for s in properties(stack, "CaptureUploadPolicy")["PolicyDocument"]["Statement"]
+        for s in properties(stack, policy_id)["PolicyDocument"]["Statement"]
         if s.get("Sid") == "WriteCaptures"
     ]
     settings = _settings(stack)

@@ -31,6 +31,7 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "CAPTURE_SERVICE_ACCOUNT": "uploader",
         "ALARM_NAME_PREFIX": "shop-",
         "DEFAULT_CLUSTER": "shop-prod",
+        "CLUSTER_NAMES": "shop-prod,payments-prod",
         "EXPECTED_ACCOUNT": "123456789012",
         "AWS_REGION": "us-west-2",
         "DEFAULT_DURATION_SECONDS": "120",
@@ -96,6 +97,9 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("DEFAULT_SNAPLEN", "10"),
         ("ROTATE_SECONDS", "0"),
         ("ALARM_NAME_PREFIX", "line\nbreak"),
+        ("CLUSTER_NAMES", "shop-prod,,payments-prod"),
+        ("CLUSTER_NAMES", "shop-prod,-payments"),
+        ("CLUSTER_NAMES", "shop-prod,shop-prod"),
     ],
 )
 def test_bad_variable_is_named_in_the_error(variable: str, value: str | None) -> None:
@@ -116,6 +120,7 @@ def test_bad_variable_is_named_in_the_error(variable: str, value: str | None) ->
     [
         ({"DEFAULT_DURATION_SECONDS": "1200", "MAX_DURATION_SECONDS": "600"}, "DEFAULT_DURATION_SECONDS"),
         ({"SPOOL_SIZE_LIMIT": "100Mi", "ROTATE_MEGABYTES": "64"}, "SPOOL_SIZE_LIMIT"),
+        ({"DEFAULT_CLUSTER": "staging", "CLUSTER_NAMES": "shop-prod,payments-prod"}, "DEFAULT_CLUSTER"),
     ],
 )
 def test_inconsistent_variables_name_the_one_to_change(env: dict[str, str], variable: str) -> None:
@@ -142,3 +147,41 @@ def test_upload_budget_leaves_room_for_the_file_being_written(limit: str, rotate
 )
 def test_stack_watches_alarms_by_name_prefix(alarm_name: str, watched: bool) -> None:
     assert Settings.from_env(REQUIRED).watches_alarm(alarm_name) is watched
+
+
+@pytest.mark.parametrize(
+    ("env", "clusters"),
+    [
+        ({}, ()),
+        ({"DEFAULT_CLUSTER": "shop-prod"}, ("shop-prod",)),
+        ({"CLUSTER_NAMES": "shop-prod"}, ("shop-prod",)),
+        (
+            {"DEFAULT_CLUSTER": "shop-prod", "CLUSTER_NAMES": "shop-prod, payments-prod"},
+            ("shop-prod", "payments-prod"),
+        ),
+        (
+            {"DEFAULT_CLUSTER": "payments-prod", "CLUSTER_NAMES": "shop-prod,payments-prod"},
+            ("shop-prod", "payments-prod"),
+        ),
+    ],
+)
+def test_the_stacks_clusters_are_cluster_names_else_the_default_cluster(
+    env: dict[str, str], clusters: tuple[str, ...]
+) -> None:
+    assert Settings.from_env({**REQUIRED, **env}).clusters == clusters
+
+
+@pytest.mark.parametrize(
+    ("env", "cluster", "served"),
+    [
+        ({"CLUSTER_NAMES": "shop-prod,payments-prod"}, "payments-prod", True),
+        ({"CLUSTER_NAMES": "shop-prod,payments-prod"}, "staging", False),
+        ({"CLUSTER_NAMES": "shop-prod,payments-prod"}, "Shop-Prod", False),
+        ({"DEFAULT_CLUSTER": "shop-prod"}, "payments-prod", False),
+        ({}, "any-cluster", True),
+    ],
+)
+def test_a_capture_may_run_only_on_one_of_the_stacks_clusters(
+    env: dict[str, str], cluster: str, served: bool
+) -> None:
+    assert Settings.from_env({**REQUIRED, **env}).serves(cluster) is served

@@ -10,9 +10,8 @@ import yaml
 
 from localcloud.aws import ACCOUNT_ID, REGION
 from localcloud.template import PROJECT_ROOT, Stack
-from tests.sam_transform import REQUIRED, active_resources, deployed, properties
+from tests.sam_transform import active_resources, deployed, properties
 
-CLUSTER = REQUIRED["ClusterName"]
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0b5c3e2a-1f4d-4c8e-9a7b-2d6e8f0a1b3c"
 RBAC = PROJECT_ROOT / "deploy" / "kubernetes" / "rbac.yaml"
 # Actions AWS authorizes on no resource but "*" (no resource-level permissions exist for them).
@@ -33,6 +32,7 @@ DEPLOYMENTS = {
         "PodCredentials": "irsa",
         "CaptureNamespace": "netdebug",
         "CaptureServiceAccount": "pcap-writer",
+        "ClusterNames": "shop-prod,payments-eu",
     },
 }
 
@@ -50,12 +50,34 @@ def _allowed(document: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _clusters(stack: Stack) -> list[str]:
+    return stack.values["ClusterNames"].split(",")
+
+
+def _of_cluster(logical_id: str, cluster: str) -> str:
+    """The logical id Fn::ForEach gives a per-cluster resource (&{Cluster}: letters and digits only)."""
+    return logical_id + "".join(c for c in cluster if c.isalnum())
+
+
+def _referenced(stack: Stack, value: Any) -> str | None:
+    """The resource a ``Ref`` names (the transform lets it name one through Fn::Sub), else None."""
+    if not isinstance(value, dict) or set(value) != {"Ref"}:
+        return None
+    target = value["Ref"]
+    return str(stack.resolve(target) if isinstance(target, dict) else target)
+
+
 def _role_statements(stack: Stack, role_id: str) -> list[dict[str, Any]]:
-    """Everything a role is allowed: its inline policies and the template's managed policies it attaches."""
+    """Everything a role is allowed: its inline policies, the template's managed policies it attaches and
+    the template's policies attached to it."""
     props = properties(stack, role_id)
     statements = [s for policy in props.get("Policies", []) for s in _allowed(policy["PolicyDocument"])]
     for attached in stack.resources[role_id]["Properties"].get("ManagedPolicyArns", []):
-        statements += _allowed(properties(stack, attached["Ref"])["PolicyDocument"])
+        statements += _allowed(properties(stack, str(_referenced(stack, attached)))["PolicyDocument"])
+    for policy_id in active_resources(stack, "AWS::IAM::Policy"):
+        policy = properties(stack, policy_id)
+        if stack.physical_id(role_id) in policy["Roles"]:
+            statements += _allowed(policy["PolicyDocument"])
     return statements
 
 
@@ -98,7 +120,7 @@ def test_every_statement_names_its_resources_unless_the_action_has_none(stack: S
 def test_no_role_attaches_a_managed_policy_from_outside_the_template(stack: Stack) -> None:
     for role_id in active_resources(stack, "AWS::IAM::Role"):
         attached = stack.resources[role_id]["Properties"].get("ManagedPolicyArns", [])
-        assert all(isinstance(a, dict) and a.get("Ref") in stack.resources for a in attached), role_id
+        assert all(_referenced(stack, a) in stack.resources for a in attached), role_id
 
 
 def test_each_function_runs_as_its_own_role_that_only_lambda_can_assume(stack: Stack) -> None:
@@ -124,20 +146,23 @@ def test_functions_write_logs_only_to_their_own_log_group(stack: Stack) -> None:
 
 def test_the_indexer_only_reads_its_clusters_captures(stack: Stack) -> None:
     s3 = _s3(_role_statements(stack, "IndexerRole"))
+    prefixes = {f"arn:aws:s3:::{_bucket(stack)}/captures/{cluster}/" for cluster in _clusters(stack)}
 
     assert {a for s in s3 for a in s["Action"]} == {"s3:GetObject"}
-    assert all(
-        r.startswith(f"arn:aws:s3:::{_bucket(stack)}/captures/{CLUSTER}/") for s in s3 for r in s["Resource"]
-    )
+    assert {r.removesuffix("*") for s in s3 for r in s["Resource"]} == prefixes
 
 
 def test_the_capture_pods_only_write_and_confirm_objects_under_their_clusters_prefix(stack: Stack) -> None:
-    s3 = _s3(_allowed(properties(stack, "CaptureUploadPolicy")["PolicyDocument"]))
-    actions = {a for s in s3 for a in s["Action"]}
+    for cluster in _clusters(stack):
+        policy = properties(stack, _of_cluster("CaptureUploadPolicy", cluster))
+        s3 = _s3(_allowed(policy["PolicyDocument"]))
+        actions = {a for s in s3 for a in s["Action"]}
 
-    assert "s3:PutObject" in actions
-    assert actions <= {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"}
-    assert {r for s in s3 for r in s["Resource"]} == {f"arn:aws:s3:::{_bucket(stack)}/captures/{CLUSTER}/*"}
+        assert "s3:PutObject" in actions
+        assert actions <= {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"}
+        assert {r for s in s3 for r in s["Resource"]} == {
+            f"arn:aws:s3:::{_bucket(stack)}/captures/{cluster}/*"
+        }
 
 
 def test_the_trigger_writes_only_capture_context_documents(stack: Stack) -> None:
@@ -195,26 +220,30 @@ def test_notifications_are_published_only_to_the_stacks_topic_and_only_when_an_a
     assert {a for s in sns for a in s["Action"]} == {"sns:Publish"}
 
 
-def test_pod_identity_gives_the_upload_policy_to_the_capture_service_account_alone(stack: Stack) -> None:
+def test_pod_identity_gives_each_clusters_upload_policy_to_that_clusters_service_account_alone(
+    stack: Stack,
+) -> None:
     if stack.values["PodCredentials"] != "pod-identity":
-        assert "CapturePodRole" not in active_resources(stack, "AWS::IAM::Role")
+        assert not [r for r in active_resources(stack, "AWS::IAM::Role") if r.startswith("CapturePodRole")]
         assert not active_resources(stack, "AWS::EKS::PodIdentityAssociation")
         return
-    association = properties(stack, "CapturePodIdentityAssociation")
-    trust = properties(stack, "CapturePodRole")["AssumeRolePolicyDocument"]["Statement"]
+    for cluster in _clusters(stack):
+        role_id = _of_cluster("CapturePodRole", cluster)
+        association = properties(stack, _of_cluster("CapturePodIdentityAssociation", cluster))
+        trust = properties(stack, role_id)["AssumeRolePolicyDocument"]["Statement"]
 
-    assert association == {
-        "ClusterName": CLUSTER,
-        "Namespace": stack.values["CaptureNamespace"],
-        "ServiceAccount": stack.values["CaptureServiceAccount"],
-        "RoleArn": stack.arn("CapturePodRole"),
-    }
-    assert [s["Principal"] for s in trust] == [{"Service": "pods.eks.amazonaws.com"}]
-    assert trust[0]["Condition"]["StringEquals"] == {
-        "aws:RequestTag/eks-cluster-name": CLUSTER,
-        "aws:RequestTag/kubernetes-namespace": stack.values["CaptureNamespace"],
-        "aws:RequestTag/kubernetes-service-account": stack.values["CaptureServiceAccount"],
-    }
+        assert association == {
+            "ClusterName": cluster,
+            "Namespace": stack.values["CaptureNamespace"],
+            "ServiceAccount": stack.values["CaptureServiceAccount"],
+            "RoleArn": stack.arn(role_id),
+        }
+        assert [s["Principal"] for s in trust] == [{"Service": "pods.eks.amazonaws.com"}]
+        assert trust[0]["Condition"]["StringEquals"] == {
+            "aws:RequestTag/eks-cluster-name": cluster,
+            "aws:RequestTag/kubernetes-namespace": stack.values["CaptureNamespace"],
+            "aws:RequestTag/kubernetes-service-account": stack.values["CaptureServiceAccount"],
+        }
 
 
 def _rbac_groups(path: Path = RBAC) -> set[str]:
@@ -227,9 +256,10 @@ def test_access_entries_map_the_cluster_roles_to_the_rbac_group_and_edit_only_th
 ) -> None:
     entries = [properties(stack, e) for e in active_resources(stack, "AWS::EKS::AccessEntry")]
 
-    assert {e["PrincipalArn"] for e in entries} == {stack.arn("TriggerRole"), stack.arn("TeardownRole")}
+    assert sorted((e["ClusterName"], e["PrincipalArn"]) for e in entries) == sorted(
+        (cluster, stack.arn(role)) for cluster in _clusters(stack) for role in ("TriggerRole", "TeardownRole")
+    )
     for entry in entries:
-        assert entry["ClusterName"] == CLUSTER
         assert set(entry["KubernetesGroups"]) == _rbac_groups()
         assert entry["AccessPolicies"] == [
             {
