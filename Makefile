@@ -40,9 +40,10 @@ checkov: checkov-env env sam-env  ## Checkov on template.yaml, the in-cluster ma
 	$(CHECKOV) -d deploy/kubernetes --framework kubernetes
 	scripts/checkov-manifests.sh
 
-build-stack: sam-env  ## sam build (arm64 wheels for the layer), as sam deploy would ship it
+build-stack: sam-env  ## sam build (arm64 wheels for the layers), as sam deploy would ship it; each function under 250 MiB
 	@test -x $(PY313_BIN)/python3.13 || { echo "sam build needs python3.13 in $(PY313_BIN) (pyenv install 3.13.0, or PY313_BIN=...)"; exit 1; }
 	PATH="$(PY313_BIN):$$PATH" PYENV_VERSION=3.13.0 $(SAM) build --language-extensions --template template.yaml --cached
+	.venv-sam/bin/python scripts/lambda_sizes.py
 
 bench: env system-tools  ## every benchmark, one results table in bench/RESULTS.md
 	$(PYTHON) -m bench
