@@ -2,14 +2,15 @@
 
 Only what the template uses is resolved: Ref (parameters, pseudo parameters, resources' physical
 names; a CommaDelimitedList as a list), Fn::Sub, Fn::GetAtt (Arn/Name), Fn::Join, Fn::Select,
-Fn::If/Fn::Equals over parameters, and the AWS::LanguageExtensions transform's Fn::ForEach over a
-list or a CommaDelimitedList parameter. Anything else raises, so a template change the local cloud
-cannot follow fails loudly instead of silently.
+Fn::If/Fn::Equals over parameters, the Rules' assertions (Fn::Not, Fn::Contains), and the
+AWS::LanguageExtensions transform's Fn::ForEach over a list or a CommaDelimitedList parameter.
+Anything else raises, so a template change the local cloud cannot follow fails loudly instead of
+silently.
 
 Fn::ForEach is expanded here rather than by SAM CLI's expander (samcli.lib.cfn_language_extensions)
 because the local cloud runs in the project's environment, where SAM CLI cannot be installed (its
-pins conflict with the project's); tests/unit/test_template_foreach.py checks that both expand
-template.yaml to the same resources and outputs.
+pins conflict with the project's); tests/unit/test_template_clusters.py checks that both expand
+template.yaml to the same conditions, resources and outputs.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def _expand_loops(section: dict[str, Any], lists: dict[str, list[str]]) -> dict[
 
 
 def _expand_loop(key: str, loop: Any, lists: dict[str, list[str]]) -> dict[str, Any]:
+    """The entries one ``Fn::ForEach::<loop>`` generates: its fragment once per item of its collection."""
     if not (
         isinstance(loop, list) and len(loop) == 3 and isinstance(loop[0], str) and isinstance(loop[2], dict)
     ):
@@ -183,10 +185,20 @@ class Stack:
             if allowed is not None and values[key] not in [str(a) for a in allowed]:
                 raise TemplateError(f"parameter {key}={values[key]!r} is not one of {allowed}")
         self.values = values
+        self._check_rules()
         lists = {
             key: self._list(key) for key, spec in declared.items() if spec.get("Type") == "CommaDelimitedList"
         }
         self.template = expand_for_each(self.template, lists)
+
+    def _check_rules(self) -> None:
+        """The template's Rules, as CloudFormation applies them: a failed assertion refuses the stack."""
+        for name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self.resolve(assertion["Assert"]):
+                    raise TemplateError(f"rule {name}: {assertion.get('AssertDescription', 'not met')}")
 
     def _list(self, parameter: str) -> list[str]:
         """A CommaDelimitedList parameter's items, as CloudFormation splits them."""
@@ -301,6 +313,8 @@ class Stack:
                 return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
             if key == "Fn::Equals":
                 return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+            if key == "Fn::Contains":  # Rules only: whether the list holds the string
+                return str(self.resolve(arg[1])) in [str(v) for v in self.resolve(arg[0])]
             if key == "Fn::Not":
                 return not self.resolve(arg[0])
             if key == "Fn::If":

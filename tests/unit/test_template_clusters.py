@@ -193,6 +193,16 @@ def test_the_local_clouds_expansion_of_the_template_is_sam_clis(clusters: tuple[
         assert json.loads(json.dumps(local[section])) == sam_cli[section], section
 
 
+@pytest.mark.parametrize("names", [None, "", "shop-prod,,payments-eu", "shop-prod,"])
+def test_a_stack_without_a_cluster_or_with_an_empty_name_is_refused(names: str | None) -> None:
+    parameters = {k: v for k, v in REQUIRED.items() if k != "ClusterNames"}
+    if names is not None:
+        parameters["ClusterNames"] = names
+
+    with pytest.raises(TemplateError, match="ClusterNames names at least one EKS cluster"):
+        Stack(load_template(), "eks-capture", parameters)
+
+
 def test_cluster_names_that_differ_only_in_punctuation_are_refused_by_both_expanders() -> None:
     with pytest.raises(TemplateError, match="shopprod"):
         Stack(load_template(), "eks-capture", {**REQUIRED, "ClusterNames": "shop-prod,shop_prod"})
