@@ -1,11 +1,11 @@
 """Merge the capture files of several nodes into one time-ordered pcapng, one interface per node.
 
-A streaming k-way merge: each input is read by the project's ``CaptureReader`` (pcap/pcapng, plain, gzip
-or zstd) and only the inputs whose time range has begun are open, so memory is one read buffer per
-overlapping file, whatever the capture's length. Between two heap operations the loop copies a whole
-run of packets from one input (every packet earlier than the other inputs' next one), which on rotated
-per-node files is most of them. Packets with equal times go in mergecap's order: the input listed
-last first (its ``is_earlier`` keeps the last of equal candidates).
+A streaming k-way merge in mergecap's order: at each step the input whose next packet is earliest
+gives it, and of equal times the input listed last wins (mergecap's ``is_earlier`` keeps the last of
+equal candidates). Only the inputs whose time range has begun are open, so memory is one read buffer
+per overlapping file, whatever the capture's length. Inputs that are all plain classic pcap files
+(what tcpdump writes, and what ``pull`` leaves on disk) take the fast path of ``merge_pcap``; any
+other mix (pcapng, gzip, zstd) is read record by record by the project's ``CaptureReader``.
 
 Wireshark then shows which node saw each packet (``frame.interface_name``), and the name resolution
 block maps cluster IPs to the pod/service/node names of the captures' cluster context.
@@ -105,6 +105,45 @@ def name_resolution_block(names: Mapping[str, Sequence[str]]) -> bytes:
     return _block(NRB, bytes(records))
 
 
+class PcapngOutput:
+    """The merged file's blocks other than packets, queued in ``blocks`` until the next packets are written.
+
+    One interface per node and link type, described when its first file is opened (as mergecap does),
+    and one name resolution block, written just before the first packet.
+    """
+
+    def __init__(self, names: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.names = {address: list(found) for address, found in (names or {}).items() if found}
+        self.blocks = bytearray(section_header())
+        self._interfaces: dict[tuple[str, int], int] = {}
+        self._names_written = False
+
+    @property
+    def interfaces(self) -> int:
+        """How many interfaces were described."""
+        return len(self._interfaces)
+
+    def interface(self, node: str, link_type: int) -> int:
+        """The interface id of ``node`` for ``link_type``, describing it first if new."""
+        key = (node, link_type)
+        found = self._interfaces.get(key)
+        if found is None:
+            found = self._interfaces[key] = len(self._interfaces)
+            self.blocks += interface_block(link_type, node)
+        return found
+
+    def names_once(self) -> None:
+        """Queue the name resolution block, the first time only (and only if there are names)."""
+        if not self._names_written:
+            self._names_written = True
+            if self.names:
+                self.blocks += name_resolution_block(self.names)
+
+    def result(self, packets: int, partial: dict[str, str]) -> MergeResult:
+        """What was written."""
+        return MergeResult(packets, len(self._interfaces), len(self.names), partial)
+
+
 class _Source:
     """One open input: its reader, its records and the interface ids its link types map to."""
 
@@ -118,126 +157,107 @@ class _Source:
         self.interfaces: dict[int, int] = {}
 
 
-class PcapngMerger:
-    """Writes the merged pcapng to ``out`` as packets are taken from the heap."""
+def merge_records(inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOutput) -> MergeResult:
+    """Merge any readable captures (pcapng, gzip, zstd too) record by record with a heap; what it wrote.
 
-    def __init__(self, out: BinaryIO, names: Mapping[str, Sequence[str]] | None = None) -> None:
-        self.out = out
-        self.names = {address: list(found) for address, found in (names or {}).items() if found}
-        self._interfaces: dict[tuple[str, int], int] = {}
-        self._buffer = bytearray(section_header())
-        self._names_written = False
+    Between two heap operations the loop copies a whole run of packets from one input (every packet
+    earlier than the other inputs' next one), which on rotated per-node files is most of them.
+    """
+    pending = sorted(range(len(inputs)), key=lambda i: (inputs[i].first_ns, i), reverse=True)
+    heap: list[tuple[int, int, Record, _Source]] = []
+    opened: list[tuple[_Source, BinaryIO]] = []
+    partial: dict[str, str] = {}
+    packets = 0
+    buffer = output.blocks
+    pack_head = _EPB_HEAD.pack
+    tails = _TAILS
+    last_rank = -len(inputs)
 
-    def interface(self, node: str, link_type: int) -> int:
-        """The interface id of ``node`` for ``link_type``, describing it first if new."""
-        key = (node, link_type)
-        found = self._interfaces.get(key)
-        if found is None:
-            found = self._interfaces[key] = len(self._interfaces)
-            self._buffer += interface_block(link_type, node)
-        return found
+    def open_next() -> None:
+        index = pending.pop()
+        stream = inputs[index].path.open("rb")
+        source = _Source(index, inputs[index], stream)
+        opened.append((source, stream))
+        first = next(source.records, None)
+        for link in source.reader.link_types:
+            source.interfaces[link] = output.interface(source.input.node, link)
+        if first is not None:
+            heapq.heappush(heap, (first[0], -index, first, source))
 
-    def _names_once(self) -> None:
-        if not self._names_written:
-            self._names_written = True
-            if self.names:
-                self._buffer += name_resolution_block(self.names)
-
-    def merge(self, inputs: Sequence[MergeInput]) -> MergeResult:
-        """Merge ``inputs`` (in the order mergecap would be given them) into the output; what it wrote."""
-        pending = sorted(range(len(inputs)), key=lambda i: (inputs[i].first_ns, i), reverse=True)
-        heap: list[tuple[int, int, Record, _Source]] = []
-        opened: list[tuple[_Source, BinaryIO]] = []
-        result = MergeResult()
-        packets = 0
-        buffer = self._buffer
-        out = self.out
-        pack_head = _EPB_HEAD.pack
-        tails = _TAILS
-        last_rank = -len(inputs)
-
-        def open_next() -> None:
-            index = pending.pop()
-            stream = inputs[index].path.open("rb")
-            source = _Source(index, inputs[index], stream)
-            opened.append((source, stream))
-            first = next(source.records, None)
-            for link in source.reader.link_types:
-                source.interfaces[link] = self.interface(source.input.node, link)
-            if first is not None:
-                heapq.heappush(heap, (first[0], -index, first, source))
-
-        try:
-            while pending or heap:
-                if pending:
-                    while pending and (not heap or inputs[pending[-1]].first_ns <= heap[0][0]):
-                        open_next()
-                    if not heap:
-                        continue
-                    self._names_once()
-                ts, rank, record, source = heap[0]
-                size = len(heap)
-                if size > 2:
-                    left, right = heap[1], heap[2]
-                    if left[0] < right[0] or (left[0] == right[0] and left[1] < right[1]):
-                        bound_ts, bound_rank = left[0], left[1]
-                    else:
-                        bound_ts, bound_rank = right[0], right[1]
-                elif size == 2:
-                    bound_ts, bound_rank = heap[1][0], heap[1][1]
+    try:
+        while pending or heap:
+            if pending:
+                while pending and (not heap or inputs[pending[-1]].first_ns <= heap[0][0]):
+                    open_next()
+                if not heap:
+                    continue
+                output.names_once()
+            ts, rank, record, source = heap[0]
+            size = len(heap)
+            if size > 2:
+                left, right = heap[1], heap[2]
+                if left[0] < right[0] or (left[0] == right[0] and left[1] < right[1]):
+                    bound_ts, bound_rank = left[0], left[1]
                 else:
-                    bound_ts, bound_rank = _NEVER
-                if pending and inputs[pending[-1]].first_ns <= bound_ts:
-                    bound_ts, bound_rank = inputs[pending[-1]].first_ns, last_rank
-                interfaces = source.interfaces
-                link = -1
-                iface = 0
-                records = source.records
-                while True:
-                    ts, rlink, buf, off, caplen, wirelen = record
-                    if rlink != link:
-                        link = rlink
-                        found = interfaces.get(link)
-                        if found is None:
-                            found = interfaces[link] = self.interface(source.input.node, link)
-                        iface = found
-                    length = 32 + caplen + (-caplen & 3)
-                    buffer += pack_head(EPB, length, iface, ts >> 32, ts & 0xFFFFFFFF, caplen, wirelen)
-                    buffer += buf[off : off + caplen]
-                    buffer += tails[caplen & 3](length)
-                    packets += 1
-                    if len(buffer) >= FLUSH_BYTES:
-                        out.write(buffer)
-                        buffer.clear()
-                    nxt = next(records, None)
-                    if nxt is None:
-                        heapq.heappop(heap)
-                        break
-                    nts = nxt[0]
-                    if nts < bound_ts or (nts == bound_ts and rank < bound_rank):
-                        record = nxt
-                        continue
-                    heapq.heapreplace(heap, (nts, rank, nxt, source))
+                    bound_ts, bound_rank = right[0], right[1]
+            elif size == 2:
+                bound_ts, bound_rank = heap[1][0], heap[1][1]
+            else:
+                bound_ts, bound_rank = _NEVER
+            if pending and inputs[pending[-1]].first_ns <= bound_ts:
+                bound_ts, bound_rank = inputs[pending[-1]].first_ns, last_rank
+            interfaces = source.interfaces
+            link = -1
+            iface = 0
+            records = source.records
+            while True:
+                ts, rlink, buf, off, caplen, wirelen = record
+                if rlink != link:
+                    link = rlink
+                    found = interfaces.get(link)
+                    if found is None:
+                        found = interfaces[link] = output.interface(source.input.node, link)
+                    iface = found
+                length = 32 + caplen + (-caplen & 3)
+                buffer += pack_head(EPB, length, iface, ts >> 32, ts & 0xFFFFFFFF, caplen, wirelen)
+                buffer += buf[off : off + caplen]
+                buffer += tails[caplen & 3](length)
+                packets += 1
+                if len(buffer) >= FLUSH_BYTES:
+                    out.write(buffer)
+                    buffer.clear()
+                nxt = next(records, None)
+                if nxt is None:
+                    heapq.heappop(heap)
                     break
-        finally:
-            out.write(buffer)
-            buffer.clear()
-            for source, stream in opened:
-                stream.close()
-                if source.reader.partial:
-                    result.partial[str(source.input.path)] = source.reader.reason or "ended early"
-        result.packets = packets
-        result.interfaces = len(self._interfaces)
-        result.names = len(self.names)
-        return result
+                nts = nxt[0]
+                if nts < bound_ts or (nts == bound_ts and rank < bound_rank):
+                    record = nxt
+                    continue
+                heapq.heapreplace(heap, (nts, rank, nxt, source))
+                break
+    finally:
+        out.write(buffer)
+        buffer.clear()
+        for source, stream in opened:
+            stream.close()
+            if source.reader.partial:
+                partial[str(source.input.path)] = source.reader.reason or "ended early"
+    return output.result(packets, partial)
 
 
 def merge_files(
     inputs: Sequence[MergeInput], output: Path, names: Mapping[str, Sequence[str]] | None = None
 ) -> MergeResult:
     """Merge ``inputs`` into the pcapng file ``output`` (written whole, then renamed into place)."""
+    from eks_capture import merge_pcap  # numpy: only loaded when merging
+
     partial = output.with_name(output.name + ".part")
     with partial.open("wb") as out:
-        result = PcapngMerger(out, names).merge(inputs)
+        blocks = PcapngOutput(names)
+        if merge_pcap.accepts(inputs):
+            result = merge_pcap.merge_pcap(inputs, out, blocks)
+        else:
+            result = merge_records(inputs, out, blocks)
     partial.replace(output)
     return result
