@@ -134,7 +134,7 @@ class _PcapFile:
         self._high_at = 2 if self._order == "<" else 0  # where the seconds' high half sits in a record
         self._caplen = struct.Struct(self._order + "8xI").unpack_from
         self._slot = arena.take()
-        self._size = min(SLOT, 16 + MAX_PACKET + chunk)
+        self._chunk = chunk
         self._filled = 0
         self._next = 0  # where in the slot the first record not yet decoded starts
         self._top = merge_input.first_ns  # the latest time seen so far: the next key's floor
@@ -177,14 +177,24 @@ class _PcapFile:
         if carried:
             arena.map.move(slot, slot + self._next, carried)
         self._filled = carried
-        with memoryview(arena.map) as whole:
-            while self._filled < self._size:
-                with whole[slot + self._filled : slot + self._size] as free:
+        while True:  # one turn unless a chunk is smaller than a record (tests)
+            self._fill(min(self._filled + self._chunk, SLOT))
+            self._decode()
+            if self.buffered or self.eof:
+                return
+
+    def _fill(self, target: int) -> None:
+        with memoryview(self._arena.map) as whole:
+            while self._filled < target:
+                with whole[self._slot + self._filled : self._slot + target] as free:
                     got = self._stream.readinto(free)
                 if not got:
                     self.eof = True
-                    break
+                    return
                 self._filled += got
+
+    def _decode(self) -> None:
+        arena, slot = self._arena, self._slot
         end = slot + self._filled
         heads = self._chain(slot, end)
         if heads is None:
