@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ def describe(invocation: Invocation) -> str:
         return f"{invocation.function}: {result['error']['message']}"
     if invocation.function == "TriggerFunction":
         return f"{invocation.function}: {result['status']}: {result['message']} ({result['capture_id']})"
+    if invocation.function == "ReportFunction":
+        made = result["report_key"] or f"no report ({result['problem']})"
+        return f"{invocation.function}: {result['status']} {result['capture_id']}: {made}"
     if invocation.function == "IndexerFunction":
         return "; ".join(
             f"{invocation.function}: {f['status']} {f['key'].rsplit('/', 1)[-1]}: {f['message']}"
@@ -78,6 +82,31 @@ def create_alarm() -> None:
             {"Key": "eks-capture:filter", "Value": CAPTURE_FILTER},
         ],
     )
+
+
+def subscribe_inbox(cloud: LocalCloud) -> str:
+    """An SQS queue on the notification topic, standing in for the on-call engineer's mailbox."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="demo-oncall-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=cloud.output("NotificationTopicArn"), Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def show_end_notification(inbox: str, capture_id: str) -> None:
+    """The end notification as the on-call engineer receives it, and whether its report link opens."""
+    sqs = boto3.client("sqs")
+    for message in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+        sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
+        notification = json.loads(message["Body"])
+        if capture_id not in notification["Subject"] or "Report:" not in notification["Message"]:
+            continue
+        say(f"e-mail: {notification['Subject']}")
+        for line in notification["Message"].splitlines():
+            say(f"  {line}")
+            if line.startswith("Report: http"):
+                with urllib.request.urlopen(line.removeprefix("Report: "), timeout=10) as page:
+                    say(f"  (the link opens: {len(page.read())} bytes of HTML)")
 
 
 def show_logs(cloud: LocalCloud, pod: dict[str, Any]) -> None:
@@ -124,13 +153,18 @@ def main() -> int:
     say("starting the local cloud (moto, the emulated EKS cluster, template.yaml's wiring)")
     cloud = LocalCloud.start(
         CLUSTER,
-        {"CaptureImageUri": "public.ecr.aws/eks-capture/agent:local", "AlarmCooldownSeconds": "60"},
+        {
+            "CaptureImageUri": "public.ecr.aws/eks-capture/agent:local",
+            "AlarmCooldownSeconds": "60",
+            "NotificationEmail": "oncall@example.com",
+        },
         local_nodes=(LOCAL_NODE,),
         settings_overrides={"ROTATE_SECONDS": "10", "UPLOAD_GRACE_SECONDS": "30"},
         lambda_log=log,
     )
     traffic = FaultyTraffic(seconds=DURATION_SECONDS + 240)
     try:
+        inbox = subscribe_inbox(cloud)
         cloud.router.on_invocation = lambda invocation: say(describe(invocation))
         say(
             f"moto at {cloud.moto.endpoint_url}; EKS {CLUSTER} at {cloud.kube.url} "
@@ -178,6 +212,7 @@ def main() -> int:
             say(f"  {node}: {record.status}: {record.reason}")
         for finding in session.findings:
             say(f"  finding: {finding}")
+        show_end_notification(inbox, capture_id)
         operator_view(cloud, capture_id, out)
         recorded = flight_recorder(cloud, store)
         say(f"traffic sent: {traffic.sent}; Lambda logs in {log.name}")

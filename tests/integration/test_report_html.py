@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
@@ -161,6 +162,7 @@ def test_the_end_of_capture_hook_publishes_the_same_report_by_capture_id(
     session = store.get_session(capture_id)
     assert session is not None
     assert key == report_key(session)
+    assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["300"]  # SigV4: the expiry is signed
     with urllib.request.urlopen(url) as response:
         page = response.read().decode()
     assert f"Capture {capture_id}" in page

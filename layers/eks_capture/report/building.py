@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from eks_capture.context import load_context
@@ -174,7 +175,7 @@ def publish_capture_report(
     session = store.get_session(capture_id)
     if session is None:
         raise CaptureNotFound(capture_id)
-    storage = S3Files(s3 or boto3.client("s3"), bucket)
+    storage = S3Files(s3 or boto3.client("s3", config=Config(signature_version="s3v4")), bucket)
     built = build(
         session,
         store.files_of_capture(capture_id),
