@@ -103,6 +103,17 @@ def _ended_capture(stack: Stack, with_file: bool = True) -> tuple[str, str]:
     return capture_id, key
 
 
+def _closed_capture(stack: Stack) -> str:
+    """An ended capture closed as the teardown would close it, without announcing it."""
+    capture_id, _ = _ended_capture(stack)
+    store = CaptureStore(os.environ["CAPTURE_TABLE"])
+    session = store.get_session(capture_id)
+    assert session is not None
+    closed = session.model_copy(update={"status": "completed", "ended_at": datetime.now(UTC)})
+    assert store.replace_session(closed, expected_status="running")
+    return capture_id
+
+
 def _sweep(live: Router) -> dict[str, list[Invocation]]:
     """Fire the teardown's schedule; its and the report function's invocations, which must succeed."""
     live.fire_schedule("TeardownFunction")
@@ -195,11 +206,7 @@ def test_when_the_lifecycle_bus_is_unreachable_the_teardown_notifies_without_a_r
 def test_a_report_with_no_time_left_in_the_invocation_is_named_and_the_notification_still_goes(
     stack: Stack, inbox: str
 ) -> None:
-    capture_id, _ = _ended_capture(stack)
-    store = CaptureStore(os.environ["CAPTURE_TABLE"])
-    session = store.get_session(capture_id)
-    assert session is not None
-    store.replace_session(session.model_copy(update={"status": "completed"}), expected_status="running")
+    capture_id = _closed_capture(stack)
     deps = delivery.DeliveryDeps(settings=Settings.from_env())
 
     done = delivery.deliver(deps, capture_id, seconds_left=lambda: delivery.NOTIFY_RESERVE_SECONDS)
@@ -208,3 +215,33 @@ def test_a_report_with_no_time_left_in_the_invocation_is_named_and_the_notificat
     assert done.status == "notified"
     assert "no time was left" in _link(notification["Message"])
     assert deps.notices.sent(capture_id)
+
+
+def _deliver_now(capture_id: str) -> delivery.Delivery:
+    deps = delivery.DeliveryDeps(settings=Settings.from_env())
+    return delivery.deliver(deps, capture_id, seconds_left=lambda: 600.0)
+
+
+def test_an_event_naming_an_unknown_or_still_open_capture_reports_and_notifies_nothing(
+    stack: Stack, inbox: str
+) -> None:
+    open_capture, _ = _ended_capture(stack, with_file=False)
+    unknown = new_capture_id(datetime.now(UTC))
+
+    outcomes = {_deliver_now(open_capture).status, _deliver_now(unknown).status}
+
+    assert outcomes == {"not_closed", "unknown_capture"}
+    assert _notifications(inbox) == []
+    listed = boto3.client("s3").list_objects_v2(Bucket=os.environ["CAPTURE_BUCKET"], Prefix="captures/")
+    assert not [o for o in listed.get("Contents", []) if o["Key"].endswith("report.html")]
+
+
+def test_a_notification_sns_refuses_fails_the_invocation_so_that_it_is_retried(stack: Stack) -> None:
+    capture_id = _closed_capture(stack)
+    boto3.client("sns").delete_topic(TopicArn=stack.physical_id("NotificationTopic"))
+    deps = delivery.DeliveryDeps(settings=Settings.from_env())
+
+    with pytest.raises(delivery.NotificationNotSent):
+        delivery.deliver(deps, capture_id, seconds_left=lambda: 600.0)
+
+    assert not deps.notices.sent(capture_id)
