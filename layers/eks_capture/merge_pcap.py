@@ -337,8 +337,8 @@ class _Writer:
             glue[:-1, 7] = caplen[batch]
             glue[:-1, 8] = wirelen[batch]
             self.arena.glue[np.append(at, _AREA_START + size) // 4 - 2] = glue.view(_GLUE).ravel()
-            move = self.arena.map.move
-            deque(map(move, (at + 28).tolist(), data[batch].tolist(), caplen[batch].tolist()), 0)
+            # the arrays' memoryviews hand map() plain ints without building lists of them
+            deque(map(self.arena.map.move, (at + 28).data, data[batch].data, caplen[batch].data), 0)
             with memoryview(self.arena.map) as whole, whole[_AREA_START : _AREA_START + size] as blocks:
                 self.out.write(blocks)
             first, written = last, written + size
