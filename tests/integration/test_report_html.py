@@ -114,6 +114,7 @@ def test_the_report_is_stored_beside_the_captures_and_drawn_by_a_real_browser(
     session = store.get_session(capture_id)
     assert session is not None
     assert report_key(session) in url
+    assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["3600"]  # SigV4: the link says when it dies
     with urllib.request.urlopen(url) as response:  # the presigned link, as the notification carries it
         assert response.read() == local.read_bytes()
     errors: list[str] = []

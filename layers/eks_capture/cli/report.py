@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import boto3
 import typer
 
 from eks_capture.cli.browse import console_link
 from eks_capture.cli.catalog import Catalog
 from eks_capture.cli.failures import one_line_errors
 from eks_capture.cli.stacks import BucketOption, StackOption, StackRef, TableOption
-
-DEFAULT_EXPIRY = 3600
+from eks_capture.report.links import DEFAULT_EXPIRY, signing_s3_client
 
 
 @one_line_errors
@@ -36,7 +34,7 @@ def report(
     ref = StackRef(stack=stack, table=table, bucket=bucket)
     catalog = Catalog(ref.table_name)
     session = catalog.session(capture_id)
-    storage = S3Files(boto3.client("s3"), ref.bucket_name)
+    storage = S3Files(signing_s3_client(), ref.bucket_name)
     built = build(
         session,
         catalog.files(capture_id),

@@ -8,20 +8,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from eks_capture.context import load_context
 from eks_capture.errors import CaptureNotFound
 from eks_capture.ids import CaptureId, capture_started_at
-from eks_capture.report.links import s3_console_link
+from eks_capture.report.links import DEFAULT_EXPIRY, s3_console_link, signing_s3_client
 from eks_capture.report.pages import FileRow, FindingRow, Page, TalkerRow, render
 from eks_capture.report.plots import timeline_svg
 from eks_capture.report.timelines import NodeTimeline, node_timeline
 from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord
 
 REPORT_NAME = "report.html"
-DEFAULT_EXPIRY = 3600
 MARGIN_SECONDS = 5
 #: Marks further than this from the packets stay off the plots (they would squash the data to a line).
 MAX_MARK_GAP_SECONDS = 900
@@ -175,7 +173,7 @@ def publish_capture_report(
     session = store.get_session(capture_id)
     if session is None:
         raise CaptureNotFound(capture_id)
-    storage = S3Files(s3 or boto3.client("s3", config=Config(signature_version="s3v4")), bucket)
+    storage = S3Files(s3 or signing_s3_client(), bucket)
     built = build(
         session,
         store.files_of_capture(capture_id),

@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 
 from eks_capture.errors import CaptureError
 from eks_capture.notifications import EndNotices, ReportLink, ReportOutcome, notify_end
-from eks_capture.report.building import DEFAULT_EXPIRY, publish_capture_report
+from eks_capture.report.building import publish_capture_report
+from eks_capture.report.links import DEFAULT_EXPIRY, signing_s3_client
 from eks_capture.sessions import CaptureSession, CaptureStore
 from eks_capture.settings import Settings
 
@@ -57,7 +57,7 @@ class DeliveryDeps:
 
     def __post_init__(self) -> None:
         # SigV4 links: their expiry is signed (X-Amz-Expires, at most 7 days); SigV2's is not bounded.
-        self.s3 = self.s3 or boto3.client("s3", config=Config(signature_version="s3v4"))
+        self.s3 = self.s3 or signing_s3_client()
         self.dynamodb = self.dynamodb or boto3.client("dynamodb")
         if self.sns is None and self.settings.notification_topic_arn:
             self.sns = boto3.client("sns")
