@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from eks_capture.pcap.reader import CaptureReader, Record
+from eks_capture.pcap.reader import MAX_PACKET, PCAP_MAGIC_NS, PCAP_MAGIC_US, CaptureReader, Record
 
 SHB = 0x0A0D0D0A
 BOM = 0x1A2B3C4D
@@ -38,6 +38,7 @@ NRB_IPV4 = 1
 NRB_IPV6 = 2
 FLUSH_BYTES = 1 << 20
 APPLICATION = "eks-capture merge"
+PCAP_HEADER = 24
 
 _EPB_HEAD = struct.Struct("<IIIIIII")
 _PADS = (b"", b"\0\0\0", b"\0\0", b"\0")
@@ -103,6 +104,30 @@ def name_resolution_block(names: Mapping[str, Sequence[str]]) -> bytes:
         records += struct.pack("<HH", kind, len(value)) + value + _PADS[len(value) % 4]
     records += struct.pack("<HH", NRB_END, 0)
     return _block(NRB, bytes(records))
+
+
+def classic_pcap_header(head: bytes) -> tuple[str, int, int] | None:
+    """Byte order, nanoseconds per time fraction and link type of a classic pcap file header, if it is
+    one whose records all fit ``MAX_PACKET`` (what the fast merge takes)."""
+    if len(head) < PCAP_HEADER:
+        return None
+    for order in "<>":
+        magic, _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "IHHiIII", head)
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS) and snaplen <= MAX_PACKET:
+            return order, 1 if magic == PCAP_MAGIC_NS else 1000, network & 0x03FFFFFF
+    return None
+
+
+def all_classic_pcap(inputs: Sequence[MergeInput]) -> bool:
+    """Whether every input is a plain classic pcap file the fast merge takes."""
+    try:
+        for merge_input in inputs:
+            with merge_input.path.open("rb") as stream:
+                if classic_pcap_header(stream.read(PCAP_HEADER)) is None:
+                    return False
+    except OSError:
+        return False  # the record-by-record merge reports it
+    return True
 
 
 class PcapngOutput:
@@ -250,13 +275,13 @@ def merge_files(
     inputs: Sequence[MergeInput], output: Path, names: Mapping[str, Sequence[str]] | None = None
 ) -> MergeResult:
     """Merge ``inputs`` into the pcapng file ``output`` (written whole, then renamed into place)."""
-    from eks_capture import merge_pcap  # numpy: only loaded when merging
-
     partial = output.with_name(output.name + ".part")
     with partial.open("wb") as out:
         blocks = PcapngOutput(names)
-        if merge_pcap.accepts(inputs):
-            result = merge_pcap.merge_pcap(inputs, out, blocks)
+        if all_classic_pcap(inputs):
+            from eks_capture.merge_pcap import merge_pcap  # numpy: loaded only for this merge
+
+            result = merge_pcap(inputs, out, blocks)
         else:
             result = merge_records(inputs, out, blocks)
     partial.replace(output)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from eks_capture.merge import MergeInput, PcapngOutput, merge_files, merge_records
-from eks_capture.merge_pcap import accepts, merge_pcap
+from eks_capture.merge import MergeInput, PcapngOutput, all_classic_pcap, merge_files, merge_records
+from eks_capture.merge_pcap import merge_pcap
 from eks_capture.pcap import CaptureReader
 
 ETHERNET, RAW = 1, 101
@@ -195,9 +195,9 @@ def test_only_plain_classic_pcap_files_take_the_fast_merge(tmp_path: Path) -> No
     zipped = tmp_path / "a.pcap.gz"
     zipped.write_bytes(gzip.compress(plain.read_bytes()))
 
-    assert accepts([MergeInput(plain, "a")])
-    assert not accepts([MergeInput(plain, "a"), MergeInput(zipped, "b")])
-    assert not accepts([MergeInput(tmp_path / "missing.pcap", "a")])
+    assert all_classic_pcap([MergeInput(plain, "a")])
+    assert not all_classic_pcap([MergeInput(plain, "a"), MergeInput(zipped, "b")])
+    assert not all_classic_pcap([MergeInput(tmp_path / "missing.pcap", "a")])
 
 
 def test_compressed_and_pcapng_inputs_merge_to_the_same_file_as_plain_pcap(tmp_path: Path) -> None:
