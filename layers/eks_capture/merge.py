@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import os
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -271,6 +272,18 @@ def merge_records(inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOut
     return output.result(packets, partial)
 
 
+def fast_merge() -> Callable[[Sequence[MergeInput], BinaryIO, PcapngOutput], MergeResult]:
+    """The numpy merge of classic pcap files, loaded on first use (e.g. ahead, while downloading).
+
+    numpy is loaded for it alone, and it does no linear algebra: without an OpenBLAS thread per core
+    to start, numpy's import is ~50 ms (a quarter) shorter.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from eks_capture.merge_pcap import merge_pcap
+
+    return merge_pcap
+
+
 def merge_files(
     inputs: Sequence[MergeInput], output: Path, names: Mapping[str, Sequence[str]] | None = None
 ) -> MergeResult:
@@ -279,9 +292,7 @@ def merge_files(
     with partial.open("wb") as out:
         blocks = PcapngOutput(names)
         if all_classic_pcap(inputs):
-            from eks_capture.merge_pcap import merge_pcap  # numpy: loaded only for this merge
-
-            result = merge_pcap(inputs, out, blocks)
+            result = fast_merge()(inputs, out, blocks)
         else:
             result = merge_records(inputs, out, blocks)
     partial.replace(output)

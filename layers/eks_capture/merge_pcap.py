@@ -155,7 +155,7 @@ class _PcapFile:
         if carried:
             arena.map.move(slot, slot + self._next, carried)
         self._filled = carried
-        while True:  # one turn unless a chunk is smaller than a record (tests)
+        while True:  # one turn, unless the unfinished record is longer than a chunk
             self._fill(min(self._filled + self._chunk, SLOT))
             self._decode()
             if self.buffered or self.eof:
