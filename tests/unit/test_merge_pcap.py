@@ -129,6 +129,19 @@ def test_more_overlapping_inputs_than_the_first_slots_hold(tmp_path: Path) -> No
     assert fast == oracle
 
 
+def test_an_input_without_packets_still_gets_its_interface(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    inputs = [
+        MergeInput(write_pcap(tmp_path / "a.pcap", random_packets(rng, 0, 100, 10 * S, 0.1)), "node-a"),
+        MergeInput(write_pcap(tmp_path / "empty.pcap", [], link=RAW), "node-b"),
+    ]
+
+    fast, oracle = fast_and_oracle(tmp_path, inputs, 4096)
+
+    assert fast == oracle
+    assert b"node-b" in fast
+
+
 def test_rotated_files_opened_as_their_first_packet_comes_up(tmp_path: Path) -> None:
     rng = random.Random(5)
     inputs = []
