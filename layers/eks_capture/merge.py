@@ -108,8 +108,7 @@ def name_resolution_block(names: Mapping[str, Sequence[str]]) -> bytes:
 
 
 def classic_pcap_header(head: bytes) -> tuple[str, int, int] | None:
-    """Byte order, nanoseconds per time fraction and link type of a classic pcap file header, if it is
-    one whose records all fit ``MAX_PACKET`` (what the fast merge takes)."""
+    """Byte order, ns per time fraction and link type of a classic pcap header the fast merge takes."""
     if len(head) < PCAP_HEADER:
         return None
     for order in "<>":
