@@ -1,5 +1,5 @@
 """Load benchmark: a burst of 200 alarm events (duplicates and flapping) over 50 nodes through the trigger
-in parallel, and 10,000 S3 object events (10 % delivered twice) through the indexer in parallel; events
+in parallel, and 10,000 S3 object events (each object 20 times) through the indexer in parallel; events
 per second beside the sequential rate of the same handler, and whether caps and exactly-once held.
 
 The workload builders are shared with tests/integration/test_load.py, which runs them smaller.
@@ -11,29 +11,34 @@ import json
 import logging
 import os
 import random
-import threading
+import resource
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.client import HTTPConnection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import boto3
 
-from eks_capture import eks, indexer, trigger
+from bench.stands import emulated_stack
+from eks_capture import indexer, trigger
 from eks_capture.sessions import CaptureSession, CaptureStore, Trigger
 from eks_capture.settings import Settings
-from localcloud.aws import REGION, start_moto_server
-from localcloud.cloud import create_eks_cluster
-from localcloud.kube import KubeEmulator, start_kube_emulator
-from localcloud.kube.resources import JOBS, NAMESPACES
+from localcloud.aws import REGION, MotoServer, free_port
+from localcloud.kube import KubeEmulator
+from localcloud.kube.resources import JOBS
+from localcloud.outages import DynamoDBProxy
 from localcloud.provision import provision
 from localcloud.template import PROJECT_ROOT, Stack, load_template
+
+SerialDynamoDB = DynamoDBProxy  # tests/integration/test_load.py's name for it
 
 OUT = Path(__file__).resolve().parent / "out"
 EVENTS = PROJECT_ROOT / "events"
@@ -43,8 +48,7 @@ NAMESPACE = "eks-capture"
 BURST_NODES = 50
 OBJECT_EVENTS = 10_000
 COPIES = 20  # deliveries of each object: 500 objects keep moto's table (copied per transaction) small
-REFERENCE_EVENTS = 400
-ROUND_EVENTS = 2_000
+REFERENCE_EVENTS = 200
 CAPTURES_PER_RUN = 10
 TRIGGER_WORKERS = 5  # the trigger's ReservedConcurrentExecutions in template.yaml
 INDEXER_WORKERS = 32
@@ -140,68 +144,6 @@ def capture_files(
     return keys
 
 
-class SerialDynamoDB:
-    """An HTTP forwarder to moto that passes one DynamoDB request at a time.
-
-    moto's TransactWriteItems snapshots each table it touches and, when a condition fails, puts the
-    snapshot back, undoing whatever other requests wrote meanwhile; DynamoDB isolates transactions
-    per item. Serialized, moto's answers are the ones DynamoDB could give, so a load run measures our
-    conditional writes rather than moto's rollback.
-    """
-
-    def __init__(self, target: str) -> None:
-        self.target = urlsplit(target)
-        self._lock = threading.Lock()
-        forwarder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                status, reply, reply_headers = forwarder.forward(self.path, body, headers)
-                self.send_response(status)
-                for name, value in reply_headers:
-                    if name.lower() not in (
-                        "content-length",
-                        "transfer-encoding",
-                        "connection",
-                        "server",
-                        "date",
-                    ):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def forward(
-        self, path: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, bytes, list[tuple[str, str]]]:
-        """One request to moto, alone."""
-        with self._lock:
-            connection = HTTPConnection(self.target.hostname or "127.0.0.1", self.target.port, timeout=60)
-            try:
-                connection.request("POST", path, body, headers)
-                response = connection.getresponse()
-                return response.status, response.read(), response.getheaders()
-            finally:
-                connection.close()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def with_duplicates(events: list[T], copies: int, seed: int = 3) -> list[T]:
     """Each of ``events`` delivered ``copies`` times, shuffled (EventBridge delivers at least once)."""
     delivered = [event for event in events for _ in range(copies)]
@@ -235,16 +177,6 @@ def live_captures_per_node(kube: KubeEmulator) -> Counter[str]:
     return Counter(job["spec"]["template"]["spec"]["nodeName"] for job in kube.objects(JOBS, NAMESPACE))
 
 
-def _environment(kube: KubeEmulator) -> Settings:
-    stack = Stack(load_template(), "bench", {"ClusterName": CLUSTER, "CaptureImageUri": "img:bench"})
-    provision(stack)
-    env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
-    os.environ.update({k: str(v) for k, v in {**env, **kube.env()}.items()})
-    kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
-    eks.clear_caches()
-    return Settings.from_env()
-
-
 def _trigger_rows(kube: KubeEmulator, settings: Settings) -> list[dict[str, Any]]:
     store = CaptureStore(settings.capture_table)
     deps = trigger.Deps(settings=settings, store=store)
@@ -270,43 +202,68 @@ def _trigger_rows(kube: KubeEmulator, settings: Settings) -> list[dict[str, Any]
     ]
 
 
-def _indexer_round(events: int, workers: int, run: int) -> tuple[Counter[str], float, bool]:
-    """``events`` object events (each object delivered COPIES times) on ``workers`` threads, in a fresh
-    moto: its outcomes, seconds, and whether the totals came out exact."""
-    moto = start_moto_server()
-    os.environ.update(moto.env())
-    serial = SerialDynamoDB(moto.endpoint_url)
+def _indexer_round(
+    dynamodb: DynamoDBProxy, stack: Stack, events: int, workers: int, run: int
+) -> tuple[Counter[str], float, bool]:
+    """``events`` object events (each object delivered COPIES times) on ``workers`` threads: their
+    outcomes, seconds, and whether the totals came out exact."""
+    bucket, table = stack.name_of("CaptureBucket"), stack.name_of("CaptureIndexTable")
+    store = CaptureStore(table, boto3.client("dynamodb", endpoint_url=dynamodb.endpoint_url))
+    s3 = boto3.client("s3")
+    body = first_packets(3)
+    keys = capture_files(store, s3, bucket, events // COPIES, CAPTURES_PER_RUN, body, run)
+    delivered = with_duplicates([object_created(bucket, k, len(body)) for k in keys], COPIES)
+    results, seconds = run_parallel(lambda e: indexer.handle(e, store, s3), delivered, workers)
+    statuses: Counter[str] = Counter(o.status for batch in results for o in batch)
+    exact = statuses["indexed"] == len(keys) and totals_exact(store, sorted({k.split("/")[2] for k in keys}))
+    return statuses, seconds, exact
+
+
+@contextmanager
+def lean_moto() -> Iterator[MotoServer]:
+    """A moto server without the costs that grow with a table (bench/lean_moto.py), for a ``with`` block."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.lean_moto", "-H", "127.0.0.1", "-p", str(port)]
+    server = MotoServer(port, subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
-        stack = Stack(load_template(), "bench", {"ClusterName": CLUSTER, "CaptureImageUri": "img:bench"})
-        provision(stack)
-        bucket, table = stack.name_of("CaptureBucket"), stack.name_of("CaptureIndexTable")
-        store = CaptureStore(table, boto3.client("dynamodb", endpoint_url=serial.endpoint_url))
-        s3 = boto3.client("s3")
-        body = first_packets(3)
-        keys = capture_files(store, s3, bucket, events // COPIES, CAPTURES_PER_RUN, body, run)
-        delivered = with_duplicates([object_created(bucket, k, len(body)) for k in keys], COPIES)
-        results, seconds = run_parallel(lambda e: indexer.handle(e, store, s3), delivered, workers)
-        statuses: Counter[str] = Counter(o.status for batch in results for o in batch)
-        exact = statuses["indexed"] == len(keys) and totals_exact(
-            store, sorted({k.split("/")[2] for k in keys})
-        )
-        return statuses, seconds, exact
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/data.json", timeout=1):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline or server.process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield server
     finally:
-        serial.stop()
-        moto.stop()
+        server.stop()
+
+
+def peak_rss_mb(pid: int | None = None) -> float:
+    """A process's peak resident memory (VmHWM), this one's by default."""
+    if pid is None:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    status = Path(f"/proc/{pid}/status").read_text()
+    kilobytes = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return round(kilobytes / 1024, 1)
 
 
 def _indexer_rows() -> list[dict[str, Any]]:
-    """10,000 object events in rounds of a fresh moto each (moto keeps the table copies its
-    transactions make: one run of 10,000 grew it past 8 GB), beside one worker's rate."""
-    _ref_statuses, reference_seconds, _ = _indexer_round(REFERENCE_EVENTS, 1, 0)
-    statuses: Counter[str] = Counter()
-    seconds, exact = 0.0, True
-    for run in range(1, OBJECT_EVENTS // ROUND_EVENTS + 1):
-        round_statuses, round_seconds, round_exact = _indexer_round(ROUND_EVENTS, INDEXER_WORKERS, run)
-        statuses += round_statuses
-        seconds += round_seconds
-        exact = exact and round_exact
+    """10,000 object events in one moto, beside one worker's rate on 400; moto's peak memory beside its
+    memory once the stack is provisioned."""
+    with lean_moto() as moto:
+        os.environ.update(moto.env())
+        stack = Stack(load_template(), "bench", {"ClusterNames": CLUSTER, "CaptureImageUri": "img:bench"})
+        provision(stack)
+        dynamodb = DynamoDBProxy(moto.endpoint_url)
+        try:
+            provisioned_mb = peak_rss_mb(moto.process.pid)
+            _, reference_seconds, _ = _indexer_round(dynamodb, stack, REFERENCE_EVENTS, 1, 0)
+            statuses, seconds, exact = _indexer_round(dynamodb, stack, OBJECT_EVENTS, INDEXER_WORKERS, 1)
+            moto_mb = peak_rss_mb(moto.process.pid)
+        finally:
+            dynamodb.stop()
     events = sum(statuses.values())
     rate, reference_rate = events / seconds, REFERENCE_EVENTS / reference_seconds
     return [
@@ -319,22 +276,17 @@ def _indexer_rows() -> list[dict[str, Any]]:
             "ratio": round(rate / reference_rate, 2),
             "outcomes": dict(statuses),
             "held": exact,
+            "moto peak RSS MB": moto_mb,
+            "moto RSS once provisioned MB": provisioned_mb,
+            "RSS ratio": round(moto_mb / provisioned_mb, 2),
         }
     ]
 
 
 def main() -> None:
     logging.disable(logging.WARNING)  # thousands of refused and duplicate events would drown the table
-    moto = start_moto_server()
-    os.environ.update(moto.env())
-    create_eks_cluster(CLUSTER)
-    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
-    try:
-        rows = _trigger_rows(kube, _environment(kube))
-    finally:
-        kube.stop()
-        moto.stop()
-        eks.clear_caches()
+    with emulated_stack(CLUSTER) as (kube, settings):
+        rows = _trigger_rows(kube, settings)
     rows += _indexer_rows()
     for row in rows:
         print(
@@ -343,6 +295,8 @@ def main() -> None:
             f"caps and exactly-once held: {row['held']}"
         )
         print(f"    outcomes: {row['outcomes']}")
+    rows[-1]["bench peak RSS MB"] = peak_rss_mb()
+    print(f"moto peak RSS {rows[-1]['moto peak RSS MB']} MB, this process {rows[-1]['bench peak RSS MB']} MB")
     print("moto runs every AWS call in one process: these rates are the local cloud's, not AWS's.")
     OUT.mkdir(exist_ok=True)
     (OUT / "load.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
