@@ -79,7 +79,7 @@ class PausableProxy:
 
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
 TRANSACTIONS = frozenset({"TransactWriteItems", "TransactGetItems"})
-ThrottlingError = Literal[
+ThrottlingAnswer = Literal[
     "ProvisionedThroughputExceededException", "ThrottlingException", "TransactionCanceledException"
 ]
 _ERROR_TYPES: dict[str, str] = {
@@ -112,12 +112,13 @@ class Throttling:
     operations: frozenset[str] = frozenset()
     rate: float = 1.0
     times: int | None = None
-    error: ThrottlingError = "ProvisionedThroughputExceededException"
+    error: ThrottlingAnswer = "ProvisionedThroughputExceededException"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"rate must be within [0, 1], not {self.rate}")
-        if self.error == "TransactionCanceledException" and not self.operations <= TRANSACTIONS:
+        cancels = self.error == "TransactionCanceledException"
+        if cancels and not (self.operations and self.operations <= TRANSACTIONS):
             raise ValueError(
                 f"operations: only {sorted(TRANSACTIONS)} are cancelled, not {sorted(self.operations)}"
             )
@@ -126,7 +127,7 @@ class Throttling:
         return not self.operations or operation in self.operations
 
 
-def throttling_reply(error: ThrottlingError, request: dict[str, Any], rng: random.Random) -> bytes:
+def throttling_reply(error: ThrottlingAnswer, request: dict[str, Any], rng: random.Random) -> bytes:
     """The body DynamoDB answers a throttled request with (HTTP 400, JSON 1.0)."""
     if error != "TransactionCanceledException":
         return json.dumps({"__type": _ERROR_TYPES[error], "message": _ERROR_MESSAGES[error]}).encode()
@@ -174,7 +175,7 @@ class DynamoDBProxy:
         *operations: str,
         rate: float = 1.0,
         times: int | None = None,
-        error: ThrottlingError = "ProvisionedThroughputExceededException",
+        error: ThrottlingAnswer = "ProvisionedThroughputExceededException",
     ) -> Throttling:
         """Refuse ``rate`` of ``operations`` (all when none are named) from now on."""
         rule = Throttling(frozenset(operations), rate, times, error)
@@ -211,7 +212,7 @@ class DynamoDBProxy:
                 )
             return self._forward(path, body, headers)
 
-    def _refusal(self, operation: str) -> ThrottlingError | None:
+    def _refusal(self, operation: str) -> ThrottlingAnswer | None:
         for index, rule in enumerate(self._rules):
             if not rule.applies_to(operation):
                 continue

@@ -36,7 +36,7 @@ from eks_capture.settings import Settings
 from eks_capture.trigger import Deps
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
-from localcloud.outages import DynamoDBProxy, ThrottlingError
+from localcloud.outages import DynamoDBProxy, ThrottlingAnswer
 from localcloud.router import ASYNC_ATTEMPTS
 from tests.integration.test_faults import (
     Clock,
@@ -142,7 +142,7 @@ def test_a_burst_of_alarms_and_its_teardown_under_throttled_writes_keep_every_in
     assert dynamodb.throttled.total() > swept_before  # the sweeps' writes were throttled too
 
 
-INDEXER_THROTTLING: dict[str, tuple[tuple[str, ...], ThrottlingError, float]] = {
+INDEXER_THROTTLING: dict[str, tuple[tuple[str, ...], ThrottlingAnswer, float]] = {
     "half the transactions cancelled for a throttled item": (
         ("TransactWriteItems",),
         "TransactionCanceledException",
@@ -164,7 +164,7 @@ def test_duplicated_object_events_under_throttling_index_each_file_once_with_exa
     settings: Settings,
     dynamodb: DynamoDBProxy,
     operations: tuple[str, ...],
-    error: ThrottlingError,
+    error: ThrottlingAnswer,
     rate: float,
 ) -> None:
     store = CaptureStore(settings.capture_table)
@@ -201,7 +201,7 @@ def _lock_item(settings: Settings) -> dict[str, Any]:
 
 @pytest.mark.parametrize("error", ["ProvisionedThroughputExceededException", "ThrottlingException"])
 def test_botocore_retries_a_throttled_call_itself(
-    settings: Settings, dynamodb: DynamoDBProxy, error: ThrottlingError
+    settings: Settings, dynamodb: DynamoDBProxy, error: ThrottlingAnswer
 ) -> None:
     dynamodb.throttle("PutItem", times=1, error=error)
 

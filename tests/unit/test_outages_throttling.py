@@ -1,0 +1,73 @@
+"""The local cloud's DynamoDB throttling rules and the error bodies they answer with."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from localcloud.outages import Throttling, ThrottlingAnswer, throttling_reply
+
+INVALID_RULES: dict[str, dict[str, Any]] = {
+    "a share above one": {"rate": 1.5},
+    "a negative share": {"rate": -0.1},
+    "a single-item call cancelled like a transaction": {
+        "operations": frozenset({"PutItem"}),
+        "error": "TransactionCanceledException",
+    },
+    "every call cancelled like a transaction": {"error": "TransactionCanceledException"},
+}
+
+
+@pytest.mark.parametrize("fields", INVALID_RULES.values(), ids=INVALID_RULES.keys())
+def test_a_rule_dynamodb_could_not_follow_is_refused_naming_the_field(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"^(rate|operations)"):
+        Throttling(**fields)
+
+
+@pytest.mark.parametrize(
+    ("operations", "operation", "applies"),
+    [
+        (frozenset(), "Query", True),
+        (frozenset({"PutItem", "UpdateItem"}), "UpdateItem", True),
+        (frozenset({"PutItem", "UpdateItem"}), "GetItem", False),
+    ],
+)
+def test_a_rule_without_operations_applies_to_every_call(
+    operations: frozenset[str], operation: str, applies: bool
+) -> None:
+    assert Throttling(operations).applies_to(operation) is applies
+
+
+@pytest.mark.parametrize(
+    ("error", "wire_type"),
+    [
+        (
+            "ProvisionedThroughputExceededException",
+            "dynamodb.v20120810#ProvisionedThroughputExceededException",
+        ),
+        ("ThrottlingException", "coral.availability#ThrottlingException"),
+    ],
+)
+def test_a_throttled_call_gets_dynamodbs_error_type_and_a_message(
+    error: ThrottlingAnswer, wire_type: str
+) -> None:
+    body = json.loads(throttling_reply(error, {"TableName": "t"}, random.Random(0)))
+
+    assert body["__type"].endswith(wire_type)
+    assert body["message"]
+
+
+@pytest.mark.parametrize("items", [1, 2, 5])
+def test_a_cancelled_transaction_names_one_throttled_item_among_its_items(items: int) -> None:
+    request = {"TransactItems": [{"Put": {"TableName": "t", "Item": {}}}] * items}
+
+    body = json.loads(throttling_reply("TransactionCanceledException", request, random.Random(items)))
+
+    codes = [reason["Code"] for reason in body["CancellationReasons"]]
+    assert len(codes) == items
+    assert codes.count("ThrottlingError") == 1
+    assert set(codes) <= {"ThrottlingError", "None"}
+    assert body["__type"].endswith("#TransactionCanceledException")
