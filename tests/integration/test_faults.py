@@ -8,7 +8,9 @@
 Kubernetes API faults (500, 429 with Retry-After, dropped connections) on chosen verbs during the
 trigger and the sweep; an S3 outage under the indexer, delivered through the router with Lambda's two
 retries; duplicate events racing on DynamoDB's conditional writes; a trigger invocation killed by its
-timeout after its first Job and retried.
+timeout after its first Job and retried. DynamoDB throttling under bursts is in test_faults_throttling.py,
+the packet accounting of the real agent under an S3 outage, a full budget and SIGTERM in
+test_faults_packets.py.
 """
 
 from __future__ import annotations
