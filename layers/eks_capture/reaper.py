@@ -33,7 +33,7 @@ from eks_capture.errors import CaptureError
 from eks_capture.manifests import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.notifications import EndNotices, ReportOutcome, notify_end
 from eks_capture.recorder import read_window_manifest, recorder_pods, unhealthy_recorders, window_verdict
-from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture
+from eks_capture.sessions import OPEN_SESSION_STATES, CaptureSession, CaptureStore, NodeCapture
 from eks_capture.settings import Settings
 from eks_capture.verdicts import Verdict, judge, parse_time
 
@@ -215,7 +215,9 @@ class _Sweep:
             )
             if remaining:
                 continue
-            self.close(self.deps.store.get_session(session.capture_id) or session)
+            current = self.deps.store.get_session(session.capture_id)  # a concurrent sweep may have closed it
+            if current is not None and current.status in OPEN_SESSION_STATES:
+                self.close(current)
 
     def _window_open(self, session: CaptureSession) -> bool:
         """A recorder node (no Job) may still be uploading its window until the session expires."""

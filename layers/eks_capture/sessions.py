@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 SessionStatus = Literal["starting", "running", "stopping", "completed", "failed", "rejected"]
+#: A session in one of these has not ended: the sweep may still close it.
+OPEN_SESSION_STATES: tuple[SessionStatus, ...] = ("starting", "running", "stopping")
 NodeStatus = Literal[
     "pending", "running", "completed", "stopped", "deadline_exceeded", "failed", "never_started"
 ]
@@ -245,16 +247,14 @@ class CaptureStore:
         items = self._query_all(
             IndexName="gsi1",
             KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
-            FilterExpression="#status IN (:starting, :running, :stopping)",
+            FilterExpression=f"#status IN ({', '.join(f':{state}' for state in OPEN_SESSION_STATES)})",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=_serialize(
                 {
                     ":pk": f"CLUSTER#{cluster}",
                     ":low": f"SESSION#{_iso(since)}",
                     ":high": "SESSION#~",
-                    ":starting": "starting",
-                    ":running": "running",
-                    ":stopping": "stopping",
+                    **{f":{state}": state for state in OPEN_SESSION_STATES},
                 }
             ),
         )
