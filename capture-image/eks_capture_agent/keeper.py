@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from aws_lambda_powertools import Logger
 
 from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
 from eks_capture_agent.ledger import DroppedFile, Ledger
+from eks_capture_agent.pcapscan import NotPcapError, scan_pcap
 from eks_capture_agent.periodic import PeriodicCheck
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 from eks_capture_agent.timestamps import iso_utc
@@ -72,6 +74,7 @@ class BudgetKeeper(PeriodicCheck):
         path = self.spool.path(victim.name.filename)
         try:
             size = path.stat().st_size
+            packets = _packets_in(path)
             path.unlink()
         except FileNotFoundError:
             return
@@ -83,6 +86,7 @@ class BudgetKeeper(PeriodicCheck):
                 bytes=size,
                 dropped_at=iso_utc(time.time()),
                 reason="budget",
+                packets=packets,
             )
         )
         self._logger.warning(
@@ -91,6 +95,15 @@ class BudgetKeeper(PeriodicCheck):
                 "file": victim.name.filename,
                 "seq": seq,
                 "bytes": size,
+                "packets": packets,
                 "budget_bytes": self.budget_bytes,
             },
         )
+
+
+def _packets_in(path: Path) -> int | None:
+    """The packets a dropped file held, so the capture's loss is counted in packets, not only bytes."""
+    try:
+        return scan_pcap(path).packets
+    except NotPcapError:
+        return None

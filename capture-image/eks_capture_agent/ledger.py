@@ -40,6 +40,7 @@ class DroppedFile:
     bytes: int
     dropped_at: str
     reason: str
+    packets: int | None = None  # None when the file could not be read before it went
 
 
 @dataclass

@@ -70,6 +70,7 @@ def build_manifest(
         "dropped": {
             "files": len(ledger.dropped),
             "bytes": sum(item.bytes for item in ledger.dropped),
+            "packets": sum(item.packets or 0 for item in ledger.dropped),
             "items": [asdict(item) for item in ledger.dropped],
         },
         "not_uploaded": not_uploaded,

@@ -281,16 +281,21 @@ class _Sweep:
 
 
 def _dropped_on(s3: Any, bucket: str, session: CaptureSession, node: str) -> int:
-    """Packets a node lost: tcpdump's kernel drops plus the packets of files dropped for the budget."""
     key = f"{session.s3_prefix}{node}/manifest.json"
     try:
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError:
         return 0
-    counters = ((manifest.get("capture") or {}).get("completion") or {}).get("counters") or {}
-    dropped_files = manifest.get("dropped", {}).get("items", [])
+    return dropped_packets(manifest)
+
+
+def dropped_packets(manifest: dict[str, Any]) -> int:
+    """Packets a node lost, by its agent's manifest: tcpdump's kernel drops plus the budget's drops."""
+    completion = (manifest.get("capture") or {}).get("completion") or {}
+    counters = (completion.get("tcpdump") or {}).get("counters") or {}
+    dropped_files = (manifest.get("dropped") or {}).get("items", [])
     return int(counters.get("dropped_by_kernel") or 0) + sum(
-        int(i.get("packets") or 0) for i in dropped_files
+        int(item.get("packets") or 0) for item in dropped_files
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from eks_capture.reaper import dropped_packets
 from eks_capture_agent.identity import Identity
 from eks_capture_agent.ledger import DroppedFile, Ledger, UploadedFile
 from eks_capture_agent.manifest import UploadTarget, build_manifest
@@ -78,3 +79,12 @@ def test_drops_leftovers_and_a_missing_marker_each_make_it_incomplete_with_a_rea
     assert "still in the spool" in reasons
     assert manifest["dropped"]["files"] == 1
     assert manifest["not_uploaded"] == ["20261125T124420Z.pcap3"]
+
+
+def test_the_sweep_reads_a_nodes_loss_in_packets_from_the_agents_own_manifest() -> None:
+    ledger = Ledger()
+    ledger.dropped += [DroppedFile("a", 0, 4096, "t", "budget", 120), DroppedFile("b", 1, 10, "t", "budget")]
+    marker = {"status": "completed", "tcpdump": {"counters": {"captured": 900, "dropped_by_kernel": 7}}}
+    manifest = _manifest(ledger, marker, [])
+    assert manifest["dropped"]["packets"] == 120
+    assert dropped_packets(manifest) == 127
