@@ -38,8 +38,6 @@ from localcloud.outages import DynamoDBProxy
 from localcloud.provision import provision
 from localcloud.template import PROJECT_ROOT, Stack, load_template
 
-SerialDynamoDB = DynamoDBProxy  # tests/integration/test_load.py's name for it
-
 OUT = Path(__file__).resolve().parent / "out"
 EVENTS = PROJECT_ROOT / "events"
 CAPTURES = PROJECT_ROOT / "tests" / "fixtures" / "captures"

@@ -33,7 +33,13 @@ from eks_capture.errors import CaptureError
 from eks_capture.manifests import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.notifications import EndNotices, ReportOutcome, notify_end
 from eks_capture.recorder import read_window_manifest, recorder_pods, unhealthy_recorders, window_verdict
-from eks_capture.sessions import OPEN_SESSION_STATES, CaptureSession, CaptureStore, NodeCapture
+from eks_capture.sessions import (
+    DYNAMODB_RETRIES,
+    OPEN_SESSION_STATES,
+    CaptureSession,
+    CaptureStore,
+    NodeCapture,
+)
 from eks_capture.settings import Settings
 from eks_capture.verdicts import Verdict, judge, parse_time
 
@@ -64,7 +70,7 @@ class ReaperDeps:
             self.sns = boto3.client("sns")
         if self.events is None and self.settings.lifecycle_bus_name:
             self.events = boto3.client("events")
-        self.dynamodb = self.dynamodb or boto3.client("dynamodb")
+        self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=DYNAMODB_RETRIES)
 
 
 @dataclass

@@ -14,7 +14,6 @@ import boto3
 import pytest
 
 from bench.bench_load import (
-    SerialDynamoDB,
     alarm_burst,
     burst_nodes,
     capture_files,
@@ -33,6 +32,7 @@ from eks_capture.trigger import Deps
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS
+from localcloud.outages import DynamoDBProxy
 from tests.integration.test_faults import (
     assert_each_node_has_one_capture_or_a_reason,
     assert_one_live_capture_per_node,
@@ -92,14 +92,14 @@ def test_a_burst_of_alarms_keeps_the_caps_and_starts_each_capture_once(
 
 
 @pytest.fixture
-def serial_dynamodb(aws: MotoServer) -> Iterator[SerialDynamoDB]:
-    forwarder = SerialDynamoDB(aws.endpoint_url)
+def serial_dynamodb(aws: MotoServer) -> Iterator[DynamoDBProxy]:
+    forwarder = DynamoDBProxy(aws.endpoint_url)
     yield forwarder
     forwarder.stop()
 
 
 def test_a_thousand_object_events_delivered_concurrently_ten_times_each_give_exact_totals(
-    settings: Settings, serial_dynamodb: SerialDynamoDB
+    settings: Settings, serial_dynamodb: DynamoDBProxy
 ) -> None:
     store = CaptureStore(
         settings.capture_table, boto3.client("dynamodb", endpoint_url=serial_dynamodb.endpoint_url)
