@@ -95,3 +95,39 @@ def properties(stack: Stack, logical_id: str) -> dict[str, Any]:
     """A resource's properties with every intrinsic resolved."""
     resolved: dict[str, Any] = stack.resolve(stack.resources[logical_id].get("Properties", {}))
     return resolved
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def allowed_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Allow statements of a policy document, Action and Resource as lists (IAM takes either form)."""
+    return [
+        {**statement, "Action": _as_list(statement["Action"]), "Resource": _as_list(statement["Resource"])}
+        for statement in _as_list(document["Statement"])
+        if statement["Effect"] == "Allow"
+    ]
+
+
+def referenced(stack: Stack, value: Any) -> str | None:
+    """The resource a ``Ref`` names (the transform lets it name one through Fn::Sub), else None."""
+    if not isinstance(value, dict) or set(value) != {"Ref"}:
+        return None
+    target = value["Ref"]
+    return str(stack.resolve(target) if isinstance(target, dict) else target)
+
+
+def role_statements(stack: Stack, role_id: str) -> list[dict[str, Any]]:
+    """Everything a role is allowed: its inline policies, the template's managed policies it attaches and
+    the template's policies attached to it."""
+    props = properties(stack, role_id)
+    documents = [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+    for attached in stack.resources[role_id]["Properties"].get("ManagedPolicyArns", []):
+        documents.append(properties(stack, str(referenced(stack, attached)))["PolicyDocument"])
+    statements = [s for document in documents for s in allowed_statements(document)]
+    for policy_id in active_resources(stack, "AWS::IAM::Policy"):
+        policy = properties(stack, policy_id)
+        if stack.physical_id(role_id) in policy["Roles"]:
+            statements += allowed_statements(policy["PolicyDocument"])
+    return statements

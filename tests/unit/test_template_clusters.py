@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from localcloud.template import Stack, TemplateError, expand_for_each, load_template
-from tests.sam_transform import REQUIRED, active_resources, deployed, expanded_template, properties
+from tests.sam_transform import (
+    REQUIRED,
+    active_resources,
+    allowed_statements,
+    deployed,
+    expanded_template,
+    properties,
+)
 
 ONE = ("shop-prod",)
 THREE = ("shop-prod", "payments-eu", "batch_01")
@@ -24,18 +31,6 @@ PER_CLUSTER = {  # logical id prefix -> resource type, one of each per cluster
 }
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {**s, "Action": _as_list(s["Action"]), "Resource": _as_list(s["Resource"])}
-        for s in _as_list(document["Statement"])
-        if s["Effect"] == "Allow"
-    ]
-
-
 def _pod_role_writes(stack: Stack, role_id: str) -> set[str]:
     """The S3 ARNs a capture pod role may put objects to, through the policies it attaches."""
     arns: set[str] = set()
@@ -43,7 +38,7 @@ def _pod_role_writes(stack: Stack, role_id: str) -> set[str]:
         (policy_id,) = [
             p for p in active_resources(stack, "AWS::IAM::ManagedPolicy") if stack.physical_id(p) == attached
         ]
-        for statement in _statements(properties(stack, policy_id)["PolicyDocument"]):
+        for statement in allowed_statements(properties(stack, policy_id)["PolicyDocument"]):
             if "s3:PutObject" in statement["Action"]:
                 arns.update(statement["Resource"])
     return arns
@@ -55,7 +50,7 @@ def _role_actions_on(stack: Stack, role_id: str, action: str) -> set[str]:
         resource
         for policy_id in active_resources(stack, "AWS::IAM::Policy")
         if stack.physical_id(role_id) in properties(stack, policy_id)["Roles"]
-        for statement in _statements(properties(stack, policy_id)["PolicyDocument"])
+        for statement in allowed_statements(properties(stack, policy_id)["PolicyDocument"])
         if action in statement["Action"]
         for resource in statement["Resource"]
     }

@@ -10,7 +10,14 @@ import yaml
 
 from localcloud.aws import ACCOUNT_ID, REGION
 from localcloud.template import PROJECT_ROOT, Stack
-from tests.sam_transform import active_resources, deployed, properties
+from tests.sam_transform import (
+    active_resources,
+    allowed_statements,
+    deployed,
+    properties,
+    referenced,
+    role_statements,
+)
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0b5c3e2a-1f4d-4c8e-9a7b-2d6e8f0a1b3c"
 RBAC = PROJECT_ROOT / "deploy" / "kubernetes" / "rbac.yaml"
@@ -37,19 +44,6 @@ DEPLOYMENTS = {
 }
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _allowed(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Allow statements of a policy document, Action and Resource as lists."""
-    return [
-        {**statement, "Action": _as_list(statement["Action"]), "Resource": _as_list(statement["Resource"])}
-        for statement in _as_list(document["Statement"])
-        if statement["Effect"] == "Allow"
-    ]
-
-
 def _clusters(stack: Stack) -> list[str]:
     return stack.values["ClusterNames"].split(",")
 
@@ -59,35 +53,13 @@ def _of_cluster(logical_id: str, cluster: str) -> str:
     return logical_id + "".join(c for c in cluster if c.isalnum())
 
 
-def _referenced(stack: Stack, value: Any) -> str | None:
-    """The resource a ``Ref`` names (the transform lets it name one through Fn::Sub), else None."""
-    if not isinstance(value, dict) or set(value) != {"Ref"}:
-        return None
-    target = value["Ref"]
-    return str(stack.resolve(target) if isinstance(target, dict) else target)
-
-
-def _role_statements(stack: Stack, role_id: str) -> list[dict[str, Any]]:
-    """Everything a role is allowed: its inline policies, the template's managed policies it attaches and
-    the template's policies attached to it."""
-    props = properties(stack, role_id)
-    statements = [s for policy in props.get("Policies", []) for s in _allowed(policy["PolicyDocument"])]
-    for attached in stack.resources[role_id]["Properties"].get("ManagedPolicyArns", []):
-        statements += _allowed(properties(stack, str(_referenced(stack, attached)))["PolicyDocument"])
-    for policy_id in active_resources(stack, "AWS::IAM::Policy"):
-        policy = properties(stack, policy_id)
-        if stack.physical_id(role_id) in policy["Roles"]:
-            statements += _allowed(policy["PolicyDocument"])
-    return statements
-
-
 def _all_identity_statements(stack: Stack) -> list[dict[str, Any]]:
     statements = [
-        s for role in active_resources(stack, "AWS::IAM::Role") for s in _role_statements(stack, role)
+        s for role in active_resources(stack, "AWS::IAM::Role") for s in role_statements(stack, role)
     ]
     for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for policy_id in active_resources(stack, kind):
-            statements += _allowed(properties(stack, policy_id)["PolicyDocument"])
+            statements += allowed_statements(properties(stack, policy_id)["PolicyDocument"])
     return statements
 
 
@@ -120,7 +92,7 @@ def test_every_statement_names_its_resources_unless_the_action_has_none(stack: S
 def test_no_role_attaches_a_managed_policy_from_outside_the_template(stack: Stack) -> None:
     for role_id in active_resources(stack, "AWS::IAM::Role"):
         attached = stack.resources[role_id]["Properties"].get("ManagedPolicyArns", [])
-        assert all(_referenced(stack, a) in stack.resources for a in attached), role_id
+        assert all(referenced(stack, a) in stack.resources for a in attached), role_id
 
 
 def test_each_function_runs_as_its_own_role_that_only_lambda_can_assume(stack: Stack) -> None:
@@ -137,7 +109,7 @@ def test_each_function_runs_as_its_own_role_that_only_lambda_can_assume(stack: S
 def test_functions_write_logs_only_to_their_own_log_group(stack: Stack) -> None:
     for function_id, role_id in FUNCTION_ROLES.items():
         log_group = properties(stack, function_id)["LoggingConfig"]["LogGroup"]
-        log_statements = [s for s in _role_statements(stack, role_id) if s["Action"][0].startswith("logs:")]
+        log_statements = [s for s in role_statements(stack, role_id) if s["Action"][0].startswith("logs:")]
 
         assert [r for s in log_statements for r in s["Resource"]] == [
             f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{log_group}:*"
@@ -145,7 +117,7 @@ def test_functions_write_logs_only_to_their_own_log_group(stack: Stack) -> None:
 
 
 def test_the_indexer_only_reads_its_clusters_captures(stack: Stack) -> None:
-    s3 = _s3(_role_statements(stack, "IndexerRole"))
+    s3 = _s3(role_statements(stack, "IndexerRole"))
     prefixes = {f"arn:aws:s3:::{_bucket(stack)}/captures/{cluster}/" for cluster in _clusters(stack)}
 
     assert {a for s in s3 for a in s["Action"]} == {"s3:GetObject"}
@@ -155,7 +127,7 @@ def test_the_indexer_only_reads_its_clusters_captures(stack: Stack) -> None:
 def test_the_capture_pods_only_write_and_confirm_objects_under_their_clusters_prefix(stack: Stack) -> None:
     for cluster in _clusters(stack):
         policy = properties(stack, _of_cluster("CaptureUploadPolicy", cluster))
-        s3 = _s3(_allowed(policy["PolicyDocument"]))
+        s3 = _s3(allowed_statements(policy["PolicyDocument"]))
         actions = {a for s in s3 for a in s["Action"]}
 
         assert "s3:PutObject" in actions
@@ -166,7 +138,7 @@ def test_the_capture_pods_only_write_and_confirm_objects_under_their_clusters_pr
 
 
 def test_the_trigger_writes_only_capture_context_documents(stack: Stack) -> None:
-    s3 = _s3(_role_statements(stack, "TriggerRole"))
+    s3 = _s3(role_statements(stack, "TriggerRole"))
 
     assert {a for s in s3 for a in s["Action"]} == {"s3:PutObject"}
     assert all(r.endswith("/context.json.gz") for s in s3 for r in s["Resource"])
@@ -181,14 +153,14 @@ def test_no_identity_may_delete_objects_or_change_bucket_settings(stack: Stack) 
 def test_the_functions_use_only_the_capture_table_and_its_indexes(stack: Stack) -> None:
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{stack.name_of('CaptureIndexTable')}"
     for role_id in FUNCTION_ROLES.values():
-        dynamo = [s for s in _role_statements(stack, role_id) if s["Action"][0].startswith("dynamodb:")]
+        dynamo = [s for s in role_statements(stack, role_id) if s["Action"][0].startswith("dynamodb:")]
         assert dynamo, role_id
         assert {r for s in dynamo for r in s["Resource"]} <= {table, f"{table}/index/*"}
 
 
 def test_the_indexer_writes_items_but_never_deletes_them(stack: Stack) -> None:
     actions = {
-        a for s in _role_statements(stack, "IndexerRole") for a in s["Action"] if a.startswith("dynamodb:")
+        a for s in role_statements(stack, "IndexerRole") for a in s["Action"] if a.startswith("dynamodb:")
     }
 
     assert "dynamodb:PutItem" in actions
@@ -271,7 +243,7 @@ def test_access_entries_map_the_cluster_roles_to_the_rbac_group_and_edit_only_th
 
 def test_the_indexer_has_no_cluster_access(stack: Stack) -> None:
     entries = [properties(stack, e)["PrincipalArn"] for e in active_resources(stack, "AWS::EKS::AccessEntry")]
-    actions = {a for s in _role_statements(stack, "IndexerRole") for a in s["Action"]}
+    actions = {a for s in role_statements(stack, "IndexerRole") for a in s["Action"]}
 
     assert stack.arn("IndexerRole") not in entries
     assert not {a for a in actions if a.startswith("eks:")}

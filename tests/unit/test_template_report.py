@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from eks_capture.report.delivery import NOTIFY_RESERVE_SECONDS
 from localcloud.template import Stack
-from tests.sam_transform import active_resources, deployed, properties
+from tests.sam_transform import active_resources, deployed, properties, role_statements
 
 DEPLOYMENTS = {
     "defaults": {},
@@ -24,26 +22,6 @@ def stack(request: pytest.FixtureRequest) -> Stack:
     return deployed(**DEPLOYMENTS[request.param])
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _statements(stack: Stack, role_id: str) -> list[dict[str, Any]]:
-    """What a role is allowed: its inline policies and every policy of the template attached to it."""
-    documents = [p["PolicyDocument"] for p in properties(stack, role_id).get("Policies", [])]
-    documents += [
-        properties(stack, policy_id)["PolicyDocument"]
-        for policy_id, policy in active_resources(stack, "AWS::IAM::Policy").items()
-        if {"Ref": role_id} in policy["Properties"]["Roles"]
-    ]
-    return [
-        {**s, "Action": _as_list(s["Action"]), "Resource": _as_list(s["Resource"])}
-        for document in documents
-        for s in _as_list(document["Statement"])
-        if s["Effect"] == "Allow"
-    ]
-
-
 def _clusters(stack: Stack) -> list[str]:
     environment = properties(stack, "ReportFunction")["Environment"]["Variables"]
     return str(environment.get("CLUSTER_NAMES") or environment["DEFAULT_CLUSTER"]).split(",")
@@ -56,7 +34,7 @@ def _bucket(stack: Stack) -> str:
 def _allowed(stack: Stack, prefix: str) -> dict[str, set[str]]:
     """Action -> resources, for the report role's actions of one service."""
     allowed: dict[str, set[str]] = {}
-    for statement in _statements(stack, "ReportRole"):
+    for statement in role_statements(stack, "ReportRole"):
         for action in statement["Action"]:
             if action.startswith(prefix):
                 allowed.setdefault(action, set()).update(statement["Resource"])
@@ -81,7 +59,7 @@ def test_the_report_function_reads_the_index_and_marks_sessions_but_writes_no_it
 
 
 def test_the_report_function_neither_reaches_the_cluster_nor_puts_events(stack: Stack) -> None:
-    actions = {a for s in _statements(stack, "ReportRole") for a in s["Action"]}
+    actions = {a for s in role_statements(stack, "ReportRole") for a in s["Action"]}
     entries = [properties(stack, e)["PrincipalArn"] for e in active_resources(stack, "AWS::EKS::AccessEntry")]
 
     assert not {a for a in actions if a.startswith(("eks:", "events:", "sts:"))}
