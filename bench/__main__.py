@@ -1,7 +1,9 @@
 """Runs every benchmark (bench/bench_*.py) and writes one results table: bench/RESULTS.md and JSON.
 
 Each benchmark prints its own table and writes bench/out/<topic>.json; a JSON with a ``rows`` list of
-flat objects becomes a Markdown table here, each figure beside its reference from the same run.
+flat objects becomes a Markdown table here, each figure beside its reference from the same run. A run of
+some benchmarks (``python -m bench bench_cli``) replaces their sections and keeps the others' from the last
+run.
 """
 
 from __future__ import annotations
@@ -37,36 +39,53 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _section(topic: str, results: dict[str, Any]) -> list[str]:
+    if topic in results["failed"]:
+        return [f"## {topic}", "", f"failed with exit code {results['failed'][topic]}", ""]
+    seconds = results["seconds"].get(topic)
+    lines = [f"## {topic} ({seconds:.0f} s)" if seconds is not None else f"## {topic}", ""]
+    data = results["benchmarks"][topic]
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+        lines += _table(rows)
+    else:
+        lines += ["```json", json.dumps(data, indent=2, default=str), "```"]
+    return [*lines, ""]
+
+
 def main() -> int:
     OUT_DIR.mkdir(exist_ok=True)
     selected = sys.argv[1:]
     scripts = sorted(p for p in BENCH_DIR.glob("bench_*.py") if not selected or p.stem in selected)
+    previous = OUT_DIR / "results.json"
+    # A run of some benchmarks replaces their sections and keeps the others' from the last run.
+    results: dict[str, Any] = json.loads(previous.read_text()) if selected and previous.exists() else {}
+    results["machine"] = _machine()
+    for part in ("benchmarks", "seconds", "failed"):
+        results.setdefault(part, {})
     failures: list[str] = []
-    sections: list[str] = []
-    results: dict[str, Any] = {"machine": _machine(), "benchmarks": {}}
     for script in scripts:
         print(f"== {script.stem}", flush=True)
+        topic = script.stem.removeprefix("bench_")
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-m", f"bench.{script.stem}"], check=False)
-        seconds = time.monotonic() - started
+        results["seconds"][topic] = time.monotonic() - started
         if done.returncode != 0:
             failures.append(script.stem)
-            sections += [f"## {script.stem}", "", f"failed with exit code {done.returncode}", ""]
+            results["failed"][topic] = done.returncode
+            results["benchmarks"].pop(topic, None)
             continue
-        topic = script.stem.removeprefix("bench_")
+        results["failed"].pop(topic, None)
         out = OUT_DIR / f"{topic}.json"
-        data = json.loads(out.read_text()) if out.exists() else {}
-        results["benchmarks"][topic] = data
-        sections += [f"## {topic} ({seconds:.0f} s)", ""]
-        rows = data.get("rows") if isinstance(data, dict) else None
-        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-            sections += _table(rows)
-        else:
-            sections += ["```json", json.dumps(data, indent=2, default=str), "```"]
-        sections.append("")
+        results["benchmarks"][topic] = json.loads(out.read_text()) if out.exists() else {}
+    sections = [
+        line
+        for topic in sorted({*results["benchmarks"], *results["failed"]})
+        for line in _section(topic, results)
+    ]
     header = ["# Benchmark results", "", f"Machine: {results['machine']}", ""]
     (BENCH_DIR / "RESULTS.md").write_text("\n".join(header + sections))
-    (OUT_DIR / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    previous.write_text(json.dumps(results, indent=2, default=str))
     if failures:
         print(f"benchmarks failed: {', '.join(failures)}", file=sys.stderr)
         return 1
