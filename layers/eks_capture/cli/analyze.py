@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eks_capture.context import names_from_document
 from eks_capture.pcap import CaptureSummary, analyze_file
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -19,6 +18,8 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 def load_context(path: Path) -> dict[str, str]:
     """IP -> name from a capture's context.json.gz or a JSON object of IP -> name (either gzipped)."""
+    from eks_capture.context import names_from_document  # its models: only when a context is given
+
     raw = path.read_bytes()
     try:
         data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)

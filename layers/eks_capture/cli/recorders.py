@@ -17,8 +17,6 @@ from eks_capture.cli.browse import ClusterOption, JsonFlag
 from eks_capture.cli.failures import one_line_errors
 from eks_capture.cli.requests import label_pairs, operator_name, send
 from eks_capture.cli.stacks import BusOption, StackOption, StackRef
-from eks_capture.cluster import Cluster
-from eks_capture.recorder import healthy_recorders, recorder_pods, unhealthy_recorders
 
 app = typer.Typer(help="The flight recorder: keep the recent past on chosen nodes.", no_args_is_help=True)
 NamespaceOption = Annotated[str, typer.Option(help="The capture namespace.")]
@@ -92,6 +90,9 @@ def status(
 
     Example: eks-capture recorder status -c shop-prod
     """
+    from eks_capture.cluster import Cluster  # the Kubernetes client: only here, not on every command's start
+    from eks_capture.recorder import healthy_recorders, recorder_pods, unhealthy_recorders
+
     pods = recorder_pods(Cluster(cluster), namespace)
     healthy = healthy_recorders(pods)
     broken = unhealthy_recorders(pods)
