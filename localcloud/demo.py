@@ -48,7 +48,8 @@ def describe(invocation: Invocation) -> str:
     if "error" in result:
         return f"{invocation.function}: {result['error']['message']}"
     if invocation.function == "TriggerFunction":
-        return f"{invocation.function}: {result['status']}: {result['message']} ({result['capture_id']})"
+        capture = f" ({result['capture_id']})" if result.get("capture_id") else ""
+        return f"{invocation.function}: {result['status']}: {result['message']}{capture}"
     if invocation.function == "ReportFunction":
         made = result["report_key"] or f"no report ({result['problem']})"
         return f"{invocation.function}: {result['status']} {result['capture_id']}: {made}"
