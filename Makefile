@@ -24,7 +24,7 @@ lint: env
 	.venv/bin/ruff format --check .
 
 typecheck: env
-	.venv/bin/mypy layers/eks_capture capture-image/eks_capture_agent localcloud functions tests bench
+	.venv/bin/mypy layers/eks_capture cli/eks_capture_cli capture-image/eks_capture_agent localcloud functions tests bench
 
 # --language-extensions: SAM CLI expands the AWS::LanguageExtensions transform's Fn::ForEach (the
 # per-cluster resources) itself only when asked; without it, sam validate and sam build reject the loops.

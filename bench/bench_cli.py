@@ -43,7 +43,8 @@ CAPTURE_ID = "cap-20261125T031200Z-0b0e0c0a"
 MERGE = """
 import json, sys, time
 from pathlib import Path
-from eks_capture.merge import MergeInput, all_classic_pcap, fast_merge, merge_files
+from eks_capture_cli.pcapng import MergeInput, all_classic_pcap
+from eks_capture_cli.merge import fast_merge, merge_files
 inputs = [MergeInput(Path(p), f"node-{i}") for i, p in enumerate(sys.argv[2:])]
 started = time.perf_counter()
 if all_classic_pcap(inputs):
@@ -66,7 +67,7 @@ print(json.dumps({{"seconds": time.perf_counter() - started}}))
 """
 PULL = """
 import json, sys, time
-from eks_capture.cli import app
+from eks_capture_cli import app
 started = time.perf_counter()
 app(["pull", *sys.argv[1:]], standalone_mode=False)
 print(json.dumps({"seconds": time.perf_counter() - started}))
@@ -253,7 +254,7 @@ def _create_table(client: Any, table: str) -> None:
 
 
 def _index(s3: Any, bucket: str, table: str, paths: list[Path]) -> list[str]:
-    from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord, Trigger
+    from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord, Trigger
 
     store = CaptureStore(table)
     now = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Cluster context snapshots (eks_capture.context) for 100, 5,000 and 20,000 pods in the emulator.
+"""Cluster context snapshots (eks_capture.captures.context) for 100, 5,000 and 20,000 pods in the emulator.
 
 Through the production client over HTTPS, as the trigger takes them: one paginated list of pods and
 one of services (nodes come from the trigger's own listing). Each row puts the snapshot's time (best of
@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 from kubernetes import client
 
-from eks_capture import eks
-from eks_capture.cluster import PAGE_SIZE, Cluster
-from eks_capture.context import decode, encode, snapshot
+from eks_capture.captures.context import decode, encode, snapshot
+from eks_capture.kube import eks
+from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from localcloud.aws import REGION, start_moto_server
 from localcloud.kube import PODS, start_kube_emulator
 from localcloud.kube.resources import NAMESPACES, SERVICES

@@ -1,4 +1,4 @@
-"""The Kubernetes emulator under load, through the production client (eks_capture.eks) over HTTPS.
+"""The Kubernetes emulator under load, through the production client (eks_capture.kube.eks) over HTTPS.
 
 Rows: creating pods sequentially and with 32 threads under an injected per-request latency, beside
 the lower bound N x latency (/ threads); listing 20,000 pods in pages of 500 as raw JSON, beside
@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from kubernetes import client
 
-from eks_capture import eks
+from eks_capture.kube import eks
 from localcloud.aws import REGION, start_moto_server
 from localcloud.kube import PODS, start_kube_emulator
 

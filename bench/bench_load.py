@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 import boto3
 
 from bench.stands import emulated_stack
-from eks_capture import indexer, trigger
-from eks_capture.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.captures import indexer, trigger
 from eks_capture.settings import Settings
+from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
 from localcloud.aws import REGION, MotoServer, free_port
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

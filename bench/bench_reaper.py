@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.stands import NAMESPACE, emulated_stack
-from eks_capture import reaper
-from eks_capture.cluster import Cluster
-from eks_capture.manifests import CaptureSpec, capture_job
-from eks_capture.nodes import NodeInfo
-from eks_capture.options import CaptureOptions
-from eks_capture.sessions import CaptureStore
+from eks_capture.captures import reaper
+from eks_capture.captures.options import CaptureOptions
+from eks_capture.kube.calls import Cluster
+from eks_capture.kube.manifests.job import CaptureSpec, capture_job
+from eks_capture.kube.nodes import NodeInfo
+from eks_capture.store.sessions import CaptureStore
 from localcloud.kube.resources import JOBS
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.stands import emulated_stack
-from eks_capture import eks, trigger
-from eks_capture.sessions import CaptureStore
+from eks_capture.captures import trigger
+from eks_capture.kube import eks
+from eks_capture.store.sessions import CaptureStore
 from localcloud.aws import REGION
 from localcloud.template import PROJECT_ROOT
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from eks_capture import eks
+from eks_capture.kube import eks
 from eks_capture.settings import Settings
 from localcloud.aws import REGION, start_moto_server
 from localcloud.cloud import create_eks_cluster

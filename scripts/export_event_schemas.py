@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from eks_capture.events import event_json_schemas
+from eks_capture.events.models import event_json_schemas
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 

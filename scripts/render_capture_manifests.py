@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from eks_capture.captures.options import CaptureOptions
 from eks_capture.ids import capture_id_for_event
-from eks_capture.manifests import CaptureSpec, capture_job, job_name
-from eks_capture.nodes import NodeInfo, Taint
-from eks_capture.options import CaptureOptions
+from eks_capture.kube.manifests.job import CaptureSpec, capture_job, job_name
+from eks_capture.kube.nodes import NodeInfo, Taint
 from eks_capture.settings import Settings
 
 SAMPLE_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent@sha256:" + "0" * 64

@@ -6,8 +6,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from eks_capture.closings import parse_capture_closed
 from eks_capture.errors import CaptureRejected
+from eks_capture.events.closings import parse_capture_closed
 from eks_capture.report import delivery
 from eks_capture.settings import Settings
 

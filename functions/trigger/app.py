@@ -6,10 +6,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from eks_capture import trigger
+from eks_capture.captures import trigger
 from eks_capture.errors import CaptureError
-from eks_capture.sessions import CaptureStore
 from eks_capture.settings import Settings
+from eks_capture.store.sessions import CaptureStore
 
 logger = Logger()
 tracer = Tracer()

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eks_capture.capture_fields import check_cluster_name
 from eks_capture.errors import SettingsInvalid
-from eks_capture.kube_names import dns1123_label_error, dns1123_subdomain_error, quantity_bytes
+from eks_capture.events.fields import check_cluster_name
+from eks_capture.kube.names import dns1123_label_error, dns1123_subdomain_error, quantity_bytes
 
 MIB = 2**20
 TCPDUMP_MAX_SNAPLEN = 262144

@@ -5,7 +5,7 @@
 - it serves namespaces, nodes, pods (+ status, log), services, batch/v1 jobs and apps/v1 daemonsets:
   create, get, list (selectors, pagination), watch, update, patch, delete, deletecollection;
 - reach it as production does: set ``emulator.env()`` (``combined_env`` for several clusters) and call
-  ``eks_capture.eks.api_client(cluster)``; or ``emulator.configuration(token)`` / ``write_kubeconfig``;
+  ``eks_capture.kube.eks.api_client(cluster)``; or ``emulator.configuration(token)`` / ``write_kubeconfig``;
 - tokens are EKS tokens verified against the local STS; ``emulator.rbac`` maps IAM ARNs to users and
   allows or denies verbs (everything is allowed by default); ``emulator.auth_failures`` says why a
   token got 401;

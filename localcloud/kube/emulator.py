@@ -229,7 +229,7 @@ class KubeEmulator:
         return target
 
     def env(self) -> dict[str, str]:
-        """The settings that point ``eks_capture.eks`` here for this cluster (see ``combined_env``)."""
+        """The settings that point ``eks_capture.kube.eks`` here for this cluster (see ``combined_env``)."""
         return combined_env([self])
 
     # direct store access ------------------------------------------------------------------------

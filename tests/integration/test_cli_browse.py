@@ -13,8 +13,8 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from eks_capture.cli import app, run
-from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord, NodeCapture, Trigger
+from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord, NodeCapture, Trigger
+from eks_capture_cli import app, run
 from localcloud.template import Stack
 
 CLUSTER = "shop-prod"
@@ -218,7 +218,7 @@ def test_without_credentials_the_console_command_says_so_in_one_line(stack: Stac
         AWS_DEFAULT_REGION="us-west-2",
         AWS_EC2_METADATA_DISABLED="true",
     )
-    command = [sys.executable, "-c", "from eks_capture.cli import main; main()"]
+    command = [sys.executable, "-c", "from eks_capture_cli import main; main()"]
 
     done = subprocess.run(
         [*command, "list", "--cluster", CLUSTER, *options(stack)], env=env, capture_output=True, text=True

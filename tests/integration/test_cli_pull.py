@@ -21,11 +21,11 @@ import pytest
 import zstandard
 from typer.testing import CliRunner
 
-from eks_capture.cli import app
-from eks_capture.context import ClusterContext, NodeEntry, PodEntry, store_context
-from eks_capture.indexer import index_object
-from eks_capture.s3_events import S3ObjectRef
-from eks_capture.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.captures.context import ClusterContext, NodeEntry, PodEntry, store_context
+from eks_capture.captures.indexer import index_object
+from eks_capture.events.s3 import S3ObjectRef
+from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture_cli import app
 from localcloud.template import Stack
 from tests.fixtures.traffic import Captures
 from tests.integration.test_cli_browse import stack_outputs

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
-from eks_capture.cli import app
-from eks_capture.cli.catalog import Catalog
-from eks_capture.cli.failures import CommandError
-from eks_capture.cli.follow import follow
-from eks_capture.cli.requests import envelope, start_detail
 from eks_capture.errors import CaptureRejected
-from eks_capture.events import parse_event
-from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord
+from eks_capture.events.models import parse_event
+from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord
+from eks_capture_cli import app
+from eks_capture_cli.catalog import Catalog
+from eks_capture_cli.failures import CommandError
+from eks_capture_cli.follow import follow
+from eks_capture_cli.requests import envelope, start_detail
 from localcloud.kube import KubeEmulator
 from localcloud.router import Router
 from localcloud.template import Stack

@@ -16,11 +16,12 @@ from typing import Any
 import boto3
 import pytest
 
-from eks_capture import eks, reaper, trigger
+from eks_capture.captures import reaper, trigger
+from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.trigger import Deps, Outcome
 from eks_capture.errors import CaptureRejected
-from eks_capture.reaper import ReaperDeps
+from eks_capture.kube import eks
 from eks_capture.settings import Settings
-from eks_capture.trigger import Deps, Outcome
 from localcloud.aws import REGION, MotoServer
 from localcloud.cloud import create_eks_cluster
 from localcloud.clusters import load_cluster_spec, populate

@@ -15,11 +15,18 @@ from typing import Any
 
 import boto3
 
-from eks_capture import indexer, trigger
-from eks_capture.cluster import Cluster
-from eks_capture.context import ClusterContext, Limits, context_key, decode, refresh_context, snapshot
-from eks_capture.nodes import NodeInfo
-from eks_capture.trigger import Deps, Outcome
+from eks_capture.captures import indexer, trigger
+from eks_capture.captures.context import (
+    ClusterContext,
+    Limits,
+    context_key,
+    decode,
+    refresh_context,
+    snapshot,
+)
+from eks_capture.captures.trigger import Deps, Outcome
+from eks_capture.kube.calls import Cluster
+from eks_capture.kube.nodes import NodeInfo
 from localcloud.kube import KubeEmulator
 from localcloud.kube.registry import DeleteOptions
 from localcloud.kube.resources import NAMESPACES, NODES, PODS, SERVICES

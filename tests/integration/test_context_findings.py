@@ -16,11 +16,11 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from eks_capture import trigger
-from eks_capture.cli import app
-from eks_capture.context import context_key
+from eks_capture.captures import trigger
+from eks_capture.captures.context import context_key
+from eks_capture.captures.trigger import Deps
 from eks_capture.pcap import analyze_file
-from eks_capture.trigger import Deps
+from eks_capture_cli import app
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import PODS
 from localcloud.netns import SUBNET_PREFIX

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eks_capture.cli.analyze import load_context
-from eks_capture.context import (
+from eks_capture.captures.context import (
     ClusterContext,
     NodeEntry,
     PodEntry,
@@ -20,6 +19,7 @@ from eks_capture.context import (
     encode,
     names_from_document,
 )
+from eks_capture_cli.analyze import load_context
 
 IP = "10.0.3.7"
 TAKEN = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)

@@ -29,13 +29,13 @@ from typing import Any
 import boto3
 import pytest
 
-from eks_capture import reaper, trigger
+from eks_capture.captures import reaper, trigger
+from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.trigger import Deps, Outcome
 from eks_capture.errors import CaptureError
-from eks_capture.manifests import LABEL_CAPTURE_ID
-from eks_capture.reaper import ReaperDeps
-from eks_capture.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
-from eks_capture.trigger import Deps, Outcome
+from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS

@@ -27,13 +27,13 @@ from bench.bench_load import (
     run_parallel,
     with_duplicates,
 )
-from eks_capture import indexer, trigger
+from eks_capture.captures import indexer, trigger
+from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.trigger import Deps
 from eks_capture.errors import CaptureError
-from eks_capture.manifests import LABEL_CAPTURE_ID
-from eks_capture.reaper import ReaperDeps
-from eks_capture.sessions import CaptureStore
+from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
-from eks_capture.trigger import Deps
+from eks_capture.store.sessions import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.outages import DynamoDBProxy, ThrottlingAnswer

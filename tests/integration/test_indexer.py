@@ -12,8 +12,8 @@ import boto3
 import pytest
 import zstandard
 
-from eks_capture.sessions import CaptureSession, CaptureStore, Trigger
 from eks_capture.settings import Settings
+from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
 from localcloud.router import Router
 from tests.events import load_event
 

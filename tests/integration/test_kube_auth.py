@@ -12,8 +12,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from eks_capture import eks
 from eks_capture.errors import ClusterAccessDenied, ClusterNotFound
+from eks_capture.kube import eks
 from localcloud.aws import REGION, MotoServer
 from localcloud.cloud import create_eks_cluster
 from localcloud.kube import KubeEmulator, combined_env, start_kube_emulator

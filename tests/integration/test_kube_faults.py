@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from eks_capture import eks
 from eks_capture.errors import ApiThrottled, ClusterUnreachable
+from eks_capture.kube import eks
 from localcloud.kube import KubeEmulator
 from tests.fixtures.kube import KUBE_CLUSTER, core_api
 

@@ -23,12 +23,12 @@ from bench.bench_load import (
     run_parallel,
     with_duplicates,
 )
-from eks_capture import indexer, trigger
-from eks_capture.events import AlarmStateChange, parse_event
+from eks_capture.captures import indexer, trigger
+from eks_capture.captures.trigger import Deps
+from eks_capture.events.models import AlarmStateChange, parse_event
 from eks_capture.ids import capture_id_for_event
-from eks_capture.sessions import CaptureStore
 from eks_capture.settings import Settings
-from eks_capture.trigger import Deps
+from eks_capture.store.sessions import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

@@ -12,11 +12,11 @@ import json
 import boto3
 import pytest
 
-from eks_capture import trigger
-from eks_capture.presets import PRESETS, Preset
-from eks_capture.sessions import CaptureSession
+from eks_capture.captures import trigger
+from eks_capture.captures.presets import PRESETS, Preset
+from eks_capture.captures.trigger import Deps
 from eks_capture.settings import Settings
-from eks_capture.trigger import Deps
+from eks_capture.store.sessions import CaptureSession
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS

@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
-from eks_capture.events import Metric
-from eks_capture.presets import preset_for_metrics
-from eks_capture.sessions import CaptureStore
+from eks_capture.captures.presets import preset_for_metrics
+from eks_capture.events.models import Metric
 from eks_capture.settings import Settings
+from eks_capture.store.sessions import CaptureStore
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

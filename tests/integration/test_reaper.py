@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from eks_capture import reaper, trigger
-from eks_capture.cluster import PAGE_SIZE, Cluster
-from eks_capture.manifests import CaptureSpec, capture_job
-from eks_capture.nodes import NodeInfo
-from eks_capture.options import CaptureOptions
-from eks_capture.reaper import ReaperDeps
-from eks_capture.sessions import CaptureSession
-from eks_capture.trigger import Deps, Outcome
+from eks_capture.captures import reaper, trigger
+from eks_capture.captures.options import CaptureOptions
+from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.trigger import Deps, Outcome
+from eks_capture.kube.calls import PAGE_SIZE, Cluster
+from eks_capture.kube.manifests.job import CaptureSpec, capture_job
+from eks_capture.kube.nodes import NodeInfo
+from eks_capture.store.sessions import CaptureSession
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import JOBS, PODS
 from localcloud.router import Router

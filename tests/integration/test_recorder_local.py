@@ -20,10 +20,10 @@ from typing import Any
 import boto3
 import pytest
 
-from eks_capture import trigger
-from eks_capture.indexer import index_object
-from eks_capture.s3_events import S3ObjectRef
-from eks_capture.trigger import Deps
+from eks_capture.captures import trigger
+from eks_capture.captures.indexer import index_object
+from eks_capture.captures.trigger import Deps
+from eks_capture.events.s3 import S3ObjectRef
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import PODS
 from tests.events import load_event

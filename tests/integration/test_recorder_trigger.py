@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 
-from eks_capture import trigger
-from eks_capture.reaper import ReaperDeps, sweep
-from eks_capture.recorder import DOWNWARD_REFRESH_SECONDS, LOOKBACK_MARGIN_SECONDS
-from eks_capture.trigger import Deps
+from eks_capture.captures import trigger
+from eks_capture.captures.reaper import ReaperDeps, sweep
+from eks_capture.captures.recorder import DOWNWARD_REFRESH_SECONDS, LOOKBACK_MARGIN_SECONDS
+from eks_capture.captures.trigger import Deps
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
 from tests.events import load_event

@@ -18,13 +18,13 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
-from eks_capture.closings import CLOSED_DETAIL_TYPE
+from eks_capture.captures.indexer import index_object
+from eks_capture.events.closings import CLOSED_DETAIL_TYPE
+from eks_capture.events.s3 import S3ObjectRef
 from eks_capture.ids import new_capture_id
-from eks_capture.indexer import index_object
 from eks_capture.report import delivery
-from eks_capture.s3_events import S3ObjectRef
-from eks_capture.sessions import CaptureSession, CaptureStore, NodeCapture, Trigger
 from eks_capture.settings import Settings
+from eks_capture.store.sessions import CaptureSession, CaptureStore, NodeCapture, Trigger
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.provision import provision

@@ -11,11 +11,11 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
-from eks_capture import trigger
+from eks_capture.captures import trigger
+from eks_capture.captures.trigger import Deps
 from eks_capture.errors import CaptureRejected
 from eks_capture.report.building import S3Files, publish_capture_report
 from eks_capture.settings import Settings
-from eks_capture.trigger import Deps
 from localcloud.aws import ACCOUNT_ID
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

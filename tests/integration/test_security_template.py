@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from eks_capture.captures.options import CaptureOptions
 from eks_capture.ids import capture_id_for_event
-from eks_capture.manifests import CaptureSpec, capture_job
-from eks_capture.nodes import NodeInfo
-from eks_capture.options import CaptureOptions
+from eks_capture.kube.manifests.job import CaptureSpec, capture_job
+from eks_capture.kube.nodes import NodeInfo
 from eks_capture.settings import Settings
 from localcloud.aws import ACCOUNT_ID
 from localcloud.template import PROJECT_ROOT, Stack

@@ -11,12 +11,12 @@ from typing import Any
 import boto3
 import pytest
 
-from eks_capture import trigger
+from eks_capture.captures import trigger
+from eks_capture.captures.trigger import Deps, Outcome
 from eks_capture.errors import CaptureNotFound, CaptureRejected, ClusterAccessDenied
-from eks_capture.manifests import LABEL_CAPTURE_ID
-from eks_capture.sessions import CaptureSession
+from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import NodeFallback
-from eks_capture.trigger import Deps, Outcome
+from eks_capture.store.sessions import CaptureSession
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS
 from tests.events import event_names, load_event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eks_capture.reaper import dropped_packets
+from eks_capture.captures.reaper import dropped_packets
 from eks_capture_agent.identity import Identity
 from eks_capture_agent.ledger import DroppedFile, Ledger, UploadedFile
 from eks_capture_agent.manifest import UploadTarget, build_manifest

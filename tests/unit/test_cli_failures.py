@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from eks_capture.cli.failures import (
+from eks_capture.errors import CaptureNotFound, CaptureRejected
+from eks_capture_cli.failures import (
     EXIT_BAD_INPUT,
     EXIT_DENIED,
     EXIT_FAILED,
@@ -13,7 +14,6 @@ from eks_capture.cli.failures import (
     CommandError,
     explain,
 )
-from eks_capture.errors import CaptureNotFound, CaptureRejected
 
 
 def _client_error(code: str, message: str = "boom", operation: str = "Query") -> ClientError:

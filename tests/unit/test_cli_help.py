@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from eks_capture.cli import app
+from eks_capture_cli import app
 
 COMMANDS = [info.name for info in app.registered_commands]
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from eks_capture.merge import MergeInput, merge_files
 from eks_capture.pcap import CaptureReader
+from eks_capture_cli.merge import merge_files
+from eks_capture_cli.pcapng import MergeInput
 
 ETHERNET, RAW = 1, 101
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from eks_capture.cli.failures import EXIT_BAD_INPUT, CommandError
-from eks_capture.cli.times import parse_time, parse_window
+from eks_capture_cli.failures import EXIT_BAD_INPUT, CommandError
+from eks_capture_cli.times import parse_time, parse_window
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""The EKS token, endpoint overrides, retry policy and error mapping of eks_capture.eks (no network)."""
+"""The EKS token, endpoint overrides, retry policy and error mapping of eks_capture.kube.eks (no network)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import boto3
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from eks_capture import eks
 from eks_capture.errors import ApiThrottled, ClusterAccessDenied, ClusterUnreachable
+from eks_capture.kube import eks
 
 SESSION = boto3.Session(
     aws_access_key_id="AKIAEXAMPLE",

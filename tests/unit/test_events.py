@@ -8,7 +8,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from eks_capture.errors import CaptureRejected
-from eks_capture.events import (
+from eks_capture.events.models import (
     AlarmStateChange,
     S3Notification,
     S3ObjectCreated,

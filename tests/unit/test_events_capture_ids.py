@@ -15,7 +15,7 @@ from eks_capture.ids import (
     new_capture_id,
     parse_capture_id,
 )
-from eks_capture.kube_names import label_value_error
+from eks_capture.kube.names import label_value_error
 from tests.events import event_names, load_event
 
 START = datetime(2026, 11, 25, 10, 2, 13, tzinfo=UTC)

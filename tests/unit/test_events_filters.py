@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eks_capture.capture_fields import MAX_FILTER_LENGTH, check_bpf_filter
-from eks_capture.selectors import LabelSelector, LabelSelectorRequirement
+from eks_capture.events.fields import MAX_FILTER_LENGTH, check_bpf_filter
+from eks_capture.kube.selectors import LabelSelector, LabelSelectorRequirement
 
 BPF_CHARS = string.ascii_letters + string.digits + " .:/_-!=<>()[]&|+*%^"
 NEVER_IN_BPF = ";`$'\"\\#{}\n\r\t\x00~?,@"

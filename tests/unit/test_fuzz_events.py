@@ -10,17 +10,17 @@ from typing import Any, get_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eks_capture import indexer, trigger
-from eks_capture.capture_fields import MAX_FILTER_LENGTH, check_bpf_filter
+from eks_capture.captures import indexer, trigger
+from eks_capture.captures.options import CaptureOptions, capture_options_for_alarm
 from eks_capture.errors import CaptureRejected, SettingsInvalid
-from eks_capture.events import (
+from eks_capture.events.fields import MAX_FILTER_LENGTH, check_bpf_filter
+from eks_capture.events.models import (
     AlarmStateChange,
     Event,
     S3Notification,
     StartCapture,
     parse_event,
 )
-from eks_capture.options import CaptureOptions, capture_options_for_alarm
 from eks_capture.settings import Settings
 from tests.events import event_names, load_event
 

@@ -11,12 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from eks_capture.captures.options import CaptureOptions
 from eks_capture.ids import capture_id_for_event
-from eks_capture.kube_names import dns1123_label_error, label_value_error
-from eks_capture.manifests import CaptureSpec, capture_job, capture_selector, job_name
-from eks_capture.nodes import NodeInfo, Taint
-from eks_capture.options import CaptureOptions
-from eks_capture.selectors import LabelSelector
+from eks_capture.kube.labels import capture_selector
+from eks_capture.kube.manifests.job import CaptureSpec, capture_job, job_name
+from eks_capture.kube.names import dns1123_label_error, label_value_error
+from eks_capture.kube.nodes import NodeInfo, Taint
+from eks_capture.kube.selectors import LabelSelector
 from eks_capture.settings import Settings
 
 SCHEMA_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())

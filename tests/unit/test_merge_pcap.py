@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from eks_capture.merge import MergeInput, PcapngOutput, all_classic_pcap, merge_files, merge_records
-from eks_capture.merge_pcap import merge_pcap
 from eks_capture.pcap import CaptureReader
+from eks_capture_cli.merge import merge_files, merge_records
+from eks_capture_cli.merge_pcap import merge_pcap
+from eks_capture_cli.pcapng import MergeInput, PcapngOutput, all_classic_pcap
 
 ETHERNET, RAW = 1, 101
 S = 10**9

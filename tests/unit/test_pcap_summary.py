@@ -12,8 +12,8 @@ import pydantic
 import pytest
 from typer.testing import CliRunner
 
-from eks_capture.cli import app
 from eks_capture.pcap import CaptureSummary, analyze, analyze_file
+from eks_capture_cli import app
 from tests.fixtures.packets import ACK, CLIENT, RST, SERVER, SYN, Packet, dns, ethernet, ipv4, pcap, tcp, udp
 
 T0 = 1_764_000_000_123_456_000

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from eks_capture.capture_fields import check_bpf_filter
-from eks_capture.context import PodEntry
+from eks_capture.captures.context import PodEntry
+from eks_capture.captures.options import CaptureOptions, capture_options_for_alarm
+from eks_capture.captures.presets import PRESETS, pod_hosts_filter, preset_for_metrics
 from eks_capture.errors import CaptureRejected
-from eks_capture.events import AlarmStateChange, Metric, parse_event
-from eks_capture.options import CaptureOptions, capture_options_for_alarm
-from eks_capture.presets import PRESETS, pod_hosts_filter, preset_for_metrics
+from eks_capture.events.fields import check_bpf_filter
+from eks_capture.events.models import AlarmStateChange, Metric, parse_event
 from eks_capture.settings import NodeFallback
 from tests.events import load_event
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eks_capture.presets import PRESETS, Preset
+from eks_capture.captures.presets import PRESETS, Preset
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

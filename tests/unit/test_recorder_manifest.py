@@ -8,9 +8,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from eks_capture.kube_names import quantity_bytes
-from eks_capture.manifests import RecorderSpec, recorder_daemonset
-from eks_capture.selectors import LabelSelector
+from eks_capture.kube.manifests.daemonset import RecorderSpec, recorder_daemonset
+from eks_capture.kube.names import quantity_bytes
+from eks_capture.kube.selectors import LabelSelector
 from tests.unit.test_manifests import SETTINGS, SHELLS, assert_schema_valid
 
 GENERAL = LabelSelector.model_validate({"matchLabels": {"eks.amazonaws.com/nodegroup": "general"}})

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from eks_capture.ids import capture_id_for_event
-from eks_capture.recorder import (
+from eks_capture.captures.recorder import (
     DOWNWARD_REFRESH_SECONDS,
     healthy_recorders,
     plan_window,
@@ -18,6 +17,7 @@ from eks_capture.recorder import (
     window_request,
     window_verdict,
 )
+from eks_capture.ids import capture_id_for_event
 from eks_capture_agent.recorder_windows import parse_window_request
 
 TRIGGER = datetime(2026, 11, 25, 13, 0, 0, 123456, tzinfo=UTC)

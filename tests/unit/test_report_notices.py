@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from eks_capture.closings import CaptureClosed, closed_entry, parse_capture_closed
+from eks_capture.captures.notifications import ReportLink, ReportOutcome, end_message
 from eks_capture.errors import CaptureRejected
-from eks_capture.notifications import ReportLink, ReportOutcome, end_message
-from eks_capture.sessions import CaptureSession, NodeCapture, Trigger
+from eks_capture.events.closings import CaptureClosed, closed_entry, parse_capture_closed
 from eks_capture.settings import Settings
+from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
 from tests.events import load_event
 
 SAMPLE = "lifecycle/capture-closed"

@@ -7,10 +7,17 @@ from typing import Any
 
 import pytest
 
-from eks_capture.events import AlarmStateChange, StartCapture, parse_event
-from eks_capture.nodes import NodeInfo, PodInfo
+from eks_capture.captures.targets import (
+    GONE,
+    NOT_READY,
+    TargetPlan,
+    over_cap,
+    targets_for_alarm,
+    targets_for_request,
+)
+from eks_capture.events.models import AlarmStateChange, StartCapture, parse_event
+from eks_capture.kube.nodes import NodeInfo, PodInfo
 from eks_capture.settings import NodeFallback
-from eks_capture.targets import GONE, NOT_READY, TargetPlan, over_cap, targets_for_alarm, targets_for_request
 from tests.events import load_event
 
 CLUSTER = "shop-prod"

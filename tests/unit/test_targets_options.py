@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from eks_capture.errors import CaptureRejected
-from eks_capture.events import AlarmStateChange, StartCapture, parse_event
-from eks_capture.options import (
+from eks_capture.captures.options import (
     CAPTURE_TAGS,
     CaptureOptions,
     alarm_cluster,
     capture_options_for_request,
     capture_options_from_tags,
 )
+from eks_capture.errors import CaptureRejected
+from eks_capture.events.models import AlarmStateChange, StartCapture, parse_event
 from eks_capture.settings import NodeFallback, Settings
 from tests.events import load_event
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eks_capture.nodes import NodeInfo, PodInfo, Taint, parse_provider_id
+from eks_capture.kube.nodes import NodeInfo, PodInfo, Taint, parse_provider_id
 
 
 @pytest.mark.parametrize(

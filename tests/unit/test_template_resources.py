@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from eks_capture.events import StartCapture, parse_event
+from eks_capture.events.models import StartCapture, parse_event
 from localcloud.aws import ACCOUNT_ID, REGION
 from localcloud.template import PROJECT_ROOT, Stack
 from tests.events import load_event

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from eks_capture.manifests import ANNOTATION_EXPIRES_AT
-from eks_capture.reaper import top_findings
-from eks_capture.verdicts import judge
+from eks_capture.captures.reaper import top_findings
+from eks_capture.captures.verdicts import judge
+from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
 
 NOW = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
 BOUND, GRACE = timedelta(minutes=5), timedelta(minutes=2)

@@ -1,8 +1,6 @@
 """Capture analysis: stream a pcap/pcapng (plain, gzip, zstd) and summarise what went wrong on the wire."""
 
-from eks_capture.pcap.reader import CaptureReader
-from eks_capture.pcap.summaries import analyze, analyze_file, summarize
-from eks_capture.pcap.summary import (
+from eks_capture.pcap.models import (
     CaptureSummary,
     DnsSummary,
     Finding,
@@ -10,6 +8,8 @@ from eks_capture.pcap.summary import (
     Talker,
     TcpSummary,
 )
+from eks_capture.pcap.reader import CaptureReader
+from eks_capture.pcap.summaries import analyze, analyze_file, summarize
 
 __all__ = [
     "CaptureReader",

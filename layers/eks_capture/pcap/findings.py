@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from eks_capture.pcap.analysis import Scan
-from eks_capture.pcap.summary import SEVERITY_RANK, Finding, Severity
+from eks_capture.pcap.models import SEVERITY_RANK, Finding, Severity
 
 UNREACHABLE_CODES = {
     0: "network unreachable",

@@ -13,8 +13,7 @@ from eks_capture.pcap import linktypes
 from eks_capture.pcap.analysis import Scan, scan
 from eks_capture.pcap.compression import Readable
 from eks_capture.pcap.findings import Namer, address, dns_findings, icmp_findings, rank, tcp_findings
-from eks_capture.pcap.reader import CaptureReader
-from eks_capture.pcap.summary import (
+from eks_capture.pcap.models import (
     CaptureSummary,
     DnsSummary,
     Finding,
@@ -22,6 +21,7 @@ from eks_capture.pcap.summary import (
     Talker,
     TcpSummary,
 )
+from eks_capture.pcap.reader import CaptureReader
 
 #: What a decoder bug on hostile bytes could raise; it ends the read as partial instead of escaping.
 UNDECODABLE = (IndexError, ValueError, struct.error, OverflowError)

@@ -10,14 +10,14 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from eks_capture.context import load_context
+from eks_capture.captures.context import load_context
 from eks_capture.errors import CaptureNotFound
 from eks_capture.ids import CaptureId, capture_started_at
 from eks_capture.report.links import DEFAULT_EXPIRY, s3_console_link, signing_s3_client
 from eks_capture.report.pages import FileRow, FindingRow, Page, TalkerRow, render
 from eks_capture.report.plots import timeline_svg
 from eks_capture.report.timelines import NodeTimeline, node_timeline
-from eks_capture.sessions import CaptureSession, CaptureStore, FileRecord
+from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord
 
 REPORT_NAME = "report.html"
 MARGIN_SECONDS = 5

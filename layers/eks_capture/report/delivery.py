@@ -18,12 +18,12 @@ from typing import Any, Literal
 import boto3
 from aws_lambda_powertools import Logger
 
+from eks_capture.captures.notifications import EndNotices, ReportLink, ReportOutcome, notify_end
 from eks_capture.errors import CaptureError
-from eks_capture.notifications import EndNotices, ReportLink, ReportOutcome, notify_end
 from eks_capture.report.building import publish_capture_report
 from eks_capture.report.links import DEFAULT_EXPIRY, signing_s3_client
-from eks_capture.sessions import CaptureSession, CaptureStore
 from eks_capture.settings import Settings
+from eks_capture.store.sessions import CaptureSession, CaptureStore
 
 logger = Logger(child=True)
 

@@ -1,0 +1,156 @@
+"""SNS notifications at a capture's start and end: which nodes, why, where the files are, what was found.
+
+The end notification goes out once per capture, with a link to the capture's report or the reason there
+is none: whoever sends it (the report function, or the teardown when it cannot hand the end over)
+records ``notified_at`` on the session item, and a sender that finds it there sends nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from eks_capture.settings import Settings
+from eks_capture.store.sessions import SESSION_SK, CaptureSession
+
+logger = Logger(child=True)
+_serializer = TypeSerializer()
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    """Where a capture's report is stored and a presigned link to it, valid until ``expires_at``."""
+
+    key: str
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What became of a capture's report at its end: a link, or why there is none."""
+
+    link: ReportLink | None = None
+    problem: str = ""
+
+    def lines(self, session: CaptureSession) -> str:
+        """The notification's report lines."""
+        retry = f"eks-capture report {session.capture_id}"
+        if self.link is None:
+            return f"Report: not built ({self.problem}); build it with: {retry}\n"
+        until = self.link.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return f"Report: {self.link.url}\n(link valid until {until}; a fresh one: {retry})\n"
+
+
+def console_link(settings: Settings, session: CaptureSession) -> str:
+    region = settings.aws_region or "us-east-1"
+    return (
+        f"https://{region}.console.aws.amazon.com/s3/buckets/{settings.capture_bucket}"
+        f"?prefix={session.s3_prefix}"
+    )
+
+
+def _nodes(session: CaptureSession) -> str:
+    lines = [
+        f"  - {name}: {node.status}{f' ({node.reason})' if node.reason else ''}"
+        for name, node in sorted(session.nodes.items())
+    ]
+    lines += [f"  - {name}: skipped ({why})" for name, why in sorted(session.skipped.items())]
+    return "\n".join(lines) or "  (none)"
+
+
+def start_message(settings: Settings, session: CaptureSession) -> tuple[str, str]:
+    subject = f"eks-capture: capture {session.capture_id} {session.status} on {session.cluster}"
+    body = (
+        f"Why: {session.trigger.reason}\n"
+        f"Capture: {session.capture_id} ({session.duration_seconds} s, filter {session.filter or 'none'})\n"
+        f"Status: {session.status}: {session.verdict}\n"
+        f"Nodes:\n{_nodes(session)}\n"
+        f"Files: s3://{settings.capture_bucket}/{session.s3_prefix}\n{console_link(settings, session)}\n"
+    )
+    return subject[:100], body
+
+
+def end_message(
+    settings: Settings, session: CaptureSession, report: ReportOutcome | None = None
+) -> tuple[str, str]:
+    subject = f"eks-capture: capture {session.capture_id} {session.status} on {session.cluster}"
+    findings = "\n".join(f"  - {f}" for f in session.findings) or "  (none)"
+    totals = session.totals
+    body = (
+        f"Why: {session.trigger.reason}\n"
+        f"Verdict: {session.verdict}\n"
+        f"Totals: {totals.files} file(s), {totals.packets} packets, {totals.bytes} bytes, "
+        f"{totals.dropped} dropped\n"
+        f"Top findings:\n{findings}\n"
+        f"Nodes:\n{_nodes(session)}\n"
+        f"Files: s3://{settings.capture_bucket}/{session.s3_prefix}\n{console_link(settings, session)}\n"
+        f"{report.lines(session) if report else ''}"
+    )
+    return subject[:100], body
+
+
+def _publish(sns: Any, settings: Settings, subject: str, body: str) -> bool:
+    if sns is None or not settings.notification_topic_arn:
+        return False
+    try:
+        sns.publish(TopicArn=settings.notification_topic_arn, Subject=subject, Message=body)
+    except (ClientError, BotoCoreError) as error:
+        logger.warning(f"notification not sent: {error}", extra={"subject": subject})
+        return False
+    return True
+
+
+def notify_start(sns: Any, settings: Settings, session: CaptureSession) -> None:
+    """Tell the subscribers a capture started (or could not), and where its files will be."""
+    _publish(sns, settings, *start_message(settings, session))
+
+
+def notify_end(
+    sns: Any, settings: Settings, session: CaptureSession, report: ReportOutcome | None = None
+) -> bool:
+    """Tell the subscribers how a capture ended, its totals, top findings and report; whether SNS took it."""
+    return _publish(sns, settings, *end_message(settings, session, report))
+
+
+class EndNotices:
+    """The once-only mark of a capture's end notification, on its session item."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def _key(self, capture_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"CAPTURE#{capture_id}"}, "sk": {"S": SESSION_SK}}
+
+    def sent(self, capture_id: str) -> bool:
+        """Whether the capture's end notification has gone out."""
+        item = self.client.get_item(
+            TableName=self.table,
+            Key=self._key(capture_id),
+            ProjectionExpression="notified_at",
+            ConsistentRead=True,
+        ).get("Item", {})
+        return "notified_at" in item
+
+    def record(self, capture_id: str, at: datetime, report: ReportOutcome) -> bool:
+        """Mark the notification sent; False when another sender marked it first."""
+        values = {":at": at.astimezone(UTC).isoformat(), ":key": report.link.key if report.link else ""}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(capture_id),
+                UpdateExpression="SET notified_at = :at, report_key = :key",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
+                ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

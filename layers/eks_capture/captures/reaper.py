@@ -1,0 +1,342 @@
+"""The reaper: nothing outlives its time box, and every capture ends with a verdict per node.
+
+One sweep per cluster makes two label-selected list calls (capture Jobs, capture pods), however many
+captures there are. It deletes what is finished, expired or stuck, records each node's verdict on its
+session, frees the node locks, and closes sessions whose Jobs are all gone. It is safe to run
+concurrently with itself and with the trigger: deletions tolerate 404, session closing is a
+conditional write, young sessions are left to the trigger, and totals are only ever added by the
+indexer.
+
+Deletion propagation: Foreground for a Job whose pod may still run (the Job stays visible, with a
+deletionTimestamp, until the pod's grace period — in which the uploader flushes — is over), Background
+for a Job that has finished (nothing is left to flush).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from eks_capture.captures.notifications import EndNotices, ReportOutcome, notify_end
+from eks_capture.captures.recorder import (
+    read_window_manifest,
+    recorder_pods,
+    unhealthy_recorders,
+    window_verdict,
+)
+from eks_capture.captures.verdicts import Verdict, judge, parse_time
+from eks_capture.errors import CaptureError
+from eks_capture.events.closings import announce_closed
+from eks_capture.kube.calls import Cluster
+from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
+from eks_capture.settings import Settings
+from eks_capture.store.sessions import (
+    DYNAMODB_RETRIES,
+    OPEN_SESSION_STATES,
+    CaptureSession,
+    CaptureStore,
+    NodeCapture,
+)
+
+logger = Logger(child=True)
+
+TRIGGER_QUIET_SECONDS = 120  # a session this young may still be getting its Jobs from the trigger
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+OPEN_NODE_STATES = ("pending", "running")
+
+
+@dataclass
+class ReaperDeps:
+    """What the reaper talks to; the handler builds it once per container."""
+
+    settings: Settings
+    store: CaptureStore
+    cluster: Callable[[str], Cluster] = Cluster
+    s3: Any = None
+    sns: Any = None
+    events: Any = None
+    dynamodb: Any = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def __post_init__(self) -> None:
+        self.s3 = self.s3 or boto3.client("s3")
+        if self.sns is None and self.settings.notification_topic_arn:
+            self.sns = boto3.client("sns")
+        if self.events is None and self.settings.lifecycle_bus_name:
+            self.events = boto3.client("events")
+        self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=DYNAMODB_RETRIES)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did, for the logs, the metrics and the tests."""
+
+    cluster: str
+    jobs_seen: int = 0
+    deleted: Counter[str] = field(default_factory=Counter)
+    closed: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    unhealthy_recorders: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "jobs_seen": self.jobs_seen,
+            "deleted": dict(self.deleted),
+            "closed": self.closed,
+            "errors": self.errors,
+            "unhealthy_recorders": self.unhealthy_recorders,
+        }
+
+
+def _job_of(pod: dict[str, Any]) -> str | None:
+    labels = pod.get("metadata", {}).get("labels") or {}
+    return next((labels[key] for key in JOB_NAME_LABELS if key in labels), None)
+
+
+def _node_of(job: dict[str, Any]) -> str:
+    return str(job.get("spec", {}).get("template", {}).get("spec", {}).get("nodeName", "unknown"))
+
+
+def _capture_of(obj: dict[str, Any]) -> str | None:
+    return (obj.get("metadata", {}).get("labels") or {}).get(LABEL_CAPTURE_ID)
+
+
+class _Sweep:
+    def __init__(self, deps: ReaperDeps, cluster_name: str) -> None:
+        self.deps = deps
+        self.settings = deps.settings
+        self.cluster_name = cluster_name
+        self.cluster = deps.cluster(cluster_name)
+        self.now = deps.now()
+        self.report = SweepReport(cluster_name)
+        self.sessions: dict[str, CaptureSession | None] = {}
+
+    def session(self, capture_id: str) -> CaptureSession | None:
+        if capture_id not in self.sessions:
+            self.sessions[capture_id] = self.deps.store.get_session(capture_id)
+        return self.sessions[capture_id]
+
+    def run(self) -> SweepReport:
+        namespace = self.settings.capture_namespace
+        jobs = self.cluster.capture_jobs(namespace)
+        pods = self.cluster.capture_pods(namespace)
+        self.report.jobs_seen = len(jobs)
+        pods_by_job: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods:
+            pods_by_job.setdefault(_job_of(pod) or "", []).append(pod)
+        for capture_id in {c for c in map(_capture_of, jobs) if c}:
+            self.session(capture_id)
+        grace = timedelta(seconds=self.settings.upload_grace_seconds)
+        bound = timedelta(seconds=self.settings.pending_bound_seconds)
+        verdicts = [
+            (job, judge(job, pods_by_job.get(job["metadata"]["name"], []), self.now, bound, grace))
+            for job in jobs
+        ]
+        with ThreadPoolExecutor(max_workers=self.settings.api_parallelism) as pool:
+            list(pool.map(lambda pair: self.settle_job(*pair), verdicts))
+        job_names = {job["metadata"]["name"] for job in jobs}
+        orphans = [p for p in pods if (_job_of(p) or "") not in job_names]
+        for pod in orphans:
+            self.reap_orphan_pod(pod, grace)
+        active = {c for job, verdict in verdicts if not verdict.delete and (c := _capture_of(job))}
+        self.close_sessions(active)
+        self.check_recorders()
+        return self.report
+
+    def check_recorders(self) -> None:
+        """Report recorder pods that cannot serve a window (their nodes would fall back to Jobs)."""
+        namespace = self.settings.capture_namespace
+        if not self.cluster.recorder_daemonsets(namespace):
+            return
+        unhealthy = unhealthy_recorders(recorder_pods(self.cluster, namespace))
+        self.report.unhealthy_recorders = unhealthy
+        for pod, why in sorted(unhealthy.items()):
+            logger.warning(f"recorder {pod} is unhealthy: {why}", extra={"pod": pod, "why": why})
+
+    def settle_job(self, job: dict[str, Any], verdict: Verdict) -> None:
+        name, node = job["metadata"]["name"], _node_of(job)
+        capture_id = _capture_of(job) or ""
+        if not verdict.delete:
+            return
+        propagation = "Background" if verdict.status in ("completed", "failed") else "Foreground"
+        try:
+            deleted = self.cluster.delete_job(self.settings.capture_namespace, name, propagation)
+        except CaptureError as error:
+            self.report.errors.append(f"delete job {name}: {error.message}")
+            logger.warning(
+                f"could not delete job {name}; the next sweep retries", extra={"error": error.message}
+            )
+            return
+        if not deleted:
+            return
+        session = self.session(capture_id)
+        if session is None:
+            self.report.deleted[verdict.status] += 1
+            logger.warning(
+                f"deleted orphan capture job {name} on {node} (no session {capture_id}): {verdict.reason}"
+            )
+            return
+        previous = session.nodes.get(node) or NodeCapture(node=node, job=name)
+        record = previous.model_copy(update={"status": verdict.status, "reason": verdict.reason})
+        if not self.deps.store.settle_node(capture_id, record):
+            return
+        self.report.deleted[verdict.status] += 1
+        session.nodes[node] = record
+        self.deps.store.release_node(session.cluster, node, capture_id)
+        logger.info(
+            f"capture {capture_id} on {node}: {verdict.status} ({verdict.reason}); job {name} deleted"
+        )
+
+    def reap_orphan_pod(self, pod: dict[str, Any], grace: timedelta) -> None:
+        """A capture pod with no Job (its Job was orphan-deleted): removed once done or past its expiry."""
+        metadata, phase = pod["metadata"], (pod.get("status") or {}).get("phase")
+        expires = parse_time((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
+        expired = expires is not None and self.now > expires + grace
+        if phase not in ("Succeeded", "Failed") and not expired:
+            return
+        try:
+            if self.cluster.delete_pod(self.settings.capture_namespace, metadata["name"]):
+                self.report.deleted["orphan_pod"] += 1
+                logger.warning(f"deleted orphan capture pod {metadata['name']} ({phase}, expired: {expired})")
+        except CaptureError as error:
+            self.report.errors.append(f"delete pod {metadata['name']}: {error.message}")
+
+    def close_sessions(self, active: set[str]) -> None:
+        lookback = timedelta(seconds=self.settings.max_duration_seconds + self.settings.upload_grace_seconds)
+        since = self.now - lookback - timedelta(days=1)
+        for session in self.deps.store.open_sessions(self.cluster_name, since):
+            starting = session.status == "starting"
+            young = starting and (self.now - session.created_at).total_seconds() < TRIGGER_QUIET_SECONDS
+            if session.capture_id in active or young or self._window_open(session):
+                continue
+            remaining = self.cluster.capture_jobs(
+                self.settings.capture_namespace, f"{LABEL_CAPTURE_ID}={session.capture_id}"
+            )
+            if remaining:
+                continue
+            current = self.deps.store.get_session(session.capture_id)  # a concurrent sweep may have closed it
+            if current is not None and current.status in OPEN_SESSION_STATES:
+                self.close(current)
+
+    def _window_open(self, session: CaptureSession) -> bool:
+        """A recorder node (no Job) may still be uploading its window until the session expires."""
+        recording = any(n.job is None and n.status == "running" for n in session.nodes.values())
+        return recording and self.now < session.expires_at
+
+    def close(self, session: CaptureSession) -> None:
+        """Give the session its final status, verdict, dropped count and top findings."""
+        for name, node in session.nodes.items():
+            if node.status == "running" and node.job is None:  # served from a recorder's ring
+                manifest = read_window_manifest(
+                    self.deps.s3, self.settings.capture_bucket, f"{session.s3_prefix}{name}/"
+                )
+                status, reason = window_verdict(manifest)
+                session.nodes[name] = node.model_copy(update={"status": status, "reason": reason})
+            elif node.status in OPEN_NODE_STATES:
+                stopped = session.status == "stopping"
+                session.nodes[name] = node.model_copy(
+                    update={
+                        "status": "stopped" if stopped else "completed",
+                        "reason": "stopped early on request"
+                        if stopped
+                        else "its Job finished and was removed before a sweep saw it",
+                    }
+                )
+            self.deps.store.release_node(session.cluster, name, session.capture_id)
+        files = self.deps.store.files_of_capture(session.capture_id)
+        dropped = sum(
+            _dropped_on(self.deps.s3, self.settings.capture_bucket, session, n) for n in session.nodes
+        )
+        self.deps.store.set_dropped(session.capture_id, dropped)
+        session.findings = top_findings(f.summary for f in files)
+        captured = [
+            n for n in session.nodes.values() if n.status in ("completed", "stopped", "deadline_exceeded")
+        ]
+        previous = session.status
+        session.status = "completed" if captured else "failed"
+        packets = sum(f.packets for f in files)
+        top = f"; top finding: {session.findings[0]}" if session.findings else ""
+        session.verdict = (
+            f"{len(captured)} of {len(session.nodes)} node(s) captured: "
+            f"{len(files)} file(s), {packets} packets, {dropped} dropped{top}"
+        )
+        session.ended_at = self.now
+        if self.deps.store.replace_session(session, expected_status=previous):
+            self.report.closed[session.capture_id] = session.status
+            logger.info(f"capture {session.capture_id} {session.status}: {session.verdict}")
+            self.announce(self.deps.store.get_session(session.capture_id) or session)
+
+    def announce(self, session: CaptureSession) -> None:
+        """Hand the end to the report function; if that fails, send the end notification without a report."""
+        bus = self.settings.lifecycle_bus_name
+        problem = announce_closed(self.deps.events, bus, session) if bus else "no lifecycle bus is set"
+        if problem is None:
+            return
+        logger.warning(f"capture {session.capture_id}: {problem}; notifying without a report")
+        outcome = ReportOutcome(problem=problem)
+        notices = EndNotices(self.deps.dynamodb, self.settings.capture_table)
+        if notify_end(self.deps.sns, self.settings, session, outcome):
+            notices.record(session.capture_id, self.now, outcome)
+
+
+def _dropped_on(s3: Any, bucket: str, session: CaptureSession, node: str) -> int:
+    key = f"{session.s3_prefix}{node}/manifest.json"
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError:
+        return 0
+    return dropped_packets(manifest)
+
+
+def dropped_packets(manifest: dict[str, Any]) -> int:
+    """Packets a node lost, by its agent's manifest: tcpdump's kernel drops plus the budget's drops."""
+    completion = (manifest.get("capture") or {}).get("completion") or {}
+    counters = (completion.get("tcpdump") or {}).get("counters") or {}
+    dropped_files = (manifest.get("dropped") or {}).get("items", [])
+    return int(counters.get("dropped_by_kernel") or 0) + sum(
+        int(item.get("packets") or 0) for item in dropped_files
+    )
+
+
+def top_findings(summaries: Iterable[dict[str, Any]], limit: int = 5) -> list[str]:
+    """The capture's most severe findings, each summed over its files (same kind, same subject).
+
+    Each file's message carries that file's count; the summed message is the latest file's message with
+    its count replaced by the total.
+    """
+    merged: dict[tuple[str, str], tuple[int, int, str, int]] = {}
+    for summary in summaries:
+        for finding in summary.get("findings", []):
+            key = (str(finding.get("kind", "")), str(finding.get("subject", finding.get("message", ""))))
+            rank = SEVERITY_ORDER.get(finding.get("severity", "info"), 3)
+            count = int(finding.get("count") or 0)
+            before = merged.get(key)
+            total = count + (before[1] if before else 0)
+            worst = min(rank, before[0]) if before else rank
+            merged[key] = (worst, total, str(finding.get("message", "")), count)
+    ordered = sorted(merged.values(), key=lambda item: (item[0], -item[1], item[2]))
+    return [re.sub(rf"\b{own}\b", str(total), message, count=1) for _, total, message, own in ordered[:limit]]
+
+
+def sweep(deps: ReaperDeps, clusters: Iterable[str]) -> list[SweepReport]:
+    """One sweep of every cluster; a cluster that fails is reported and the others still swept."""
+    reports: list[SweepReport] = []
+    for name in clusters:
+        try:
+            reports.append(_Sweep(deps, name).run())
+        except CaptureError as error:
+            logger.error(f"sweep of cluster {name} failed: {error.message}", extra={"error": error.to_dict()})
+            reports.append(SweepReport(name, errors=[error.message]))
+    return reports

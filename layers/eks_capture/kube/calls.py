@@ -1,0 +1,161 @@
+"""The Kubernetes calls the capture lifecycle makes, as JSON dicts, through the one client of eks.py.
+
+Requests go through the ApiClient's own serializer, auth and retries, but not through the generated
+CoreV1Api/BatchV1Api classes: importing those costs about a second of cold start, validating every
+call costs CPU, and the domain works on the API's JSON form anyway. Every response is read to its end,
+which hands its connection back to the pool for the next request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from eks_capture.kube import eks
+from eks_capture.kube.labels import CAPTURE_SELECTOR, RECORDER_SELECTOR
+
+PAGE_SIZE = 500
+JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+
+
+class Cluster:
+    """One EKS cluster's API, spoken to in the capture's words; every failure becomes a domain error."""
+
+    def __init__(self, name: str, api: client.ApiClient | None = None) -> None:
+        self.name = name
+        self._api = api or eks.api_client(name)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        query: list[tuple[str, str]] | None = None,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One API call; its JSON answer, or the domain error for a failure (ApiException for 404/409)."""
+        serialized = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={**JSON_HEADERS, "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        with eks.kube_errors(self.name, operation):
+            response = self._api.call_api(*serialized)
+            response.read()  # type: ignore[no-untyped-call]
+            if not 200 <= response.status <= 299:
+                raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return dict(json.loads(response.data or b"{}"))
+
+    def pages(self, path: str, operation: str, label_selector: str = "") -> Iterator[dict[str, Any]]:
+        """Every item of a list, page by page (``limit``/``continue``), as one logical list call."""
+        token = ""
+        while True:
+            query = [("limit", str(PAGE_SIZE))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            page = self.request("GET", path, operation, query)
+            yield from page.get("items", [])
+            token = page.get("metadata", {}).get("continue") or ""
+            if not token:
+                return
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node (one paginated list, never one call per node)."""
+        return list(self.pages("/api/v1/nodes", "list nodes"))
+
+    def pods(self, namespace: str | None = None, label_selector: str = "") -> list[dict[str, Any]]:
+        """Pods of a namespace (or of the whole cluster) matching ``label_selector``."""
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+        return list(self.pages(path, "list pods", label_selector))
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every service of the cluster."""
+        return list(self.pages("/api/v1/services", "list services"))
+
+    def capture_jobs(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
+        """The capture Jobs in ``namespace`` (by default all of them, one label-selected list)."""
+        return list(self.pages(f"/apis/batch/v1/namespaces/{namespace}/jobs", "list jobs", label_selector))
+
+    def capture_pods(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
+        return self.pods(namespace, label_selector)
+
+    def create_job(self, namespace: str, job: dict[str, Any]) -> bool:
+        """Create ``job``; False when it exists already (a retried start), so creation is idempotent."""
+        try:
+            self.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", "create jobs", body=job)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def delete_job(self, namespace: str, name: str, propagation: str = "Foreground") -> bool:
+        """Delete a Job and its pods gracefully; False when it is already gone.
+
+        Foreground keeps the Job visible (with a deletionTimestamp) until its pods have finished their
+        grace period, so a sweep sees a capture that is still flushing rather than one that vanished.
+        """
+        return self._delete(
+            f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+            "delete jobs",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+        )
+
+    def delete_pod(self, namespace: str, name: str) -> bool:
+        """Delete a pod gracefully; False when it is already gone."""
+        return self._delete(f"/api/v1/namespaces/{namespace}/pods/{name}", "delete pods", None)
+
+    def _delete(self, path: str, operation: str, options: dict[str, Any] | None) -> bool:
+        try:
+            self.request("DELETE", path, operation, body=options)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def recorder_daemonsets(self, namespace: str) -> list[dict[str, Any]]:
+        """The recorder DaemonSets of ``namespace`` (one label-selected list)."""
+        path = f"/apis/apps/v1/namespaces/{namespace}/daemonsets"
+        return list(self.pages(path, "list daemonsets", RECORDER_SELECTOR))
+
+    def apply_daemonset(self, namespace: str, daemonset: dict[str, Any]) -> str:
+        """Create ``daemonset``, or replace the one of that name: "created" or "updated"."""
+        path = f"/apis/apps/v1/namespaces/{namespace}/daemonsets"
+        try:
+            self.request("POST", path, "create daemonsets", body=daemonset)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            name = daemonset["metadata"]["name"]
+            self.request("PUT", f"{path}/{name}", "update daemonsets", body=daemonset)
+            return "updated"
+        return "created"
+
+    def delete_daemonset(self, namespace: str, name: str) -> bool:
+        """Delete a DaemonSet (its pods get their grace period); False when it is already gone."""
+        return self._delete(
+            f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}",
+            "delete daemonsets",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+        )
+
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        """Set annotations on a pod (JSON merge patch); the patched pod."""
+        return self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/{name}",
+            "patch pods",
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )

@@ -1,0 +1,1 @@
+"""The manifests the product creates in a cluster: the capture Job and the recorder DaemonSet."""

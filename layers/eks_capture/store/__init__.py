@@ -1,0 +1,1 @@
+"""The capture catalog in DynamoDB: sessions, nodes, files, locks and slots."""
