@@ -2,8 +2,11 @@
 
 ``start_kube_emulator(cluster, sts_endpoint_url, region)`` returns a running ``KubeEmulator``:
 
-- it serves namespaces, nodes, pods (+ status, log), services, batch/v1 jobs and apps/v1 daemonsets:
-  create, get, list (selectors, pagination), watch, update, patch, delete, deletecollection;
+- it serves namespaces, nodes, pods (+ status, log), services, serviceaccounts, resourcequotas, events,
+  batch/v1 jobs, apps/v1 daemonsets and rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles
+  and clusterrolebindings: create, get, list (selectors, pagination), watch, update, patch, delete,
+  deletecollection; with discovery (/api, /apis) and OpenAPI v3, so Debian's kubectl works against it
+  (``emulator.kubectl(token)``);
 - reach it as production does: set ``emulator.env()`` (``combined_env`` for several clusters) and call
   ``eks_capture.kube.eks.api_client(cluster)``; or ``emulator.configuration(token)`` / ``write_kubeconfig``;
 - tokens are EKS tokens verified against the local STS; ``emulator.rbac`` maps IAM ARNs to users and

@@ -36,6 +36,7 @@ from localcloud.kube.resources import NAMESPACES, NODES, PODS, SERVICES, Resourc
 from localcloud.kube.server import ApiServer, HttpsFront
 from localcloud.kube.store import Obj, Store
 from localcloud.kube.tls import issue_server_credentials
+from localcloud.kubectl import Kubectl
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _instance_ids = itertools.count(1)
@@ -227,6 +228,12 @@ class KubeEmulator:
         target = Path(path)
         target.write_text(json.dumps(config, indent=2))
         return target
+
+    def kubectl(self, token: str, name: str = "admin") -> Kubectl:
+        """Debian's kubectl as the caller whose EKS ``token`` is given (its own kubeconfig and cache)."""
+        home = self.workdir / "kubectl" / name
+        home.mkdir(parents=True, exist_ok=True)
+        return Kubectl(self.write_kubeconfig(home / "kubeconfig", token), home / "cache")
 
     def env(self) -> dict[str, str]:
         """The settings that point ``eks_capture.kube.eks`` here for this cluster (see ``combined_env``)."""

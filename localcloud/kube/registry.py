@@ -93,7 +93,7 @@ class Registry:
             metadata.pop(field, None)
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = rfc3339(time.time())
-        if rtype is not NAMESPACES:
+        if rtype is not NAMESPACES and rtype.has_spec:
             obj.setdefault("spec", {})
         with self.store.lock:
             if rtype.namespaced:

@@ -16,6 +16,9 @@ class ResourceType:
     namespaced: bool
     default_propagation: str = "Background"
     returns_deleted_object: bool = False
+    short_names: tuple[str, ...] = ()
+    has_spec: bool = True
+    stored: bool = True
 
     @property
     def api_version(self) -> str:
@@ -35,19 +38,66 @@ class ResourceType:
     def has_generation(self) -> bool:
         return self.plural in {"jobs", "daemonsets"}
 
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
 
-NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", namespaced=False)
-NODES = ResourceType("", "v1", "nodes", "Node", namespaced=False)
-PODS = ResourceType("", "v1", "pods", "Pod", namespaced=True, returns_deleted_object=True)
-SERVICES = ResourceType("", "v1", "services", "Service", namespaced=True)
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        """The verbs discovery lists: every verb for a stored resource, ``create`` for a review."""
+        if not self.stored:
+            return ("create",)
+        return ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",))
+NODES = ResourceType("", "v1", "nodes", "Node", namespaced=False, short_names=("no",))
+PODS = ResourceType(
+    "", "v1", "pods", "Pod", namespaced=True, returns_deleted_object=True, short_names=("po",)
+)
+SERVICES = ResourceType("", "v1", "services", "Service", namespaced=True, short_names=("svc",))
+SERVICEACCOUNTS = ResourceType(
+    "", "v1", "serviceaccounts", "ServiceAccount", namespaced=True, short_names=("sa",), has_spec=False
+)
+RESOURCEQUOTAS = ResourceType(
+    "", "v1", "resourcequotas", "ResourceQuota", namespaced=True, short_names=("quota",)
+)
+EVENTS = ResourceType("", "v1", "events", "Event", namespaced=True, short_names=("ev",), has_spec=False)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", namespaced=True, default_propagation="Orphan")
-DAEMONSETS = ResourceType("apps", "v1", "daemonsets", "DaemonSet", namespaced=True)
+DAEMONSETS = ResourceType("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short_names=("ds",))
+_RBAC = "rbac.authorization.k8s.io"
+ROLES = ResourceType(_RBAC, "v1", "roles", "Role", namespaced=True, has_spec=False)
+ROLEBINDINGS = ResourceType(_RBAC, "v1", "rolebindings", "RoleBinding", namespaced=True, has_spec=False)
+CLUSTERROLES = ResourceType(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False, has_spec=False)
+CLUSTERROLEBINDINGS = ResourceType(
+    _RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False, has_spec=False
+)
 
-ALL = (NAMESPACES, NODES, PODS, SERVICES, JOBS, DAEMONSETS)
+ALL = (
+    NAMESPACES,
+    NODES,
+    PODS,
+    SERVICES,
+    SERVICEACCOUNTS,
+    RESOURCEQUOTAS,
+    EVENTS,
+    JOBS,
+    DAEMONSETS,
+    ROLES,
+    ROLEBINDINGS,
+    CLUSTERROLES,
+    CLUSTERROLEBINDINGS,
+)
 _BY_PATH = {(r.group, r.version, r.plural): r for r in ALL}
 _BY_PLURAL = {r.plural: r for r in ALL}
 
-SUBRESOURCES = {"pods": {"status", "log"}, "jobs": {"status"}, "daemonsets": {"status"}, "nodes": {"status"}}
+SUBRESOURCES = {
+    "pods": {"status", "log"},
+    "jobs": {"status"},
+    "daemonsets": {"status"},
+    "nodes": {"status"},
+    "resourcequotas": {"status"},
+}
 
 
 def resource_at(group: str, version: str, plural: str) -> ResourceType | None:

@@ -127,6 +127,15 @@ FIELD_PATHS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     },
     "jobs": {"status.successful": lambda o: str(o.get("status", {}).get("succeeded", 0))},
     "namespaces": {"status.phase": lambda o: o.get("status", {}).get("phase", "")},
+    "events": {
+        f"involvedObject.{field}": (lambda o, f=field: str((o.get("involvedObject") or {}).get(f, "")))
+        for field in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    }
+    | {
+        "reason": lambda o: o.get("reason", ""),
+        "type": lambda o: o.get("type", ""),
+        "source": lambda o: (o.get("source") or {}).get("component", ""),
+    },
 }
 _COMMON: dict[str, Callable[[dict[str, Any]], str]] = {
     "metadata.name": lambda o: o["metadata"]["name"],

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from localcloud.kube.auth import TokenRejectedError, TokenVerifier
+from localcloud.kube.discovery import discovery_document, openapi_v3
 from localcloud.kube.faults import CallCounter, Faults
 from localcloud.kube.rbac import Rbac, User
 from localcloud.kube.registry import DeleteOptions, ListPage, Registry
@@ -164,6 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path in ("/version", "/healthz", "/livez", "/readyz"):
             self._send(200, VERSION if url.path == "/version" else "ok")
             return
+        document = discovery_document(url.path) or openapi_v3(url.path)
+        if document is not None:
+            self._serve_document(api, method, document)
+            return
         route = parse_route(url.path)
         if route is None:
             self._send_error(
@@ -202,6 +207,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(internal_error(repr(error)))
             return
         self._send(status, payload)
+
+    def _serve_document(self, api: ApiServer, method: str, document: dict[str, Any]) -> None:
+        """A discovery or OpenAPI document: read-only, for any authenticated caller."""
+        try:
+            self._authenticate(api)
+            if method != "GET":
+                raise method_not_allowed(f"{method} is not supported")
+        except ApiError as error:
+            self._send_error(error)
+            return
+        self._send(200, document)
 
     def _authenticate(self, api: ApiServer) -> User:
         header = self.headers.get("Authorization", "")
