@@ -10,17 +10,23 @@ from typing import Any
 
 import pytest
 
+from eks_capture.captures.context import CONTEXT_NAME
 from eks_capture.captures.options import CaptureOptions
 from eks_capture.ids import capture_id_for_event
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
+from eks_capture.report.building import REPORT_NAME
 from eks_capture.settings import Settings
+from eks_capture_agent.manifest import MANIFEST
+from eks_capture_agent.objects import pcap_key
+from eks_capture_agent.spool import SNAPSHOTS
 from localcloud.aws import ACCOUNT_ID
 from localcloud.template import PROJECT_ROOT, Stack
+from tests.fixtures.iam_policies import Decision, decide
 from tests.sam_transform import CLUSTER, active_resources, deployed, properties
 
 ONCALL = f"arn:aws:iam::{ACCOUNT_ID}:role/oncall"
-SRE = "arn:aws:iam::210987654321:role/sre-*"
+SRE = f"arn:aws:iam::{ACCOUNT_ID}:role/sre-*"  # other accounts are unsupported: the bus trusts this one
 SECURITY_DOC = PROJECT_ROOT / "docs" / "security.md"
 STARTED = datetime(2026, 11, 25, 10, 2, 13, tzinfo=UTC)
 NODE = NodeInfo(name="ip-10-0-1-23.ec2.internal", instance_id="i-0a1b2c3d4e5f60718")
@@ -53,17 +59,68 @@ def test_by_default_only_principals_of_this_account_may_put_request_events(stack
     assert allow["Resource"] == stack.arn("CaptureEventBus")
 
 
-def test_named_request_principals_alone_may_put_request_events() -> None:
+def test_named_request_principals_alone_may_put_request_events_and_only_from_this_account() -> None:
     stack = deployed(CaptureRequestPrincipals=f"{ONCALL},{SRE}")
     statements = _bus_policy(stack)
     (allow,) = [s for s in statements if s["Effect"] == "Allow"]
     (deny,) = [s for s in statements if s["Effect"] == "Deny"]
 
-    assert allow["Principal"] == {"AWS": [ONCALL, SRE]}
+    assert allow["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}
     assert deny["Principal"] == "*"
     assert deny["Action"] == allow["Action"] == "events:PutEvents"
     assert deny["Resource"] == allow["Resource"] == stack.arn("CaptureEventBus")
     assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [ONCALL, SRE]}}
+
+
+def _principal_arns(principal: Any) -> list[str]:
+    """The ARNs a resource policy's Principal names (a service or ``*`` names none)."""
+    if not isinstance(principal, dict):
+        return []
+    named = principal.get("AWS", [])
+    return [named] if isinstance(named, str) else list(named)
+
+
+def _resource_policy_statements(stack: Stack) -> list[dict[str, Any]]:
+    documents = [properties(stack, bus)["Policy"] for bus in active_resources(stack, "AWS::Events::EventBus")]
+    for kind, key in (
+        ("AWS::S3::BucketPolicy", "PolicyDocument"),
+        ("AWS::SQS::QueuePolicy", "PolicyDocument"),
+    ):
+        documents += [properties(stack, policy)[key] for policy in active_resources(stack, kind)]
+    documents += [
+        properties(stack, role)["AssumeRolePolicyDocument"]
+        for role in active_resources(stack, "AWS::IAM::Role")
+    ]
+    return [statement for document in documents for statement in document["Statement"]]
+
+
+def test_no_principal_holds_a_wildcard_inside_an_arn() -> None:
+    """IAM accepts a wildcard in a Principal only as the whole of it ("*"); patterns go in conditions."""
+    stack = deployed(CaptureRequestPrincipals=f"{ONCALL},{SRE}")
+    statements = _resource_policy_statements(stack)
+    principals = [arn for s in statements for arn in _principal_arns(s.get("Principal"))]
+
+    assert principals
+    assert not [arn for arn in principals if "*" in arn or "?" in arn]
+
+
+@pytest.mark.parametrize(
+    ("principals", "accepted"),
+    [
+        ("", True),
+        (f"{ONCALL},{SRE}", True),
+        (f"arn:aws:iam::{ACCOUNT_ID}:user/alice", True),
+        ("*", False),
+        (f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/oncall/alice", False),
+        ("oncall", False),
+    ],
+)
+def test_request_principals_must_be_iam_role_or_user_arns(
+    stack: Stack, principals: str, accepted: bool
+) -> None:
+    pattern = stack.template["Parameters"]["CaptureRequestPrincipals"]["AllowedPattern"]
+
+    assert all(re.fullmatch(pattern, p) for p in principals.split(",")) is accepted
 
 
 def _our_rules(stack: Stack, detail_types: set[str]) -> list[dict[str, Any]]:
@@ -144,25 +201,63 @@ def _upload_prefix(job: dict[str, Any]) -> str:
     return args[args.index("--prefix") + 1]
 
 
-@pytest.mark.parametrize("cluster", [CLUSTER, "payments-eu"])
-def test_a_capture_pod_uploads_only_where_its_clusters_role_may_write(cluster: str) -> None:
-    stack = deployed(ClusterNames=cluster)
+def _pod_statements(stack: Stack, cluster: str) -> list[dict[str, Any]]:
     policy_id = "CaptureUploadPolicy" + "".join(c for c in cluster if c.isalnum())
-    (write,) = [
-        s
-        for s in properties(stack, policy_id)["PolicyDocument"]["Statement"]
-        if s.get("Sid") == "WriteCaptures"
-    ]
+    statements: list[dict[str, Any]] = properties(stack, policy_id)["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _pod_files(prefix: str) -> list[str]:
+    """Every key a capture pod's agent writes under its node prefix (capture-image/eks_capture_agent)."""
+    pcaps = [pcap_key(prefix, STARTED.timestamp(), seq, suffix) for seq, suffix in [(0, ".zst"), (1, "")]]
+    return [*pcaps, f"{prefix}{MANIFEST}", *(f"{prefix}{name}" for name in SNAPSHOTS)]
+
+
+@pytest.mark.parametrize("cluster", [CLUSTER, "payments-eu"])
+def test_a_capture_pod_may_write_and_confirm_every_file_its_agent_uploads(cluster: str) -> None:
+    stack = deployed(ClusterNames=cluster)
     settings = _settings(stack)
     spec = CaptureSpec(
         capture_id_for_event("event-1", STARTED), cluster, CaptureOptions.defaults(settings), "proof", STARTED
     )
     prefix = _upload_prefix(capture_job(spec, NODE, settings))
-    allowed = str(write["Resource"]).removeprefix(f"arn:aws:s3:::{settings.capture_bucket}/")
+    statements = _pod_statements(stack, cluster)
 
-    assert allowed == f"captures/{cluster}/*"
-    assert prefix.startswith(allowed.removesuffix("*"))
-    assert prefix.endswith(f"/{NODE.name}/")
+    assert prefix == f"captures/{cluster}/{spec.capture_id}/{NODE.name}/"
+    for key in _pod_files(prefix):
+        for action in ("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"):
+            resource = f"arn:aws:s3:::{settings.capture_bucket}/{key}"
+            assert decide(statements, action, resource) is Decision.ALLOWED, (action, key)
+
+
+@pytest.mark.parametrize("cluster", [CLUSTER, "payments-eu"])
+def test_a_capture_pod_can_never_write_a_report_a_context_or_outside_its_clusters_prefix(
+    cluster: str,
+) -> None:
+    stack = deployed(ClusterNames=cluster)
+    bucket = _settings(stack).capture_bucket
+    statements = _pod_statements(stack, cluster)
+    capture = capture_id_for_event("event-1", STARTED)
+    explicitly_denied = [
+        f"captures/{cluster}/{capture}/{REPORT_NAME}",
+        f"captures/{cluster}/{capture}/{CONTEXT_NAME}",
+        f"captures/{cluster}/{capture}/{NODE.name}/{REPORT_NAME}",
+        f"captures/other-cluster/{capture}/{NODE.name}/{MANIFEST}",
+        f"{capture}/{NODE.name}/{MANIFEST}",
+        "index.html",
+    ]
+    not_granted = [
+        f"captures/{cluster}/{capture}/{NODE.name}/notes.txt",
+        f"captures/{cluster}/{capture}.pcap",
+    ]
+
+    for key in explicitly_denied:
+        for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:PutObjectAcl"):
+            decision = decide(statements, action, f"arn:aws:s3:::{bucket}/{key}")
+            assert decision is Decision.EXPLICITLY_DENIED, (action, key)
+    for key in not_granted:
+        assert decide(statements, "s3:PutObject", f"arn:aws:s3:::{bucket}/{key}") is not Decision.ALLOWED, key
+    assert decide(statements, "s3:ListBucket", f"arn:aws:s3:::{bucket}") is Decision.EXPLICITLY_DENIED
 
 
 def test_a_filter_reaches_tcpdump_as_one_argument_and_no_container_runs_a_shell(stack: Stack) -> None:

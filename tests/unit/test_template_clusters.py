@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from localcloud.template import Stack, TemplateError, expand_for_each, load_template
+from tests.fixtures.iam_policies import Decision, decide
 from tests.sam_transform import (
     REQUIRED,
     active_resources,
@@ -19,6 +20,8 @@ from tests.sam_transform import (
     properties,
 )
 
+CAPTURE = "cap-20261125T100213Z-0a1b2c3d"
+NODE = "ip-10-0-1-23.ec2.internal"
 ONE = ("shop-prod",)
 THREE = ("shop-prod", "payments-eu", "batch_01")
 PER_CLUSTER = {  # logical id prefix -> resource type, one of each per cluster
@@ -31,17 +34,22 @@ PER_CLUSTER = {  # logical id prefix -> resource type, one of each per cluster
 }
 
 
-def _pod_role_writes(stack: Stack, role_id: str) -> set[str]:
-    """The S3 ARNs a capture pod role may put objects to, through the policies it attaches."""
-    arns: set[str] = set()
+def _pod_role_statements(stack: Stack, role_id: str) -> list[dict[str, Any]]:
+    """Every statement (Allow and Deny) of the policies a capture pod role attaches."""
+    statements: list[dict[str, Any]] = []
     for attached in properties(stack, role_id)["ManagedPolicyArns"]:
         (policy_id,) = [
             p for p in active_resources(stack, "AWS::IAM::ManagedPolicy") if stack.physical_id(p) == attached
         ]
-        for statement in allowed_statements(properties(stack, policy_id)["PolicyDocument"]):
-            if "s3:PutObject" in statement["Action"]:
-                arns.update(statement["Resource"])
-    return arns
+        statements += properties(stack, policy_id)["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _may_write_a_manifest_of(stack: Stack, role_id: str, cluster: str) -> bool:
+    """Whether the role may put a node manifest of a capture of ``cluster``."""
+    key = f"captures/{cluster}/{CAPTURE}/{NODE}/manifest.json"
+    resource = f"arn:aws:s3:::{stack.name_of('CaptureBucket')}/{key}"
+    return decide(_pod_role_statements(stack, role_id), "s3:PutObject", resource) is Decision.ALLOWED
 
 
 def _role_actions_on(stack: Stack, role_id: str, action: str) -> set[str]:
@@ -86,7 +94,6 @@ def test_each_clusters_access_entries_map_the_function_roles_into_that_cluster_o
 def test_each_clusters_pod_identity_role_is_assumable_only_from_that_cluster_and_writes_only_its_prefix(
     stack: Stack, clusters: tuple[str, ...]
 ) -> None:
-    bucket = stack.name_of("CaptureBucket")
     associations = [properties(stack, a) for a in active_resources(stack, "AWS::EKS::PodIdentityAssociation")]
     roles = {stack.arn(r): r for r in active_resources(stack, "AWS::IAM::Role")}
 
@@ -97,19 +104,13 @@ def test_each_clusters_pod_identity_role_is_assumable_only_from_that_cluster_and
         (trust,) = properties(stack, role_id)["AssumeRolePolicyDocument"]["Statement"]
 
         assert trust["Condition"]["StringEquals"]["aws:RequestTag/eks-cluster-name"] == cluster
-        assert _pod_role_writes(stack, role_id) == {f"arn:aws:s3:::{bucket}/captures/{cluster}/*"}
+        assert [c for c in (*clusters, "other") if _may_write_a_manifest_of(stack, role_id, c)] == [cluster]
 
 
 def test_no_pod_role_may_write_another_clusters_prefix(stack: Stack, clusters: tuple[str, ...]) -> None:
-    bucket = stack.name_of("CaptureBucket")
     pod_roles = [r for r in active_resources(stack, "AWS::IAM::Role") if r.startswith("CapturePodRole")]
     writers = {
-        cluster: [
-            r
-            for r in pod_roles
-            if f"arn:aws:s3:::{bucket}/captures/{cluster}/*" in _pod_role_writes(stack, r)
-        ]
-        for cluster in clusters
+        cluster: [r for r in pod_roles if _may_write_a_manifest_of(stack, r, cluster)] for cluster in clusters
     }
 
     assert all(len(roles) == 1 for roles in writers.values())

@@ -124,17 +124,36 @@ def test_the_indexer_only_reads_its_clusters_captures(stack: Stack) -> None:
     assert {r.removesuffix("*") for s in s3 for r in s["Resource"]} == prefixes
 
 
-def test_the_capture_pods_only_write_and_confirm_objects_under_their_clusters_prefix(stack: Stack) -> None:
+def test_the_capture_pods_only_write_and_confirm_their_node_files_under_their_clusters_prefix(
+    stack: Stack,
+) -> None:
     for cluster in _clusters(stack):
         policy = properties(stack, _of_cluster("CaptureUploadPolicy", cluster))
         s3 = _s3(allowed_statements(policy["PolicyDocument"]))
         actions = {a for s in s3 for a in s["Action"]}
+        node_prefix = f"arn:aws:s3:::{_bucket(stack)}/captures/{cluster}/*/*/"
 
         assert "s3:PutObject" in actions
         assert actions <= {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"}
         assert {r for s in s3 for r in s["Resource"]} == {
-            f"arn:aws:s3:::{_bucket(stack)}/captures/{cluster}/*"
+            f"{node_prefix}{name}" for name in ("*.pcap*", "manifest.json", "netstate-*.json")
         }
+
+
+def test_the_capture_pods_are_explicitly_denied_reports_contexts_and_other_prefixes(stack: Stack) -> None:
+    for cluster in _clusters(stack):
+        statements = properties(stack, _of_cluster("CaptureUploadPolicy", cluster))["PolicyDocument"]
+        denials = [s for s in statements["Statement"] if s["Effect"] == "Deny"]
+        capture = f"arn:aws:s3:::{_bucket(stack)}/captures/{cluster}/*/"
+
+        assert {a for s in denials for a in [s["Action"]]} == {"s3:*"}
+        assert {r for s in denials for r in s.get("Resource", [])} == {
+            f"{capture}report.html",
+            f"{capture}context.json.gz",
+        }
+        assert [s["NotResource"] for s in denials if "NotResource" in s] == [
+            f"arn:aws:s3:::{_bucket(stack)}/captures/{cluster}/*"
+        ]
 
 
 def test_the_trigger_writes_only_capture_context_documents(stack: Stack) -> None:
