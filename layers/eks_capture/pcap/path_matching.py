@@ -1,0 +1,331 @@
+"""Match the same packet across the capture files of several nodes, in one time-ordered pass.
+
+Every node's records are merged by time (the merge's order: at each step the node whose next packet is
+earliest gives it). A packet's identity is the bytes that do not change between two nodes: IP total
+length and ID, addresses, and for TCP ports, sequence and acknowledgement numbers, header length, flags
+and window (for UDP ports, length and the first payload bytes: a DNS message's id and flags). IPv4
+retransmissions carry a new IP ID, so each copy a sender puts on the wire is a packet of its own; for
+identities that repeat (IPv6, ID 0), each node's sightings of one identity more than ``PASS_NS`` apart
+count as separate crossings, matched in number.
+
+A packet waits in ``pending`` until the stream has moved ``horizon`` past its first sighting (the
+matching window plus the largest clock offset allowed), then it is settled into its flow's tally: seen
+on two nodes (delivered, with the time between the first sightings), or on one node only. Memory is the
+packets of one horizon, whatever the capture's length. Which node sent a flow and by how much the
+nodes' clocks differ is decided at the end (``paths``), from the tallies alone.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from eks_capture.pcap import linktypes
+from eks_capture.pcap.analysis import ETH_IPV4, ETH_IPV6, ETH_VLANS, IPV6_EXTENSIONS
+from eks_capture.pcap.reader import Record
+
+MS = 1_000_000
+#: Sightings of one packet on one node closer than this are one crossing (e.g. a pod's veth, then eth0).
+PASS_NS = 1 * MS
+#: How long a packet may take from one node to the other before it is called lost.
+WINDOW_NS = 2_000 * MS
+#: The largest clock difference between two nodes that the matching allows for.
+MAX_OFFSET_NS = 1_000 * MS
+#: Packets are settled in batches, every this many records.
+SETTLE_EVERY = 1024
+#: Key lengths tell the protocols apart (IPv4 TCP, IPv4 UDP up to 26, IPv6 TCP, IPv6 UDP up to 48).
+TCP4_KEY = 28
+TCP6_KEY = 50
+#: IPv6 identities are at least this long, IPv4 ones shorter.
+IPV6_KEYS = 40
+NEVER = 1 << 62
+_IP_LINKS = (linktypes.RAW, *linktypes.RAW_ALIASES, linktypes.IPV4, linktypes.IPV6)
+
+
+@dataclass
+class PairTally:
+    """One flow direction's packets seen on both nodes of a pair (``first`` < ``second`` by index)."""
+
+    matched: int = 0
+    #: Extra crossings on one node of the pair beyond the other's, by node index.
+    extra: Counter[int] = field(default_factory=Counter)
+    #: first sighting on ``second`` minus first sighting on ``first``, in microseconds -> packets.
+    diffs: Counter[int] = field(default_factory=Counter)
+    #: TCP data that reached the receiver and was seen again (the same sequence number, reached again).
+    reached_again: int = 0
+
+
+@dataclass
+class FlowTally:
+    """One flow direction (addresses and ports, source first) as all nodes saw it."""
+
+    tcp: bool
+    #: Crossings seen on one node only and inside the common window, by node index.
+    alone: Counter[int] = field(default_factory=Counter)
+    #: Those near the common window's edges, by node index: their times, judged once clocks are known.
+    edges: dict[int, list[int]] = field(default_factory=dict)
+    pairs: dict[tuple[int, int], PairTally] = field(default_factory=dict)
+    #: Sequence numbers of data delivered lately, for ``PairTally.reached_again`` (time, sequence).
+    delivered: dict[int, int] = field(default_factory=dict)
+    delivered_order: deque[tuple[int, int]] = field(default_factory=deque)
+
+
+@dataclass
+class Tallies:
+    """What the pass saw: the nodes' spans and every flow direction's tally."""
+
+    nodes: list[str]
+    first_ts: list[int | None]
+    last_ts: list[int | None]
+    packets: list[int]
+    flows: dict[bytes, FlowTally] = field(default_factory=dict)
+    horizon_ns: int = WINDOW_NS + MAX_OFFSET_NS
+    #: When each node's capture ran, where the caller knows it (else its first and last packet).
+    spans: list[tuple[int, int] | None] = field(default_factory=list)
+
+    def span(self, node: int) -> tuple[int, int] | None:
+        """When ``node``'s capture ran, on its own clock."""
+        known = self.spans[node] if node < len(self.spans) else None
+        if known is not None:
+            return known
+        first, last = self.first_ts[node], self.last_ts[node]
+        return (first, last) if first is not None and last is not None else None
+
+    def common_window(self) -> tuple[int, int] | None:
+        """When every node was capturing (raw clocks): the latest first packet to the earliest last one."""
+        starts = [t for t in self.first_ts if t is not None]
+        ends = [t for t in self.last_ts if t is not None]
+        if not starts or not ends or max(starts) > min(ends):
+            return None
+        return max(starts), min(ends)
+
+
+def flow_key(key: bytes) -> bytes:
+    """The flow direction of a packet identity: addresses then ports, as ``tcp.reverse_key`` takes."""
+    if len(key) >= IPV6_KEYS:
+        return key[2:38]
+    return key[4:16]
+
+
+def is_tcp(key: bytes) -> bool:
+    """Whether a packet identity is a TCP segment's."""
+    return len(key) in (TCP4_KEY, TCP6_KEY)
+
+
+class _Settler:
+    """Turns waiting packets into tallies, knowing where the capture's common window begins and ends."""
+
+    def __init__(self, tallies: Tallies, horizon: int) -> None:
+        self.tallies = tallies
+        self.flows = tallies.flows
+        self.horizon = horizon
+        starts = [t for t in tallies.first_ts if t is not None]
+        self.start_edge = max(starts) + horizon if starts else 0
+        self.end_edge: int | None = None
+
+    def stream_ended(self, last_ts: int) -> None:
+        """A node's records ended: packets of its last horizon are at the common window's end."""
+        edge = last_ts - self.horizon
+        self.end_edge = edge if self.end_edge is None else min(self.end_edge, edge)
+
+    def settle(self, key: bytes, entry: list[int]) -> None:
+        """One packet: delivered between two nodes, or seen on one node only."""
+        fkey = flow_key(key)
+        flow = self.flows.get(fkey)
+        if flow is None:
+            flow = self.flows[fkey] = FlowTally(tcp=is_tcp(key))
+        if len(entry) == 4:
+            ts = entry[1]
+            if ts < self.start_edge or (self.end_edge is not None and ts > self.end_edge):
+                flow.edges.setdefault(entry[0], []).extend([ts] * entry[3])
+            else:
+                flow.alone[entry[0]] += entry[3]
+            return
+        sightings = sorted((entry[i], entry[i + 1], entry[i + 3]) for i in range(0, len(entry), 4))
+        for (first, first_ts, first_n), (second, second_ts, second_n) in itertools.pairwise(sightings):
+            pair = flow.pairs.get((first, second))
+            if pair is None:
+                pair = flow.pairs[(first, second)] = PairTally()
+            both = min(first_n, second_n)
+            pair.matched += both
+            if first_n != second_n:
+                pair.extra[first if first_n > second_n else second] += abs(first_n - second_n)
+            pair.diffs[(second_ts - first_ts) // 1000] += both
+            if flow.tcp:
+                self._delivered(flow, pair, key, min(first_ts, second_ts))
+
+    def _delivered(self, flow: FlowTally, pair: PairTally, key: bytes, ts: int) -> None:
+        """Note TCP data that reached the other node; a second arrival of its bytes is counted."""
+        if len(key) == TCP4_KEY:
+            length = int.from_bytes(key[:2], "big") - 20 - ((key[24] >> 4) << 2)
+            seq = int.from_bytes(key[16:20], "big")
+        else:
+            length = int.from_bytes(key[:2], "big") - ((key[46] >> 4) << 2)
+            seq = int.from_bytes(key[38:42], "big")
+        if length <= 0:
+            return
+        order = flow.delivered_order
+        while order and order[0][0] < ts - self.horizon:
+            old_ts, old_seq = order.popleft()
+            if flow.delivered.get(old_seq) == old_ts:
+                del flow.delivered[old_seq]
+        if seq in flow.delivered:
+            pair.reached_again += 1
+        flow.delivered[seq] = ts
+        order.append((ts, seq))
+
+
+def node_records(streams: Iterable[Iterable[Record]]) -> Iterator[Record]:
+    """One node's records: its files one after the other (give them oldest first)."""
+    for stream in streams:
+        yield from stream
+
+
+class _Matcher:
+    """The pass's state: packets waiting for their other sightings, oldest first."""
+
+    def __init__(self, tallies: Tallies, horizon: int) -> None:
+        self.tallies = tallies
+        self.horizon = horizon
+        self.settler = _Settler(tallies, horizon)
+        self.pending: dict[bytes, list[int]] = {}
+        self.waiting: deque[tuple[int, bytes]] = deque()
+
+    def settle_before(self, ts: int | None) -> None:
+        """Settle every waiting packet first seen before ``ts`` (all of them when None)."""
+        waiting, pending, settle = self.waiting, self.pending, self.settler.settle
+        while waiting and (ts is None or waiting[0][0] < ts):
+            _first, key = waiting.popleft()
+            settle(key, pending.pop(key))
+
+    def run(self, record: Record, records: Iterator[Record], node: int, bound: int) -> Record | None:
+        """Observe ``record`` and the node's next records up to time ``bound``; the first one after it."""
+        pending = self.pending
+        waiting = self.waiting
+        horizon = self.horizon
+        ip_links = _IP_LINKS
+        packets = 0
+        last = self.tallies.last_ts[node]
+        latest = -1 if last is None else last
+        next_settle = SETTLE_EVERY
+        try:
+            while True:
+                ts, link, buf, off, caplen, _wirelen = record
+                packets += 1
+                if ts > latest:
+                    latest = ts
+                end = off + caplen
+                key = None
+                if link == 1:
+                    ether = (buf[off + 12] << 8) | buf[off + 13] if caplen >= 14 else 0
+                    l3 = off + 14
+                    while ether in ETH_VLANS and l3 + 4 <= end:
+                        ether = (buf[l3 + 2] << 8) | buf[l3 + 3]
+                        l3 += 4
+                elif link == 276:
+                    ether = (buf[off] << 8) | buf[off + 1] if caplen >= 20 else 0
+                    l3 = off + 20
+                elif link == 113:
+                    ether = (buf[off + 14] << 8) | buf[off + 15] if caplen >= 16 else 0
+                    l3 = off + 16
+                elif link in ip_links and caplen:
+                    version = buf[off] >> 4
+                    ether = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
+                    l3 = off
+                else:
+                    ether = 0
+                if ether == ETH_IPV4 and end - l3 >= 20:
+                    ihl = (buf[l3] & 15) << 2
+                    l4 = l3 + ihl
+                    if ihl >= 20 and not ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3FFF:
+                        proto = buf[l3 + 9]
+                        if proto == 6 and end - l4 >= 16:
+                            key = buf[l3 + 2 : l3 + 6] + buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 16]
+                        elif proto == 17 and end - l4 >= 8:
+                            key = buf[l3 + 2 : l3 + 6] + buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 6]
+                            key += buf[l4 + 8 : l4 + 16]
+                elif ether == ETH_IPV6 and end - l3 >= 40:
+                    proto = buf[l3 + 6]
+                    l4 = l3 + 40
+                    while proto in IPV6_EXTENSIONS and end - l4 >= 8:
+                        proto = buf[l4]
+                        l4 += (buf[l4 + 1] + 1) << 3
+                    if proto == 6 and end - l4 >= 16:
+                        key = buf[l3 + 4 : l3 + 6] + buf[l3 + 8 : l3 + 40] + buf[l4 : l4 + 16]
+                    elif proto == 17 and end - l4 >= 8:
+                        key = buf[l3 + 4 : l3 + 6] + buf[l3 + 8 : l3 + 40] + buf[l4 : l4 + 6]
+                        key += buf[l4 + 8 : l4 + 16]
+                if key is not None:
+                    entry = pending.get(key)
+                    if entry is None:
+                        pending[key] = [node, ts, ts, 1]
+                        waiting.append((ts, key))
+                    elif entry[0] == node:
+                        if ts - entry[2] > PASS_NS:
+                            entry[3] += 1
+                        entry[2] = ts
+                    elif len(entry) == 4:
+                        entry += (node, ts, ts, 1)
+                    else:
+                        for at in range(4, len(entry), 4):
+                            if entry[at] == node:
+                                if ts - entry[at + 2] > PASS_NS:
+                                    entry[at + 3] += 1
+                                entry[at + 2] = ts
+                                break
+                        else:
+                            entry += (node, ts, ts, 1)
+                if packets >= next_settle:
+                    next_settle = packets + SETTLE_EVERY
+                    self.settle_before(ts - horizon)
+                nxt = next(records, None)
+                if nxt is None or nxt[0] > bound:
+                    return nxt
+                record = nxt
+        finally:
+            self.tallies.packets[node] += packets
+            self.tallies.last_ts[node] = latest
+
+
+def match(
+    nodes: Sequence[tuple[str, Iterable[Record]]],
+    *,
+    window_ns: int = WINDOW_NS,
+    max_offset_ns: int = MAX_OFFSET_NS,
+    spans: Sequence[tuple[int, int] | None] | None = None,
+) -> Tallies:
+    """Match the packets of every node's records (each in time order) in one merged pass.
+
+    ``spans`` are the times each node's capture started and stopped, where known: a packet sent while
+    the other node was not capturing is never called lost.
+    """
+    horizon = window_ns + max_offset_ns
+    iterators = [iter(records) for _name, records in nodes]
+    heads = [next(it, None) for it in iterators]
+    tallies = Tallies(
+        nodes=[name for name, _records in nodes],
+        first_ts=[h[0] if h is not None else None for h in heads],
+        last_ts=[None] * len(nodes),
+        packets=[0] * len(nodes),
+        horizon_ns=horizon,
+        spans=list(spans or []),
+    )
+    matcher = _Matcher(tallies, horizon)
+    heap = [(h[0], index, h) for index, h in enumerate(heads) if h is not None]
+    heapq.heapify(heap)
+    while heap:
+        _ts, node, record = heap[0]
+        bound = min(heap[1][0], heap[2][0]) if len(heap) > 2 else heap[1][0] if len(heap) == 2 else NEVER
+        nxt = matcher.run(record, iterators[node], node, bound)
+        if nxt is None:
+            heapq.heappop(heap)
+            last = tallies.last_ts[node]
+            if last is not None:
+                matcher.settler.stream_ended(last)
+        else:
+            heapq.heapreplace(heap, (nxt[0], node, nxt))
+    matcher.settle_before(None)
+    return tallies
