@@ -94,3 +94,41 @@ def test_network(tag: str, names: Sequence[str]) -> Iterator[TestNetwork]:
     finally:
         for netns in reversed(created):
             subprocess.run(["ip", "netns", "delete", netns], capture_output=True, check=False)
+
+
+@contextmanager
+def routed_network(tag: str, left: str, right: str, router: str = "network") -> Iterator[TestNetwork]:
+    """Two hosts on two subnets joined by a router namespace: ``left`` on 10.78.1/24, ``right`` on 10.78.2/24.
+
+    The router's interfaces are ``to-<left>`` and ``to-<right>`` (use them in FORWARD rules and qdiscs);
+    what happens there is "the network" between the two hosts, unseen by either host's capture.
+    """
+    unique = f"{tag}{os.getpid() % 100000}"
+    created: list[str] = []
+    try:
+        middle = f"{router}-{unique}"
+        _run(["ip", "netns", "add", middle])
+        created.append(middle)
+        _run(["ip", "netns", "exec", middle, "ip", "link", "set", "lo", "up"])
+        _run(["ip", "netns", "exec", middle, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        hosts = {router: Host(netns=middle, ip="10.78.1.1", dev=f"to-{left}")}
+        for subnet, name in ((1, left), (2, right)):
+            netns = f"{name}-{unique}"
+            _run(["ip", "netns", "add", netns])
+            created.append(netns)
+            port = f"to-{name}"
+            _run(["ip", "link", "add", "eth0", "netns", netns, "type", "veth", "peer", port, "netns", middle])
+            _run(["ip", "netns", "exec", middle, "ip", "addr", "add", f"10.78.{subnet}.1/24", "dev", port])
+            _run(["ip", "netns", "exec", middle, "ip", "link", "set", port, "up"])
+            ip = f"10.78.{subnet}.2"
+            _run(["ip", "netns", "exec", netns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0"])
+            _run(["ip", "netns", "exec", netns, "ip", "link", "set", "eth0", "up"])
+            _run(["ip", "netns", "exec", netns, "ip", "link", "set", "lo", "up"])
+            _run(["ip", "netns", "exec", netns, "ip", "route", "add", "default", "via", f"10.78.{subnet}.1"])
+            _offloads_off(netns, "eth0")
+            _offloads_off(middle, port)
+            hosts[name] = Host(netns=netns, ip=ip)
+        yield TestNetwork(switch=middle, hosts=hosts)
+    finally:
+        for netns in reversed(created):
+            subprocess.run(["ip", "netns", "delete", netns], capture_output=True, check=False)
