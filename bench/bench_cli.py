@@ -254,7 +254,9 @@ def _create_table(client: Any, table: str) -> None:
 
 
 def _index(s3: Any, bucket: str, table: str, paths: list[Path]) -> list[str]:
-    from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord, Trigger
+    from eks_capture.store.catalog import CaptureStore
+    from eks_capture.store.files import FileRecord
+    from eks_capture.store.sessions import CaptureSession, Trigger
 
     store = CaptureStore(table)
     now = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)

@@ -30,7 +30,8 @@ import boto3
 from bench.stands import emulated_stack
 from eks_capture.captures import indexer, trigger
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import REGION, MotoServer, free_port
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

@@ -18,7 +18,7 @@ from eks_capture.captures.options import CaptureOptions
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from localcloud.kube.resources import JOBS
 
 OUT = Path(__file__).resolve().parent / "out"

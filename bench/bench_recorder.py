@@ -29,7 +29,7 @@ import boto3
 from eks_capture.captures import trigger
 from eks_capture.kube import eks
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import REGION, MotoServer, start_moto_server
 from localcloud.cloud import create_eks_cluster
 from localcloud.clusters import load_cluster_spec, populate

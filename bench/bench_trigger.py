@@ -17,7 +17,7 @@ from typing import Any
 from bench.stands import emulated_stack
 from eks_capture.captures import trigger
 from eks_capture.kube import eks
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import REGION
 from localcloud.template import PROJECT_ROOT
 

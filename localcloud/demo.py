@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from eks_capture_cli import run
 from localcloud.cloud import LocalCloud, workdir
 from localcloud.cloudwatch import set_alarm_state

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from eks_capture.report.links import s3_console_link
-from eks_capture.store.sessions import CaptureSession, FileRecord, SessionStatus
+from eks_capture.store.files import FileRecord
+from eks_capture.store.sessions import CaptureSession, SessionStatus
 from eks_capture_cli.catalog import Catalog
 from eks_capture_cli.failures import one_line_errors
 from eks_capture_cli.stacks import BucketOption, StackOption, StackRef, TableOption, region

@@ -9,7 +9,9 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord, SessionStatus
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.files import FileRecord
+from eks_capture.store.sessions import CaptureSession, SessionStatus
 from eks_capture_cli.failures import EXIT_NOT_FOUND, CommandError
 
 _deserializer = TypeDeserializer()

@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from eks_capture.pcap.compression import decompressed
-from eks_capture.store.sessions import FileRecord
+from eks_capture.store.files import FileRecord
 from eks_capture_cli.failures import EXIT_NOT_FOUND, CommandError
 
 COMPRESSED_SUFFIXES = (".zst", ".gz")

@@ -18,7 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from eks_capture.store.sessions import FileRecord
+from eks_capture.store.files import FileRecord
 from eks_capture_cli.catalog import Catalog
 from eks_capture_cli.downloads import Fetched, fetch_all, s3_client
 from eks_capture_cli.failures import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandError, one_line_errors

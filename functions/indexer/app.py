@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_capture.captures import indexer
 from eks_capture.errors import CaptureRejected
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 
 logger = Logger()
 tracer = Tracer()

@@ -13,7 +13,9 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord, NodeCapture, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.files import FileRecord
+from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
 from eks_capture_cli import app, run
 from localcloud.template import Stack
 

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from eks_capture.captures.context import ClusterContext, NodeEntry, PodEntry, store_context
 from eks_capture.captures.indexer import index_object
 from eks_capture.events.s3 import S3ObjectRef
-from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, Trigger
 from eks_capture_cli import app
 from localcloud.template import Stack
 from tests.fixtures.traffic import Captures

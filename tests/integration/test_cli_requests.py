@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from eks_capture.errors import CaptureRejected
 from eks_capture.events.models import parse_event
-from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.files import FileRecord
+from eks_capture.store.sessions import CaptureSession
 from eks_capture_cli import app
 from eks_capture_cli.catalog import Catalog
 from eks_capture_cli.failures import CommandError

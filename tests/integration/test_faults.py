@@ -35,7 +35,8 @@ from eks_capture.captures.trigger import Deps, Outcome
 from eks_capture.errors import CaptureError
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS

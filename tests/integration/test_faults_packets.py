@@ -21,7 +21,8 @@ from bench.bench_load import object_created
 from eks_capture.captures import indexer
 from eks_capture.captures.reaper import dropped_packets
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import MotoServer
 from localcloud.netns import TestNetwork
 from localcloud.outages import PausableProxy

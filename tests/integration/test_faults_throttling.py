@@ -33,7 +33,7 @@ from eks_capture.captures.trigger import Deps
 from eks_capture.errors import CaptureError
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.outages import DynamoDBProxy, ThrottlingAnswer

@@ -13,7 +13,8 @@ import pytest
 import zstandard
 
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureSession, CaptureStore, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.router import Router
 from tests.events import load_event
 

@@ -28,7 +28,7 @@ from eks_capture.captures.trigger import Deps
 from eks_capture.events.models import AlarmStateChange, parse_event
 from eks_capture.ids import capture_id_for_event
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

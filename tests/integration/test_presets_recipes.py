@@ -16,7 +16,7 @@ import pytest
 from eks_capture.captures.presets import preset_for_metrics
 from eks_capture.events.models import Metric
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

@@ -24,7 +24,8 @@ from eks_capture.events.s3 import S3ObjectRef
 from eks_capture.ids import new_capture_id
 from eks_capture.report import delivery
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureSession, CaptureStore, NodeCapture, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.provision import provision

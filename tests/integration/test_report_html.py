@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from eks_capture.ids import CaptureId, capture_started_at, new_capture_id
 from eks_capture.report.building import S3Files, build, publish_capture_report, report_key
-from eks_capture.store.sessions import CaptureStore
+from eks_capture.store.catalog import CaptureStore
 from eks_capture_cli import app
 from localcloud.template import Stack
 from tests.fixtures.traffic import Captures

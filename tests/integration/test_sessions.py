@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord, NodeCapture, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.files import FileRecord
+from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
 from localcloud.template import Stack
 
 NOW = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)

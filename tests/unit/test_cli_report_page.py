@@ -14,7 +14,8 @@ from eks_capture.pcap import analyze_file
 from eks_capture.report.building import S3Files, build
 from eks_capture.report.plots import MAX_POINTS, rates, timeline_svg
 from eks_capture.report.timelines import NodeTimeline
-from eks_capture.store.sessions import CaptureSession, FileRecord, Trigger
+from eks_capture.store.files import FileRecord
+from eks_capture.store.sessions import CaptureSession, Trigger
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
 FILES = {"node-a": CAPTURES / "any-nano-head.pcap", "node-b": CAPTURES / "server-head.pcapng"}

@@ -20,7 +20,8 @@ from eks_capture.events.models import S3Notification, S3ObjectCreated, parse_eve
 from eks_capture.events.s3 import S3ObjectRef
 from eks_capture.ids import is_capture_id
 from eks_capture.pcap import analyze
-from eks_capture.store.sessions import CaptureStore, FileRecord
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.files import FileRecord
 
 logger = Logger(child=True)
 

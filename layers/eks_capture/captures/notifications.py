@@ -16,7 +16,8 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import SESSION_SK, CaptureSession
+from eks_capture.store.keys import SESSION_SK
+from eks_capture.store.sessions import CaptureSession
 
 logger = Logger(child=True)
 _serializer = TypeSerializer()

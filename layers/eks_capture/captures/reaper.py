@@ -40,13 +40,9 @@ from eks_capture.events.closings import announce_closed
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import (
-    DYNAMODB_RETRIES,
-    OPEN_SESSION_STATES,
-    CaptureSession,
-    CaptureStore,
-    NodeCapture,
-)
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.keys import DYNAMODB_RETRIES
+from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
 
 logger = Logger(child=True)
 

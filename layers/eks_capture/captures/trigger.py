@@ -55,7 +55,8 @@ from eks_capture.kube.labels import LABEL_CAPTURE_ID, capture_selector
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job, expires_at, job_name
 from eks_capture.kube.nodes import NodeInfo, PodInfo
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureSession, CaptureStore, NodeCapture, Trigger
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
 
 logger = Logger(child=True)
 

@@ -17,7 +17,9 @@ from eks_capture.report.links import DEFAULT_EXPIRY, s3_console_link, signing_s3
 from eks_capture.report.pages import FileRow, FindingRow, Page, TalkerRow, render
 from eks_capture.report.plots import timeline_svg
 from eks_capture.report.timelines import NodeTimeline, node_timeline
-from eks_capture.store.sessions import CaptureSession, CaptureStore, FileRecord
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.files import FileRecord
+from eks_capture.store.sessions import CaptureSession
 
 REPORT_NAME = "report.html"
 MARGIN_SECONDS = 5

@@ -23,7 +23,8 @@ from eks_capture.errors import CaptureError
 from eks_capture.report.building import publish_capture_report
 from eks_capture.report.links import DEFAULT_EXPIRY, signing_s3_client
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import CaptureSession, CaptureStore
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession
 
 logger = Logger(child=True)
 

@@ -28,7 +28,7 @@ from eks_capture.pcap.tcp import (
     Conversation,
     TcpAnalyzer,
 )
-from eks_capture.store.sessions import FileRecord
+from eks_capture.store.files import FileRecord
 
 NS = 1_000_000_000
 #: Gives the bytes of one indexed file (an S3 body or a local file): ``read`` and ``close``.

@@ -1,0 +1,119 @@
+"""The capture index table's layout, defined once: its keys, its indexes, and its attribute encoding.
+
+One DynamoDB table holds sessions, file items, node locks, alarm cooldowns and capture slots (the layout
+and its query patterns are in docs/design.md). Every module that reads or writes the table builds its keys
+and encodes its items here.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+SESSION_SK = "SESSION"
+MAX_FILE_SPAN = timedelta(hours=1)  # the longest a file may cover; bounds the window query (docs/design.md)
+
+# Why DynamoDB cancels a transaction that may pass if tried again; botocore retries none of them, as
+# they come as TransactionCanceledException (throttled single-item calls it retries itself).
+_TRANSIENT_CANCELLATIONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict"}
+TRANSACTION_ATTEMPTS = 8
+# Throttled single-item calls: botocore's standard mode (jittered backoff from 1 s) with 8 attempts, not its 4
+# for DynamoDB, so a burst that throttles 30 % of writes fails ~1 in 15,000 calls instead of ~1 in 120 and
+# seldom leaves a capture to Lambda's retry a minute later.
+DYNAMODB_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
+TRANSACTION_BACKOFF_SECONDS = 0.05  # the first retry waits up to this, each next one up to twice as long
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def iso_key(moment: datetime) -> str:
+    """A time as the table's sort keys spell it (UTC, microseconds, so keys sort as times do)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _to_dynamo(value: Any) -> Any:
+    """JSON-mode data with floats as Decimals, the only numbers DynamoDB takes."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def serialize_value(value: Any) -> Any:
+    """One attribute value in DynamoDB's typed form (None as NULL)."""
+    return _serializer.serialize(_to_dynamo(value))
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    """An item in DynamoDB's typed form; None attributes are left out."""
+    return {k: serialize_value(v) for k, v in item.items() if v is not None}
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def cancellation_reasons(error: ClientError) -> list[str | None]:
+    return [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+
+
+def _is_transient_cancellation(error: ClientError) -> bool:
+    """A transaction cancelled for capacity or a concurrent transaction only, not for its conditions."""
+    reasons = set(cancellation_reasons(error)) - {"None", None}
+    return bool(reasons) and reasons <= _TRANSIENT_CANCELLATIONS
+
+
+def is_condition_failure(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] in {
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+    }
+
+
+class Table:
+    """The capture index table and its client: what every part of the store shares."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client or boto3.client("dynamodb", config=DYNAMODB_RETRIES)
+
+    def _transact_write(self, items: list[Any]) -> None:
+        """TransactWriteItems, tried again with jittered exponential backoff while DynamoDB cancels it
+        for throttling or a conflicting transaction (else a throttled table loses index items)."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                self._client.transact_write_items(TransactItems=items)
+                return
+            except ClientError as error:
+                if attempt == TRANSACTION_ATTEMPTS or not _is_transient_cancellation(error):
+                    raise
+            time.sleep(random.uniform(0, TRANSACTION_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+
+    def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table_name, **kwargs):
+            items.extend(deserialize(i) for i in page.get("Items", []))
+        return items
