@@ -29,6 +29,7 @@ import boto3
 
 from bench.stands import emulated_stack
 from eks_capture.captures import indexer, trigger
+from eks_capture.captures.plan import Deps
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, Trigger
@@ -178,7 +179,7 @@ def live_captures_per_node(kube: KubeEmulator) -> Counter[str]:
 
 def _trigger_rows(kube: KubeEmulator, settings: Settings) -> list[dict[str, Any]]:
     store = CaptureStore(settings.capture_table)
-    deps = trigger.Deps(settings=settings, store=store)
+    deps = Deps(settings=settings, store=store)
     alone = alarm_event("eks-capture-alone", "alone", burst_nodes(kube, 1, "alone")[0][1])
     started = time.perf_counter()
     trigger.handle(alone, deps)

@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 
 from eks_capture.captures import trigger
+from eks_capture.captures.plan import Deps
 from eks_capture.kube import eks
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
@@ -166,7 +167,7 @@ def agent_resources() -> list[dict[str, Any]]:
     return rows
 
 
-def _local_cloud(moto: MotoServer) -> tuple[KubeEmulator, trigger.Deps]:
+def _local_cloud(moto: MotoServer) -> tuple[KubeEmulator, Deps]:
     create_eks_cluster(CLUSTER)
     kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
     kube.local_env.update(moto.env())
@@ -179,7 +180,7 @@ def _local_cloud(moto: MotoServer) -> tuple[KubeEmulator, trigger.Deps]:
     kube.kubelet.local_nodes.update({NODE_RECORDER, NODE_JOB})
     eks.clear_caches()
     settings = Settings.from_env()
-    return kube, trigger.Deps(settings=settings, store=CaptureStore(settings.capture_table))
+    return kube, Deps(settings=settings, store=CaptureStore(settings.capture_table))
 
 
 def _loopback_traffic(stop: threading.Event) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.stands import emulated_stack
 from eks_capture.captures import trigger
+from eks_capture.captures.plan import Deps
 from eks_capture.kube import eks
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import REGION
@@ -49,7 +50,7 @@ def handler_seconds(nodes: int, latency: float = LATENCY_SECONDS) -> tuple[float
     ):
         for index in range(nodes):
             kube.add_node(f"node-{index:04d}")
-        deps = trigger.Deps(settings=settings, store=CaptureStore(settings.capture_table))
+        deps = Deps(settings=settings, store=CaptureStore(settings.capture_table))
         eks.api_client(CLUSTER)  # the token and client a warm container already holds
         kube.faults.add_latency(latency)
         started = time.perf_counter()

@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from eks_capture.captures import trigger
+from eks_capture.captures.plan import Deps
 from eks_capture.errors import CaptureError
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
@@ -16,7 +17,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 settings = Settings.from_env()
-deps = trigger.Deps(settings=settings, store=CaptureStore(settings.capture_table))
+deps = Deps(settings=settings, store=CaptureStore(settings.capture_table))
 
 
 @logger.inject_lambda_context

@@ -17,8 +17,8 @@ import boto3
 import pytest
 
 from eks_capture.captures import reaper, trigger
+from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.captures.reaper import ReaperDeps
-from eks_capture.captures.trigger import Deps, Outcome
 from eks_capture.errors import CaptureRejected
 from eks_capture.kube import eks
 from eks_capture.settings import Settings

@@ -28,8 +28,8 @@ from bench.bench_load import (
     with_duplicates,
 )
 from eks_capture.captures import indexer, trigger
+from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.captures.reaper import ReaperDeps
-from eks_capture.captures.trigger import Deps
 from eks_capture.errors import CaptureError
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
@@ -114,7 +114,7 @@ def test_a_burst_of_alarms_and_its_teardown_under_throttled_writes_keep_every_in
 
     assert sum(dynamodb.throttled.values()) >= RATE / 2 * sum(dynamodb.requests[op] for op in WRITES)
     assert [d.failures for d in deliveries if d.lost] == []
-    assert all(isinstance(d.result, trigger.Outcome) for d in deliveries)
+    assert all(isinstance(d.result, Outcome) for d in deliveries)
     store = throttled_deps.store
     jobs = capture_jobs(shop)
     running = {j["metadata"]["labels"][LABEL_CAPTURE_ID] for j in jobs}

@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from eks_capture.captures import trigger
+from eks_capture.captures.plan import Deps
 from eks_capture.captures.presets import PRESETS, Preset
-from eks_capture.captures.trigger import Deps
 from eks_capture.settings import Settings
 from eks_capture.store.sessions import CaptureSession
 from localcloud.cloudwatch import set_alarm_state

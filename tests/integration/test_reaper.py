@@ -15,8 +15,8 @@ import pytest
 
 from eks_capture.captures import reaper, trigger
 from eks_capture.captures.options import CaptureOptions
+from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.captures.reaper import ReaperDeps
-from eks_capture.captures.trigger import Deps, Outcome
 from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo

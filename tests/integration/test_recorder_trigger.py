@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 
 from eks_capture.captures import trigger
+from eks_capture.captures.plan import Deps
 from eks_capture.captures.reaper import ReaperDeps, sweep
 from eks_capture.captures.recorder import DOWNWARD_REFRESH_SECONDS, LOOKBACK_MARGIN_SECONDS
-from eks_capture.captures.trigger import Deps
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
 from tests.events import load_event

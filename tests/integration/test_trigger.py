@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from eks_capture.captures import trigger
-from eks_capture.captures.trigger import Deps, Outcome
+from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.errors import CaptureNotFound, CaptureRejected, ClusterAccessDenied
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import NodeFallback

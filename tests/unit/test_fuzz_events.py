@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from eks_capture.captures import indexer, trigger
 from eks_capture.captures.options import CaptureOptions, capture_options_for_alarm
+from eks_capture.captures.plan import Deps
 from eks_capture.errors import CaptureRejected, SettingsInvalid
 from eks_capture.events.fields import MAX_FILTER_LENGTH, check_bpf_filter
 from eks_capture.events.models import (
@@ -183,7 +184,7 @@ def test_the_trigger_touches_no_table_cluster_or_bucket_for_a_rejected_event(raw
         "s3": s3,
         "sns": sns,
     }
-    deps = trigger.Deps(settings=stack, **fakes)
+    deps = Deps(settings=stack, **fakes)
 
     rejected = _touched(lambda event: trigger.handle(event, deps), raw, collaborators)
 

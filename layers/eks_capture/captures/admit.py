@@ -1,0 +1,67 @@
+"""Whether a capture may start: not a duplicate, under the concurrent-capture cap, holding a slot."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aws_lambda_powertools import Logger
+
+from eks_capture.captures.plan import Deps, Outcome, Request, session_of, spec_of
+from eks_capture.kube.calls import Cluster
+from eks_capture.kube.labels import LABEL_CAPTURE_ID
+from eks_capture.kube.manifests.job import expires_at
+from eks_capture.store.sessions import CaptureSession
+
+logger = Logger(child=True)
+
+
+def reject(request: Request, why: str, deps: Deps) -> Outcome:
+    """Record a refused capture (so the operator sees why nothing ran) and say so."""
+    deps.store.create_session(session_of(request, deps, "rejected", why))
+    logger.warning("capture refused", extra={"capture_id": request.capture_id, "why": why})
+    return Outcome("rejected", why, request.capture_id)
+
+
+def duplicate(session: CaptureSession) -> Outcome:
+    return Outcome(
+        "duplicate",
+        f"capture {session.capture_id} was already started by this event ({session.status})",
+        session.capture_id,
+        {name: node.status for name, node in session.nodes.items()},
+        dict(session.skipped),
+    )
+
+
+def active_captures(cluster: Cluster, namespace: str, own: str) -> set[str]:
+    """Capture ids with a Job still running in the cluster (the cluster is the truth, not the table)."""
+    active: set[str] = set()
+    for job in cluster.capture_jobs(namespace):
+        status = job.get("status") or {}
+        finished = any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        capture = (job.get("metadata", {}).get("labels") or {}).get(LABEL_CAPTURE_ID)
+        if capture and capture != own and not finished:
+            active.add(capture)
+    return active
+
+
+def claim_slot(request: Request, cluster: Cluster, deps: Deps) -> int | None:
+    """A capture slot of the cluster, held until the capture's time box ends, so the concurrent-capture
+    cap stays exact when invocations race. A slot is taken over once its capture is past its start and
+    runs no Job (its session is read before the Jobs are listed, so a capture that just started counts)."""
+    namespace = deps.settings.capture_namespace
+
+    def ended(holder: str) -> bool:
+        session = deps.store.get_session(holder)
+        if session is None or session.status == "starting":
+            return False
+        return holder not in active_captures(cluster, namespace, request.capture_id)
+
+    until = expires_at(spec_of(request), deps.settings) + timedelta(
+        seconds=deps.settings.upload_grace_seconds
+    )
+    return deps.store.claim_capture_slot(
+        request.cluster, request.capture_id, deps.settings.max_concurrent_captures, until, deps.now(), ended
+    )

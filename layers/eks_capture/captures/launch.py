@@ -1,0 +1,86 @@
+"""Launching a capture on its nodes: a node lock, then a Job (or the node's recorder asked for its window)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from kubernetes.client.exceptions import ApiException
+
+from eks_capture.captures.context import ClusterContext, snapshot
+from eks_capture.captures.plan import Deps, Request, spec_of
+from eks_capture.captures.recorder import DEFAULT_LOOKBACK_SECONDS, RecorderPod, plan_window, request_window
+from eks_capture.captures.targets import NodeMatch
+from eks_capture.errors import CaptureError
+from eks_capture.kube.calls import Cluster
+from eks_capture.kube.manifests.job import capture_job, job_name
+from eks_capture.store.sessions import NodeCapture
+
+logger = Logger(child=True)
+
+
+def snapshot_context(
+    request: Request, raw_nodes: list[dict[str, Any]], raw_pods: list[dict[str, Any]] | None, deps: Deps
+) -> ClusterContext | None:
+    """Who is who in the cluster as the capture starts (from the lists already made, where there are
+    some); None (logged) when the cluster would not say."""
+    try:
+        return snapshot(
+            deps.cluster(request.cluster),
+            taken_at=deps.now(),
+            capture_id=request.capture_id,
+            nodes=raw_nodes,
+            pods=raw_pods,
+        )
+    except (CaptureError, ApiException, ValueError) as error:
+        logger.warning(
+            "no cluster context for this capture: findings will name IPs only",
+            extra={"capture_id": request.capture_id, "error": str(error)},
+        )
+        return None
+
+
+def start_node(
+    match: NodeMatch,
+    request: Request,
+    cluster: Cluster,
+    lock_until: datetime,
+    deps: Deps,
+    recorders: dict[str, RecorderPod] | None = None,
+) -> tuple[NodeCapture, str | None]:
+    """Claim one node and create its Job: (the node's record, None) or (_, why it was skipped)."""
+    node = match.node
+    record = NodeCapture(node=node.name, instance_id=node.instance_id, matched_by="; ".join(match.matched_by))
+    holder = deps.store.acquire_node(request.cluster, node.name, request.capture_id, lock_until, deps.now())
+    if holder is not None:
+        return record, f"already being captured by {holder}"
+    if recorders and node.name in recorders:
+        return ask_recorder(record, recorders[node.name], request, cluster, deps), None
+    job = capture_job(spec_of(request), node, deps.settings)
+    try:
+        cluster.create_job(deps.settings.capture_namespace, job)
+    except CaptureError as error:
+        deps.store.release_node(request.cluster, node.name, request.capture_id)
+        return record.model_copy(update={"status": "failed", "reason": error.message}), None
+    return record.model_copy(update={"job": job_name(request.capture_id, node.name)}), None
+
+
+def ask_recorder(
+    record: NodeCapture, recorder: RecorderPod, request: Request, cluster: Cluster, deps: Deps
+) -> NodeCapture:
+    """The node's recorder uploads the window instead of a Job starting there (no pod start delay)."""
+    window = plan_window(
+        request.trigger_at or request.started_at,
+        DEFAULT_LOOKBACK_SECONDS if request.lookback_seconds is None else request.lookback_seconds,
+        request.options.duration_seconds,
+        recorder.ring_seconds,
+    )
+    try:
+        request_window(cluster, deps.settings.capture_namespace, recorder, request.capture_id, window)
+    except (CaptureError, ApiException) as error:
+        deps.store.release_node(request.cluster, record.node, request.capture_id)
+        reason = error.message if isinstance(error, CaptureError) else str(error.reason)
+        return record.model_copy(update={"status": "failed", "reason": f"recorder {recorder.name}: {reason}"})
+    reason = f"recorder {recorder.name} asked for its window; {window.note}"
+    return record.model_copy(update={"status": "running", "reason": reason})

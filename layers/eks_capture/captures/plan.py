@@ -1,0 +1,136 @@
+"""A capture request as the trigger plans it: what was asked, what the trigger talks to, what it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from eks_capture.captures.context import pod_entry
+from eks_capture.captures.options import CaptureOptions
+from eks_capture.captures.presets import pod_hosts_filter
+from eks_capture.captures.targets import TargetPlan
+from eks_capture.events.models import AlarmStateChange, Metric
+from eks_capture.ids import CaptureId
+from eks_capture.kube.calls import Cluster
+from eks_capture.kube.manifests.job import CaptureSpec, expires_at
+from eks_capture.kube.nodes import NodeInfo, PodInfo
+from eks_capture.settings import Settings
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, Trigger
+
+logger = Logger(child=True)
+
+POD_DIMENSIONS = ("PodName", "FullPodName")
+
+Planner = Callable[[list[NodeInfo], list[PodInfo]], TargetPlan]
+
+
+@dataclass
+class Deps:
+    """What the trigger talks to; the handler builds it once per container."""
+
+    settings: Settings
+    store: CaptureStore
+    cluster: Callable[[str], Cluster] = Cluster
+    cloudwatch: Any = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    s3: Any = None
+    sns: Any = None
+
+    def __post_init__(self) -> None:
+        if self.cloudwatch is None:
+            self.cloudwatch = boto3.client("cloudwatch")
+        if self.s3 is None:
+            self.s3 = boto3.client("s3")
+        if self.sns is None and self.settings.notification_topic_arn:
+            self.sns = boto3.client("sns")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the trigger did with one event, as the handler returns it and the logs say it."""
+
+    status: str
+    message: str
+    capture_id: str | None = None
+    nodes: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "capture_id": self.capture_id,
+            "nodes": self.nodes,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True)
+class Request:
+    """One capture as asked, by an alarm or by hand: the trigger plans, admits and launches it."""
+
+    capture_id: CaptureId
+    cluster: str
+    options: CaptureOptions
+    trigger: Trigger
+    planner: Planner
+    pod_namespace: str | None
+    needs_pods: bool
+    started_at: datetime
+    metrics: tuple[Metric, ...] = ()
+    lookback_seconds: int | None = None  # None: the alarm's own, looked up only if a recorder is asked
+    trigger_at: datetime | None = None
+
+
+def alarm_tags(event: AlarmStateChange, deps: Deps) -> dict[str, str]:
+    if event.detail.alarm_tags is not None and event.detail.alarm_tags_status == "SUCCESS":
+        return dict(event.detail.alarm_tags)
+    arn = event.resources[0] if event.resources else None
+    if arn is None:
+        return {}
+    try:
+        response = deps.cloudwatch.list_tags_for_resource(ResourceARN=arn)
+    except deps.cloudwatch.exceptions.ResourceNotFoundException:
+        logger.warning(f"alarm {event.alarm_name} no longer exists: capturing with the stack's defaults")
+        return {}
+    return {tag["Key"]: tag["Value"] for tag in response.get("Tags", [])}
+
+
+def session_of(request: Request, deps: Deps, status: str, verdict: str = "") -> CaptureSession:
+    spec = spec_of(request)
+    return CaptureSession(
+        capture_id=request.capture_id,
+        cluster=request.cluster,
+        status=status,  # type: ignore[arg-type]
+        trigger=request.trigger,
+        created_at=request.started_at,
+        expires_at=expires_at(spec, deps.settings),
+        duration_seconds=request.options.duration_seconds,
+        filter=request.options.filter or "",
+        snaplen=request.options.snaplen,
+        preset=request.options.preset,
+        s3_prefix=f"captures/{request.cluster}/{request.capture_id}/",
+        verdict=verdict,
+    )
+
+
+def spec_of(request: Request) -> CaptureSpec:
+    return CaptureSpec(
+        capture_id=request.capture_id,
+        cluster=request.cluster,
+        options=request.options,
+        reason=request.trigger.reason,
+        started_at=request.started_at,
+    )
+
+
+def narrowed_to_pods(request: Request, raw_pods: list[dict[str, Any]]) -> Request:
+    """The pod-traffic preset's filter: the named pods' addresses (their nodes' traffic when none)."""
+    hosts = pod_hosts_filter(request.metrics, [pod_entry(p) for p in raw_pods])
+    return replace(request, options=replace(request.options, filter=hosts, narrow_to_pods=False))

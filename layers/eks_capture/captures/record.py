@@ -1,0 +1,84 @@
+"""Recording a started capture: its context beside the pcaps, its session's verdict, the notification."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from eks_capture.captures.context import ClusterContext, store_context
+from eks_capture.captures.notifications import notify_start
+from eks_capture.captures.plan import Deps, Outcome, Request
+from eks_capture.captures.targets import TargetPlan
+from eks_capture.store.sessions import CaptureSession
+
+logger = Logger(child=True)
+
+
+def record_start(
+    session: CaptureSession,
+    plan: TargetPlan,
+    request: Request,
+    slot: int,
+    context: ClusterContext | None,
+    deps: Deps,
+) -> Outcome:
+    """Store the started capture's context and its session's verdict, notify, and say what happened."""
+    settings, store = deps.settings, deps.store
+    started = [n for n in session.nodes.values() if n.status in ("pending", "running")]
+    if started:
+        keep_context(context, deps)
+    if started:
+        session.status = "running"
+        preset = f" with preset {session.preset}" if session.preset else ""
+        recorded = sum(1 for n in started if n.job is None)
+        rings = f", {recorded} of them from their recorder's ring" if recorded else ""
+        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}"
+    else:
+        store.release_capture_slot(request.cluster, slot, request.capture_id)
+        session.status = "failed"
+        reasons = "; ".join(f"{k}: {v}" for k, v in session.skipped.items()) or "; ".join(plan.notes)
+        session.verdict = f"no node could be captured ({reasons or 'no node matched'})"
+    store.replace_session(session, expected_status="starting")
+    notify_start(deps.sns, settings, session)
+    outcome = Outcome(
+        session.status,
+        session.verdict,
+        session.capture_id,
+        {name: node.status for name, node in session.nodes.items()},
+        dict(session.skipped),
+    )
+    logger.info(
+        f"capture {session.capture_id} {session.status}: {session.verdict}",
+        extra={
+            "capture_id": session.capture_id,
+            "cluster": session.cluster,
+            "nodes": outcome.nodes,
+            "skipped": outcome.skipped,
+            "notes": list(plan.notes),
+        },
+    )
+    return outcome
+
+
+def keep_context(context: ClusterContext | None, deps: Deps) -> None:
+    """Keep the snapshot beside the capture's pcaps; a failure costs names in findings, not the capture."""
+    if context is None:
+        return
+    try:
+        key = store_context(deps.s3, deps.settings.capture_bucket, context)
+    except ClientError as error:
+        logger.warning(
+            "could not store the cluster context: findings will name IPs only",
+            extra={"capture_id": context.capture_id, "error": str(error)},
+        )
+        return
+    logger.info(
+        f"cluster context stored at s3://{deps.settings.capture_bucket}/{key}",
+        extra={
+            "capture_id": context.capture_id,
+            "pods": len(context.pods),
+            "services": len(context.services),
+            "nodes": len(context.nodes),
+            "truncated": context.truncated,
+        },
+    )
