@@ -49,6 +49,8 @@ _IP_LINKS = (linktypes.RAW, *linktypes.RAW_ALIASES, linktypes.IPV4, linktypes.IP
 class PairTally:
     """One flow direction's packets seen on both nodes of a pair (``first`` < ``second`` by index)."""
 
+    first: int
+    second: int
     matched: int = 0
     #: Extra crossings on one node of the pair beyond the other's, by node index.
     extra: Counter[int] = field(default_factory=Counter)
@@ -67,10 +69,37 @@ class FlowTally:
     alone: Counter[int] = field(default_factory=Counter)
     #: Those near the common window's edges, by node index: their times, judged once clocks are known.
     edges: dict[int, list[int]] = field(default_factory=dict)
-    pairs: dict[tuple[int, int], PairTally] = field(default_factory=dict)
-    #: Sequence numbers of data delivered lately, for ``PairTally.reached_again`` (time, sequence).
-    delivered: dict[int, int] = field(default_factory=dict)
-    delivered_order: deque[tuple[int, int]] = field(default_factory=deque)
+    #: By ``first << 16 | second``.
+    pairs: dict[int, PairTally] = field(default_factory=dict)
+    #: Sequence numbers of TCP data delivered in this horizon and the one before (two generations keep
+    #: a second arrival within a horizon visible without a per-packet expiry).
+    delivered: set[bytes] = field(default_factory=set)
+    delivered_before: set[bytes] = field(default_factory=set)
+    generation_ts: int = 0
+
+    def pair(self, first: int, second: int) -> PairTally:
+        """The tally of this direction's packets seen on both ``first`` and ``second`` (first < second)."""
+        found = self.pairs.get(first << 16 | second)
+        if found is None:
+            found = self.pairs[first << 16 | second] = PairTally(first, second)
+        return found
+
+    def deliver(self, key: bytes, ts: int, horizon: int) -> bool:
+        """Note TCP data (``key``) that reached the other node at ``ts``; whether its bytes had already."""
+        if len(key) == TCP4_KEY:
+            if ((key[0] << 8) | key[1]) - 20 - ((key[24] >> 4) << 2) <= 0:
+                return False
+            seq = key[16:20]
+        else:
+            if ((key[0] << 8) | key[1]) - ((key[46] >> 4) << 2) <= 0:
+                return False
+            seq = key[38:42]
+        if ts - self.generation_ts > horizon:
+            self.delivered_before, self.delivered = self.delivered, set()
+            self.generation_ts = ts
+        again = seq in self.delivered or seq in self.delivered_before
+        self.delivered.add(seq)
+        return again
 
 
 @dataclass
@@ -103,18 +132,6 @@ class Tallies:
         return max(starts), min(ends)
 
 
-def flow_key(key: bytes) -> bytes:
-    """The flow direction of a packet identity: addresses then ports, as ``tcp.reverse_key`` takes."""
-    if len(key) >= IPV6_KEYS:
-        return key[2:38]
-    return key[4:16]
-
-
-def is_tcp(key: bytes) -> bool:
-    """Whether a packet identity is a TCP segment's."""
-    return len(key) in (TCP4_KEY, TCP6_KEY)
-
-
 class _Settler:
     """Turns waiting packets into tallies, knowing where the capture's common window begins and ends."""
 
@@ -131,12 +148,8 @@ class _Settler:
         edge = last_ts - self.horizon
         self.end_edge = edge if self.end_edge is None else min(self.end_edge, edge)
 
-    def settle(self, key: bytes, entry: list[int]) -> None:
-        """One packet: delivered between two nodes, or seen on one node only."""
-        fkey = flow_key(key)
-        flow = self.flows.get(fkey)
-        if flow is None:
-            flow = self.flows[fkey] = FlowTally(tcp=is_tcp(key))
+    def settle(self, key: bytes, entry: list[int], flow: FlowTally) -> None:
+        """One packet: delivered between nodes, or seen on one node only (the general case)."""
         if len(entry) == 4:
             ts = entry[1]
             if ts < self.start_edge or (self.end_edge is not None and ts > self.end_edge):
@@ -146,36 +159,14 @@ class _Settler:
             return
         sightings = sorted((entry[i], entry[i + 1], entry[i + 3]) for i in range(0, len(entry), 4))
         for (first, first_ts, first_n), (second, second_ts, second_n) in itertools.pairwise(sightings):
-            pair = flow.pairs.get((first, second))
-            if pair is None:
-                pair = flow.pairs[(first, second)] = PairTally()
+            pair = flow.pair(first, second)
             both = min(first_n, second_n)
             pair.matched += both
             if first_n != second_n:
                 pair.extra[first if first_n > second_n else second] += abs(first_n - second_n)
             pair.diffs[(second_ts - first_ts) // 1000] += both
-            if flow.tcp:
-                self._delivered(flow, pair, key, min(first_ts, second_ts))
-
-    def _delivered(self, flow: FlowTally, pair: PairTally, key: bytes, ts: int) -> None:
-        """Note TCP data that reached the other node; a second arrival of its bytes is counted."""
-        if len(key) == TCP4_KEY:
-            length = int.from_bytes(key[:2], "big") - 20 - ((key[24] >> 4) << 2)
-            seq = int.from_bytes(key[16:20], "big")
-        else:
-            length = int.from_bytes(key[:2], "big") - ((key[46] >> 4) << 2)
-            seq = int.from_bytes(key[38:42], "big")
-        if length <= 0:
-            return
-        order = flow.delivered_order
-        while order and order[0][0] < ts - self.horizon:
-            old_ts, old_seq = order.popleft()
-            if flow.delivered.get(old_seq) == old_ts:
-                del flow.delivered[old_seq]
-        if seq in flow.delivered:
-            pair.reached_again += 1
-        flow.delivered[seq] = ts
-        order.append((ts, seq))
+            if flow.tcp and flow.deliver(key, min(first_ts, second_ts), self.horizon):
+                pair.reached_again += 1
 
 
 def node_records(streams: Iterable[Iterable[Record]]) -> Iterator[Record]:
@@ -195,11 +186,35 @@ class _Matcher:
         self.waiting: deque[tuple[int, bytes]] = deque()
 
     def settle_before(self, ts: int | None) -> None:
-        """Settle every waiting packet first seen before ``ts`` (all of them when None)."""
-        waiting, pending, settle = self.waiting, self.pending, self.settler.settle
-        while waiting and (ts is None or waiting[0][0] < ts):
-            _first, key = waiting.popleft()
-            settle(key, pending.pop(key))
+        """Settle every waiting packet first seen before ``ts`` (all of them when None).
+
+        The common case inline: one crossing on each of two nodes.
+        """
+        waiting, pending, flows, horizon = self.waiting, self.pending, self.tallies.flows, self.horizon
+        settle = self.settler.settle
+        limit = NEVER if ts is None else ts
+        while waiting and waiting[0][0] < limit:
+            key = waiting.popleft()[1]
+            entry = pending.pop(key)
+            size = len(key)
+            fkey = key[4:16] if size < IPV6_KEYS else key[2:38]
+            flow = flows.get(fkey)
+            if flow is None:
+                flow = flows[fkey] = FlowTally(tcp=size in (TCP4_KEY, TCP6_KEY))
+            if len(entry) != 8 or entry[3] != 1 or entry[7] != 1:
+                settle(key, entry, flow)
+                continue
+            first, second = entry[0], entry[4]
+            if first < second:
+                pair = flow.pairs.get(first << 16 | second) or flow.pair(first, second)
+                diff = entry[5] - entry[1]
+            else:
+                pair = flow.pairs.get(second << 16 | first) or flow.pair(second, first)
+                diff = entry[1] - entry[5]
+            pair.matched += 1
+            pair.diffs[diff // 1000] += 1
+            if flow.tcp and flow.deliver(key, entry[1], horizon):
+                pair.reached_again += 1
 
     def run(self, record: Record, records: Iterator[Record], node: int, bound: int) -> Record | None:
         """Observe ``record`` and the node's next records up to time ``bound``; the first one after it."""

@@ -234,8 +234,8 @@ def summarize_paths(
     directions: dict[bytes, _Direction] = {}
     for key, tally in tallies.flows.items():
         if tally.pairs:
-            pair, counts = max(tally.pairs.items(), key=lambda item: (item[1].matched, item[0]))
-            directions[key] = _Direction(key, tally, pair, counts)
+            counts = max(tally.pairs.values(), key=lambda pair: (pair.matched, pair.first, pair.second))
+            directions[key] = _Direction(key, tally, (counts.first, counts.second), counts)
     _decide(directions, owners, tallies.nodes)
     offsets = _offsets(directions.values())
     slowest: dict[tuple[int, int], float] = {}
