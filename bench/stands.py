@@ -11,7 +11,7 @@ from eks_capture.settings import Settings
 from localcloud.aws import REGION, start_moto_server
 from localcloud.cloud import create_eks_cluster
 from localcloud.kube import KubeEmulator, start_kube_emulator
-from localcloud.kube.resources import NAMESPACES
+from localcloud.kube.resources import NAMESPACES, SERVICEACCOUNTS
 from localcloud.provision import provision
 from localcloud.template import Stack, load_template
 
@@ -34,6 +34,8 @@ def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmul
         os.environ.update({k: str(v) for k, v in env.items()})
         eks.clear_caches()
         kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+        account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
+        kube.registry.create(SERVICEACCOUNTS, NAMESPACE, account)
         yield kube, Settings.from_env()
     finally:
         kube.stop()

@@ -56,7 +56,8 @@ class LocalCloud:
         kube = start_kube_emulator(cluster, moto.endpoint_url, REGION)
         kube.local_env.update(moto.env())
         stack = Stack(load_template(), "eks-capture", {"ClusterNames": cluster, **parameters})
-        populate(kube, load_cluster_spec(cluster), [stack.values["CaptureNamespace"]], local_nodes)
+        namespace, account = stack.values["CaptureNamespace"], stack.values["CaptureServiceAccount"]
+        populate(kube, load_cluster_spec(cluster), [namespace], local_nodes, [(namespace, account)])
         environment = {**moto.env(), **kube.env(), **LOCAL_LAMBDA_ENV, **(settings_overrides or {})}
         router = Router(stack, environment=environment, log=lambda_log)
         router.deploy()

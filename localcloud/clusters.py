@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.kube import KubeEmulator
-from localcloud.kube.resources import NAMESPACES, PODS
+from localcloud.kube.resources import NAMESPACES, PODS, SERVICEACCOUNTS
 from localcloud.template import PROJECT_ROOT
 
 EVENTS_DIR = PROJECT_ROOT / "events"
@@ -25,11 +25,15 @@ def populate(
     spec: dict[str, Any],
     namespaces: Iterable[str] = (),
     local_nodes: Iterable[str] = (),
+    service_accounts: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """Create the spec's namespaces, nodes and running pods; ``local_nodes`` run their pods as processes."""
+    """Create the spec's namespaces, nodes and running pods; ``local_nodes`` run their pods as processes;
+    ``service_accounts`` are (namespace, name) pairs (every namespace has its ``default`` one already)."""
     local = set(local_nodes)
     for namespace in [*spec.get("namespaces", []), *namespaces]:
         emulator.registry.create(NAMESPACES, None, {"metadata": {"name": namespace}})
+    for namespace, name in service_accounts:
+        emulator.registry.create(SERVICEACCOUNTS, namespace, {"metadata": {"name": name}})
     for node in spec["nodes"]:
         emulator.add_node(
             node["name"],

@@ -7,6 +7,10 @@
   and clusterrolebindings: create, get, list (selectors, pagination), watch, update, patch, delete,
   deletecollection; with discovery (/api, /apis) and OpenAPI v3, so Debian's kubectl works against it
   (``emulator.kubectl(token)``);
+- creates pass the admission chain in the API server's order and words: ServiceAccount (every namespace
+  gets its ``default`` account), Pod Security from the namespace's ``pod-security.kubernetes.io/enforce``
+  label, validating webhooks (``emulator.webhooks.deny(...)``), ResourceQuota; the Job and DaemonSet
+  controllers answer a refused pod with a ``FailedCreate`` event on their object and back off;
 - reach it as production does: set ``emulator.env()`` (``combined_env`` for several clusters) and call
   ``eks_capture.kube.eks.api_client(cluster)``; or ``emulator.configuration(token)`` / ``write_kubeconfig``;
 - tokens are EKS tokens verified against the local STS; ``emulator.rbac`` maps IAM ARNs to users and
@@ -23,14 +27,27 @@
 
 from localcloud.kube.behaviours import PodBehaviour
 from localcloud.kube.emulator import KubeEmulator, combined_env, start_kube_emulator
-from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, NODES, PODS, SERVICES
+from localcloud.kube.resources import (
+    DAEMONSETS,
+    EVENTS,
+    JOBS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    RESOURCEQUOTAS,
+    SERVICEACCOUNTS,
+    SERVICES,
+)
 
 __all__ = [
     "DAEMONSETS",
+    "EVENTS",
     "JOBS",
     "NAMESPACES",
     "NODES",
     "PODS",
+    "RESOURCEQUOTAS",
+    "SERVICEACCOUNTS",
     "SERVICES",
     "KubeEmulator",
     "PodBehaviour",

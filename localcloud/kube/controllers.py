@@ -6,8 +6,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from localcloud.kube.clock import parse_rfc3339, rfc3339
+from localcloud.kube.events import record_event
 from localcloud.kube.registry import DeleteOptions, Registry
-from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, SERVICES, ResourceType
+from localcloud.kube.resources import (
+    DAEMONSETS,
+    EVENTS,
+    JOBS,
+    NAMESPACES,
+    PODS,
+    RESOURCEQUOTAS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    ResourceType,
+)
 from localcloud.kube.scheduling import fits, tolerates
 from localcloud.kube.status import ApiError
 from localcloud.kube.store import Obj, clone
@@ -35,6 +46,38 @@ def owner_reference(owner: Obj) -> Obj:
 
 
 SERVED_KINDS = frozenset({"Job", "DaemonSet", "Pod", "Node", "Namespace", "Service"})
+CREATE_BACKOFF_SECONDS = 1.0  # the Job controller's DefaultJobApiBackOff; doubles per failure
+CREATE_BACKOFF_MAX_SECONDS = 60.0  # its MaxJobApiBackOff
+
+
+@dataclass
+class CreateBackoff:
+    """Pod creations an owner's controller may not retry yet: each refusal doubles the wait (1 s .. 60 s)."""
+
+    failures: dict[str, int] = field(default_factory=dict)
+    not_before: dict[str, float] = field(default_factory=dict)
+
+    def ready(self, uid: str, now: float) -> bool:
+        return now >= self.not_before.get(uid, 0.0)
+
+    def create(self, registry: Registry, owner: Obj, body: Obj, now: float) -> Obj | None:
+        """Create an owner's pod; on refusal record ``FailedCreate`` on the owner, back off, return None."""
+        uid = owner["metadata"]["uid"]
+        try:
+            pod = registry.create(PODS, owner["metadata"]["namespace"], body)
+        except ApiError as refused:
+            component = "job-controller" if owner["kind"] == "Job" else "daemonset-controller"
+            record_event(
+                registry, owner, "Warning", "FailedCreate", f"Error creating: {refused.message}", component
+            )
+            failures = self.failures.get(uid, 0)
+            self.failures[uid] = failures + 1
+            wait = min(CREATE_BACKOFF_SECONDS * 2**failures, CREATE_BACKOFF_MAX_SECONDS)
+            self.not_before[uid] = now + wait
+            return None
+        self.failures.pop(uid, None)
+        self.not_before.pop(uid, None)
+        return pod
 
 
 def _owner_uids(obj: Obj) -> list[str]:
@@ -81,6 +124,7 @@ class JobController:
 
     registry: Registry
     started: dict[str, float] = field(default_factory=dict)
+    backoff: CreateBackoff = field(default_factory=CreateBackoff)
     counted: dict[str, dict[str, set[str]]] = field(
         default_factory=lambda: defaultdict(lambda: {"Succeeded": set(), "Failed": set()})
     )
@@ -124,7 +168,10 @@ class JobController:
         else:
             wanted = min(spec.get("parallelism", 1), spec.get("completions", 1) - succeeded) - len(active)
             for _ in range(max(0, wanted)):
-                active.append(self._create_pod(job))
+                created = self._create_pod(job, now) if self.backoff.ready(uid, now) else None
+                if created is None:
+                    break
+                active.append(created)
         ready = sum(1 for p in active if _pod_ready(p))
 
         status = dict(job["status"])
@@ -149,15 +196,13 @@ class JobController:
             meta = job["metadata"]
             self.registry.mutate(JOBS, meta["namespace"], meta["name"], lambda obj: obj.update(status=status))
 
-    def _create_pod(self, job: Obj) -> Obj:
+    def _create_pod(self, job: Obj, now: float) -> Obj | None:
         template = clone(job["spec"]["template"])
         metadata = template.get("metadata") or {}
         metadata.pop("name", None)
         metadata["generateName"] = f"{job['metadata']['name']}-"
         metadata["ownerReferences"] = [owner_reference(job)]
-        return self.registry.create(
-            PODS, job["metadata"]["namespace"], {"metadata": metadata, "spec": template["spec"]}
-        )
+        return self.backoff.create(self.registry, job, {"metadata": metadata, "spec": template["spec"]}, now)
 
 
 def _finished(job: Obj) -> bool:
@@ -192,13 +237,14 @@ class DaemonSetController:
     """apps/v1 DaemonSet: one pod per eligible node (selector, affinity, taints), status counts."""
 
     registry: Registry
+    backoff: CreateBackoff = field(default_factory=CreateBackoff)
 
     def sync(self, pods_by_owner: dict[str, list[Obj]], nodes: list[Obj], now: float) -> None:
         for ds in self.registry.store.items(DAEMONSETS):
             if not _terminating(ds):
-                self._sync_one(ds, pods_by_owner.get(ds["metadata"]["uid"], []), nodes)
+                self._sync_one(ds, pods_by_owner.get(ds["metadata"]["uid"], []), nodes, now)
 
-    def _sync_one(self, ds: Obj, pods: list[Obj], nodes: list[Obj]) -> None:
+    def _sync_one(self, ds: Obj, pods: list[Obj], nodes: list[Obj], now: float) -> None:
         template_spec = self._pod_spec(ds)
         eligible = {n["metadata"]["name"] for n in nodes if fits(template_spec, n)}
         by_node: dict[str | None, list[Obj]] = defaultdict(list)
@@ -211,8 +257,9 @@ class DaemonSetController:
                     _delete(self.registry, PODS, pod)
         for node_name in sorted(eligible):
             live = [p for p in by_node.get(node_name, []) if p.get("status", {}).get("phase") not in FINISHED]
-            if not live:
-                by_node[node_name] = [self._create_pod(ds, template_spec, node_name)]
+            if not live and self.backoff.ready(ds["metadata"]["uid"], now):
+                created = self._create_pod(ds, template_spec, node_name, now)
+                by_node[node_name] = [created] if created else []
         scheduled = [p for name, ps in by_node.items() if name in eligible for p in ps[:1]]
         ready = sum(1 for p in scheduled if _pod_ready(p))
         misscheduled = sum(1 for name, ps in by_node.items() if name not in eligible and ps)
@@ -254,7 +301,7 @@ class DaemonSetController:
                 tolerations.append(toleration)
         return spec
 
-    def _create_pod(self, ds: Obj, template_spec: Obj, node_name: str) -> Obj:
+    def _create_pod(self, ds: Obj, template_spec: Obj, node_name: str, now: float) -> Obj | None:
         spec = clone(template_spec)
         spec["affinity"] = {
             **(spec.get("affinity") or {}),
@@ -273,7 +320,7 @@ class DaemonSetController:
         labels = metadata.setdefault("labels", {})
         labels["pod-template-generation"] = str(ds["metadata"].get("generation", 1))
         labels["controller-revision-hash"] = ds["metadata"]["uid"][:10]
-        return self.registry.create(PODS, ds["metadata"]["namespace"], {"metadata": metadata, "spec": spec})
+        return self.backoff.create(self.registry, ds, {"metadata": metadata, "spec": spec}, now)
 
 
 def collect_garbage(registry: Registry, pods_by_owner: dict[str, list[Obj]]) -> None:
@@ -314,7 +361,7 @@ def finalize_namespaces(registry: Registry) -> None:
             continue
         name = namespace["metadata"]["name"]
         left = 0
-        for rtype in (JOBS, DAEMONSETS, SERVICES, PODS):
+        for rtype in (JOBS, DAEMONSETS, SERVICES, PODS, RESOURCEQUOTAS, EVENTS, SERVICEACCOUNTS):
             for obj in registry.store.items(rtype, name):
                 left += 1
                 if not _terminating(obj):

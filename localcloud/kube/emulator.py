@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
+from localcloud.kube.admission import Webhooks
 from localcloud.kube.auth import TokenVerifier
 from localcloud.kube.behaviours import PodBehaviour
 from localcloud.kube.clock import rfc3339
@@ -30,9 +32,10 @@ from localcloud.kube.controllers import (
 from localcloud.kube.faults import CallCounter, Faults
 from localcloud.kube.kubelet import Kubelet
 from localcloud.kube.nodes import node_object, ready_condition
+from localcloud.kube.quota import quota_status
 from localcloud.kube.rbac import Rbac
 from localcloud.kube.registry import DeleteOptions, Registry
-from localcloud.kube.resources import NAMESPACES, NODES, PODS, SERVICES, ResourceType
+from localcloud.kube.resources import NAMESPACES, NODES, PODS, RESOURCEQUOTAS, SERVICES, ResourceType
 from localcloud.kube.server import ApiServer, HttpsFront
 from localcloud.kube.store import Obj, Store
 from localcloud.kube.tls import issue_server_credentials
@@ -127,6 +130,11 @@ class KubeEmulator:
     def auth_failures(self) -> list[str]:
         """Why each rejected token was rejected (the client only sees 401), oldest first."""
         return self._api.auth_failures
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """The validating webhooks (``webhooks.deny(name, message, resources, ...)``), none at first."""
+        return self.registry.admission.webhooks
 
     @property
     def local_env(self) -> dict[str, str]:
@@ -265,6 +273,16 @@ class KubeEmulator:
             self._daemonsets.sync(index_by_owner(self.store.items(PODS)), nodes, now)
             self.kubelet.sync(now)
             expire_finished_jobs(self.registry, now)
+            self._refresh_quotas()
+
+    def _refresh_quotas(self) -> None:
+        """The quota controller: each ResourceQuota's status shows its hard limits and the usage."""
+        for quota in self.store.items(RESOURCEQUOTAS):
+            meta = quota["metadata"]
+            status = quota_status(quota, self.store.items(PODS, meta["namespace"]))
+            if status != quota.get("status"):
+                change = functools.partial(_set_status, status=status)
+                self.registry.mutate(RESOURCEQUOTAS, meta["namespace"], meta["name"], change)
 
     def settle(self, timeout: float = 5.0) -> None:
         """Tick until a pass changes nothing (or ``timeout``): the cluster is quiet."""
@@ -302,6 +320,10 @@ class KubeEmulator:
         self._front.stop()
         self.kubelet.stop()
         self._dir.cleanup()
+
+
+def _set_status(obj: Obj, status: Obj) -> None:
+    obj["status"] = status
 
 
 def combined_env(emulators: Sequence[KubeEmulator]) -> dict[str, str]:

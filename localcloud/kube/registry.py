@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from localcloud.kube.admission import Admission
 from localcloud.kube.clock import parse_rfc3339, rfc3339
 from localcloud.kube.defaulting import apply_defaults
 from localcloud.kube.patches import apply_patch
-from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, ResourceType
+from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, SERVICEACCOUNTS, ResourceType
 from localcloud.kube.selectors import FieldSelector, LabelSelector, fields_match, labels_match
 from localcloud.kube.status import ApiError, Invalid, already_exists, bad_request, conflict, not_found
 from localcloud.kube.store import Obj, Store, clone, object_key
@@ -56,6 +57,7 @@ class Registry:
 
     def __init__(self, store: Store, service_cidr: str = "172.20.0.0/16") -> None:
         self.store = store
+        self.admission = Admission(store)
         self._service_ips = (str(ip) for ip in ipaddress.ip_network(service_cidr).hosts())
         self.reserved_service_ips: set[str] = set()
 
@@ -83,6 +85,7 @@ class Registry:
             metadata["namespace"] = namespace
         else:
             metadata.pop("namespace", None)
+        requested_name = metadata.get("name") or metadata.get("generateName") or ""
         if not metadata.get("name"):
             if not metadata.get("generateName"):
                 problems = Invalid()
@@ -104,8 +107,13 @@ class Registry:
             apply_defaults(rtype, obj, self.allocate_service_ip)
             if given_status:
                 obj["status"] = {**obj.get("status", {}), **given_status}
+            self.admission.mutate(rtype, obj, requested_name)
             validate(rtype, obj)
-            return self.store.put(rtype, obj)
+            self.admission.validate(rtype, obj)
+            created = self.store.put(rtype, obj)
+            if rtype is NAMESPACES:  # the ServiceAccount controller's first act, done at once here
+                self.create(SERVICEACCOUNTS, metadata["name"], {"metadata": {"name": "default"}})
+            return created
 
     def _check_namespace(self, rtype: ResourceType, namespace: str, name: str) -> None:
         found = self.store.get(NAMESPACES, None, namespace)

@@ -54,7 +54,8 @@ def payments(
     create_eks_cluster(PAYMENTS)
     emulator = start_kube_emulator(PAYMENTS, aws.endpoint_url, REGION)
     emulator.local_env.update(aws.env())
-    populate(emulator, load_cluster_spec(SHOP), namespaces=[stack.values["CaptureNamespace"]])
+    namespace, account = stack.values["CaptureNamespace"], stack.values["CaptureServiceAccount"]
+    populate(emulator, load_cluster_spec(SHOP), [namespace], service_accounts=[(namespace, account)])
     for name, value in combined_env([shop, emulator]).items():
         monkeypatch.setenv(name, value)
     eks.clear_caches()
