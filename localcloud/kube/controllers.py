@@ -162,8 +162,11 @@ class JobController:
         elif deadline is not None and now - started >= deadline:
             outcome = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
         if outcome is not None:
-            for pod in active:
+            for pod in active:  # a pod a failed Job ends is terminated, and counted as failed
                 _delete(self.registry, PODS, pod)
+                if outcome[0] == "Failed":
+                    counted["Failed"].add(pod["metadata"]["uid"])
+                    failed += 1
             active = []
         else:
             wanted = min(spec.get("parallelism", 1), spec.get("completions", 1) - succeeded) - len(active)

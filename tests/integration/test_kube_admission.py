@@ -49,7 +49,7 @@ def _namespace(core: Any, name: str, enforce: str | None = None) -> None:
 def _refusal(call: Any, *args: Any) -> tuple[int, dict[str, Any]]:
     with pytest.raises(ApiException) as refused:
         call(*args)
-    return refused.value.status, json.loads(refused.value.body)
+    return refused.value.status, json.loads(refused.value.body or "{}")
 
 
 def _job(name: str, spec: dict[str, Any], deadline: int | None = None) -> dict[str, Any]:
@@ -191,7 +191,10 @@ def test_a_refused_job_pod_leaves_the_job_inactive_with_a_failed_create_event_an
     assert event.message.endswith(f'" is forbidden: {RESTRICTED_REFUSAL}')
     assert core.list_namespaced_pod("locked").items == []
     assert batch.read_namespaced_job("cap", "locked").status.active is None
-    assert [p.status.phase for p in core.list_namespaced_pod("default").items] == ["Running"]
+    kube.wait_for(
+        lambda: [p.status.phase for p in core.list_namespaced_pod("default").items] == ["Running"],
+        what="the other namespace's Job running its pod",
+    )
     kube.wait_for(
         lambda: sum(e.count for e in _events(core, "locked", "cap")) >= 2,
         timeout=4,
