@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.network",
     "tests.fixtures.traffic",
+    "tests.fixtures.paths",
     "tests.fixtures.stack",
     "tests.fixtures.cluster",
 ]

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 import typer
 from typer._click.exceptions import ClickException
 
-from eks_capture_cli import analyze, browse, pull, recorders, report, requests
+from eks_capture_cli import analyze, browse, paths, pull, recorders, report, requests
 from eks_capture_cli.failures import EXIT_FAILED
 
 app = typer.Typer(
     name="eks-capture",
-    help="Packet captures on EKS: start, follow, list, pull, merge and report captures; analyse files.",
+    help="Packet captures on EKS: start, follow, list, pull, merge, report and localize loss; analyse files.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -26,6 +26,7 @@ app.command("show")(browse.show)
 app.command("pull")(pull.pull)
 app.command("report")(report.report)
 app.command("analyze")(analyze.analyze)
+app.command("path")(paths.path)
 app.add_typer(recorders.app, name="recorder")
 
 

@@ -16,6 +16,7 @@ import pytest
 from eks_capture.pcap.paths import FlowPath, PathSummary, analyze_paths
 from eks_capture.pcap.reader import CaptureReader
 from tests.fixtures.paths import (
+    LossyNetwork,
     NodeCaptures,
     capture_traffic,
     dropped,
@@ -46,24 +47,10 @@ def upload(summary: PathSummary) -> FlowPath:
     return next(flow for flow in summary.flows if flow.destination == SINK)
 
 
-@pytest.fixture(scope="module")
-def lossy_network(tmp_path_factory: pytest.TempPathFactory) -> tuple[NodeCaptures, int, int]:
-    """2 % of the packets each way dropped in the router; the captures and both rules' counters."""
-    with two_nodes("pl") as net:
-        router = net["network"]
-        random_drop(router, "FORWARD", 0.02, "-i", "to-a", "-o", "to-b")
-        random_drop(router, "FORWARD", 0.02, "-i", "to-b", "-o", "to-a")
-        captures = capture_traffic(net, tmp_path_factory.mktemp("lossy"))
-        listing = must(router, ["iptables", "-L", "FORWARD", "-v", "-x", "-n"]).splitlines()
-    a_to_b = sum(int(line.split()[0]) for line in listing if "to-a   to-b" in line)
-    b_to_a = sum(int(line.split()[0]) for line in listing if "to-b   to-a" in line)
-    return captures, a_to_b, b_to_a
-
-
 def test_packets_dropped_in_the_network_are_lost_between_the_nodes_exactly(
-    lossy_network: tuple[NodeCaptures, int, int],
+    lossy_network: LossyNetwork,
 ) -> None:
-    captures, a_to_b, b_to_a = lossy_network
+    captures, a_to_b, b_to_a = lossy_network.captures, lossy_network.a_to_b, lossy_network.b_to_a
     summary = path_summary(captures)
     assert a_to_b > 0, "the random drops dropped nothing: the test proves nothing"
     assert b_to_a > 0, "the random drops dropped nothing: the test proves nothing"
@@ -78,9 +65,9 @@ def test_packets_dropped_in_the_network_are_lost_between_the_nodes_exactly(
 
 
 def test_the_worst_flow_comes_first_and_its_sentence_names_both_nodes(
-    lossy_network: tuple[NodeCaptures, int, int],
+    lossy_network: LossyNetwork,
 ) -> None:
-    summary = path_summary(lossy_network[0])
+    summary = path_summary(lossy_network.captures)
     worst = summary.flows[0]
     assert worst.lost_between == max(f.lost_between for f in summary.flows)
     first = summary.findings()[0]
@@ -91,9 +78,9 @@ def test_the_worst_flow_comes_first_and_its_sentence_names_both_nodes(
 
 @pytest.mark.parametrize("shift_ms", [37, -250])
 def test_a_clock_offset_is_estimated_within_a_millisecond_and_changes_no_count(
-    lossy_network: tuple[NodeCaptures, int, int], tmp_path: Path, shift_ms: int
+    lossy_network: LossyNetwork, tmp_path: Path, shift_ms: int
 ) -> None:
-    captures = lossy_network[0]
+    captures = lossy_network.captures
     shifted = tmp_path / "b-shifted.pcap"
     shifted_pcap(captures.files["b"], shifted, shift_ms * MS)
     honest = path_summary(captures)
