@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import typer
 from typer._click.exceptions import ClickException
 
-from eks_capture_cli import analyze, browse, paths, pull, recorders, report, requests
+from eks_capture_cli import analyze, browse, merging, paths, pull, recorders, report, requests
 from eks_capture_cli.failures import EXIT_FAILED
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("stop")(requests.stop)
 app.command("list")(browse.list_captures)
 app.command("show")(browse.show)
 app.command("pull")(pull.pull)
+app.command("merge")(merging.merge)
 app.command("report")(report.report)
 app.command("analyze")(analyze.analyze)
 app.command("path")(paths.path)

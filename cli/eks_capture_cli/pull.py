@@ -23,7 +23,8 @@ from eks_capture_cli.catalog import Catalog
 from eks_capture_cli.downloads import Fetched, fetch_all, s3_client
 from eks_capture_cli.failures import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandError, one_line_errors
 from eks_capture_cli.merge import fast_merge, merge_files
-from eks_capture_cli.pcapng import MergeInput, MergeResult
+from eks_capture_cli.merging import report_merge
+from eks_capture_cli.pcapng import MergeInput
 from eks_capture_cli.stacks import BucketOption, StackOption, StackRef, TableOption
 from eks_capture_cli.times import parse_window
 
@@ -122,7 +123,7 @@ def pull(
         loading.join()
         names = context_names(client, bucket_name, records)
         result = merge_files(merge_order(fetched), merge, names)
-        _report_merge(merge, result, len(fetched))
+        report_merge(merge, result, len(fetched))
 
 
 def _download(
@@ -151,12 +152,3 @@ def _download(
             progress.update(task, files=f"{finished[0]}/{total_files} files")
 
         return fetch_all(bucket, records, out, workers=workers, advance=advance, done=done, client=client)
-
-
-def _report_merge(path: Path, result: MergeResult, files: int) -> None:
-    typer.echo(
-        f"merged {result.packets:,} packets from {files} files into {path} "
-        f"({result.interfaces} interfaces, {result.names} named addresses)"
-    )
-    for source, reason in result.partial.items():
-        typer.echo(f"warning: {source} ended early: {reason}", err=True)

@@ -11,7 +11,7 @@ COMMANDS = [info.name for info in app.registered_commands]
 
 
 def test_every_command_is_registered() -> None:
-    assert set(COMMANDS) == {"start", "stop", "list", "show", "pull", "report", "analyze", "path"}
+    assert set(COMMANDS) == {"start", "stop", "list", "show", "pull", "merge", "report", "analyze", "path"}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
