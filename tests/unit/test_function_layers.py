@@ -132,3 +132,12 @@ def test_a_handler_without_its_dependency_layer_fails_to_load(function_id: str, 
 
     assert result.returncode != 0
     assert "in this function's layers" in result.stderr
+
+
+def test_the_shared_layer_holds_the_domain_package_and_no_cli_code() -> None:
+    folder = PROJECT_ROOT / TEMPLATE["Resources"]["SharedLayer"]["Properties"]["ContentUri"]
+    sources = [path.relative_to(folder).as_posix() for path in folder.rglob("*.py")]
+
+    assert _own_modules(folder) == {"eks_capture"}
+    assert [source for source in sources if "cli" in source.split("/")] == []
+    assert not (PROJECT_ROOT / "cli" / "eks_capture_cli").is_relative_to(folder)
