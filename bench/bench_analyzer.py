@@ -1,8 +1,14 @@
-"""Analyzer throughput and memory on a >= 1 M-packet real capture, beside tshark and capinfos.
+"""Analyzer throughput and memory on three real captures, beside tshark and capinfos in the same run.
 
-The capture is made like the tests' (faulty traffic between network namespaces, captured by tcpdump,
-here with a 128-byte snap length as the recorder uses for header captures) and cached in bench/out/.
-Every tool reads the same file in the same run; peak memory is each process's own ru_maxrss.
+Each capture is real traffic between network namespaces recorded by tcpdump on a veth pair, cached in
+bench/out/ (made once, never committed):
+- TCP bulk: >= 1 M packets of faulty bulk uploads, 128-byte snap length (the recorder's header captures);
+- DNS-heavy: 2.4 M packets, three quarters DNS queries and answers from resolvers that change source port
+  every 100 queries (a few NXDOMAIN, SERVFAIL, unanswered), the rest TCP uploads; 256-byte snap length;
+- mixed: 1.2 M packets, about a third DNS, the rest faulty bulk uploads and the fault agents' handshakes,
+  resets, ICMP; 256-byte snap length.
+Every tool reads the same file; the analyzer and tshark alternate, best of ``TRIALS`` each, so the ratio
+is measured side by side on a shared machine. Peak memory is each process's own ru_maxrss.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +29,7 @@ from tests.fixtures.traffic import AGENTS, FAR_IP, set_up_faults, start_capture,
 
 OUT = Path(__file__).resolve().parent / "out"
 CAPTURE = OUT / "analyzer-1m.pcap"
-PACKETS = 1_000_000
-SNAPLEN = 128
-DROP_PROBABILITY = "0.005"
+TRIALS = 3
 OURS = """
 import json, resource, sys, time
 from eks_capture.pcap import analyze_file
@@ -34,36 +39,82 @@ summary = analyze_file(sys.argv[1])
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": seconds, "packets": summary.packets, "base_kb": base, "peak_kb": peak,
+                  "dns_queries": summary.dns.queries, "dns_responses": summary.dns.responses,
                   "retransmissions": summary.tcp.retransmissions, "partial": summary.partial}))
 """
 
 
-def make_capture() -> None:
-    """Record at least ``PACKETS`` packets of faulty bulk traffic with tcpdump (cached)."""
-    if CAPTURE.exists():
+@dataclass(frozen=True)
+class Workload:
+    """How one benchmark capture is made: its traffic, size and snap length."""
+
+    name: str
+    path: Path
+    packets: int
+    snaplen: int
+    drop_probability: str
+    #: fault_agents.py commands run on the client (SERVER and FAR stand for the addresses)
+    commands: tuple[tuple[str, ...], ...]
+
+
+TCP_BULK = Workload(
+    "TCP bulk",
+    CAPTURE,
+    1_000_000,
+    128,
+    "0.005",
+    (("client", "SERVER", "FAR"), ("bulk", "SERVER", "2048", "4")),
+)
+# 80 KiB of upload (~57 segments and their ACKs) per 100 queries (~200 packets): three quarters DNS.
+DNS_HEAVY = Workload(
+    "DNS-heavy",
+    OUT / "analyzer-dns-2m.pcap",
+    2_400_000,
+    256,
+    "0",
+    (("dns", "SERVER", "2000000", "4", "81920"),),
+)
+# 512 KiB per 100 queries, on top of the faults and one bulk upload: about a third DNS.
+MIXED = Workload(
+    "mixed",
+    OUT / "analyzer-mixed-1m.pcap",
+    1_200_000,
+    256,
+    "0.005",
+    (("client", "SERVER", "FAR"), ("bulk", "SERVER", "64", "1"), ("dns", "SERVER", "2000000", "2", "524288")),
+)
+WORKLOADS = (TCP_BULK, DNS_HEAVY, MIXED)
+
+
+def make_capture(workload: Workload = TCP_BULK) -> None:
+    """Record ``workload.packets`` packets of the workload's traffic with tcpdump (cached)."""
+    if workload.path.exists():
         return
     if not can_make_namespaces():
         raise SystemExit("making the capture needs root with ip, tcpdump and ethtool")
     OUT.mkdir(exist_ok=True)
-    partial = CAPTURE.with_suffix(".tmp")
+    partial = workload.path.with_suffix(".tmp")
     with test_network("bn", ["client", "server", "router"]) as net:
         client, server = net["client"], net["server"]
-        set_up_faults(client, server, net["router"], DROP_PROBABILITY)
+        set_up_faults(client, server, net["router"], workload.drop_probability)
         serving = server.popen([sys.executable, AGENTS, "serve"], stdout=subprocess.PIPE)
         assert serving.stdout is not None
         serving.stdout.readline()
-        command = f"tcpdump -i eth0 -s {SNAPLEN} -B 65536 -c {PACKETS} -w {partial}"
+        command = f"tcpdump -i eth0 -s {workload.snaplen} -B 65536 -c {workload.packets} -w {partial}"
         capture = start_capture(client, command.split(), "listening on")
-        faults = client.popen([sys.executable, AGENTS, "client", server.ip, FAR_IP])
-        load = client.popen([sys.executable, AGENTS, "bulk", server.ip, "2048", "4"])
+        addresses = {"SERVER": server.ip, "FAR": FAR_IP}
+        loads = [
+            client.popen([sys.executable, AGENTS, *(addresses.get(arg, arg) for arg in args)])
+            for args in workload.commands
+        ]
         try:
-            capture.wait(timeout=300)
+            capture.wait(timeout=600)
         finally:
             stop_capture(capture)
-            for process in (faults, load, serving):
+            for process in (*loads, serving):
                 process.kill()
                 process.wait()
-    partial.rename(CAPTURE)
+    partial.rename(workload.path)
 
 
 def _timed(command: list[str]) -> tuple[float, int, str]:
@@ -90,44 +141,77 @@ def _row(tool: str, seconds: float, packets: int, size: int, peak_kb: int) -> di
     }
 
 
-def main() -> None:
-    make_capture()
-    size = CAPTURE.stat().st_size
-    compressed = CAPTURE.with_suffix(".pcap.zst")
+def _ours(path: Path, size: int, label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    _wall, rss, output = _timed([sys.executable, "-c", OURS, str(path)])
+    result = json.loads(output)
+    row = _row(label, result["seconds"], result["packets"], size, rss)
+    row["peak_above_start_mb"] = round((result["peak_kb"] - result["base_kb"]) / 1024, 1)
+    return row, result
+
+
+def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return min(rows, key=lambda row: row["seconds"])
+
+
+def measure(workload: Workload) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The analyzer, its .zst input, tshark and capinfos on one capture, alternating, best of ``TRIALS``."""
+    make_capture(workload)
+    path = workload.path
+    size = path.stat().st_size
+    compressed = path.with_suffix(".pcap.zst")
     if not compressed.exists():
-        with CAPTURE.open("rb") as plain, compressed.open("wb") as packed:
+        with path.open("rb") as plain, compressed.open("wb") as packed:
             zstandard.ZstdCompressor(level=3).copy_stream(plain, packed)
-    rows: list[dict[str, Any]] = []
-    ours_seconds = 0.0
-    packets = 0
-    for label, path in (("eks-capture analyze", CAPTURE), ("eks-capture analyze (.zst)", compressed)):
-        _wall, rss, output = _timed([sys.executable, "-c", OURS, str(path)])
-        result = json.loads(output)
+    trials: dict[str, list[dict[str, Any]]] = {}
+    result: dict[str, Any] = {}
+    for _ in range(TRIALS):
+        for label, source in (("eks-capture analyze", path), ("eks-capture analyze (.zst)", compressed)):
+            row, result = _ours(source, size, label)
+            trials.setdefault(label, []).append(row)
         packets = result["packets"]
-        row = _row(label, result["seconds"], packets, size, rss)
-        row["peak_above_start_mb"] = round((result["peak_kb"] - result["base_kb"]) / 1024, 1)
-        rows.append(row)
-        if path == CAPTURE:
-            ours_seconds = result["seconds"]
-    tshark_seconds, tshark_rss, _ = _timed(["tshark", "-q", "-z", "expert", "-r", str(CAPTURE)])
-    rows.append(_row("tshark -q -z expert", tshark_seconds, packets, size, tshark_rss))
-    capinfos_seconds, capinfos_rss, _ = _timed(["capinfos", str(CAPTURE)])
-    rows.append(_row("capinfos", capinfos_seconds, packets, size, capinfos_rss))
+        tshark_seconds, tshark_rss, _ = _timed(["tshark", "-q", "-z", "expert", "-r", str(path)])
+        trials.setdefault("tshark", []).append(
+            _row("tshark -q -z expert", tshark_seconds, packets, size, tshark_rss)
+        )
+        capinfos_seconds, capinfos_rss, _ = _timed(["capinfos", str(path)])
+        trials.setdefault("capinfos", []).append(
+            _row("capinfos", capinfos_seconds, packets, size, capinfos_rss)
+        )
+    rows = [_best(runs) for runs in trials.values()]
+    tshark_seconds = rows[2]["seconds"]
     for row in rows:
         row["speed_vs_tshark"] = round(tshark_seconds / row["seconds"], 2)
-    report = {
-        "capture": {"path": str(CAPTURE.relative_to(OUT.parent.parent)), "packets": packets, "bytes": size},
-        "rows": rows,
-        "ours_vs_tshark": round(tshark_seconds / ours_seconds, 2),
-        "ours_vs_capinfos": round(capinfos_seconds / ours_seconds, 2),
+    rows = [{"capture": workload.name, **row} for row in rows]
+    dns_share = (result["dns_queries"] + result["dns_responses"]) / max(result["packets"], 1)
+    capture = {
+        "path": str(path.relative_to(OUT.parent.parent)),
+        "packets": result["packets"],
+        "bytes": size,
+        "snaplen": workload.snaplen,
+        "dns_share": round(dns_share, 3),
+        "ours_vs_tshark": rows[0]["speed_vs_tshark"],
     }
+    return rows, capture
+
+
+def main() -> None:
+    selected = [w for w in WORKLOADS if not sys.argv[1:] or w.name in sys.argv[1:]]
+    rows: list[dict[str, Any]] = []
+    captures: dict[str, Any] = {}
+    for workload in selected:
+        workload_rows, captures[workload.name] = measure(workload)
+        rows += workload_rows
+    report = {"captures": captures, "trials": TRIALS, "rows": rows}
     (OUT / "analyzer.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"capture: {packets} packets, {size / 1e6:.0f} MB ({CAPTURE.name})")
-    print(f"{'tool':<28} {'seconds':>8} {'packets/s':>11} {'MB/s':>8} {'peak MB':>8} {'x tshark':>9}")
+    for name, capture in captures.items():
+        megabytes = capture["bytes"] / 1e6
+        print(f"{name}: {capture['packets']} packets, {megabytes:.0f} MB, DNS {capture['dns_share']:.0%}")
+    columns = ("seconds", "packets/s", "MB/s", "peak MB", "x tshark")
+    print(f"{'capture':<10} {'tool':<28} " + " ".join(f"{column:>10}" for column in columns))
     for row in rows:
         print(
-            f"{row['tool']:<28} {row['seconds']:>8} {row['packets_per_s']:>11} {row['mb_per_s']:>8} "
-            f"{row['peak_rss_mb']:>8} {row['speed_vs_tshark']:>9}"
+            f"{row['capture']:<10} {row['tool']:<28} {row['seconds']:>10} {row['packets_per_s']:>10} "
+            f"{row['mb_per_s']:>10} {row['peak_rss_mb']:>10} {row['speed_vs_tshark']:>10}"
         )
 
 
