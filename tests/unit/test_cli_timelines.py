@@ -7,7 +7,7 @@ import pytest
 from eks_capture.pcap.tcp import ACK, RST, SYN
 from eks_capture.report.timelines import NS, TimedDns, TimedTcp
 
-CONV = b"c" * 12
+CONV = (b"cli", b"srv")
 QUERY, NOERROR, SERVFAIL, NXDOMAIN = 0x0100, 0x8180, 0x8182, 0x8183
 
 
@@ -27,9 +27,10 @@ def test_dns_failures_fall_in_their_second_and_sum_to_the_analyzers_count(
 ) -> None:
     dns = TimedDns()
     for second, ident, flags in messages:
-        dns.message(CONV, b"cli", b"srv", second * NS, ident, flags)
+        src, dst = (b"srv", b"cli") if flags & 0x8000 else (b"cli", b"srv")
+        dns.message((*CONV, ident), src, dst, second * NS, flags)
 
-    counts = dns.counts
+    counts = dns.close()
     assert dict(+dns.failures) == expected
     assert sum((+dns.failures).values()) == counts.servfail + counts.nxdomain + counts.unanswered
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from eks_capture.pcap import linktypes
 from eks_capture.pcap.dns import DNS_PORTS, DnsAnalyzer
 from eks_capture.pcap.reader import Record
-from eks_capture.pcap.tcp import TcpAnalyzer, reverse_key
+from eks_capture.pcap.tcp import TcpAnalyzer
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -25,6 +25,16 @@ IPV6_EXTENSIONS = (0, 43, 60)
 IPV6_FRAGMENT = 44
 ICMP_ERRORS = (3, 4, 5, 11, 12)
 EVICT_EVERY = 1 << 16
+NEVER = 1 << 128  # beyond any timestamp a reader yields (64-bit units scaled to nanoseconds)
+RAW_LINKS = (linktypes.RAW, *linktypes.RAW_ALIASES, linktypes.IPV4, linktypes.IPV6)
+#: IPv4 version/IHL, total length, fragment field, protocol, source and destination addresses (as ints).
+IPV4_FIELDS = "BxH2xHxB2xII"
+#: The first 16 bytes of TCP or UDP: ports, then for TCP sequence, acknowledgment, data offset, flags,
+#: window; for UDP length + checksum, then the DNS id + flags (as one word) and the start of the question
+#: count. One ``struct`` call reads a whole Ethernet + IPv4 + TCP/UDP header this way.
+TRANSPORT_FIELDS = "HHIIBBH"
+IPV4_SIZE = 20 + 16
+TRANSPORT_SIZE = 16
 
 
 @dataclass
@@ -51,110 +61,130 @@ class Scan:
     icmp6_too_big: int = 0
     # (reporter address, code, quoted destination address, quoted protocol, quoted port) -> details
     unreachable: dict[tuple[bytes, int, bytes, int, int], Unreachable] = field(default_factory=dict)
-    # (src address + dst address) -> [bytes, packets]
-    pairs: dict[bytes, list[int]] = field(default_factory=dict)
+    # (src address, dst address) -> [bytes, packets]; IPv4 as a pair of ints, IPv6 as 32 bytes
+    pairs: dict[tuple[int, int] | bytes, list[int]] = field(default_factory=dict)
+
+
+def _layer3(link: int, buf: bytes, off: int, end: int) -> tuple[int, int]:
+    """(EtherType, offset of the network header) of a frame; EtherType 0 when there is none to decode."""
+    if link == linktypes.ETHERNET:
+        if end - off < 14:
+            return 0, 0
+        ether = (buf[off + 12] << 8) | buf[off + 13]
+        l3 = off + 14
+        while ether in ETH_VLANS and l3 + 4 <= end:
+            ether = (buf[l3 + 2] << 8) | buf[l3 + 3]
+            l3 += 4
+        return ether, l3
+    if link == linktypes.LINUX_SLL2:
+        return ((buf[off] << 8) | buf[off + 1], off + 20) if end - off >= 20 else (0, 0)
+    if link == linktypes.LINUX_SLL:
+        return ((buf[off + 14] << 8) | buf[off + 15], off + 16) if end - off >= 16 else (0, 0)
+    if link in RAW_LINKS and end > off:
+        version = buf[off] >> 4
+        return ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0, off
+    return 0, 0
+
+
+def _padded(buf: bytes, start: int, end: int, size: int) -> bytes:
+    """``size`` bytes of ``buf`` from ``start``, zeros past ``end`` (callers check lengths before use)."""
+    return buf[start : min(end, start + size)].ljust(size, b"\0")
 
 
 def scan(records: Iterable[Record], result: Scan | None = None) -> Scan:
-    """Run every packet of ``records`` through the decoders and analyzers (the hot loop)."""
+    """Run every packet of ``records`` through the decoders and analyzers (the hot loop).
+
+    The common frame, Ethernet + IPv4 + TCP or UDP, is decoded by one ``struct`` call; other link layers
+    and IPv4 options go through ``_layer3`` and zero-padded copies of the headers. IPv4 addresses stay
+    ints (cheap to hash and compare); the summary turns them back into bytes.
+    """
     out = result or Scan()
     tcp = out.tcp
     segment = tcp.segment
-    dns_message = out.dns.message
+    dns = out.dns
+    dns_message = dns.message
     pairs = out.pairs
+    ethernet_ipv4 = struct.Struct(">12xH" + IPV4_FIELDS + TRANSPORT_FIELDS).unpack_from
+    ipv4 = struct.Struct(">" + IPV4_FIELDS + TRANSPORT_FIELDS).unpack
+    transport = struct.Struct(">" + TRANSPORT_FIELDS).unpack
     tcp_fields = struct.Struct(">IIxBH").unpack_from
     dns_header = struct.Struct(">HH").unpack_from
-    raw_links = (linktypes.RAW, *linktypes.RAW_ALIASES, linktypes.IPV4, linktypes.IPV6)
     packets = out.packets
     total = out.octets
-    first = out.first_ts
-    last = out.last_ts
+    # Sentinels instead of None keep the per-packet test to one comparison.
+    first = NEVER if out.first_ts is None else out.first_ts
+    last = -NEVER if out.last_ts is None else out.last_ts
     next_evict = packets + EVICT_EVERY
     try:
         for ts, link, buf, off, caplen, wirelen in records:
             packets += 1
             total += wirelen
-            if first is None or ts < first:
-                first = ts
-            if last is None or ts > last:
+            if ts > last:
                 last = ts
+            if ts < first:
+                first = ts
             if packets >= next_evict:
                 next_evict = packets + EVICT_EVERY
                 tcp.evict_idle(ts)
-                out.dns.evict_idle(ts)
+                dns.evict_idle(ts)
             end = off + caplen
-            if link == 1:
-                if caplen < 14:
-                    continue
-                ether = (buf[off + 12] << 8) | buf[off + 13]
+            ether = 0
+            if link == 1 and caplen >= 50:
+                ether, vihl, iplen, frag, proto, src, dst, sport, dport, word1, word2, doff, flags, window = (
+                    ethernet_ipv4(buf, off)
+                )
                 l3 = off + 14
-                while ether in ETH_VLANS and l3 + 4 <= end:
-                    ether = (buf[l3 + 2] << 8) | buf[l3 + 3]
-                    l3 += 4
-            elif link == 276:
-                if caplen < 20:
-                    continue
-                ether = (buf[off] << 8) | buf[off + 1]
-                l3 = off + 20
-            elif link == 113:
-                if caplen < 16:
-                    continue
-                ether = (buf[off + 14] << 8) | buf[off + 15]
-                l3 = off + 16
-            elif link in raw_links:
-                if caplen < 1:
-                    continue
-                version = buf[off] >> 4
-                ether = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
-                l3 = off
-            else:
-                continue
+            if ether != ETH_IPV4:
+                ether, l3 = _layer3(link, buf, off, end)
+                if ether == ETH_IPV4:
+                    if end - l3 < 20:
+                        continue
+                    vihl, iplen, frag, proto, src, dst, sport, dport, word1, word2, doff, flags, window = (
+                        ipv4(_padded(buf, l3, end, IPV4_SIZE))
+                    )
             if ether == ETH_IPV4:
-                if end - l3 < 20:
-                    continue
-                ihl = (buf[l3] & 15) << 2
+                ihl = (vihl & 15) << 2
                 if ihl < 20 or end - l3 < ihl:
                     continue
-                iplen = (buf[l3 + 2] << 8) | buf[l3 + 3]
                 if iplen == 0:
                     iplen = wirelen - (l3 - off)
                 elif iplen < ihl:
                     continue
-                addrs = buf[l3 + 12 : l3 + 20]
-                pair = pairs.get(addrs)
+                pair = pairs.get((src, dst))
                 if pair is None:
-                    pairs[addrs] = [wirelen, 1]
+                    pairs[src, dst] = [wirelen, 1]
                 else:
                     pair[0] += wirelen
                     pair[1] += 1
-                if ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3FFF:
+                if frag & 0x3FFF:
                     continue
-                proto = buf[l3 + 9]
                 l4 = l3 + ihl
-                plen = iplen - ihl
+                if ihl != 20:
+                    sport, dport, word1, word2, doff, flags, window = transport(
+                        _padded(buf, l4, end, TRANSPORT_SIZE)
+                    )
                 if proto == 6:
-                    if end - l4 < 20:
+                    # word1, word2: sequence and acknowledgment numbers
+                    hlen = (doff >> 4) << 2
+                    if end - l4 < 20 or hlen < 20:
                         continue
-                    hlen = (buf[l4 + 12] >> 4) << 2
-                    if hlen < 20:
-                        continue
-                    seq, ack, flags, window = tcp_fields(buf, l4 + 4)
-                    key = buf[l3 + 12 : l3 + 24] if ihl == 20 else addrs + buf[l4 : l4 + 4]
-                    seglen = plen - hlen if plen >= hlen else -1
-                    segment(key, ts, seq, ack, flags, window, seglen)
+                    conv = buf[l3 + 12 : l3 + 24] if ihl == 20 else buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 4]
+                    plen = iplen - ihl
+                    segment(conv, ts, word1, word2, flags, window, plen - hlen if plen >= hlen else -1)
                 elif proto == 17:
+                    # word2: the DNS id and flags, when this is DNS
                     if end - l4 < 12:
                         continue
-                    sport, dport = (buf[l4] << 8) | buf[l4 + 1], (buf[l4 + 2] << 8) | buf[l4 + 3]
                     if sport in DNS_PORTS or dport in DNS_PORTS:
-                        key = addrs + buf[l4 : l4 + 4]
-                        conv = min(key, reverse_key(key))
-                        ident, dns_flags = dns_header(buf, l4 + 8)
-                        dns_message(conv, addrs[:4], addrs[4:], ts, ident, dns_flags)
+                        ident = word2 >> 16
+                        if src < dst or (src == dst and sport <= dport):
+                            dns_message((src, dst, sport, dport, ident), src, dst, ts, word2 & 0xFFFF)
+                        else:
+                            dns_message((dst, src, dport, sport, ident), src, dst, ts, word2 & 0xFFFF)
                 elif proto == 1:
                     if end - l4 < 8:
                         continue
-                    _icmp(out, buf, l4, end, addrs[:4])
+                    _icmp(out, buf, l4, end, buf[l3 + 12 : l3 + 16])
             elif ether == ETH_IPV6:
                 if end - l3 < 40:
                     continue
@@ -182,25 +212,36 @@ def scan(records: Iterable[Record], result: Scan | None = None) -> Scan:
                     if hlen < 20:
                         continue
                     seq, ack, flags, window = tcp_fields(buf, l4 + 4)
-                    key = addrs + buf[l4 : l4 + 4]
-                    seglen = plen - hlen if plen >= hlen else -1
-                    segment(key, ts, seq, ack, flags, window, seglen)
+                    segment(
+                        addrs + buf[l4 : l4 + 4],
+                        ts,
+                        seq,
+                        ack,
+                        flags,
+                        window,
+                        plen - hlen if plen >= hlen else -1,
+                    )
                 elif proto == 17:
                     if end - l4 < 12:
                         continue
                     sport, dport = (buf[l4] << 8) | buf[l4 + 1], (buf[l4 + 2] << 8) | buf[l4 + 3]
                     if sport in DNS_PORTS or dport in DNS_PORTS:
-                        key = addrs + buf[l4 : l4 + 4]
-                        conv = min(key, reverse_key(key))
                         ident, dns_flags = dns_header(buf, l4 + 8)
-                        dns_message(conv, addrs[:16], addrs[16:], ts, ident, dns_flags)
+                        near, far = (
+                            buf[l3 + 8 : l3 + 24] + buf[l4 : l4 + 2],
+                            buf[l3 + 24 : l3 + 40] + buf[l4 + 2 : l4 + 4],
+                        )
+                        key6 = (near, far, ident) if near <= far else (far, near, ident)
+                        dns_message(key6, addrs[:16], addrs[16:], ts, dns_flags)
                 elif proto == 58 and end - l4 >= 8:
                     if buf[l4] == 1:
                         out.icmp6_unreachable += 1
                     elif buf[l4] == 2:
                         out.icmp6_too_big += 1
     finally:
-        out.packets, out.octets, out.first_ts, out.last_ts = packets, total, first, last
+        out.packets, out.octets = packets, total
+        out.first_ts = None if first == NEVER else first
+        out.last_ts = None if last == -NEVER else last
     return out
 
 

@@ -18,15 +18,15 @@ RCODE_SERVFAIL = 2
 RCODE_NXDOMAIN = 3
 
 
-class Transaction:
-    """The latest query with one id in one conversation."""
+Address = int | bytes
+#: A DNS transaction's key: the conversation's two endpoints in a canonical order, and the DNS id
+#: (IPv4: the addresses, the ports and the id as ints; IPv6: address + port bytes of each end and the id).
+TransactionKey = tuple[int | bytes, ...]
 
-    __slots__ = ("answered", "server", "ts")
 
-    def __init__(self, ts: int, server: bytes) -> None:
-        self.ts = ts
-        self.server = server
-        self.answered = False
+def raw_address(address: Address) -> bytes:
+    """The 4 or 16 bytes of an address the decoder handed over as an int (IPv4) or bytes (IPv6)."""
+    return address.to_bytes(4, "big") if isinstance(address, int) else address
 
 
 @dataclass
@@ -44,63 +44,80 @@ class DnsCounts:
 
 
 class DnsAnalyzer:
-    """Counts DNS queries, error responses and unanswered queries from UDP payload headers."""
+    """Counts DNS queries, error responses and unanswered queries from UDP payload headers.
+
+    Only unanswered transactions are kept (key -> query time, server): an answer removes its
+    transaction, and a transaction is counted as unanswered once it can no longer be answered (a newer
+    query took its place, it was evicted, or the capture ended: ``close``).
+    """
 
     def __init__(self, idle_ns: int = 900 * 1_000_000_000, max_pending: int = 100_000) -> None:
         self.idle_ns = idle_ns
         self.max_pending = max_pending
         self.counts = DnsCounts()
-        self.pending: dict[tuple[bytes, int], Transaction] = {}
+        self.queries = 0
+        self.responses = 0
+        self.pending: dict[TransactionKey, tuple[int, Address]] = {}
 
-    def message(self, conv: bytes, src: bytes, dst: bytes, ts: int, ident: int, flags: int) -> None:
-        """One DNS message on the UDP conversation ``conv`` (the same key for both directions)."""
-        counts = self.counts
-        key = (conv, ident)
-        if not flags & 0x8000:
-            counts.queries += 1
-            txn = self.pending.get(key)
-            if txn is not None and not txn.answered and ts - txn.ts < RETRANSMISSION_NS:
-                counts.unanswered += 1
-                counts.unanswered_by_server[dst] += 1
-                return
-            self.pending[key] = Transaction(ts, dst)
-            counts.unanswered += 1
-            counts.unanswered_by_server[dst] += 1
+    def message(self, key: TransactionKey, src: Address, dst: Address, ts: int, flags: int) -> None:
+        """One DNS message with the transaction ``key`` (the same for both directions)."""
+        if flags & 0x8000:
+            self.responses += 1
+            rcode = flags & 0x000F
+            if rcode in (RCODE_SERVFAIL, RCODE_NXDOMAIN):
+                self._error(rcode, raw_address(src))
+            self.pending.pop(key, None)
             return
-        counts.responses += 1
-        rcode = flags & 0x000F
+        self.queries += 1
+        txn = self.pending.get(key)
+        if txn is not None:
+            if ts - txn[0] < RETRANSMISSION_NS:
+                self._unanswered(dst)  # a retransmission: Wireshark never matches it to a response
+                return
+            self._unanswered(txn[1])  # the older transaction can no longer be answered
+        self.pending[key] = (ts, dst)
+
+    def _error(self, rcode: int, server: bytes) -> None:
+        counts = self.counts
         if rcode == RCODE_SERVFAIL:
             counts.servfail += 1
-            counts.servfail_by_server[src] += 1
-        elif rcode == RCODE_NXDOMAIN:
+            counts.servfail_by_server[server] += 1
+        else:
             counts.nxdomain += 1
-            counts.nxdomain_by_server[src] += 1
-        txn = self.pending.get(key)
-        if txn is not None and not txn.answered:
-            txn.answered = True
-            counts.unanswered -= 1
-            counts.unanswered_by_server[txn.server] -= 1
-            del self.pending[key]
+            counts.nxdomain_by_server[server] += 1
+
+    def _unanswered(self, server: Address) -> None:
+        self.counts.unanswered += 1
+        self.counts.unanswered_by_server[raw_address(server)] += 1
 
     def in_error_packet(self, flags: int) -> None:
         """A DNS header quoted inside an ICMP error: Wireshark counts it but never matches it."""
         counts = self.counts
         if flags & 0x8000:
-            counts.responses += 1
+            self.responses += 1
             rcode = flags & 0x000F
             if rcode == RCODE_SERVFAIL:
                 counts.servfail += 1
             elif rcode == RCODE_NXDOMAIN:
                 counts.nxdomain += 1
         else:
-            counts.queries += 1
+            self.queries += 1
             counts.unanswered += 1
 
     def evict_idle(self, now: int) -> None:
-        """Forget unanswered transactions older than ``idle_ns`` or beyond the cap (still counted)."""
+        """Forget unanswered transactions older than ``idle_ns`` or beyond the cap (counted as unanswered)."""
         horizon = now - self.idle_ns
         if len(self.pending) > self.max_pending:
-            ages = sorted(txn.ts for txn in self.pending.values())
+            ages = sorted(txn[0] for txn in self.pending.values())
             horizon = max(horizon, ages[len(ages) - self.max_pending])
-        for key in [key for key, txn in self.pending.items() if txn.ts < horizon]:
-            del self.pending[key]
+        for key in [key for key, txn in self.pending.items() if txn[0] < horizon]:
+            self._unanswered(self.pending.pop(key)[1])
+
+    def close(self) -> DnsCounts:
+        """Count every transaction still unanswered once the capture has ended; return the totals."""
+        for _ts, server in self.pending.values():
+            self._unanswered(server)
+        self.pending.clear()
+        self.counts.queries = self.queries
+        self.counts.responses = self.responses
+        return self.counts

@@ -91,24 +91,28 @@ class CaptureReader:
             self.link_types.append(link_type)
 
     def __iter__(self) -> Iterator[Record]:
+        """The records, from a generator for the file's format (sniffed now, from the first bytes).
+
+        Not a generator itself: delegating with ``yield from`` would add a frame switch to every record.
+        """
         try:
             self._stream, self.compression = decompressed(self._source)
         except DECOMPRESSION_ERRORS as error:
             self.stop(f"unreadable stream: {error}")
-            return
+            return iter(())
         buf = self._read(CHUNK)
         if len(buf) < 4:
             self.stop("empty file" if not buf else "truncated file header")
-            return
+            return iter(())
         magic_le = struct.unpack_from("<I", buf)[0]
         if magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-            yield from self._pcap(buf, "<")
-        elif struct.unpack_from(">I", buf)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-            yield from self._pcap(buf, ">")
-        elif magic_le == PCAPNG_SHB:
-            yield from self._pcapng(buf)
-        else:
-            self.stop(f"not a pcap or pcapng file (magic {buf[:4].hex()})")
+            return self._pcap(buf, "<")
+        if struct.unpack_from(">I", buf)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            return self._pcap(buf, ">")
+        if magic_le == PCAPNG_SHB:
+            return self._pcapng(buf)
+        self.stop(f"not a pcap or pcapng file (magic {buf[:4].hex()})")
+        return iter(())
 
     def _pcap(self, buf: bytes, order: str) -> Iterator[Record]:
         self.format = "pcap"

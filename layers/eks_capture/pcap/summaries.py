@@ -41,7 +41,8 @@ def _time(ns: int | None) -> datetime | None:
 
 def _talkers(result: Scan, names: Namer, top: int) -> list[Talker]:
     totals: dict[bytes, list[int]] = {}
-    for pair, (size, packets) in result.pairs.items():
+    for key, (size, packets) in result.pairs.items():
+        pair = key if isinstance(key, bytes) else key[0].to_bytes(4, "big") + key[1].to_bytes(4, "big")
         half = len(pair) // 2
         for end in (pair[:half], pair[half:]):
             entry = totals.get(end)
@@ -68,7 +69,7 @@ def summarize(
     """Turn a finished scan into the stored summary; ``context`` maps IP -> name for the text."""
     names = Namer(context)
     tcp = result.tcp.close()
-    dns = result.dns.counts
+    dns = result.dns.close()
     findings: list[Finding] = [
         *tcp_findings(result, names),
         *dns_findings(result, names),

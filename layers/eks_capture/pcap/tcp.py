@@ -174,30 +174,20 @@ class TcpAnalyzer:
         return conv, a, b
 
     def segment(self, key: bytes, ts: int, seq: int, ack: int, flags: int, window: int, seglen: int) -> int:
-        """Analyse one segment (``seglen`` < 0: length unknown, header only); return its analysis flags."""
+        """Analyse one segment (``seglen`` < 0: length unknown, header only); return its analysis flags.
+
+        ``tcp_analyze_sequence_number`` of packet-tcp.c statement for statement, inlined here (this runs
+        once per TCP packet; calls cost more than the statements).
+        """
         entry = self.table.get(key)
-        is_new = entry is None
         if entry is None:
-            entry = self._new(key, ts)
-        conv, fwd, rev = entry
-        if flags & SYN_ACK == SYN and fwd.base_set:
-            if seq != fwd.base_seq:
-                self.finish(conv)
-                conv, fwd, rev = self._new(key, ts)
-                conv.completeness = COMPLETE_SYN
-            else:
-                fwd.nextseq = fwd.maxseqtobeacked
-        elif flags & SYN_ACK == SYN_ACK and fwd.base_set and seq != fwd.base_seq:
-            fwd.base_seq = seq
-        if flags & (SYN | RST):
-            if is_new:
-                if flags & SYN_ACK == SYN:
-                    conv.completeness |= COMPLETE_SYN
-            else:
-                if flags & SYN_ACK == SYN_ACK:
-                    conv.completeness |= COMPLETE_SYNACK
-                if flags & RST:
-                    conv.completeness |= COMPLETE_RST
+            conv, fwd, rev = self._new(key, ts)
+            if flags & SYN_ACK == SYN:
+                conv.completeness |= COMPLETE_SYN
+        else:
+            conv, fwd, rev = entry
+            if flags & (SYN | RST):
+                conv, fwd, rev = self._syn_or_reset(key, ts, seq, flags, conv, fwd, rev)
         conv.last_ts = ts
         conv.packets += 1
         ta = 0
@@ -208,121 +198,115 @@ class TcpAnalyzer:
             if not rev.base_set and flags & ACK:
                 rev.base_seq = (ack - 1) & M32
                 rev.base_set = True
-            ta = self._sequence(conv, fwd, rev, ts, seq, ack, seglen, flags, window)
+            nextseq = fwd.nextseq
+            lastack = fwd.lastack
+            plain = not flags & SYN_FIN_RST
+            if seglen == 1 and seq == nextseq and rev.window == 0:
+                ta = ZERO_WINDOW_PROBE
+            else:
+                if window == 0 and plain:
+                    ta |= ZERO_WINDOW
+                if nextseq and ((nextseq - seq) & M32) >= HALF and not flags & RST:
+                    ta |= LOST_PACKET
+                if seglen <= 1 and seq == ((nextseq - 1) & M32) and plain:
+                    ta |= KEEP_ALIVE
+                if seglen == 0 and seq == nextseq and ack == lastack and plain:
+                    if window and window != fwd.window:
+                        ta |= WINDOW_UPDATE
+                    if window and window == fwd.window and rev.lastsegmentflags & KEEP_ALIVE:
+                        ta |= KEEP_ALIVE_ACK
+                    elif window == 0 and fwd.window == 0 and rev.lastsegmentflags & ZERO_WINDOW_PROBE:
+                        ta |= ZERO_WINDOW_PROBE_ACK
+                    elif window and window == fwd.window:
+                        fwd.dupacknum = 1 if fwd.dupacknum == -1 else fwd.dupacknum + 1
+                        ta |= DUPLICATE_ACK
+            if ack != lastack:
+                fwd.dupacknum = 0
+            if rev.maxseqtobeacked and ((rev.maxseqtobeacked - ack) & M32) >= HALF and flags & ACK:
+                if lt_seq(rev.maxseqtobeacked, rev.nextseq):
+                    rev.maxseqtobeacked = rev.nextseq
+                    ta |= ACK_LOST_PACKET
+                else:
+                    if rev.dupacknum == 0:
+                        ta |= ACK_LOST_PACKET
+                    rev.dupacknum = -1
+            end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
+            if (seglen > 0 or flags & (SYN | FIN)) and not ta & KEEP_ALIVE:
+                # The retransmission / fast / spurious / out-of-order decision.
+                not_advanced = bool(nextseq) and ((seq - nextseq) & M32) >= HALF
+                if seglen > 1 and ((nextseq - 1) & M32) == seq:
+                    not_advanced = False
+                rev_lastack = rev.lastack
+                if seglen > 0 and rev_lastack and ((rev_lastack - (seq + seglen)) & M32) < HALF:
+                    ta |= SPURIOUS_RETRANSMISSION
+                elif not_advanced:
+                    since_ack = ts - rev.lastacktime
+                    since_next = ts - fwd.nextseqtime
+                    if rev.dupacknum >= 2 and rev_lastack == seq and 0 <= since_ack < FAST_RETRANSMISSION_NS:
+                        ta |= FAST_RETRANSMISSION
+                    elif 0 <= since_next < (conv.first_rtt or OOO_DEFAULT_NS) and nextseq != end:
+                        ta |= OUT_OF_ORDER
+                    else:
+                        ta |= RETRANSMISSION
+            probe = ta & ZERO_WINDOW_PROBE
+            if (not fwd.nextseq or ((fwd.nextseq - end) & M32) >= HALF) and not probe:
+                fwd.nextseq = end
+                fwd.nextseqtime = ts
+            if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not probe:
+                fwd.maxseqtobeacked = fwd.nextseq
+            fwd.window = window
+            fwd.lastack = ack
+            fwd.lastacktime = ts
+            fwd.lastsegmentflags = ta
         if flags & SYN:
             if not flags & ACK:
                 conv.mru_syn = ts
                 conv.syn_packets += 1
         elif flags & ACK and conv.mru_syn and not conv.first_rtt:
             conv.first_rtt = ts - conv.mru_syn
-        counts = self.counts
         if flags & RST:
-            counts.resets += 1
+            self.counts.resets += 1
             conv.resets += 1
         if ta:
-            if ta & ANY_RETRANSMISSION:
-                counts.retransmissions += 1
-                conv.retransmissions += 1
-                if ta & FAST_RETRANSMISSION:
-                    counts.fast_retransmissions += 1
-                if ta & SPURIOUS_RETRANSMISSION:
-                    counts.spurious_retransmissions += 1
-            if ta & ZERO_WINDOW:
-                counts.zero_windows += 1
-                conv.zero_windows += 1
-            if ta & OUT_OF_ORDER:
-                counts.out_of_order += 1
-            if ta & DUPLICATE_ACK:
-                counts.duplicate_acks += 1
+            self._count(conv, ta)
         return ta
 
-    @staticmethod
-    def _sequence(
-        conv: Conversation,
-        fwd: Flow,
-        rev: Flow,
-        ts: int,
-        seq: int,
-        ack: int,
-        seglen: int,
-        flags: int,
-        window: int,
-    ) -> int:
-        """``tcp_analyze_sequence_number`` of packet-tcp.c, statement for statement."""
-        ta = 0
-        nextseq = fwd.nextseq
-        lastack = fwd.lastack
-        plain = not flags & SYN_FIN_RST
-        if seglen == 1 and seq == nextseq and rev.window == 0:
-            ta = ZERO_WINDOW_PROBE
-        else:
-            if window == 0 and plain:
-                ta |= ZERO_WINDOW
-            if nextseq and ((nextseq - seq) & M32) >= HALF and not flags & RST:
-                ta |= LOST_PACKET
-            if seglen <= 1 and seq == ((nextseq - 1) & M32) and plain:
-                ta |= KEEP_ALIVE
-            same = seglen == 0 and seq == nextseq and ack == lastack and plain
-            if same and window and window != fwd.window:
-                ta |= WINDOW_UPDATE
-            if same and window and window == fwd.window and rev.lastsegmentflags & KEEP_ALIVE:
-                ta |= KEEP_ALIVE_ACK
-            elif same and window == 0 and fwd.window == 0 and rev.lastsegmentflags & ZERO_WINDOW_PROBE:
-                ta |= ZERO_WINDOW_PROBE_ACK
-            elif same and window and window == fwd.window:
-                fwd.dupacknum = 1 if fwd.dupacknum == -1 else fwd.dupacknum + 1
-                ta |= DUPLICATE_ACK
-        if ack != lastack:
-            fwd.dupacknum = 0
-        if rev.maxseqtobeacked and ((rev.maxseqtobeacked - ack) & M32) >= HALF and flags & ACK:
-            if lt_seq(rev.maxseqtobeacked, rev.nextseq):
-                rev.maxseqtobeacked = rev.nextseq
-                ta |= ACK_LOST_PACKET
+    def _syn_or_reset(
+        self, key: bytes, ts: int, seq: int, flags: int, conv: Conversation, fwd: Flow, rev: Flow
+    ) -> tuple[Conversation, Flow, Flow]:
+        """A SYN or RST on a known conversation: a new SYN starts a new one, and completeness grows."""
+        if flags & SYN_ACK == SYN and fwd.base_set:
+            if seq != fwd.base_seq:
+                self.finish(conv)
+                conv, fwd, rev = self._new(key, ts)
+                conv.completeness = COMPLETE_SYN
             else:
-                if rev.dupacknum == 0:
-                    ta |= ACK_LOST_PACKET
-                rev.dupacknum = -1
-        if seglen > 0 or flags & (SYN | FIN):
-            ta = TcpAnalyzer._retransmission_kind(conv, fwd, rev, ts, seq, seglen, flags, ta)
-        end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
-        probe = ta & ZERO_WINDOW_PROBE
-        if (not fwd.nextseq or ((fwd.nextseq - end) & M32) >= HALF) and not probe:
-            fwd.nextseq = end
-            fwd.nextseqtime = ts
-        if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not probe:
-            fwd.maxseqtobeacked = fwd.nextseq
-        fwd.window = window
-        fwd.lastack = ack
-        fwd.lastacktime = ts
-        fwd.lastsegmentflags = ta
-        return ta
+                fwd.nextseq = fwd.maxseqtobeacked
+        elif flags & SYN_ACK == SYN_ACK and fwd.base_set and seq != fwd.base_seq:
+            fwd.base_seq = seq
+        if flags & SYN_ACK == SYN_ACK:
+            conv.completeness |= COMPLETE_SYNACK
+        if flags & RST:
+            conv.completeness |= COMPLETE_RST
+        return conv, fwd, rev
 
-    @staticmethod
-    def _retransmission_kind(
-        conv: Conversation, fwd: Flow, rev: Flow, ts: int, seq: int, seglen: int, flags: int, ta: int
-    ) -> int:
-        """The RETRANSMISSION/FAST/SPURIOUS/OUT-OF-ORDER decision for a segment that carries sequence."""
-        if ta & KEEP_ALIVE:
-            return ta
-        nextseq = fwd.nextseq
-        not_advanced = bool(nextseq) and ((seq - nextseq) & M32) >= HALF
-        if seglen > 1 and ((nextseq - 1) & M32) == seq:
-            not_advanced = False
-        rev_lastack = rev.lastack
-        if seglen > 0 and rev_lastack and ((rev_lastack - (seq + seglen)) & M32) < HALF:
-            return ta | SPURIOUS_RETRANSMISSION
-        since_ack = ts - rev.lastacktime
-        fast = rev.dupacknum >= 2 and rev_lastack == seq and 0 <= since_ack < FAST_RETRANSMISSION_NS
-        if not_advanced and fast:
-            return ta | FAST_RETRANSMISSION
-        since_next = ts - fwd.nextseqtime
-        threshold = conv.first_rtt or OOO_DEFAULT_NS
-        expected = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
-        if not_advanced and 0 <= since_next < threshold and nextseq != expected:
-            return ta | OUT_OF_ORDER
-        if not_advanced:
-            return ta | RETRANSMISSION
-        return ta
+    def _count(self, conv: Conversation, ta: int) -> None:
+        """Count a segment's analysis flags into the totals and its conversation."""
+        counts = self.counts
+        if ta & ANY_RETRANSMISSION:
+            counts.retransmissions += 1
+            conv.retransmissions += 1
+            if ta & FAST_RETRANSMISSION:
+                counts.fast_retransmissions += 1
+            if ta & SPURIOUS_RETRANSMISSION:
+                counts.spurious_retransmissions += 1
+        if ta & ZERO_WINDOW:
+            counts.zero_windows += 1
+            conv.zero_windows += 1
+        if ta & OUT_OF_ORDER:
+            counts.out_of_order += 1
+        if ta & DUPLICATE_ACK:
+            counts.duplicate_acks += 1
 
     def finish(self, conv: Conversation) -> None:
         """Fold a conversation that can no longer change into the per-server totals."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from eks_capture.pcap import CaptureReader, CaptureSummary, summarize
 from eks_capture.pcap.analysis import Scan, scan
-from eks_capture.pcap.dns import RCODE_NXDOMAIN, RCODE_SERVFAIL, DnsAnalyzer
+from eks_capture.pcap.dns import RCODE_NXDOMAIN, RCODE_SERVFAIL, Address, DnsAnalyzer, TransactionKey
 from eks_capture.pcap.reader import Record
 from eks_capture.pcap.summaries import UNDECODABLE
 from eks_capture.pcap.tcp import (
@@ -76,17 +76,17 @@ class TimedDns(DnsAnalyzer):
         self.failures: Counter[int] = Counter()
         self.now = 0
 
-    def message(self, conv: bytes, src: bytes, dst: bytes, ts: int, ident: int, flags: int) -> None:
+    def message(self, key: TransactionKey, src: Address, dst: Address, ts: int, flags: int) -> None:
         """One DNS message: a query is a failure until it is answered (then it moves out of its second)."""
         if flags & 0x8000:
             if flags & 0x000F in (RCODE_SERVFAIL, RCODE_NXDOMAIN):
                 self.failures[ts // NS] += 1
-            txn = self.pending.get((conv, ident))
-            if txn is not None and not txn.answered:
-                self.failures[txn.ts // NS] -= 1
+            txn = self.pending.get(key)
+            if txn is not None:
+                self.failures[txn[0] // NS] -= 1
         else:
             self.failures[ts // NS] += 1
-        super().message(conv, src, dst, ts, ident, flags)
+        super().message(key, src, dst, ts, flags)
 
     def in_error_packet(self, flags: int) -> None:
         """A DNS header quoted in an ICMP error: a failure now when it is a query or an error response."""
