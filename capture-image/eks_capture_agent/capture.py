@@ -1,8 +1,9 @@
 """The capture role: run tcpdump for the asked duration, then leave counters, snapshots and a marker.
 
-Order of what lands in the spool: ``capture.json`` (what was asked), ``netstate-before.json``, tcpdump's
-rotated files, ``netstate-after.json``, and last ``capture-done.json`` (the completion marker) -- the
-upload role treats every pcap as closed once the marker exists.
+Order of what lands in the spool: ``capture.json`` (what was asked), ``netstate-before.json``, the
+rotated files of tcpdump's stream (cut by eks_capture_agent.rotation, within the spool budget),
+``netstate-after.json``, and last ``capture-done.json`` (the completion marker) -- the upload role
+treats every pcap as closed once the marker exists.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aws_lambda_powertools import Logger
 from eks_capture_agent import netstate
 from eks_capture_agent.capabilities import missing_capabilities
 from eks_capture_agent.identity import Identity
+from eks_capture_agent.rotation import RotatingWriter, Rotation, StreamError
 from eks_capture_agent.spool import (
     CAPTURE_RECORD,
     COMPLETION_MARKER,
@@ -36,6 +38,7 @@ EXIT_OK = 0
 EXIT_TCPDUMP_FAILED = 3
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
+READ_BYTES = 1 << 20
 SCHEMA = 1
 
 
@@ -47,6 +50,12 @@ class CaptureRequest:
     duration_seconds: int
     settings: CaptureSettings
     tcpdump: str = "tcpdump"
+    budget_bytes: int | None = None
+
+    @property
+    def rotation(self) -> Rotation:
+        settings = self.settings
+        return Rotation(settings.rotate_seconds, settings.rotate_megabytes * 1_000_000, settings.snaplen)
 
 
 class _Stderr:
@@ -68,6 +77,36 @@ class _Stderr:
 
     def join(self) -> None:
         self._thread.join(timeout=STOP_TIMEOUT_SECONDS)
+
+
+class _Stream:
+    """tcpdump's stdout, read on a thread into the rotating writer until tcpdump closes it.
+
+    A writer failure (a full disk, output that is not pcap) is kept as the capture's error; the rest of
+    the stream is then read and discarded so tcpdump can still exit and print its counters.
+    """
+
+    def __init__(self, stream: Any, writer: RotatingWriter) -> None:
+        self.error: str | None = None
+        self._writer = writer
+        self._thread = threading.Thread(target=self._pump, args=(stream.fileno(),), daemon=True)
+        self._thread.start()
+
+    def _pump(self, fd: int) -> None:
+        while data := os.read(fd, READ_BYTES):
+            if self.error is not None:
+                continue
+            try:
+                self._writer.feed(data)
+            except (StreamError, OSError) as error:
+                self.error = f"writing the spool failed: {error}"
+        try:
+            self._writer.close()
+        except OSError as error:
+            self.error = self.error or f"writing the spool failed: {error}"
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 def _stop_on_signals(stop: threading.Event) -> dict[str, str]:
@@ -100,7 +139,7 @@ def run_capture(request: CaptureRequest, identity: Identity, logger: Logger) -> 
     spool = Spool(request.spool)
     stop = threading.Event()
     received = _stop_on_signals(stop)
-    argv = tcpdump_argv(request.settings, request.spool, as_root=os.geteuid() == 0, binary=request.tcpdump)
+    argv = tcpdump_argv(request.settings, as_root=os.geteuid() == 0, binary=request.tcpdump)
     started = time.time()
     spool.write_json(
         CAPTURE_RECORD,
@@ -126,21 +165,32 @@ def run_capture(request: CaptureRequest, identity: Identity, logger: Logger) -> 
     process = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TZ": "UTC"},
     )
+    writer = RotatingWriter(spool, request.rotation, request.budget_bytes, logger)
+    stream = _Stream(process.stdout, writer)
     stderr = _Stderr(process.stderr, logger)
     deadline = time.monotonic() + request.duration_seconds
-    ended = _wait_for_end(process, stderr, stop, deadline, logger)
+    ended = _wait_for_end(process, stderr, stop, deadline, logger, stream)
     _stop(process, logger)
     stderr.join()
-    return _finish(spool, process.returncode, stderr.lines, argv, started, {**ended, **received}, logger)
+    stream.join()
+    written = {"files": writer.files, "waited_for_room_seconds": round(writer.waited_seconds, 3)}
+    stopped = {**ended, **received}
+    code = process.returncode
+    return _finish(spool, code, stderr.lines, argv, started, stopped, logger, stream.error, written)
 
 
 def _wait_for_end(
-    process: subprocess.Popen[str], stderr: _Stderr, stop: threading.Event, deadline: float, logger: Logger
+    process: subprocess.Popen[str],
+    stderr: _Stderr,
+    stop: threading.Event,
+    deadline: float,
+    logger: Logger,
+    stream: _Stream,
 ) -> dict[str, str]:
     """Block until tcpdump fails to start, exits, the duration runs out or a signal asks to stop."""
     start_by = time.monotonic() + START_TIMEOUT_SECONDS
@@ -160,6 +210,8 @@ def _wait_for_end(
             return {"stop_reason": "duration"}
         if process.poll() is not None:
             return {"stop_reason": "tcpdump-exited"}
+        if stream.error is not None:
+            return {"stop_reason": "spool-failed"}
         stop.wait(min(remaining, 0.5))
     return {"stop_reason": "signal"}
 
@@ -173,6 +225,7 @@ def _finish(
     stop: dict[str, str],
     logger: Logger,
     error: str | None = None,
+    written: dict[str, Any] | None = None,
 ) -> int:
     counters = parse_counters(lines)
     clean_stop = stop["stop_reason"] in {"duration", "signal"} and exit_code in {0, -signal.SIGTERM}
@@ -181,7 +234,7 @@ def _finish(
     spool.write_json(SNAPSHOT_AFTER, netstate.snapshot())
     marker = {
         "schema": SCHEMA,
-        "status": "completed" if clean_stop else "failed",
+        "status": "completed" if clean_stop and error is None else "failed",
         **stop,
         "started_at": iso_utc(started),
         "ended_at": iso_utc(time.time()),
@@ -192,6 +245,7 @@ def _finish(
             "error": error,
         },
         "snapshots": [SNAPSHOT_BEFORE, SNAPSHOT_AFTER],
+        "spool": written or {"files": 0, "waited_for_room_seconds": 0.0},
     }
     spool.write_json(COMPLETION_MARKER, marker)
     if error is not None:

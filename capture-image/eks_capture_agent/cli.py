@@ -17,6 +17,7 @@ from eks_capture_agent.compression import DEFAULT_LEVELS, Codec, Compression
 from eks_capture_agent.identity import Identity, SettingError, identity_from_env
 from eks_capture_agent.logs import agent_logger
 from eks_capture_agent.manifest import UploadTarget
+from eks_capture_agent.rotation import minimum_budget
 from eks_capture_agent.tcpdump import CaptureSettings
 
 EXIT_UNEXPECTED = 1
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--buffer-kib", type=_int_at_least(64), default=8192, help="tcpdump -B (default 8192)"
     )
     capture.add_argument("--tcpdump", default="tcpdump", help="tcpdump binary (default: tcpdump on PATH)")
+    capture.add_argument(
+        "--budget-bytes",
+        type=_int_at_least(1),
+        default=None,
+        help="the upload role's spool budget: no file starts without room for it (default: no limit)",
+    )
 
     upload = roles.add_parser("upload", help="ship closed files from the spool to S3")
     upload.add_argument("--spool", type=Path, required=True, help="directory shared with the capture role")
@@ -171,9 +178,25 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             rotate_megabytes=args.rotate_megabytes,
             buffer_kib=args.buffer_kib,
         )
-        request = CaptureRequest(_spool(args.spool), args.duration, settings, args.tcpdump)
+        request = CaptureRequest(_spool(args.spool), args.duration, settings, args.tcpdump, args.budget_bytes)
+        _check_budget(request)
         return run_capture(request, identity, logger)
     return _run_upload(args, identity, logger)
+
+
+def _check_budget(request: CaptureRequest) -> None:
+    """A budget needs size rotation (else a file has no largest size to reserve) and room for two files."""
+    if request.budget_bytes is None:
+        return
+    if request.settings.rotate_megabytes == 0:
+        raise SettingError("--budget-bytes", "needs --rotate-megabytes of at least 1")
+    smallest = minimum_budget(request.rotation)
+    if request.budget_bytes < smallest:
+        raise SettingError(
+            "--budget-bytes",
+            f"{request.budget_bytes} cannot hold the file being uploaded and the file being written"
+            f" ({smallest} bytes with --rotate-megabytes {request.settings.rotate_megabytes})",
+        )
 
 
 def _run_upload(args: argparse.Namespace, identity: Identity, logger: Logger) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aws_lambda_powertools import Logger
 
-from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
+from eks_capture_agent.budget import DOCUMENT_SLACK_BYTES, SpoolFile, files_to_drop, open_file_headroom
 from eks_capture_agent.ledger import DroppedFile, Ledger
 from eks_capture_agent.pcapscan import NotPcapError, scan_pcap
 from eks_capture_agent.periodic import PeriodicCheck
@@ -34,13 +34,14 @@ class BudgetKeeper(PeriodicCheck):
 
     def enforce(self) -> None:
         """One check: sample usage, drop what must go."""
-        usage = self.spool.usage_bytes()
+        measured = self.spool.usage()
+        usage = measured.total
         with self.lock:
             self.ledger.peak_spool_bytes = max(self.ledger.peak_spool_bytes, usage)
         capture_done = self.spool.path(COMPLETION_MARKER).exists()
         present = self.spool.pcap_names()
         closed = closed_files(present, capture_done)
-        headroom = 0 if capture_done or not present else self._headroom(present[-1])
+        headroom = 0 if capture_done or not present else self._headroom(present[-1], measured.documents)
         if usage + headroom <= self.budget_bytes:
             return
         candidates = []
@@ -55,8 +56,9 @@ class BudgetKeeper(PeriodicCheck):
                 self._drop(victim)
             self.ledger.save(self.spool)
 
-    def _headroom(self, open_file: PcapName) -> int:
-        """Room the file tcpdump is writing (and the next one) may still take, from the capture's settings."""
+    def _headroom(self, open_file: PcapName, documents_bytes: int) -> int:
+        """Room the file being written and the next one may still take (from the capture's settings), and
+        the room the capture role waits for before it starts the next file (rotation.RotatingWriter)."""
         if self._rotation is None:
             record = self.spool.read_json(CAPTURE_RECORD) or {}
             settings = record.get("settings")
@@ -68,7 +70,8 @@ class BudgetKeeper(PeriodicCheck):
             open_bytes = self.spool.path(open_file.filename).stat().st_blocks * 512
         except FileNotFoundError:
             open_bytes = 0
-        return open_file_headroom(rotate_bytes, snaplen, open_bytes)
+        growth = open_file_headroom(rotate_bytes, snaplen, open_bytes)
+        return growth + documents_bytes + DOCUMENT_SLACK_BYTES if growth else 0
 
     def _drop(self, victim: SpoolFile) -> None:
         path = self.spool.path(victim.name.filename)

@@ -14,7 +14,7 @@ GLOBAL_HEADER_BYTES = 24
 RECORD_HEADER_BYTES = 16
 READ_BYTES = 1 << 20
 MAX_RECORD_BYTES = 1 << 24
-_MAGICS = {
+MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
     b"\xa1\xb2\xc3\xd4": (">", 1e-6),
     b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
@@ -46,9 +46,9 @@ def scan_pcap(path: Path) -> PcapSummary:
     """Walk the record headers of ``path`` without keeping packets in memory."""
     with path.open("rb") as stream:
         header = stream.read(GLOBAL_HEADER_BYTES)
-        if len(header) < GLOBAL_HEADER_BYTES or header[:4] not in _MAGICS:
+        if len(header) < GLOBAL_HEADER_BYTES or header[:4] not in MAGICS:
             raise NotPcapError(f"{path.name}: not a pcap file (magic {header[:4].hex() or 'missing'})")
-        endian, tick = _MAGICS[header[:4]]
+        endian, tick = MAGICS[header[:4]]
         record = struct.Struct(endian + "IIII")
         linktype = struct.unpack_from(endian + "I", header, 20)[0]
         packets = 0

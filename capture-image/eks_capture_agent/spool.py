@@ -60,6 +60,14 @@ def closed_files(names: list[PcapName], capture_done: bool) -> list[PcapName]:
 
 
 @dataclass(frozen=True)
+class SpoolUsage:
+    """Allocated bytes of the whole spool and of its non-pcap documents (JSON, temp copies)."""
+
+    total: int
+    documents: int
+
+
+@dataclass(frozen=True)
 class Spool:
     """The shared directory, with the few operations both roles need."""
 
@@ -73,16 +81,24 @@ class Spool:
         found = (parse_pcap_name(entry.name) for entry in os.scandir(self.root) if entry.is_file())
         return sorted(name for name in found if name is not None)
 
-    def usage_bytes(self) -> int:
-        """Bytes held by every regular file in the spool (what the budget limits)."""
-        total = 0
+    def usage(self) -> SpoolUsage:
+        """Allocated bytes as the kubelet measures an emptyDir (st_blocks of the directory and of every
+        entry in it), and how much of it is documents rather than tcpdump's files."""
+        total = self.root.stat().st_blocks * 512
+        documents = 0
         for entry in os.scandir(self.root):
             try:
-                if entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+                allocated = entry.stat(follow_symlinks=False).st_blocks * 512
             except FileNotFoundError:
                 continue
-        return total
+            total += allocated
+            if parse_pcap_name(entry.name) is None:
+                documents += allocated
+        return SpoolUsage(total, documents)
+
+    def usage_bytes(self) -> int:
+        """Allocated bytes of the spool (what the budget limits)."""
+        return self.usage().total
 
     def write_json(self, name: str, document: Mapping[str, Any]) -> None:
         """Write atomically (temp file + rename) so a reader never sees half a document."""

@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-
-from eks_capture_agent.spool import TCPDUMP_PATTERN
 
 LISTENING = re.compile(r"^tcpdump: listening on ")
 _COUNTER = re.compile(
@@ -46,8 +43,9 @@ class TcpdumpCounters:
         return asdict(self)
 
 
-def tcpdump_argv(settings: CaptureSettings, spool: Path, as_root: bool, binary: str = "tcpdump") -> list[str]:
-    """The argv that writes rotated files into ``spool``; the filter stays one element after ``--``.
+def tcpdump_argv(settings: CaptureSettings, as_root: bool, binary: str = "tcpdump") -> list[str]:
+    """The argv that writes the pcap stream to stdout, each packet as it comes (``-w - -U``); the
+    capture role cuts it into the spool's files. The filter stays one element after ``--``.
 
     As root, ``-Z root`` keeps tcpdump root: Debian's build otherwise hands its files to user
     ``tcpdump`` and switches to it, which needs CHOWN and SETUID and leaves a process the agent (with
@@ -63,10 +61,7 @@ def tcpdump_argv(settings: CaptureSettings, spool: Path, as_root: bool, binary: 
         "-B",
         str(settings.buffer_kib),
     ]
-    argv += ["-G", str(settings.rotate_seconds)]
-    if settings.rotate_megabytes:
-        argv += ["-C", str(settings.rotate_megabytes)]
-    argv += ["-w", str(spool / TCPDUMP_PATTERN)]
+    argv += ["-U", "-w", "-"]
     if as_root:
         argv += ["-Z", "root"]
     if settings.filter.strip():

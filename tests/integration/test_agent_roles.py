@@ -39,6 +39,14 @@ UPLOAD_USER = [
     "setpriv", "--reuid=65532", "--regid=65532", "--clear-groups",
     "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs",
 ]  # fmt: skip
+FLOOD = """
+import socket, sys, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    for _ in range(1000):
+        sock.sendto(b"x" * 1000, ("127.0.0.1", int(sys.argv[2])))
+"""
 SENDER = """
 import socket, sys, time
 destination, count, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -55,7 +63,8 @@ for index in range(count):
 
 @dataclass
 class UsageSampler:
-    """Samples the spool's disk use (allocated blocks, as the kubelet measures an emptyDir) every 10 ms."""
+    """Samples the spool's disk use every 10 ms as the kubelet measures an emptyDir: allocated blocks of the
+    directory and of every entry in it."""
 
     spool: Path
     samples: list[int] = field(default_factory=list)
@@ -67,7 +76,7 @@ class UsageSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
-            total = 0
+            total = self.spool.stat().st_blocks * 512
             for entry in os.scandir(self.spool):
                 try:
                     total += entry.stat(follow_symlinks=False).st_blocks * 512
@@ -133,14 +142,16 @@ def start_agent(
     budget_bytes: int = 1 << 30,
     with_upload: bool = True,
     capture_caps: list[str] = CAPTURE_CAPS,
+    interface: str | None = None,
 ) -> Agent:
     env = {**os.environ, **IDENTITY}
     if endpoint_url:
         env["AWS_ENDPOINT_URL"] = endpoint_url
     capture_argv = [
         *capture_caps, sys.executable, "-m", "eks_capture_agent", "capture", "--spool", str(spool),
-        "--interface", server.dev, "--duration", str(duration), "--snaplen", "2048",
+        "--interface", interface or server.dev, "--duration", str(duration), "--snaplen", "2048",
         "--rotate-seconds", "1", "--rotate-megabytes", "1", "--filter", capture_filter,
+        "--budget-bytes", str(budget_bytes),
     ]  # fmt: skip
     upload_argv = [
         *UPLOAD_USER, sys.executable, "-m", "eks_capture_agent", "upload", "--spool", str(spool),
@@ -308,6 +319,32 @@ def test_the_spool_stays_within_budget_and_reports_what_it_dropped(
     in_s3 = sum(packets_in_s3(tmp_path).values())
     assert in_s3 == written["totals"]["packets"]
     assert 0 < in_s3 < captured
+
+
+def test_a_flood_into_a_small_budget_never_takes_the_spool_over_it_and_every_packet_is_accounted(
+    network: TestNetwork, spool: Path, bucket: str, tmp_path: Path
+) -> None:
+    budget = 6_000_000
+    server = network["server"]
+    agent = start_agent(server, spool, tmp_path, duration=4, budget_bytes=budget, interface="lo")
+    sampler = UsageSampler(spool)
+    agent.wait_until_capturing()
+    flood = server.popen([sys.executable, "-c", FLOOD, "3", str(PORT)])  # unpaced, on the host's loopback
+    assert flood.wait(timeout=30) == 0
+    assert finish(agent.capture) == 0, agent.log("capture")
+    finish(agent.upload)
+    peak = sampler.stop()
+
+    assert len(sampler.samples) >= 300, "sampled at least every 0.1 s over the capture"
+    assert peak <= budget, f"spool reached {peak} bytes, budget {budget}"
+    marker = agent.marker()
+    counters = marker["tcpdump"]["counters"]
+    assert counters["dropped_by_kernel"] > 0, "the flood must outrun the spool"
+    written = manifest()
+    in_s3 = sum(packets_in_s3(tmp_path).values())
+    assert in_s3 == written["totals"]["packets"] > 0
+    assert in_s3 + written["dropped"]["packets"] == counters["captured"]
+    assert written["upload"]["peak_spool_bytes"] <= budget
 
 
 def test_a_bad_filter_fails_fast_with_tcpdumps_message(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
+from eks_capture_agent.budget import (
+    DOCUMENT_SLACK_BYTES,
+    SpoolFile,
+    files_to_drop,
+    largest_file_bytes,
+    open_file_headroom,
+    room_for_next_file,
+)
 from eks_capture_agent.spool import PcapName
 
 FILES = [SpoolFile(PcapName("20261125T124420Z", n), 100) for n in range(5)]
@@ -40,3 +47,21 @@ def test_headroom_covers_the_open_file_growing_to_its_limit_and_the_next_file(op
     headroom = open_file_headroom(rotate, snaplen, open_bytes)
     assert headroom + open_bytes >= 2 * (rotate + snaplen)
     assert open_file_headroom(rotate, snaplen, open_bytes + 1000) < headroom or headroom == 0
+
+
+@pytest.mark.parametrize(
+    ("rotate", "snaplen", "largest"),
+    [
+        (1_000_000, 2048, 1_003_520),  # 10^6 bytes (tcpdump -C) in whole 4 KiB blocks
+        (4096, 96, 4096),
+        (1000, 262144, 266240),  # a file always takes one whole packet
+    ],
+)
+def test_the_largest_file_is_the_rotation_size_or_one_packet_in_whole_blocks(
+    rotate: int, snaplen: int, largest: int
+) -> None:
+    assert largest_file_bytes(rotate, snaplen) == largest
+
+
+def test_a_new_file_needs_room_for_itself_and_a_rewrite_of_every_document() -> None:
+    assert room_for_next_file(1_003_520, 45_056) == 1_003_520 + 45_056 + DOCUMENT_SLACK_BYTES

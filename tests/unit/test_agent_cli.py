@@ -38,6 +38,18 @@ UPLOAD = ["upload", "--spool", "{spool}", "--bucket", "bucket1", "--prefix", "p/
         ([*CAPTURE, "--duration", "0"], IDENTITY, "arguments", "--duration"),
         ([*CAPTURE, "--snaplen", "300000"], IDENTITY, "arguments", "snaplen"),
         ([*CAPTURE, "--spool", "{spool}/missing"], IDENTITY, "--spool", "not a directory"),
+        (
+            [*CAPTURE, "--budget-bytes", "6000000", "--rotate-megabytes", "0"],
+            IDENTITY,
+            "--budget-bytes",
+            "rotate",
+        ),
+        (
+            [*CAPTURE, "--budget-bytes", "2000000", "--rotate-megabytes", "1"],
+            IDENTITY,
+            "--budget-bytes",
+            "2072576",
+        ),
         (CAPTURE, {}, "CAPTURE_ID", "not set"),
         (CAPTURE, IDENTITY | {"CAPTURE_ID": "x"}, "CAPTURE_ID", "'x'"),
         (CAPTURE, IDENTITY | {"INSTANCE_ID": "vm-1"}, "INSTANCE_ID", "vm-1"),

@@ -77,8 +77,15 @@ def test_spool_documents_are_written_whole_and_read_back(tmp_path: Path) -> None
     assert [entry.name for entry in tmp_path.iterdir()] == ["capture-done.json"]
 
 
-def test_spool_usage_counts_allocated_bytes_of_every_file(tmp_path: Path) -> None:
+def test_spool_usage_counts_allocated_bytes_of_the_directory_and_every_entry_as_the_kubelet_does(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "20261125T124420Z.pcap").write_bytes(b"x" * 10_000)
     (tmp_path / "netstate-before.json").write_bytes(b"y" * 5_000)
-    expected = sum(path.stat().st_blocks * 512 for path in tmp_path.iterdir())
-    assert Spool(tmp_path).usage_bytes() == expected >= 15_000
+    (tmp_path / ".upload-ledger.json.tmp").write_bytes(b"z" * 100)
+    files = sum(path.stat().st_blocks * 512 for path in tmp_path.iterdir())
+    directory = tmp_path.stat().st_blocks * 512
+    usage = Spool(tmp_path).usage()
+    assert usage.total == Spool(tmp_path).usage_bytes() == files + directory > files >= 15_100
+    documents = usage.total - directory - (tmp_path / "20261125T124420Z.pcap").stat().st_blocks * 512
+    assert usage.documents == documents >= 5_100

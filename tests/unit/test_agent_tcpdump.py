@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from eks_capture_agent.tcpdump import (
@@ -61,7 +59,7 @@ def test_the_error_message_is_what_tcpdump_said_besides_banner_and_counters(mess
 
 
 def test_the_filter_is_one_argument_after_the_end_of_options() -> None:
-    argv = tcpdump_argv(SETTINGS, Path("/spool"), as_root=False)
+    argv = tcpdump_argv(SETTINGS, as_root=False)
     assert argv[-2:] == ["--", SETTINGS.filter]
     assert argv.count(SETTINGS.filter) == 1
 
@@ -70,25 +68,24 @@ def _option(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
-def test_files_rotate_by_time_and_size_into_utc_stamped_names() -> None:
-    argv = tcpdump_argv(SETTINGS, Path("/spool"), as_root=False)
-    assert _option(argv, "-G") == str(SETTINGS.rotate_seconds)
-    assert _option(argv, "-C") == str(SETTINGS.rotate_megabytes)
+def test_tcpdump_streams_each_packet_to_the_capture_role_which_rotates_the_files() -> None:
+    argv = tcpdump_argv(SETTINGS, as_root=False)
+    assert _option(argv, "-w") == "-"
+    assert "-U" in argv
+    assert "-G" not in argv
+    assert "-C" not in argv
     assert _option(argv, "-s") == str(SETTINGS.snaplen)
     assert _option(argv, "-i") == SETTINGS.interface
-    assert _option(argv, "-w") == "/spool/%Y%m%dT%H%M%SZ.pcap"
 
 
 def test_root_tcpdump_is_told_to_stay_root() -> None:
-    assert _option(tcpdump_argv(SETTINGS, Path("/spool"), as_root=True), "-Z") == "root"
+    assert _option(tcpdump_argv(SETTINGS, as_root=True), "-Z") == "root"
 
 
 def test_non_root_tcpdump_gets_no_user_switch() -> None:
-    assert "-Z" not in tcpdump_argv(SETTINGS, Path("/spool"), as_root=False)
+    assert "-Z" not in tcpdump_argv(SETTINGS, as_root=False)
 
 
-def test_size_rotation_off_and_no_filter_leave_their_options_out() -> None:
+def test_no_filter_leaves_the_end_of_options_out() -> None:
     settings = CaptureSettings("any", "  ", 262144, 60, 0, 8192)
-    argv = tcpdump_argv(settings, Path("/spool"), as_root=False)
-    assert "-C" not in argv
-    assert "--" not in argv
+    assert "--" not in tcpdump_argv(settings, as_root=False)
