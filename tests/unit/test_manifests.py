@@ -143,6 +143,9 @@ def assert_contract(job: dict[str, Any], capture: CaptureSpec, node: NodeInfo, s
     assert up[up.index("--prefix") + 1] == f"captures/{capture.cluster}/{capture.capture_id}/{node.name}/"
     assert up[up.index("--bucket") + 1] == settings.capture_bucket
     assert int(up[up.index("--budget-bytes") + 1]) < settings.spool_size_bytes
+    assert args[args.index("--budget-bytes") + 1] == up[up.index("--budget-bytes") + 1], (
+        "one budget, two roles"
+    )
     assert int(up[up.index("--grace-seconds") + 1]) == grace
     for item in (capture_c, upload_c):
         env = env_of(item)

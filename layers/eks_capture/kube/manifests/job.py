@@ -97,6 +97,7 @@ def capture_container(spec: CaptureSpec, node: NodeInfo, settings: Settings) -> 
         "--snaplen", str(options.snaplen),
         "--rotate-seconds", str(settings.rotate_seconds),
         "--rotate-megabytes", str(settings.rotate_megabytes),
+        "--budget-bytes", str(settings.spool_budget_bytes),  # no file starts without room in the spool
     ]  # fmt: skip
     if options.filter:
         args += ["--filter", options.filter]
