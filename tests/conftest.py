@@ -13,8 +13,8 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.network",
     "tests.fixtures.traffic",
-    "tests.fixtures.paths",
     "tests.fixtures.stack",
+    "tests.fixtures.paths",
     "tests.fixtures.cluster",
 ]
 

@@ -7,83 +7,23 @@ would (one compressed), indexed by the project's indexer, and found by the CLI t
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
-import zstandard
 from typer.testing import CliRunner
 
-from eks_capture.captures.context import ClusterContext, NodeEntry, PodEntry, store_context
-from eks_capture.captures.indexer import index_object
-from eks_capture.events.s3 import S3ObjectRef
-from eks_capture.store.catalog import CaptureStore
-from eks_capture.store.sessions import CaptureSession, Trigger
 from eks_capture_cli import app
 from localcloud.template import Stack
-from tests.fixtures.paths import LossyNetwork
-from tests.fixtures.stack import CLUSTER, stack_outputs
+from tests.fixtures.paths import CLIENT_POD, NODE_A, NODE_B, SERVER_POD, LossyNetwork, index_lossy_capture
 
 pytestmark = pytest.mark.root  # the captures are real tcpdump captures of namespaced nodes
 
 CAPTURE = "cap-20261205T071500Z-1a2b3c4d"
-NODE_A = "ip-10-78-1-2.us-west-2.compute.internal"
-NODE_B = "ip-10-78-2-2.us-west-2.compute.internal"
-CLIENT_POD, SERVER_POD = "shop/checkout-7f9c", "payments/ledger-0"
 
 
 @pytest.fixture
 def indexed(stack: Stack, lossy_network: LossyNetwork) -> dict[str, str]:
-    """The capture's session, both nodes' files and its cluster context, as the stack leaves them."""
-    outputs = stack_outputs(stack)
-    bucket, store = outputs["CaptureBucketName"], CaptureStore(outputs["CaptureTableName"])
-    created = datetime(2026, 12, 5, 7, 15, tzinfo=UTC)
-    store.create_session(
-        CaptureSession(
-            capture_id=CAPTURE,
-            cluster=CLUSTER,
-            status="completed",
-            trigger=Trigger(kind="manual", reason="where is the loss", event_id=CAPTURE),
-            created_at=created,
-            expires_at=created + timedelta(minutes=5),
-            duration_seconds=60,
-            s3_prefix=f"captures/{CLUSTER}/{CAPTURE}/",
-        )
-    )
-    s3 = boto3.client("s3")
-    store_context(
-        s3,
-        bucket,
-        ClusterContext(
-            cluster=CLUSTER,
-            capture_id=CAPTURE,
-            taken_at=created,
-            nodes=[NodeEntry(name=NODE_A, ips=["10.78.1.9"]), NodeEntry(name=NODE_B, ips=["10.78.2.9"])],
-            pods=[
-                PodEntry(
-                    namespace="shop", name="checkout-7f9c", node=NODE_A, ips=["10.78.1.2"], phase="Running"
-                ),
-                PodEntry(
-                    namespace="payments", name="ledger-0", node=NODE_B, ips=["10.78.2.2"], phase="Running"
-                ),
-            ],
-        ),
-    )
-    files = lossy_network.captures.files
-    for node, name, body in (
-        (
-            NODE_A,
-            "20261205T071500Z-00000.pcap.zst",
-            zstandard.ZstdCompressor().compress(files["a"].read_bytes()),
-        ),
-        (NODE_B, "20261205T071500Z-00000.pcap", files["b"].read_bytes()),
-    ):
-        key = f"captures/{CLUSTER}/{CAPTURE}/{node}/{name}"
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-        ref = S3ObjectRef(bucket=bucket, key=key, size=None, etag=None, sequencer=None)
-        assert index_object(ref, store, s3).status == "indexed"
-    return outputs
+    return index_lossy_capture(stack, lossy_network, CAPTURE)
 
 
 def invoke(outputs: dict[str, str], *args: str) -> tuple[int, str, str]:

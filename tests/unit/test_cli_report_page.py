@@ -30,8 +30,8 @@ class LocalFiles(S3Files):
     def open(self, record: FileRecord) -> Any:
         return FILES[record.node].open("rb")
 
-    def context(self, session: CaptureSession) -> dict[str, str]:
-        return {}
+    def cluster_context(self, session: CaptureSession) -> None:
+        return None
 
     def link(self, key: str, expires: int) -> str:
         return f"https://files.invalid/{key}"

@@ -38,6 +38,8 @@ class ReportOutcome:
 
     link: ReportLink | None = None
     problem: str = ""
+    #: Sentences of the path analysis: where packets were lost between the capture's nodes.
+    path_findings: tuple[str, ...] = ()
 
     def lines(self, session: CaptureSession) -> str:
         """The notification's report lines."""
@@ -81,14 +83,14 @@ def end_message(
     settings: Settings, session: CaptureSession, report: ReportOutcome | None = None
 ) -> tuple[str, str]:
     subject = f"eks-capture: capture {session.capture_id} {session.status} on {session.cluster}"
-    findings = "\n".join(f"  - {f}" for f in session.findings) or "  (none)"
+    findings = "\n".join(f"  - {f}" for f in (*session.findings, *(report.path_findings if report else ())))
     totals = session.totals
     body = (
         f"Why: {session.trigger.reason}\n"
         f"Verdict: {session.verdict}\n"
         f"Totals: {totals.files} file(s), {totals.packets} packets, {totals.bytes} bytes, "
         f"{totals.dropped} dropped\n"
-        f"Top findings:\n{findings}\n"
+        f"Top findings:\n{findings or '  (none)'}\n"
         f"Nodes:\n{_nodes(session)}\n"
         f"Files: s3://{settings.capture_bucket}/{session.s3_prefix}\n{console_link(settings, session)}\n"
         f"{report.lines(session) if report else ''}"

@@ -75,14 +75,32 @@ class FlowPath(_Frozen):
     delay: Delay | None = None
 
 
+class LinkPath(_Frozen):
+    """All flows from one node to another: the picture of that direction through the network."""
+
+    from_node: str
+    to_node: str
+    flows: int
+    sent: int
+    reached: int
+    lost_between: int
+    in_flight: int
+    reached_again: int
+    duplicated: int
+    unseen_leaving: int
+    delay: Delay | None = None
+
+
 class PathSummary(_Frozen):
-    """The path analysis of one capture: node pairs' clocks and every flow seen on two nodes."""
+    """The path analysis of one capture: node pairs' clocks, each direction between two nodes, and
+    every flow seen on two nodes (worst first)."""
 
     schema_version: int = SCHEMA_VERSION
     nodes: list[str]
     packets: dict[str, int]
     window_ms: float
     clocks: list[ClockOffset]
+    links: list[LinkPath] = []
     flows: list[FlowPath]
 
     def findings(self, limit: int = 5) -> list[str]:
@@ -147,12 +165,20 @@ def _percentile(values: list[tuple[int, int]], total: int, fraction: float) -> i
     return values[-1][0]
 
 
-def _delay(diffs: Counter[int], forward: bool, offset_us: float) -> Delay | None:
-    if not diffs:
+def _delays(diffs: Counter[int], forward: bool, offset_us: float) -> Counter[int]:
+    """One-way delays in microseconds -> packets, from times between the nodes and their clock offset."""
+    delays: Counter[int] = Counter()
+    for diff, count in diffs.items():
+        delays[round((diff - offset_us) if forward else (offset_us - diff))] += count
+    return delays
+
+
+def _delay(delays: Counter[int]) -> Delay | None:
+    """The distribution of one-way delays (microseconds -> packets) in milliseconds."""
+    if not delays:
         return None
-    delays = sorted(((d - offset_us) if forward else (offset_us - d), n) for d, n in diffs.items())
-    ordered = [(round(d), n) for d, n in delays]
-    total = sum(diffs.values())
+    ordered = sorted(delays.items())
+    total = sum(delays.values())
     ms = [_percentile(ordered, total, f) / 1000 for f in (0.5, 0.9, 0.99)]
     return Delay(
         min_ms=ordered[0][0] / 1000, p50_ms=ms[0], p90_ms=ms[1], p99_ms=ms[2], max_ms=ordered[-1][0] / 1000
@@ -243,10 +269,17 @@ def summarize_paths(
         offset = offsets.get(direction.pair, (None, 0))[0] or 0.0
         if direction.forward is None:
             direction.forward = _median(direction.counts.diffs) >= offset
-        delay = _delay(direction.counts.diffs, direction.forward, offset)
-        if delay is not None:
-            slowest[direction.pair] = max(slowest.get(direction.pair, 0.0), delay.max_ms * 1e6)
-    flows = [_flow(d, tallies, names, offsets, slowest) for d in directions.values()]
+        delays = _delays(direction.counts.diffs, direction.forward, offset)
+        if delays:
+            slowest[direction.pair] = max(slowest.get(direction.pair, 0.0), max(delays) * 1000.0)
+    flows: list[FlowPath] = []
+    link_delays: dict[tuple[str, str], Counter[int]] = {}
+    for direction in directions.values():
+        offset = offsets.get(direction.pair, (None, 0))[0] or 0.0
+        delays = _delays(direction.counts.diffs, bool(direction.forward), offset)
+        flow = _flow(direction, tallies, names, offsets, slowest, _delay(delays))
+        link_delays.setdefault((flow.from_node, flow.to_node), Counter()).update(delays)
+        flows.append(flow)
     flows.sort(key=lambda f: (-f.lost_between, -f.lost_between / max(f.sent, 1), -f.reached_again, -f.sent))
     return PathSummary(
         nodes=list(tallies.nodes),
@@ -261,8 +294,16 @@ def summarize_paths(
             )
             for pair, (offset, packets) in sorted(offsets.items())
         ],
+        links=[_link(flows, ends, _delay(delays)) for ends, delays in sorted(link_delays.items())],
         flows=flows,
     )
+
+
+def _link(flows: list[FlowPath], ends: tuple[str, str], delay: Delay | None) -> LinkPath:
+    mine = [f for f in flows if (f.from_node, f.to_node) == ends]
+    counts = ("sent", "reached", "lost_between", "in_flight", "reached_again", "duplicated", "unseen_leaving")
+    totals = {name: sum(getattr(f, name) for f in mine) for name in counts}
+    return LinkPath(from_node=ends[0], to_node=ends[1], flows=len(mine), delay=delay, **totals)
 
 
 def _flow(
@@ -271,6 +312,7 @@ def _flow(
     names: Mapping[str, str],
     offsets: Mapping[tuple[int, int], tuple[float | None, int]],
     slowest: Mapping[tuple[int, int], float],
+    delay: Delay | None,
 ) -> FlowPath:
     first, second = direction.pair
     sender, receiver = (first, second) if direction.forward else (second, first)
@@ -297,7 +339,7 @@ def _flow(
         reached_again=counts.reached_again,
         duplicated=counts.extra[receiver],
         unseen_leaving=tally.alone[receiver] + len(tally.edges.get(receiver, [])),
-        delay=_delay(counts.diffs, bool(direction.forward), offset_us),
+        delay=delay,
     )
 
 

@@ -10,11 +10,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from eks_capture.captures.context import load_context
+from eks_capture.captures.context import ClusterContext, load_context
 from eks_capture.errors import CaptureNotFound
 from eks_capture.ids import CaptureId, capture_started_at
+from eks_capture.pcap.paths import PathSummary
 from eks_capture.report.links import DEFAULT_EXPIRY, s3_console_link, signing_s3_client
 from eks_capture.report.pages import FileRow, FindingRow, Page, TalkerRow, render
+from eks_capture.report.paths import capture_paths
 from eks_capture.report.plots import timeline_svg
 from eks_capture.report.timelines import NodeTimeline, node_timeline
 from eks_capture.store.catalog import CaptureStore
@@ -55,6 +57,7 @@ class Report:
 
     html: str
     timelines: list[NodeTimeline]
+    paths: PathSummary | None = None
 
 
 class S3Files:
@@ -68,12 +71,16 @@ class S3Files:
         """The object's streaming body."""
         return self.client.get_object(Bucket=self.bucket, Key=record.s3_key)["Body"]
 
+    def cluster_context(self, session: CaptureSession) -> ClusterContext | None:
+        """The capture's cluster context, None when it has none or it cannot be read."""
+        try:
+            return load_context(self.client, self.bucket, session.cluster, session.capture_id)
+        except (ClientError, ValueError, OSError):
+            return None
+
     def context(self, session: CaptureSession) -> dict[str, str]:
         """IP -> name from the capture's context file, empty when it has none."""
-        try:
-            context = load_context(self.client, self.bucket, session.cluster, session.capture_id)
-        except (ClientError, ValueError, OSError):
-            return {}
+        context = self.cluster_context(session)
         return context.names() if context else {}
 
     def link(self, key: str, expires: int) -> str:
@@ -93,12 +100,14 @@ def build(
     expires: int = DEFAULT_EXPIRY,
     now: datetime | None = None,
 ) -> Report:
-    """Analyse every node's files per second and render the page."""
-    names = storage.context(session)
+    """Analyse every node's files per second, match packets across the nodes, and render the page."""
+    context = storage.cluster_context(session)
+    names = context.names() if context else {}
     by_node: dict[str, list[FileRecord]] = defaultdict(list)
     for record in files:
         by_node[record.node].append(record)
     timelines = [node_timeline(node, by_node[node], storage.open, names) for node in sorted(by_node)]
+    paths = capture_paths(files, storage.open, context)[0] if len(by_node) > 1 else None
     window = capture_window(session)
     alarm, alarm_label = trigger_moment(session)
     spans = [span for t in timelines if (span := t.seconds())]
@@ -157,8 +166,18 @@ def build(
         files=rows,
         generated=now or datetime.now(UTC),
         console=console,
+        paths=paths,
     )
-    return Report(html=render(page), timelines=timelines)
+    return Report(html=render(page), timelines=timelines, paths=paths)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A stored report: its key, a presigned link, and what the path analysis found (for notifications)."""
+
+    key: str
+    url: str
+    path_findings: tuple[str, ...] = ()
 
 
 def publish_capture_report(
@@ -171,6 +190,20 @@ def publish_capture_report(
     expires: int = DEFAULT_EXPIRY,
 ) -> tuple[str, str]:
     """Build and store one capture's report (e.g. at the end of a capture); its key and presigned link."""
+    done = report_capture(capture_id, table=table, bucket=bucket, s3=s3, dynamodb=dynamodb, expires=expires)
+    return done.key, done.url
+
+
+def report_capture(
+    capture_id: str,
+    *,
+    table: str,
+    bucket: str,
+    s3: Any = None,
+    dynamodb: Any = None,
+    expires: int = DEFAULT_EXPIRY,
+) -> Published:
+    """Build and store one capture's report; where it is and the path analysis' findings."""
     store = CaptureStore(table, dynamodb or boto3.client("dynamodb"))
     session = store.get_session(capture_id)
     if session is None:
@@ -183,7 +216,8 @@ def publish_capture_report(
         console=s3_console_link(bucket, session.s3_prefix),
         expires=expires,
     )
-    return publish(storage, session, built.html, expires)
+    key, url = publish(storage, session, built.html, expires)
+    return Published(key, url, tuple(built.paths.findings()) if built.paths else ())
 
 
 def publish(

@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 
 from eks_capture.captures.notifications import EndNotices, ReportLink, ReportOutcome, notify_end
 from eks_capture.errors import CaptureError
-from eks_capture.report.building import publish_capture_report
+from eks_capture.report.building import report_capture
 from eks_capture.report.links import DEFAULT_EXPIRY, signing_s3_client
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
@@ -92,7 +92,7 @@ def build_report(deps: DeliveryDeps, capture_id: str, budget_seconds: float) -> 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
     signed_at = deps.now()
     future = pool.submit(
-        publish_capture_report,
+        report_capture,
         capture_id,
         table=deps.settings.capture_table,
         bucket=deps.settings.capture_bucket,
@@ -101,7 +101,7 @@ def build_report(deps: DeliveryDeps, capture_id: str, budget_seconds: float) -> 
         expires=deps.expires,
     )
     try:
-        key, url = future.result(timeout=budget_seconds)
+        published = future.result(timeout=budget_seconds)
     except BuildTimeout:
         return ReportOutcome(problem=f"it took longer than the {budget_seconds:.0f} s left to build it")
     except Exception as error:  # whatever breaks the report must not take the notification with it
@@ -109,7 +109,8 @@ def build_report(deps: DeliveryDeps, capture_id: str, budget_seconds: float) -> 
         return ReportOutcome(problem=f"{type(error).__name__}: {error}")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return ReportOutcome(link=ReportLink(key, url, signed_at + timedelta(seconds=deps.expires)))
+    link = ReportLink(published.key, published.url, signed_at + timedelta(seconds=deps.expires))
+    return ReportOutcome(link=link, path_findings=published.path_findings)
 
 
 def deliver(deps: DeliveryDeps, capture_id: str, seconds_left: Callable[[], float]) -> Delivery:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from eks_capture.pcap.paths import PathSummary
+from eks_capture.report.path_pictures import path_section
 from eks_capture.store.sessions import CaptureSession
 
 STYLE = """
@@ -16,7 +18,7 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px soli
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border-bottom:1px solid #eee;padding:.3em .5em;
 text-align:left;vertical-align:top}th{background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .critical{color:#b00020;font-weight:bold}.warning{color:#b36b00}.info{color:#0b6e99}
-.meta td:first-child{color:#666;width:12em}figure{margin:1em 0}figure svg{width:100%;height:auto}
+.meta td:first-child{color:#666;width:12em}figure{margin:1em 0}figure svg,div.path svg{width:100%;height:auto}
 .muted{color:#777}code{font-size:.9em}
 """
 
@@ -71,6 +73,7 @@ class Page:
     files: Sequence[FileRow]
     generated: datetime
     console: str
+    paths: PathSummary | None = None
 
 
 def _t(moment: datetime | None) -> str:
@@ -183,6 +186,8 @@ the green band the capture window.</p>
 <h2>Findings</h2>
 {f"<ul>{session_findings}</ul>" if session_findings else ""}
 {findings}
+<h2>Path</h2>
+{path_section(page.paths)}
 <h2>Top talkers</h2>
 {talkers}
 <h2>Files</h2>
