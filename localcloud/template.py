@@ -315,6 +315,9 @@ class Stack:
                 return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
             if key == "Fn::Contains":  # Rules only: whether the list holds the string
                 return str(self.resolve(arg[1])) in [str(v) for v in self.resolve(arg[0])]
+            if key == "Fn::EachMemberIn":  # Rules only: whether every item of the first list is in the second
+                within = [str(v) for v in self.resolve(arg[1])]
+                return all(str(v) in within for v in self.resolve(arg[0]))
             if key == "Fn::Not":
                 return not self.resolve(arg[0])
             if key == "Fn::If":

@@ -149,6 +149,8 @@ def show(
     console.print(f"started {short(session.created_at)}, {session.duration_seconds}s requested{ended}")
     if session.verdict:
         console.print(f"verdict: {session.verdict}")
+    for option, why in sorted(session.limited.items()):
+        console.print(f"alarm cap on {option}: {why}", markup=False)
     totals = session.totals
     console.print(
         f"totals: {totals.files} files, {totals.packets:,} packets, {totals.bytes:,} bytes, "

@@ -54,6 +54,10 @@ class Settings(BaseModel):
     max_concurrent_captures: Annotated[int, Field(ge=1, le=1000)] = 5
     alarm_cooldown_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 900
     node_fallback: NodeFallback = NodeFallback.NONE
+    alarm_max_snaplen: Annotated[int, Field(ge=64, le=TCPDUMP_MAX_SNAPLEN)] = 1536
+    alarm_max_duration_seconds: Annotated[int, Field(ge=10, le=24 * 3600)] = 900
+    alarm_allow_fallback_all: bool = False
+    alarm_cluster_names: str | None = None
     upload_grace_seconds: Annotated[int, Field(ge=10, le=3600)] = 120
     job_ttl_seconds: Seconds = 3600
     spool_size_limit: str = "2Gi"
@@ -93,7 +97,7 @@ class Settings(BaseModel):
             raise ValueError(problem)
         return value
 
-    @field_validator("cluster_names")
+    @field_validator("cluster_names", "alarm_cluster_names")
     @classmethod
     def _cluster_list(cls, value: str | None) -> str | None:
         if value is None:
@@ -140,6 +144,8 @@ class Settings(BaseModel):
     def _consistent(self) -> Self:
         if self.default_cluster and self.cluster_names and self.default_cluster not in self.clusters:
             raise ValueError("DEFAULT_CLUSTER must be one of CLUSTER_NAMES")
+        if self.alarm_cluster_names and self.clusters and not set(self.alarm_clusters) <= set(self.clusters):
+            raise ValueError("ALARM_CLUSTER_NAMES must name only clusters of CLUSTER_NAMES")
         if self.default_duration_seconds > self.max_duration_seconds:
             raise ValueError("DEFAULT_DURATION_SECONDS must not exceed MAX_DURATION_SECONDS")
         if self.spool_budget_bytes < 2 * self.rotate_megabytes * MIB:
@@ -169,6 +175,13 @@ class Settings(BaseModel):
         if self.cluster_names:
             return tuple(self.cluster_names.split(","))
         return (self.default_cluster,) if self.default_cluster else ()
+
+    @property
+    def alarm_clusters(self) -> tuple[str, ...]:
+        """The clusters alarms may capture on: ALARM_CLUSTER_NAMES, else every cluster of the stack."""
+        if self.alarm_cluster_names:
+            return tuple(self.alarm_cluster_names.split(","))
+        return self.clusters
 
     def serves(self, cluster: str) -> bool:
         """Whether a capture may run on ``cluster``: one of the stack's clusters (any when none is set)."""

@@ -17,13 +17,25 @@ from eks_capture.captures.plan import Deps
 from eks_capture.captures.presets import PRESETS, Preset
 from eks_capture.settings import Settings
 from eks_capture.store.sessions import CaptureSession
+from localcloud.aws import MotoServer
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
+from localcloud.template import Stack
+from tests.fixtures.stack import STACK_PARAMETERS, deploy_stack
 
+# Presets are what this file checks, so its stack lifts the alarm caps (tests/integration/test_alarm_limits.py
+# checks those): alarms may keep whole packets, capture an hour and ask for every node.
+UNCAPPED = {"AlarmMaxSnaplen": "262144", "AlarmMaxDurationSeconds": "3600", "AlarmAllowFallbackAll": "true"}
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 INSTANCE_A = "i-0a1b2c3d4e5f60718"
 NAMESPACE = "eks-capture"
+
+
+@pytest.fixture
+def stack(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The test stack with the alarm caps lifted."""
+    return deploy_stack({**STACK_PARAMETERS, **UNCAPPED}, monkeypatch)
 
 
 def _dimensions(preset: Preset) -> dict[str, str]:

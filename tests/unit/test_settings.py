@@ -40,6 +40,10 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "MAX_CONCURRENT_CAPTURES": "2",
         "ALARM_COOLDOWN_SECONDS": "60",
         "NODE_FALLBACK": "all",
+        "ALARM_MAX_SNAPLEN": "128",
+        "ALARM_MAX_DURATION_SECONDS": "600",
+        "ALARM_ALLOW_FALLBACK_ALL": "True",
+        "ALARM_CLUSTER_NAMES": "payments-prod",
         "UPLOAD_GRACE_SECONDS": "30",
         "JOB_TTL_SECONDS": "600",
         "SPOOL_SIZE_LIMIT": "1Gi",
@@ -100,6 +104,11 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("CLUSTER_NAMES", "shop-prod,,payments-prod"),
         ("CLUSTER_NAMES", "shop-prod,-payments"),
         ("CLUSTER_NAMES", "shop-prod,shop-prod"),
+        ("ALARM_MAX_SNAPLEN", "10"),
+        ("ALARM_MAX_SNAPLEN", "300000"),
+        ("ALARM_MAX_DURATION_SECONDS", "5"),
+        ("ALARM_ALLOW_FALLBACK_ALL", "sometimes"),
+        ("ALARM_CLUSTER_NAMES", "shop-prod,,payments-prod"),
     ],
 )
 def test_bad_variable_is_named_in_the_error(variable: str, value: str | None) -> None:
@@ -121,6 +130,11 @@ def test_bad_variable_is_named_in_the_error(variable: str, value: str | None) ->
         ({"DEFAULT_DURATION_SECONDS": "1200", "MAX_DURATION_SECONDS": "600"}, "DEFAULT_DURATION_SECONDS"),
         ({"SPOOL_SIZE_LIMIT": "100Mi", "ROTATE_MEGABYTES": "64"}, "SPOOL_SIZE_LIMIT"),
         ({"DEFAULT_CLUSTER": "staging", "CLUSTER_NAMES": "shop-prod,payments-prod"}, "DEFAULT_CLUSTER"),
+        (
+            {"ALARM_CLUSTER_NAMES": "staging", "CLUSTER_NAMES": "shop-prod,payments-prod"},
+            "ALARM_CLUSTER_NAMES",
+        ),
+        ({"ALARM_CLUSTER_NAMES": "staging", "DEFAULT_CLUSTER": "shop-prod"}, "ALARM_CLUSTER_NAMES"),
     ],
 )
 def test_inconsistent_variables_name_the_one_to_change(env: dict[str, str], variable: str) -> None:
@@ -185,3 +199,33 @@ def test_a_capture_may_run_only_on_one_of_the_stacks_clusters(
     env: dict[str, str], cluster: str, served: bool
 ) -> None:
     assert Settings.from_env({**REQUIRED, **env}).serves(cluster) is served
+
+
+def test_alarm_caps_default_to_headers_fifteen_minutes_no_fallback_all_and_every_cluster() -> None:
+    settings = Settings.from_env({**REQUIRED, "CLUSTER_NAMES": "shop-prod,payments-prod"})
+
+    assert settings.alarm_max_snaplen == 1536
+    assert settings.alarm_max_duration_seconds == 900
+    assert settings.alarm_allow_fallback_all is False
+    assert settings.alarm_clusters == ("shop-prod", "payments-prod")
+
+
+@pytest.mark.parametrize(
+    ("env", "alarm_clusters"),
+    [
+        ({"CLUSTER_NAMES": "shop-prod,payments-prod"}, ("shop-prod", "payments-prod")),
+        (
+            {"CLUSTER_NAMES": "shop-prod,payments-prod", "ALARM_CLUSTER_NAMES": "payments-prod"},
+            ("payments-prod",),
+        ),
+        (
+            {"CLUSTER_NAMES": "shop-prod,payments-prod", "ALARM_CLUSTER_NAMES": " "},
+            ("shop-prod", "payments-prod"),
+        ),
+        ({"DEFAULT_CLUSTER": "shop-prod"}, ("shop-prod",)),
+    ],
+)
+def test_alarms_may_capture_on_alarm_cluster_names_else_every_cluster_of_the_stack(
+    env: dict[str, str], alarm_clusters: tuple[str, ...]
+) -> None:
+    assert Settings.from_env({**REQUIRED, **env}).alarm_clusters == alarm_clusters

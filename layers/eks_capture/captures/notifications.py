@@ -73,10 +73,19 @@ def start_message(settings: Settings, session: CaptureSession) -> tuple[str, str
         f"Why: {session.trigger.reason}\n"
         f"Capture: {session.capture_id} ({session.duration_seconds} s, filter {session.filter or 'none'})\n"
         f"Status: {session.status}: {session.verdict}\n"
+        f"{limited_lines(session)}"
         f"Nodes:\n{_nodes(session)}\n"
         f"Files: s3://{settings.capture_bucket}/{session.s3_prefix}\n{console_link(settings, session)}\n"
     )
     return subject[:100], body
+
+
+def limited_lines(session: CaptureSession) -> str:
+    """What the stack's alarm caps clipped or refused, one line each (nothing when they changed nothing)."""
+    if not session.limited:
+        return ""
+    lines = [f"  - {option}: {why}" for option, why in sorted(session.limited.items())]
+    return "Alarm caps:\n" + "\n".join(lines) + "\n"
 
 
 def end_message(

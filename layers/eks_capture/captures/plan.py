@@ -86,6 +86,7 @@ class Request:
     metrics: tuple[Metric, ...] = ()
     lookback_seconds: int | None = None  # None: the alarm's own, looked up only if a recorder is asked
     trigger_at: datetime | None = None
+    limited: dict[str, str] = field(default_factory=dict)  # what the alarm caps changed (alarm_limits)
 
 
 def alarm_tags(event: AlarmStateChange, deps: Deps) -> dict[str, str]:
@@ -115,6 +116,7 @@ def session_of(request: Request, deps: Deps, status: str, verdict: str = "") -> 
         filter=request.options.filter or "",
         snaplen=request.options.snaplen,
         preset=request.options.preset,
+        limited=dict(request.limited),
         s3_prefix=f"captures/{request.cluster}/{request.capture_id}/",
         verdict=verdict,
     )

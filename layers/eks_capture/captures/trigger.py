@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from eks_capture.captures.admit import active_captures, claim_slot, duplicate, reject
+from eks_capture.captures.alarm_limits import AlarmLimits, bound_alarm_options, refused_cluster
 from eks_capture.captures.launch import snapshot_context, start_node
 from eks_capture.captures.options import (
     TAG_CLUSTER,
@@ -98,22 +99,21 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         return Outcome("ignored", f"alarm {event.alarm_name} is {event.detail.state.value}, not ALARM")
     if not settings.watches_alarm(event.alarm_name):
         return Outcome("ignored", f"alarm {event.alarm_name} lacks the prefix {settings.alarm_name_prefix!r}")
-    options = capture_options_for_alarm(
-        event,
-        alarm_tags(event, deps),
-        CaptureOptions.defaults(settings),
-        max_duration_seconds=settings.max_duration_seconds,
+    tags = alarm_tags(event, deps)
+    asked = capture_options_for_alarm(
+        event, tags, CaptureOptions.defaults(settings), max_duration_seconds=settings.max_duration_seconds
     )
     cluster = _served(
-        alarm_cluster(event, options, settings.default_cluster),
-        f"tags.{TAG_CLUSTER}" if options.cluster is not None else "detail.configuration.metrics",
+        alarm_cluster(event, asked, settings.default_cluster),
+        f"tags.{TAG_CLUSTER}" if asked.cluster is not None else "detail.configuration.metrics",
         settings,
     )
+    limits = AlarmLimits.from_settings(settings)
+    bounded = bound_alarm_options(asked, tags, limits)
+    options = bounded.options
+    refusal = refused_cluster(cluster, limits)
     capture_id = capture_id_for_event(event.id, event.time)
     now = deps.now()
-    holder = deps.store.claim_cooldown(
-        event.alarm_name, capture_id, now + timedelta(seconds=settings.alarm_cooldown_seconds), now
-    )
     trigger = Trigger(
         kind="alarm",
         reason=f"alarm {event.alarm_name}: {event.detail.state.reason}"[:1024],
@@ -140,6 +140,17 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         started_at=now,
         metrics=event.metrics,
         trigger_at=event.detail.state.timestamp,
+        limited=bounded.limited if refusal is None else {**bounded.limited, "cluster": refusal},
+    )
+    if bounded.limited:
+        logger.info(
+            f"alarm {event.alarm_name} asked beyond the stack's alarm caps",
+            extra={"capture_id": capture_id, "limited": request.limited},
+        )
+    if refusal is not None:
+        return reject(request, refusal, deps)
+    holder = deps.store.claim_cooldown(
+        event.alarm_name, capture_id, now + timedelta(seconds=settings.alarm_cooldown_seconds), now
     )
     if holder is not None:
         return reject(request, f"alarm {event.alarm_name} is cooling down after capture {holder}", deps)

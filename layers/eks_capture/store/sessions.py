@@ -72,6 +72,7 @@ class CaptureSession(BaseModel):
     filter: str = ""
     snaplen: int = 0
     preset: str | None = None
+    limited: dict[str, str] = Field(default_factory=dict)  # what the alarm caps clipped or refused, and why
     nodes: dict[str, NodeCapture] = Field(default_factory=dict)
     skipped: dict[str, str] = Field(default_factory=dict)
     totals: Totals = Field(default_factory=Totals)
