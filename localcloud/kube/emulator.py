@@ -159,8 +159,10 @@ class KubeEmulator:
         local: bool = False,
         instance_type: str = "m5.large",
         nodegroup: str = "default",
+        allocatable: Mapping[str, str] | None = None,
     ) -> Obj:
-        """Register a node; ``local=True`` makes this machine run its pods' containers as processes."""
+        """Register a node; ``local=True`` makes this machine run its pods' containers as processes;
+        ``allocatable`` overrides what its kubelet admits (``{"pods": "2"}``: EKS's max-pods)."""
         number = next(_instance_ids)
         ip = ip or f"10.0.{number // 250}.{number % 250 + 4}"
         zone = zone or f"{self.region}{'abc'[number % 3]}"
@@ -176,6 +178,7 @@ class KubeEmulator:
             ready=ready,
             instance_type=instance_type,
             nodegroup=nodegroup,
+            allocatable=allocatable,
         )
         if local:
             self.kubelet.local_nodes.add(name)

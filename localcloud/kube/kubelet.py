@@ -1,4 +1,4 @@
-"""The scheduler and the kubelets: bind pods to nodes and advance their phases.
+"""The scheduler and the kubelets: bind pods to nodes, admit them (nodeadmission), advance their phases.
 
 Pods on ordinary nodes follow a scripted ``PodBehaviour`` (by default: start at once, run until
 deleted). Pods on the node marked local run their containers as processes on this machine.
@@ -16,6 +16,13 @@ from typing import Any
 from localcloud.kube.behaviours import PodBehaviour, PodScript
 from localcloud.kube.clock import parse_rfc3339, rfc3339
 from localcloud.kube.local import LocalPod
+from localcloud.kube.nodeadmission import (
+    TaintEvictions,
+    active_on,
+    evict_for_taint,
+    kubelet_admission,
+    reject,
+)
 from localcloud.kube.podstatus import internal_ip, pod_phase, set_condition
 from localcloud.kube.registry import DeleteOptions, Registry
 from localcloud.kube.resources import NODES, PODS
@@ -59,6 +66,8 @@ class Kubelet:
     _runs: dict[str, _Run] = field(default_factory=dict)
     _next_ip: int = 0
     _load: Counter[str] = field(default_factory=Counter)
+    _pods: list[Obj] = field(default_factory=list)
+    _taints: TaintEvictions = field(default_factory=TaintEvictions)
 
     def script(
         self,
@@ -82,7 +91,7 @@ class Kubelet:
     # the loop ---------------------------------------------------------------------------------
     def sync(self, now: float) -> None:
         nodes = {n["metadata"]["name"]: n for n in self.registry.store.items(NODES)}
-        pods = self.registry.store.items(PODS)
+        pods = self._pods = self.registry.store.items(PODS)
         self._load = Counter(p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName"))
         live = set()
         for pod in pods:
@@ -103,6 +112,10 @@ class Kubelet:
         node_name = spec.get("nodeName")
         node = nodes.get(node_name) if node_name else None
         run = self._runs.get(meta["uid"])
+        running = run is not None and not meta.get("deletionTimestamp")
+        if running and node is not None and self._taints.eviction_due(pod, node, now):
+            evict_for_taint(self.registry, pod, now)
+            return
         if run is not None and run.quiet_at == meta["resourceVersion"]:
             return  # nothing can change until the pod does (no timer pending)
         if meta.get("deletionTimestamp"):
@@ -111,13 +124,19 @@ class Kubelet:
         if not node_name:
             self._schedule(pod, list(nodes.values()), now)
             return
-        if node is None or not fits(spec, node):
+        if node is None:
             if run is None:
                 self._mark_unschedulable(pod, unschedulable_message(spec, list(nodes.values())), now)
             return
         if not node_ready(node):
             return
         if run is None:
+            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                return  # rejected by this kubelet: never started
+            rejection = kubelet_admission(pod, node, active_on(node_name, self._pods, set(self._runs)))
+            if rejection is not None:
+                reject(self.registry, pod, rejection)
+                return
             run = self._start(pod, node, now)
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             run.quiet_at = meta["resourceVersion"]

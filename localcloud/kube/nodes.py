@@ -22,8 +22,10 @@ def node_object(
     ready: bool = True,
     instance_type: str = "m5.large",
     nodegroup: str = "default",
+    allocatable: Mapping[str, str] | None = None,
 ) -> Obj:
-    """A Node with providerID ``aws:///<az>/<instance-id>``, EKS's labels, addresses, conditions."""
+    """A Node with providerID ``aws:///<az>/<instance-id>``, EKS's labels, addresses, conditions; the
+    allocatable pods of an m5.large under the VPC CNI (29) unless ``allocatable`` says otherwise."""
     region = zone[:-1]
     dns = f"ip-{ip.replace('.', '-')}.{region}.compute.internal"
     stamp = rfc3339(time.time())
@@ -64,6 +66,7 @@ def node_object(
                 "memory": "7210892Ki",
                 "pods": "29",
                 "ephemeral-storage": "18242267924",
+                **(allocatable or {}),
             },
             "conditions": [
                 _condition("MemoryPressure", "False", "KubeletHasSufficientMemory", stamp),

@@ -149,7 +149,7 @@ def test_pod_goes_pending_then_running_then_succeeded(kube: KubeEmulator, core: 
     ("spec", "message_part"),
     [
         ({"nodeName": "no-such-node"}, "0/1 nodes are available"),
-        ({"nodeName": "tainted"}, "untolerated taint {dedicated: gpu}"),
+        ({"tolerations": []}, "untolerated taint {dedicated: gpu}"),
         ({"nodeSelector": {"eks-capture.io/node": "elsewhere"}}, "didn't match Pod's node affinity/selector"),
     ],
 )
