@@ -7,6 +7,7 @@ the reaper sweeps with its clock moved forward where the case needs time to pass
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
 from eks_capture.store.sessions import CaptureSession
 from localcloud.kube import KubeEmulator, PodBehaviour
-from localcloud.kube.resources import JOBS, PODS
+from localcloud.kube.resources import JOBS, NODES, PODS
 from localcloud.router import Router
 from tests.events import load_event
 
@@ -165,6 +166,57 @@ def test_a_pod_stuck_pending_is_deleted_as_never_started(
     node = _session(deps, started.capture_id).nodes[NODE_A]
     assert node.status == "never_started"
     assert "ImagePullBackOff" in node.reason
+
+
+def _set_node(shop: KubeEmulator, node: str, change: Callable[[dict[str, Any]], None]) -> None:
+    shop.registry.mutate(NODES, None, node, change)
+
+
+def _jobs_finished(shop: KubeEmulator) -> bool:
+    jobs = shop.objects(JOBS, NAMESPACE)
+    return len(jobs) == 2 and all(
+        j.get("status", {}).get("succeeded") or j.get("status", {}).get("failed") for j in jobs
+    )
+
+
+def test_a_capture_on_a_full_node_never_started_and_says_the_kubelet_was_out_of_pods(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
+    on_a = [p for p in shop.objects(PODS) if p["spec"].get("nodeName") == NODE_A]
+    _set_node(
+        shop, NODE_A, lambda node: node["status"]["allocatable"].update(pods=str(len(on_a)))
+    )  # max-pods
+    started = _start(deps)
+    shop.wait_for(lambda: _jobs_finished(shop), timeout=20, what="both jobs finished")
+    clock.advance(200)
+
+    _sweep_until_closed(reaper_deps, shop, clock)
+
+    nodes = _session(deps, started.capture_id).nodes
+    used = len(on_a)
+    assert (nodes[NODE_A].status, nodes[NODE_A].reason) == (
+        "never_started",
+        "the node's kubelet rejected the pod (OutOfpods): Node didn't have enough resource: pods, "
+        f"requested: 1, used: {used}, capacity: {used}",
+    )
+    assert nodes[NODE_B].status == "completed"
+
+
+def test_a_cordoned_or_no_schedule_tainted_node_is_still_captured(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
+    _set_node(shop, NODE_A, lambda node: node["spec"].update(unschedulable=True))
+    taint = {"key": "dedicated", "value": "batch", "effect": "NoSchedule"}
+    _set_node(shop, NODE_B, lambda node: node["spec"].update(taints=[taint]))
+    started = _start(deps)
+    shop.wait_for(lambda: _jobs_finished(shop), timeout=20, what="both jobs finished")
+    clock.advance(200)
+
+    _sweep_until_closed(reaper_deps, shop, clock)
+
+    assert {n.status for n in _session(deps, started.capture_id).nodes.values()} == {"completed"}
 
 
 def test_a_stopped_capture_ends_with_its_nodes_stopped(

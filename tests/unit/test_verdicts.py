@@ -45,6 +45,11 @@ FAILED_CONTAINER = {
 PULL_BACKOFF = {
     "containerStatuses": [{"name": "capture", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]
 }
+OUT_OF_PODS = {
+    "reason": "OutOfpods",
+    "message": "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: 29, "
+    "capacity: 29",
+}
 UNSCHEDULABLE = {
     "conditions": [
         {
@@ -83,6 +88,30 @@ UNSCHEDULABLE = {
             True,
             "container capture exited 2: bad filter",
             id="failed-pod-names-its-container",
+        ),
+        pytest.param(
+            _job(**_condition("Failed", "BackoffLimitExceeded")),
+            [_pod("Failed", **OUT_OF_PODS)],
+            "never_started",
+            True,
+            "the node's kubelet rejected the pod (OutOfpods): Node didn't have enough resource: pods,",
+            id="pod-rejected-by-a-full-node-never-started",
+        ),
+        pytest.param(
+            _job(),
+            [_pod("Failed", **OUT_OF_PODS)],
+            "never_started",
+            True,
+            "(OutOfpods)",
+            id="rejection-seen-before-the-job-controller-fails-the-job",
+        ),
+        pytest.param(
+            _job(**_condition("Failed", "BackoffLimitExceeded")),
+            [_pod("Failed", reason="Evicted", message="The node was low on resource", **FAILED_CONTAINER)],
+            "failed",
+            True,
+            "container capture exited 2",
+            id="a-pod-whose-containers-ran-is-not-a-rejection",
         ),
         pytest.param(
             _job(expires_in=-GRACE.total_seconds() - 1),

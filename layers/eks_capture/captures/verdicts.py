@@ -14,6 +14,7 @@ from typing import Any
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
 from eks_capture.store.sessions import NodeStatus
 
+KUBELET_REJECTED = "Pod was rejected: "  # pkg/kubelet rejectPod's prefix
 STUCK_REASONS = ("ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName")
 
 
@@ -51,6 +52,19 @@ def _container_failure(pod: dict[str, Any]) -> str:
     return (pod.get("status") or {}).get("message") or "the pod failed"
 
 
+def _kubelet_rejection(pod: dict[str, Any]) -> str | None:
+    """Why the node's kubelet refused to run the pod (``OutOfpods`` on a full node...), if it did: the
+    pod is Failed with a reason and no container of it ever started."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Failed" or not status.get("reason"):
+        return None
+    for container in status.get("containerStatuses") or []:
+        if {"running", "terminated"} & set(container.get("state") or {}):
+            return None
+    said = str(status.get("message") or "").removeprefix(KUBELET_REJECTED)
+    return f"the node's kubelet rejected the pod ({status['reason']}): {said}".rstrip(": ")
+
+
 def _stuck_reason(pod: dict[str, Any]) -> str | None:
     """Why a pod has not started: unschedulable, or an image or config it cannot get."""
     status = pod.get("status") or {}
@@ -77,6 +91,9 @@ def judge(
         return Verdict("stopped", "being deleted: the uploader is flushing its last files", False, False)
     if _condition(job, "Complete"):
         return Verdict("completed", "captured and uploaded everything", True, True)
+    rejected = next((why for pod in pods if (why := _kubelet_rejection(pod))), None)
+    if rejected:
+        return Verdict("never_started", rejected, True, True)
     failed = _condition(job, "Failed")
     if failed:
         if failed.get("reason") == "DeadlineExceeded":
