@@ -101,7 +101,6 @@ def main() -> None:
         **os.environ,
         "CAPTURE_BUCKET": "bench-bucket",
         "CAPTURE_TABLE": "bench-table",
-        "IDEMPOTENCY_TABLE": "bench-table",
         "CAPTURE_IMAGE": "img:bench",
     }
     handler = "import runpy; runpy.run_path('functions/trigger/app.py')"

@@ -18,7 +18,6 @@ SAMPLE_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent@s
 SAMPLE_ENV = {
     "CAPTURE_BUCKET": "eks-capture-123456789012-us-west-2",
     "CAPTURE_TABLE": "eks-capture-index",
-    "IDEMPOTENCY_TABLE": "eks-capture-idempotency",
     "CAPTURE_IMAGE": SAMPLE_IMAGE,
     "AWS_REGION": "us-west-2",
 }

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.files import FileRecord
+from eks_capture.store.keys import iso_key
 from eks_capture.store.sessions import CaptureSession, SessionStatus
 from eks_capture_cli.failures import EXIT_NOT_FOUND, CommandError
-
-_deserializer = TypeDeserializer()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Catalog:
@@ -48,31 +31,7 @@ class Catalog:
         limit: int = 50,
     ) -> list[CaptureSession]:
         """The cluster's captures started at or after ``since``, newest first, at most ``limit``."""
-        low = f"SESSION#{_stamp(since)}" if since else "SESSION#"
-        query: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": f"CLUSTER#{cluster}"},
-                ":low": {"S": low},
-                ":high": {"S": "SESSION#~"},
-            },
-            "ScanIndexForward": False,
-        }
-        if statuses:
-            names = {f":s{i}": {"S": status} for i, status in enumerate(statuses)}
-            query["FilterExpression"] = f"#status IN ({', '.join(names)})"
-            query["ExpressionAttributeNames"] = {"#status": "status"}
-            query["ExpressionAttributeValues"].update(names)
-        found: list[CaptureSession] = []
-        for page in self.client.get_paginator("query").paginate(**query):
-            for item in page.get("Items", []):
-                data = _plain({k: _deserializer.deserialize(v) for k, v in item.items()})
-                found.append(CaptureSession.model_validate(data))
-                if len(found) >= limit:
-                    return found
-        return found
+        return self.store.sessions(cluster, since=since, statuses=statuses, limit=limit)
 
     def session(self, capture_id: str) -> CaptureSession:
         """One capture's session; a not-found failure naming the table otherwise."""
@@ -91,5 +50,5 @@ class Catalog:
 
 
 def _file_order(record: FileRecord) -> tuple[str, str, str]:
-    first = _stamp(record.first_ts) if record.first_ts else ""
+    first = iso_key(record.first_ts) if record.first_ts else ""
     return (record.node, first, record.s3_key)

@@ -70,15 +70,6 @@ class CaptureNotFound(CaptureError):  # noqa: N818 - the domain names these by w
         super().__init__(f"no capture session {capture_id}", capture_id=capture_id)
 
 
-class NodeNotFound(CaptureError):  # noqa: N818 - the domain names these by what happened
-    """A node named in a request is not (or no longer) in the cluster."""
-
-    code = "NodeNotFound"
-
-    def __init__(self, cluster: str, node: str) -> None:
-        super().__init__(f"node {node} is not in cluster {cluster}", cluster=cluster, node=node)
-
-
 class ClusterNotFound(CaptureError):  # noqa: N818 - the domain names these by what happened
     """eks:DescribeCluster does not know the cluster in this account and region."""
 
@@ -109,28 +100,6 @@ class ApiThrottled(CaptureError):  # noqa: N818 - the domain names these by what
             service=service,
             operation=operation,
             attempts=attempts,
-        )
-
-
-class CaptureLimitReached(CaptureError):  # noqa: N818 - the domain names these by what happened
-    """A guardrail cap (concurrent captures, nodes) leaves no room for this capture."""
-
-    code = "CaptureLimitReached"
-
-    def __init__(self, limit: str, current: int, maximum: int) -> None:
-        super().__init__(
-            f"{limit}: {current} in use, at most {maximum}", limit=limit, current=current, maximum=maximum
-        )
-
-
-class AlarmCoolingDown(CaptureError):  # noqa: N818 - the domain names these by what happened
-    """The alarm started a capture recently; its cooldown has not passed."""
-
-    code = "AlarmCoolingDown"
-
-    def __init__(self, alarm_name: str, until: str) -> None:
-        super().__init__(
-            f"alarm {alarm_name} is cooling down until {until}", alarm_name=alarm_name, until=until
         )
 
 

@@ -39,7 +39,6 @@ class Settings(BaseModel):
 
     capture_bucket: str
     capture_table: str
-    idempotency_table: str
     capture_namespace: str = "eks-capture"
     capture_image: str
     capture_service_account: str = "eks-capture-uploader"
@@ -76,7 +75,7 @@ class Settings(BaseModel):
             raise ValueError("must be an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')")
         return value
 
-    @field_validator("capture_table", "idempotency_table")
+    @field_validator("capture_table")
     @classmethod
     def _table_name(cls, value: str) -> str:
         if not _TABLE.match(value):

@@ -134,7 +134,7 @@ def _finish_capture(store: CaptureStore, stop: threading.Event) -> None:
 
 
 def _sessions(store: CaptureStore) -> list[CaptureSession]:
-    return store.list_sessions(CLUSTER)
+    return store.sessions(CLUSTER)
 
 
 def test_start_wait_follows_the_capture_until_it_ends(

@@ -285,7 +285,7 @@ def test_the_same_event_delivered_eight_times_at_once_starts_one_job_per_node(
     assert {o.capture_id for o in outcomes} != {None}
     assert len({o.capture_id for o in outcomes}) == 1
     assert {o.status for o in outcomes} <= {"running", "duplicate"}
-    assert len(deps.store.list_sessions(CLUSTER)) == 1
+    assert len(deps.store.sessions(CLUSTER)) == 1
     session = assert_each_node_has_one_capture_or_a_reason(
         deps.store, shop, str(outcomes[0].capture_id), ALL_NODES
     )

@@ -134,7 +134,7 @@ def test_a_burst_of_alarms_and_its_teardown_under_throttled_writes_keep_every_in
         node = node_of_instance[query["metricStat"]["metric"]["dimensions"]["InstanceId"]]
         assert_each_node_has_one_capture_or_a_reason(store, shop, outcome.capture_id, {node})
         assert session.status == ("running" if outcome.capture_id in running else "failed"), session
-    sessions = store.list_sessions("shop-prod", limit=1000)
+    sessions = store.sessions("shop-prod")
     clock = Clock()
     reaper_deps = ReaperDeps(settings=throttled_deps.settings, store=store, now=clock)
     swept_before = dynamodb.throttled.total()

@@ -76,7 +76,7 @@ def test_a_burst_of_alarms_keeps_the_caps_and_starts_each_capture_once(
     assert 0 < len(running) <= max_captures  # before capture slots: 26 captures for a cap of 25
     assert_one_live_capture_per_node(shop)
     by_event = {e["id"]: capture_id_for_event(e["id"], _time(e)) for e in events}
-    sessions = capped.store.list_sessions(CLUSTER, limit=1000)
+    sessions = capped.store.sessions(CLUSTER)
     assert sorted(s.capture_id for s in sessions) == sorted(set(by_event.values()))
     for event, outcome in zip(events, outcomes, strict=True):
         assert outcome.capture_id == by_event[event["id"]]

@@ -215,7 +215,7 @@ def test_a_report_with_no_time_left_in_the_invocation_is_named_and_the_notificat
     [notification] = _notifications(inbox)
     assert done.status == "notified"
     assert "no time was left" in _link(notification["Message"])
-    assert deps.notices.sent(capture_id)
+    assert deps.store.end_notice_sent(capture_id)
 
 
 def _deliver_now(capture_id: str) -> delivery.Delivery:
@@ -245,4 +245,4 @@ def test_a_notification_sns_refuses_fails_the_invocation_so_that_it_is_retried(s
     with pytest.raises(delivery.NotificationNotSent):
         delivery.deliver(deps, capture_id, seconds_left=lambda: 600.0)
 
-    assert not deps.notices.sent(capture_id)
+    assert not deps.store.end_notice_sent(capture_id)

@@ -53,21 +53,33 @@ def _file(capture_id: str, node: str, key: str, first: datetime, packets: int = 
 def test_a_redelivered_start_finds_its_session_instead_of_creating_another(store: CaptureStore) -> None:
     assert store.create_session(_session()) is True
     assert store.create_session(_session()) is False
-    assert store.list_sessions("demo-cluster") == [_session()]
+    assert store.sessions("demo-cluster") == [_session()]
 
 
-def test_node_states_are_kept_per_node(store: CaptureStore) -> None:
+def test_node_states_are_kept_per_node_and_a_settled_node_is_settled_once(store: CaptureStore) -> None:
     session = _session()
     store.create_session(session)
-    store.save_node(session.capture_id, NodeCapture(node="ip-10-0-1-5", job="j1", status="running"))
-    store.save_node(session.capture_id, NodeCapture(node="ip-10-0-2-7", job="j2"))
-    store.save_skipped(session.capture_id, {"ip-10-0-3-9": "NotReady"})
+    started = session.model_copy(
+        update={
+            "status": "running",
+            "nodes": {
+                "ip-10-0-1-5": NodeCapture(node="ip-10-0-1-5", job="j1", status="running"),
+                "ip-10-0-2-7": NodeCapture(node="ip-10-0-2-7", job="j2"),
+            },
+            "skipped": {"ip-10-0-3-9": "NotReady"},
+        }
+    )
+    assert store.replace_session(started, expected_status="starting") is True
+    assert store.replace_session(started, expected_status="starting") is False
+
+    done = NodeCapture(node="ip-10-0-1-5", job="j1", status="completed", reason="uploaded everything")
+    assert store.settle_node(session.capture_id, done) is True
+    assert store.settle_node(session.capture_id, done.model_copy(update={"status": "failed"})) is False
 
     stored = store.get_session(session.capture_id)
-
     assert stored is not None
     assert {n: c.status for n, c in stored.nodes.items()} == {
-        "ip-10-0-1-5": "running",
+        "ip-10-0-1-5": "completed",
         "ip-10-0-2-7": "pending",
     }
     assert stored.skipped == {"ip-10-0-3-9": "NotReady"}

@@ -118,7 +118,7 @@ def test_alarm_leaving_alarm_state_starts_nothing(deps: Deps, shop: KubeEmulator
 
     assert outcome.status == "ignored"
     assert _jobs(shop) == []
-    assert deps.store.list_sessions("shop-prod") == []
+    assert deps.store.sessions("shop-prod") == []
 
 
 def test_alarm_outside_the_stack_prefix_starts_nothing(deps: Deps, shop: KubeEmulator) -> None:
@@ -158,7 +158,7 @@ def test_the_same_event_delivered_twice_starts_one_capture(deps: Deps, shop: Kub
     assert (first.status, second.status) == ("running", "duplicate")
     assert first.capture_id == second.capture_id
     assert len(_jobs(shop)) == 2
-    assert len(deps.store.list_sessions("shop-prod")) == 1
+    assert len(deps.store.sessions("shop-prod")) == 1
 
 
 def test_a_flapping_alarm_is_refused_during_its_cooldown_and_the_refusal_recorded(
@@ -257,7 +257,7 @@ def test_invalid_events_are_rejected_naming_the_field_and_create_nothing(
 
     assert rejected.value.field
     assert _jobs(shop) == []
-    assert deps.store.list_sessions("shop-prod") == []
+    assert deps.store.sessions("shop-prod") == []
 
 
 def test_stop_capture_deletes_the_jobs_and_marks_the_session_stopping(deps: Deps, shop: KubeEmulator) -> None:

@@ -30,7 +30,6 @@ FUNCTIONS = [
 ENVIRONMENT = {
     "CAPTURE_BUCKET": "captures",
     "CAPTURE_TABLE": "capture-index",
-    "IDEMPOTENCY_TABLE": "capture-index",
     "CAPTURE_IMAGE": "example.com/eks-capture:1",
     "DEFAULT_CLUSTER": "shop-prod",
     "AWS_DEFAULT_REGION": "us-west-2",

@@ -32,7 +32,6 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 BASE_ENV = {
     "CAPTURE_BUCKET": "captures-bucket",
     "CAPTURE_TABLE": "captures",
-    "IDEMPOTENCY_TABLE": "captures",
     "CAPTURE_IMAGE": "eks-capture:test",
 }
 

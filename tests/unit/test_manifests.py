@@ -26,7 +26,6 @@ STARTED = datetime(2026, 11, 25, 11, 0, 0, tzinfo=UTC)
 SETTINGS = Settings(
     capture_bucket="eks-capture-123456789012-us-west-2",
     capture_table="eks-capture-index",
-    idempotency_table="eks-capture-idempotency",
     capture_image="123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent@sha256:" + "a" * 64,
     aws_region="us-west-2",
 )

@@ -20,7 +20,6 @@ CLOSED_AT = datetime(2026, 11, 25, 11, 12, 4, tzinfo=UTC)
 SETTINGS = Settings(
     capture_bucket="shop-pcaps",
     capture_table="capture-index",
-    idempotency_table="capture-index",
     capture_image="example.com/eks-capture:1",
 )
 SESSION = CaptureSession(

@@ -11,7 +11,6 @@ from eks_capture.settings import MIB, NodeFallback, Settings
 REQUIRED = {
     "CAPTURE_BUCKET": "eks-capture-123456789012-us-west-2",
     "CAPTURE_TABLE": "eks-capture-index",
-    "IDEMPOTENCY_TABLE": "eks-capture-idempotency",
     "CAPTURE_IMAGE": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent:1.0.0",
 }
 
@@ -84,7 +83,7 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("CAPTURE_BUCKET", None),
         ("CAPTURE_BUCKET", "Not_A_Bucket"),
         ("CAPTURE_TABLE", "x"),
-        ("IDEMPOTENCY_TABLE", None),
+        ("CAPTURE_TABLE", None),
         ("CAPTURE_IMAGE", "image with spaces"),
         ("CAPTURE_IMAGE", "repo@sha256:short"),
         ("CAPTURE_NAMESPACE", "Eks_Capture"),

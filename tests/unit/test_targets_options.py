@@ -85,7 +85,6 @@ def test_defaults_come_from_settings() -> None:
     settings = Settings(
         capture_bucket="bucket-1",
         capture_table="tab",
-        idempotency_table="idem",
         capture_image="img:1",
         default_duration_seconds=90,
         default_snaplen=96,

@@ -43,7 +43,6 @@ def _rendered_capture_pod() -> dict[str, Any]:
         {
             "CAPTURE_BUCKET": "eks-capture-pcaps",
             "CAPTURE_TABLE": "eks-capture-index",
-            "IDEMPOTENCY_TABLE": "eks-capture-index",
             "CAPTURE_IMAGE": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture@sha256:" + "0" * 64,
             "CAPTURE_NAMESPACE": NAMESPACE,
             "CAPTURE_SERVICE_ACCOUNT": SERVICE_ACCOUNT,

@@ -12,15 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.settings import Settings
-from eks_capture.store.keys import SESSION_SK
 from eks_capture.store.sessions import CaptureSession
 
 logger = Logger(child=True)
-_serializer = TypeSerializer()
 
 
 @dataclass(frozen=True)
@@ -128,41 +125,3 @@ def notify_end(
 ) -> bool:
     """Tell the subscribers how a capture ended, its totals, top findings and report; whether SNS took it."""
     return _publish(sns, settings, *end_message(settings, session, report))
-
-
-class EndNotices:
-    """The once-only mark of a capture's end notification, on its session item."""
-
-    def __init__(self, client: Any, table: str) -> None:
-        self.client = client
-        self.table = table
-
-    def _key(self, capture_id: str) -> dict[str, Any]:
-        return {"pk": {"S": f"CAPTURE#{capture_id}"}, "sk": {"S": SESSION_SK}}
-
-    def sent(self, capture_id: str) -> bool:
-        """Whether the capture's end notification has gone out."""
-        item = self.client.get_item(
-            TableName=self.table,
-            Key=self._key(capture_id),
-            ProjectionExpression="notified_at",
-            ConsistentRead=True,
-        ).get("Item", {})
-        return "notified_at" in item
-
-    def record(self, capture_id: str, at: datetime, report: ReportOutcome) -> bool:
-        """Mark the notification sent; False when another sender marked it first."""
-        values = {":at": at.astimezone(UTC).isoformat(), ":key": report.link.key if report.link else ""}
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=self._key(capture_id),
-                UpdateExpression="SET notified_at = :at, report_key = :key",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
-                ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True

@@ -27,7 +27,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from eks_capture.captures.notifications import EndNotices, ReportOutcome, notify_end
+from eks_capture.captures.notifications import ReportOutcome, notify_end
 from eks_capture.captures.recorder import (
     read_window_manifest,
     recorder_pods,
@@ -282,9 +282,8 @@ class _Sweep:
             return
         logger.warning(f"capture {session.capture_id}: {problem}; notifying without a report")
         outcome = ReportOutcome(problem=problem)
-        notices = EndNotices(self.deps.dynamodb, self.settings.capture_table)
         if notify_end(self.deps.sns, self.settings, session, outcome):
-            notices.record(session.capture_id, self.now, outcome)
+            self.deps.store.record_end_notice(session.capture_id, self.now, report_key="")
 
 
 def _dropped_on(s3: Any, bucket: str, session: CaptureSession, node: str) -> int:

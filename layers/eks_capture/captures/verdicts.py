@@ -25,7 +25,6 @@ class Verdict:
     status: NodeStatus
     reason: str
     delete: bool
-    final: bool
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -88,32 +87,29 @@ def judge(
     created = parse_time(metadata.get("creationTimestamp")) or now
     expires = parse_time((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
     if metadata.get("deletionTimestamp"):
-        return Verdict("stopped", "being deleted: the uploader is flushing its last files", False, False)
+        return Verdict("stopped", "being deleted: the uploader is flushing its last files", False)
     if _condition(job, "Complete"):
-        return Verdict("completed", "captured and uploaded everything", True, True)
+        return Verdict("completed", "captured and uploaded everything", True)
     rejected = next((why for pod in pods if (why := _kubelet_rejection(pod))), None)
     if rejected:
-        return Verdict("never_started", rejected, True, True)
+        return Verdict("never_started", rejected, True)
     failed = _condition(job, "Failed")
     if failed:
         if failed.get("reason") == "DeadlineExceeded":
-            return Verdict("deadline_exceeded", "stopped by the Job's activeDeadlineSeconds", True, True)
+            return Verdict("deadline_exceeded", "stopped by the Job's activeDeadlineSeconds", True)
         failed_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
         story = _container_failure(failed_pods[0]) if failed_pods else failed.get("message", "the Job failed")
-        return Verdict("failed", story, True, True)
+        return Verdict("failed", story, True)
     if expires is not None and now > expires + grace:
         return Verdict(
             "deadline_exceeded",
             f"still running {int((now - expires).total_seconds())} s after its expiry: deleted by the reaper",
             True,
-            True,
         )
     pending = [p for p in pods if (p.get("status") or {}).get("phase") in (None, "Pending")]
     if pending and now - created > pending_bound:
         reason = _stuck_reason(pending[0]) or "still Pending"
-        return Verdict(
-            "never_started", f"{reason} after {int((now - created).total_seconds())} s", True, True
-        )
+        return Verdict("never_started", f"{reason} after {int((now - created).total_seconds())} s", True)
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
-        return Verdict("running", "capturing", False, False)
-    return Verdict("pending", "waiting for its pod to start", False, False)
+        return Verdict("running", "capturing", False)
+    return Verdict("pending", "waiting for its pod to start", False)

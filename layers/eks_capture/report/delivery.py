@@ -18,7 +18,7 @@ from typing import Any, Literal
 import boto3
 from aws_lambda_powertools import Logger
 
-from eks_capture.captures.notifications import EndNotices, ReportLink, ReportOutcome, notify_end
+from eks_capture.captures.notifications import ReportLink, ReportOutcome, notify_end
 from eks_capture.errors import CaptureError
 from eks_capture.report.building import report_capture
 from eks_capture.report.links import DEFAULT_EXPIRY, signing_s3_client
@@ -63,7 +63,6 @@ class DeliveryDeps:
         if self.sns is None and self.settings.notification_topic_arn:
             self.sns = boto3.client("sns")
         self.store = CaptureStore(self.settings.capture_table, self.dynamodb)
-        self.notices = EndNotices(self.dynamodb, self.settings.capture_table)
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def deliver(deps: DeliveryDeps, capture_id: str, seconds_left: Callable[[], floa
     if session.status not in CLOSED_STATES:
         logger.warning(f"capture {capture_id} is {session.status}, not closed; nothing to report")
         return Delivery(capture_id, "not_closed")
-    if deps.notices.sent(capture_id):
+    if deps.store.end_notice_sent(capture_id):
         logger.info(f"capture {capture_id}: end notification sent already")
         return Delivery(capture_id, "duplicate")
     outcome = build_report(deps, capture_id, seconds_left() - NOTIFY_RESERVE_SECONDS)
@@ -135,6 +134,6 @@ def _notify(deps: DeliveryDeps, session: CaptureSession, outcome: ReportOutcome,
         return done
     if not notify_end(deps.sns, deps.settings, session, outcome):
         raise NotificationNotSent(session.capture_id)
-    if not deps.notices.record(session.capture_id, deps.now(), outcome):
+    if not deps.store.record_end_notice(session.capture_id, deps.now(), done.report_key):
         logger.warning(f"capture {session.capture_id}: another delivery notified at the same time")
     return Delivery(done.capture_id, "notified", done.report_key, done.problem)

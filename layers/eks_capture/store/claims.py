@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from botocore.exceptions import ClientError
-
-from eks_capture.store.keys import Table, deserialize, is_condition_failure, serialize
+from eks_capture.store.keys import Table, claim_key, deserialize, serialize
 
 _CLAIM_CONDITION = "attribute_not_exists(pk) OR capture_id = :id OR #ttl < :now"
 
@@ -18,46 +16,42 @@ _CLAIM_CONDITION = "attribute_not_exists(pk) OR capture_id = :id OR #ttl < :now"
 class Claims(Table):
     """The claims part of the store."""
 
-    def _claim(self, pk: str, capture_id: str, until: datetime, now: datetime) -> str | None:
-        """Take the claim item ``pk`` for ``capture_id`` until ``until``; None, or the capture holding it."""
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=serialize(
-                    {
-                        "pk": pk,
-                        "sk": pk.split("#", 1)[0],
-                        "capture_id": capture_id,
-                        "ttl": int(until.timestamp()),
-                    }
-                ),
-                ConditionExpression=_CLAIM_CONDITION,
-                ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues=serialize({":id": capture_id, ":now": int(now.timestamp())}),
-            )
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
-            holder = self._client.get_item(
-                TableName=self.table_name,
-                Key=serialize({"pk": pk, "sk": pk.split("#", 1)[0]}),
-                ConsistentRead=True,
-            ).get("Item")
-            return str(deserialize(holder)["capture_id"]) if holder else "another capture"
-        return None
+    @staticmethod
+    def _claim_item(key: dict[str, str], capture_id: str, until: datetime) -> dict[str, object]:
+        return serialize({**key, "capture_id": capture_id, "ttl": int(until.timestamp())})
 
-    def _release(self, pk: str, capture_id: str) -> None:
-        """Drop the claim item ``pk`` if ``capture_id`` still holds it (never another capture's)."""
-        try:
-            self._client.delete_item(
-                TableName=self.table_name,
-                Key=serialize({"pk": pk, "sk": pk.split("#", 1)[0]}),
-                ConditionExpression="capture_id = :id",
-                ExpressionAttributeValues=serialize({":id": capture_id}),
-            )
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
+    def _claim(self, key: dict[str, str], capture_id: str, until: datetime, now: datetime) -> str | None:
+        """Take the claim item ``key`` for ``capture_id`` until ``until``; None, or the capture holding it."""
+        if self._conditional(
+            "put_item",
+            Item=self._claim_item(key, capture_id, until),
+            ConditionExpression=_CLAIM_CONDITION,
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues=serialize({":id": capture_id, ":now": int(now.timestamp())}),
+        ):
+            return None
+        holder = self._client.get_item(
+            TableName=self.table_name, Key=serialize(key), ConsistentRead=True
+        ).get("Item")
+        return str(deserialize(holder)["capture_id"]) if holder else "another capture"
+
+    def _release(self, key: dict[str, str], capture_id: str) -> None:
+        """Drop the claim item ``key`` if ``capture_id`` still holds it (never another capture's)."""
+        self._conditional(
+            "delete_item",
+            Key=serialize(key),
+            ConditionExpression="capture_id = :id",
+            ExpressionAttributeValues=serialize({":id": capture_id}),
+        )
+
+    def _take_over(self, key: dict[str, str], holder: str, capture_id: str, until: datetime) -> bool:
+        """Give the claim item ``key`` to ``capture_id`` if ``holder`` still has it; whether it did."""
+        return self._conditional(
+            "put_item",
+            Item=self._claim_item(key, capture_id, until),
+            ConditionExpression="capture_id = :holder",
+            ExpressionAttributeValues=serialize({":holder": holder}),
+        )
 
     def acquire_node(
         self, cluster: str, node: str, capture_id: str, until: datetime, now: datetime
@@ -68,19 +62,19 @@ class Claims(Table):
         One conditional put per node, run in parallel by the caller: measured against 100-item
         transactions, no faster on DynamoDB and three times slower on the local cloud.
         """
-        return self._claim(f"LOCK#{cluster}#{node}", capture_id, until, now)
+        return self._claim(claim_key("LOCK", cluster, node), capture_id, until, now)
 
     def release_node(self, cluster: str, node: str, capture_id: str) -> None:
         """Free ``node`` if ``capture_id`` still holds it (never another capture's lock)."""
-        self._release(f"LOCK#{cluster}#{node}", capture_id)
+        self._release(claim_key("LOCK", cluster, node), capture_id)
 
     def claim_cooldown(self, alarm_name: str, capture_id: str, until: datetime, now: datetime) -> str | None:
         """Start the alarm's cooldown for ``capture_id``; None on success, else the capture in cooldown."""
-        return self._claim(f"COOLDOWN#{alarm_name}", capture_id, until, now)
+        return self._claim(claim_key("COOLDOWN", alarm_name), capture_id, until, now)
 
     def release_cooldown(self, alarm_name: str, capture_id: str) -> None:
         """End the alarm's cooldown if ``capture_id`` holds it (a capture that started nothing)."""
-        self._release(f"COOLDOWN#{alarm_name}", capture_id)
+        self._release(claim_key("COOLDOWN", alarm_name), capture_id)
 
     def claim_capture_slot(
         self,
@@ -97,39 +91,19 @@ class Claims(Table):
         The concurrent-capture cap counts the cluster's Jobs, which appear only after the check, so
         invocations running at once could each pass it; a slot is claimed before any Job is created.
         """
-        held: dict[str, str] = {}
+        held: dict[int, str] = {}
         for index in range(slots):
-            holder = self._claim(f"SLOT#{cluster}#{index}", capture_id, until, now)
+            holder = self._claim(claim_key("SLOT", cluster, index), capture_id, until, now)
             if holder is None:
                 return index
-            held[f"SLOT#{cluster}#{index}"] = holder
-        for index, (pk, holder) in enumerate(held.items()):
-            if ended(holder) and self._take_over(pk, holder, capture_id, until):
+            held[index] = holder
+        for index, holder in held.items():
+            if ended(holder) and self._take_over(
+                claim_key("SLOT", cluster, index), holder, capture_id, until
+            ):
                 return index
         return None
 
     def release_capture_slot(self, cluster: str, index: int, capture_id: str) -> None:
         """Free the slot if ``capture_id`` still holds it (a capture that started nothing)."""
-        self._release(f"SLOT#{cluster}#{index}", capture_id)
-
-    def _take_over(self, pk: str, holder: str, capture_id: str, until: datetime) -> bool:
-        """Give the claim item ``pk`` to ``capture_id`` if ``holder`` still has it; whether it did."""
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=serialize(
-                    {
-                        "pk": pk,
-                        "sk": pk.split("#", 1)[0],
-                        "capture_id": capture_id,
-                        "ttl": int(until.timestamp()),
-                    }
-                ),
-                ConditionExpression="capture_id = :holder",
-                ExpressionAttributeValues=serialize({":holder": holder}),
-            )
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
-            return False
-        return True
+        self._release(claim_key("SLOT", cluster, index), capture_id)

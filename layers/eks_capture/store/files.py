@@ -13,13 +13,16 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from eks_capture.store.keys import (
-    MAX_FILE_SPAN,
-    SESSION_SK,
+    FILE_PREFIX,
     Table,
     cancellation_reasons,
+    capture_pk,
+    cluster_pk,
+    file_keys,
+    file_window_bounds,
     is_condition_failure,
-    iso_key,
     serialize,
+    session_key,
 )
 
 
@@ -48,12 +51,8 @@ class Files(Table):
 
     def record_file(self, record: FileRecord) -> bool:
         """Store a file item and add it to its session's totals in one transaction; False if already there."""
-        first = iso_key(record.first_ts) if record.first_ts else "0000"
         item = {
-            "pk": f"CAPTURE#{record.capture_id}",
-            "sk": f"FILE#{record.node}#{record.s3_key}",
-            "gsi1pk": f"CLUSTER#{record.cluster}",
-            "gsi1sk": f"FILE#{first}#{record.node}",
+            **file_keys(record.capture_id, record.cluster, record.node, record.s3_key, record.first_ts),
             **record.model_dump(mode="json"),
         }
         try:
@@ -69,7 +68,7 @@ class Files(Table):
                     {
                         "Update": {
                             "TableName": self.table_name,
-                            "Key": serialize({"pk": f"CAPTURE#{record.capture_id}", "sk": SESSION_SK}),
+                            "Key": serialize(session_key(record.capture_id)),
                             "UpdateExpression": "ADD totals.files :one, totals.packets :packets, "
                             "totals.#bytes :bytes",
                             "ExpressionAttributeNames": {"#bytes": "bytes"},
@@ -88,28 +87,18 @@ class Files(Table):
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                return self._record_file_without_session(item)
-            raise
-        return True
-
-    def _record_file_without_session(self, item: dict[str, Any]) -> bool:
-        """A file whose session is unknown (an orphan pod's upload) is still indexed, totals aside."""
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=serialize(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
+                # A file whose session is unknown (an orphan pod's upload) is still indexed, totals aside.
+                return self._conditional(
+                    "put_item", Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
+                )
             raise
         return True
 
     def files_of_capture(self, capture_id: str) -> list[FileRecord]:
+        """The capture's file items, in key order (node, then S3 key)."""
         items = self._query_all(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues=serialize({":pk": f"CAPTURE#{capture_id}", ":prefix": "FILE#"}),
+            ExpressionAttributeValues=serialize({":pk": capture_pk(capture_id), ":prefix": FILE_PREFIX}),
         )
         return [FileRecord.model_validate(i) for i in items]
 
@@ -117,16 +106,11 @@ class Files(Table):
         self, cluster: str, start: datetime, end: datetime, node: str | None = None
     ) -> list[FileRecord]:
         """Files of ``cluster`` whose packets overlap [start, end], oldest first (the incident window)."""
+        low, high = file_window_bounds(start, end)
         items = self._query_all(
             IndexName="gsi1",
             KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
-            ExpressionAttributeValues=serialize(
-                {
-                    ":pk": f"CLUSTER#{cluster}",
-                    ":low": f"FILE#{iso_key(start - MAX_FILE_SPAN)}",
-                    ":high": f"FILE#{iso_key(end)}~",
-                }
-            ),
+            ExpressionAttributeValues=serialize({":pk": cluster_pk(cluster), ":low": low, ":high": high}),
         )
         records = [FileRecord.model_validate(i) for i in items]
         return [

@@ -11,7 +11,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -19,6 +19,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 SESSION_SK = "SESSION"
+#: The sort keys of a cluster's sessions on gsi1 lie between these (an ISO time follows the prefix).
+SESSIONS_LOW, SESSIONS_HIGH = "SESSION#", "SESSION#~"
+FILE_PREFIX = "FILE#"
 MAX_FILE_SPAN = timedelta(hours=1)  # the longest a file may cover; bounds the window query (docs/design.md)
 
 # Why DynamoDB cancels a transaction that may pass if tried again; botocore retries none of them, as
@@ -38,6 +41,60 @@ _deserializer = TypeDeserializer()
 def iso_key(moment: datetime) -> str:
     """A time as the table's sort keys spell it (UTC, microseconds, so keys sort as times do)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- the table layout (docs/design.md): every key of every item, built here and nowhere else ------------
+
+
+def capture_pk(capture_id: str) -> str:
+    """The partition of one capture: its session item and its file items."""
+    return f"CAPTURE#{capture_id}"
+
+
+def session_key(capture_id: str) -> dict[str, str]:
+    """The key of a capture's session item."""
+    return {"pk": capture_pk(capture_id), "sk": SESSION_SK}
+
+
+def cluster_pk(cluster: str) -> str:
+    """gsi1's partition of one cluster: its sessions and files by time."""
+    return f"CLUSTER#{cluster}"
+
+
+def session_index_keys(session_cluster: str, created_at: datetime, alarm_name: str | None) -> dict[str, str]:
+    """A session's gsi1 keys (the cluster's sessions by start time) and, for an alarm's, gsi2 keys."""
+    keys = {"gsi1pk": cluster_pk(session_cluster), "gsi1sk": f"{SESSIONS_LOW}{iso_key(created_at)}"}
+    if alarm_name:
+        keys |= {"gsi2pk": alarm_pk(alarm_name), "gsi2sk": iso_key(created_at)}
+    return keys
+
+
+def file_keys(
+    capture_id: str, cluster: str, node: str, s3_key: str, first_ts: datetime | None
+) -> dict[str, str]:
+    """A file item's key and its gsi1 keys (the cluster's files by first packet time, then node)."""
+    first = iso_key(first_ts) if first_ts else "0000"
+    return {
+        "pk": capture_pk(capture_id),
+        "sk": f"{FILE_PREFIX}{node}#{s3_key}",
+        "gsi1pk": cluster_pk(cluster),
+        "gsi1sk": f"{FILE_PREFIX}{first}#{node}",
+    }
+
+
+def file_window_bounds(start: datetime, end: datetime) -> tuple[str, str]:
+    """gsi1 sort keys of the files that may hold packets in [start, end] (a file spans MAX_FILE_SPAN)."""
+    return f"{FILE_PREFIX}{iso_key(start - MAX_FILE_SPAN)}", f"{FILE_PREFIX}{iso_key(end)}~"
+
+
+def alarm_pk(alarm_name: str) -> str:
+    """gsi2's partition of one alarm: the captures it started."""
+    return f"ALARM#{alarm_name}"
+
+
+def claim_key(kind: Literal["LOCK", "COOLDOWN", "SLOT"], *parts: str | int) -> dict[str, str]:
+    """A claim item's key: a node lock (cluster, node), an alarm cooldown (alarm), a slot (cluster, index)."""
+    return {"pk": "#".join([kind, *map(str, parts)]), "sk": kind}
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -98,6 +155,19 @@ class Table:
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table_name = table_name
         self._client = client or boto3.client("dynamodb", config=DYNAMODB_RETRIES)
+
+    def _conditional(self, operation: Literal["put_item", "update_item", "delete_item"], **call: Any) -> bool:
+        """One conditional write; False when its condition fails (the item moved on, or is already there).
+
+        Retries and redeliveries meet the same condition, so a False is an answer, not an error.
+        """
+        try:
+            getattr(self._client, operation)(TableName=self.table_name, **call)
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def _transact_write(self, items: list[Any]) -> None:
         """TransactWriteItems, tried again with jittered exponential backoff while DynamoDB cancels it

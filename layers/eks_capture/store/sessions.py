@@ -9,17 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from eks_capture.store.keys import (
-    SESSION_SK,
+    SESSIONS_HIGH,
+    SESSIONS_LOW,
     Table,
+    alarm_pk,
+    cluster_pk,
     deserialize,
-    is_condition_failure,
     iso_key,
     serialize,
     serialize_value,
+    session_index_keys,
+    session_key,
 )
 
 SessionStatus = Literal["starting", "running", "stopping", "completed", "failed", "rejected"]
@@ -85,33 +88,16 @@ class CaptureSession(BaseModel):
 class Sessions(Table):
     """The sessions part of the store."""
 
-    @staticmethod
-    def _session_item(session: CaptureSession) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "pk": f"CAPTURE#{session.capture_id}",
-            "sk": SESSION_SK,
-            "gsi1pk": f"CLUSTER#{session.cluster}",
-            "gsi1sk": f"SESSION#{iso_key(session.created_at)}",
-            **session.model_dump(mode="json"),
-        }
-        if session.trigger.alarm_name:
-            item["gsi2pk"] = f"ALARM#{session.trigger.alarm_name}"
-            item["gsi2sk"] = iso_key(session.created_at)
-        return item
-
     def create_session(self, session: CaptureSession) -> bool:
         """Store a new session; False when one with this id exists already (a redelivered event)."""
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=serialize(self._session_item(session)),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+        item = {
+            **session_key(session.capture_id),
+            **session_index_keys(session.cluster, session.created_at, session.trigger.alarm_name),
+            **session.model_dump(mode="json"),
+        }
+        return self._conditional(
+            "put_item", Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
+        )
 
     def replace_session(self, session: CaptureSession, expected_status: SessionStatus) -> bool:
         """Write the session's decisions over one still in ``expected_status``; False if it moved on.
@@ -125,104 +111,86 @@ class Sessions(Table):
         names = {f"#f{i}": name for i, name in enumerate(data)}
         values = {f":v{i}": value for i, value in enumerate(data.values())}
         values[":expected"] = expected_status
-        serialized = {k: serialize_value(v) for k, v in values.items()}
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=serialize({"pk": f"CAPTURE#{session.capture_id}", "sk": SESSION_SK}),
-                UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
-                ConditionExpression="#status = :expected",
-                ExpressionAttributeNames={**names, "#status": "status"},
-                ExpressionAttributeValues=serialized,
-            )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+        return self._conditional(
+            "update_item",
+            Key=serialize(session_key(session.capture_id)),
+            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
+            ConditionExpression="#status = :expected",
+            ExpressionAttributeNames={**names, "#status": "status"},
+            ExpressionAttributeValues={k: serialize_value(v) for k, v in values.items()},
+        )
 
     def set_dropped(self, capture_id: str, dropped: int) -> None:
         """Packets lost on the nodes (tcpdump's kernel drops and files dropped for the spool budget)."""
         self._client.update_item(
             TableName=self.table_name,
-            Key=serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
+            Key=serialize(session_key(capture_id)),
             UpdateExpression="SET totals.dropped = :dropped",
             ExpressionAttributeValues=serialize({":dropped": dropped}),
             ConditionExpression="attribute_exists(pk)",
         )
 
+    def sessions(
+        self,
+        cluster: str,
+        *,
+        since: datetime | None = None,
+        statuses: tuple[SessionStatus, ...] = (),
+        newest_first: bool = True,
+        limit: int | None = None,
+    ) -> list[CaptureSession]:
+        """The cluster's captures started at or after ``since`` (all when None), in ``statuses`` (any
+        when empty), by start time, at most ``limit`` of them."""
+        values: dict[str, Any] = {
+            ":pk": cluster_pk(cluster),
+            ":low": f"{SESSIONS_LOW}{iso_key(since)}" if since else SESSIONS_LOW,
+            ":high": SESSIONS_HIGH,
+        }
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+            "ScanIndexForward": not newest_first,
+        }
+        if statuses:
+            allowed = {f":s{i}": state for i, state in enumerate(statuses)}
+            values |= allowed
+            query["FilterExpression"] = f"#status IN ({', '.join(allowed)})"
+            query["ExpressionAttributeNames"] = {"#status": "status"}
+        found: list[CaptureSession] = []
+        for page in self._client.get_paginator("query").paginate(
+            **query, ExpressionAttributeValues=serialize(values)
+        ):
+            for item in page.get("Items", []):
+                found.append(CaptureSession.model_validate(deserialize(item)))
+                if limit is not None and len(found) >= limit:
+                    return found
+        return found
+
     def open_sessions(self, cluster: str, since: datetime) -> list[CaptureSession]:
-        """The cluster's captures started after ``since`` that have not ended yet."""
-        items = self._query_all(
-            IndexName="gsi1",
-            KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
-            FilterExpression=f"#status IN ({', '.join(f':{state}' for state in OPEN_SESSION_STATES)})",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=serialize(
-                {
-                    ":pk": f"CLUSTER#{cluster}",
-                    ":low": f"SESSION#{iso_key(since)}",
-                    ":high": "SESSION#~",
-                    **{f":{state}": state for state in OPEN_SESSION_STATES},
-                }
-            ),
-        )
-        return [CaptureSession.model_validate(i) for i in items]
+        """The cluster's captures started after ``since`` that have not ended yet, oldest first."""
+        return self.sessions(cluster, since=since, statuses=OPEN_SESSION_STATES, newest_first=False)
 
     def get_session(self, capture_id: str) -> CaptureSession | None:
         response = self._client.get_item(
-            TableName=self.table_name,
-            Key=serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
-            ConsistentRead=True,
+            TableName=self.table_name, Key=serialize(session_key(capture_id)), ConsistentRead=True
         )
         if "Item" not in response:
             return None
         return CaptureSession.model_validate(deserialize(response["Item"]))
 
-    def save_node(self, capture_id: str, node: NodeCapture) -> None:
-        """Record one node's state on its session (nodes are a map, so nodes never overwrite each other)."""
-        self._client.update_item(
-            TableName=self.table_name,
-            Key=serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
-            UpdateExpression="SET nodes.#node = :node",
-            ExpressionAttributeNames={"#node": node.node},
-            ExpressionAttributeValues=serialize({":node": node.model_dump(mode="json")}),
-            ConditionExpression="attribute_exists(pk)",
-        )
-
     def settle_node(self, capture_id: str, node: NodeCapture) -> bool:
         """Record a node's final verdict once; False when a concurrent sweep recorded one already."""
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
-                UpdateExpression="SET nodes.#node = :node",
-                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(nodes.#node) "
-                "OR nodes.#node.#status IN (:pending, :running))",
-                ExpressionAttributeNames={"#node": node.node, "#status": "status"},
-                ExpressionAttributeValues=serialize(
-                    {":node": node.model_dump(mode="json"), ":pending": "pending", ":running": "running"}
-                ),
-            )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
-
-    def save_skipped(self, capture_id: str, skipped: dict[str, str]) -> None:
-        if not skipped:
-            return
-        names = {f"#s{i}": node for i, node in enumerate(skipped)}
-        values = {f":s{i}": reason for i, reason in enumerate(skipped.values())}
-        self._client.update_item(
-            TableName=self.table_name,
-            Key=serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
-            UpdateExpression="SET "
-            + ", ".join(f"skipped.{n} = {v}" for n, v in zip(names, values, strict=True)),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=serialize(values),
-            ConditionExpression="attribute_exists(pk)",
+        return self._conditional(
+            "update_item",
+            Key=serialize(session_key(capture_id)),
+            UpdateExpression="SET nodes.#node = :node",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(nodes.#node) "
+            "OR nodes.#node.#status IN (:pending, :running))",
+            ExpressionAttributeNames={"#node": node.node, "#status": "status"},
+            ExpressionAttributeValues=serialize(
+                {":node": node.model_dump(mode="json"), ":pending": "pending", ":running": "running"}
+            ),
         )
 
     def set_status(
@@ -248,39 +216,21 @@ class Sessions(Table):
             allowed = {f":from{i}": state for i, state in enumerate(only_from)}
             values.update(allowed)
             condition += f" AND #status IN ({', '.join(allowed)})"
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=serialize({"pk": f"CAPTURE#{capture_id}", "sk": SESSION_SK}),
-                UpdateExpression="SET " + ", ".join(sets),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=serialize(values),
-                ConditionExpression=condition,
-            )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
-
-    def list_sessions(self, cluster: str, limit: int = 50) -> list[CaptureSession]:
-        """The cluster's captures, newest first."""
-        response = self._client.query(
-            TableName=self.table_name,
-            IndexName="gsi1",
-            KeyConditionExpression="gsi1pk = :pk AND begins_with(gsi1sk, :prefix)",
-            ExpressionAttributeValues=serialize({":pk": f"CLUSTER#{cluster}", ":prefix": "SESSION#"}),
-            ScanIndexForward=False,
-            Limit=limit,
+        return self._conditional(
+            "update_item",
+            Key=serialize(session_key(capture_id)),
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=serialize(values),
+            ConditionExpression=condition,
         )
-        return [CaptureSession.model_validate(deserialize(i)) for i in response.get("Items", [])]
 
     def sessions_for_alarm(self, alarm_name: str) -> list[CaptureSession]:
-        response = self._client.query(
-            TableName=self.table_name,
+        """The captures an alarm started, newest first."""
+        items = self._query_all(
             IndexName="gsi2",
             KeyConditionExpression="gsi2pk = :pk",
-            ExpressionAttributeValues=serialize({":pk": f"ALARM#{alarm_name}"}),
+            ExpressionAttributeValues=serialize({":pk": alarm_pk(alarm_name)}),
             ScanIndexForward=False,
         )
-        return [CaptureSession.model_validate(deserialize(i)) for i in response.get("Items", [])]
+        return [CaptureSession.model_validate(i) for i in items]
