@@ -17,7 +17,6 @@ LIMITS = AlarmLimits(max_snaplen=1536, max_duration_seconds=900, fallback_all=Fa
 SETTINGS: dict[str, Any] = {
     "capture_bucket": "pcaps",
     "capture_table": "index",
-    "idempotency_table": "index",
     "capture_image": "agent:1",
     "cluster_names": "shop-prod,payments-prod",
 }

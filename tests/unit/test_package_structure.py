@@ -91,8 +91,12 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return circles
 
 
-def test_no_module_is_over_400_lines() -> None:
-    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+def test_no_module_of_the_layer_or_the_cli_is_over_400_lines() -> None:
+    sizes = {
+        name: len(path.read_text().splitlines())
+        for name, path in MODULES.items()
+        if name.split(".")[0] in ("eks_capture", "eks_capture_cli")
+    }
 
     assert {name: lines for name, lines in sizes.items() if lines > MAX_LINES} == {}
 
