@@ -9,7 +9,7 @@ import pytest
 from eks_capture.pcap.path_matching import PASS_NS
 from eks_capture.pcap.paths import FlowPath, PathSummary, analyze_paths
 from eks_capture.pcap.reader import Record
-from tests.fixtures.packets import ACK, CLIENT, SERVER, dns, ethernet, ipv4, ipv6, tcp, udp
+from tests.fixtures.packets import ACK, CLIENT, SERVER, dns, ethernet, ipv4, ipv6, sll, sll2, tcp, udp
 
 T0 = 1_764_000_000_000_000_000
 MS = 1_000_000
@@ -166,3 +166,21 @@ def test_a_one_way_flow_goes_the_way_the_cluster_context_places_its_addresses(
 def test_flows_seen_on_one_node_only_are_not_paths() -> None:
     seen = [("a", T0 + i * MS, data(i)) for i in range(5)]
     assert paths(seen).flows == []
+
+
+@pytest.mark.parametrize(
+    ("link_type", "frame"),
+    [(1, ethernet), (276, sll2), (113, sll), (101, lambda ip: ip)],
+    ids=["ethernet", "linux-sll2 (tcpdump -i any)", "linux-sll", "raw"],
+)
+def test_every_link_type_a_node_may_capture_with_matches_alike(
+    link_type: int, frame: Callable[[bytes], bytes]
+) -> None:
+    seen: dict[str, list[Record]] = {"a": [], "b": []}
+    for i in range(20):
+        segment = frame(ipv4(tcp(1000 + 100 * i, 1, ACK, b"x" * 100), ident=i))
+        seen["a"].append((T0 + i * MS, link_type, segment, 0, len(segment), len(segment)))
+        if i != 5:
+            seen["b"].append((T0 + i * MS + DELAY, link_type, segment, 0, len(segment), len(segment)))
+    (only,) = analyze_paths(list(seen.items()), owners={CLIENT: "a"}).flows
+    assert (only.sent, only.reached, only.lost_between) == (20, 19, 1)

@@ -17,9 +17,11 @@ nodes' clocks differ is decided at the end (``paths``), from the tallies alone.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
-from collections import Counter, deque
+import struct
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -30,10 +32,12 @@ from eks_capture.pcap.reader import Record
 MS = 1_000_000
 #: Sightings of one packet on one node closer than this are one crossing (e.g. a pod's veth, then eth0).
 PASS_NS = 1 * MS
-#: How long a packet may take from one node to the other before it is called lost.
-WINDOW_NS = 2_000 * MS
-#: The largest clock difference between two nodes that the matching allows for.
-MAX_OFFSET_NS = 1_000 * MS
+#: How long a packet may take from one node to the other before it is called lost (memory: the packets
+#: of the window and the offset, e.g. ~150 MB at 125,000 packets/s on each of two nodes).
+WINDOW_NS = 1_000 * MS
+#: The largest clock difference between two nodes that the matching allows for (EC2's time sync keeps
+#: nodes within a millisecond; a node whose clock is off by more shows as one-sided packets).
+MAX_OFFSET_NS = 500 * MS
 #: Packets are settled in batches, every this many records.
 SETTLE_EVERY = 1024
 #: Key lengths tell the protocols apart (IPv4 TCP, IPv4 UDP up to 26, IPv6 TCP, IPv6 UDP up to 48).
@@ -42,6 +46,12 @@ TCP6_KEY = 50
 #: IPv6 identities are at least this long, IPv4 ones shorter.
 IPV6_KEYS = 40
 NEVER = 1 << 62
+#: The usual frame, decoded in one call: Ethernet type, IPv4 version/IHL, fragment field and protocol.
+ETHERNET_IPV4 = struct.Struct(">12xHBx4xHxB")
+ETHERNET_TCP4 = 14 + 20 + 16
+#: The same behind a Linux cooked v2 header (``tcpdump -i any``, what the capture agent runs).
+SLL2_IPV4 = struct.Struct(">H18xBx4xHxB")
+SLL2_TCP4 = 20 + 20 + 16
 _IP_LINKS = (linktypes.RAW, *linktypes.RAW_ALIASES, linktypes.IPV4, linktypes.IPV6)
 
 
@@ -176,26 +186,42 @@ def node_records(streams: Iterable[Iterable[Record]]) -> Iterator[Record]:
 
 
 class _Matcher:
-    """The pass's state: packets waiting for their other sightings, oldest first."""
+    """The pass's state: packets waiting for their other sightings, in two generations of a horizon.
+
+    A packet first seen in the current generation is settled when the generation after the next
+    begins, so it waits at least a horizon; whole generations are settled at once (no per-packet
+    expiry queue).
+    """
 
     def __init__(self, tallies: Tallies, horizon: int) -> None:
         self.tallies = tallies
         self.horizon = horizon
         self.settler = _Settler(tallies, horizon)
         self.pending: dict[bytes, list[int]] = {}
-        self.waiting: deque[tuple[int, bytes]] = deque()
+        self.older: dict[bytes, list[int]] = {}
+        self.generation_ts: int | None = None
+        #: Records until the next look at the clock (runs of one node are often shorter than this).
+        self.countdown = SETTLE_EVERY
 
-    def settle_before(self, ts: int | None) -> None:
-        """Settle every waiting packet first seen before ``ts`` (all of them when None).
+    def turn(self, ts: int) -> None:
+        """Start a new generation at ``ts`` when the current one is a horizon old, settling the older."""
+        if self.generation_ts is None:
+            self.generation_ts = ts
+        elif ts - self.generation_ts >= self.horizon:
+            self.settle(self.older)
+            self.older, self.pending = self.pending, {}
+            self.generation_ts = ts
 
-        The common case inline: one crossing on each of two nodes.
-        """
-        waiting, pending, flows, horizon = self.waiting, self.pending, self.tallies.flows, self.horizon
-        settle = self.settler.settle
-        limit = NEVER if ts is None else ts
-        while waiting and waiting[0][0] < limit:
-            key = waiting.popleft()[1]
-            entry = pending.pop(key)
+    def settle_all(self) -> None:
+        """Settle every packet still waiting (the records ended)."""
+        self.settle(self.older)
+        self.settle(self.pending)
+        self.older, self.pending = {}, {}
+
+    def settle(self, generation: dict[bytes, list[int]]) -> None:
+        """Settle a generation's packets; the common case inline: one crossing on each of two nodes."""
+        flows, horizon, settle = self.tallies.flows, self.horizon, self.settler.settle
+        for key, entry in generation.items():
             size = len(key)
             fkey = key[4:16] if size < IPV6_KEYS else key[2:38]
             flow = flows.get(fkey)
@@ -213,71 +239,94 @@ class _Matcher:
                 diff = entry[1] - entry[5]
             pair.matched += 1
             pair.diffs[diff // 1000] += 1
-            if flow.tcp and flow.deliver(key, entry[1], horizon):
+            if size == TCP4_KEY:  # FlowTally.deliver, inline
+                if ((key[0] << 8) | key[1]) - 20 - ((key[24] >> 4) << 2) > 0:
+                    seq = key[16:20]
+                    if entry[1] - flow.generation_ts > horizon:
+                        flow.delivered_before, flow.delivered = flow.delivered, set()
+                        flow.generation_ts = entry[1]
+                    if seq in flow.delivered or seq in flow.delivered_before:
+                        pair.reached_again += 1
+                    flow.delivered.add(seq)
+            elif flow.tcp and flow.deliver(key, entry[1], horizon):
                 pair.reached_again += 1
 
     def run(self, record: Record, records: Iterator[Record], node: int, bound: int) -> Record | None:
         """Observe ``record`` and the node's next records up to time ``bound``; the first one after it."""
         pending = self.pending
-        waiting = self.waiting
-        horizon = self.horizon
+        older = self.older
         ip_links = _IP_LINKS
         packets = 0
         last = self.tallies.last_ts[node]
         latest = -1 if last is None else last
-        next_settle = SETTLE_EVERY
+        countdown = self.countdown
+        ethernet_ipv4 = ETHERNET_IPV4.unpack_from
+        sll2_ipv4 = SLL2_IPV4.unpack_from
         try:
             while True:
                 ts, link, buf, off, caplen, _wirelen = record
                 packets += 1
                 if ts > latest:
                     latest = ts
-                end = off + caplen
                 key = None
-                if link == 1:
-                    ether = (buf[off + 12] << 8) | buf[off + 13] if caplen >= 14 else 0
-                    l3 = off + 14
-                    while ether in ETH_VLANS and l3 + 4 <= end:
-                        ether = (buf[l3 + 2] << 8) | buf[l3 + 3]
-                        l3 += 4
-                elif link == 276:
-                    ether = (buf[off] << 8) | buf[off + 1] if caplen >= 20 else 0
-                    l3 = off + 20
-                elif link == 113:
-                    ether = (buf[off + 14] << 8) | buf[off + 15] if caplen >= 16 else 0
-                    l3 = off + 16
-                elif link in ip_links and caplen:
-                    version = buf[off] >> 4
-                    ether = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
-                    l3 = off
-                else:
-                    ether = 0
-                if ether == ETH_IPV4 and end - l3 >= 20:
-                    ihl = (buf[l3] & 15) << 2
-                    l4 = l3 + ihl
-                    if ihl >= 20 and not ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3FFF:
-                        proto = buf[l3 + 9]
+                if link == 1 and caplen >= ETHERNET_TCP4:
+                    ether, vihl, frag, proto = ethernet_ipv4(buf, off)
+                    if ether == ETH_IPV4 and vihl == 0x45 and not frag & 0x3FFF and proto == 6:
+                        key = buf[off + 16 : off + 20] + buf[off + 26 : off + 50]
+                elif link == 276 and caplen >= SLL2_TCP4:  # tcpdump -i any
+                    ether, vihl, frag, proto = sll2_ipv4(buf, off)
+                    if ether == ETH_IPV4 and vihl == 0x45 and not frag & 0x3FFF and proto == 6:
+                        key = buf[off + 22 : off + 26] + buf[off + 32 : off + 56]
+                if key is None:
+                    end = off + caplen
+                    if link == 1:
+                        ether = (buf[off + 12] << 8) | buf[off + 13] if caplen >= 14 else 0
+                        l3 = off + 14
+                        while ether in ETH_VLANS and l3 + 4 <= end:
+                            ether = (buf[l3 + 2] << 8) | buf[l3 + 3]
+                            l3 += 4
+                    elif link == 276:
+                        ether = (buf[off] << 8) | buf[off + 1] if caplen >= 20 else 0
+                        l3 = off + 20
+                    elif link == 113:
+                        ether = (buf[off + 14] << 8) | buf[off + 15] if caplen >= 16 else 0
+                        l3 = off + 16
+                    elif link in ip_links and caplen:
+                        version = buf[off] >> 4
+                        ether = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
+                        l3 = off
+                    else:
+                        ether = 0
+                    if ether == ETH_IPV4 and end - l3 >= 20:
+                        ihl = (buf[l3] & 15) << 2
+                        l4 = l3 + ihl
+                        if ihl >= 20 and not ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x3FFF:
+                            proto = buf[l3 + 9]
+                            if proto == 6 and end - l4 >= 16:
+                                if ihl == 20:  # addresses and the TCP header are one run of bytes
+                                    key = buf[l3 + 2 : l3 + 6] + buf[l3 + 12 : l3 + 36]
+                                else:
+                                    key = buf[l3 + 2 : l3 + 6] + buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 16]
+                            elif proto == 17 and end - l4 >= 8:
+                                key = buf[l3 + 2 : l3 + 6] + buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 6]
+                                key += buf[l4 + 8 : l4 + 16]
+                    elif ether == ETH_IPV6 and end - l3 >= 40:
+                        proto = buf[l3 + 6]
+                        l4 = l3 + 40
+                        while proto in IPV6_EXTENSIONS and end - l4 >= 8:
+                            proto = buf[l4]
+                            l4 += (buf[l4 + 1] + 1) << 3
                         if proto == 6 and end - l4 >= 16:
-                            key = buf[l3 + 2 : l3 + 6] + buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 16]
+                            key = buf[l3 + 4 : l3 + 6] + buf[l3 + 8 : l3 + 40] + buf[l4 : l4 + 16]
                         elif proto == 17 and end - l4 >= 8:
-                            key = buf[l3 + 2 : l3 + 6] + buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 6]
+                            key = buf[l3 + 4 : l3 + 6] + buf[l3 + 8 : l3 + 40] + buf[l4 : l4 + 6]
                             key += buf[l4 + 8 : l4 + 16]
-                elif ether == ETH_IPV6 and end - l3 >= 40:
-                    proto = buf[l3 + 6]
-                    l4 = l3 + 40
-                    while proto in IPV6_EXTENSIONS and end - l4 >= 8:
-                        proto = buf[l4]
-                        l4 += (buf[l4 + 1] + 1) << 3
-                    if proto == 6 and end - l4 >= 16:
-                        key = buf[l3 + 4 : l3 + 6] + buf[l3 + 8 : l3 + 40] + buf[l4 : l4 + 16]
-                    elif proto == 17 and end - l4 >= 8:
-                        key = buf[l3 + 4 : l3 + 6] + buf[l3 + 8 : l3 + 40] + buf[l4 : l4 + 6]
-                        key += buf[l4 + 8 : l4 + 16]
                 if key is not None:
                     entry = pending.get(key)
+                    if entry is None and older:
+                        entry = older.get(key)
                     if entry is None:
                         pending[key] = [node, ts, ts, 1]
-                        waiting.append((ts, key))
                     elif entry[0] == node:
                         if ts - entry[2] > PASS_NS:
                             entry[3] += 1
@@ -293,14 +342,17 @@ class _Matcher:
                                 break
                         else:
                             entry += (node, ts, ts, 1)
-                if packets >= next_settle:
-                    next_settle = packets + SETTLE_EVERY
-                    self.settle_before(ts - horizon)
+                countdown -= 1
+                if not countdown:
+                    countdown = SETTLE_EVERY
+                    self.turn(ts)
+                    pending, older = self.pending, self.older
                 nxt = next(records, None)
                 if nxt is None or nxt[0] > bound:
                     return nxt
                 record = nxt
         finally:
+            self.countdown = countdown
             self.tallies.packets[node] += packets
             self.tallies.last_ts[node] = latest
 
@@ -331,6 +383,22 @@ def match(
     matcher = _Matcher(tallies, horizon)
     heap = [(h[0], index, h) for index, h in enumerate(heads) if h is not None]
     heapq.heapify(heap)
+    collecting = gc.isenabled()
+    gc.disable()  # the waiting packets hold no cycles, yet collections over them cost a third of the pass
+    try:
+        _merged(matcher, iterators, heap)
+    finally:
+        if collecting:
+            gc.enable()
+    matcher.settle_all()
+    return tallies
+
+
+def _merged(
+    matcher: _Matcher, iterators: list[Iterator[Record]], heap: list[tuple[int, int, Record]]
+) -> None:
+    """Feed the matcher every node's records, a run of one node at a time, in the merge's order."""
+    tallies = matcher.tallies
     while heap:
         _ts, node, record = heap[0]
         bound = min(heap[1][0], heap[2][0]) if len(heap) > 2 else heap[1][0] if len(heap) == 2 else NEVER
@@ -342,5 +410,3 @@ def match(
                 matcher.settler.stream_ended(last)
         else:
             heapq.heapreplace(heap, (nxt[0], node, nxt))
-    matcher.settle_before(None)
-    return tallies
