@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system tools the tests and the demo drive for real (tcpdump, tshark, iptables, ...).
+# Installs the system tools the tests and the demo drive for real (tcpdump, tshark, iptables, ...), and
+# podman, runc and mmdebstrap, which build and run the capture image (scripts/build-local-image.sh).
 # Only root can install; anyone else is told what is missing and the root-only tests skip locally.
 set -euo pipefail
 
 needed=(tcpdump:tcpdump tshark:tshark capinfos:tshark mergecap:tshark iptables:iptables ip:iproute2
-        ethtool:ethtool conntrack:conntrack chromium:chromium chromedriver:chromium-driver)
+        ethtool:ethtool conntrack:conntrack chromium:chromium chromedriver:chromium-driver
+        podman:podman runc:runc mmdebstrap:mmdebstrap)
 missing=()
 for pair in "${needed[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

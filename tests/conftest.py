@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.paths",
     "tests.fixtures.cluster",
+    "tests.fixtures.image",
 ]
 
 
