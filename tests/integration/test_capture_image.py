@@ -21,10 +21,16 @@ import boto3
 import pytest
 import zstandard
 
+from eks_capture.captures.options import CaptureOptions
 from eks_capture.ids import capture_id_for_event
-from eks_capture.manifests import CAPTURE_CONTAINER, UPLOAD_CONTAINER, CaptureSpec, capture_job, s3_prefix
-from eks_capture.nodes import NodeInfo
-from eks_capture.options import CaptureOptions
+from eks_capture.kube.manifests.job import (
+    CAPTURE_CONTAINER,
+    UPLOAD_CONTAINER,
+    CaptureSpec,
+    capture_job,
+    s3_prefix,
+)
+from eks_capture.kube.nodes import NodeInfo
 from eks_capture.settings import Settings
 from localcloud.aws import MotoServer, free_port
 from tests.fixtures.image import PODMAN, ULIMITS, empty_dir, podman_run_argv, remove_container
@@ -43,7 +49,6 @@ def job_pod(image: str, port: int, duration: int = 5) -> tuple[dict[str, Any], s
         {
             "CAPTURE_BUCKET": BUCKET,
             "CAPTURE_TABLE": "eks-capture-index",
-            "IDEMPOTENCY_TABLE": "eks-capture-idempotency",
             "CAPTURE_IMAGE": image,
             "AWS_REGION": "us-west-2",
             "ROTATE_SECONDS": "5",
