@@ -254,7 +254,11 @@ def _indexer_rows() -> list[dict[str, Any]]:
     memory once the stack is provisioned."""
     with lean_moto() as moto:
         os.environ.update(moto.env())
-        stack = Stack(load_template(), "bench", {"ClusterNames": CLUSTER, "CaptureImageUri": "img:bench"})
+        stack = Stack(
+            load_template(),
+            "bench",
+            {"ClusterNames": CLUSTER, "CaptureImageUri": "example.com/eks-capture@sha256:" + "0" * 64},
+        )
         provision(stack)
         dynamodb = DynamoDBProxy(moto.endpoint_url)
         try:

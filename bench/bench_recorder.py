@@ -171,7 +171,11 @@ def _local_cloud(moto: MotoServer) -> tuple[KubeEmulator, Deps]:
     create_eks_cluster(CLUSTER)
     kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
     kube.local_env.update(moto.env())
-    stack = Stack(load_template(), "bench", {"ClusterNames": CLUSTER, "CaptureImageUri": "img:bench"})
+    stack = Stack(
+        load_template(),
+        "bench",
+        {"ClusterNames": CLUSTER, "CaptureImageUri": "example.com/eks-capture@sha256:" + "0" * 64},
+    )
     provision(stack)
     env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
     env.update(kube.env(), ROTATE_SECONDS="10", UPLOAD_GRACE_SECONDS="30")

@@ -101,7 +101,7 @@ def main() -> None:
         **os.environ,
         "CAPTURE_BUCKET": "bench-bucket",
         "CAPTURE_TABLE": "bench-table",
-        "CAPTURE_IMAGE": "img:bench",
+        "CAPTURE_IMAGE": "example.com/eks-capture@sha256:" + "0" * 64,
     }
     handler = "import runpy; runpy.run_path('functions/trigger/app.py')"
     baseline = "import boto3, kubernetes"

@@ -27,7 +27,11 @@ def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmul
     create_eks_cluster(cluster)
     kube = start_kube_emulator(cluster, moto.endpoint_url, REGION)
     try:
-        stack = Stack(load_template(), "bench", {"ClusterNames": cluster, "CaptureImageUri": "img:bench"})
+        stack = Stack(
+            load_template(),
+            "bench",
+            {"ClusterNames": cluster, "CaptureImageUri": "example.com/eks-capture@sha256:" + "0" * 64},
+        )
         provision(stack)
         env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
         env.update(kube.env(), **settings_env)

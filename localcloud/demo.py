@@ -155,7 +155,7 @@ def main() -> int:
     cloud = LocalCloud.start(
         CLUSTER,
         {
-            "CaptureImageUri": "public.ecr.aws/eks-capture/agent:local",
+            "CaptureImageUri": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture@sha256:" + "0" * 64,
             "AlarmCooldownSeconds": "60",
             "NotificationEmail": "oncall@example.com",
         },

@@ -2,7 +2,8 @@
 
 Only what the template uses is resolved: Ref (parameters, pseudo parameters, resources' physical
 names; a CommaDelimitedList as a list), Fn::Sub, Fn::GetAtt (Arn/Name), Fn::Join, Fn::Select,
-Fn::If/Fn::Equals over parameters, the Rules' assertions (Fn::Not, Fn::Contains), and the
+Fn::If/Fn::Equals over parameters, the Rules' assertions (Fn::Not, Fn::Contains, Fn::And, Fn::Or),
+parameters' AllowedValues and AllowedPattern (a value outside them refuses the stack), and the
 AWS::LanguageExtensions transform's Fn::ForEach over a list or a CommaDelimitedList parameter.
 Anything else raises, so a template change the local cloud cannot follow fails loudly instead of
 silently.
@@ -184,6 +185,11 @@ class Stack:
             allowed = spec.get("AllowedValues")
             if allowed is not None and values[key] not in [str(a) for a in allowed]:
                 raise TemplateError(f"parameter {key}={values[key]!r} is not one of {allowed}")
+            pattern = spec.get("AllowedPattern")
+            items = values[key].split(",") if spec.get("Type") == "CommaDelimitedList" else [values[key]]
+            if pattern is not None and not all(re.fullmatch(pattern, item) for item in items):
+                reason = spec.get("ConstraintDescription", f"must match pattern {pattern}")
+                raise TemplateError(f"parameter {key}={values[key]!r}: {reason}")
         self.values = values
         self._check_rules()
         lists = {
@@ -272,6 +278,9 @@ class Stack:
             return self.arn(logical_id)
         if attribute in {"Name", "QueueName", "TopicName"}:
             return self.name_of(logical_id)
+        if attribute == "RepositoryUri":  # ECR's generated repository names are lower case
+            registry = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
+            return f"{registry}/{self.name_of(logical_id).lower()}"
         raise TemplateError(f"GetAtt {logical_id}.{attribute} is not modelled by the local cloud")
 
     def _sub(self, value: Any) -> str:
@@ -320,6 +329,10 @@ class Stack:
                 return all(str(v) in within for v in self.resolve(arg[0]))
             if key == "Fn::Not":
                 return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(condition) for condition in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(condition) for condition in arg)
             if key == "Fn::If":
                 return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
             if key == "Condition":

@@ -118,12 +118,20 @@ def referenced(stack: Stack, value: Any) -> str | None:
     return str(stack.resolve(target) if isinstance(target, dict) else target)
 
 
+def chosen_branch(stack: Stack, value: Any) -> Any:
+    """``value`` with a top-level Fn::If decided by the stack's conditions (AWS::NoValue as an empty list)."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        condition, when_true, when_false = value["Fn::If"]
+        value = when_true if stack.condition(condition) else when_false
+    return [] if value == {"Ref": "AWS::NoValue"} else value
+
+
 def role_statements(stack: Stack, role_id: str) -> list[dict[str, Any]]:
     """Everything a role is allowed: its inline policies, the template's managed policies it attaches and
     the template's policies attached to it."""
     props = properties(stack, role_id)
     documents = [policy["PolicyDocument"] for policy in props.get("Policies", [])]
-    for attached in stack.resources[role_id]["Properties"].get("ManagedPolicyArns", []):
+    for attached in chosen_branch(stack, stack.resources[role_id]["Properties"].get("ManagedPolicyArns", [])):
         documents.append(properties(stack, str(referenced(stack, attached)))["PolicyDocument"])
     statements = [s for document in documents for s in allowed_statements(document)]
     for policy_id in active_resources(stack, "AWS::IAM::Policy"):

@@ -20,6 +20,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _ALARM_PREFIX = re.compile(r"^[^\x00-\x1f]{0,200}$")
 
 Seconds = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
@@ -40,7 +41,8 @@ class Settings(BaseModel):
     capture_bucket: str
     capture_table: str
     capture_namespace: str = "eks-capture"
-    capture_image: str
+    capture_image: str | None = None  # None until the first image is pushed: captures are refused
+    capture_image_tags_allowed: bool = False
     capture_service_account: str = "eks-capture-uploader"
     alarm_name_prefix: str = "eks-capture-"
     default_cluster: str | None = None
@@ -113,8 +115,8 @@ class Settings(BaseModel):
 
     @field_validator("capture_image")
     @classmethod
-    def _image(cls, value: str) -> str:
-        if len(value) > 512 or not _IMAGE.match(value):
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 512 or not _IMAGE.match(value)):
             raise ValueError("must be an image reference (registry/repository:tag or @sha256:digest)")
         return value
 
@@ -141,6 +143,15 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if (
+            self.capture_image
+            and not self.capture_image_tags_allowed
+            and not _DIGEST.search(self.capture_image)
+        ):
+            raise ValueError(
+                "CAPTURE_IMAGE must be pinned by digest (registry/repository@sha256:<64 hex>); "
+                "CAPTURE_IMAGE_TAGS_ALLOWED=true (the stack's AllowImageTags) accepts a tag"
+            )
         if self.default_cluster and self.cluster_names and self.default_cluster not in self.clusters:
             raise ValueError("DEFAULT_CLUSTER must be one of CLUSTER_NAMES")
         if self.alarm_cluster_names and self.clusters and not set(self.alarm_clusters) <= set(self.clusters):

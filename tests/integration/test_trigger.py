@@ -279,3 +279,21 @@ def test_stop_capture_deletes_the_jobs_and_marks_the_session_stopping(deps: Deps
 def test_stopping_an_unknown_capture_says_so(deps: Deps, shop: KubeEmulator) -> None:
     with pytest.raises(CaptureNotFound):
         trigger.handle(load_event("stop-capture"), deps)
+
+
+@pytest.mark.parametrize("event", ["alarm-single-metric-instance", "start-capture-all", "start-recorder"])
+def test_before_the_first_image_is_deployed_every_start_is_refused_naming_the_parameter(
+    deps: Deps, shop: KubeEmulator, event: str
+) -> None:
+    with pytest.raises(CaptureRejected) as rejected:
+        trigger.handle(load_event(event), _with(deps, capture_image=None))
+
+    assert rejected.value.field == "CaptureImageUri"
+    assert "scripts/build-image.sh" in str(rejected.value)
+    assert _jobs(shop) == []
+    assert deps.store.sessions("shop-prod") == []
+
+
+def test_before_the_first_image_is_deployed_a_stop_is_still_handled(deps: Deps, shop: KubeEmulator) -> None:
+    with pytest.raises(CaptureNotFound):
+        trigger.handle(load_event("stop-capture"), _with(deps, capture_image=None))

@@ -30,7 +30,7 @@ FUNCTIONS = [
 ENVIRONMENT = {
     "CAPTURE_BUCKET": "captures",
     "CAPTURE_TABLE": "capture-index",
-    "CAPTURE_IMAGE": "example.com/eks-capture:1",
+    "CAPTURE_IMAGE": "example.com/eks-capture@sha256:" + "0" * 64,
     "DEFAULT_CLUSTER": "shop-prod",
     "AWS_DEFAULT_REGION": "us-west-2",
     "POWERTOOLS_TRACE_DISABLED": "true",

@@ -32,7 +32,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 BASE_ENV = {
     "CAPTURE_BUCKET": "captures-bucket",
     "CAPTURE_TABLE": "captures",
-    "CAPTURE_IMAGE": "eks-capture:test",
+    "CAPTURE_IMAGE": "example.com/eks-capture@sha256:" + "0" * 64,
 }
 
 json_leaves = (

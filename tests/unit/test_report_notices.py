@@ -20,7 +20,7 @@ CLOSED_AT = datetime(2026, 11, 25, 11, 12, 4, tzinfo=UTC)
 SETTINGS = Settings(
     capture_bucket="shop-pcaps",
     capture_table="capture-index",
-    capture_image="example.com/eks-capture:1",
+    capture_image="example.com/eks-capture@sha256:" + "0" * 64,
 )
 SESSION = CaptureSession(
     capture_id="cap-20261125T110000Z-9f3c2a1b",

@@ -11,7 +11,7 @@ from eks_capture.settings import MIB, NodeFallback, Settings
 REQUIRED = {
     "CAPTURE_BUCKET": "eks-capture-123456789012-us-west-2",
     "CAPTURE_TABLE": "eks-capture-index",
-    "CAPTURE_IMAGE": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent:1.0.0",
+    "CAPTURE_IMAGE": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent@sha256:" + "a" * 64,
 }
 
 
@@ -53,6 +53,7 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-west-2:123456789012:eks-capture",
         "LIFECYCLE_BUS_NAME": "eks-capture-lifecycle",
         "PENDING_BOUND_SECONDS": "120",
+        "CAPTURE_IMAGE_TAGS_ALLOWED": "True",
     }
     settings = Settings.from_env(env)
     for name in Settings.model_fields:
@@ -62,6 +63,43 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
 
 def test_blank_variables_count_as_unset() -> None:
     assert Settings.from_env({**REQUIRED, "CAPTURE_NAMESPACE": "  "}).capture_namespace == "eks-capture"
+
+
+TAGGED = "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent:1.0.0"
+PINNED = "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent@sha256:" + "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("image", "tags_allowed", "accepted"),
+    [
+        (PINNED, None, True),
+        (f"{TAGGED}@sha256:" + "b" * 64, None, True),
+        (TAGGED, None, False),
+        (TAGGED, "false", False),
+        (TAGGED, "true", True),
+        (PINNED, "true", True),
+        (PINNED.replace("b" * 64, "B" * 64), None, False),
+    ],
+)
+def test_the_capture_image_must_be_pinned_by_digest_unless_tags_are_allowed(
+    image: str, tags_allowed: str | None, accepted: bool
+) -> None:
+    env = {**REQUIRED, "CAPTURE_IMAGE": image}
+    if tags_allowed is not None:
+        env["CAPTURE_IMAGE_TAGS_ALLOWED"] = tags_allowed
+    if accepted:
+        assert Settings.from_env(env).capture_image == image
+    else:
+        with pytest.raises(SettingsInvalid) as raised:
+            Settings.from_env(env)
+        assert raised.value.variable == "CAPTURE_IMAGE"
+
+
+def test_no_capture_image_is_read_as_none_until_the_first_one_is_deployed() -> None:
+    env = {name: value for name, value in REQUIRED.items() if name != "CAPTURE_IMAGE"}
+
+    assert Settings.from_env(env).capture_image is None
+    assert Settings.from_env({**env, "CAPTURE_IMAGE": " "}).capture_image is None
 
 
 def test_settings_are_immutable() -> None:
@@ -86,6 +124,8 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("CAPTURE_TABLE", None),
         ("CAPTURE_IMAGE", "image with spaces"),
         ("CAPTURE_IMAGE", "repo@sha256:short"),
+        ("CAPTURE_IMAGE", "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent:1.0.0"),
+        ("CAPTURE_IMAGE_TAGS_ALLOWED", "maybe"),
         ("CAPTURE_NAMESPACE", "Eks_Capture"),
         ("CAPTURE_SERVICE_ACCOUNT", "-bad-"),
         ("EXPECTED_ACCOUNT", "1234"),

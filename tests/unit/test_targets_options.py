@@ -85,7 +85,7 @@ def test_defaults_come_from_settings() -> None:
     settings = Settings(
         capture_bucket="bucket-1",
         capture_table="tab",
-        capture_image="img:1",
+        capture_image="example.com/eks-capture@sha256:" + "0" * 64,
         default_duration_seconds=90,
         default_snaplen=96,
         node_fallback=NodeFallback.ALL,

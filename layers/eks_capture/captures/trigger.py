@@ -60,6 +60,10 @@ from eks_capture.store.sessions import NodeCapture, Trigger
 logger = Logger(child=True)
 
 FINAL_STATES = ("completed", "failed", "rejected")
+NO_IMAGE = (
+    "the stack has no capture image yet: push it with scripts/build-image.sh and deploy again with the "
+    "CaptureImageUri it prints"
+)
 
 
 def handle(raw: dict[str, Any], deps: Deps) -> Outcome:
@@ -68,6 +72,8 @@ def handle(raw: dict[str, Any], deps: Deps) -> Outcome:
     event = parse_event(
         raw, max_duration_seconds=settings.max_duration_seconds, expected_account=settings.expected_account
     )
+    if settings.capture_image is None and not isinstance(event, StopCapture | StopRecorder):
+        raise CaptureRejected("CaptureImageUri", NO_IMAGE)
     if isinstance(event, AlarmStateChange):
         return start_from_alarm(event, deps)
     if isinstance(event, StartCapture | StartRecorder | StopRecorder):
