@@ -11,7 +11,7 @@ TEMPLATE_CHECKOV_SKIPS := CKV_AWS_21,CKV_AWS_27,CKV_AWS_117,CKV_AWS_119,CKV_AWS_
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-west-2
 
-.PHONY: demo test lint typecheck unit bench validate-template check-stack checkov build-stack env system-tools sam-env checkov-env clean
+.PHONY: demo test lint typecheck unit bench validate-template check-stack checkov build-stack env system-tools image local-image sam-env checkov-env clean
 
 demo: env system-tools  ## the local end-to-end demo: alarm -> capture pods -> pcaps -> index -> teardown
 	$(PYTHON) -m localcloud.demo
@@ -40,9 +40,25 @@ checkov: checkov-env env sam-env  ## Checkov on template.yaml, the in-cluster ma
 	$(CHECKOV) -d deploy/kubernetes --framework kubernetes
 	scripts/checkov-manifests.sh
 
+# sam build runs the functions' Python (3.13): from PY313_BIN, else python3.13 on PATH, else in SAM's build
+# container when Docker answers; without any of them it says how to get one.
 build-stack: sam-env  ## sam build (arm64 wheels for the layers), as sam deploy would ship it; each function under 250 MiB
-	@test -x $(PY313_BIN)/python3.13 || { echo "sam build needs python3.13 in $(PY313_BIN) (pyenv install 3.13.0, or PY313_BIN=...)"; exit 1; }
-	PATH="$(PY313_BIN):$$PATH" PYENV_VERSION=3.13.0 $(SAM) build --language-extensions --template template.yaml --cached
+	@py313="$(PY313_BIN)"; \
+	if [ ! -x "$$py313/python3.13" ] && command -v python3.13 >/dev/null 2>&1; then py313=$$(dirname "$$(command -v python3.13)"); fi; \
+	if [ -x "$$py313/python3.13" ]; then \
+	  echo "sam build with $$py313/python3.13"; \
+	  PATH="$$py313:$$PATH" PYENV_VERSION=3.13.0 $(SAM) build --language-extensions --template template.yaml --cached; \
+	elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  echo "no python3.13 in $(PY313_BIN) or on PATH: sam build --use-container (SAM's python3.13 build image)"; \
+	  $(SAM) build --use-container --language-extensions --template template.yaml --cached; \
+	else \
+	  echo "make build-stack (part of make test) runs sam build, which needs Python 3.13, the functions' runtime." >&2; \
+	  echo "None in $(PY313_BIN) or on PATH, and no Docker daemon for 'sam build --use-container'. Either:" >&2; \
+	  echo "  pyenv install 3.13.0                  (the default PY313_BIN is pyenv's 3.13.0)" >&2; \
+	  echo "  make test PY313_BIN=/dir/with/python3.13/bin" >&2; \
+	  echo "  start Docker, and make uses sam build --use-container" >&2; \
+	  exit 1; \
+	fi
 	.venv-sam/bin/python scripts/lambda_sizes.py
 
 bench: env system-tools  ## every benchmark, one results table in bench/RESULTS.md
@@ -73,6 +89,13 @@ checkov-env: .venv-checkov/.synced
 
 system-tools:
 	scripts/install-system-tools.sh
+
+image:  ## the multi-arch capture image pushed to REPOSITORY (TAG: the commit); prints the CaptureImageUri to deploy
+	@test -n "$(REPOSITORY)" || { echo "usage: make image REPOSITORY=<account>.dkr.ecr.<region>.amazonaws.com/<name> [TAG=...]" >&2; exit 2; }
+	scripts/build-image.sh $(REPOSITORY) $(TAG)
+
+local-image:  ## the capture image built with podman from a Debian-package base (no registry needed), as the tests run it
+	scripts/build-local-image.sh
 
 clean:
 	rm -rf .venv .venv-sam .venv-checkov .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -6,7 +6,7 @@ set -euo pipefail
 
 needed=(tcpdump:tcpdump tshark:tshark capinfos:tshark mergecap:tshark iptables:iptables ip:iproute2
         ethtool:ethtool conntrack:conntrack chromium:chromium chromedriver:chromium-driver
-        podman:podman runc:runc mmdebstrap:mmdebstrap shellcheck:shellcheck)
+        podman:podman runc:runc mmdebstrap:mmdebstrap shellcheck:shellcheck jq:jq)
 missing=()
 for pair in "${needed[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
