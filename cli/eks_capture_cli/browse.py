@@ -55,7 +55,15 @@ def session_row(session: CaptureSession) -> dict[str, Any]:
         "files": session.totals.files,
         "packets": session.totals.packets,
         "top_finding": session.findings[0] if session.findings else None,
+        "verdict": session.verdict,
     }
+
+
+def headline(session: CaptureSession) -> str:
+    """What ``list`` says of a capture: its top finding, or why it failed or was refused."""
+    if session.findings:
+        return session.findings[0]
+    return session.verdict if session.status in ("failed", "rejected") else ""
 
 
 @one_line_errors
@@ -80,7 +88,16 @@ def list_captures(
         typer.echo(json.dumps([session_row(s) for s in sessions], indent=2))
         return
     view = Table(title=f"Captures of {cluster}", header_style="bold")
-    for column in ("capture", "trigger", "started", "status", "nodes", "files", "packets", "top finding"):
+    for column in (
+        "capture",
+        "trigger",
+        "started",
+        "status",
+        "nodes",
+        "files",
+        "packets",
+        "top finding or why not",
+    ):
         view.add_column(
             column,
             justify="right" if column in ("nodes", "files", "packets") else "left",
@@ -96,7 +113,7 @@ def list_captures(
             str(len(session.nodes)),
             str(session.totals.files),
             f"{session.totals.packets:,}",
-            session.findings[0] if session.findings else "",
+            headline(session),
         )
     console = Console()
     console.print(view if sessions else f"No captures of {cluster} match.")

@@ -88,6 +88,23 @@ class ClusterAccessDenied(CaptureError):  # noqa: N818 - the domain names these 
         super().__init__(f"access denied on cluster {cluster}: {missing}", cluster=cluster, missing=missing)
 
 
+class ClusterRefused(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """The cluster refused one request for what it asks (admission, validation): asked again unchanged, it
+    is refused again. ``refused_by`` names who said no; ``api_message`` is the cluster's own words."""
+
+    code = "ClusterRefused"
+
+    def __init__(self, cluster: str, operation: str, status: int, refused_by: str, api_message: str) -> None:
+        super().__init__(
+            f"{operation} refused by {refused_by} (HTTP {status}): {api_message}",
+            cluster=cluster,
+            operation=operation,
+            status=status,
+            refused_by=refused_by,
+            api_message=api_message,
+        )
+
+
 class ApiThrottled(CaptureError):  # noqa: N818 - the domain names these by what happened
     """An API kept throttling after the retries; the whole event may be retried later."""
 

@@ -45,6 +45,7 @@ from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
+from tests.fixtures.uploads import upload_manifest
 
 NAMESPACE = "eks-capture"
 CLUSTER = "shop-prod"
@@ -254,6 +255,8 @@ def test_a_sweep_that_cannot_delete_leaves_the_capture_open_and_the_next_one_fin
     session = deps.store.get_session(started.capture_id)
     assert session is not None
     shop.faults.fail("delete", "jobs", status=500)
+    for node in session.nodes:  # each node's upload role left its manifest: the capture took packets
+        upload_manifest(deps.settings.capture_bucket, CLUSTER, started.capture_id, node, packets=100)
     clock.moment = session.expires_at + timedelta(seconds=deps.settings.upload_grace_seconds + 1)
 
     [failed] = reaper.sweep(reaper_deps, [CLUSTER])

@@ -26,6 +26,7 @@ from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import JOBS, NODES, PODS
 from localcloud.router import Router
 from tests.events import load_event
+from tests.fixtures.uploads import upload_manifest
 
 NAMESPACE = "eks-capture"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
@@ -68,6 +69,12 @@ def _session(deps: Deps, capture_id: str | None) -> CaptureSession:
     return session
 
 
+def _agents_uploaded(deps: Deps, capture_id: str | None, packets: int = 100) -> None:
+    """Each node's upload role leaves its manifest in S3, as a capture that took packets does."""
+    for node in _session(deps, capture_id).nodes:
+        upload_manifest(deps.settings.capture_bucket, "shop-prod", str(capture_id), node, packets)
+
+
 def _sweep(reaper_deps: ReaperDeps) -> reaper.SweepReport:
     [report] = reaper.sweep(reaper_deps, ["shop-prod"])
     return report
@@ -94,6 +101,7 @@ def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
         what="both capture pods running",
     )
     assert _sweep(reaper_deps).deleted == {}
+    _agents_uploaded(deps, started.capture_id)
 
     clock.advance(300 + deps.settings.upload_grace_seconds * 2 + 1)
     first, second = _sweep_until_closed(reaper_deps, shop, clock)
@@ -116,6 +124,7 @@ def test_a_finished_capture_is_removed_and_its_nodes_freed(
         timeout=20,
         what="jobs complete",
     )
+    _agents_uploaded(deps, started.capture_id)
     clock.advance(200)
 
     first, _ = _sweep_until_closed(reaper_deps, shop, clock)
@@ -227,6 +236,7 @@ def test_a_stopped_capture_ends_with_its_nodes_stopped(
     stop["detail"]["capture_id"] = started.capture_id
     trigger.handle(stop, deps)
     shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="jobs deleted")
+    _agents_uploaded(deps, started.capture_id)
     clock.advance(200)
 
     report = _sweep(reaper_deps)
@@ -265,6 +275,7 @@ def test_a_session_whose_jobs_vanished_is_closed(
     for job in shop.objects(JOBS, NAMESPACE):
         Cluster("shop-prod").delete_job(NAMESPACE, job["metadata"]["name"])
     shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="jobs deleted by hand")
+    _agents_uploaded(deps, started.capture_id)
     clock.advance(200)
 
     report = _sweep(reaper_deps)
@@ -290,6 +301,7 @@ def test_concurrent_sweeps_delete_each_job_once_and_close_each_session_once(
     deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps, "start-capture-all")
+    _agents_uploaded(deps, started.capture_id)
     clock.advance(3600)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -306,6 +318,7 @@ def test_an_api_error_mid_sweep_is_finished_by_the_next_sweep(
     deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps)
+    _agents_uploaded(deps, started.capture_id)
     clock.advance(3600)
     shop.faults.fail("delete", "jobs", status=500, times=20)
 

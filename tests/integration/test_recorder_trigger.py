@@ -175,7 +175,7 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
     assert session is not None
     assert outcome.nodes == {NODE_A: "running"}
     reach = "the ring held only 40 s of the 300 s asked before the trigger"
-    totals = {"files": 7, "pre_trigger_files": 4}
+    totals = {"files": 7, "packets": 2100, "pre_trigger_files": 4}
     manifest = {"status": "complete", "incomplete_reasons": [], "totals": totals, "window": {"reach": reach}}
     boto3.client("s3").put_object(
         Bucket=deps.settings.capture_bucket,

@@ -134,6 +134,7 @@ def _grants(kind: str, group: str, resource: str, verb: str) -> bool:
         ("Role", "batch", "jobs", "list", "the reaper's sweep"),
         ("Role", "batch", "jobs", "delete", "Stop Capture and the reaper"),
         ("Role", "", "pods", "delete", "the reaper's orphaned pods"),
+        ("Role", "", "events", "list", "why the cluster refused a Job's pod (FailedCreate)"),
     ],
 )
 def test_rbac_grants_each_call_the_functions_make(

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from eks_capture.captures.reaper import top_findings
-from eks_capture.captures.verdicts import judge
+from eks_capture.captures.verdicts import Evidence, judge, proven, session_outcome
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
+from eks_capture.store.sessions import NodeCapture
 
 NOW = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
 BOUND, GRACE = timedelta(minutes=5), timedelta(minutes=2)
@@ -74,12 +75,20 @@ UNSCHEDULABLE = {
             id="complete-job-is-removed",
         ),
         pytest.param(
-            _job(**_condition("Failed", "DeadlineExceeded")),
+            _job(failed=1, **_condition("Failed", "DeadlineExceeded")),
             [],
             "deadline_exceeded",
             True,
             "activeDeadlineSeconds",
-            id="deadline-exceeded-job",
+            id="deadline-exceeded-job-whose-pod-ran",
+        ),
+        pytest.param(
+            _job(**_condition("Failed", "DeadlineExceeded")),
+            [],
+            "never_started",
+            True,
+            "its Job ended (DeadlineExceeded) without ever creating a pod",
+            id="deadline-exceeded-job-that-never-had-a-pod",
         ),
         pytest.param(
             _job(**_condition("Failed", "BackoffLimitExceeded")),
@@ -170,6 +179,145 @@ def test_judge_gives_each_job_state_its_verdict(
 
     assert (verdict.status, verdict.delete) == (status, delete)
     assert words in verdict.reason
+
+
+PSA_REFUSAL = (
+    'Error creating: pods "cap-x-abcde" is forbidden: violates PodSecurity "restricted:latest": '
+    "host namespaces (hostNetwork=true)"
+)
+
+
+@pytest.mark.parametrize(
+    ("job", "pods", "refusal", "status", "delete", "reason"),
+    [
+        pytest.param(
+            _job(age=BOUND.total_seconds() + 1),
+            [],
+            PSA_REFUSAL,
+            "never_started",
+            True,
+            f"the cluster refused its pod (FailedCreate): {PSA_REFUSAL}",
+            id="refused-pod-past-the-bound-is-never-started-with-the-clusters-words",
+        ),
+        pytest.param(
+            _job(age=10),
+            [],
+            PSA_REFUSAL,
+            "pending",
+            False,
+            f"its pod is refused so far: {PSA_REFUSAL}",
+            id="young-refused-job-is-left-to-retry",
+        ),
+        pytest.param(
+            _job(age=10, **_condition("Failed", "DeadlineExceeded")),
+            [],
+            PSA_REFUSAL,
+            "never_started",
+            True,
+            f"the cluster refused its pod (FailedCreate): {PSA_REFUSAL}",
+            id="refused-job-that-hit-its-deadline",
+        ),
+        pytest.param(
+            _job(age=BOUND.total_seconds() + 1),
+            [],
+            None,
+            "never_started",
+            True,
+            f"its Job created no pod in {int(BOUND.total_seconds()) + 1} s",
+            id="podless-job-without-an-event-past-the-bound",
+        ),
+        pytest.param(
+            _job(age=BOUND.total_seconds() + 1, active=1),
+            [],
+            None,
+            "pending",
+            False,
+            "waiting for its pod to start",
+            id="a-job-counting-an-active-pod-is-not-podless",
+        ),
+    ],
+)
+def test_a_job_that_never_got_a_pod_is_never_started_with_the_clusters_reason(
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    refusal: str | None,
+    status: str,
+    delete: bool,
+    reason: str,
+) -> None:
+    verdict = judge(job, pods, NOW, BOUND, GRACE, refusal)
+    assert (verdict.status, verdict.delete, verdict.reason) == (status, delete, reason)
+
+
+MANIFEST_WITH_PACKETS = {"totals": {"packets": 120}, "dropped": {"items": []}}
+MANIFEST_DROPPED_ONLY = {"totals": {"packets": 0}, "dropped": {"items": [{"packets": 40}]}}
+EMPTY_MANIFEST = {"totals": {"packets": 0}, "incomplete_reasons": ["tcpdump exited 1: no such device"]}
+
+
+@pytest.mark.parametrize(
+    ("status", "evidence", "proven_status", "reason"),
+    [
+        ("completed", Evidence(file_packets=10), "completed", "done"),
+        ("deadline_exceeded", Evidence(manifest=MANIFEST_WITH_PACKETS), "deadline_exceeded", "done"),
+        ("stopped", Evidence(manifest=MANIFEST_DROPPED_ONLY), "stopped", "done"),
+        (
+            "completed",
+            Evidence(),
+            "failed",
+            "no manifest and no packet reached S3; its Job: completed: done",
+        ),
+        (
+            "deadline_exceeded",
+            Evidence(manifest=EMPTY_MANIFEST),
+            "failed",
+            "its manifest counts no packet (tcpdump exited 1: no such device); "
+            "its Job: deadline exceeded: done",
+        ),
+        ("never_started", Evidence(), "never_started", "done"),
+        ("failed", Evidence(file_packets=5), "failed", "done"),
+    ],
+)
+def test_a_node_counts_as_captured_only_when_s3_proves_packets(
+    status: str, evidence: Evidence, proven_status: str, reason: str
+) -> None:
+    node = NodeCapture(node="n", status=status, reason="done")  # type: ignore[arg-type]
+    assert (proven(node, evidence).status, proven(node, evidence).reason) == (proven_status, reason)
+
+
+def _nodes(**statuses: tuple[str, str]) -> dict[str, NodeCapture]:
+    return {
+        name: NodeCapture(node=name, status=status, reason=reason)  # type: ignore[arg-type]
+        for name, (status, reason) in statuses.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("nodes", "status", "verdict"),
+    [
+        (
+            _nodes(a=("completed", "ok"), b=("deadline_exceeded", "ok")),
+            "completed",
+            "2 of 2 node(s) captured: 3 file(s), 90 packets, 1 dropped; top finding: 3 resets",
+        ),
+        (
+            _nodes(a=("completed", "ok"), b=("failed", "create jobs refused by an admission webhook")),
+            "completed",
+            "1 of 2 node(s) captured: 3 file(s), 90 packets, 1 dropped; top finding: 3 resets; "
+            "not captured: b failed (create jobs refused by an admission webhook)",
+        ),
+        (
+            _nodes(a=("never_started", "the cluster refused its pod (FailedCreate): quota")),
+            "failed",
+            "0 of 1 node(s) captured: 3 file(s), 90 packets, 1 dropped; top finding: 3 resets; "
+            "not captured: a never started (the cluster refused its pod (FailedCreate): quota)",
+        ),
+        ({}, "failed", "0 of 0 node(s) captured: 3 file(s), 90 packets, 1 dropped; top finding: 3 resets"),
+    ],
+)
+def test_a_session_completes_only_when_a_node_captured_and_its_verdict_says_why_not(
+    nodes: dict[str, NodeCapture], status: str, verdict: str
+) -> None:
+    assert session_outcome(nodes, 3, 90, 1, ["3 resets"]) == (status, verdict)
 
 
 def test_top_findings_sum_each_finding_over_files_and_rank_by_severity_then_count() -> None:

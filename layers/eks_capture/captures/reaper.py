@@ -14,7 +14,6 @@ for a Job that has finished (nothing is left to flush).
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,7 +24,6 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 
 from eks_capture.captures.notifications import ReportOutcome, notify_end
 from eks_capture.captures.recorder import (
@@ -34,7 +32,15 @@ from eks_capture.captures.recorder import (
     unhealthy_recorders,
     window_verdict,
 )
-from eks_capture.captures.verdicts import Verdict, judge, parse_time
+from eks_capture.captures.verdicts import (
+    Evidence,
+    Verdict,
+    judge,
+    never_had_a_pod,
+    parse_time,
+    proven,
+    session_outcome,
+)
 from eks_capture.errors import CaptureError
 from eks_capture.events.closings import announce_closed
 from eks_capture.kube.calls import Cluster
@@ -45,6 +51,7 @@ from eks_capture.store.keys import DYNAMODB_RETRIES
 from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
 
 logger = Logger(child=True)
+Obj = dict[str, Any]
 
 TRIGGER_QUIET_SECONDS = 120  # a session this young may still be getting its Jobs from the trigger
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
@@ -136,9 +143,11 @@ class _Sweep:
             self.session(capture_id)
         grace = timedelta(seconds=self.settings.upload_grace_seconds)
         bound = timedelta(seconds=self.settings.pending_bound_seconds)
+        refusals = self.refusals(jobs, pods_by_job)
         verdicts = [
-            (job, judge(job, pods_by_job.get(job["metadata"]["name"], []), self.now, bound, grace))
+            (job, judge(job, pods_by_job.get(name, []), self.now, bound, grace, refusals.get(name)))
             for job in jobs
+            if (name := job["metadata"]["name"])
         ]
         with ThreadPoolExecutor(max_workers=self.settings.api_parallelism) as pool:
             list(pool.map(lambda pair: self.settle_job(*pair), verdicts))
@@ -150,6 +159,20 @@ class _Sweep:
         self.close_sessions(active)
         self.check_recorders()
         return self.report
+
+    def refusals(
+        self, jobs: list[dict[str, Any]], pods_by_job: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, str]:
+        """Why the cluster refused pods, by Job (FailedCreate events): listed only when a Job has no pod;
+        a list that fails costs the reason, not the sweep."""
+        if not any(never_had_a_pod(job, pods_by_job.get(job["metadata"]["name"], [])) for job in jobs):
+            return {}
+        try:
+            return self.cluster.job_refusals(self.settings.capture_namespace)
+        except CaptureError as error:
+            self.report.errors.append(f"list events: {error.message}")
+            logger.warning("could not read why pods were refused", extra={"error": error.message})
+            return {}
 
     def check_recorders(self) -> None:
         """Report recorder pods that cannot serve a window (their nodes would fall back to Jobs)."""
@@ -232,17 +255,22 @@ class _Sweep:
         return recording and self.now < session.expires_at
 
     def close(self, session: CaptureSession) -> None:
-        """Give the session its final status, verdict, dropped count and top findings."""
+        """Give the session its final status and verdict from what reached S3, its dropped count and top
+        findings: a node counts as captured only when its manifest or indexed files prove packets."""
+        files = self.deps.store.files_of_capture(session.capture_id)
+        manifests = {
+            name: read_window_manifest(
+                self.deps.s3, self.settings.capture_bucket, f"{session.s3_prefix}{name}/"
+            )
+            for name in session.nodes
+        }
         for name, node in session.nodes.items():
             if node.status == "running" and node.job is None:  # served from a recorder's ring
-                manifest = read_window_manifest(
-                    self.deps.s3, self.settings.capture_bucket, f"{session.s3_prefix}{name}/"
-                )
-                status, reason = window_verdict(manifest)
-                session.nodes[name] = node.model_copy(update={"status": status, "reason": reason})
+                status, reason = window_verdict(manifests[name])
+                node = node.model_copy(update={"status": status, "reason": reason})
             elif node.status in OPEN_NODE_STATES:
                 stopped = session.status == "stopping"
-                session.nodes[name] = node.model_copy(
+                node = node.model_copy(
                     update={
                         "status": "stopped" if stopped else "completed",
                         "reason": "stopped early on request"
@@ -250,28 +278,22 @@ class _Sweep:
                         else "its Job finished and was removed before a sweep saw it",
                     }
                 )
+            node_packets = sum(f.packets for f in files if f.node == name)
+            session.nodes[name] = proven(node, Evidence(node_packets, manifests[name]))
             self.deps.store.release_node(session.cluster, name, session.capture_id)
-        files = self.deps.store.files_of_capture(session.capture_id)
-        dropped = sum(
-            _dropped_on(self.deps.s3, self.settings.capture_bucket, session, n) for n in session.nodes
-        )
+        dropped = sum(dropped_packets(m) for m in manifests.values() if m is not None)
         self.deps.store.set_dropped(session.capture_id, dropped)
         session.findings = top_findings(f.summary for f in files)
-        captured = [
-            n for n in session.nodes.values() if n.status in ("completed", "stopped", "deadline_exceeded")
-        ]
         previous = session.status
-        session.status = "completed" if captured else "failed"
         packets = sum(f.packets for f in files)
-        top = f"; top finding: {session.findings[0]}" if session.findings else ""
-        session.verdict = (
-            f"{len(captured)} of {len(session.nodes)} node(s) captured: "
-            f"{len(files)} file(s), {packets} packets, {dropped} dropped{top}"
+        session.status, session.verdict = session_outcome(
+            session.nodes, len(files), packets, dropped, session.findings
         )
         session.ended_at = self.now
         if self.deps.store.replace_session(session, expected_status=previous):
             self.report.closed[session.capture_id] = session.status
-            logger.info(f"capture {session.capture_id} {session.status}: {session.verdict}")
+            log = logger.info if session.status == "completed" else logger.warning
+            log(f"capture {session.capture_id} {session.status}: {session.verdict}")
             self.announce(self.deps.store.get_session(session.capture_id) or session)
 
     def announce(self, session: CaptureSession) -> None:
@@ -284,15 +306,6 @@ class _Sweep:
         outcome = ReportOutcome(problem=problem)
         if notify_end(self.deps.sns, self.settings, session, outcome):
             self.deps.store.record_end_notice(session.capture_id, self.now, report_key="")
-
-
-def _dropped_on(s3: Any, bucket: str, session: CaptureSession, node: str) -> int:
-    key = f"{session.s3_prefix}{node}/manifest.json"
-    try:
-        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except ClientError:
-        return 0
-    return dropped_packets(manifest)
 
 
 def dropped_packets(manifest: dict[str, Any]) -> int:

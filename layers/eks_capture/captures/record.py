@@ -36,7 +36,9 @@ def record_start(
     else:
         store.release_capture_slot(request.cluster, slot, request.capture_id)
         session.status = "failed"
-        reasons = "; ".join(f"{k}: {v}" for k, v in session.skipped.items()) or "; ".join(plan.notes)
+        failed = {n.node: n.reason for n in session.nodes.values() if n.status == "failed"}
+        why = {**failed, **session.skipped}
+        reasons = "; ".join(f"{k}: {v}" for k, v in why.items()) or "; ".join(plan.notes)
         session.verdict = f"no node could be captured ({reasons or 'no node matched'})"
     store.replace_session(session, expected_status="starting")
     notify_start(deps.sns, settings, session)

@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
-from eks_capture.store.sessions import NodeStatus
+from eks_capture.store.sessions import NodeCapture, NodeStatus, SessionStatus
 
 KUBELET_REJECTED = "Pod was rejected: "  # pkg/kubelet rejectPod's prefix
+#: A node that ended in one of these counts as captured, once S3 proves it took packets.
+CAPTURED_STATES: tuple[NodeStatus, ...] = ("completed", "stopped", "deadline_exceeded")
 STUCK_REASONS = ("ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName")
 
 
@@ -79,12 +81,39 @@ def _stuck_reason(pod: dict[str, Any]) -> str | None:
     return None
 
 
+POD_COUNTS = ("active", "ready", "succeeded", "failed", "terminating")
+
+
+def never_had_a_pod(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+    """No pod of the Job exists, and its status counts none that ever ran or ended."""
+    status = job.get("status") or {}
+    return not pods and not any(status.get(count) for count in POD_COUNTS)
+
+
+def _podless(refusal: str | None, waited: int, ended: str = "") -> Verdict:
+    """A Job that never got a pod: the cluster's own reason when its controller recorded one."""
+    if refusal:
+        why = f"the cluster refused its pod (FailedCreate): {refusal}"
+    elif ended:
+        why = f"its Job ended ({ended}) without ever creating a pod"
+    else:
+        why = f"its Job created no pod in {waited} s"
+    return Verdict("never_started", why, True)
+
+
 def judge(
-    job: dict[str, Any], pods: list[dict[str, Any]], now: datetime, pending_bound: timedelta, grace: timedelta
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    now: datetime,
+    pending_bound: timedelta,
+    grace: timedelta,
+    refusal: str | None = None,
 ) -> Verdict:
-    """The verdict on one capture Job given its pods, at ``now``."""
+    """The verdict on one capture Job given its pods, at ``now``; ``refusal`` is the message of the Job's
+    latest ``FailedCreate`` event, when the Job controller could not create its pod."""
     metadata = job.get("metadata") or {}
     created = parse_time(metadata.get("creationTimestamp")) or now
+    waited = int((now - created).total_seconds())
     expires = parse_time((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
     if metadata.get("deletionTimestamp"):
         return Verdict("stopped", "being deleted: the uploader is flushing its last files", False)
@@ -93,13 +122,19 @@ def judge(
     rejected = next((why for pod in pods if (why := _kubelet_rejection(pod))), None)
     if rejected:
         return Verdict("never_started", rejected, True)
+    podless = never_had_a_pod(job, pods)
     failed = _condition(job, "Failed")
     if failed:
+        if podless:
+            return _podless(refusal, waited, str(failed.get("reason") or "Failed"))
         if failed.get("reason") == "DeadlineExceeded":
             return Verdict("deadline_exceeded", "stopped by the Job's activeDeadlineSeconds", True)
         failed_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
         story = _container_failure(failed_pods[0]) if failed_pods else failed.get("message", "the Job failed")
         return Verdict("failed", story, True)
+    late = now - created > pending_bound
+    if podless and (late or (expires is not None and now > expires + grace)):
+        return _podless(refusal, waited)
     if expires is not None and now > expires + grace:
         return Verdict(
             "deadline_exceeded",
@@ -107,9 +142,61 @@ def judge(
             True,
         )
     pending = [p for p in pods if (p.get("status") or {}).get("phase") in (None, "Pending")]
-    if pending and now - created > pending_bound:
+    if pending and late:
         reason = _stuck_reason(pending[0]) or "still Pending"
-        return Verdict("never_started", f"{reason} after {int((now - created).total_seconds())} s", True)
+        return Verdict("never_started", f"{reason} after {waited} s", True)
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         return Verdict("running", "capturing", False)
+    if refusal:
+        return Verdict("pending", f"its pod is refused so far: {refusal}", False)
     return Verdict("pending", "waiting for its pod to start", False)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What reached S3 from one node: the packets of its indexed files, and its manifest (None: none)."""
+
+    file_packets: int = 0
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def packets(self) -> int:
+        """Packets proven taken: the indexed files', or the manifest's (uploaded, and dropped for the
+        spool budget after tcpdump wrote them), whichever is more."""
+        manifest = self.manifest or {}
+        uploaded = int((manifest.get("totals") or {}).get("packets") or 0)
+        items = (manifest.get("dropped") or {}).get("items") or []
+        return max(self.file_packets, uploaded + sum(int(item.get("packets") or 0) for item in items))
+
+
+def proven(node: NodeCapture, evidence: Evidence) -> NodeCapture:
+    """A node whose Job ended as if it captured counts as captured only when S3 proves packets were taken;
+    otherwise it failed, and its reason says what S3 holds and what its Job said."""
+    if node.status not in CAPTURED_STATES or evidence.packets > 0:
+        return node
+    if evidence.manifest is None:
+        why = "no manifest and no packet reached S3"
+    else:
+        told = "; ".join(str(r) for r in evidence.manifest.get("incomplete_reasons") or [])
+        why = "its manifest counts no packet" + (f" ({told})" if told else "")
+    said = f"{node.status.replace('_', ' ')}: {node.reason}" if node.reason else node.status.replace("_", " ")
+    return node.model_copy(update={"status": "failed", "reason": f"{why}; its Job: {said}"})
+
+
+def session_outcome(
+    nodes: dict[str, NodeCapture], files: int, packets: int, dropped: int, findings: list[str]
+) -> tuple[SessionStatus, str]:
+    """The session's end and its verdict in words: ``completed`` when a node captured, else ``failed``; the
+    nodes that did not capture are named with why."""
+    captured = [n for n in nodes.values() if n.status in CAPTURED_STATES]
+    top = f"; top finding: {findings[0]}" if findings else ""
+    verdict = (
+        f"{len(captured)} of {len(nodes)} node(s) captured: "
+        f"{files} file(s), {packets} packets, {dropped} dropped{top}"
+    )
+    missed = [n for n in nodes.values() if n.status not in CAPTURED_STATES]
+    if missed:
+        verdict += "; not captured: " + "; ".join(
+            f"{n.node} {n.status.replace('_', ' ')}" + (f" ({n.reason})" if n.reason else "") for n in missed
+        )
+    return ("completed" if captured else "failed"), verdict

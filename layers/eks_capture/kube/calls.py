@@ -15,10 +15,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from eks_capture.errors import ClusterRefused
 from eks_capture.kube import eks
 from eks_capture.kube.labels import CAPTURE_SELECTOR, RECORDER_SELECTOR
+from eks_capture.kube.refusals import api_message, refused_by
 
 PAGE_SIZE = 500
+FAILED_CREATE_SELECTOR = "reason=FailedCreate,involvedObject.kind=Job"
 JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
@@ -54,13 +57,17 @@ class Cluster:
                 raise ApiException.from_response(http_resp=response, body=None, data=None)
         return dict(json.loads(response.data or b"{}"))
 
-    def pages(self, path: str, operation: str, label_selector: str = "") -> Iterator[dict[str, Any]]:
+    def pages(
+        self, path: str, operation: str, label_selector: str = "", field_selector: str = ""
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a list, page by page (``limit``/``continue``), as one logical list call."""
         token = ""
         while True:
             query = [("limit", str(PAGE_SIZE))]
             if label_selector:
                 query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
             if token:
                 query.append(("continue", token))
             page = self.request("GET", path, operation, query)
@@ -89,13 +96,33 @@ class Cluster:
     def capture_pods(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
         return self.pods(namespace, label_selector)
 
+    def job_refusals(self, namespace: str) -> dict[str, str]:
+        """Why the Job controller could not create a Job's pod, by Job name: the message of its latest
+        ``FailedCreate`` event (``Error creating: pods "..." is forbidden: ...``), one list call."""
+        path = f"/api/v1/namespaces/{namespace}/events"
+        latest: dict[str, tuple[str, str]] = {}
+        for event in self.pages(path, "list events", field_selector=FAILED_CREATE_SELECTOR):
+            job = (event.get("involvedObject") or {}).get("name") or ""
+            when = str(event.get("lastTimestamp") or event.get("eventTime") or "")
+            if job not in latest or when >= latest[job][0]:
+                latest[job] = (when, str(event.get("message") or ""))
+        return {job: message for job, (_, message) in latest.items()}
+
     def create_job(self, namespace: str, job: dict[str, Any]) -> bool:
-        """Create ``job``; False when it exists already (a retried start), so creation is idempotent."""
+        """Create ``job``; False when it exists already (a retried start), so creation is idempotent.
+
+        A refusal of what is asked (400, 404, 422...: a webhook, validation, a missing namespace) is a
+        ClusterRefused with the API's words, as admission's 403 already is."""
         try:
             self.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", "create jobs", body=job)
         except ApiException as error:
             if error.status == 409:
                 return False
+            if 400 <= error.status < 500:
+                message = api_message(error)
+                raise ClusterRefused(
+                    self.name, "create jobs", error.status, refused_by(error.status, message), message
+                ) from error
             raise
         return True
 

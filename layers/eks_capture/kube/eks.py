@@ -10,7 +10,6 @@ missing cluster or a missing eks:DescribeCluster permission fails the same way w
 from __future__ import annotations
 
 import base64
-import json
 import os
 import threading
 import time
@@ -27,7 +26,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.util.retry import Retry
 
-from eks_capture.errors import ApiThrottled, ClusterAccessDenied, ClusterNotFound, ClusterUnreachable
+from eks_capture.errors import (
+    ApiThrottled,
+    ClusterAccessDenied,
+    ClusterNotFound,
+    ClusterRefused,
+    ClusterUnreachable,
+)
+from eks_capture.kube.refusals import api_message, refused_by
 
 logger = Logger(child=True)
 
@@ -269,11 +275,15 @@ def access_error(
             "or map it in aws-auth",
         )
     if error.status == 403:
-        return ClusterAccessDenied(cluster_name, f"RBAC permission: {_status_message(error)}")
+        message = api_message(error)
+        who = refused_by(403, message)
+        if who != "RBAC":  # admission said no: the caller may do this, the cluster refuses what it asks
+            return ClusterRefused(cluster_name, operation, 403, who, message)
+        return ClusterAccessDenied(cluster_name, f"RBAC permission: {message}")
     if error.status == 429:
         return ApiThrottled("kubernetes", operation, DEFAULT_ATTEMPTS)
     if error.status >= 500:
-        return ClusterUnreachable(cluster_name, operation, f"HTTP {error.status} {_status_message(error)}")
+        return ClusterUnreachable(cluster_name, operation, f"HTTP {error.status} {api_message(error)}")
     return error
 
 
@@ -287,13 +297,6 @@ def _principal_arn() -> str:
     if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
         return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
     return arn
-
-
-def _status_message(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except ValueError:
-        return str(error.reason)
 
 
 @contextmanager

@@ -95,6 +95,15 @@ def _table(
     return f'<table id="{name}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _node_lines(session: CaptureSession) -> str:
+    """Each node with its verdict and why (a node that did not capture says what stopped it)."""
+    return "<br>".join(
+        f"{escape(name)}: {escape(node.status.replace('_', ' '))}"
+        + (f" — {escape(node.reason)}" if node.reason else "")
+        for name, node in session.nodes.items()
+    )
+
+
 def render(page: Page) -> str:
     """The HTML of the report."""
     s = page.session
@@ -110,7 +119,7 @@ def render(page: Page) -> str:
         (escape(page.alarm_label), escape(_t(page.alarm))),
         ("capture window", f"{escape(_t(page.window[0]))} → {escape(_t(page.window[1]))}"),
         ("status", f"{escape(s.status)}" + (f" — {escape(s.verdict)}" if s.verdict else "")),
-        ("nodes", escape(", ".join(s.nodes) or "-")),
+        ("nodes", _node_lines(s) or "-"),
         ("filter", f"<code>{escape(s.filter or 'everything')}</code>"),
         (
             "totals",

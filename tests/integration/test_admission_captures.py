@@ -1,0 +1,269 @@
+"""A cluster that refuses the capture: each refusal in the real cluster's words, and the product's truthful
+answer (never a capture claimed that S3 does not prove).
+
+The trigger creates real Jobs in the emulated ``shop-prod``, whose admission refuses as EKS would (Pod
+Security, a missing service account, a quota, a Kyverno/Gatekeeper-like webhook); the Job controller
+records ``FailedCreate``; the sweep runs with its clock moved past the pending bound instead of waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from eks_capture.captures import reaper, trigger
+from eks_capture.captures.notifications import ReportOutcome, end_message
+from eks_capture.captures.plan import Deps, Outcome
+from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.kube.labels import LABEL_NODE
+from eks_capture.store.sessions import CaptureSession
+from eks_capture_cli import app
+from localcloud.kube import EVENTS, JOBS, NAMESPACES, PODS, RESOURCEQUOTAS, SERVICEACCOUNTS, KubeEmulator
+from tests.events import load_event
+from tests.fixtures.uploads import upload_manifest
+
+NAMESPACE = "eks-capture"
+CLUSTER = "shop-prod"
+NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
+NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
+WEBHOOK = "validate.kyverno.svc-fail"
+WEBHOOK_SAYS = (
+    "policy Job/eks-capture for resource violation: disallow-host-network: hostNetwork is not allowed"
+)
+
+
+class Clock:
+    """The sweep's idea of now, moved by the test."""
+
+    def __init__(self) -> None:
+        self.moment = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def reaper_deps(deps: Deps, clock: Clock) -> ReaperDeps:
+    return ReaperDeps(settings=deps.settings, store=deps.store, now=clock)
+
+
+def _start(deps: Deps, event: str) -> Outcome:
+    outcome = trigger.handle(load_event(event), deps)
+    assert outcome.capture_id is not None, outcome.message
+    return outcome
+
+
+def _session(deps: Deps, capture_id: str | None) -> CaptureSession:
+    assert capture_id is not None
+    session = deps.store.get_session(capture_id)
+    assert session is not None
+    return session
+
+
+def _refused(shop: KubeEmulator) -> list[str]:
+    return [e["message"] for e in shop.objects(EVENTS, NAMESPACE) if e["reason"] == "FailedCreate"]
+
+
+def _close(deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock) -> dict[str, str]:
+    """Sweep past the pending bound, let the deletions finish, sweep again: the captures each closed."""
+    clock.moment += timedelta(seconds=deps.settings.pending_bound_seconds + 5)
+    [first] = reaper.sweep(reaper_deps, [CLUSTER])
+    assert not first.errors, first.errors
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=30, what="capture jobs deleted")
+    clock.moment += timedelta(seconds=300)
+    [second] = reaper.sweep(reaper_deps, [CLUSTER])
+    return {**first.closed, **second.closed}
+
+
+def _held(deps: Deps, pk: str) -> str | None:
+    """Which capture holds a lock or slot item of the table (None: free)."""
+    item = boto3.client("dynamodb").get_item(
+        TableName=deps.settings.capture_table, Key={"pk": {"S": pk}, "sk": {"S": pk.split("#", 1)[0]}}
+    )
+    return item.get("Item", {}).get("capture_id", {}).get("S")
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _enforce(shop: KubeEmulator, level: str) -> None:
+    labels = {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    shop.registry.patch(
+        NAMESPACES, None, NAMESPACE, "application/merge-patch+json", {"metadata": {"labels": labels}}
+    )
+
+
+def test_a_restricted_namespace_fails_the_capture_and_names_the_pod_security_violation(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    _enforce(shop, "restricted")
+    started = _start(deps, "start-capture-instances")
+    assert started.status == "running"  # the Job is admitted: Pod Security judges pods, not Jobs
+    shop.wait_for(lambda: bool(_refused(shop)), what="the Job controller's FailedCreate")
+    [job] = shop.objects(JOBS, NAMESPACE)
+    assert shop.objects(PODS, NAMESPACE) == []
+    assert not job["status"].get("active")
+
+    closed = _close(deps, reaper_deps, shop, clock)
+
+    assert closed == {started.capture_id: "failed"}
+    session = _session(deps, started.capture_id)
+    node = session.nodes[NODE_A]
+    assert node.status == "never_started"
+    assert node.reason.startswith('the cluster refused its pod (FailedCreate): Error creating: pods "')
+    assert 'is forbidden: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true)' in (
+        node.reason
+    )
+    assert session.verdict.startswith(
+        "0 of 1 node(s) captured: 0 file(s), 0 packets, 0 dropped; not captured: "
+    )
+    assert f"{NODE_A} never started (the cluster refused its pod (FailedCreate)" in session.verdict
+    assert _held(deps, f"LOCK#{CLUSTER}#{NODE_A}") is None
+    subject, body = end_message(deps.settings, session, ReportOutcome(problem="no report in this test"))
+    assert f"capture {started.capture_id} failed" in subject
+    assert 'violates PodSecurity "restricted:latest"' in body
+    table = ["--table", deps.settings.capture_table]
+    shown = _cli("show", str(started.capture_id), *table)
+    assert "never_started" in shown
+    assert "violates PodSecurity" in shown
+    listed = json.loads(_cli("list", "--cluster", CLUSTER, "--json", *table))
+    assert [(r["status"], "violates PodSecurity" in r["verdict"]) for r in listed] == [("failed", True)]
+
+
+def test_a_missing_service_account_fails_the_capture_with_the_admission_message(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    account = deps.settings.capture_service_account
+    shop.registry.delete(SERVICEACCOUNTS, NAMESPACE, account)
+    started = _start(deps, "start-capture-instances")
+    shop.wait_for(lambda: bool(_refused(shop)), what="the Job controller's FailedCreate")
+
+    closed = _close(deps, reaper_deps, shop, clock)
+
+    assert closed == {started.capture_id: "failed"}
+    node = _session(deps, started.capture_id).nodes[NODE_A]
+    assert node.status == "never_started"
+    assert node.reason.endswith(
+        f"is forbidden: error looking up service account {NAMESPACE}/{account}: "
+        f'serviceaccount "{account}" not found'
+    )
+
+
+def test_an_exhausted_quota_fails_the_capture_with_the_quota_message(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    shop.create(
+        RESOURCEQUOTAS, NAMESPACE, {"metadata": {"name": "captures"}, "spec": {"hard": {"pods": "0"}}}
+    )
+    started = _start(deps, "start-capture-instances")
+    shop.wait_for(lambda: bool(_refused(shop)), what="the Job controller's FailedCreate")
+
+    closed = _close(deps, reaper_deps, shop, clock)
+
+    assert closed == {started.capture_id: "failed"}
+    node = _session(deps, started.capture_id).nodes[NODE_A]
+    assert node.status == "never_started"
+    assert node.reason.endswith(
+        "is forbidden: exceeded quota: captures, requested: pods=1, used: pods=0, limited: pods=0"
+    )
+
+
+@pytest.mark.parametrize("code", [400, 403])
+def test_a_webhook_denying_one_nodes_job_fails_that_node_frees_it_and_the_other_node_captures(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, code: int
+) -> None:
+    def on_node_a(job: dict[str, Any]) -> bool:
+        return bool(job["metadata"]["labels"].get(LABEL_NODE, "").startswith("ip-192-168-12-34"))
+
+    shop.webhooks.deny(WEBHOOK, WEBHOOK_SAYS, "jobs", code=code, when=on_node_a)
+    started = _start(deps, "start-capture-nodes")
+
+    assert started.status == "running"
+    assert started.nodes == {NODE_A: "failed", NODE_B: "pending"}
+    session = _session(deps, started.capture_id)
+    assert session.nodes[NODE_A].reason == (
+        f'create jobs refused by an admission webhook (HTTP {code}): admission webhook "{WEBHOOK}" '
+        f"denied the request: {WEBHOOK_SAYS}"
+    )
+    assert _held(deps, f"LOCK#{CLUSTER}#{NODE_A}") is None
+    assert _held(deps, f"LOCK#{CLUSTER}#{NODE_B}") == started.capture_id
+    assert [j["spec"]["template"]["spec"]["nodeName"] for j in shop.objects(JOBS, NAMESPACE)] == [NODE_B]
+    shop.wait_for(lambda: len(shop.objects(PODS, NAMESPACE)) == 1, what="node B's capture pod")
+    upload_manifest(deps.settings.capture_bucket, CLUSTER, str(started.capture_id), NODE_B, packets=420)
+    clock.moment += timedelta(seconds=3600)
+
+    closed = _close(deps, reaper_deps, shop, clock)
+
+    assert closed == {started.capture_id: "completed"}
+    session = _session(deps, started.capture_id)
+    assert {n.node: n.status for n in session.nodes.values()} == {
+        NODE_A: "failed",
+        NODE_B: "deadline_exceeded",
+    }
+    assert session.verdict.startswith("1 of 2 node(s) captured")
+    assert f"not captured: {NODE_A} failed (create jobs refused by an admission webhook" in session.verdict
+
+
+def test_a_webhook_denying_every_job_fails_the_capture_at_once_and_frees_its_slot(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    shop.webhooks.deny(WEBHOOK, WEBHOOK_SAYS, "jobs")
+
+    started = _start(deps, "start-capture-nodes")
+
+    assert started.status == "failed"
+    assert started.nodes == {NODE_A: "failed", NODE_B: "failed"}
+    assert (
+        f'{NODE_A}: create jobs refused by an admission webhook (HTTP 400): admission webhook "{WEBHOOK}"'
+        in (started.message)
+    )
+    assert _session(deps, started.capture_id).status == "failed"
+    slots = [f"SLOT#{CLUSTER}#{n}" for n in range(deps.settings.max_concurrent_captures)]
+    assert [_held(deps, slot) for slot in slots] == [None] * len(slots)
+    assert [_held(deps, f"LOCK#{CLUSTER}#{node}") for node in (NODE_A, NODE_B)] == [None, None]
+
+
+def test_an_rbac_refusal_of_the_job_says_rbac_not_admission(deps: Deps, shop: KubeEmulator) -> None:
+    shop.rbac.deny(verbs="create", resources="jobs")
+
+    started = _start(deps, "start-capture-instances")
+
+    assert started.status == "failed"
+    reason = _session(deps, started.capture_id).nodes[NODE_A].reason
+    assert reason.startswith(f"access denied on cluster {CLUSTER}: RBAC permission: ")
+    assert 'is forbidden: User "' in reason
+    assert 'cannot create resource "jobs" in API group "batch"' in reason
+
+
+def test_a_capture_whose_pods_ran_but_left_nothing_in_s3_is_failed_not_completed(
+    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+) -> None:
+    started = _start(deps, "start-capture-instances")
+    shop.wait_for(
+        lambda: [p["status"].get("phase") for p in shop.objects(PODS, NAMESPACE)] == ["Running"],
+        what="the capture pod running",
+    )
+    clock.moment += timedelta(seconds=3600)
+
+    closed = _close(deps, reaper_deps, shop, clock)
+
+    assert closed == {started.capture_id: "failed"}
+    node = _session(deps, started.capture_id).nodes[NODE_A]
+    assert node.status == "failed"
+    assert node.reason.startswith("no manifest and no packet reached S3; its Job: deadline exceeded: ")
