@@ -198,6 +198,7 @@ def test_a_capture_on_a_full_node_never_started_and_says_the_kubelet_was_out_of_
     )  # max-pods
     started = _start(deps)
     shop.wait_for(lambda: _jobs_finished(shop), timeout=20, what="both jobs finished")
+    upload_manifest(deps.settings.capture_bucket, "shop-prod", str(started.capture_id), NODE_B, 100)
     clock.advance(200)
 
     _sweep_until_closed(reaper_deps, shop, clock)
@@ -221,6 +222,7 @@ def test_a_cordoned_or_no_schedule_tainted_node_is_still_captured(
     _set_node(shop, NODE_B, lambda node: node["spec"].update(taints=[taint]))
     started = _start(deps)
     shop.wait_for(lambda: _jobs_finished(shop), timeout=20, what="both jobs finished")
+    _agents_uploaded(deps, started.capture_id)
     clock.advance(200)
 
     _sweep_until_closed(reaper_deps, shop, clock)
@@ -335,6 +337,8 @@ def test_one_sweep_reaps_a_thousand_capture_pods_with_one_paginated_list_of_each
 ) -> None:
     cluster = Cluster("shop-prod")
     old = clock() - timedelta(hours=3)
+    room = {"pods": "1100", "cpu": "1000", "memory": "4000Gi"}  # a node with room for every capture pod
+    _set_node(shop, NODE_B, lambda node: node["status"]["allocatable"].update(room))
     for index in range(1000):
         spec = CaptureSpec(
             capture_id=f"cap-20261125T000000Z-{index:08x}",  # type: ignore[arg-type]
