@@ -18,7 +18,7 @@ from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import NodeFallback
 from eks_capture.store.sessions import CaptureSession
 from localcloud.kube import KubeEmulator
-from localcloud.kube.resources import JOBS
+from localcloud.kube.resources import JOBS, PODS
 from tests.events import event_names, load_event
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f60718, nodegroup general
@@ -297,3 +297,34 @@ def test_before_the_first_image_is_deployed_every_start_is_refused_naming_the_pa
 def test_before_the_first_image_is_deployed_a_stop_is_still_handled(deps: Deps, shop: KubeEmulator) -> None:
     with pytest.raises(CaptureNotFound):
         trigger.handle(load_event("stop-capture"), _with(deps, capture_image=None))
+
+
+def test_fargate_and_windows_nodes_get_no_capture_pod_and_the_recorder_keeps_off_them(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    fargate = shop.add_node(
+        "fargate-ip-192-168-5-6.us-west-2.compute.internal",
+        labels={"eks.amazonaws.com/compute-type": "fargate"},
+        taints=[{"key": "eks.amazonaws.com/compute-type", "value": "fargate", "effect": "NoSchedule"}],
+    )["metadata"]["name"]
+    windows = shop.add_node(labels={"kubernetes.io/os": "windows"}, nodegroup="windows")["metadata"]["name"]
+
+    outcome = trigger.handle(load_event("start-capture-all"), deps)
+
+    assert _job_nodes(shop) == sorted([NODE_A, NODE_B, NODE_GPU])
+    assert outcome.skipped == {
+        fargate: "Fargate (eks.amazonaws.com/compute-type=fargate): no hostNetwork pods, so no capture",
+        windows: "not Linux (kubernetes.io/os=windows): the capture agent is a Linux image",
+    }
+    recorder = load_event("start-recorder")
+    recorder["detail"]["node_selector"] = {
+        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "Exists"}]
+    }
+    assert trigger.handle(recorder, deps).status == "recording"
+    shop.settle()
+    placed = {
+        pod["spec"].get("nodeName")
+        for pod in shop.objects(PODS, NAMESPACE)
+        if pod["metadata"]["labels"].get("app.kubernetes.io/component") == "recorder"
+    }
+    assert placed == {NODE_A, NODE_B, NODE_GPU}, "one recorder per Linux EC2 node, none on Fargate or Windows"

@@ -100,14 +100,38 @@ def test_the_ring_budget_fits_the_emptydir_with_room_for_two_open_files(budget: 
     assert quantity_bytes(storage) >= size_limit, "the scheduler reserves the ring's disk"
 
 
-def test_the_node_selector_becomes_required_node_affinity_that_selects_the_same_nodes() -> None:
-    daemonset = recorder_daemonset(recorder(GENERAL), SETTINGS)
+def node_affinity_selector(daemonset: dict[str, Any]) -> LabelSelector:
     terms = pod_of(daemonset)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    expressions = terms["nodeSelectorTerms"][0]["matchExpressions"]
-    as_selector = LabelSelector.model_validate({"matchExpressions": expressions})
-    assert as_selector.matches({"eks.amazonaws.com/nodegroup": "general"})
-    assert not as_selector.matches({"eks.amazonaws.com/nodegroup": "gpu"})
-    assert "affinity" not in pod_of(recorder_daemonset(recorder(None), SETTINGS))
+    [term] = terms["nodeSelectorTerms"]
+    return LabelSelector.model_validate({"matchExpressions": term["matchExpressions"]})
+
+
+LINUX = {"kubernetes.io/os": "linux"}
+
+
+def test_the_node_selector_becomes_required_node_affinity_that_selects_the_same_nodes() -> None:
+    as_selector = node_affinity_selector(recorder_daemonset(recorder(GENERAL), SETTINGS))
+    assert as_selector.matches({**LINUX, "eks.amazonaws.com/nodegroup": "general"})
+    assert not as_selector.matches({**LINUX, "eks.amazonaws.com/nodegroup": "gpu"})
+
+
+@pytest.mark.parametrize("selector", [None, GENERAL])
+@pytest.mark.parametrize(
+    ("labels", "runs_there"),
+    [
+        ({**LINUX, "eks.amazonaws.com/nodegroup": "general"}, True),
+        (
+            {**LINUX, "eks.amazonaws.com/compute-type": "fargate", "eks.amazonaws.com/nodegroup": "general"},
+            False,
+        ),
+        ({"kubernetes.io/os": "windows", "eks.amazonaws.com/nodegroup": "general"}, False),
+    ],
+)
+def test_the_recorder_keeps_off_fargate_and_windows_nodes_whatever_its_selector(
+    selector: Any, labels: dict[str, str], runs_there: bool
+) -> None:
+    as_selector = node_affinity_selector(recorder_daemonset(recorder(selector), SETTINGS))
+    assert as_selector.matches(labels) is runs_there
 
 
 def test_the_recorder_reads_window_requests_from_the_downward_api_file_it_mounts() -> None:

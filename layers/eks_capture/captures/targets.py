@@ -94,7 +94,9 @@ class _Collector:
         skipped = list(self.gone)
         for name in sorted(self.matched):
             node = self.nodes[name]
-            if not node.ready:
+            if node.cannot_capture is not None:
+                skipped.append(SkippedNode(name, node.cannot_capture))
+            elif not node.ready:
                 skipped.append(SkippedNode(name, NOT_READY))
             elif len(chosen) >= max_nodes:
                 skipped.append(SkippedNode(name, over_cap(max_nodes)))

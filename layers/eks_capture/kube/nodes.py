@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+COMPUTE_TYPE_LABEL = "eks.amazonaws.com/compute-type"
+FARGATE = "fargate"
+OS_LABEL = "kubernetes.io/os"
+LINUX = "linux"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 _PROVIDER_ID = re.compile(r"^aws:///(?P<zone>[^/]*)/(?P<instance>i-[0-9a-f]+)$")
 
@@ -54,6 +58,16 @@ class NodeInfo:
     def nodegroup(self) -> str | None:
         """The EKS managed node group, from its label."""
         return self.labels.get(NODEGROUP_LABEL)
+
+    @property
+    def cannot_capture(self) -> str | None:
+        """Why a capture pod (hostNetwork, NET_RAW, a Linux image) cannot run on this node, if it cannot."""
+        if self.labels.get(COMPUTE_TYPE_LABEL) == FARGATE:
+            return f"Fargate ({COMPUTE_TYPE_LABEL}={FARGATE}): no hostNetwork pods, so no capture"
+        system = self.labels.get(OS_LABEL, LINUX)
+        if system != LINUX:
+            return f"not Linux ({OS_LABEL}={system}): the capture agent is a Linux image"
+        return None
 
     @classmethod
     def from_kubernetes(cls, node: Mapping[str, Any], *, asg_name: str | None = None) -> NodeInfo:

@@ -29,7 +29,7 @@ from eks_capture.kube.manifests.job import (
     spool_mounts,
     upload_container,
 )
-from eks_capture.kube.nodes import NodeInfo
+from eks_capture.kube.nodes import COMPUTE_TYPE_LABEL, FARGATE, LINUX, OS_LABEL, NodeInfo
 from eks_capture.kube.selectors import LabelSelector
 from eks_capture.settings import Settings
 
@@ -61,15 +61,28 @@ def recorder_spool_size(spec: RecorderSpec) -> str:
     return f"{spec.budget_megabytes + max(64, spec.budget_megabytes // 10)}Mi"
 
 
-def _node_affinity(selector: LabelSelector) -> dict[str, Any]:
-    expressions = [
-        {"key": key, "operator": "In", "values": [value]}
-        for key, value in sorted(selector.match_labels.items())
-    ]
-    expressions += [
-        {"key": term.key, "operator": term.operator, **({"values": list(term.values)} if term.values else {})}
-        for term in selector.match_expressions
-    ]
+#: Where a recorder pod can run whatever the selector: Linux, not Fargate (as NodeInfo.cannot_capture).
+CAPTURABLE_NODES = (
+    {"key": OS_LABEL, "operator": "In", "values": [LINUX]},
+    {"key": COMPUTE_TYPE_LABEL, "operator": "NotIn", "values": [FARGATE]},
+)
+
+
+def _node_affinity(selector: LabelSelector | None) -> dict[str, Any]:
+    expressions = [dict(expression) for expression in CAPTURABLE_NODES]
+    if selector is not None:
+        expressions += [
+            {"key": key, "operator": "In", "values": [value]}
+            for key, value in sorted(selector.match_labels.items())
+        ]
+        expressions += [
+            {
+                "key": term.key,
+                "operator": term.operator,
+                **({"values": list(term.values)} if term.values else {}),
+            }
+            for term in selector.match_expressions
+        ]
     term = {"matchExpressions": expressions}
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
 
@@ -169,8 +182,7 @@ def recorder_daemonset(spec: RecorderSpec, settings: Settings) -> dict[str, Any]
     }
     pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] = size
     pod["containers"][0]["resources"]["limits"]["ephemeral-storage"] = size
-    if spec.node_selector is not None:
-        pod["affinity"] = _node_affinity(spec.node_selector)
+    pod["affinity"] = _node_affinity(spec.node_selector)
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
