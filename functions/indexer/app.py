@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from eks_capture.captures import indexer
-from eks_capture.errors import CaptureRejected
+from eks_capture.handlers import maps_errors
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 
@@ -22,12 +22,9 @@ store = CaptureStore(settings.capture_table)
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@maps_errors(logger, "event not indexed")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        outcomes = indexer.handle(event, store)
-    except CaptureRejected as error:
-        logger.warning(f"event not indexed: {error.message}", extra={"error": error.to_dict()})
-        return {"status": "error", "error": error.to_dict()}
+    outcomes = indexer.handle(event, store)
     indexed = [o for o in outcomes if o.status == "indexed"]
     metrics.add_metric(name="FilesIndexed", unit=MetricUnit.Count, value=len(indexed))
     metrics.add_metric(name="PacketsIndexed", unit=MetricUnit.Count, value=sum(o.packets for o in indexed))

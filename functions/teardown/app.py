@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from eks_capture.captures import reaper
 from eks_capture.events.models import ScheduledEvent, parse_event
+from eks_capture.handlers import count, maps_errors
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 
@@ -22,16 +23,17 @@ deps = reaper.ReaperDeps(settings=settings, store=CaptureStore(settings.capture_
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@maps_errors(logger, "sweep not run")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not isinstance(parse_event(event), ScheduledEvent):
         logger.warning("the teardown runs on its schedule only; event ignored")
         return {"status": "ignored"}
     reports = reaper.sweep(deps, settings.clusters)
     for report in reports:
-        for reason, count in report.deleted.items():
-            metrics.add_metric(name=f"JobsReaped_{reason}", unit=MetricUnit.Count, value=count)
+        for reason, jobs in report.deleted.items():
+            count("JobsReaped", "Reason", reason, jobs)
         for status in report.closed.values():
-            metrics.add_metric(name=f"Captures_{status}", unit=MetricUnit.Count, value=1)
+            count("CapturesClosed", "Status", status)
         if report.errors:
             metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=len(report.errors))
     return {"sweeps": [r.to_dict() for r in reports]}
