@@ -17,7 +17,7 @@ LIMITS = AlarmLimits(max_snaplen=1536, max_duration_seconds=900, fallback_all=Fa
 SETTINGS: dict[str, Any] = {
     "capture_bucket": "pcaps",
     "capture_table": "index",
-    "capture_image": "agent:1",
+    "capture_image": "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture@sha256:" + "0" * 64,
     "cluster_names": "shop-prod,payments-prod",
 }
 
@@ -34,18 +34,18 @@ SETTINGS: dict[str, Any] = {
             id="a snap length tag beyond the cap is clipped",
         ),
         pytest.param(
-            {"snaplen": 262144},
+            {"snaplen": 262144, "duration_seconds": 3600},
             {},
-            {"snaplen": 1536},
-            {"snaplen": "clipped from 262144 to 1536 bytes (asked by the stack's default)"},
-            id="the stack's full-packet default is clipped for alarms too",
+            {"snaplen": 1536, "duration_seconds": 900},
+            {},
+            id="the stack's own defaults are clipped for alarms too, without a word: the alarm asked nothing",
         ),
         pytest.param(
-            {"snaplen": 9000, "preset": "pod-traffic"},
+            {"snaplen": 262144, "preset": "pod-traffic"},
             {},
             {"snaplen": 1536},
-            {"snaplen": "(asked by preset pod-traffic)"},
-            id="a preset's snap length beyond the cap is clipped",
+            {},
+            id="a preset without a snap length of its own leaves the default, clipped without a word",
         ),
         pytest.param(
             {"duration_seconds": 3600},
@@ -102,6 +102,30 @@ def test_an_alarm_gets_what_it_asks_within_the_caps_and_is_told_what_was_not(
     assert set(result.limited) == set(said)
     for option, words in said.items():
         assert words in result.limited[option], result.limited[option]
+
+
+@pytest.mark.parametrize(
+    ("asked", "limits", "said"),
+    [
+        (
+            {"snaplen": 1536, "preset": "link-local"},
+            replace(LIMITS, max_snaplen=128),
+            {"snaplen": "clipped from 1536 to 128 bytes (asked by preset link-local)"},
+        ),
+        (
+            {"duration_seconds": 60, "snaplen": 96, "preset": "headers-short"},
+            replace(LIMITS, max_duration_seconds=30),
+            {"duration": "clipped from 60 s to 30 s (asked by preset headers-short)"},
+        ),
+    ],
+    ids=["a preset's own snap length", "a preset's own duration"],
+)
+def test_what_a_preset_sets_beyond_a_lower_cap_is_clipped_and_said(
+    asked: dict[str, Any], limits: AlarmLimits, said: dict[str, str]
+) -> None:
+    result = bound_alarm_options(replace(ASKED, **asked), {}, limits)
+
+    assert {option: words.split(":")[0] for option, words in result.limited.items()} == said
 
 
 def test_a_fallback_all_tag_is_kept_when_the_stack_allows_it() -> None:

@@ -2,7 +2,8 @@
 capture, so an alarm is a request, not an order: the stack's caps (AlarmMaxSnaplen, AlarmMaxDurationSeconds,
 AlarmAllowFallbackAll, AlarmClusterNames) bound it. A snap length or duration beyond its cap is clipped,
 a ``fallback=all`` tag or a cluster alarms may not capture on is refused, and each is recorded on the
-session in words, so the operator reads what the alarm asked and what it got."""
+session in words, so the operator reads what the alarm asked and what it got. The stack's own defaults are
+clipped too (an alarm without tags keeps at most AlarmMaxSnaplen bytes), silently: the alarm asked nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from eks_capture.captures.options import TAG_DURATION, TAG_FALLBACK, TAG_SNAPLEN, CaptureOptions
+from eks_capture.captures.presets import preset_named
 from eks_capture.settings import NodeFallback, Settings
 
 
@@ -41,29 +43,34 @@ class Bounded:
     limited: dict[str, str] = field(default_factory=dict)
 
 
-def _source(tags: Mapping[str, str], tag: str, options: CaptureOptions) -> str:
-    """Who asked for a value: the alarm's tag, its preset or the stack's default."""
+def _asker(tags: Mapping[str, str], tag: str, preset_sets: bool, options: CaptureOptions) -> str | None:
+    """Who asked for a value: the alarm's tag or its preset; None for the stack's own default, which is
+    clipped without a word (every alarm would otherwise carry the same note)."""
     if tag in tags:
         return f"its {tag} tag"
-    return f"preset {options.preset}" if options.preset else "the stack's default"
+    return f"preset {options.preset}" if preset_sets else None
 
 
 def bound_alarm_options(options: CaptureOptions, tags: Mapping[str, str], limits: AlarmLimits) -> Bounded:
     """``options`` (an alarm's, tags applied) clipped and refused to fit ``limits``."""
+    preset = preset_named(options.preset) if options.preset else None
     changes: dict[str, object] = {}
     limited: dict[str, str] = {}
     if options.snaplen > limits.max_snaplen:
         changes["snaplen"] = limits.max_snaplen
-        limited["snaplen"] = (
-            f"clipped from {options.snaplen} to {limits.max_snaplen} bytes (asked by "
-            f"{_source(tags, TAG_SNAPLEN, options)}): alarms keep at most AlarmMaxSnaplen bytes per packet"
-        )
+        if asker := _asker(tags, TAG_SNAPLEN, preset is not None and preset.snaplen is not None, options):
+            limited["snaplen"] = (
+                f"clipped from {options.snaplen} to {limits.max_snaplen} bytes (asked by {asker}): "
+                "alarms keep at most AlarmMaxSnaplen bytes per packet"
+            )
     if options.duration_seconds > limits.max_duration_seconds:
         changes["duration_seconds"] = limits.max_duration_seconds
-        limited["duration"] = (
-            f"clipped from {options.duration_seconds} s to {limits.max_duration_seconds} s (asked by "
-            f"{_source(tags, TAG_DURATION, options)}): alarms capture at most AlarmMaxDurationSeconds"
-        )
+        preset_sets = preset is not None and preset.duration_seconds is not None
+        if asker := _asker(tags, TAG_DURATION, preset_sets, options):
+            limited["duration"] = (
+                f"clipped from {options.duration_seconds} s to {limits.max_duration_seconds} s (asked by "
+                f"{asker}): alarms capture at most AlarmMaxDurationSeconds"
+            )
     if options.fallback is NodeFallback.ALL and TAG_FALLBACK in tags and not limits.fallback_all:
         changes["fallback"] = NodeFallback.NONE
         limited["fallback"] = (
