@@ -14,6 +14,9 @@ from eks_capture.errors import SettingsInvalid
 from eks_capture.events.fields import check_cluster_name
 from eks_capture.kube.names import dns1123_label_error, dns1123_subdomain_error, quantity_bytes
 
+#: The most API calls a function makes at once (fan-out threads); clients' connection pools hold as many.
+MAX_API_PARALLELISM = 256
+
 MIB = 2**20
 TCPDUMP_MAX_SNAPLEN = 262144
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -65,7 +68,7 @@ class Settings(BaseModel):
     default_snaplen: Annotated[int, Field(ge=64, le=TCPDUMP_MAX_SNAPLEN)] = TCPDUMP_MAX_SNAPLEN
     rotate_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     rotate_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64
-    api_parallelism: Annotated[int, Field(ge=1, le=256)] = 16
+    api_parallelism: Annotated[int, Field(ge=1, le=MAX_API_PARALLELISM)] = 16
     notification_topic_arn: str | None = None
     lifecycle_bus_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,256}$")
     pending_bound_seconds: Annotated[int, Field(ge=30, le=24 * 3600)] = 300

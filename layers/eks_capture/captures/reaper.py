@@ -47,7 +47,7 @@ from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
-from eks_capture.store.keys import DYNAMODB_RETRIES
+from eks_capture.store.keys import DYNAMODB_CONFIG
 from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
 
 logger = Logger(child=True)
@@ -78,7 +78,7 @@ class ReaperDeps:
             self.sns = boto3.client("sns")
         if self.events is None and self.settings.lifecycle_bus_name:
             self.events = boto3.client("events")
-        self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=DYNAMODB_RETRIES)
+        self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
 
 @dataclass

@@ -18,6 +18,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from eks_capture.settings import MAX_API_PARALLELISM
+
 SESSION_SK = "SESSION"
 #: The sort keys of a cluster's sessions on gsi1 lie between these (an ISO time follows the prefix).
 SESSIONS_LOW, SESSIONS_HIGH = "SESSION#", "SESSION#~"
@@ -31,7 +33,11 @@ TRANSACTION_ATTEMPTS = 8
 # Throttled single-item calls: botocore's standard mode (jittered backoff from 1 s) with 8 attempts, not its 4
 # for DynamoDB, so a burst that throttles 30 % of writes fails ~1 in 15,000 calls instead of ~1 in 120 and
 # seldom leaves a capture to Lambda's retry a minute later.
-DYNAMODB_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
+#: Standard retries; a connection pool as large as the fan-out (botocore's default keeps 10 connections,
+#: so 16-32 threads claiming nodes at once opened and discarded a connection per call beyond the tenth).
+DYNAMODB_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=MAX_API_PARALLELISM
+)
 TRANSACTION_BACKOFF_SECONDS = 0.05  # the first retry waits up to this, each next one up to twice as long
 
 _serializer = TypeSerializer()
@@ -154,7 +160,7 @@ class Table:
 
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table_name = table_name
-        self._client = client or boto3.client("dynamodb", config=DYNAMODB_RETRIES)
+        self._client = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
     def _conditional(self, operation: Literal["put_item", "update_item", "delete_item"], **call: Any) -> bool:
         """One conditional write; False when its condition fails (the item moved on, or is already there).
