@@ -19,16 +19,25 @@ one); everything else is numpy on whole chunks.
 
 from __future__ import annotations
 
-import mmap
 import struct
 from collections import deque
 from collections.abc import Sequence
 from typing import BinaryIO
 
 import numpy as np
-import numpy.typing as npt
 
 from eks_capture.pcap.reader import MAX_PACKET
+from eks_capture_cli.merge_arena import (
+    AREA_SLACK,
+    AREA_START,
+    CHUNK,
+    GLUE,
+    NO_RANK,
+    OUTPUT,
+    SLOT,
+    Arena,
+    Array,
+)
 from eks_capture_cli.pcapng import (
     EPB,
     PCAP_HEADER,
@@ -38,70 +47,12 @@ from eks_capture_cli.pcapng import (
     classic_pcap_header,
 )
 
-#: Bytes read from an input at a time: 256 KiB measured fastest (1 MiB chunks were ~20 % slower, their
-#: arrays no longer stay in cache; 64 KiB ones spend more on numpy calls than on packets).
-CHUNK = 256 << 10
-#: A slot holds a chunk plus the unfinished record carried over from the previous chunk.
-SLOT = CHUNK + 16 + MAX_PACKET
-#: The output area: blocks are laid out and written this much at a time (at least one largest block).
-OUTPUT = 1 << 20
-_NO_RANK = -(1 << 62)  # a bound rank below every input's: packets at the bound time wait for the open
-_AREA_START = 8  # the output area's first glue begins two words before the first block
-_AREA_SLACK = _AREA_START + 36  # and a batch's last glue runs past its end
-#: A classic pcap record header as numpy sees it, and the glue of two blocks (see ``_Writer``).
-_RECORD = {
-    order: np.dtype([(name, order + "u4") for name in ("sec", "frac", "caplen", "wirelen")]) for order in "<>"
-}
-_GLUE = np.dtype("V36")
-
-Array = npt.NDArray[np.int64]
-
-
-class _Arena:
-    """One anonymous memory map (``mmap.move`` copies within one): the output area, a slot per open input."""
-
-    def __init__(self, slots: int) -> None:
-        self.map = mmap.mmap(-1, OUTPUT + slots * SLOT, flags=mmap.MAP_PRIVATE)
-        self._free = [OUTPUT + i * SLOT for i in range(slots)]
-        self._view()
-
-    def _view(self) -> None:
-        """Views of the map: its bytes, a record header at every offset, glue at every output area word."""
-        size = len(self.map)
-        self.bytes = np.frombuffer(self.map, np.uint8)
-        self.records = {
-            order: np.ndarray((size - 15,), dtype, self.map, 0, (1,)) for order, dtype in _RECORD.items()
-        }
-        self.glue = np.ndarray(((OUTPUT - _GLUE.itemsize) // 4,), _GLUE, self.map, 0, (4,))
-
-    def take(self) -> int:
-        """The offset of a free slot, growing the map (twice as many slots) when none is left."""
-        if not self._free:
-            slots = (len(self.map) - OUTPUT) // SLOT
-            self._unview()  # a map with exported buffers cannot be resized
-            self.map.resize(OUTPUT + 2 * slots * SLOT)
-            self._view()
-            self._free = [OUTPUT + (slots + i) * SLOT for i in range(slots)]
-        return self._free.pop()
-
-    def give(self, slot: int) -> None:
-        """Return a slot for the next input to use."""
-        self._free.append(slot)
-
-    def close(self) -> None:
-        """Unmap (the numpy views go first)."""
-        self._unview()
-        self.map.close()
-
-    def _unview(self) -> None:
-        del self.bytes, self.records, self.glue
-
 
 class _PcapFile:
     """One open input: its file, its slot and the decoded records of the chunk in it."""
 
     def __init__(
-        self, index: int, merge_input: MergeInput, arena: _Arena, output: PcapngOutput, chunk: int
+        self, index: int, merge_input: MergeInput, arena: Arena, output: PcapngOutput, chunk: int
     ) -> None:
         self.index = index
         self.input = merge_input
@@ -279,7 +230,7 @@ class _Writer:
     The area starts with room for the first glue's two leading words.
     """
 
-    def __init__(self, out: BinaryIO, output: PcapngOutput, arena: _Arena) -> None:
+    def __init__(self, out: BinaryIO, output: PcapngOutput, arena: Arena) -> None:
         self.out = out
         self.output = output
         self.arena = arena
@@ -307,9 +258,9 @@ class _Writer:
         self.flush_blocks()
         first, written = 0, 0
         while first < len(order):
-            last = int(np.searchsorted(ends, written + OUTPUT - _AREA_SLACK, "right"))
+            last = int(np.searchsorted(ends, written + OUTPUT - AREA_SLACK, "right"))
             batch = slice(first, last)
-            at = _AREA_START + ends[batch] - length[batch] - written
+            at = AREA_START + ends[batch] - length[batch] - written
             size = int(ends[last - 1]) - written
             glue = np.zeros((last - first + 1, 9), np.dtype("<u4"))
             glue[1:, 0] = before_tail[batch]
@@ -321,10 +272,10 @@ class _Writer:
             glue[:-1, 6] = ts[batch] & 0xFFFFFFFF
             glue[:-1, 7] = caplen[batch]
             glue[:-1, 8] = wirelen[batch]
-            self.arena.glue[np.append(at, _AREA_START + size) // 4 - 2] = glue.view(_GLUE).ravel()
+            self.arena.glue[np.append(at, AREA_START + size) // 4 - 2] = glue.view(GLUE).ravel()
             # the arrays' memoryviews hand map() plain ints without building lists of them
             deque(map(self.arena.map.move, (at + 28).data, data[batch].data, caplen[batch].data), 0)
-            with memoryview(self.arena.map) as whole, whole[_AREA_START : _AREA_START + size] as blocks:
+            with memoryview(self.arena.map) as whole, whole[AREA_START : AREA_START + size] as blocks:
                 self.out.write(blocks)
             first, written = last, written + size
         return len(order)
@@ -338,7 +289,7 @@ def merge_pcap(
     ``chunk`` (bytes read from an input at a time, at most ``CHUNK``) is there for tests of chunk edges.
     """
     pending = sorted(range(len(inputs)), key=lambda i: (inputs[i].first_ns, i), reverse=True)
-    arena = _Arena(min(len(inputs), 4))
+    arena = Arena(min(len(inputs), 4))
     writer = _Writer(out, output, arena)
     opened: list[_PcapFile] = []
     live: list[_PcapFile] = []  # open and not finished: every one has decoded records waiting
@@ -354,7 +305,7 @@ def merge_pcap(
             output.names_once()
             bound = min(((int(f.keys[-1]), -f.index) for f in live if not f.eof), default=None)
             if pending:
-                waiting = (inputs[pending[-1]].first_ns, _NO_RANK)
+                waiting = (inputs[pending[-1]].first_ns, NO_RANK)
                 bound = waiting if bound is None else min(bound, waiting)
             runs = [run for f in sorted(live, key=lambda f: -f.index) if (run := f.take(bound))[1] < run[2]]
             if runs:
