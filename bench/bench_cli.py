@@ -9,11 +9,12 @@ peak memory is that process's maximum resident set as GNU time reports it (a for
 would start from this script's own size).
 
 The merge runs on classic pcap files, what the capture agent's tcpdump writes (interleaved, and
-quarters as tcpdump rotates them), and once on pcapng quarters (``editcap``'s default), which take
-the record-by-record path. "eks-capture merge" is the merge on its own, numpy's import included (the
-CLI loads numpy only to merge; ``numpy_import_s`` says how much of it that was); "pull --merge, merge
-phase" is the same run without the import, which ``pull --merge`` does while the files download. Both
-against mergecap's whole process; best of ``TRIALS`` each, alternating, each writing a new file.
+quarters as tcpdump rotates them), and on pcapng quarters (``editcap``'s default); all take the numpy
+merge (inputs of 32 MB or more). "eks-capture merge" is the merge on its own, numpy's import included
+(the CLI loads numpy only to merge large inputs; ``numpy_import_s`` says how much of it that was);
+"pull --merge, merge phase" is the same run without the import, which ``pull --merge`` does while the
+files download. Both against mergecap's whole process; best of ``TRIALS`` each, alternating, each
+writing a new file.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ CAPTURE_ID = "cap-20261125T031200Z-0b0e0c0a"
 MERGE = """
 import json, sys, time
 from pathlib import Path
-from eks_capture_cli.pcapng import MergeInput, all_classic_pcap
-from eks_capture_cli.merge import fast_merge, merge_files
+from eks_capture_cli.pcapng import MergeInput, all_plain
+from eks_capture_cli.merge import NUMPY_FROM_BYTES, fast_merge, merge_files
 inputs = [MergeInput(Path(p), f"node-{i}") for i, p in enumerate(sys.argv[2:])]
 started = time.perf_counter()
-if all_classic_pcap(inputs):
+if all_plain(inputs) and sum(i.path.stat().st_size for i in inputs) >= NUMPY_FROM_BYTES:
     fast_merge()  # numpy's import, as merge_files would do it
 imported = time.perf_counter()
 result = merge_files(inputs, Path(sys.argv[1]))

@@ -1,4 +1,4 @@
-"""The fast merge of plain classic pcap files (what tcpdump writes): whole chunks of records at a time.
+"""The fast merge of plain classic pcap and pcapng files: whole chunks of records at a time.
 
 Why: the record-by-record merge spends about a microsecond of Python on each packet; here the only
 per-packet step is a C-level ``map`` of ``mmap.move`` (unless a chunk's records must be found one by
@@ -37,7 +37,9 @@ from eks_capture_cli.merge_arena import (
     SLOT,
     Arena,
     Array,
+    SlotInput,
 )
+from eks_capture_cli.merge_pcapng import PcapngFile
 from eks_capture_cli.pcapng import (
     EPB,
     PCAP_HEADER,
@@ -48,63 +50,23 @@ from eks_capture_cli.pcapng import (
 )
 
 
-class _PcapFile:
-    """One open input: its file, its slot and the decoded records of the chunk in it."""
+class _PcapFile(SlotInput):
+    """One open classic pcap input."""
 
     def __init__(
         self, index: int, merge_input: MergeInput, arena: Arena, output: PcapngOutput, chunk: int
     ) -> None:
-        self.index = index
-        self.input = merge_input
-        self.reason: str | None = None
-        self.eof = False
-        self._arena = arena
-        self._stream = merge_input.path.open("rb", buffering=0)
+        super().__init__(index, merge_input, arena, chunk)
         header = classic_pcap_header(self._stream.read(PCAP_HEADER))
         if header is None:
-            self._stream.close()
+            self.close()
             raise ValueError(f"{merge_input.path} is no longer a classic pcap file")
         self._order, self._unit, link_type = header
         self.interface = output.interface(merge_input.node, link_type)
         self._high = np.dtype(self._order + "u2")
         self._high_at = 2 if self._order == "<" else 0  # where the seconds' high half sits in a record
         self._caplen = struct.Struct(self._order + "8xI").unpack_from
-        self._slot = arena.take()
-        self._chunk = chunk
-        self._filled = 0
-        self._next = 0  # where in the slot the first record not yet decoded starts
-        self._top = merge_input.first_ns  # the latest time seen so far: the next key's floor
-        self.done = 0
-        self.data: Array = np.empty(0, np.int64)
-        self.caplen: Array = self.data
-        self.wirelen: Array = self.data
-        self.ts: Array = self.data
-        self.keys: Array = self.data
         self.read()
-
-    @property
-    def buffered(self) -> bool:
-        """Whether decoded records are left to write."""
-        return self.done < len(self.keys)
-
-    @property
-    def finished(self) -> bool:
-        """Whether every record was written and nothing is left to read."""
-        return self.eof and not self.buffered
-
-    @property
-    def next_key(self) -> int:
-        """The key of the next record to write."""
-        return int(self.keys[self.done])
-
-    def take(self, bound: tuple[int, int] | None) -> tuple[_PcapFile, int, int]:
-        """The run of records up to ``bound`` (key, rank; None: all), marked as written."""
-        start, stop = self.done, len(self.keys)
-        if bound is not None:
-            key, rank = bound
-            stop = int(np.searchsorted(self.keys, key, "right" if -self.index <= rank else "left"))
-        self.done = max(stop, start)
-        return self, start, self.done
 
     def read(self) -> None:
         """Read the next chunk (after the unfinished record carried over) and decode its records."""
@@ -118,16 +80,6 @@ class _PcapFile:
             self._decode()
             if self.buffered or self.eof:
                 return
-
-    def _fill(self, target: int) -> None:
-        with memoryview(self._arena.map) as whole:
-            while self._filled < target:
-                with whole[self._slot + self._filled : self._slot + target] as free:
-                    got = self._stream.readinto(free)
-                if not got:
-                    self.eof = True
-                    return
-                self._filled += got
 
     def _decode(self) -> None:
         arena, slot = self._arena, self._slot
@@ -158,13 +110,8 @@ class _PcapFile:
         self.ts = (
             records["sec"].astype(np.int64) * 1_000_000_000 + records["frac"].astype(np.int64) * self._unit
         )
-        keys = self.ts.copy()
-        if len(keys):
-            keys[0] = max(int(keys[0]), self._top)
-            np.maximum.accumulate(keys, out=keys)
-            self._top = int(keys[-1])
-        self.keys = keys
-        self.done = 0
+        self.interfaces = np.full(len(heads), self.interface, np.int64)
+        self._decoded()
 
     def _chain(self, start: int, end: int) -> Array | None:
         """The record headers from ``start``, found at once, or None if they must be found one by one.
@@ -210,16 +157,6 @@ class _PcapFile:
             pos += caplen(space, pos)[0] + 16
         return np.array(heads, np.int64)
 
-    def _stop(self, reason: str) -> None:
-        self.reason = reason
-        self.eof = True
-
-    def close(self) -> None:
-        """Close the file and give the slot back (once)."""
-        if not self._stream.closed:
-            self._stream.close()
-            self._arena.give(self._slot)
-
 
 class _Writer:
     """Lays merged packets out as enhanced packet blocks in the output area and writes them.
@@ -241,11 +178,10 @@ class _Writer:
             self.out.write(self.output.blocks)
             self.output.blocks.clear()
 
-    def write(self, runs: list[tuple[_PcapFile, int, int]]) -> int:
+    def write(self, runs: list[tuple[SlotInput, int, int]]) -> int:
         """Write records ``start:stop`` of each file in key order (``runs`` listed last input first)."""
         order = np.argsort(np.concatenate([f.keys[a:b] for f, a, b in runs]), kind="stable")
-        counts = [b - a for _f, a, b in runs]
-        interface = np.repeat(np.array([f.interface for f, _a, _b in runs], np.int64), counts)[order]
+        interface = np.concatenate([f.interfaces[a:b] for f, a, b in runs])[order]
         ts = np.concatenate([f.ts[a:b] for f, a, b in runs])[order]
         caplen = np.concatenate([f.caplen[a:b] for f, a, b in runs])[order]
         wirelen = np.concatenate([f.wirelen[a:b] for f, a, b in runs])[order]
@@ -284,21 +220,21 @@ class _Writer:
 def merge_pcap(
     inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOutput, chunk: int = CHUNK
 ) -> MergeResult:
-    """Merge classic pcap ``inputs`` (``all_classic_pcap``) into ``out`` in mergecap's order; what it wrote.
+    """Merge plain pcap and pcapng ``inputs`` (``all_plain``) into ``out`` in mergecap's order; what it wrote.
 
     ``chunk`` (bytes read from an input at a time, at most ``CHUNK``) is there for tests of chunk edges.
     """
     pending = sorted(range(len(inputs)), key=lambda i: (inputs[i].first_ns, i), reverse=True)
     arena = Arena(min(len(inputs), 4))
     writer = _Writer(out, output, arena)
-    opened: list[_PcapFile] = []
-    live: list[_PcapFile] = []  # open and not finished: every one has decoded records waiting
+    opened: list[SlotInput] = []
+    live: list[SlotInput] = []  # open and not finished: every one has decoded records waiting
     packets = 0
     try:
         while pending or live:
             while pending and (not live or inputs[pending[-1]].first_ns <= min(f.next_key for f in live)):
                 index = pending.pop()
-                opened.append(_PcapFile(index, inputs[index], arena, output, chunk))
+                opened.append(_open(index, inputs[index], arena, output, chunk))
                 live = _unfinished([*live, opened[-1]])
             if not live:
                 continue
@@ -322,7 +258,16 @@ def merge_pcap(
     return output.result(packets, {str(f.input.path): f.reason for f in opened if f.reason})
 
 
-def _unfinished(files: list[_PcapFile]) -> list[_PcapFile]:
+def _open(index: int, merge_input: MergeInput, arena: Arena, output: PcapngOutput, chunk: int) -> SlotInput:
+    """The input as its format's reader: classic pcap, or pcapng (``all_plain`` checked which)."""
+    with merge_input.path.open("rb") as stream:
+        head = stream.read(PCAP_HEADER)
+    if classic_pcap_header(head) is not None:
+        return _PcapFile(index, merge_input, arena, output, chunk)
+    return PcapngFile(index, merge_input, arena, output, chunk)
+
+
+def _unfinished(files: list[SlotInput]) -> list[SlotInput]:
     """The files with records left; the others are closed (their slots go to the next files)."""
     for f in files:
         if f.finished:

@@ -30,6 +30,8 @@ FLUSH_BYTES = 1 << 20
 APPLICATION = "eks-capture merge"
 PCAP_HEADER = 24
 
+PCAPNG_MAGIC = struct.pack("<I", SHB)  # the same bytes in either byte order
+BOM_LE, BOM_BE = struct.pack("<I", BOM), struct.pack(">I", BOM)
 EPB_HEAD = struct.Struct("<IIIIIII")
 PADS = (b"", b"\0\0\0", b"\0\0", b"\0")
 #: Padding to 32 bits plus the trailing block length, by ``caplen & 3``.
@@ -106,13 +108,19 @@ def classic_pcap_header(head: bytes) -> tuple[str, int, int] | None:
     return None
 
 
-def all_classic_pcap(inputs: Sequence[MergeInput]) -> bool:
-    """Whether every input is a plain classic pcap file the fast merge takes."""
+def plain_pcapng(head: bytes) -> bool:
+    """Whether ``head`` starts an uncompressed pcapng file (a section header with its byte-order magic)."""
+    return len(head) >= 12 and head[:4] == PCAPNG_MAGIC and head[8:12] in (BOM_LE, BOM_BE)
+
+
+def all_plain(inputs: Sequence[MergeInput]) -> bool:
+    """Whether every input is a plain (uncompressed) classic pcap or pcapng file: the fast merge's."""
     try:
         for merge_input in inputs:
             with merge_input.path.open("rb") as stream:
-                if classic_pcap_header(stream.read(PCAP_HEADER)) is None:
-                    return False
+                head = stream.read(PCAP_HEADER)
+            if classic_pcap_header(head) is None and not plain_pcapng(head):
+                return False
     except OSError:
         return False  # the record-by-record merge reports it
     return True

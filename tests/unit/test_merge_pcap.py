@@ -20,7 +20,7 @@ import pytest
 from eks_capture.pcap import CaptureReader
 from eks_capture_cli.merge import merge_files, merge_records
 from eks_capture_cli.merge_pcap import merge_pcap
-from eks_capture_cli.pcapng import MergeInput, PcapngOutput, all_classic_pcap
+from eks_capture_cli.pcapng import MergeInput, PcapngOutput, all_plain
 
 ETHERNET, RAW = 1, 101
 S = 10**9
@@ -196,7 +196,7 @@ def test_a_damaged_input_ends_where_and_why_the_capture_reader_says(
         read = sum(1 for _record in reader)
 
     fast, oracle = fast_and_oracle(tmp_path, inputs, 500)
-    result = merge_files(inputs, tmp_path / "merged.pcapng")
+    result = merge_files(inputs, tmp_path / "merged.pcapng", numpy_from=0)
 
     assert fast == oracle
     assert result.partial == {str(damaged): reader.reason}
@@ -209,9 +209,9 @@ def test_only_plain_classic_pcap_files_take_the_fast_merge(tmp_path: Path) -> No
     zipped = tmp_path / "a.pcap.gz"
     zipped.write_bytes(gzip.compress(plain.read_bytes()))
 
-    assert all_classic_pcap([MergeInput(plain, "a")])
-    assert not all_classic_pcap([MergeInput(plain, "a"), MergeInput(zipped, "b")])
-    assert not all_classic_pcap([MergeInput(tmp_path / "missing.pcap", "a")])
+    assert all_plain([MergeInput(plain, "a")])
+    assert not all_plain([MergeInput(plain, "a"), MergeInput(zipped, "b")])
+    assert not all_plain([MergeInput(tmp_path / "missing.pcap", "a")])
 
 
 def test_compressed_and_pcapng_inputs_merge_to_the_same_file_as_plain_pcap(tmp_path: Path) -> None:
@@ -222,7 +222,7 @@ def test_compressed_and_pcapng_inputs_merge_to_the_same_file_as_plain_pcap(tmp_p
     pcapng = tmp_path / "2.pcapng"
     subprocess.run(["editcap", "-F", "pcapng", str(plain[2]), str(pcapng)], check=True, capture_output=True)
 
-    merge_files([MergeInput(p, f"n{i}") for i, p in enumerate(plain)], tmp_path / "fast.pcapng")
+    merge_files([MergeInput(p, f"n{i}") for i, p in enumerate(plain)], tmp_path / "fast.pcapng", numpy_from=0)
     mixed = [MergeInput(plain[0], "n0"), MergeInput(zipped, "n1"), MergeInput(pcapng, "n2")]
     merge_files(mixed, tmp_path / "general.pcapng")
 
@@ -237,7 +237,7 @@ def test_packets_and_order_match_mergecap_and_tshark_reads_it_cleanly(tmp_path: 
     ]
     ours, theirs = tmp_path / "ours.pcapng", tmp_path / "mergecap.pcapng"
 
-    merge_files([MergeInput(p, f"node-{i}") for i, p in enumerate(paths)], ours)
+    merge_files([MergeInput(p, f"node-{i}") for i, p in enumerate(paths)], ours, numpy_from=0)
     subprocess.run(["mergecap", "-w", str(theirs), *map(str, paths)], check=True, capture_output=True)
 
     def packets(path: Path) -> list[tuple[int, bytes]]:

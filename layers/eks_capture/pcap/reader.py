@@ -32,7 +32,7 @@ OPT_TSRESOL = 9
 OPT_TSOFFSET = 14
 
 
-class _Interface:
+class Interface:
     """What a pcapng interface description says that matters for its packets."""
 
     __slots__ = ("div", "link_type", "mult", "offset_ns", "snaplen")
@@ -150,7 +150,7 @@ class CaptureReader:
 
     def _pcapng(self, buf: bytes) -> Iterator[Record]:
         self.format = "pcapng"
-        interfaces: list[_Interface] = []
+        interfaces: list[Interface] = []
         order = "<"
         head = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII").unpack_from
@@ -200,8 +200,9 @@ class CaptureReader:
                 last_ts = ((ts_hi << 32) | ts_lo) * iface.mult // iface.div + iface.offset_ns
                 yield last_ts, iface.link_type, buf, body + 20, caplen, wirelen
             elif block_type == BLOCK_IDB:
-                interface = self._interface(buf, body, length, order)
-                if interface is None:
+                interface = interface_of(buf, body, length, order)
+                if isinstance(interface, str):
+                    self.stop(interface)
                     return
                 interfaces.append(interface)
                 self._seen(interface.link_type)
@@ -227,25 +228,24 @@ class CaptureReader:
                 yield last_ts, iface.link_type, buf, body + 20, caplen, wirelen
             pos += length
 
-    def _interface(self, buf: bytes, body: int, length: int, order: str) -> _Interface | None:
-        """Parse an interface description block, or stop the read if it is malformed."""
-        if length < 20:
-            self.stop(f"corrupt interface description block of length {length}")
-            return None
-        link_type, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, body)
-        interface = _Interface(link_type, snaplen)
-        opt, opt_end = body + 8, body + length - 12
-        while opt + 4 <= opt_end:
-            code, size = struct.unpack_from(order + "HH", buf, opt)
-            if code == 0:
-                break
-            value = opt + 4
-            if value + size > opt_end:
-                self.stop("corrupt interface description block: option overruns the block")
-                return None
-            if code == OPT_TSRESOL and size >= 1:
-                interface.set_resolution(buf[value])
-            elif code == OPT_TSOFFSET and size >= 8:
-                interface.offset_ns = struct.unpack_from(order + "q", buf, value)[0] * 1_000_000_000
-            opt = value + ((size + 3) & ~3)
-        return interface
+
+def interface_of(buf: bytes, body: int, length: int, order: str) -> Interface | str:
+    """Parse the interface description block whose body starts at ``body``; or why it is malformed."""
+    if length < 20:
+        return f"corrupt interface description block of length {length}"
+    link_type, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, body)
+    interface = Interface(link_type, snaplen)
+    opt, opt_end = body + 8, body + length - 12
+    while opt + 4 <= opt_end:
+        code, size = struct.unpack_from(order + "HH", buf, opt)
+        if code == 0:
+            break
+        value = opt + 4
+        if value + size > opt_end:
+            return "corrupt interface description block: option overruns the block"
+        if code == OPT_TSRESOL and size >= 1:
+            interface.set_resolution(buf[value])
+        elif code == OPT_TSOFFSET and size >= 8:
+            interface.offset_ns = struct.unpack_from(order + "q", buf, value)[0] * 1_000_000_000
+        opt = value + ((size + 3) & ~3)
+    return interface
