@@ -20,10 +20,20 @@ from eks_capture.captures import reaper, trigger
 from eks_capture.captures.notifications import ReportOutcome, end_message
 from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.errors import ClusterRefused
 from eks_capture.kube.labels import LABEL_NODE
 from eks_capture.store.sessions import CaptureSession
 from eks_capture_cli import app
-from localcloud.kube import EVENTS, JOBS, NAMESPACES, PODS, RESOURCEQUOTAS, SERVICEACCOUNTS, KubeEmulator
+from localcloud.kube import (
+    DAEMONSETS,
+    EVENTS,
+    JOBS,
+    NAMESPACES,
+    PODS,
+    RESOURCEQUOTAS,
+    SERVICEACCOUNTS,
+    KubeEmulator,
+)
 from tests.events import load_event
 from tests.fixtures.uploads import upload_manifest
 
@@ -267,3 +277,22 @@ def test_a_capture_whose_pods_ran_but_left_nothing_in_s3_is_failed_not_completed
     node = _session(deps, started.capture_id).nodes[NODE_A]
     assert node.status == "failed"
     assert node.reason.startswith("no manifest and no packet reached S3; its Job: deadline exceeded: ")
+
+
+def test_a_webhook_denying_the_recorder_daemonset_is_a_structured_refusal_and_creates_nothing(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    shop.webhooks.deny(
+        "validation.gatekeeper.sh", "[psp-host-network] hostNetwork is not allowed", "daemonsets", code=403
+    )
+
+    with pytest.raises(ClusterRefused) as refused:
+        trigger.handle(load_event("start-recorder"), deps)
+
+    assert refused.value.to_dict()["refused_by"] == "an admission webhook"
+    assert refused.value.message == (
+        "create daemonsets refused by an admission webhook (HTTP 403): "
+        'admission webhook "validation.gatekeeper.sh" denied the request: '
+        "[psp-host-network] hostNetwork is not allowed"
+    )
+    assert shop.objects(DAEMONSETS, NAMESPACE) == []

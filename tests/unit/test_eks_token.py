@@ -11,7 +11,7 @@ import boto3
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from eks_capture.errors import ApiThrottled, ClusterAccessDenied, ClusterUnreachable
+from eks_capture.errors import ApiThrottled, ClusterAccessDenied, ClusterRefused, ClusterUnreachable
 from eks_capture.kube import eks
 
 SESSION = boto3.Session(
@@ -113,18 +113,27 @@ def _api_error(status: int, message: str = "m") -> ApiException:
     return error
 
 
+RBAC_SAYS = 'pods is forbidden: User "u" cannot list resource "pods" in API group "" at the cluster scope'
+ADMISSION_SAYS = (
+    'pods "p" is forbidden: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true)'
+)
+
+
 @pytest.mark.parametrize(
-    ("status", "expected"),
+    ("status", "message", "expected"),
     [
-        (401, ClusterAccessDenied),
-        (403, ClusterAccessDenied),
-        (429, ApiThrottled),
-        (500, ClusterUnreachable),
-        (503, ClusterUnreachable),
+        (401, "Unauthorized", ClusterAccessDenied),
+        (403, RBAC_SAYS, ClusterAccessDenied),
+        (403, ADMISSION_SAYS, ClusterRefused),
+        (429, "m", ApiThrottled),
+        (500, "m", ClusterUnreachable),
+        (503, "m", ClusterUnreachable),
     ],
 )
-def test_access_errors_map_to_domain_errors(status: int, expected: type[Exception]) -> None:
-    mapped = eks.access_error("c", _api_error(status), "list pods", principal="arn:aws:iam::1:role/r")
+def test_access_errors_map_to_domain_errors(status: int, message: str, expected: type[Exception]) -> None:
+    mapped = eks.access_error(
+        "c", _api_error(status, message), "list pods", principal="arn:aws:iam::1:role/r"
+    )
     assert isinstance(mapped, expected)
 
 

@@ -118,13 +118,15 @@ class Cluster:
         except ApiException as error:
             if error.status == 409:
                 return False
-            if 400 <= error.status < 500:
-                message = api_message(error)
-                raise ClusterRefused(
-                    self.name, "create jobs", error.status, refused_by(error.status, message), message
-                ) from error
-            raise
+            raise self._refused(error, "create jobs") from error
         return True
+
+    def _refused(self, error: ApiException, operation: str) -> Exception:
+        """A 4xx refusal of what a create asks as ClusterRefused (who refused, the API's words)."""
+        if not 400 <= error.status < 500:
+            return error
+        message = api_message(error)
+        return ClusterRefused(self.name, operation, error.status, refused_by(error.status, message), message)
 
     def delete_job(self, namespace: str, name: str, propagation: str = "Foreground") -> bool:
         """Delete a Job and its pods gracefully; False when it is already gone.
@@ -163,9 +165,12 @@ class Cluster:
             self.request("POST", path, "create daemonsets", body=daemonset)
         except ApiException as error:
             if error.status != 409:
-                raise
+                raise self._refused(error, "create daemonsets") from error
             name = daemonset["metadata"]["name"]
-            self.request("PUT", f"{path}/{name}", "update daemonsets", body=daemonset)
+            try:
+                self.request("PUT", f"{path}/{name}", "update daemonsets", body=daemonset)
+            except ApiException as refused:
+                raise self._refused(refused, "update daemonsets") from refused
             return "updated"
         return "created"
 
