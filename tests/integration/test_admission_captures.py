@@ -22,6 +22,7 @@ from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.captures.reaper import ReaperDeps
 from eks_capture.errors import ClusterRefused
 from eks_capture.kube.labels import LABEL_NODE
+from eks_capture.report.building import S3Files, build
 from eks_capture.store.sessions import CaptureSession
 from eks_capture_cli import app
 from localcloud.kube import (
@@ -154,6 +155,9 @@ def test_a_restricted_namespace_fails_the_capture_and_names_the_pod_security_vio
     assert "violates PodSecurity" in shown
     listed = json.loads(_cli("list", "--cluster", CLUSTER, "--json", *table))
     assert [(r["status"], "violates PodSecurity" in r["verdict"]) for r in listed] == [("failed", True)]
+    page = build(session, [], S3Files(boto3.client("s3"), deps.settings.capture_bucket), console="https://c")
+    assert f"{NODE_A}: never started — the cluster refused its pod (FailedCreate)" in page.html
+    assert "violates PodSecurity &quot;restricted:latest&quot;" in page.html
 
 
 def test_a_missing_service_account_fails_the_capture_with_the_admission_message(
