@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
-import json
 import secrets
 import time
 import uuid
@@ -14,6 +12,7 @@ from typing import Any
 
 from localcloud.kube.admission import Admission
 from localcloud.kube.clock import parse_rfc3339, rfc3339
+from localcloud.kube.continuation import decode_continue, encode_continue
 from localcloud.kube.defaulting import apply_defaults
 from localcloud.kube.patches import apply_patch
 from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, SERVICEACCOUNTS, ResourceType
@@ -144,7 +143,7 @@ class Registry:
         limit: int = 0,
         continue_token: str = "",
     ) -> ListPage:
-        start = _decode_continue(continue_token) if continue_token else ""
+        start = decode_continue(continue_token) if continue_token else ""
         items: list[Obj] = []
         next_token, remaining = None, None
         with self.store.lock:
@@ -157,7 +156,7 @@ class Registry:
                 if fields and not fields_match(fields, obj):
                     continue
                 if limit and len(items) == limit:
-                    next_token = _encode_continue(revision, object_key(rtype, *_ns_name(items[-1])))
+                    next_token = encode_continue(revision, object_key(rtype, *_ns_name(items[-1])))
                     if not labels and not fields:
                         remaining = 1 + sum(1 for _ in keys)
                     break
@@ -375,21 +374,3 @@ def _drop_owner(owner_uid: str) -> Callable[[Obj], None]:
 
 def _ns_name(obj: Obj) -> tuple[str | None, str]:
     return obj["metadata"].get("namespace"), obj["metadata"]["name"]
-
-
-def _encode_continue(revision: str, last_key: str) -> str:
-    token = {"v": "meta.k8s.io/v1", "rv": int(revision), "start": last_key + "\x00"}
-    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
-
-
-def _decode_continue(token: str) -> str:
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        start = decoded["start"]
-        if decoded.get("v") != "meta.k8s.io/v1" or not isinstance(start, str):
-            raise ValueError(token)
-        return start
-    except (ValueError, KeyError, TypeError):
-        raise bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
-        ) from None
