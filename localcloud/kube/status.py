@@ -28,6 +28,7 @@ class ApiError(Exception):
         message: str,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        list_meta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -35,12 +36,13 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers: dict[str, str] = headers or {}
+        self.list_meta = list_meta or {}
 
     def body(self) -> dict[str, Any]:
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": dict(self.list_meta),
             "status": "Failure",
             "message": self.message,
         }
