@@ -50,9 +50,14 @@ def decode_continue(token: str) -> Continuation:
         ) from None
 
 
+def expired(continuation: Continuation) -> ApiError:
+    """410 Expired, carrying a token that resumes at the latest revision (the remainder may then be
+    inconsistent, as the message says)."""
+    fresh = _encode(LATEST, continuation.start)
+    return ApiError(410, "Expired", INCONSISTENT_CONTINUE, list_meta={"continue": fresh})
+
+
 def check_not_compacted(continuation: Continuation, compacted: int) -> None:
-    """410 Expired for a token from before the last compaction, carrying a token that resumes at the latest
-    revision (the remainder may then be inconsistent, as the message says)."""
+    """A token from before the last compaction has expired."""
     if continuation.revision != LATEST and continuation.revision < compacted:
-        fresh = _encode(LATEST, continuation.start)
-        raise ApiError(410, "Expired", INCONSISTENT_CONTINUE, list_meta={"continue": fresh})
+        raise expired(continuation)

@@ -6,6 +6,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from localcloud.kube.status import ApiError, too_many_requests
 
@@ -51,6 +52,7 @@ class Faults:
         self._random = random.Random(seed)
         self._faults: list[Fault] = []
         self._latency: list[tuple[str | None, str | None, float]] = []
+        self._compactions: list[list[Any]] = []
 
     def add_latency(self, seconds: float, verb: str | None = None, resource: str | None = None) -> None:
         """Delay matching requests by ``seconds`` (added up when several entries match)."""
@@ -87,10 +89,26 @@ class Faults:
             self._faults.append(fault)
         return fault
 
+    def compact_before_continue(self, resource: str | None = None, times: int = 1) -> None:
+        """The next ``times`` list requests that carry a continue token meet a compaction: each is
+        answered 410 Expired, as a list paged across etcd's compaction is."""
+        with self._lock:
+            self._compactions.append([resource, times])
+
+    def compaction_due(self, resource: str) -> bool:
+        """Whether a continued list of ``resource`` meets a compaction now (counts it)."""
+        with self._lock:
+            for entry in self._compactions:
+                if entry[0] in (None, resource) and entry[1] > 0:
+                    entry[1] -= 1
+                    return True
+        return False
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
             self._latency.clear()
+            self._compactions.clear()
 
     def latency(self, verb: str, resource: str) -> float:
         with self._lock:

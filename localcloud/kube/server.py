@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from localcloud.kube.auth import TokenRejectedError, TokenVerifier
+from localcloud.kube.continuation import decode_continue, expired
 from localcloud.kube.discovery import discovery_document, openapi_v3
 from localcloud.kube.faults import CallCounter, Faults
 from localcloud.kube.rbac import Rbac, User
@@ -243,6 +244,8 @@ class _Handler(BaseHTTPRequestHandler):
             labels = parse_label_selector(query.get("labelSelector", ""))
             fields = parse_field_selector(rtype.plural, query.get("fieldSelector", ""))
             limit = int(query.get("limit") or 0)
+            if query.get("continue") and api.faults.compaction_due(rtype.plural):
+                raise expired(decode_continue(query["continue"]))
             page = registry.list_page(rtype, ns, labels, fields, limit, query.get("continue", ""))
             return 200, _list_body(route, page)
         if rtype.namespaced and ns is None and verb not in ("list", "watch"):

@@ -21,6 +21,7 @@ from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.captures.reaper import ReaperDeps
 from eks_capture.errors import CaptureRejected
 from eks_capture.kube import eks
+from eks_capture.kube.calls import PAGE_SIZE
 from eks_capture.settings import Settings
 from localcloud.aws import REGION, MotoServer
 from localcloud.cloud import create_eks_cluster
@@ -271,3 +272,30 @@ def test_a_cluster_whose_api_fails_does_not_stop_the_sweep_of_the_others(
     assert reports[0].errors
     assert (reports[1].cluster, reports[1].errors, sum(reports[1].deleted.values())) == (PAYMENTS, [], 2)
     assert len(shop.objects(JOBS, NAMESPACE)) == 2
+
+
+def test_a_list_continuation_that_expires_mid_sweep_is_listed_again_and_every_cluster_is_swept(
+    two: Deps, shop: KubeEmulator, payments: KubeEmulator
+) -> None:
+    started = [trigger.handle(_request(c, f"{c}-1"), two) for c in CLUSTERS]
+    labels = {"app.kubernetes.io/name": "eks-capture", "app.kubernetes.io/component": "capture"}
+    for index in range(PAGE_SIZE):  # the capture pods' list takes two pages
+        container = {"name": "capture", "image": "capture:1"}
+        spec = {
+            "containers": [container],
+            "nodeSelector": {"eks-capture.io/test": "nowhere"},
+        }  # stays Pending
+        pod = {"metadata": {"name": f"leftover-{index}", "labels": labels}, "spec": spec}
+        shop.registry.create(PODS, NAMESPACE, pod)
+    shop.faults.compact_before_continue("pods")  # etcd compacts between the two pages: 410 Expired
+    shop.calls.reset()
+    moment = _expire(started, two)
+    sweeper = ReaperDeps(settings=two.settings, store=two.store, now=lambda: moment)
+
+    reports = reaper.sweep(sweeper, two.settings.clusters)
+
+    assert [(r.cluster, r.errors, sum(r.deleted.values())) for r in reports] == [
+        (SHOP, [], 2),
+        (PAYMENTS, [], 2),
+    ]
+    assert shop.calls[("list", "pods")] == 4, "two pages, the second expired, then two pages again"

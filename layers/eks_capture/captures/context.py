@@ -205,14 +205,24 @@ def snapshot(
 ) -> ClusterContext:
     """The cluster's pods, services and nodes now: one paginated list per kind, none for a kind the
     caller listed already (``nodes``; ``pods`` of every namespace)."""
-    node_items = nodes if nodes is not None else cluster.pages("/api/v1/nodes", "list nodes")
-    pod_items = pods if pods is not None else cluster.pages("/api/v1/pods", "list pods")
-    with _without_cycle_collection():
-        node_list, nodes_cut = _bounded(node_items, node_entry, limits.nodes)
-        pod_list, pods_cut = _bounded(pod_items, pod_entry, limits.pods)
-        services, services_cut = _bounded(
-            cluster.pages("/api/v1/services", "list services"), service_entry, limits.services
+
+    def bounded(
+        path: str,
+        given: Iterable[Mapping[str, Any]] | None,
+        reduce: Callable[[Mapping[str, Any]], Any],
+        limit: int,
+    ) -> tuple[list[Any], bool]:
+        """The first ``limit`` items reduced, and whether more were left out; listed unless given."""
+        if given is not None:
+            return _bounded(given, reduce, limit)
+        return cluster.collect(
+            path, f"list {path.rsplit('/', 1)[1]}", lambda items: _bounded(items, reduce, limit)
         )
+
+    with _without_cycle_collection():
+        node_list, nodes_cut = bounded("/api/v1/nodes", nodes, node_entry, limits.nodes)
+        pod_list, pods_cut = bounded("/api/v1/pods", pods, pod_entry, limits.pods)
+        services, services_cut = bounded("/api/v1/services", None, service_entry, limits.services)
     cut = {"nodes": nodes_cut, "pods": pods_cut, "services": services_cut}
     return ClusterContext(
         cluster=cluster.name,

@@ -9,9 +9,10 @@ which hands its connection back to the pool for the next request.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+from aws_lambda_powertools import Logger
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -21,6 +22,9 @@ from eks_capture.kube.labels import CAPTURE_SELECTOR, RECORDER_SELECTOR
 from eks_capture.kube.refusals import api_message, refused_by
 
 PAGE_SIZE = 500
+LIST_ATTEMPTS = 3  # a list whose continue token expired starts again, at most this often in all
+logger = Logger(child=True)
+T = TypeVar("T")
 FAILED_CREATE_SELECTOR = "reason=FailedCreate,involvedObject.kind=Job"
 JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
@@ -59,8 +63,41 @@ class Cluster:
 
     def pages(
         self, path: str, operation: str, label_selector: str = "", field_selector: str = ""
-    ) -> Iterator[dict[str, Any]]:
+    ) -> list[dict[str, Any]]:
         """Every item of a list, page by page (``limit``/``continue``), as one logical list call."""
+        return self.collect(path, operation, list, label_selector, field_selector)
+
+    def collect(
+        self,
+        path: str,
+        operation: str,
+        keep: Callable[[Iterator[dict[str, Any]]], T],
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> T:
+        """What ``keep`` makes of a list's items as the pages arrive (it may stop early: no further page
+        is asked for).
+
+        A continue token expires when etcd compacts its revision (410 ``Expired``, every few minutes on
+        a busy cluster); the list then starts again from its first page and ``keep`` runs again on the
+        fresh items, so the answer is always one consistent snapshot, never a mix of two.
+        """
+        attempt = 1
+        while True:
+            try:
+                return keep(self._pages(path, operation, label_selector, field_selector))
+            except ApiException as error:
+                if error.status != 410 or attempt >= LIST_ATTEMPTS:
+                    raise
+            attempt += 1
+            logger.warning(
+                "list continuation expired; listing again from the first page",
+                extra={"cluster": self.name, "operation": operation, "attempt": attempt},
+            )
+
+    def _pages(
+        self, path: str, operation: str, label_selector: str, field_selector: str
+    ) -> Iterator[dict[str, Any]]:
         token = ""
         while True:
             query = [("limit", str(PAGE_SIZE))]
@@ -78,20 +115,20 @@ class Cluster:
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node (one paginated list, never one call per node)."""
-        return list(self.pages("/api/v1/nodes", "list nodes"))
+        return self.pages("/api/v1/nodes", "list nodes")
 
     def pods(self, namespace: str | None = None, label_selector: str = "") -> list[dict[str, Any]]:
         """Pods of a namespace (or of the whole cluster) matching ``label_selector``."""
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
-        return list(self.pages(path, "list pods", label_selector))
+        return self.pages(path, "list pods", label_selector)
 
     def services(self) -> list[dict[str, Any]]:
         """Every service of the cluster."""
-        return list(self.pages("/api/v1/services", "list services"))
+        return self.pages("/api/v1/services", "list services")
 
     def capture_jobs(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
         """The capture Jobs in ``namespace`` (by default all of them, one label-selected list)."""
-        return list(self.pages(f"/apis/batch/v1/namespaces/{namespace}/jobs", "list jobs", label_selector))
+        return self.pages(f"/apis/batch/v1/namespaces/{namespace}/jobs", "list jobs", label_selector)
 
     def capture_pods(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
         return self.pods(namespace, label_selector)
@@ -156,7 +193,7 @@ class Cluster:
     def recorder_daemonsets(self, namespace: str) -> list[dict[str, Any]]:
         """The recorder DaemonSets of ``namespace`` (one label-selected list)."""
         path = f"/apis/apps/v1/namespaces/{namespace}/daemonsets"
-        return list(self.pages(path, "list daemonsets", RECORDER_SELECTOR))
+        return self.pages(path, "list daemonsets", RECORDER_SELECTOR)
 
     def apply_daemonset(self, namespace: str, daemonset: dict[str, Any]) -> str:
         """Create ``daemonset``, or replace the one of that name: "created" or "updated"."""
