@@ -42,7 +42,7 @@ def test_a_continue_token_from_before_a_compaction_is_410_expired_with_a_token_f
         core.list_namespaced_pod("default", limit=2, _continue=first.metadata._continue)
 
     assert caught.value.status == 410
-    status = json.loads(caught.value.body)
+    status = json.loads(caught.value.body or "{}")
     assert (status["reason"], status["message"], status["code"]) == ("Expired", INCONSISTENT_CONTINUE, 410)
     rest = core.list_namespaced_pod("default", limit=10, _continue=status["metadata"]["continue"])
     names = [p.metadata.name for p in first.items + rest.items]
