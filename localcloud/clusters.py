@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.kube import KubeEmulator
-from localcloud.kube.resources import NAMESPACES, PODS, SERVICEACCOUNTS
+from localcloud.kube.resources import NAMESPACES, PODS, SERVICEACCOUNTS, SERVICES
 from localcloud.template import PROJECT_ROOT
 
 EVENTS_DIR = PROJECT_ROOT / "events"
@@ -69,5 +69,14 @@ def populate(
                     "containers": [{"name": "app", "image": "public.ecr.aws/docker/library/busybox:1.36"}],
                 },
                 "status": {"podIP": pod.get("ip"), "podIPs": [{"ip": pod["ip"]}] if pod.get("ip") else []},
+            },
+        )
+    for service in spec.get("services", []):
+        emulator.registry.create(
+            SERVICES,
+            service["namespace"],
+            {
+                "metadata": {"name": service["name"], "labels": service.get("labels", {})},
+                "spec": {"selector": service.get("selector"), "ports": service["ports"]},
             },
         )

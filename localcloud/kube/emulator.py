@@ -29,6 +29,7 @@ from localcloud.kube.controllers import (
     finalize_namespaces,
     index_by_owner,
 )
+from localcloud.kube.endpointslices import EndpointSliceController
 from localcloud.kube.faults import CallCounter, Faults
 from localcloud.kube.kubelet import Kubelet
 from localcloud.kube.nodes import node_object, ready_condition
@@ -64,6 +65,7 @@ class KubeEmulator:
         self.kubelet = Kubelet(self.registry, self.workdir / "pods")
         self._jobs = JobController(self.registry)
         self._daemonsets = DaemonSetController(self.registry)
+        self._endpoint_slices = EndpointSliceController(self.registry)
         self._api = ApiServer(
             self.registry,
             TokenVerifier(cluster_name, sts_endpoint_url),
@@ -275,6 +277,7 @@ class KubeEmulator:
             nodes = self.store.items(NODES)
             self._daemonsets.sync(index_by_owner(self.store.items(PODS)), nodes, now)
             self.kubelet.sync(now)
+            self._endpoint_slices.sync()
             expire_finished_jobs(self.registry, now)
             self._refresh_quotas()
 

@@ -63,6 +63,9 @@ RESOURCEQUOTAS = ResourceType(
     "", "v1", "resourcequotas", "ResourceQuota", namespaced=True, short_names=("quota",)
 )
 EVENTS = ResourceType("", "v1", "events", "Event", namespaced=True, short_names=("ev",), has_spec=False)
+ENDPOINTSLICES = ResourceType(
+    "discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", namespaced=True, has_spec=False
+)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", namespaced=True, default_propagation="Orphan")
 DAEMONSETS = ResourceType("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short_names=("ds",))
 _RBAC = "rbac.authorization.k8s.io"
@@ -78,6 +81,7 @@ ALL = (
     NODES,
     PODS,
     SERVICES,
+    ENDPOINTSLICES,
     SERVICEACCOUNTS,
     RESOURCEQUOTAS,
     EVENTS,

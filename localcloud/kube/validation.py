@@ -6,7 +6,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from localcloud.kube.resources import DAEMONSETS, JOBS, NAMESPACES, PODS, SERVICES, ResourceType
+from localcloud.kube.resources import (
+    DAEMONSETS,
+    ENDPOINTSLICES,
+    JOBS,
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    ResourceType,
+)
 from localcloud.kube.selectors import labels_match, structured_selector
 from localcloud.kube.status import Invalid
 
@@ -193,4 +201,26 @@ def validate(rtype: ResourceType, obj: dict[str, Any]) -> None:
                     f"spec.ports[{index}].port", number, "must be between 1 and 65535, inclusive"
                 )
         check_labels(spec.get("selector"), problems, "spec.selector")
+    elif rtype is ENDPOINTSLICES:
+        _check_endpoint_slice(obj, problems)
     problems.raise_if_any(rtype, obj["metadata"]["name"])
+
+
+ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+
+
+def _check_endpoint_slice(obj: dict[str, Any], problems: Invalid) -> None:
+    """pkg/apis/discovery/validation: a supported address type, and 1 to 100 addresses per endpoint."""
+    kind = obj.get("addressType")
+    if not kind:
+        problems.required("addressType")
+    elif kind not in ADDRESS_TYPES:
+        problems.unsupported("addressType", kind, ADDRESS_TYPES)
+    for index, endpoint in enumerate(obj.get("endpoints") or []):
+        addresses = endpoint.get("addresses") or []
+        if not addresses:
+            problems.required(f"endpoints[{index}].addresses", "must contain at least 1 address")
+        elif len(addresses) > 100:
+            problems.add(
+                "FieldValueTooMany", f"endpoints[{index}].addresses", "Too many: must have at most 100 items"
+            )
