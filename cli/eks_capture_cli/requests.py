@@ -47,6 +47,8 @@ def start_detail(
     pod_labels: dict[str, str],
     all_nodes: bool,
     duration: int | None,
+    service: str | None = None,
+    service_ports: bool = False,
     bpf_filter: str | None,
     snaplen: int | None,
     reason: str,
@@ -62,6 +64,10 @@ def start_detail(
         targets["node_selector"] = {"matchLabels": node_labels}
     if pod_labels or namespace:
         targets["pod_selector"] = {"namespace": namespace or "default", "matchLabels": pod_labels}
+    if service:
+        targets["service"] = service
+    if service_ports:
+        targets["service_ports"] = True
     if all_nodes:
         targets["all"] = True
     detail: dict[str, Any] = {"cluster": cluster, "targets": targets, "reason": reason}
@@ -131,8 +137,20 @@ def start(
     ] = None,
     namespace: Annotated[str | None, typer.Option(help="Namespace of the pods named by --pod-label.")] = None,
     pod_label: Annotated[
-        list[str] | None, typer.Option(help="Nodes hosting pods with this label, key=value (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--pod-label", "--pods", help="Nodes hosting pods with this label, key=value (repeatable)."
+        ),
     ] = None,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            help="namespace/name: the nodes of the Service's ready endpoints (the other end of --pods)."
+        ),
+    ] = None,
+    service_ports: Annotated[
+        bool, typer.Option("--service-ports", help="Narrow the filter to the --service's ports.")
+    ] = False,
     all_nodes: Annotated[bool, typer.Option("--all", help="Every node (up to the stack's cap).")] = False,
     duration: Annotated[int | None, typer.Option(help="Seconds (default: the stack's).")] = None,
     bpf_filter: Annotated[str | None, typer.Option("--filter", help="BPF: 'tcp port 443'.")] = None,
@@ -144,7 +162,10 @@ def start(
     bus: BusOption = None,
     table: TableOption = None,
 ) -> None:
-    """Start a capture on nodes chosen by name, instance id, label or pod; print its capture id.
+    """Start a capture on nodes chosen by name, instance id, label, pod or Service; print its capture id.
+
+    Both ends of a flow in one capture (then eks-capture path): --service for the servers' nodes,
+    --pods for the clients'.
 
     Example: eks-capture start -c shop-prod --pod-label app=checkout --namespace shop
     --duration 120 --filter 'tcp port 443' -r 'INC-4127 TLS timeouts' --wait
@@ -160,6 +181,8 @@ def start(
         pod_labels=label_pairs(pod_label or [], "--pod-label"),
         all_nodes=all_nodes,
         duration=duration,
+        service=service,
+        service_ports=service_ports,
         bpf_filter=bpf_filter,
         snaplen=snaplen,
         reason=reason,

@@ -181,3 +181,20 @@ def test_waiting_gives_up_when_the_trigger_never_records_the_request(stack: Stac
 
     with pytest.raises(CommandError, match="the trigger has not taken the request"):
         follow(catalog, "cap-20261125T031200Z-0a1b2c3d", timeout=30, poll_seconds=0.1, accept_seconds=0.5)
+
+
+def test_start_with_a_service_and_its_clients_pods_captures_both_ends(
+    stack: Stack, shop: KubeEmulator, router: Router
+) -> None:
+    code, out, err = _invoke(
+        "start", "-c", CLUSTER, "--service", "payments/ledger", "--pods", "app.kubernetes.io/name=checkout",
+        "--namespace", "payments", "--service-ports", "-r", "ledger timeouts", *_bus_options(stack),
+    )  # fmt: skip
+
+    assert code == 0, err
+    [invocation] = [i for i in router.drain() if i.function == "TriggerFunction"]
+    assert invocation.error is None, invocation.error
+    session = CaptureStore(stack_outputs(stack)["CaptureTableName"]).get_session(out.strip())
+    assert session is not None
+    assert sorted(session.nodes) == sorted([NODE_A, NODE_B, "ip-192-168-77-9.us-west-2.compute.internal"])
+    assert session.filter == "port 443 or port 8443"

@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from eks_capture.captures.context import pod_entry
 from eks_capture.captures.options import CaptureOptions
 from eks_capture.captures.presets import pod_hosts_filter
+from eks_capture.captures.services import ServiceEndpoints, service_endpoints
 from eks_capture.captures.targets import TargetPlan
 from eks_capture.events.models import AlarmStateChange, Metric
 from eks_capture.ids import CaptureId
@@ -27,7 +28,7 @@ logger = Logger(child=True)
 
 POD_DIMENSIONS = ("PodName", "FullPodName")
 
-Planner = Callable[[list[NodeInfo], list[PodInfo]], TargetPlan]
+Planner = Callable[[list[NodeInfo], list[PodInfo], ServiceEndpoints | None], TargetPlan]
 
 
 @dataclass
@@ -86,6 +87,8 @@ class Request:
     metrics: tuple[Metric, ...] = ()
     lookback_seconds: int | None = None  # None: the alarm's own, looked up only if a recorder is asked
     trigger_at: datetime | None = None
+    service: str | None = None  # namespace/name: the nodes of its ready endpoints
+    service_ports: bool = False  # narrow the filter to the Service's ports
     limited: dict[str, str] = field(default_factory=dict)  # what the alarm caps changed (alarm_limits)
 
 
@@ -130,6 +133,27 @@ def spec_of(request: Request) -> CaptureSpec:
         reason=request.trigger.reason,
         started_at=request.started_at,
     )
+
+
+def named_service(request: Request, cluster: Cluster) -> ServiceEndpoints | None:
+    """The Service the request names, with its EndpointSlices (None when it names none)."""
+    if request.service is None:
+        return None
+    namespace, _slash, name = request.service.partition("/")
+    found = cluster.service(namespace, name)
+    return service_endpoints(
+        request.service, found, cluster.endpoint_slices(namespace, name) if found else []
+    )
+
+
+def narrowed_to_service(request: Request, service: ServiceEndpoints) -> Request:
+    """The filter narrowed to the Service's ports (and to the request's own filter, when it has one)."""
+    ports = service.ports_filter()
+    if ports is None:
+        return request
+    given = request.options.filter
+    narrowed = f"({given}) and ({ports})" if given else ports
+    return replace(request, options=replace(request.options, filter=narrowed))
 
 
 def narrowed_to_pods(request: Request, raw_pods: list[dict[str, Any]]) -> Request:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from eks_capture.captures.services import ServiceEndpoints
 from eks_capture.events.models import AlarmStateChange, Metric, StartCaptureDetail
 from eks_capture.kube.nodes import NodeInfo, PodInfo
 from eks_capture.kube.selectors import PodSelector
@@ -206,8 +207,10 @@ def targets_for_request(
     pods: Iterable[PodInfo],
     *,
     max_nodes: int,
+    service: ServiceEndpoints | None = None,
 ) -> TargetPlan:
-    """The nodes a manual Start Capture names, by every target kind it uses."""
+    """The nodes a manual Start Capture names, by every target kind it uses (``service``: the Service
+    it names, as the cluster has it)."""
     node_list = list(nodes)
     found = _Collector(node_list)
     targets = request.targets
@@ -232,7 +235,30 @@ def targets_for_request(
             found.notes.append(f"node selector {selector.to_selector_string()} matches no node")
     if targets.pod_selector is not None:
         _add_pod_selector_nodes(found, targets.pod_selector, pods)
+    if service is not None:
+        _add_service_nodes(found, service)
     return found.plan(max_nodes)
+
+
+def _add_service_nodes(found: _Collector, service: ServiceEndpoints) -> None:
+    """The nodes of a Service's ready endpoints; endpoints not ready or not on a node are noted."""
+    words = f"service {service.ref}"
+    if not service.found:
+        found.gone.append(
+            SkippedNode(words, f"gone: no service {service.name} in namespace {service.namespace}")
+        )
+        return
+    for endpoint in service.endpoints:
+        if not endpoint.ready:
+            found.notes.append(f"{words}: endpoint {endpoint.address} is not ready: its node is not captured")
+        elif endpoint.node is None:
+            found.notes.append(f"{words}: endpoint {endpoint.address} names no node")
+        elif endpoint.node not in found.nodes:
+            found.gone.append(SkippedNode(endpoint.node, f"{GONE} (endpoint {endpoint.address} of {words})"))
+        else:
+            found.add([endpoint.node], f"{words}: endpoint {endpoint.address}")
+    if not any(e.ready for e in service.endpoints):
+        found.notes.append(f"{words} has no ready endpoint")
 
 
 def _add_pod_selector_nodes(found: _Collector, selector: PodSelector, pods: Iterable[PodInfo]) -> None:

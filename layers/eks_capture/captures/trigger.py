@@ -30,7 +30,9 @@ from eks_capture.captures.plan import (
     Outcome,
     Request,
     alarm_tags,
+    named_service,
     narrowed_to_pods,
+    narrowed_to_service,
     session_of,
 )
 from eks_capture.captures.record import record_start
@@ -132,7 +134,7 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         cluster=cluster,
         options=options,
         trigger=trigger,
-        planner=lambda nodes, pods: targets_for_alarm(
+        planner=lambda nodes, pods, _service: targets_for_alarm(
             event,
             nodes,
             pods,
@@ -179,13 +181,15 @@ def start_from_request(event: StartCapture, deps: Deps) -> Outcome:
         trigger=Trigger(
             kind="manual", reason=detail.reason, event_id=event.id, requested_by=detail.requested_by
         ),
-        planner=lambda nodes, pods: targets_for_request(
-            detail, nodes, pods, max_nodes=settings.max_nodes_per_capture
+        planner=lambda nodes, pods, service: targets_for_request(
+            detail, nodes, pods, max_nodes=settings.max_nodes_per_capture, service=service
         ),
         pod_namespace=selector.namespace if selector else None,
         needs_pods=selector is not None,
         started_at=deps.now(),
         lookback_seconds=detail.lookback_seconds,
+        service=detail.targets.service,
+        service_ports=detail.targets.service_ports,
     )
     return start(request, deps)
 
@@ -203,7 +207,10 @@ def start(request: Request, deps: Deps) -> Outcome:
     pods = [PodInfo.from_kubernetes(p) for p in raw_pods]
     if request.options.narrow_to_pods:
         request = narrowed_to_pods(request, raw_pods)
-    plan = request.planner(nodes, pods)
+    service = named_service(request, cluster)
+    if service is not None and request.service_ports:
+        request = narrowed_to_service(request, service)
+    plan = request.planner(nodes, pods, service)
     active = active_captures(cluster, settings.capture_namespace, request.capture_id)
     cluster_wide = raw_pods if request.needs_pods and request.pod_namespace is None else None
     recorders = find_recorders(cluster, settings.capture_namespace, cluster_wide)

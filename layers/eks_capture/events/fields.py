@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from eks_capture.kube.names import dns1123_subdomain_error
+from eks_capture.kube.names import dns1123_label_error, dns1123_subdomain_error
 
 MAX_FILTER_LENGTH = 1024
 ABSOLUTE_MAX_DURATION_SECONDS = 24 * 3600
@@ -23,6 +23,7 @@ MAX_REASON_LENGTH = 256
 FILTER_PATTERN = r"^[A-Za-z0-9 .:/_\-!=<>()\[\]&|+*%^]*$"
 INSTANCE_ID_PATTERN = r"^i-[0-9a-f]{8}([0-9a-f]{9})?$"
 CLUSTER_PATTERN = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
+SERVICE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z]([-a-z0-9]*[a-z0-9])?$"
 NODE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _FILTER_CHARS = re.compile(FILTER_PATTERN)
 _INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN)
@@ -57,6 +58,20 @@ def check_node_name(value: str) -> str:
     """A Kubernetes node name (DNS-1123 subdomain)."""
     if problem := dns1123_subdomain_error(value):
         raise ValueError(f"node name {problem}")
+    return value
+
+
+def check_service(value: str) -> str:
+    """A Service as ``namespace/name`` (a DNS-1123 label, then a DNS-1035 label: starts with a letter)."""
+    namespace, slash, name = value.partition("/")
+    if not slash:
+        raise ValueError("must be namespace/name, e.g. payments/checkout")
+    if problem := dns1123_label_error(namespace):
+        raise ValueError(f"namespace {problem}")
+    if problem := dns1123_label_error(name):
+        raise ValueError(f"service name {problem}")
+    if not name[0].isalpha():
+        raise ValueError("service name must start with a letter")
     return value
 
 
@@ -105,3 +120,8 @@ ClusterName = Annotated[
 ]
 Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), AfterValidator(check_reason)]
 Snaplen = Annotated[int, Field(ge=MIN_SNAPLEN, le=MAX_SNAPLEN)]
+ServiceRef = Annotated[
+    str,
+    AfterValidator(check_service),
+    Field(json_schema_extra={"pattern": SERVICE_PATTERN, "maxLength": 127}),
+]

@@ -28,6 +28,7 @@ from eks_capture.events.fields import (
     InstanceId,
     NodeName,
     Reason,
+    ServiceRef,
     Snaplen,
     check_duration,
 )
@@ -183,7 +184,12 @@ def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class CaptureTargets(_Ours):
-    """Where to capture: any mix of nodes, instance ids, a node selector and a pod selector, or ``all``."""
+    """Where to capture: any mix of nodes, instance ids, a node selector, a pod selector and a Service
+    (``namespace/name``: the nodes of its ready endpoints), or ``all``.
+
+    A Service and a pod selector together capture both ends of a flow in one capture (the server's
+    nodes and the client's); ``service_ports`` narrows the filter to the Service's ports.
+    """
 
     nodes: Annotated[tuple[NodeName, ...], Field(max_length=MAX_TARGETS), AfterValidator(_unique)] = ()
     instance_ids: Annotated[
@@ -191,17 +197,23 @@ class CaptureTargets(_Ours):
     ] = ()
     node_selector: LabelSelector | None = None
     pod_selector: PodSelector | None = None
+    service: ServiceRef | None = None
+    service_ports: bool = False
     all: bool = False
 
     @model_validator(mode="after")
     def _some_target(self) -> Self:
-        named = bool(self.nodes or self.instance_ids or self.node_selector or self.pod_selector)
+        named = bool(
+            self.nodes or self.instance_ids or self.node_selector or self.pod_selector or self.service
+        )
         if self.all and named:
             raise ValueError("all: true captures on every node; do not combine it with other targets")
         if not self.all and not named:
             raise ValueError(
-                "name at least one of nodes, instance_ids, node_selector, pod_selector, or all: true"
+                "name at least one of nodes, instance_ids, node_selector, pod_selector, service, or all: true"
             )
+        if self.service_ports and self.service is None:
+            raise ValueError("service_ports narrows the filter to a service's ports: name the service")
         return self
 
 

@@ -126,6 +126,20 @@ class Cluster:
         """Every service of the cluster."""
         return self.pages("/api/v1/services", "list services")
 
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One Service, or None when the namespace has no Service of that name."""
+        try:
+            return self.request("GET", f"/api/v1/namespaces/{namespace}/services/{name}", "get services")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        """The EndpointSlices of a Service (the ``kubernetes.io/service-name`` label the controller sets)."""
+        path = f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+        return list(self.pages(path, "list endpointslices", f"kubernetes.io/service-name={service}"))
+
     def capture_jobs(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
         """The capture Jobs in ``namespace`` (by default all of them, one label-selected list)."""
         return self.pages(f"/apis/batch/v1/namespaces/{namespace}/jobs", "list jobs", label_selector)
