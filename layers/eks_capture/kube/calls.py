@@ -138,7 +138,7 @@ class Cluster:
     def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
         """The EndpointSlices of a Service (the ``kubernetes.io/service-name`` label the controller sets)."""
         path = f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
-        return list(self.pages(path, "list endpointslices", f"kubernetes.io/service-name={service}"))
+        return self.pages(path, "list endpointslices", f"kubernetes.io/service-name={service}")
 
     def capture_jobs(self, namespace: str, label_selector: str = CAPTURE_SELECTOR) -> list[dict[str, Any]]:
         """The capture Jobs in ``namespace`` (by default all of them, one label-selected list)."""
