@@ -53,7 +53,6 @@ def _with(deps: Deps, **changes: Any) -> Deps:
         pytest.param("alarm-container-insights-node", [NODE_A], id="container-insights-node-name"),
         pytest.param("alarm-container-insights-pod", [NODE_A, NODE_B], id="container-insights-pod-workload"),
         pytest.param("alarm-metric-math", [NODE_A, NODE_B], id="metric-math-across-metrics"),
-        pytest.param("alarm-asg", [NODE_A, NODE_B], id="auto-scaling-group"),
         pytest.param("start-capture-nodes", [NODE_A, NODE_B], id="manual-node-names"),
         pytest.param("start-capture-instances", [NODE_A], id="manual-instance-ids"),
         pytest.param("start-capture-label-selector", [NODE_A, NODE_B], id="manual-node-label-selector"),

@@ -173,8 +173,8 @@ raw_events = any_json | mutated_samples()
 @FUZZ
 @given(raw=raw_events)
 def test_the_trigger_touches_no_table_cluster_or_bucket_for_a_rejected_event(raw: Any) -> None:
-    collaborators = [Untouchable() for _ in range(5)]
-    store, cluster, cloudwatch, s3, sns = collaborators
+    collaborators = [Untouchable() for _ in range(6)]
+    store, cluster, cloudwatch, s3, sns, ec2 = collaborators
     stack = Settings.from_env({**BASE_ENV, "EXPECTED_ACCOUNT": "123456789012"})
     fakes: dict[str, Any] = {
         "store": store,
@@ -182,6 +182,7 @@ def test_the_trigger_touches_no_table_cluster_or_bucket_for_a_rejected_event(raw
         "cloudwatch": cloudwatch,
         "s3": s3,
         "sns": sns,
+        "ec2": ec2,
     }
     deps = Deps(settings=stack, **fakes)
 

@@ -147,7 +147,6 @@ def skipped(plan: TargetPlan) -> dict[str, str]:
         ("alarm-container-insights-node", {NODE_A}, f"NodeName={NODE_A}"),
         ("alarm-container-insights-pod", {NODE_A, NODE_B}, "PodName=payments/checkout"),
         ("alarm-metric-math", {NODE_A, NODE_B}, "InstanceId=i-0fedcba9876543210"),
-        ("alarm-asg", {NODE_A, NODE_B, NODE_D}, "AutoScalingGroupName=eks-general-20261101-a1b2c3d4"),
     ],
 )
 def test_alarm_captures_on_the_nodes_its_dimensions_name(
@@ -185,14 +184,37 @@ def test_all_node_dimensions_of_one_metric_must_agree(dimensions: dict[str, str]
         assert any(reason.startswith("gone") for reason in skipped(plan).values())
 
 
-def test_auto_scaling_group_from_ec2_tags_wins_over_node_group_naming() -> None:
+@pytest.mark.parametrize(
+    ("group", "nodes"),
+    [
+        ("eks-general-20261101-a1b2c3d4", (NODE_B,)),
+        ("shop-ingress-asg", (NODE_A,)),
+        ("ng", (NODE_C,)),
+        ("ng-2", (NODE_D,)),
+        ("eks-general", ()),
+    ],
+)
+def test_an_auto_scaling_group_takes_exactly_the_nodes_ec2_tags_as_its_members(
+    group: str, nodes: tuple[str, ...]
+) -> None:
     tagged = [
         NodeInfo(NODE_A, "i-0a1b2c3d4e5f60718", asg_name="shop-ingress-asg"),
         NodeInfo(NODE_B, "i-0fedcba9876543210", asg_name="eks-general-20261101-a1b2c3d4"),
+        NodeInfo(NODE_C, "i-0123456789abcdef0", asg_name="ng"),
+        NodeInfo(NODE_D, "i-0aaaaaaaaaaaaaaa0", asg_name="ng-2"),
     ]
-    event = with_dimensions("alarm-asg", {"AutoScalingGroupName": "eks-general-20261101-a1b2c3d4"})
+    event = with_dimensions("alarm-asg", {"AutoScalingGroupName": group})
     plan = targets_for_alarm(event, tagged, [], cluster=CLUSTER, fallback=NodeFallback.NONE, max_nodes=10)
-    assert plan.node_names == (NODE_B,)
+    assert plan.node_names == nodes
+
+
+def test_a_node_groups_name_alone_makes_no_node_a_member_of_a_group() -> None:
+    """EKS names a managed node group's ASG eks-<group>-...; without the EC2 tag fact, nothing matches."""
+    event = with_dimensions("alarm-asg", {"AutoScalingGroupName": "eks-general-20261101-a1b2c3d4"})
+    plan = plan_for(event, fallback=NodeFallback.ALL)
+
+    assert plan.chosen == ()
+    assert skipped(plan)["AutoScalingGroupName=eks-general-20261101-a1b2c3d4"].startswith("gone")
 
 
 def test_instance_that_left_the_cluster_is_reported_gone() -> None:

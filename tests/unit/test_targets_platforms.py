@@ -14,15 +14,21 @@ from eks_capture.settings import NodeFallback
 from tests.events import load_event
 
 GENERAL = {"eks.amazonaws.com/nodegroup": "general", "topology.kubernetes.io/zone": "us-west-2a"}
-LINUX = NodeInfo("ip-192-168-12-34.us-west-2.compute.internal", "i-0fedcba9876543210", labels=GENERAL)
+# The Auto Scaling group of alarm-asg, as the trigger sets it on nodes from their instances' EC2 tags.
+ASG = "eks-general-20261101-a1b2c3d4"
+LINUX = NodeInfo(
+    "ip-192-168-12-34.us-west-2.compute.internal", "i-0fedcba9876543210", labels=GENERAL, asg_name=ASG
+)
 FARGATE = NodeInfo(
     "fargate-ip-192-168-5-6.us-west-2.compute.internal",
     labels={**GENERAL, "eks.amazonaws.com/compute-type": "fargate"},
+    asg_name=ASG,
 )
 WINDOWS = NodeInfo(
     "ip-192-168-3-3.us-west-2.compute.internal",
     "i-0a1b2c3d4e5f60718",
     labels={**GENERAL, "kubernetes.io/os": "windows"},
+    asg_name=ASG,
 )
 NODES = [LINUX, FARGATE, WINDOWS]
 PODS = [

@@ -23,7 +23,7 @@ from tests.sam_transform import (
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0b5c3e2a-1f4d-4c8e-9a7b-2d6e8f0a1b3c"
 RBAC = PROJECT_ROOT / "deploy" / "kubernetes" / "rbac.yaml"
 # Actions AWS authorizes on no resource but "*" (no resource-level permissions exist for them).
-RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ec2:DescribeInstances"}
 FUNCTION_ROLES = {
     "TriggerFunction": "TriggerRole",
     "TeardownFunction": "TeardownRole",
@@ -267,3 +267,22 @@ def test_the_indexer_has_no_cluster_access(stack: Stack) -> None:
 
     assert stack.arn("IndexerRole") not in entries
     assert not {a for a in actions if a.startswith("eks:")}
+
+
+def test_only_the_trigger_may_look_up_instances_and_only_describe_them(stack: Stack) -> None:
+    describers = {
+        role_id
+        for role_id in active_resources(stack, "AWS::IAM::Role")
+        for statement in role_statements(stack, role_id)
+        for action in statement["Action"]
+        if action.startswith(("ec2:", "autoscaling:"))
+    }
+    trigger_ec2 = {
+        action
+        for statement in role_statements(stack, "TriggerRole")
+        for action in statement["Action"]
+        if action.startswith("ec2:")
+    }
+
+    assert describers == {"TriggerRole"}
+    assert trigger_ec2 == {"ec2:DescribeInstances"}

@@ -39,6 +39,7 @@ class Deps:
     store: CaptureStore
     cluster: Callable[[str], Cluster] = Cluster
     cloudwatch: Any = None
+    ec2: Any = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     s3: Any = None
     sns: Any = None
@@ -46,6 +47,8 @@ class Deps:
     def __post_init__(self) -> None:
         if self.cloudwatch is None:
             self.cloudwatch = boto3.client("cloudwatch")
+        if self.ec2 is None:
+            self.ec2 = boto3.client("ec2")
         if self.s3 is None:
             self.s3 = boto3.client("s3")
         if self.sns is None and self.settings.notification_topic_arn:

@@ -119,13 +119,8 @@ def _pods_matching(
 
 
 def _asg_nodes(nodes: Iterable[NodeInfo], asg: str) -> set[str]:
-    """Nodes of an Auto Scaling group: by the ASG name the caller found, or by managed node group naming."""
-    return {
-        node.name
-        for node in nodes
-        if node.asg_name == asg
-        or (node.asg_name is None and node.nodegroup is not None and asg.startswith(f"eks-{node.nodegroup}-"))
-    }
+    """Nodes of an Auto Scaling group: those whose instance EC2 tags as its member (captures/groups.py)."""
+    return {node.name for node in nodes if node.asg_name == asg}
 
 
 def _metric_nodes(metric: Metric, nodes: list[NodeInfo], pods: list[PodInfo]) -> tuple[set[str], list[str]]:

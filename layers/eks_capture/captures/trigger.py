@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from eks_capture.captures.admit import active_captures, claim_slot, duplicate, reject
 from eks_capture.captures.alarm_limits import AlarmLimits, bound_alarm_options, refused_cluster
+from eks_capture.captures.groups import group_members, named_groups
 from eks_capture.captures.launch import snapshot_context, start_node
 from eks_capture.captures.options import (
     TAG_CLUSTER,
@@ -203,6 +204,10 @@ def start(request: Request, deps: Deps) -> Outcome:
     cluster = deps.cluster(request.cluster)
     raw_nodes = cluster.nodes()
     nodes = [NodeInfo.from_kubernetes(n) for n in raw_nodes]
+    groups = named_groups(request.metrics)
+    if groups:  # an alarm on AutoScalingGroupName: its members as EC2 tags them
+        members = group_members(deps.ec2, groups)
+        nodes = [replace(node, asg_name=members.get(node.instance_id or "")) for node in nodes]
     raw_pods = cluster.pods(request.pod_namespace) if request.needs_pods else []
     pods = [PodInfo.from_kubernetes(p) for p in raw_pods]
     if request.options.narrow_to_pods:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 COMPUTE_TYPE_LABEL = "eks.amazonaws.com/compute-type"
 FARGATE = "fargate"
 OS_LABEL = "kubernetes.io/os"
@@ -43,7 +42,8 @@ class NodeAddress:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """What targeting needs to know of a node; ``asg_name`` comes from EC2 tags when the caller has them."""
+    """What targeting needs to know of a node; ``asg_name``: the Auto Scaling group EC2 tags its instance
+    with, when the trigger looked it up (for an alarm on AutoScalingGroupName)."""
 
     name: str
     instance_id: str | None = None
@@ -53,11 +53,6 @@ class NodeInfo:
     ready: bool = True
     addresses: tuple[NodeAddress, ...] = ()
     asg_name: str | None = None
-
-    @property
-    def nodegroup(self) -> str | None:
-        """The EKS managed node group, from its label."""
-        return self.labels.get(NODEGROUP_LABEL)
 
     @property
     def cannot_capture(self) -> str | None:

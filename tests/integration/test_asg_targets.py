@@ -1,0 +1,115 @@
+"""An alarm on AutoScalingGroupName captures on the group's members by fact, in the local cloud.
+
+Auto Scaling groups and their instances are real in moto's EC2 and Auto Scaling (which tags each instance
+it launches with ``aws:autoscaling:groupName``); the cluster's nodes carry those instances' ids in their
+providerID. Groups: EKS managed node groups ``ng`` and ``ng-2`` (whose ASG names share the ``eks-ng-``
+prefix), a self-managed group, and a Karpenter-style node (its own instance, launched by no group).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from eks_capture.captures import trigger
+from eks_capture.captures.plan import Deps
+from localcloud.aws import MotoServer
+from localcloud.kube import KubeEmulator
+from localcloud.kube.resources import JOBS
+from tests.events import load_event
+
+NAMESPACE = "eks-capture"
+NG = "eks-ng-20261101-a1b2c3d4"
+NG_2 = "eks-ng-2-20261101-e5f6a7b8"
+SELF_MANAGED = "shop-ingress-asg"
+GROUPS = {NG: ("ng-a", "ng-b"), NG_2: ("ng2-a",), SELF_MANAGED: ("ingress-a",)}
+KARPENTER_NODE = "karpenter-a"
+
+
+def launch_nodes(shop: KubeEmulator) -> None:
+    """The groups of GROUPS and a Karpenter instance in moto, each instance a Ready node in ``shop``."""
+    ec2, autoscaling = boto3.client("ec2"), boto3.client("autoscaling")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    ec2.create_launch_template(
+        LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": image, "InstanceType": "m5.large"}
+    )
+    for group, node_names in GROUPS.items():
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group,
+            LaunchTemplate={"LaunchTemplateName": "nodes"},
+            MinSize=len(node_names),
+            MaxSize=len(node_names),
+            DesiredCapacity=len(node_names),
+            AvailabilityZones=["us-west-2a"],
+        )
+        [described] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+            "AutoScalingGroups"
+        ]
+        instances = sorted(instance["InstanceId"] for instance in described["Instances"])
+        nodegroup = {NG: "ng", NG_2: "ng-2"}.get(group, "")
+        for node_name, instance_id in zip(node_names, instances, strict=True):
+            shop.add_node(node_name, instance_id=instance_id, zone="us-west-2a", nodegroup=nodegroup)
+    karpenter = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="m5.large",
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "karpenter.sh/nodepool", "Value": "default"}]}
+        ],
+    )["Instances"][0]["InstanceId"]
+    shop.add_node(KARPENTER_NODE, instance_id=karpenter, zone="us-west-2a", nodegroup="")
+
+
+def asg_alarm(group: str) -> dict[str, Any]:
+    raw = load_event("alarm-asg")
+    raw["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
+        "AutoScalingGroupName": group
+    }
+    return raw
+
+
+def job_nodes(shop: KubeEmulator) -> list[str]:
+    return sorted(job["spec"]["template"]["spec"]["nodeName"] for job in shop.objects(JOBS, NAMESPACE))
+
+
+@pytest.mark.parametrize(
+    ("group", "nodes"),
+    [
+        pytest.param(NG, ["ng-a", "ng-b"], id="managed-ng-not-ng-2"),
+        pytest.param(NG_2, ["ng2-a"], id="managed-ng-2"),
+        pytest.param(SELF_MANAGED, ["ingress-a"], id="self-managed"),
+    ],
+)
+def test_an_asg_alarm_captures_on_exactly_the_groups_instances(
+    deps: Deps, shop: KubeEmulator, aws: MotoServer, group: str, nodes: list[str]
+) -> None:
+    launch_nodes(shop)
+
+    outcome = trigger.handle(asg_alarm(group), deps)
+
+    assert outcome.status == "running", outcome.message
+    assert job_nodes(shop) == nodes
+    session = deps.store.get_session(str(outcome.capture_id))
+    assert session is not None
+    assert all(f"AutoScalingGroupName={group}" in node.matched_by for node in session.nodes.values())
+
+
+@pytest.mark.parametrize(
+    "group",
+    ["default", "eks-ng", "eks-general-20261101-a1b2c3d4"],
+    ids=["karpenter-nodepool-name", "a-prefix-of-two-groups", "a-group-with-no-instances-here"],
+)
+def test_an_asg_alarm_on_a_group_without_members_here_captures_nothing_and_says_so(
+    deps: Deps, shop: KubeEmulator, aws: MotoServer, group: str
+) -> None:
+    launch_nodes(shop)
+
+    outcome = trigger.handle(asg_alarm(group), deps)
+
+    assert job_nodes(shop) == []
+    assert f"AutoScalingGroupName={group}" in outcome.skipped
+    assert outcome.skipped[f"AutoScalingGroupName={group}"].startswith("gone")
+    assert KARPENTER_NODE not in outcome.nodes
