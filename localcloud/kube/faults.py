@@ -13,7 +13,8 @@ from localcloud.kube.status import ApiError, too_many_requests
 
 @dataclass
 class Fault:
-    """Answer matching requests with ``status`` (or drop the connection when ``status`` is None).
+    """Answer matching requests with ``status`` (or drop the connection when ``status`` is None, after
+    ``stall_seconds`` of silence).
 
     ``rate`` is the probability per matching request; ``times`` caps how often it fires (None: always).
     """
@@ -25,6 +26,7 @@ class Fault:
     times: int | None = None
     retry_after: int = 1
     fired: int = 0
+    stall_seconds: float = 0.0
 
     def matches(self, verb: str, resource: str) -> bool:
         return self.verb in (None, verb) and self.resource in (None, resource)
@@ -103,6 +105,21 @@ class Faults:
                     entry[1] -= 1
                     return True
         return False
+
+    def stall(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        *,
+        seconds: float,
+        times: int | None = None,
+    ) -> Fault:
+        """Hold matching requests ``seconds`` without a byte of answer, then drop the connection (a
+        black-holed path or a hung API server): only the client's read timeout gets it out."""
+        fault = Fault(verb, resource, None, 1.0, times, stall_seconds=seconds)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
 
     def clear(self) -> None:
         with self._lock:

@@ -187,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault = api.faults.pick(verb, resource)
             if fault is not None:
                 if fault.status is None:
+                    time.sleep(fault.stall_seconds)
                     self._drop()
                     return
                 raise fault.error(verb, resource)

@@ -6,6 +6,7 @@ sample cluster ``shop-prod`` (events/clusters/shop-prod.json) in the Kubernetes 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -14,6 +15,7 @@ import pytest
 from eks_capture.captures import trigger
 from eks_capture.captures.plan import Deps, Outcome
 from eks_capture.errors import CaptureNotFound, CaptureRejected, ClusterAccessDenied
+from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import NodeFallback
 from eks_capture.store.sessions import CaptureSession
@@ -327,3 +329,22 @@ def test_fargate_and_windows_nodes_get_no_capture_pod_and_the_recorder_keeps_off
         if pod["metadata"]["labels"].get("app.kubernetes.io/component") == "recorder"
     }
     assert placed == {NODE_A, NODE_B, NODE_GPU}, "one recorder per Linux EC2 node, none on Fargate or Windows"
+
+
+def test_a_stalled_api_call_times_out_and_is_retried_like_a_dropped_one(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    quick = Deps(
+        settings=deps.settings, store=deps.store, cluster=lambda name: Cluster(name, timeout=(1.0, 0.5))
+    )
+    stalled = shop.faults.stall(
+        "list", "nodes", seconds=3.0, times=2
+    )  # no answer until well past the timeout
+
+    started = time.monotonic()
+    outcome = trigger.handle(load_event("start-capture-nodes"), quick)
+
+    assert outcome.status == "running", outcome.message
+    assert _job_nodes(shop) == sorted([NODE_A, NODE_B])
+    assert stalled.fired == 2
+    assert 1.0 <= time.monotonic() - started < 3.0, "each stalled attempt ended at the 0.5 s read timeout"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from eks_capture.events.models import StartCapture, parse_event
+from eks_capture.kube.eks import REQUEST_TIMEOUT, worst_call_seconds
 from localcloud.aws import ACCOUNT_ID, REGION
 from localcloud.template import PROJECT_ROOT, Stack
 from tests.events import load_event
@@ -68,6 +69,14 @@ def test_each_function_names_its_powertools_service_and_logs_at_the_chosen_level
 def test_functions_that_call_the_cluster_api_have_reserved_concurrency(stack: Stack) -> None:
     for function_id in CLUSTER_CALLERS:
         assert properties(stack, function_id)["ReservedConcurrentExecutions"] >= 1
+
+
+def test_a_stalled_cluster_call_gives_up_before_the_function_that_makes_it_times_out(stack: Stack) -> None:
+    connect, read = REQUEST_TIMEOUT
+    for function_id in CLUSTER_CALLERS:
+        timeout = properties(stack, function_id)["Timeout"]
+        assert 0 < connect < read < timeout, function_id
+        assert worst_call_seconds() < timeout, f"{function_id}: every attempt stalled outlasts the function"
 
 
 def test_failed_invocations_and_undeliverable_events_land_in_the_dead_letter_queue(stack: Stack) -> None:

@@ -32,8 +32,14 @@ JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"
 class Cluster:
     """One EKS cluster's API, spoken to in the capture's words; every failure becomes a domain error."""
 
-    def __init__(self, name: str, api: client.ApiClient | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        api: client.ApiClient | None = None,
+        timeout: tuple[float, float] = eks.REQUEST_TIMEOUT,
+    ) -> None:
         self.name = name
+        self.timeout = timeout  # (connect, read) seconds of each attempt
         self._api = api or eks.api_client(name)
 
     def request(
@@ -55,7 +61,7 @@ class Cluster:
             auth_settings=["BearerToken"],
         )
         with eks.kube_errors(self.name, operation):
-            response = self._api.call_api(*serialized)
+            response = self._api.call_api(*serialized, _request_timeout=self.timeout)
             response.read()  # type: ignore[no-untyped-call]
             if not 200 <= response.status <= 299:
                 raise ApiException.from_response(http_resp=response, body=None, data=None)

@@ -45,6 +45,11 @@ REFRESH_MARGIN_SECONDS = 60
 DEFAULT_POOL_SIZE = 32
 DEFAULT_ATTEMPTS = 6
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+BACKOFF_FACTOR_SECONDS = 0.2
+BACKOFF_MAX_SECONDS = 5.0
+#: Per attempt: to connect, and to wait for the answer's next bytes. A stalled call then fails like a
+#: dropped one and the retry policy takes it again (worst_call_seconds() stays under every caller's timeout).
+REQUEST_TIMEOUT = (3.0, 12.0)
 
 
 @dataclass(frozen=True)
@@ -202,13 +207,22 @@ def retry_policy(attempts: int = DEFAULT_ATTEMPTS) -> KubeRetry:
         connect=attempts - 1,
         read=attempts - 1,
         status=attempts - 1,
-        backoff_factor=0.2,
-        backoff_max=5.0,
+        backoff_factor=BACKOFF_FACTOR_SECONDS,
+        backoff_max=BACKOFF_MAX_SECONDS,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=IDEMPOTENT_METHODS,
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+
+
+def worst_call_seconds(
+    timeout: tuple[float, float] = REQUEST_TIMEOUT, attempts: int = DEFAULT_ATTEMPTS
+) -> float:
+    """How long one call can take before it gives up: every attempt stalled to its timeouts, and the
+    backoff between them (a Retry-After of a 429 aside)."""
+    backoff = sum(min(BACKOFF_MAX_SECONDS, BACKOFF_FACTOR_SECONDS * 2.0**n) for n in range(attempts - 1))
+    return float(attempts * (timeout[0] + timeout[1]) + backoff)
 
 
 def api_client(
