@@ -132,3 +132,20 @@ def test_a_malformed_service_is_refused_before_any_cluster_call(
     assert rejected.value.message.startswith("detail.targets.service: ")
     assert field_problem in rejected.value.message
     assert shop.objects(JOBS, NAMESPACE) == []
+
+
+def test_an_alarms_service_tag_adds_the_services_nodes_to_the_ones_its_metric_names(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    event = copy.deepcopy(load_event("alarm-single-metric-instance"))  # names NODE_A by its instance id
+    event["detail"]["alarmTags"] = {
+        "eks-capture:service": "payments/ledger",
+        "eks-capture:service-ports": "true",
+    }
+
+    outcome = trigger.handle(event, deps)
+
+    session = _session(deps, outcome.capture_id)
+    assert sorted(session.nodes) == [NODE_A, NODE_GPU], (session.skipped, session.filter, outcome.message)
+    assert "service payments/ledger: endpoint 192.168.50.12" in session.nodes[NODE_GPU].matched_by
+    assert "port 443 or port 8443" in session.filter

@@ -55,6 +55,8 @@ def test_capture_tags_override_only_what_they_name(tags: dict[str, str], expecte
         ("eks-capture:filter", "-i eth0"),
         ("eks-capture:fallback", "some"),
         ("eks-capture:cluster", "shop prod"),
+        ("eks-capture:service", "ledger"),
+        ("eks-capture:service-ports", "yes"),
         ("eks-capture:durration", "60"),
     ],
 )
@@ -67,6 +69,7 @@ def test_bad_capture_tag_is_refused_naming_the_tag(tag: str, value: str) -> None
 def test_every_documented_tag_is_known() -> None:
     tags = {"eks-capture:duration": "60", "eks-capture:filter": "tcp", "eks-capture:snaplen": "96"}
     tags |= {"eks-capture:fallback": "all", "eks-capture:cluster": "c1"}
+    tags |= {"eks-capture:service": "payments/ledger", "eks-capture:service-ports": "true"}
     assert set(tags) == set(CAPTURE_TAGS)
     capture_options_from_tags(tags, DEFAULTS, max_duration_seconds=MAX)
 

@@ -15,6 +15,7 @@ from eks_capture.events.fields import (
     check_bpf_filter,
     check_cluster_name,
     check_duration,
+    check_service,
 )
 from eks_capture.events.models import AlarmStateChange, StartCaptureDetail
 from eks_capture.settings import NodeFallback, Settings
@@ -27,7 +28,17 @@ TAG_FALLBACK = f"{TAG_PREFIX}fallback"
 TAG_CLUSTER = f"{TAG_PREFIX}cluster"
 TAG_PRESET = f"{TAG_PREFIX}preset"
 TAG_PORT = f"{TAG_PREFIX}port"
-CAPTURE_TAGS = (TAG_DURATION, TAG_FILTER, TAG_SNAPLEN, TAG_FALLBACK, TAG_CLUSTER)
+TAG_SERVICE = f"{TAG_PREFIX}service"
+TAG_SERVICE_PORTS = f"{TAG_PREFIX}service-ports"
+CAPTURE_TAGS = (
+    TAG_DURATION,
+    TAG_FILTER,
+    TAG_SNAPLEN,
+    TAG_FALLBACK,
+    TAG_CLUSTER,
+    TAG_SERVICE,
+    TAG_SERVICE_PORTS,
+)
 PRESET_TAGS = (TAG_PRESET, TAG_PORT)  # alarms only: which preset (docs/presets.md), the target port
 KNOWN_TAGS = (*CAPTURE_TAGS, *PRESET_TAGS)
 T = TypeVar("T")
@@ -46,6 +57,8 @@ class CaptureOptions:
     cluster: str | None = None
     preset: str | None = None
     narrow_to_pods: bool = False
+    service: str | None = None  # namespace/name: also the nodes of its ready endpoints (alarms: a tag)
+    service_ports: bool = False  # narrow the filter to the Service's ports
 
     @classmethod
     def defaults(cls, settings: Settings) -> CaptureOptions:
@@ -95,6 +108,14 @@ def _with_preset(
     )
 
 
+def _yes_or_no(raw: str) -> bool:
+    """``true`` or ``false`` (any case)."""
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return value == "true"
+
+
 def _tag(tags: Mapping[str, str], tag: str, parse: Callable[[str], T]) -> T:
     """One tag's value parsed; CaptureRejected names the tag when it is wrong."""
     try:
@@ -116,6 +137,8 @@ def _tag_changes(tags: Mapping[str, str], max_duration_seconds: int) -> dict[str
         TAG_FILTER: ("filter", _filter),
         TAG_FALLBACK: ("fallback", _fallback),
         TAG_CLUSTER: ("cluster", lambda raw: check_cluster_name(raw.strip())),
+        TAG_SERVICE: ("service", lambda raw: check_service(raw.strip())),
+        TAG_SERVICE_PORTS: ("service_ports", _yes_or_no),
     }
     for tag, check in ((TAG_PRESET, preset_named), (TAG_PORT, _port)):
         if tag in tags:

@@ -155,8 +155,10 @@ def targets_for_alarm(
     cluster: str,
     fallback: NodeFallback,
     max_nodes: int,
+    service: ServiceEndpoints | None = None,
 ) -> TargetPlan:
-    """The nodes an alarm names across all its metrics; the fallback when it names none."""
+    """The nodes an alarm names across all its metrics (and its ``eks-capture:service`` tag's Service);
+    the fallback when it names none."""
     node_list, pod_list = list(nodes), list(pods)
     found = _Collector(node_list)
     named_any = False
@@ -182,6 +184,9 @@ def targets_for_alarm(
             found.gone.append(
                 SkippedNode(" ".join(used), f"gone: no node in cluster {cluster} matches ({where})")
             )
+    if service is not None:
+        _add_service_nodes(found, service)
+        named_any = True
     if named_any:
         return found.plan(max_nodes)
     if fallback is NodeFallback.ALL:

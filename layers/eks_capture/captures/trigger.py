@@ -135,13 +135,14 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         cluster=cluster,
         options=options,
         trigger=trigger,
-        planner=lambda nodes, pods, _service: targets_for_alarm(
+        planner=lambda nodes, pods, service: targets_for_alarm(
             event,
             nodes,
             pods,
             cluster=cluster,
             fallback=options.fallback,
             max_nodes=settings.max_nodes_per_capture,
+            service=service,
         ),
         pod_namespace=None,
         needs_pods=options.narrow_to_pods
@@ -150,6 +151,8 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         metrics=event.metrics,
         trigger_at=event.detail.state.timestamp,
         limited=bounded.limited if refusal is None else {**bounded.limited, "cluster": refusal},
+        service=options.service,
+        service_ports=options.service_ports,
     )
     if bounded.limited:
         logger.info(
