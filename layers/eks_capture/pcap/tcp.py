@@ -233,7 +233,7 @@ class TcpAnalyzer:
             end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
             if (seglen > 0 or flags & (SYN | FIN)) and not ta & KEEP_ALIVE:
                 # The retransmission / fast / spurious / out-of-order decision.
-                not_advanced = bool(nextseq) and ((seq - nextseq) & M32) >= HALF
+                not_advanced = nextseq != 0 and ((seq - nextseq) & M32) >= HALF
                 if seglen > 1 and ((nextseq - 1) & M32) == seq:
                     not_advanced = False
                 rev_lastack = rev.lastack
@@ -262,7 +262,7 @@ class TcpAnalyzer:
             if not flags & ACK:
                 conv.mru_syn = ts
                 conv.syn_packets += 1
-        elif flags & ACK and conv.mru_syn and not conv.first_rtt:
+        elif not conv.first_rtt and conv.mru_syn and flags & ACK:
             conv.first_rtt = ts - conv.mru_syn
         if flags & RST:
             self.counts.resets += 1
