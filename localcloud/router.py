@@ -3,7 +3,8 @@
 Each function event of the template becomes what AWS would create: an EventBridge rule with the
 template's pattern (or schedule) on the template's bus. Its target is an SQS queue standing in for the
 Lambda service's async queue; the router drains those queues and invokes the handler with a
-Lambda-like context, retrying a failed invocation twice as Lambda's async invocation does. A wrong
+Lambda-like context, retrying a failed invocation as Lambda's async invocation does (twice, or as the
+function's EventInvokeConfig MaximumRetryAttempts says). A wrong
 pattern or bus in the template therefore routes nothing here, exactly as in AWS. Rules the template
 declares as AWS::Events::Rule resources (e.g. one per cluster from a Fn::ForEach) are wired the same
 way when their target is one of the stack's functions.
@@ -29,7 +30,7 @@ import boto3
 from localcloud.provision import provision
 from localcloud.template import PROJECT_ROOT, Stack, TemplateError
 
-ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries.
+ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation by default: the first try and two retries.
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout: float
     events: dict[str, dict[str, Any]]
+    attempts: int = ASYNC_ATTEMPTS  # 1 + EventInvokeConfig.MaximumRetryAttempts
 
 
 def function_specs(stack: Stack) -> dict[str, FunctionSpec]:
@@ -64,6 +66,8 @@ def function_specs(stack: Stack) -> dict[str, FunctionSpec]:
             environment={k: str(v) for k, v in environment.items()},
             timeout=float(props.get("Timeout", globals_.get("Timeout", 3))),
             events=props.get("Events", {}),
+            attempts=1
+            + int(props.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", ASYNC_ATTEMPTS - 1)),
         )
     return specs
 
@@ -296,7 +300,7 @@ class Router:
         process = self._processes[logical_id]
         started = time.monotonic()
         invocation = Invocation(function=logical_id, rule=rule, event=event)
-        for attempt in range(1, ASYNC_ATTEMPTS + 1):
+        for attempt in range(1, self.functions[logical_id].attempts + 1):
             invocation.attempts = attempt
             invocation.result, invocation.error = process.invoke(event)
             if invocation.error is None:

@@ -11,10 +11,11 @@ import pytest
 
 from localcloud.aws import REGION, MotoServer
 from localcloud.cloudwatch import set_alarm_state
-from localcloud.router import Router
+from localcloud.router import Router, function_specs
 from localcloud.template import Stack, TemplateError, load_template
 
 ECHO_STACK = Path(__file__).parent / "echo_stack"
+IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture@sha256:" + "0" * 64
 
 
 @pytest.fixture
@@ -111,6 +112,33 @@ def test_failing_handler_is_retried_twice_like_async_lambda(echo_router: Router)
     assert invocation.attempts == 3
     assert invocation.error is not None
     assert invocation.error["errorMessage"] == "asked to fail"
+
+
+def test_a_function_without_retries_is_invoked_once_however_it_fails(aws: MotoServer) -> None:
+    stack = Stack(load_template(ECHO_STACK / "template.yaml"), "echo", {"Retries": "0"}, base_dir=ECHO_STACK)
+    router = Router(stack, environment=aws.env())
+    router.deploy()
+    try:
+        _put("echo", "Ping", {"fail": True}, bus="echo-bus")
+        [invocation] = router.drain()
+    finally:
+        router.stop()
+
+    assert invocation.attempts == 1
+    assert invocation.error is not None
+
+
+def test_the_teardown_sweep_is_not_retried_and_the_other_functions_are_twice() -> None:
+    stack = Stack(load_template(), "eks-capture", {"ClusterNames": "shop-prod", "CaptureImageUri": IMAGE})
+
+    attempts = {logical_id: spec.attempts for logical_id, spec in function_specs(stack).items()}
+
+    assert attempts == {
+        "TriggerFunction": 3,
+        "TeardownFunction": 1,
+        "IndexerFunction": 3,
+        "ReportFunction": 3,
+    }
 
 
 def test_unchanged_alarm_state_emits_no_event(echo_router: Router) -> None:
