@@ -184,3 +184,39 @@ def test_every_link_type_a_node_may_capture_with_matches_alike(
             seen["b"].append((T0 + i * MS + DELAY, link_type, segment, 0, len(segment), len(segment)))
     (only,) = analyze_paths(list(seen.items()), owners={CLIENT: "a"}).flows
     assert (only.sent, only.reached, only.lost_between) == (20, 19, 1)
+
+
+def test_dns_queries_that_reached_the_server_node_and_got_no_answer_are_unanswered_there() -> None:
+    seen: list[Sighting] = []
+    for ident in range(6):
+        sent = T0 + ident * 10 * MS
+        query = ethernet(ipv4(udp(dns(ident)), ident=ident))
+        seen += [("a", sent, query), ("b", sent + DELAY, query)]
+        answer = ethernet(
+            ipv4(udp(dns(ident, response=True), sport=53, dport=40000), SERVER, CLIENT, ident=100 + ident)
+        )
+        if ident != 2:  # never answered
+            seen.append(("b", sent + 2 * DELAY, answer))
+        if ident not in (2, 4):  # the answer to 4 is lost on its way back
+            seen.append(("a", sent + 3 * DELAY, answer))
+    summary = paths(seen)
+    questions, answers = flow(summary, CLIENT), flow(summary, SERVER)
+    assert (questions.sent, questions.reached, questions.unanswered) == (6, 6, 1)
+    assert (answers.sent, answers.lost_between, answers.unanswered) == (5, 1, 0)
+    assert "1 DNS query reached node b and was never answered" in sentence_of(summary, CLIENT)
+
+
+def test_a_syn_that_reached_the_server_node_and_was_sent_again_reached_again() -> None:
+    syn = [ethernet(ipv4(tcp(5000, 0, 0x02), ident=ident)) for ident in (1, 2)]
+    synack = ethernet(ipv4(tcp(9000, 5001, 0x12, sport=443, dport=40000), SERVER, CLIENT, ident=7))
+    seen = [
+        ("a", T0, syn[0]), ("b", T0 + DELAY, syn[0]),  # dropped on b after its capture point
+        ("a", T0 + 1000 * MS, syn[1]), ("b", T0 + 1000 * MS + DELAY, syn[1]),
+        ("b", T0 + 1000 * MS + 2 * DELAY, synack), ("a", T0 + 1000 * MS + 3 * DELAY, synack),
+    ]  # fmt: skip
+    client = flow(paths(seen), CLIENT)
+    assert (client.sent, client.lost_between, client.reached_again) == (2, 0, 1)
+
+
+def sentence_of(summary: PathSummary, source: str) -> str:
+    return next(s for s in summary.findings() if f"from {source}" in s)

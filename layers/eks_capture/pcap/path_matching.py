@@ -21,30 +21,27 @@ import gc
 import heapq
 import itertools
 import struct
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 from eks_capture.pcap import linktypes
 from eks_capture.pcap.analysis import ETH_IPV4, ETH_IPV6, ETH_VLANS, IPV6_EXTENSIONS
+from eks_capture.pcap.path_tallies import (
+    IPV6_KEYS,
+    MAX_OFFSET_NS,
+    MS,
+    SYN,
+    TCP4_KEY,
+    WINDOW_NS,
+    FlowTally,
+    Tallies,
+    new_flow,
+)
 from eks_capture.pcap.reader import Record
 
-MS = 1_000_000
 #: Sightings of one packet on one node closer than this are one crossing (e.g. a pod's veth, then eth0).
 PASS_NS = 1 * MS
-#: How long a packet may take from one node to the other before it is called lost (memory: the packets
-#: of the window and the offset, e.g. ~150 MB at 125,000 packets/s on each of two nodes).
-WINDOW_NS = 1_000 * MS
-#: The largest clock difference between two nodes that the matching allows for (EC2's time sync keeps
-#: nodes within a millisecond; a node whose clock is off by more shows as one-sided packets).
-MAX_OFFSET_NS = 500 * MS
 #: Packets are settled in batches, every this many records.
 SETTLE_EVERY = 1024
-#: Key lengths tell the protocols apart (IPv4 TCP, IPv4 UDP up to 26, IPv6 TCP, IPv6 UDP up to 48).
-TCP4_KEY = 28
-TCP6_KEY = 50
-#: IPv6 identities are at least this long, IPv4 ones shorter.
-IPV6_KEYS = 40
 NEVER = 1 << 62
 #: The usual frame, decoded in one call: Ethernet type, IPv4 version/IHL, fragment field and protocol.
 ETHERNET_IPV4 = struct.Struct(">12xHBx4xHxB")
@@ -53,93 +50,6 @@ ETHERNET_TCP4 = 14 + 20 + 16
 SLL2_IPV4 = struct.Struct(">H18xBx4xHxB")
 SLL2_TCP4 = 20 + 20 + 16
 _IP_LINKS = (linktypes.RAW, *linktypes.RAW_ALIASES, linktypes.IPV4, linktypes.IPV6)
-
-
-@dataclass
-class PairTally:
-    """One flow direction's packets seen on both nodes of a pair (``first`` < ``second`` by index)."""
-
-    first: int
-    second: int
-    matched: int = 0
-    #: Extra crossings on one node of the pair beyond the other's, by node index.
-    extra: Counter[int] = field(default_factory=Counter)
-    #: first sighting on ``second`` minus first sighting on ``first``, in microseconds -> packets.
-    diffs: Counter[int] = field(default_factory=Counter)
-    #: TCP data that reached the receiver and was seen again (the same sequence number, reached again).
-    reached_again: int = 0
-
-
-@dataclass
-class FlowTally:
-    """One flow direction (addresses and ports, source first) as all nodes saw it."""
-
-    tcp: bool
-    #: Crossings seen on one node only and inside the common window, by node index.
-    alone: Counter[int] = field(default_factory=Counter)
-    #: Those near the common window's edges, by node index: their times, judged once clocks are known.
-    edges: dict[int, list[int]] = field(default_factory=dict)
-    #: By ``first << 16 | second``.
-    pairs: dict[int, PairTally] = field(default_factory=dict)
-    #: Sequence numbers of TCP data delivered in this horizon and the one before (two generations keep
-    #: a second arrival within a horizon visible without a per-packet expiry).
-    delivered: set[bytes] = field(default_factory=set)
-    delivered_before: set[bytes] = field(default_factory=set)
-    generation_ts: int = 0
-
-    def pair(self, first: int, second: int) -> PairTally:
-        """The tally of this direction's packets seen on both ``first`` and ``second`` (first < second)."""
-        found = self.pairs.get(first << 16 | second)
-        if found is None:
-            found = self.pairs[first << 16 | second] = PairTally(first, second)
-        return found
-
-    def deliver(self, key: bytes, ts: int, horizon: int) -> bool:
-        """Note TCP data (``key``) that reached the other node at ``ts``; whether its bytes had already."""
-        if len(key) == TCP4_KEY:
-            if ((key[0] << 8) | key[1]) - 20 - ((key[24] >> 4) << 2) <= 0:
-                return False
-            seq = key[16:20]
-        else:
-            if ((key[0] << 8) | key[1]) - ((key[46] >> 4) << 2) <= 0:
-                return False
-            seq = key[38:42]
-        if ts - self.generation_ts > horizon:
-            self.delivered_before, self.delivered = self.delivered, set()
-            self.generation_ts = ts
-        again = seq in self.delivered or seq in self.delivered_before
-        self.delivered.add(seq)
-        return again
-
-
-@dataclass
-class Tallies:
-    """What the pass saw: the nodes' spans and every flow direction's tally."""
-
-    nodes: list[str]
-    first_ts: list[int | None]
-    last_ts: list[int | None]
-    packets: list[int]
-    flows: dict[bytes, FlowTally] = field(default_factory=dict)
-    horizon_ns: int = WINDOW_NS + MAX_OFFSET_NS
-    #: When each node's capture ran, where the caller knows it (else its first and last packet).
-    spans: list[tuple[int, int] | None] = field(default_factory=list)
-
-    def span(self, node: int) -> tuple[int, int] | None:
-        """When ``node``'s capture ran, on its own clock."""
-        known = self.spans[node] if node < len(self.spans) else None
-        if known is not None:
-            return known
-        first, last = self.first_ts[node], self.last_ts[node]
-        return (first, last) if first is not None and last is not None else None
-
-    def common_window(self) -> tuple[int, int] | None:
-        """When every node was capturing (raw clocks): the latest first packet to the earliest last one."""
-        starts = [t for t in self.first_ts if t is not None]
-        ends = [t for t in self.last_ts if t is not None]
-        if not starts or not ends or max(starts) > min(ends):
-            return None
-        return max(starts), min(ends)
 
 
 class _Settler:
@@ -166,6 +76,8 @@ class _Settler:
                 flow.edges.setdefault(entry[0], []).extend([ts] * entry[3])
             else:
                 flow.alone[entry[0]] += entry[3]
+            if flow.dns:
+                flow.message(key, ts, None, self.flows)
             return
         sightings = sorted((entry[i], entry[i + 1], entry[i + 3]) for i in range(0, len(entry), 4))
         for (first, first_ts, first_n), (second, second_ts, second_n) in itertools.pairwise(sightings):
@@ -177,12 +89,8 @@ class _Settler:
             pair.diffs[(second_ts - first_ts) // 1000] += both
             if flow.tcp and flow.deliver(key, min(first_ts, second_ts), self.horizon):
                 pair.reached_again += 1
-
-
-def node_records(streams: Iterable[Iterable[Record]]) -> Iterator[Record]:
-    """One node's records: its files one after the other (give them oldest first)."""
-    for stream in streams:
-        yield from stream
+            elif flow.dns:
+                flow.message(key, min(first_ts, second_ts), pair, self.flows)
 
 
 class _Matcher:
@@ -226,7 +134,7 @@ class _Matcher:
             fkey = key[4:16] if size < IPV6_KEYS else key[2:38]
             flow = flows.get(fkey)
             if flow is None:
-                flow = flows[fkey] = FlowTally(tcp=size in (TCP4_KEY, TCP6_KEY))
+                flow = flows[fkey] = new_flow(fkey, size)
             if len(entry) != 8 or entry[3] != 1 or entry[7] != 1:
                 settle(key, entry, flow)
                 continue
@@ -240,7 +148,7 @@ class _Matcher:
             pair.matched += 1
             pair.diffs[diff // 1000] += 1
             if size == TCP4_KEY:  # FlowTally.deliver, inline
-                if ((key[0] << 8) | key[1]) - 20 - ((key[24] >> 4) << 2) > 0:
+                if ((key[0] << 8) | key[1]) - 20 - ((key[24] >> 4) << 2) > 0 or key[25] & SYN:
                     seq = key[16:20]
                     if entry[1] - flow.generation_ts > horizon:
                         flow.delivered_before, flow.delivered = flow.delivered, set()
@@ -248,8 +156,11 @@ class _Matcher:
                     if seq in flow.delivered or seq in flow.delivered_before:
                         pair.reached_again += 1
                     flow.delivered.add(seq)
-            elif flow.tcp and flow.deliver(key, entry[1], horizon):
-                pair.reached_again += 1
+            elif flow.tcp:
+                if flow.deliver(key, entry[1], horizon):
+                    pair.reached_again += 1
+            elif flow.dns:
+                flow.message(key, entry[1], pair, flows)
 
     def run(self, record: Record, records: Iterator[Record], node: int, bound: int) -> Record | None:
         """Observe ``record`` and the node's next records up to time ``bound``; the first one after it."""

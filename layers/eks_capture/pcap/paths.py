@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from eks_capture.pcap.path_matching import FlowTally, PairTally, Tallies, match
+from eks_capture.pcap.path_matching import match
+from eks_capture.pcap.path_tallies import FlowTally, PairTally, Tallies
 from eks_capture.pcap.reader import Record
 from eks_capture.pcap.tcp import reverse_key
 
@@ -69,7 +70,8 @@ class FlowPath(_Frozen):
     reached: int  # of those, seen at to_node
     lost_between: int  # left from_node while to_node was capturing, never seen at to_node
     in_flight: int  # left from_node while to_node's capture was starting or stopping: not judged
-    reached_again: int  # TCP data that reached to_node and had to be sent again (dropped in to_node?)
+    reached_again: int  # TCP data or SYNs that reached to_node and had to be sent again (dropped there?)
+    unanswered: int = 0  # DNS queries that reached to_node and were never answered
     duplicated: int  # seen at to_node more times than it left from_node
     unseen_leaving: int  # seen at to_node, never at from_node (the sender's capture missed it)
     delay: Delay | None = None
@@ -86,6 +88,7 @@ class LinkPath(_Frozen):
     lost_between: int
     in_flight: int
     reached_again: int
+    unanswered: int = 0
     duplicated: int
     unseen_leaving: int
     delay: Delay | None = None
@@ -105,11 +108,12 @@ class PathSummary(_Frozen):
 
     def findings(self, limit: int = 5) -> list[str]:
         """Plain sentences about the worst flows, for notifications and the report."""
-        return [sentence(flow) for flow in self.flows[:limit] if flow.lost_between or flow.reached_again]
+        troubled = [f for f in self.flows if f.lost_between or f.reached_again or f.unanswered]
+        return [sentence(flow) for flow in troubled[:limit]]
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {plural or word + 's'}"
 
 
 def sentence(flow: FlowPath) -> str:
@@ -127,7 +131,11 @@ def sentence(flow: FlowPath) -> str:
             f"; {_plural(flow.reached_again, 'segment')} reached node {flow.to_node} and had to be sent "
             "again (dropped on that node after the capture point, or its acknowledgement was lost)"
         )
-    elif flow.lost_between:
+    if flow.unanswered:
+        queries = _plural(flow.unanswered, "DNS query", "DNS queries")
+        verb = "was" if flow.unanswered == 1 else "were"
+        text += f"; {queries} reached node {flow.to_node} and {verb} never answered"
+    if flow.lost_between and not (flow.reached_again or flow.unanswered):
         text += "; none on either node"
     return text
 
@@ -301,8 +309,8 @@ def summarize_paths(
 
 def _link(flows: list[FlowPath], ends: tuple[str, str], delay: Delay | None) -> LinkPath:
     mine = [f for f in flows if (f.from_node, f.to_node) == ends]
-    counts = ("sent", "reached", "lost_between", "in_flight", "reached_again", "duplicated", "unseen_leaving")
-    totals = {name: sum(getattr(f, name) for f in mine) for name in counts}
+    counts = ("sent", "reached", "lost_between", "in_flight", "reached_again", "unanswered")
+    totals = {name: sum(getattr(f, name) for f in mine) for name in (*counts, "duplicated", "unseen_leaving")}
     return LinkPath(from_node=ends[0], to_node=ends[1], flows=len(mine), delay=delay, **totals)
 
 
@@ -337,9 +345,24 @@ def _flow(
         lost_between=lost,
         in_flight=in_flight,
         reached_again=counts.reached_again,
+        unanswered=_unanswered(tallies, direction, receiver, offset_ns),
         duplicated=counts.extra[receiver],
         unseen_leaving=tally.alone[receiver] + len(tally.edges.get(receiver, [])),
         delay=delay,
+    )
+
+
+def _unanswered(tallies: Tallies, direction: _Direction, receiver: int, offset_ns: float) -> int:
+    """DNS queries that reached the receiver a matching window or more before its capture ended, and
+    were not answered."""
+    span = tallies.span(receiver)
+    if span is None:
+        return 0
+    cutoff = span[1] - tallies.horizon_ns
+    return sum(
+        1
+        for ts, pair in direction.tally.queries.values()
+        if pair is direction.counts and ts + offset_ns < cutoff
     )
 
 
