@@ -29,7 +29,7 @@ import boto3
 
 from bench.stands import emulated_stack
 from eks_capture.captures import indexer, trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, Trigger

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.stands import NAMESPACE, emulated_stack
 from eks_capture.captures import reaper
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.options import CaptureOptions
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
@@ -47,7 +48,7 @@ def sweep_figures(pods: int) -> dict[str, Any]:
         cluster.capture_pods(NAMESPACE)
         floor = time.perf_counter() - floor_started
         kube.calls.reset()
-        deps = reaper.ReaperDeps(settings=settings, store=CaptureStore(settings.capture_table))
+        deps = Deps(settings=settings, store=CaptureStore(settings.capture_table))
         sweep_started = time.perf_counter()
         [report] = reaper.sweep(deps, [CLUSTER])
         seconds = time.perf_counter() - sweep_started

@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.kube import eks
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.stands import emulated_stack
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.kube import eks
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import REGION

@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from eks_capture.captures.deps import Deps
 from eks_capture.events.closings import parse_capture_closed
 from eks_capture.handlers import count, maps_errors
 from eks_capture.report import delivery
@@ -16,7 +17,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 settings = Settings.from_env()
-deps = delivery.DeliveryDeps(settings=settings)
+deps = Deps.for_settings(settings)
 
 
 @logger.inject_lambda_context

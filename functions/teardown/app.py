@@ -7,17 +7,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from eks_capture.captures import reaper
+from eks_capture.captures.deps import Deps
 from eks_capture.events.models import ScheduledEvent, parse_event
 from eks_capture.handlers import count, maps_errors
 from eks_capture.settings import Settings
-from eks_capture.store.catalog import CaptureStore
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 settings = Settings.from_env()
-deps = reaper.ReaperDeps(settings=settings, store=CaptureStore(settings.capture_table))
+deps = Deps.for_settings(settings)
 
 
 @logger.inject_lambda_context

@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from eks_capture.captures import reaper, trigger
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import ReportOutcome, end_message
-from eks_capture.captures.plan import Deps, Outcome
-from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.plan import Outcome
 from eks_capture.errors import ClusterRefused
 from eks_capture.kube.labels import LABEL_NODE
 from eks_capture.report.building import S3Files, build
@@ -64,8 +64,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock) -> ReaperDeps:
-    return ReaperDeps(settings=deps.settings, store=deps.store, now=clock)
+def reaper_deps(deps: Deps, clock: Clock) -> Deps:
+    return Deps(settings=deps.settings, store=deps.store, now=clock)
 
 
 def _start(deps: Deps, event: str) -> Outcome:
@@ -85,7 +85,7 @@ def _refused(shop: KubeEmulator) -> list[str]:
     return [e["message"] for e in shop.objects(EVENTS, NAMESPACE) if e["reason"] == "FailedCreate"]
 
 
-def _close(deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock) -> dict[str, str]:
+def _close(deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock) -> dict[str, str]:
     """Sweep past the pending bound, let the deletions finish, sweep again: the captures each closed."""
     clock.moment += timedelta(seconds=deps.settings.pending_bound_seconds + 5)
     [first] = reaper.sweep(reaper_deps, [CLUSTER])
@@ -121,7 +121,7 @@ def _enforce(shop: KubeEmulator, level: str) -> None:
 
 
 def test_a_restricted_namespace_fails_the_capture_and_names_the_pod_security_violation(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     _enforce(shop, "restricted")
     started = _start(deps, "start-capture-instances")
@@ -161,7 +161,7 @@ def test_a_restricted_namespace_fails_the_capture_and_names_the_pod_security_vio
 
 
 def test_a_missing_service_account_fails_the_capture_with_the_admission_message(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     account = deps.settings.capture_service_account
     shop.registry.delete(SERVICEACCOUNTS, NAMESPACE, account)
@@ -180,7 +180,7 @@ def test_a_missing_service_account_fails_the_capture_with_the_admission_message(
 
 
 def test_an_exhausted_quota_fails_the_capture_with_the_quota_message(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     shop.create(
         RESOURCEQUOTAS, NAMESPACE, {"metadata": {"name": "captures"}, "spec": {"hard": {"pods": "0"}}}
@@ -200,7 +200,7 @@ def test_an_exhausted_quota_fails_the_capture_with_the_quota_message(
 
 @pytest.mark.parametrize("code", [400, 403])
 def test_a_webhook_denying_one_nodes_job_fails_that_node_frees_it_and_the_other_node_captures(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, code: int
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock, code: int
 ) -> None:
     def on_node_a(job: dict[str, Any]) -> bool:
         return bool(job["metadata"]["labels"].get(LABEL_NODE, "").startswith("ip-192-168-12-34"))
@@ -266,7 +266,7 @@ def test_an_rbac_refusal_of_the_job_says_rbac_not_admission(deps: Deps, shop: Ku
 
 
 def test_a_capture_whose_pods_ran_but_left_nothing_in_s3_is_failed_not_completed(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps, "start-capture-instances")
     shop.wait_for(

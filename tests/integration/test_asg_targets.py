@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS

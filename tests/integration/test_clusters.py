@@ -17,8 +17,8 @@ import boto3
 import pytest
 
 from eks_capture.captures import reaper, trigger
-from eks_capture.captures.plan import Deps, Outcome
-from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureRejected
 from eks_capture.kube import eks
 from eks_capture.kube.calls import PAGE_SIZE
@@ -245,7 +245,7 @@ def test_one_sweep_reaps_every_cluster_and_closes_their_captures(
 ) -> None:
     started = [trigger.handle(_request(c, f"{c}-1"), two) for c in CLUSTERS]
     moment = _expire(started, two)
-    sweeper = ReaperDeps(settings=two.settings, store=two.store, now=lambda: moment)
+    sweeper = Deps(settings=two.settings, store=two.store, now=lambda: moment)
 
     reports = reaper.sweep(sweeper, two.settings.clusters)
     for cluster in (shop, payments):
@@ -265,7 +265,7 @@ def test_a_cluster_whose_api_fails_does_not_stop_the_sweep_of_the_others(
     moment = _expire(started, two)
     shop.faults.fail("list", "jobs", status=403)
 
-    sweeper = ReaperDeps(settings=two.settings, store=two.store, now=lambda: moment)
+    sweeper = Deps(settings=two.settings, store=two.store, now=lambda: moment)
     reports = reaper.sweep(sweeper, two.settings.clusters)
 
     assert reports[0].cluster == SHOP
@@ -290,7 +290,7 @@ def test_a_list_continuation_that_expires_mid_sweep_is_listed_again_and_every_cl
     shop.faults.compact_before_continue("pods")  # etcd compacts between the two pages: 410 Expired
     shop.calls.reset()
     moment = _expire(started, two)
-    sweeper = ReaperDeps(settings=two.settings, store=two.store, now=lambda: moment)
+    sweeper = Deps(settings=two.settings, store=two.store, now=lambda: moment)
 
     reports = reaper.sweep(sweeper, two.settings.clusters)
 

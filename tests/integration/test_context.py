@@ -24,7 +24,8 @@ from eks_capture.captures.context import (
     refresh_context,
     snapshot,
 )
-from eks_capture.captures.plan import Deps, Outcome
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Outcome
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.nodes import NodeInfo
 from localcloud.kube import KubeEmulator

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from eks_capture.captures import trigger
 from eks_capture.captures.context import context_key
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.pcap import analyze_file
 from eks_capture_cli import app
 from localcloud.kube import KubeEmulator

@@ -30,8 +30,8 @@ import boto3
 import pytest
 
 from eks_capture.captures import reaper, trigger
-from eks_capture.captures.plan import Deps, Outcome
-from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureError
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
@@ -131,7 +131,7 @@ def node_locks(settings: Settings) -> list[str]:
 
 
 def tear_down_and_assert_nothing_left(
-    reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, expires_at: datetime
+    reaper_deps: Deps, shop: KubeEmulator, clock: Clock, expires_at: datetime
 ) -> list[reaper.SweepReport]:
     """Move past expiry plus grace, sweep once, let the cluster finish, then the next sweep closes."""
     clock.moment = max(
@@ -155,8 +155,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock) -> ReaperDeps:
-    return ReaperDeps(settings=deps.settings, store=deps.store, now=clock)
+def reaper_deps(deps: Deps, clock: Clock) -> Deps:
+    return Deps(settings=deps.settings, store=deps.store, now=clock)
 
 
 # --- Kubernetes API faults during the trigger --------------------------------------------------
@@ -195,7 +195,7 @@ TRIGGER_FAULTS = {
 
 @pytest.mark.parametrize("fault", TRIGGER_FAULTS.values(), ids=TRIGGER_FAULTS.keys())
 def test_api_faults_during_the_trigger_leave_each_node_with_one_capture_or_a_reason(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, fault: ApiFault
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock, fault: ApiFault
 ) -> None:
     event = load_event("start-capture-all")
     fault.inject(shop)
@@ -234,7 +234,7 @@ SWEEP_FAULTS = {
 
 @pytest.mark.parametrize("fault", SWEEP_FAULTS.values(), ids=SWEEP_FAULTS.keys())
 def test_transient_api_faults_during_a_sweep_are_absorbed_by_its_retries(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock, fault: ApiFault
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock, fault: ApiFault
 ) -> None:
     started = trigger.handle(load_event("start-capture-all"), deps)
     assert started.capture_id is not None
@@ -248,7 +248,7 @@ def test_transient_api_faults_during_a_sweep_are_absorbed_by_its_retries(
 
 
 def test_a_sweep_that_cannot_delete_leaves_the_capture_open_and_the_next_one_finishes_it(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = trigger.handle(load_event("start-capture-all"), deps)
     assert started.capture_id is not None

@@ -28,8 +28,8 @@ from bench.bench_load import (
     with_duplicates,
 )
 from eks_capture.captures import indexer, trigger
-from eks_capture.captures.plan import Deps, Outcome
-from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureError
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
@@ -136,7 +136,7 @@ def test_a_burst_of_alarms_and_its_teardown_under_throttled_writes_keep_every_in
         assert session.status == ("running" if outcome.capture_id in running else "failed"), session
     sessions = store.sessions("shop-prod")
     clock = Clock()
-    reaper_deps = ReaperDeps(settings=throttled_deps.settings, store=store, now=clock)
+    reaper_deps = Deps(settings=throttled_deps.settings, store=store, now=clock)
     swept_before = dynamodb.throttled.total()
     tear_down_and_assert_nothing_left(reaper_deps, shop, clock, max(s.expires_at for s in sessions))
     assert dynamodb.throttled.total() > swept_before  # the sweeps' writes were throttled too

@@ -24,7 +24,7 @@ from bench.bench_load import (
     with_duplicates,
 )
 from eks_capture.captures import indexer, trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.events.models import AlarmStateChange, parse_event
 from eks_capture.ids import capture_id_for_event
 from eks_capture.settings import Settings

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.presets import PRESETS, Preset
 from eks_capture.settings import Settings
 from eks_capture.store.sessions import CaptureSession

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from eks_capture.captures import reaper, trigger
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.options import CaptureOptions
-from eks_capture.captures.plan import Deps, Outcome
-from eks_capture.captures.reaper import ReaperDeps
+from eks_capture.captures.plan import Outcome
 from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
@@ -52,8 +52,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock) -> ReaperDeps:
-    return ReaperDeps(settings=deps.settings, store=deps.store, now=clock)
+def reaper_deps(deps: Deps, clock: Clock) -> Deps:
+    return Deps(settings=deps.settings, store=deps.store, now=clock)
 
 
 def _start(deps: Deps, name: str = "start-capture-nodes") -> Outcome:
@@ -75,14 +75,12 @@ def _agents_uploaded(deps: Deps, capture_id: str | None, packets: int = 100) -> 
         upload_manifest(deps.settings.capture_bucket, "shop-prod", str(capture_id), node, packets)
 
 
-def _sweep(reaper_deps: ReaperDeps) -> reaper.SweepReport:
+def _sweep(reaper_deps: Deps) -> reaper.SweepReport:
     [report] = reaper.sweep(reaper_deps, ["shop-prod"])
     return report
 
 
-def _sweep_until_closed(
-    reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
-) -> list[reaper.SweepReport]:
+def _sweep_until_closed(reaper_deps: Deps, shop: KubeEmulator, clock: Clock) -> list[reaper.SweepReport]:
     """Sweep, let the cluster finish the deletions, and sweep again, as the schedule does."""
     reports = [_sweep(reaper_deps)]
     shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="capture jobs deleted")
@@ -92,7 +90,7 @@ def _sweep_until_closed(
 
 
 def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps)
     shop.wait_for(
@@ -115,7 +113,7 @@ def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
 
 
 def test_a_finished_capture_is_removed_and_its_nodes_freed(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
     started = _start(deps)
@@ -139,7 +137,7 @@ def test_a_finished_capture_is_removed_and_its_nodes_freed(
 
 
 def test_a_failed_pod_is_reported_with_its_containers_message(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     shop.script_pods(
         PodBehaviour(run_for=0.1, exit_code=1, message="tcpdump: syntax error in filter"), namespace=NAMESPACE
@@ -162,7 +160,7 @@ def test_a_failed_pod_is_reported_with_its_containers_message(
 
 
 def test_a_pod_stuck_pending_is_deleted_as_never_started(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     shop.script_pods(PodBehaviour(image_pull_error=True), namespace=NAMESPACE)
     started = _start(deps, "start-capture-instances")
@@ -189,7 +187,7 @@ def _jobs_finished(shop: KubeEmulator) -> bool:
 
 
 def test_a_capture_on_a_full_node_never_started_and_says_the_kubelet_was_out_of_pods(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
     on_a = [p for p in shop.objects(PODS) if p["spec"].get("nodeName") == NODE_A]
@@ -214,7 +212,7 @@ def test_a_capture_on_a_full_node_never_started_and_says_the_kubelet_was_out_of_
 
 
 def test_a_cordoned_or_no_schedule_tainted_node_is_still_captured(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
     _set_node(shop, NODE_A, lambda node: node["spec"].update(unschedulable=True))
@@ -231,7 +229,7 @@ def test_a_cordoned_or_no_schedule_tainted_node_is_still_captured(
 
 
 def test_a_stopped_capture_ends_with_its_nodes_stopped(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps)
     stop = load_event("stop-capture")
@@ -259,7 +257,7 @@ def _orphan_job(deps: Deps, node: str, started_at: datetime) -> dict[str, Any]:
 
 
 def test_an_orphan_job_with_no_session_is_still_reaped_after_its_expiry(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     Cluster("shop-prod").create_job(NAMESPACE, _orphan_job(deps, NODE_A, clock() - timedelta(hours=2)))
     shop.settle()
@@ -271,7 +269,7 @@ def test_an_orphan_job_with_no_session_is_still_reaped_after_its_expiry(
 
 
 def test_a_session_whose_jobs_vanished_is_closed(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps)
     for job in shop.objects(JOBS, NAMESPACE):
@@ -287,7 +285,7 @@ def test_a_session_whose_jobs_vanished_is_closed(
 
 
 def test_a_sweep_leaves_a_capture_that_has_just_started_alone(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator
 ) -> None:
     started = _start(deps)
 
@@ -300,7 +298,7 @@ def test_a_sweep_leaves_a_capture_that_has_just_started_alone(
 
 
 def test_concurrent_sweeps_delete_each_job_once_and_close_each_session_once(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps, "start-capture-all")
     _agents_uploaded(deps, started.capture_id)
@@ -317,7 +315,7 @@ def test_concurrent_sweeps_delete_each_job_once_and_close_each_session_once(
 
 
 def test_an_api_error_mid_sweep_is_finished_by_the_next_sweep(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     started = _start(deps)
     _agents_uploaded(deps, started.capture_id)
@@ -333,7 +331,7 @@ def test_an_api_error_mid_sweep_is_finished_by_the_next_sweep(
 
 
 def test_one_sweep_reaps_a_thousand_capture_pods_with_one_paginated_list_of_each_kind(
-    deps: Deps, reaper_deps: ReaperDeps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
     cluster = Cluster("shop-prod")
     old = clock() - timedelta(hours=3)

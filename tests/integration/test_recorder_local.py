@@ -21,8 +21,8 @@ import boto3
 import pytest
 
 from eks_capture.captures import trigger
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.indexer import index_object
-from eks_capture.captures.plan import Deps
 from eks_capture.events.s3 import S3ObjectRef
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import PODS

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps
-from eks_capture.captures.reaper import ReaperDeps, sweep
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.reaper import sweep
 from eks_capture.captures.recorder import DOWNWARD_REFRESH_SECONDS, LOOKBACK_MARGIN_SECONDS
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
@@ -129,7 +129,7 @@ def test_an_unhealthy_recorder_is_reported_and_its_node_gets_a_job(deps: Deps, s
     wait_for_running_recorders(shop, 1)
 
     outcome = trigger.handle(load_event("start-capture-nodes"), deps)
-    [report] = sweep(ReaperDeps(settings=deps.settings, store=deps.store), ["shop-prod"])
+    [report] = sweep(Deps(settings=deps.settings, store=deps.store), ["shop-prod"])
 
     assert outcome.nodes == {NODE_A: "running", NODE_B: "pending"}
     [(pod, why)] = report.unhealthy_recorders.items()
@@ -182,10 +182,8 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
         Key=f"{session.s3_prefix}{NODE_A}/manifest.json",
         Body=json.dumps(manifest).encode(),
     )
-    early = ReaperDeps(
-        settings=deps.settings, store=deps.store, now=lambda: session.expires_at - timedelta(1 / 24)
-    )
-    late = ReaperDeps(
+    early = Deps(settings=deps.settings, store=deps.store, now=lambda: session.expires_at - timedelta(1 / 24))
+    late = Deps(
         settings=deps.settings, store=deps.store, now=lambda: session.expires_at + timedelta(seconds=1)
     )
 

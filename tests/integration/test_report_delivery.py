@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.indexer import index_object
 from eks_capture.events.closings import CLOSED_DETAIL_TYPE
 from eks_capture.events.s3 import S3ObjectRef
@@ -208,7 +209,7 @@ def test_a_report_with_no_time_left_in_the_invocation_is_named_and_the_notificat
     stack: Stack, inbox: str
 ) -> None:
     capture_id = _closed_capture(stack)
-    deps = delivery.DeliveryDeps(settings=Settings.from_env())
+    deps = Deps.for_settings(Settings.from_env())
 
     done = delivery.deliver(deps, capture_id, seconds_left=lambda: delivery.NOTIFY_RESERVE_SECONDS)
 
@@ -219,7 +220,7 @@ def test_a_report_with_no_time_left_in_the_invocation_is_named_and_the_notificat
 
 
 def _deliver_now(capture_id: str) -> delivery.Delivery:
-    deps = delivery.DeliveryDeps(settings=Settings.from_env())
+    deps = Deps.for_settings(Settings.from_env())
     return delivery.deliver(deps, capture_id, seconds_left=lambda: 600.0)
 
 
@@ -240,7 +241,7 @@ def test_an_event_naming_an_unknown_or_still_open_capture_reports_and_notifies_n
 def test_a_notification_sns_refuses_fails_the_invocation_so_that_it_is_retried(stack: Stack) -> None:
     capture_id = _closed_capture(stack)
     boto3.client("sns").delete_topic(TopicArn=stack.physical_id("NotificationTopic"))
-    deps = delivery.DeliveryDeps(settings=Settings.from_env())
+    deps = Deps.for_settings(Settings.from_env())
 
     with pytest.raises(delivery.NotificationNotSent):
         delivery.deliver(deps, capture_id, seconds_left=lambda: 600.0)

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from playwright.sync_api import sync_playwright
 
+from eks_capture.captures.deps import Deps
 from eks_capture.report import delivery
 from eks_capture.report.building import report_capture
 from eks_capture.settings import Settings
@@ -88,7 +89,7 @@ def test_the_end_notification_says_where_packets_were_lost(
         TopicArn=stack.physical_id("NotificationTopic"), Protocol="sqs", Endpoint=arn
     )
 
-    done = delivery.deliver(delivery.DeliveryDeps(settings=Settings.from_env()), CAPTURE, lambda: 600.0)
+    done = delivery.deliver(Deps.for_settings(Settings.from_env()), CAPTURE, lambda: 600.0)
 
     assert done.status == "notified", done
     messages: list[dict[str, Any]] = [

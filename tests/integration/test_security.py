@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.errors import CaptureRejected
 from eks_capture.report.building import S3Files, publish_capture_report
 from eks_capture.settings import Settings

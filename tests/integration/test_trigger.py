@@ -13,7 +13,8 @@ import boto3
 import pytest
 
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps, Outcome
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureNotFound, CaptureRejected, ClusterAccessDenied
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID

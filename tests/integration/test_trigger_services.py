@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from eks_capture.captures import trigger
-from eks_capture.captures.plan import Deps
+from eks_capture.captures.deps import Deps
 from eks_capture.errors import CaptureError, CaptureRejected
 from eks_capture.store.sessions import CaptureSession
 from localcloud.kube import KubeEmulator, PodBehaviour

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eks_capture.captures import indexer, trigger
+from eks_capture.captures.deps import AwsClients, Deps
 from eks_capture.captures.options import CaptureOptions, capture_options_for_alarm
-from eks_capture.captures.plan import Deps
 from eks_capture.errors import CaptureRejected, SettingsInvalid
 from eks_capture.events.fields import MAX_FILTER_LENGTH, check_bpf_filter
 from eks_capture.events.models import (
@@ -176,15 +176,8 @@ def test_the_trigger_touches_no_table_cluster_or_bucket_for_a_rejected_event(raw
     collaborators = [Untouchable() for _ in range(6)]
     store, cluster, cloudwatch, s3, sns, ec2 = collaborators
     stack = Settings.from_env({**BASE_ENV, "EXPECTED_ACCOUNT": "123456789012"})
-    fakes: dict[str, Any] = {
-        "store": store,
-        "cluster": cluster,
-        "cloudwatch": cloudwatch,
-        "s3": s3,
-        "sns": sns,
-        "ec2": ec2,
-    }
-    deps = Deps(settings=stack, **fakes)
+    aws = AwsClients(cloudwatch=cloudwatch, s3=s3, sns=sns, ec2=ec2)
+    deps = Deps(settings=stack, store=store, cluster=cluster, aws=aws)  # type: ignore[arg-type]
 
     rejected = _touched(lambda event: trigger.handle(event, deps), raw, collaborators)
 

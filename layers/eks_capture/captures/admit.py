@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from aws_lambda_powertools import Logger
 
-from eks_capture.captures.plan import Deps, Outcome, Request, session_of, spec_of
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Outcome, Request, session_of, spec_of
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.kube.manifests.job import expires_at

@@ -9,7 +9,8 @@ from aws_lambda_powertools import Logger
 from kubernetes.client.exceptions import ApiException
 
 from eks_capture.captures.context import ClusterContext, snapshot
-from eks_capture.captures.plan import Deps, Request, spec_of
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Request, spec_of
 from eks_capture.captures.recorder import DEFAULT_LOOKBACK_SECONDS, RecorderPod, plan_window, request_window
 from eks_capture.captures.targets import NodeMatch
 from eks_capture.errors import CaptureError

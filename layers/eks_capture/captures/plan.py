@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
 from eks_capture.captures.context import pod_entry
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.options import CaptureOptions
 from eks_capture.captures.presets import pod_hosts_filter
 from eks_capture.captures.services import ServiceEndpoints, service_endpoints
@@ -20,8 +20,6 @@ from eks_capture.ids import CaptureId
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.manifests.job import CaptureSpec, expires_at
 from eks_capture.kube.nodes import NodeInfo, PodInfo
-from eks_capture.settings import Settings
-from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, Trigger
 
 logger = Logger(child=True)
@@ -29,30 +27,6 @@ logger = Logger(child=True)
 POD_DIMENSIONS = ("PodName", "FullPodName")
 
 Planner = Callable[[list[NodeInfo], list[PodInfo], ServiceEndpoints | None], TargetPlan]
-
-
-@dataclass
-class Deps:
-    """What the trigger talks to; the handler builds it once per container."""
-
-    settings: Settings
-    store: CaptureStore
-    cluster: Callable[[str], Cluster] = Cluster
-    cloudwatch: Any = None
-    ec2: Any = None
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    s3: Any = None
-    sns: Any = None
-
-    def __post_init__(self) -> None:
-        if self.cloudwatch is None:
-            self.cloudwatch = boto3.client("cloudwatch")
-        if self.ec2 is None:
-            self.ec2 = boto3.client("ec2")
-        if self.s3 is None:
-            self.s3 = boto3.client("s3")
-        if self.sns is None and self.settings.notification_topic_arn:
-            self.sns = boto3.client("sns")
 
 
 @dataclass(frozen=True)
@@ -102,8 +76,8 @@ def alarm_tags(event: AlarmStateChange, deps: Deps) -> dict[str, str]:
     if arn is None:
         return {}
     try:
-        response = deps.cloudwatch.list_tags_for_resource(ResourceARN=arn)
-    except deps.cloudwatch.exceptions.ResourceNotFoundException:
+        response = deps.aws.cloudwatch.list_tags_for_resource(ResourceARN=arn)
+    except deps.aws.cloudwatch.exceptions.ResourceNotFoundException:
         logger.warning(f"alarm {event.alarm_name} no longer exists: capturing with the stack's defaults")
         return {}
     return {tag["Key"]: tag["Value"] for tag in response.get("Tags", [])}

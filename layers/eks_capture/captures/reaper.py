@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import ReportOutcome, notify_end
 from eks_capture.captures.recorder import (
     read_window_manifest,
@@ -43,11 +43,7 @@ from eks_capture.captures.verdicts import (
 )
 from eks_capture.errors import CaptureError
 from eks_capture.events.closings import announce_closed
-from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
-from eks_capture.settings import Settings
-from eks_capture.store.catalog import CaptureStore
-from eks_capture.store.keys import DYNAMODB_CONFIG
 from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
 
 logger = Logger(child=True)
@@ -57,28 +53,6 @@ TRIGGER_QUIET_SECONDS = 120  # a session this young may still be getting its Job
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 OPEN_NODE_STATES = ("pending", "running")
-
-
-@dataclass
-class ReaperDeps:
-    """What the reaper talks to; the handler builds it once per container."""
-
-    settings: Settings
-    store: CaptureStore
-    cluster: Callable[[str], Cluster] = Cluster
-    s3: Any = None
-    sns: Any = None
-    events: Any = None
-    dynamodb: Any = None
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    def __post_init__(self) -> None:
-        self.s3 = self.s3 or boto3.client("s3")
-        if self.sns is None and self.settings.notification_topic_arn:
-            self.sns = boto3.client("sns")
-        if self.events is None and self.settings.lifecycle_bus_name:
-            self.events = boto3.client("events")
-        self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
 
 @dataclass
@@ -117,7 +91,7 @@ def _capture_of(obj: dict[str, Any]) -> str | None:
 
 
 class _Sweep:
-    def __init__(self, deps: ReaperDeps, cluster_name: str) -> None:
+    def __init__(self, deps: Deps, cluster_name: str) -> None:
         self.deps = deps
         self.settings = deps.settings
         self.cluster_name = cluster_name
@@ -260,7 +234,7 @@ class _Sweep:
         files = self.deps.store.files_of_capture(session.capture_id)
         manifests = {
             name: read_window_manifest(
-                self.deps.s3, self.settings.capture_bucket, f"{session.s3_prefix}{name}/"
+                self.deps.aws.s3, self.settings.capture_bucket, f"{session.s3_prefix}{name}/"
             )
             for name in session.nodes
         }
@@ -299,7 +273,7 @@ class _Sweep:
     def announce(self, session: CaptureSession) -> None:
         """Hand the end to the report function; if that fails, send the end notification without a report."""
         bus = self.settings.lifecycle_bus_name
-        problem = announce_closed(self.deps.events, bus, session) if bus else "no lifecycle bus is set"
+        problem = announce_closed(self.deps.aws.events, bus, session) if bus else "no lifecycle bus is set"
         if problem is None:
             return
         logger.warning(f"capture {session.capture_id}: {problem}; notifying without a report")
@@ -338,7 +312,7 @@ def top_findings(summaries: Iterable[dict[str, Any]], limit: int = 5) -> list[st
     return [re.sub(rf"\b{own}\b", str(total), message, count=1) for _, total, message, own in ordered[:limit]]
 
 
-def sweep(deps: ReaperDeps, clusters: Iterable[str]) -> list[SweepReport]:
+def sweep(deps: Deps, clusters: Iterable[str]) -> list[SweepReport]:
     """One sweep of every cluster; a cluster that fails is reported and the others still swept."""
     reports: list[SweepReport] = []
     for name in clusters:

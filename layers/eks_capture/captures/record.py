@@ -6,8 +6,9 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from eks_capture.captures.context import ClusterContext, store_context
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import notify_start
-from eks_capture.captures.plan import Deps, Outcome, Request
+from eks_capture.captures.plan import Outcome, Request
 from eks_capture.captures.targets import TargetPlan
 from eks_capture.store.sessions import CaptureSession
 
@@ -67,7 +68,7 @@ def keep_context(context: ClusterContext | None, deps: Deps) -> None:
     if context is None:
         return
     try:
-        key = store_context(deps.s3, deps.settings.capture_bucket, context)
+        key = store_context(deps.aws.s3, deps.settings.capture_bucket, context)
     except ClientError as error:
         logger.warning(
             "could not store the cluster context: findings will name IPs only",

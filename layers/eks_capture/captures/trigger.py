@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from eks_capture.captures.admit import active_captures, claim_slot, duplicate, reject
 from eks_capture.captures.alarm_limits import AlarmLimits, bound_alarm_options, refused_cluster
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.groups import group_members, named_groups
 from eks_capture.captures.launch import snapshot_context, start_node
 from eks_capture.captures.options import (
@@ -27,7 +28,6 @@ from eks_capture.captures.options import (
 )
 from eks_capture.captures.plan import (
     POD_DIMENSIONS,
-    Deps,
     Outcome,
     Request,
     alarm_tags,
@@ -209,7 +209,7 @@ def start(request: Request, deps: Deps) -> Outcome:
     nodes = [NodeInfo.from_kubernetes(n) for n in raw_nodes]
     groups = named_groups(request.metrics)
     if groups:  # an alarm on AutoScalingGroupName: its members as EC2 tags them
-        members = group_members(deps.ec2, groups)
+        members = group_members(deps.aws.ec2, groups)
         nodes = [replace(node, asg_name=members.get(node.instance_id or "")) for node in nodes]
     raw_pods = cluster.pods(request.pod_namespace) if request.needs_pods else []
     pods = [PodInfo.from_kubernetes(p) for p in raw_pods]
@@ -224,7 +224,7 @@ def start(request: Request, deps: Deps) -> Outcome:
     recorders = find_recorders(cluster, settings.capture_namespace, cluster_wide)
     if recorders and request.lookback_seconds is None:
         alarm = request.trigger.alarm_name
-        lookback = alarm_lookback(deps.cloudwatch, alarm) if alarm else DEFAULT_LOOKBACK_SECONDS
+        lookback = alarm_lookback(deps.aws.cloudwatch, alarm) if alarm else DEFAULT_LOOKBACK_SECONDS
         request = replace(request, lookback_seconds=lookback)
     if len(active) >= settings.max_concurrent_captures:
         return reject(

@@ -12,18 +12,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as BuildTimeout
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Literal
 
-import boto3
 from aws_lambda_powertools import Logger
 
+from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import ReportLink, ReportOutcome, notify_end
 from eks_capture.errors import CaptureError
 from eks_capture.report.building import report_capture
-from eks_capture.report.links import DEFAULT_EXPIRY, signing_s3_client
-from eks_capture.settings import Settings
-from eks_capture.store.catalog import CaptureStore
+from eks_capture.report.links import DEFAULT_EXPIRY
 from eks_capture.store.sessions import CaptureSession
 
 logger = Logger(child=True)
@@ -45,26 +43,6 @@ class NotificationNotSent(CaptureError):  # noqa: N818 - the domain names these 
         super().__init__(f"the end notification of {capture_id} was not sent", capture_id=capture_id)
 
 
-@dataclass
-class DeliveryDeps:
-    """What a delivery talks to; the handler builds it once per container."""
-
-    settings: Settings
-    s3: Any = None
-    dynamodb: Any = None
-    sns: Any = None
-    expires: int = DEFAULT_EXPIRY
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    def __post_init__(self) -> None:
-        # SigV4 links: their expiry is signed (X-Amz-Expires, at most 7 days); SigV2's is not bounded.
-        self.s3 = self.s3 or signing_s3_client()
-        self.dynamodb = self.dynamodb or boto3.client("dynamodb")
-        if self.sns is None and self.settings.notification_topic_arn:
-            self.sns = boto3.client("sns")
-        self.store = CaptureStore(self.settings.capture_table, self.dynamodb)
-
-
 @dataclass(frozen=True)
 class Delivery:
     """What one delivery did, for the logs, the metrics and the tests."""
@@ -84,7 +62,7 @@ class Delivery:
         }
 
 
-def build_report(deps: DeliveryDeps, capture_id: str, budget_seconds: float) -> ReportOutcome:
+def build_report(deps: Deps, capture_id: str, budget_seconds: float) -> ReportOutcome:
     """Build and store the report within ``budget_seconds``: its link, or why there is none."""
     if budget_seconds <= 0:
         return ReportOutcome(problem="no time was left in the invocation to build it")
@@ -95,9 +73,9 @@ def build_report(deps: DeliveryDeps, capture_id: str, budget_seconds: float) -> 
         capture_id,
         table=deps.settings.capture_table,
         bucket=deps.settings.capture_bucket,
-        s3=deps.s3,
-        dynamodb=deps.dynamodb,
-        expires=deps.expires,
+        s3=deps.aws.s3,
+        dynamodb=deps.aws.dynamodb,
+        expires=DEFAULT_EXPIRY,
     )
     try:
         published = future.result(timeout=budget_seconds)
@@ -108,11 +86,11 @@ def build_report(deps: DeliveryDeps, capture_id: str, budget_seconds: float) -> 
         return ReportOutcome(problem=f"{type(error).__name__}: {error}")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    link = ReportLink(published.key, published.url, signed_at + timedelta(seconds=deps.expires))
+    link = ReportLink(published.key, published.url, signed_at + timedelta(seconds=DEFAULT_EXPIRY))
     return ReportOutcome(link=link, path_findings=published.path_findings)
 
 
-def deliver(deps: DeliveryDeps, capture_id: str, seconds_left: Callable[[], float]) -> Delivery:
+def deliver(deps: Deps, capture_id: str, seconds_left: Callable[[], float]) -> Delivery:
     """Report on a closed capture and send its end notification, once."""
     session = deps.store.get_session(capture_id)
     if session is None:
@@ -129,7 +107,7 @@ def deliver(deps: DeliveryDeps, capture_id: str, seconds_left: Callable[[], floa
     return _notify(deps, session, outcome, Delivery(capture_id, "reported", key, outcome.problem))
 
 
-def _notify(deps: DeliveryDeps, session: CaptureSession, outcome: ReportOutcome, done: Delivery) -> Delivery:
+def _notify(deps: Deps, session: CaptureSession, outcome: ReportOutcome, done: Delivery) -> Delivery:
     if not deps.settings.notification_topic_arn:
         return done
     if not notify_end(deps.sns, deps.settings, session, outcome):

@@ -1,0 +1,105 @@
+"""What a function talks to: its settings, the capture index, the clusters, AWS, and its clock.
+
+One bundle for the trigger, the reaper and the report delivery, built once per container by the handler;
+tests give their own clock, cluster factory or clients. The AWS clients are typed (boto3-stubs) and each is
+made on its first use, so a function pays only for the clients it calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from eks_capture.settings import Settings
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.keys import DYNAMODB_CONFIG
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+
+    from eks_capture.kube.calls import Cluster
+
+#: SigV4 for S3: presigned links then carry their expiry (X-Amz-Expires, at most 7 days; SigV2's do not).
+S3_CONFIG = Config(signature_version="s3v4")
+
+
+class AwsClients:
+    """The AWS clients of one function; a client given here (a test's) is used as it is."""
+
+    NAMES = frozenset({"s3", "dynamodb", "cloudwatch", "events", "sns", "ec2"})
+
+    def __init__(self, **given: Any) -> None:
+        unknown = set(given) - self.NAMES
+        if unknown:
+            raise TypeError(f"no AWS client named {', '.join(sorted(unknown))}")
+        self.__dict__.update(given)  # cached_property finds them before it would make its own
+
+    @cached_property
+    def s3(self) -> S3Client:
+        return boto3.client("s3", config=S3_CONFIG)
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        return boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+
+    @cached_property
+    def cloudwatch(self) -> CloudWatchClient:
+        return boto3.client("cloudwatch")
+
+    @cached_property
+    def events(self) -> EventBridgeClient:
+        return boto3.client("events")
+
+    @cached_property
+    def sns(self) -> Any:  # boto3-stubs' sns and ec2 extras are not among the dev dependencies
+        return boto3.client("sns")
+
+    @cached_property
+    def ec2(self) -> Any:
+        return boto3.client("ec2")
+
+
+def connect(cluster: str) -> Cluster:
+    """The cluster's API client; the Kubernetes client loads here, so the report function (which calls no
+    cluster and has no Kubernetes layer) can import this module."""
+    from eks_capture.kube.calls import Cluster
+
+    return Cluster(cluster)
+
+
+def utc_now() -> datetime:
+    """The clock of a function: aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    """What a function talks to, and its clock."""
+
+    settings: Settings
+    store: CaptureStore
+    aws: AwsClients = field(default_factory=AwsClients)
+    cluster: Callable[[str], Cluster] = connect
+    now: Callable[[], datetime] = utc_now
+
+    @classmethod
+    def for_settings(cls, settings: Settings, aws: AwsClients | None = None) -> Deps:
+        """A function's bundle: the index is the settings' table, spoken to through ``aws.dynamodb``."""
+        clients = aws or AwsClients()
+        return cls(
+            settings=settings, store=CaptureStore(settings.capture_table, clients.dynamodb), aws=clients
+        )
+
+    @property
+    def sns(self) -> Any:
+        """The SNS client when the stack notifies (a topic is set); None otherwise, and no client is made."""
+        return self.aws.sns if self.settings.notification_topic_arn else None
