@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-import pytest
 
 from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
+from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS
@@ -25,7 +25,7 @@ NG = "eks-ng-20261101-a1b2c3d4"
 NG_2 = "eks-ng-2-20261101-e5f6a7b8"
 SELF_MANAGED = "shop-ingress-asg"
 GROUPS = {NG: ("ng-a", "ng-b"), NG_2: ("ng2-a",), SELF_MANAGED: ("ingress-a",)}
-KARPENTER_NODE = "karpenter-a"
+KARPENTER_NODE = "karpenter-a"  # in no group: no row of either table may take it
 
 
 def launch_nodes(shop: KubeEmulator) -> None:
@@ -64,52 +64,56 @@ def launch_nodes(shop: KubeEmulator) -> None:
 
 
 def asg_alarm(group: str) -> dict[str, Any]:
+    """alarm-asg on ``group``, named after it (each alarm has its own cooldown)."""
     raw = load_event("alarm-asg")
+    raw["id"] = f"asg-{group}"
+    raw["detail"]["alarmName"] = f"eks-capture-asg-{group}"
     raw["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
         "AutoScalingGroupName": group
     }
     return raw
 
 
-def job_nodes(shop: KubeEmulator) -> list[str]:
-    return sorted(job["spec"]["template"]["spec"]["nodeName"] for job in shop.objects(JOBS, NAMESPACE))
+def job_nodes(shop: KubeEmulator, capture_id: str | None) -> list[str]:
+    return sorted(
+        job["spec"]["template"]["spec"]["nodeName"]
+        for job in shop.objects(JOBS, NAMESPACE)
+        if job["metadata"]["labels"][LABEL_CAPTURE_ID] == capture_id
+    )
 
 
-@pytest.mark.parametrize(
-    ("group", "nodes"),
-    [
-        pytest.param(NG, ["ng-a", "ng-b"], id="managed-ng-not-ng-2"),
-        pytest.param(NG_2, ["ng2-a"], id="managed-ng-2"),
-        pytest.param(SELF_MANAGED, ["ingress-a"], id="self-managed"),
-    ],
-)
+# One cluster for each table (launching the groups takes seconds): each row is its own alarm.
+MEMBERS = [(NG, ["ng-a", "ng-b"]), (NG_2, ["ng2-a"]), (SELF_MANAGED, ["ingress-a"])]
+NO_MEMBERS_HERE = [
+    "default",
+    "eks-ng",
+    "eks-general-20261101-a1b2c3d4",
+]  # Karpenter nodepool, a prefix, elsewhere
+
+
 def test_an_asg_alarm_captures_on_exactly_the_groups_instances(
-    deps: Deps, shop: KubeEmulator, aws: MotoServer, group: str, nodes: list[str]
+    deps: Deps, shop: KubeEmulator, aws: MotoServer
 ) -> None:
     launch_nodes(shop)
 
-    outcome = trigger.handle(asg_alarm(group), deps)
+    for group, nodes in MEMBERS:
+        outcome = trigger.handle(asg_alarm(group), deps)
 
-    assert outcome.status == "running", outcome.message
-    assert job_nodes(shop) == nodes
-    session = deps.store.get_session(str(outcome.capture_id))
-    assert session is not None
-    assert all(f"AutoScalingGroupName={group}" in node.matched_by for node in session.nodes.values())
+        assert outcome.status == "running", (group, outcome.message)
+        assert job_nodes(shop, outcome.capture_id) == nodes, group
+        session = deps.store.get_session(str(outcome.capture_id))
+        assert session is not None
+        assert all(f"AutoScalingGroupName={group}" in node.matched_by for node in session.nodes.values())
 
 
-@pytest.mark.parametrize(
-    "group",
-    ["default", "eks-ng", "eks-general-20261101-a1b2c3d4"],
-    ids=["karpenter-nodepool-name", "a-prefix-of-two-groups", "a-group-with-no-instances-here"],
-)
 def test_an_asg_alarm_on_a_group_without_members_here_captures_nothing_and_says_so(
-    deps: Deps, shop: KubeEmulator, aws: MotoServer, group: str
+    deps: Deps, shop: KubeEmulator, aws: MotoServer
 ) -> None:
     launch_nodes(shop)
 
-    outcome = trigger.handle(asg_alarm(group), deps)
+    for group in NO_MEMBERS_HERE:
+        outcome = trigger.handle(asg_alarm(group), deps)
 
-    assert job_nodes(shop) == []
-    assert f"AutoScalingGroupName={group}" in outcome.skipped
-    assert outcome.skipped[f"AutoScalingGroupName={group}"].startswith("gone")
-    assert KARPENTER_NODE not in outcome.nodes
+        assert outcome.nodes == {}, group
+        assert outcome.skipped[f"AutoScalingGroupName={group}"].startswith("gone"), group
+    assert shop.objects(JOBS, NAMESPACE) == []
