@@ -125,3 +125,22 @@ def test_the_end_notification_links_the_report_or_says_why_there_is_none(
         assert text not in body
     if report is not None:
         assert f"eks-capture report {SESSION.capture_id}" in body
+
+
+def test_the_path_findings_join_the_top_findings_of_the_end_notification() -> None:
+    where = (
+        "42 of 10,310 packets from payments/checkout-7f9c on node node-a to payments/ledger-0 on node "
+        "node-b were lost between the nodes; none on either node"
+    )
+    session = SESSION.model_copy(update={"findings": ["3 SYNs to payments/ledger-0:8443 never answered"]})
+
+    _subject, body = end_message(SETTINGS, session, ReportOutcome(link=LINK, path_findings=(where,)))
+
+    findings = body.split("Top findings:\n", 1)[1].split("\nNodes:", 1)[0].splitlines()
+    assert findings == ["  - 3 SYNs to payments/ledger-0:8443 never answered", f"  - {where}"]
+
+
+def test_without_any_finding_the_end_notification_says_none() -> None:
+    _subject, body = end_message(SETTINGS, SESSION, ReportOutcome(link=LINK))
+
+    assert "Top findings:\n  (none)\n" in body
