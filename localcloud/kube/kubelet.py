@@ -15,6 +15,7 @@ from typing import Any
 
 from localcloud.kube.behaviours import PodBehaviour, PodScript
 from localcloud.kube.clock import parse_rfc3339, rfc3339
+from localcloud.kube.eviction import EVICTED, emptydir_over_limit, past_deadline, record_eviction
 from localcloud.kube.local import LocalPod
 from localcloud.kube.nodeadmission import (
     TaintEvictions,
@@ -49,6 +50,7 @@ class _Run:
     local: LocalPod | None = None
     downward_at: float = 0.0
     deadline_exceeded: bool = False
+    usage_checked_at: float = 0.0
     quiet_at: str | None = None
 
 
@@ -62,6 +64,7 @@ class Kubelet:
     local_env: dict[str, str] = field(default_factory=dict)
     image_entrypoints: dict[str, list[str]] = field(default_factory=dict)
     downward_refresh_seconds: float = 1.0
+    eviction_check_seconds: float = 1.0  # the real eviction manager's housekeeping: 10 s
     _scripts: list[PodScript] = field(default_factory=list)
     _runs: dict[str, _Run] = field(default_factory=dict)
     _next_ip: int = 0
@@ -141,21 +144,17 @@ class Kubelet:
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             run.quiet_at = meta["resourceVersion"]
             return
-        deadline = spec.get("activeDeadlineSeconds")
-        if deadline and now - run.bound_at >= deadline and not run.deadline_exceeded:
-            run.deadline_exceeded = True
+        stop = None if run.deadline_exceeded else past_deadline(pod, now - run.bound_at)
+        if stop is None and run.local and now - run.usage_checked_at >= self.eviction_check_seconds:
+            run.usage_checked_at = now
+            stop = emptydir_over_limit(pod, run.local.volumes)
+        if stop is not None:
+            run.deadline_exceeded = True  # the kubelet stopped it: containers killed, status final
             if run.local:
-                run.local.terminate()
                 run.local.kill()
-            self._write_status(
-                pod,
-                node,
-                run,
-                now,
-                phase="Failed",
-                reason="DeadlineExceeded",
-                message="Pod was active on the node longer than the specified deadline",
-            )
+            self._write_status(pod, node, run, now, phase="Failed", reason=stop.reason, message=stop.message)
+            if stop.reason == EVICTED:
+                record_eviction(self.registry, pod, stop, now)
             return
         if run.local:
             self._advance_local(pod, node, run, now)

@@ -214,3 +214,37 @@ def test_on_failure_restarts_the_container_until_it_succeeds(
     kube.wait_for(lambda: phase(core, "flaky") == "Succeeded", timeout=10, what="pod succeeded")
     status = core.read_namespaced_pod("flaky", "default").status.container_statuses[0]
     assert (status.restart_count, status.state.terminated.exit_code) == (1, 0)
+
+
+FILLER = textwrap.dedent(
+    """
+    import sys, time
+    spool = sys.argv[sys.argv.index("--spool") + 1]
+    with open(spool + "/big.pcap", "wb") as out:
+        out.write(b"x" * int(sys.argv[sys.argv.index("--bytes") + 1]))
+        out.flush()
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize(("written", "evicted"), [(70 << 20, True), (60 << 20, False)])
+def test_an_emptydir_past_its_size_limit_gets_the_pod_evicted_by_the_kubelet(
+    kube: KubeEmulator, core: Any, written: int, evicted: bool
+) -> None:
+    args = ["--spool", "/spool", "--bytes", str(written)]
+    core.create_namespaced_pod("default", local_pod("filler", FILLER, args=args))  # spool sizeLimit 64Mi
+    if not evicted:
+        kube.wait_for(lambda: phase(core, "filler") == "Running", timeout=10, what="pod running")
+        kube.settle()
+        assert phase(core, "filler") == "Running"
+        return
+    kube.wait_for(lambda: phase(core, "filler") == "Failed", timeout=15, what="pod evicted")
+    status = core.read_namespaced_pod("filler", "default").status
+    message = 'Usage of EmptyDir volume "spool" exceeds the limit "64Mi". '
+    assert (status.reason, status.message) == ("Evicted", message)
+    assert status.container_statuses[0].state.terminated.exit_code == 137
+    disruption = next(c for c in status.conditions if c.type == "DisruptionTarget")
+    assert (disruption.status, disruption.reason) == ("True", "TerminationByKubelet")
+    events = core.list_namespaced_event("default", field_selector="involvedObject.name=filler").items
+    assert [(e.type, e.reason, e.message) for e in events] == [("Warning", "Evicted", message)]
