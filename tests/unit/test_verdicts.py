@@ -46,6 +46,7 @@ FAILED_CONTAINER = {
 PULL_BACKOFF = {
     "containerStatuses": [{"name": "capture", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]
 }
+EMPTYDIR_EVICTION = 'Usage of EmptyDir volume "spool" exceeds the limit "1100Mi". '
 OUT_OF_PODS = {
     "reason": "OutOfpods",
     "message": "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: 29, "
@@ -116,11 +117,19 @@ UNSCHEDULABLE = {
         ),
         pytest.param(
             _job(**_condition("Failed", "BackoffLimitExceeded")),
-            [_pod("Failed", reason="Evicted", message="The node was low on resource", **FAILED_CONTAINER)],
+            [_pod("Failed", reason="Evicted", message=EMPTYDIR_EVICTION, **FAILED_CONTAINER)],
             "failed",
             True,
-            "container capture exited 2",
-            id="a-pod-whose-containers-ran-is-not-a-rejection",
+            f"evicted by the node's kubelet: {EMPTYDIR_EVICTION.strip()}",
+            id="an-evicted-pod-says-so-not-its-killed-container",
+        ),
+        pytest.param(
+            _job(),
+            [_pod("Failed", reason="Evicted", message=EMPTYDIR_EVICTION, **FAILED_CONTAINER)],
+            "failed",
+            True,
+            "evicted by the node's kubelet: Usage of EmptyDir volume",
+            id="eviction-seen-before-the-job-controller-fails-the-job",
         ),
         pytest.param(
             _job(expires_in=-GRACE.total_seconds() - 1),
@@ -274,7 +283,13 @@ EMPTY_MANIFEST = {"totals": {"packets": 0}, "incomplete_reasons": ["tcpdump exit
             "its Job: deadline exceeded: done",
         ),
         ("never_started", Evidence(), "never_started", "done"),
-        ("failed", Evidence(file_packets=5), "failed", "done"),
+        (
+            "failed",
+            Evidence(file_packets=5, files=2),
+            "failed",
+            "done; before that, 2 file(s) with 5 packets reached S3",
+        ),
+        ("failed", Evidence(), "failed", "done"),
     ],
 )
 def test_a_node_counts_as_captured_only_when_s3_proves_packets(

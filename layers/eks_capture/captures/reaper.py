@@ -252,8 +252,9 @@ class _Sweep:
                         else "its Job finished and was removed before a sweep saw it",
                     }
                 )
-            node_packets = sum(f.packets for f in files if f.node == name)
-            session.nodes[name] = proven(node, Evidence(node_packets, manifests[name]))
+            node_files = [f for f in files if f.node == name]
+            evidence = Evidence(sum(f.packets for f in node_files), manifests[name], len(node_files))
+            session.nodes[name] = proven(node, evidence)
             self.deps.store.release_node(session.cluster, name, session.capture_id)
         dropped = sum(dropped_packets(m) for m in manifests.values() if m is not None)
         self.deps.store.set_dropped(session.capture_id, dropped)

@@ -53,6 +53,15 @@ def _container_failure(pod: dict[str, Any]) -> str:
     return (pod.get("status") or {}).get("message") or "the pod failed"
 
 
+def _eviction(pod: dict[str, Any]) -> str | None:
+    """Why the node's kubelet evicted the pod (an emptyDir past its sizeLimit, node pressure), if it did."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Failed" or status.get("reason") != "Evicted":
+        return None
+    said = str(status.get("message") or "").strip()
+    return f"evicted by the node's kubelet: {said}".rstrip(": ")
+
+
 def _kubelet_rejection(pod: dict[str, Any]) -> str | None:
     """Why the node's kubelet refused to run the pod (``OutOfpods`` on a full node...), if it did: the
     pod is Failed with a reason and no container of it ever started."""
@@ -122,6 +131,9 @@ def judge(
     rejected = next((why for pod in pods if (why := _kubelet_rejection(pod))), None)
     if rejected:
         return Verdict("never_started", rejected, True)
+    evicted = next((why for pod in pods if (why := _eviction(pod))), None)
+    if evicted:
+        return Verdict("failed", evicted, True)
     podless = never_had_a_pod(job, pods)
     failed = _condition(job, "Failed")
     if failed:
@@ -158,6 +170,7 @@ class Evidence:
 
     file_packets: int = 0
     manifest: dict[str, Any] | None = None
+    files: int = 0  # indexed files
 
     @property
     def packets(self) -> int:
@@ -172,7 +185,12 @@ class Evidence:
 def proven(node: NodeCapture, evidence: Evidence) -> NodeCapture:
     """A node whose Job ended as if it captured counts as captured only when S3 proves packets were taken;
     otherwise it failed, and its reason says what S3 holds and what its Job said."""
-    if node.status not in CAPTURED_STATES or evidence.packets > 0:
+    if node.status not in CAPTURED_STATES:
+        if evidence.packets > 0:  # what it took before it failed (an eviction, a crash) is in S3 still
+            uploaded = f"; before that, {evidence.files} file(s) with {evidence.packets} packets reached S3"
+            return node.model_copy(update={"reason": node.reason + uploaded})
+        return node
+    if evidence.packets > 0:
         return node
     if evidence.manifest is None:
         why = "no manifest and no packet reached S3"
