@@ -58,7 +58,9 @@ if [ "${tool}" = finch ]; then
   [ "${mode}" = multi ] || { echo "--native and --join are for docker; finch builds both arches at once" >&2; exit 2; }
   finch build --platform "${platforms}" --tag "${repository}:${tag}" capture-image >&2
   finch push --all-platforms "${repository}:${tag}" >&2
-  say_digest "$(finch image inspect --mode=native --format '{{.Image.Target.Digest}}' "${repository}:${tag}")"
+  # The containerd image's target is the index the push sent (one line per platform inspected: take one).
+  say_digest "$(finch image inspect --mode=native --format '{{.Image.Target.Digest}}' "${repository}:${tag}" \
+    | head -n 1)"
   exit 0
 fi
 
