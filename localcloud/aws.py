@@ -1,7 +1,9 @@
 """The AWS half of the local cloud: moto's server in its own process, reached over HTTP.
 
 boto3 finds it through the standard ``AWS_ENDPOINT_URL`` variable, so production code runs
-unchanged: nothing is patched in-process.
+unchanged: nothing is patched in-process. The server is moto's with the EKS operations moto lacks
+(localcloud/motoserver.py: EKS access entries, add-ons, Pod Identity associations, authentication mode;
+S3's EventBridge notification setting).
 """
 
 from __future__ import annotations
@@ -66,10 +68,10 @@ class MotoServer:
 
 
 def start_moto_server(port: int | None = None, timeout: float = 30.0) -> MotoServer:
-    """Start ``moto.server`` on 127.0.0.1 and wait until it answers."""
+    """Start moto's server (with localcloud/motoserver.py's additions) on 127.0.0.1; wait until it answers."""
     chosen = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+        [sys.executable, "-m", "localcloud.motoserver", "-H", "127.0.0.1", "-p", str(chosen)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "MOTO_CALL_RESET_API": "true"},

@@ -12,23 +12,30 @@ import boto3
 from localcloud.aws import REGION, MotoServer, start_moto_server
 from localcloud.clusters import load_cluster_spec, populate
 from localcloud.kube import KubeEmulator, start_kube_emulator
+from localcloud.provision import provision_cluster
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 
 LOCAL_LAMBDA_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 
+POD_IDENTITY_AGENT = "eks-pod-identity-agent"
+
+
 def create_eks_cluster(name: str) -> None:
-    """The cluster as eks:DescribeCluster knows it (its endpoint and CA are overridden by settings)."""
+    """The cluster as eks:DescribeCluster knows it (its endpoint and CA are overridden by settings), set
+    up as the deploy guide asks: access entries on (API_AND_CONFIG_MAP), the Pod Identity Agent add-on."""
     eks = boto3.client("eks")
     try:
         eks.create_cluster(
             name=name,
             roleArn="arn:aws:iam::123456789012:role/eks-cluster",
             resourcesVpcConfig={"subnetIds": []},
+            accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"},
         )
     except eks.exceptions.ResourceInUseException:
         return
+    eks.create_addon(clusterName=name, addonName=POD_IDENTITY_AGENT)
 
 
 @dataclass
@@ -58,6 +65,7 @@ class LocalCloud:
         stack = Stack(load_template(), "eks-capture", {"ClusterNames": cluster, **parameters})
         namespace, account = stack.values["CaptureNamespace"], stack.values["CaptureServiceAccount"]
         populate(kube, load_cluster_spec(cluster), [namespace], local_nodes, [(namespace, account)])
+        provision_cluster(stack, cluster)
         environment = {**moto.env(), **kube.env(), **LOCAL_LAMBDA_ENV, **(settings_overrides or {})}
         router = Router(stack, environment=environment, log=lambda_log)
         router.deploy()

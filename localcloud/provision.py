@@ -103,3 +103,49 @@ def provision(stack: Stack) -> None:
             creator(stack, logical_id, props)
         elif not kind.startswith(_READ_ONLY):
             raise TemplateError(f"{logical_id}: the local cloud does not model {kind}")
+
+
+def provision_cluster(stack: Stack, cluster: str) -> None:
+    """Create what ``stack`` declares inside EKS for ``cluster`` (which must exist, as CloudFormation needs
+    it): its access entries with their access policies, and its Pod Identity associations."""
+    eks = boto3.client("eks", region_name=stack.region)
+    for kind in ("AWS::EKS::AccessEntry", "AWS::EKS::PodIdentityAssociation"):
+        for resource in stack.resources_of_type(kind).values():
+            if "Condition" in resource and not stack.condition(resource["Condition"]):
+                continue
+            props = stack.resolve(resource["Properties"])
+            if props["ClusterName"] != cluster:
+                continue
+            if kind == "AWS::EKS::PodIdentityAssociation":
+                eks.create_pod_identity_association(
+                    clusterName=cluster,
+                    namespace=props["Namespace"],
+                    serviceAccount=props["ServiceAccount"],
+                    roleArn=props["RoleArn"],
+                )
+                continue
+            _access_entry(eks, cluster, props)
+
+
+def _access_entry(eks: Any, cluster: str, props: dict[str, Any]) -> None:
+    entry = {
+        "clusterName": cluster,
+        "principalArn": props["PrincipalArn"],
+        "type": props.get("Type", "STANDARD"),
+    }
+    if props.get("KubernetesGroups"):
+        entry["kubernetesGroups"] = props["KubernetesGroups"]
+    if props.get("Username"):
+        entry["username"] = props["Username"]
+    eks.create_access_entry(**entry)
+    for association in props.get("AccessPolicies") or []:
+        scope = association["AccessScope"]
+        eks.associate_access_policy(
+            clusterName=cluster,
+            principalArn=props["PrincipalArn"],
+            policyArn=association["PolicyArn"],
+            accessScope={
+                "type": scope["Type"],
+                **({"namespaces": scope["Namespaces"]} if "Namespaces" in scope else {}),
+            },
+        )
