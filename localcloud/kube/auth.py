@@ -1,7 +1,8 @@
 """Bearer-token authentication the way EKS does it: an STS GetCallerIdentity URL presigned for this cluster.
 
 The token is ``k8s-aws-v1.`` + base64url (no padding) of the presigned URL. We check its shape as
-aws-iam-authenticator does, verify its SigV4 signature over ``host`` and ``x-k8s-aws-id: <cluster>``
+aws-iam-authenticator's pkg/token does (at most 4096 bytes, Go's RawURLEncoding: the URL alphabet and no
+padding, the same messages), verify its SigV4 signature over ``host`` and ``x-k8s-aws-id: <cluster>``
 (the check STS performs when EKS calls it; moto does not verify signatures, so we do it here with the
 access key's secret), then call the URL against the local STS and take the caller's ARN from the reply.
 """
@@ -9,7 +10,6 @@ access key's secret), then call the URL against the local STS and take the calle
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime
 import hashlib
 import hmac
@@ -26,6 +26,10 @@ from dataclasses import dataclass
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
 TOKEN_VALIDITY_SECONDS = 15 * 60
+MAX_TOKEN_BYTES = 4096
+DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+GO_DATE_FORMAT = "20060102T150405Z"  # how the authenticator's messages name it
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 CACHE_SECONDS = 120
 _ALLOWED_PARAMETERS = {
     "action",
@@ -71,9 +75,10 @@ class TokenVerifier:
         issued = _issued_at(params)
         now = time.time()
         if now > issued + TOKEN_VALIDITY_SECONDS:
-            raise TokenRejectedError(
-                f"X-Amz-Date parameter is expired (15 minute expiration) {params['x-amz-date']}"
+            stamp = datetime.datetime.fromtimestamp(issued, datetime.UTC).strftime(
+                "%Y-%m-%d %H:%M:%S +0000 UTC"
             )
+            raise TokenRejectedError(f"X-Amz-Date parameter is expired (15 minute expiration) {stamp}")
         with self._lock:
             cached = self._cache.get(token)
         if cached and cached[0] > now:
@@ -85,23 +90,23 @@ class TokenVerifier:
         return identity
 
     def _parse(self, token: str) -> tuple[urllib.parse.SplitResult, dict[str, str]]:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenRejectedError("token is too large")
         if not token.startswith(TOKEN_PREFIX):
             raise TokenRejectedError('token is missing expected "k8s-aws-v1." prefix')
-        encoded = token[len(TOKEN_PREFIX) :]
-        try:
-            raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise TokenRejectedError("input token was not properly formatted: illegal base64 data") from None
+        raw = _raw_url_base64(token[len(TOKEN_PREFIX) :])
         url = urllib.parse.urlsplit(raw)
-        if (url.scheme, url.netloc) != (self.sts_endpoint.scheme, self.sts_endpoint.netloc):
-            raise TokenRejectedError(f"unexpected hostname {url.netloc!r} in pre-signed URL")
+        if url.scheme != self.sts_endpoint.scheme:  # "https" on AWS; the local STS speaks http
+            raise TokenRejectedError(f'unexpected scheme "{url.scheme}" in pre-signed URL')
+        if url.netloc != self.sts_endpoint.netloc:
+            raise TokenRejectedError(f'unexpected hostname "{url.netloc}" in pre-signed URL')
         if url.path != "/":
             raise TokenRejectedError("unexpected path in pre-signed URL")
         params: dict[str, str] = {}
         for key, value in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
             lower = key.lower()
             if lower not in _ALLOWED_PARAMETERS:
-                raise TokenRejectedError(f"non-whitelisted query parameter {key!r}")
+                raise TokenRejectedError(f'non-whitelisted query parameter "{key}"')
             if lower in params:
                 raise TokenRejectedError("query parameter with multiple values not supported")
             params[lower] = value
@@ -111,9 +116,15 @@ class TokenVerifier:
             raise TokenRejectedError(
                 f"client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL"
             )
-        expires = params.get("x-amz-expires", "")
-        if not expires.isdigit() or int(expires) > 900:
-            raise TokenRejectedError(f"invalid X-Amz-Expires parameter in pre-signed URL: {expires}")
+        try:
+            expires = int(params.get("x-amz-expires", ""))
+        except ValueError:
+            expires = -1
+            shown = 0  # Go's strconv.Atoi leaves 0 behind on failure, and the message prints it
+        else:
+            shown = expires
+        if not 0 <= expires <= 900:
+            raise TokenRejectedError(f"invalid X-Amz-Expires parameter in pre-signed URL: {shown}")
         if not params.get("x-amz-date"):
             raise TokenRejectedError("X-Amz-Date parameter must be present in pre-signed URL")
         return url, params
@@ -207,13 +218,26 @@ class TokenVerifier:
         return _identity_from(body)
 
 
+def _raw_url_base64(encoded: str) -> str:
+    """Go's ``base64.RawURLEncoding.DecodeString``: URL alphabet only, no padding; the error names the
+    first byte it cannot take."""
+    for index, char in enumerate(encoded):
+        if char not in _BASE64URL:
+            raise TokenRejectedError(f"illegal base64 data at input byte {index}")
+    if len(encoded) % 4 == 1:
+        raise TokenRejectedError(f"illegal base64 data at input byte {len(encoded) - 1}")
+    # Bytes as they are (Go strings need not be UTF-8): a URL of garbage then fails the scheme or host check.
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("latin-1")
+
+
 def _issued_at(params: dict[str, str]) -> float:
+    date = params["x-amz-date"]
     try:
-        moment = datetime.datetime.strptime(params["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(
-            tzinfo=datetime.UTC
-        )
-    except ValueError:
-        raise TokenRejectedError("error parsing X-Amz-Date parameter") from None
+        moment = datetime.datetime.strptime(date, DATE_FORMAT).replace(tzinfo=datetime.UTC)
+    except ValueError as error:
+        raise TokenRejectedError(
+            f"error parsing X-Amz-Date parameter {date} into format {GO_DATE_FORMAT}: {error}"
+        ) from None
     return moment.timestamp()
 
 
