@@ -130,6 +130,12 @@ def _add_recorder_roles(roles: Any) -> None:
     record.add_argument("--filter", default="", help="BPF filter, passed to tcpdump as one argument")
     record.add_argument("--buffer-kib", type=_int_at_least(64), default=8192, help="tcpdump -B (8192)")
     record.add_argument("--tcpdump", default="tcpdump", help="tcpdump binary (default: tcpdump on PATH)")
+    record.add_argument(
+        "--budget-bytes",
+        type=_int_at_least(1),
+        default=None,
+        help="the recorder role's ring budget: no file starts without room for it (default: no limit)",
+    )
 
     recorder = roles.add_parser("recorder", help="keep the ring within its budget; upload asked windows")
     recorder.add_argument("--spool", type=Path, required=True, help="the ring's directory")
@@ -234,7 +240,10 @@ def _run_recorder_role(args: argparse.Namespace, environ: Mapping[str, str], log
             rotate_megabytes=args.rotate_megabytes,
             buffer_kib=args.buffer_kib,
         )
-        request = CaptureRequest(_spool(args.spool), RECORD_FOREVER_SECONDS, settings, args.tcpdump)
+        request = CaptureRequest(
+            _spool(args.spool), RECORD_FOREVER_SECONDS, settings, args.tcpdump, args.budget_bytes
+        )
+        _check_budget(request)
         return run_capture(request, node, logger)
     from eks_capture_agent.recorder import Recorder, RecorderRequest
     from eks_capture_agent.s3client import s3_client

@@ -126,7 +126,7 @@ def start_recorder(
     record_argv = [
         *CAPTURE_CAPS, sys.executable, "-m", "eks_capture_agent", "record", "--spool", str(spool),
         "--interface", server.dev, "--rotate-seconds", "2", "--rotate-megabytes", "1",
-        "--filter", capture_filter,
+        "--budget-bytes", str(budget_bytes), "--filter", capture_filter,
     ]  # fmt: skip
     recorder_argv = [
         *UPLOAD_USER, sys.executable, "-m", "eks_capture_agent", "recorder", "--spool", str(spool),

@@ -92,6 +92,7 @@ def test_the_ring_budget_fits_the_emptydir_with_room_for_two_open_files(budget: 
     spool = next(v for v in pod_of(daemonset)["volumes"] if v["name"] == "spool")
     size_limit = quantity_bytes(spool["emptyDir"]["sizeLimit"])
     assert budget_bytes < size_limit
+    assert arg(container(daemonset, "record"), "--budget-bytes") == str(budget_bytes), "one budget, two roles"
     rotate_bytes = int(arg(container(daemonset, "record"), "--rotate-megabytes")) * 1_000_000
     assert 4 * rotate_bytes <= budget_bytes, (
         "the keeper reserves two files of headroom; keep it a small share"

@@ -102,6 +102,7 @@ def _recorder_env(spec: RecorderSpec, settings: Settings, with_region: bool) -> 
 
 def _recorder_containers(spec: RecorderSpec, settings: Settings) -> list[dict[str, Any]]:
     rotate_megabytes = max(1, spec.budget_megabytes * (1 << 20) // 1_000_000 // RECORDER_FILES_IN_BUDGET)
+    budget_bytes = str(spec.budget_megabytes * (1 << 20))
     record_args = [
         "record",
         "--spool", SPOOL_DIR,
@@ -109,6 +110,7 @@ def _recorder_containers(spec: RecorderSpec, settings: Settings) -> list[dict[st
         "--snaplen", str(spec.snaplen),
         "--rotate-seconds", str(RECORDER_ROTATE_SECONDS),
         "--rotate-megabytes", str(rotate_megabytes),
+        "--budget-bytes", budget_bytes,  # no file starts without room in the ring
     ]  # fmt: skip
     if spec.filter:
         record_args += ["--filter", spec.filter]
@@ -118,7 +120,7 @@ def _recorder_containers(spec: RecorderSpec, settings: Settings) -> list[dict[st
         "--bucket", settings.capture_bucket,
         "--request-file", f"{PODINFO_DIR}/{PODINFO_FILE}",
         "--ring-minutes", str(spec.ring_minutes),
-        "--budget-bytes", str(spec.budget_megabytes * (1 << 20)),
+        "--budget-bytes", budget_bytes,
         "--grace-seconds", str(settings.upload_grace_seconds),
     ]  # fmt: skip
     record = {
