@@ -17,6 +17,7 @@ import typer
 
 from eks_capture.events.models import CUSTOM_SOURCE, parse_event
 from eks_capture.ids import CaptureId, capture_id_for_event
+from eks_capture.times import iso_utc
 from eks_capture_cli.browse import ClusterOption
 from eks_capture_cli.catalog import Catalog
 from eks_capture_cli.failures import CommandError, one_line_errors
@@ -90,7 +91,7 @@ def envelope(detail_type: str, detail: dict[str, Any], when: datetime) -> dict[s
         "detail-type": detail_type,
         "source": CUSTOM_SOURCE,
         "account": ACCOUNT_PLACEHOLDER,
-        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": iso_utc(when),
         "region": region(),
         "resources": [],
         "detail": detail,

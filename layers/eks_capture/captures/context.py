@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 
 from eks_capture.kube.nodes import NodeInfo, PodInfo
+from eks_capture.times import iso_utc
 
 if TYPE_CHECKING:
     from eks_capture.kube.calls import Cluster  # typing only: reading a context never loads the client
@@ -98,7 +99,7 @@ class ClusterContext(_Frozen):
 
     @field_serializer("taken_at", "refreshed_at")
     def _iso_utc(self, value: datetime | None) -> str | None:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+        return iso_utc(value, micros=True) if value is not None else None
 
     def names(self) -> dict[str, str]:
         """IP -> name for findings: services first, then running pods, nodes, and finished pods last.

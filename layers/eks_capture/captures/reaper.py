@@ -37,7 +37,6 @@ from eks_capture.captures.verdicts import (
     Verdict,
     judge,
     never_had_a_pod,
-    parse_time,
     proven,
     session_outcome,
 )
@@ -45,6 +44,7 @@ from eks_capture.errors import CaptureError
 from eks_capture.events.closings import announce_closed
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
+from eks_capture.times import parse_iso
 
 logger = Logger(child=True)
 Obj = dict[str, Any]
@@ -195,7 +195,7 @@ class _Sweep:
     def reap_orphan_pod(self, pod: dict[str, Any], grace: timedelta) -> None:
         """A capture pod with no Job (its Job was orphan-deleted): removed once done or past its expiry."""
         metadata, phase = pod["metadata"], (pod.get("status") or {}).get("phase")
-        expires = parse_time((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
+        expires = parse_iso((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
         expired = expires is not None and self.now > expires + grace
         if phase not in ("Succeeded", "Failed") and not expired:
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -27,6 +27,7 @@ from eks_capture.kube.labels import (
 from eks_capture.kube.manifests.daemonset import RECORDER_NAME, RecorderSpec, recorder_daemonset
 from eks_capture.kube.manifests.job import s3_prefix
 from eks_capture.settings import Settings
+from eks_capture.times import iso_utc
 
 logger = Logger(child=True)
 
@@ -71,10 +72,6 @@ def _minutes(seconds: int) -> str:
     return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds} s"
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def plan_window(trigger_at: datetime, lookback: int, duration: int, ring_seconds: int) -> Window:
     """[trigger - lookback, trigger + duration], the lookback capped by what the ring holds on arrival."""
     held = max(0, ring_seconds - DOWNWARD_REFRESH_SECONDS)
@@ -93,9 +90,9 @@ def window_request(capture_id: CaptureId, cluster: str, node: str, window: Windo
     return json.dumps(
         {
             "capture_id": capture_id,
-            "from": _iso(window.start),
-            "to": _iso(window.end),
-            "trigger_at": _iso(window.trigger_at),
+            "from": iso_utc(window.start, micros=True),
+            "to": iso_utc(window.end, micros=True),
+            "trigger_at": iso_utc(window.trigger_at, micros=True),
             "prefix": s3_prefix(cluster, capture_id, node),
         },
         sort_keys=True,

@@ -13,6 +13,7 @@ from typing import Any
 
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
 from eks_capture.store.sessions import NodeCapture, NodeStatus, SessionStatus
+from eks_capture.times import parse_iso
 
 KUBELET_REJECTED = "Pod was rejected: "  # pkg/kubelet rejectPod's prefix
 #: A node that ended in one of these counts as captured, once S3 proves it took packets.
@@ -27,12 +28,6 @@ class Verdict:
     status: NodeStatus
     reason: str
     delete: bool
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -121,9 +116,9 @@ def judge(
     """The verdict on one capture Job given its pods, at ``now``; ``refusal`` is the message of the Job's
     latest ``FailedCreate`` event, when the Job controller could not create its pod."""
     metadata = job.get("metadata") or {}
-    created = parse_time(metadata.get("creationTimestamp")) or now
+    created = parse_iso(metadata.get("creationTimestamp")) or now
     waited = int((now - created).total_seconds())
-    expires = parse_time((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
+    expires = parse_iso((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
     if metadata.get("deletionTimestamp"):
         return Verdict("stopped", "being deleted: the uploader is flushing its last files", False)
     if _condition(job, "Complete"):

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_serializer
 
+from eks_capture.times import iso_utc
+
 Severity = Literal["critical", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
 SCHEMA_VERSION = 1
@@ -96,4 +98,4 @@ class CaptureSummary(_Frozen):
     def _iso_utc(self, value: datetime | None) -> str | None:
         if value is None:
             return None
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return iso_utc(value, micros=True)

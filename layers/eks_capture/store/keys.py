@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from eks_capture.settings import MAX_API_PARALLELISM
+from eks_capture.times import iso_utc
 
 SESSION_SK = "SESSION"
 #: The sort keys of a cluster's sessions on gsi1 lie between these (an ISO time follows the prefix).
@@ -46,7 +47,7 @@ _deserializer = TypeDeserializer()
 
 def iso_key(moment: datetime) -> str:
     """A time as the table's sort keys spell it (UTC, microseconds, so keys sort as times do)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_utc(moment, micros=True)
 
 
 # -- the table layout (docs/design.md): every key of every item, built here and nowhere else ------------

@@ -6,9 +6,10 @@ lets exactly one of them say it was first.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from eks_capture.store.keys import Table, serialize, session_key
+from eks_capture.times import iso_utc
 
 
 class Notices(Table):
@@ -31,5 +32,5 @@ class Notices(Table):
             Key=serialize(session_key(capture_id)),
             UpdateExpression="SET notified_at = :at, report_key = :key",
             ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
-            ExpressionAttributeValues=serialize({":at": at.astimezone(UTC).isoformat(), ":key": report_key}),
+            ExpressionAttributeValues=serialize({":at": iso_utc(at), ":key": report_key}),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from eks_capture.captures.options import CaptureOptions
@@ -18,6 +18,7 @@ from eks_capture.kube.labels import (
 from eks_capture.kube.names import DNS1123_LABEL_MAX, fit_dns1123_label
 from eks_capture.kube.nodes import NodeInfo
 from eks_capture.settings import Settings
+from eks_capture.times import iso_utc
 
 CAPTURE_CONTAINER = "capture"
 UPLOAD_CONTAINER = "upload"
@@ -58,10 +59,6 @@ def expires_at(spec: CaptureSpec, settings: Settings) -> datetime:
 def s3_prefix(cluster: str, capture_id: CaptureId, node_name: str) -> str:
     """The S3 key prefix of one node's files (docs/design.md)."""
     return f"captures/{cluster}/{capture_id}/{node_name}/"
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _env(spec: CaptureSpec, node: NodeInfo) -> list[dict[str, Any]]:
@@ -167,7 +164,7 @@ def capture_job(spec: CaptureSpec, node: NodeInfo, settings: Settings) -> dict[s
     labels = capture_labels(spec.capture_id, node.name)
     annotations = {
         ANNOTATION_CLUSTER: spec.cluster,
-        ANNOTATION_EXPIRES_AT: _iso(expires_at(spec, settings)),
+        ANNOTATION_EXPIRES_AT: iso_utc(expires_at(spec, settings)),
         ANNOTATION_REASON: spec.reason[:MAX_REASON_ANNOTATION],
     }
     grace = settings.upload_grace_seconds
