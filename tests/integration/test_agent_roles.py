@@ -339,8 +339,9 @@ def test_a_flood_into_a_small_budget_never_takes_the_spool_over_it_and_every_pac
     assert peak <= budget, f"spool reached {peak} bytes, budget {budget}"
     marker = agent.marker()
     counters = marker["tcpdump"]["counters"]
-    assert counters["dropped_by_kernel"] > 0, "the flood must outrun the spool"
     written = manifest()
+    held_back = marker["spool"]["waited_for_room_seconds"] > 0 or written["dropped"]["files"] > 0
+    assert held_back, "the flood must outrun the uploads and fill the spool"
     in_s3 = sum(packets_in_s3(tmp_path).values())
     assert in_s3 == written["totals"]["packets"] > 0
     assert in_s3 + written["dropped"]["packets"] == counters["captured"]
