@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 from kubernetes import client
 
 from eks_capture.captures.context import decode, encode, snapshot
 from eks_capture.kube import eks
 from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from localcloud.aws import REGION, start_moto_server
+from localcloud.cloud import create_eks_cluster
 from localcloud.kube import PODS, start_kube_emulator
 from localcloud.kube.resources import NAMESPACES, SERVICES
 
@@ -87,10 +87,7 @@ def _fetch_only(api: client.ApiClient) -> tuple[float, int, int]:
 def main() -> None:
     moto = start_moto_server()
     os.environ.update(moto.env())
-    boto3.client("eks").create_cluster(
-        name=CLUSTER, roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []}
-    )
-    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
+    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION, create_eks_cluster(CLUSTER))
     os.environ.update(kube.env())
     rows: list[dict[str, Any]] = []
     try:

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 from kubernetes import client
 
 from eks_capture.kube import eks
 from localcloud.aws import REGION, start_moto_server
+from localcloud.cloud import create_eks_cluster
 from localcloud.kube import PODS, start_kube_emulator
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -61,10 +61,7 @@ def row(what: str, n: int, seconds: float, reference: str, reference_seconds: fl
 def main() -> None:
     moto = start_moto_server()
     os.environ.update(moto.env())
-    boto3.client("eks").create_cluster(
-        name=CLUSTER, roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []}
-    )
-    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
+    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION, create_eks_cluster(CLUSTER))
     os.environ.update(kube.env())
     rows = []
     try:

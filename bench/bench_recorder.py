@@ -168,8 +168,7 @@ def agent_resources() -> list[dict[str, Any]]:
 
 
 def _local_cloud(moto: MotoServer) -> tuple[KubeEmulator, Deps]:
-    create_eks_cluster(CLUSTER)
-    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION)
+    kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION, create_eks_cluster(CLUSTER))
     kube.local_env.update(moto.env())
     stack = Stack(
         load_template(),

@@ -24,8 +24,7 @@ def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmul
     ``settings_env`` on top."""
     moto = start_moto_server()
     os.environ.update(moto.env())
-    create_eks_cluster(cluster)
-    kube = start_kube_emulator(cluster, moto.endpoint_url, REGION)
+    kube = start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
     try:
         stack = Stack(
             load_template(),

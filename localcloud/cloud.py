@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import boto3
 
+from localcloud.access import install_stack
 from localcloud.aws import REGION, MotoServer, start_moto_server
 from localcloud.clusters import load_cluster_spec, populate
 from localcloud.kube import KubeEmulator, start_kube_emulator
@@ -22,10 +23,14 @@ LOCAL_LAMBDA_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 POD_IDENTITY_AGENT = "eks-pod-identity-agent"
 
 
-def create_eks_cluster(name: str) -> None:
+def create_eks_cluster(name: str) -> str:
     """The cluster as eks:DescribeCluster knows it (its endpoint and CA are overridden by settings), set
-    up as the deploy guide asks: access entries on (API_AND_CONFIG_MAP), the Pod Identity Agent add-on."""
+    up as the deploy guide asks: access entries on (API_AND_CONFIG_MAP), the Pod Identity Agent add-on.
+
+    Returns the ARN of the caller that created it: EKS makes that principal the cluster's admin.
+    """
     eks = boto3.client("eks")
+    creator = str(boto3.client("sts").get_caller_identity()["Arn"])
     try:
         eks.create_cluster(
             name=name,
@@ -34,8 +39,9 @@ def create_eks_cluster(name: str) -> None:
             accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"},
         )
     except eks.exceptions.ResourceInUseException:
-        return
+        return creator
     eks.create_addon(clusterName=name, addonName=POD_IDENTITY_AGENT)
+    return creator
 
 
 @dataclass
@@ -59,13 +65,12 @@ class LocalCloud:
         """Start moto and the cluster of ``events/clusters/<cluster>.json``, then deploy template.yaml."""
         moto = start_moto_server()
         os.environ.update(moto.env())
-        create_eks_cluster(cluster)
-        kube = start_kube_emulator(cluster, moto.endpoint_url, REGION)
+        kube = start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
         kube.local_env.update(moto.env())
         stack = Stack(load_template(), "eks-capture", {"ClusterNames": cluster, **parameters})
-        namespace, account = stack.values["CaptureNamespace"], stack.values["CaptureServiceAccount"]
-        populate(kube, load_cluster_spec(cluster), [namespace], local_nodes, [(namespace, account)])
+        populate(kube, load_cluster_spec(cluster), local_nodes=local_nodes)
         provision_cluster(stack, cluster)
+        install_stack(kube, stack)
         environment = {**moto.env(), **kube.env(), **LOCAL_LAMBDA_ENV, **(settings_overrides or {})}
         router = Router(stack, environment=environment, log=lambda_log)
         router.deploy()

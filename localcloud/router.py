@@ -27,6 +27,7 @@ from typing import Any
 
 import boto3
 
+from localcloud.access import function_role_arn, role_credentials
 from localcloud.provision import provision
 from localcloud.template import PROJECT_ROOT, Stack, TemplateError
 
@@ -214,8 +215,12 @@ class Router:
         self._drain_lock = threading.Lock()
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
-        """What the function's process sees: the machine's basics, the local cloud, then the template."""
-        return {**os.environ, **self.environment, **self.functions[logical_id].environment}
+        """What the function's process sees: the machine's basics, the local cloud, its execution role's
+        credentials (a session named after the function, as Lambda's), then the template's variables."""
+        credentials = role_credentials(
+            function_role_arn(self.stack, logical_id), self.stack.name_of(logical_id)
+        )
+        return {**os.environ, **self.environment, **credentials, **self.functions[logical_id].environment}
 
     def deploy(self, create_resources: bool = True) -> None:
         """Create the stack's resources (unless done already) and one rule + target per function event

@@ -1,6 +1,6 @@
 """The Kubernetes half of the local cloud: an EKS-like API server over HTTPS, controllers and kubelets.
 
-``start_kube_emulator(cluster, sts_endpoint_url, region)`` returns a running ``KubeEmulator``:
+``start_kube_emulator(cluster, sts_endpoint_url, region, creator_arn)`` returns a running ``KubeEmulator``:
 
 - it serves namespaces, nodes, pods (+ status, log), services, serviceaccounts, resourcequotas, events,
   batch/v1 jobs, apps/v1 daemonsets and rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles
@@ -13,9 +13,11 @@
   controllers answer a refused pod with a ``FailedCreate`` event on their object and back off;
 - reach it as production does: set ``emulator.env()`` (``combined_env`` for several clusters) and call
   ``eks_capture.kube.eks.api_client(cluster)``; or ``emulator.configuration(token)`` / ``write_kubeconfig``;
-- tokens are EKS tokens verified against the local STS; ``emulator.rbac`` maps IAM ARNs to users and
-  allows or denies verbs (everything is allowed by default); ``emulator.auth_failures`` says why a
-  token got 401;
+- tokens are EKS tokens verified against the local STS; authorization is EKS's: default deny,
+  ``emulator.access`` holds the access entries (IAM principal -> username, groups, access policies; the
+  cluster's creator is an admin), and RBAC objects (with the API server's bootstrap roles) do the rest;
+  impersonation and access reviews (``kubectl auth can-i``) are answered by the same authorizer;
+  ``emulator.auth_failures`` says why a token got 401;
 - ``emulator.faults`` injects latency, errors (500, 503, 429 + Retry-After) and dropped connections;
   ``emulator.calls`` counts requests by (verb, resource);
 - ``add_node`` / ``set_node_ready`` / ``remove_node`` shape the cluster; pods on ordinary nodes follow

@@ -17,9 +17,12 @@ from typing import Any
 
 from kubernetes import client
 
+from localcloud.kube.access import AccessEntries, cluster_creator
 from localcloud.kube.admission import Webhooks
 from localcloud.kube.auth import TokenVerifier
+from localcloud.kube.authorization import Authorizer
 from localcloud.kube.behaviours import PodBehaviour
+from localcloud.kube.bootstrap import bootstrap_cluster_role_bindings, bootstrap_cluster_roles
 from localcloud.kube.clock import rfc3339
 from localcloud.kube.controllers import (
     DaemonSetController,
@@ -34,9 +37,17 @@ from localcloud.kube.faults import CallCounter, Faults
 from localcloud.kube.kubelet import Kubelet
 from localcloud.kube.nodes import node_object, ready_condition
 from localcloud.kube.quota import quota_status
-from localcloud.kube.rbac import Rbac
 from localcloud.kube.registry import DeleteOptions, Registry
-from localcloud.kube.resources import NAMESPACES, NODES, PODS, RESOURCEQUOTAS, SERVICES, ResourceType
+from localcloud.kube.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    RESOURCEQUOTAS,
+    SERVICES,
+    ResourceType,
+)
 from localcloud.kube.server import ApiServer, HttpsFront
 from localcloud.kube.store import Obj, Store
 from localcloud.kube.tls import issue_server_credentials
@@ -50,7 +61,12 @@ class KubeEmulator:
     """A running emulated EKS cluster. Build it with ``start_kube_emulator``; ``stop()`` when done."""
 
     def __init__(
-        self, cluster_name: str, sts_endpoint_url: str, region: str, tick_seconds: float = 0.05
+        self,
+        cluster_name: str,
+        sts_endpoint_url: str,
+        region: str,
+        creator_arn: str,
+        tick_seconds: float = 0.05,
     ) -> None:
         self.cluster_name = cluster_name
         self.region = region
@@ -59,7 +75,9 @@ class KubeEmulator:
         self.workdir = Path(self._dir.name)
         self.store = Store()
         self.registry = Registry(self.store)
-        self.rbac = Rbac()
+        self.access = AccessEntries()
+        self.access.add(cluster_creator(creator_arn))
+        self.authorizer = Authorizer(self.store, self.access)
         self.faults = Faults()
         self.calls = CallCounter()
         self.kubelet = Kubelet(self.registry, self.workdir / "pods")
@@ -69,7 +87,8 @@ class KubeEmulator:
         self._api = ApiServer(
             self.registry,
             TokenVerifier(cluster_name, sts_endpoint_url),
-            self.rbac,
+            self.access,
+            self.authorizer,
             self.faults,
             self.calls,
             self.kubelet.read_log,
@@ -94,6 +113,10 @@ class KubeEmulator:
     def _bootstrap(self) -> None:
         for name in SYSTEM_NAMESPACES:
             self.registry.create(NAMESPACES, None, {"metadata": {"name": name}})
+        for role in bootstrap_cluster_roles():
+            self.registry.create(CLUSTERROLES, None, role)
+        for binding in bootstrap_cluster_role_bindings():
+            self.registry.create(CLUSTERROLEBINDINGS, None, binding)
         self.registry.reserved_service_ips.update({"172.20.0.1", "172.20.0.10"})
         self.registry.create(
             SERVICES,
@@ -242,10 +265,9 @@ class KubeEmulator:
         target.write_text(json.dumps(config, indent=2))
         return target
 
-    def kubectl(self, token: str, name: str = "admin") -> Kubectl:
+    def kubectl(self, token: str) -> Kubectl:
         """Debian's kubectl as the caller whose EKS ``token`` is given (its own kubeconfig and cache)."""
-        home = self.workdir / "kubectl" / name
-        home.mkdir(parents=True, exist_ok=True)
+        home = Path(tempfile.mkdtemp(prefix="kubectl-", dir=self.workdir))
         return Kubectl(self.write_kubeconfig(home / "kubeconfig", token), home / "cache")
 
     def env(self) -> dict[str, str]:
@@ -341,7 +363,15 @@ def combined_env(emulators: Sequence[KubeEmulator]) -> dict[str, str]:
 
 
 def start_kube_emulator(
-    cluster_name: str, sts_endpoint_url: str, region: str, tick_seconds: float = 0.05
+    cluster_name: str,
+    sts_endpoint_url: str,
+    region: str,
+    creator_arn: str,
+    tick_seconds: float = 0.05,
 ) -> KubeEmulator:
-    """Start an emulated EKS cluster whose tokens are verified against the STS at ``sts_endpoint_url``."""
-    return KubeEmulator(cluster_name, sts_endpoint_url, region, tick_seconds)
+    """Start an emulated EKS cluster whose tokens are verified against the STS at ``sts_endpoint_url``.
+
+    Authorization is EKS's: default deny, the creator (``creator_arn``, the IAM principal that created
+    the cluster) holds AmazonEKSClusterAdminPolicy; add entries with ``emulator.access.add``.
+    """
+    return KubeEmulator(cluster_name, sts_endpoint_url, region, creator_arn, tick_seconds)

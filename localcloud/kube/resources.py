@@ -75,6 +75,13 @@ CLUSTERROLES = ResourceType(_RBAC, "v1", "clusterroles", "ClusterRole", namespac
 CLUSTERROLEBINDINGS = ResourceType(
     _RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False, has_spec=False
 )
+_AUTHORIZATION = "authorization.k8s.io"
+SELFSUBJECTACCESSREVIEWS = ResourceType(
+    _AUTHORIZATION, "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, stored=False
+)
+SUBJECTACCESSREVIEWS = ResourceType(
+    _AUTHORIZATION, "v1", "subjectaccessreviews", "SubjectAccessReview", False, stored=False
+)
 
 ALL = (
     NAMESPACES,
@@ -91,6 +98,8 @@ ALL = (
     ROLEBINDINGS,
     CLUSTERROLES,
     CLUSTERROLEBINDINGS,
+    SELFSUBJECTACCESSREVIEWS,
+    SUBJECTACCESSREVIEWS,
 )
 _BY_PATH = {(r.group, r.version, r.plural): r for r in ALL}
 _BY_PLURAL = {r.plural: r for r in ALL}

@@ -15,18 +15,21 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from localcloud.kube.access import AccessEntries, User
 from localcloud.kube.auth import TokenRejectedError, TokenVerifier
+from localcloud.kube.authorization import Attributes, Authorizer, forbidden
 from localcloud.kube.continuation import decode_continue, expired
 from localcloud.kube.discovery import discovery_document, openapi_v3
 from localcloud.kube.faults import CallCounter, Faults
-from localcloud.kube.rbac import Rbac, User
+from localcloud.kube.impersonation import impersonate
+from localcloud.kube.protobuf import PROTOBUF, decode_review, unsupported
 from localcloud.kube.registry import DeleteOptions, ListPage, Registry
 from localcloud.kube.resources import SUBRESOURCES, ResourceType, resource_at
+from localcloud.kube.reviews import review
 from localcloud.kube.selectors import parse_field_selector, parse_label_selector
 from localcloud.kube.status import (
     ApiError,
     bad_request,
-    forbidden,
     internal_error,
     method_not_allowed,
     unauthorized,
@@ -48,7 +51,8 @@ class ApiServer:
 
     registry: Registry
     verifier: TokenVerifier
-    rbac: Rbac
+    access: AccessEntries
+    authorizer: Authorizer
     faults: Faults
     calls: CallCounter
     read_log: LogReader
@@ -168,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         document = discovery_document(url.path) or openapi_v3(url.path)
         if document is not None:
-            self._serve_document(api, method, document)
+            self._serve_document(api, method, url.path, document)
             return
         route = parse_route(url.path)
         if route is None:
@@ -191,14 +195,28 @@ class _Handler(BaseHTTPRequestHandler):
                     self._drop()
                     return
                 raise fault.error(verb, resource)
-            group = route.rtype.group
-            if not api.rbac.allows(user, verb, group, resource, route.namespace):
-                raise forbidden(user.name, verb, resource, group, route.namespace, route.name)
+            request = Attributes(
+                user,
+                verb,
+                route.rtype.group,
+                route.rtype.plural,
+                route.subresource,
+                route.name or "",
+                route.namespace or "",
+            )
+            decision = api.authorizer.decide(request)
+            if not decision.allowed:
+                raise forbidden(request, decision.reason)
             if verb == "watch":
                 self._watch(api, route, query)
                 return
-            body = json.loads(raw_body) if raw_body else None
-            status, payload = self._dispatch(api, method, verb, route, query, body)
+            body = self._body(route.rtype, raw_body)
+            if not route.rtype.stored:
+                if verb != "create":
+                    raise method_not_allowed(f"{verb} of {route.rtype.plural} is not supported")
+                status, payload = 201, review(route.rtype, body, user, api.authorizer)
+            else:
+                status, payload = self._dispatch(api, method, verb, route, query, body)
         except ApiError as error:
             self._send_error(error)
             return
@@ -210,10 +228,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(status, payload)
 
-    def _serve_document(self, api: ApiServer, method: str, document: dict[str, Any]) -> None:
-        """A discovery or OpenAPI document: read-only, for any authenticated caller."""
+    def _body(self, rtype: ResourceType, raw_body: bytes) -> Any:
+        """The request's object: JSON, or protobuf for an access review (kubectl auth can-i sends that)."""
+        if not raw_body:
+            return None
+        if self.headers.get("Content-Type", "").startswith(PROTOBUF):
+            if rtype.stored:
+                raise unsupported()
+            return decode_review(raw_body, rtype.kind)
+        return json.loads(raw_body)
+
+    def _serve_document(self, api: ApiServer, method: str, path: str, document: dict[str, Any]) -> None:
+        """A discovery or OpenAPI document: read-only, for callers allowed its path (system:discovery)."""
         try:
-            self._authenticate(api)
+            request = Attributes(self._authenticate(api), method.lower(), path=path)
+            decision = api.authorizer.decide(request)
+            if not decision.allowed:
+                raise forbidden(request, decision.reason)
             if method != "GET":
                 raise method_not_allowed(f"{method} is not supported")
         except ApiError as error:
@@ -231,11 +262,13 @@ class _Handler(BaseHTTPRequestHandler):
         except TokenRejectedError as rejected:
             api.auth_failures.append(str(rejected))
             raise unauthorized() from None
-        user = api.rbac.user_for(identity)
-        if user is None:
+        entry = api.access.entry_for(identity)
+        if entry is None:
             api.auth_failures.append(f"no access entry for {identity.arn}")
             raise unauthorized()
-        return user
+        groups = [group.strip() for group in self.headers.get_all("Impersonate-Group") or []]
+        username = self.headers.get("Impersonate-User", "")
+        return impersonate(entry.user(identity), username, groups, api.authorizer)
 
     def _dispatch(
         self, api: ApiServer, method: str, verb: str, route: Route, query: dict[str, str], body: Any

@@ -65,6 +65,13 @@ def _name_rule(rtype: ResourceType) -> tuple[re.Pattern[str], str, int]:
 
 
 def check_name(rtype: ResourceType, name: str, problems: Invalid, path: str = "metadata.name") -> None:
+    if rtype.group == "rbac.authorization.k8s.io":  # path segment names: "system:basic-user" is valid
+        if name in (".", ".."):
+            problems.invalid_value(path, name, f"may not be '{name}'")
+        for bad in ("/", "%"):
+            if bad in name:
+                problems.invalid_value(path, name, f"may not contain '{bad}'")
+        return
     pattern, why, limit = _name_rule(rtype)
     if len(name) > limit:
         problems.invalid_value(path, name, f"must be no more than {limit} characters")

@@ -36,6 +36,7 @@ from localcloud.kube import (
     KubeEmulator,
 )
 from tests.events import load_event
+from tests.fixtures.cluster import revoke
 from tests.fixtures.uploads import upload_manifest
 
 NAMESPACE = "eks-capture"
@@ -254,7 +255,7 @@ def test_a_webhook_denying_every_job_fails_the_capture_at_once_and_frees_its_slo
 
 
 def test_an_rbac_refusal_of_the_job_says_rbac_not_admission(deps: Deps, shop: KubeEmulator) -> None:
-    shop.rbac.deny(verbs="create", resources="jobs")
+    revoke(shop, "create", "jobs")
 
     started = _start(deps, "start-capture-instances")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,17 +22,16 @@ from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureRejected
 from eks_capture.kube import eks
-from eks_capture.kube.calls import PAGE_SIZE
+from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from eks_capture.settings import Settings
-from localcloud.aws import REGION, MotoServer
-from localcloud.cloud import create_eks_cluster
-from localcloud.clusters import load_cluster_spec, populate
-from localcloud.kube import KubeEmulator, start_kube_emulator
+from localcloud.aws import MotoServer
+from localcloud.kube import KubeEmulator
 from localcloud.kube.emulator import combined_env
 from localcloud.kube.resources import JOBS, PODS
 from localcloud.router import Router
 from localcloud.template import Stack
 from tests.events import load_event
+from tests.fixtures.cluster import start_cluster
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS, deploy_stack
 
 SHOP = "shop-prod"
@@ -52,11 +52,7 @@ def payments(
     aws: MotoServer, stack: Stack, shop: KubeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[KubeEmulator]:
     """A second cluster with the sample cluster's nodes (same names), reachable beside ``shop-prod``."""
-    create_eks_cluster(PAYMENTS)
-    emulator = start_kube_emulator(PAYMENTS, aws.endpoint_url, REGION)
-    emulator.local_env.update(aws.env())
-    namespace, account = stack.values["CaptureNamespace"], stack.values["CaptureServiceAccount"]
-    populate(emulator, load_cluster_spec(SHOP), [namespace], service_accounts=[(namespace, account)])
+    emulator = start_cluster(aws, stack, PAYMENTS, spec=SHOP)
     for name, value in combined_env([shop, emulator]).items():
         monkeypatch.setenv(name, value)
     eks.clear_caches()
@@ -77,7 +73,7 @@ def routed(stack: Stack, aws: MotoServer, payments: KubeEmulator) -> Iterator[Ro
 @pytest.fixture
 def two(deps: Deps, payments: KubeEmulator) -> Deps:
     """The trigger's collaborators, both clusters reachable, a cap of one capture per cluster."""
-    return Deps(settings=deps.settings.model_copy(update={"max_concurrent_captures": 1}), store=deps.store)
+    return replace(deps, settings=deps.settings.model_copy(update={"max_concurrent_captures": 1}))
 
 
 def _request(cluster: str, event_id: str, name: str = "start-capture-nodes") -> dict[str, Any]:
@@ -241,11 +237,11 @@ def _expire(outcomes: list[Outcome], deps: Deps) -> datetime:
 
 
 def test_one_sweep_reaps_every_cluster_and_closes_their_captures(
-    two: Deps, shop: KubeEmulator, payments: KubeEmulator
+    two: Deps, shop: KubeEmulator, payments: KubeEmulator, teardown_cluster: Callable[[str], Cluster]
 ) -> None:
     started = [trigger.handle(_request(c, f"{c}-1"), two) for c in CLUSTERS]
     moment = _expire(started, two)
-    sweeper = Deps(settings=two.settings, store=two.store, now=lambda: moment)
+    sweeper = Deps(settings=two.settings, store=two.store, now=lambda: moment, cluster=teardown_cluster)
 
     reports = reaper.sweep(sweeper, two.settings.clusters)
     for cluster in (shop, payments):
@@ -259,13 +255,13 @@ def test_one_sweep_reaps_every_cluster_and_closes_their_captures(
 
 
 def test_a_cluster_whose_api_fails_does_not_stop_the_sweep_of_the_others(
-    two: Deps, shop: KubeEmulator, payments: KubeEmulator
+    two: Deps, shop: KubeEmulator, payments: KubeEmulator, teardown_cluster: Callable[[str], Cluster]
 ) -> None:
     started = [trigger.handle(_request(c, f"{c}-1"), two) for c in CLUSTERS]
     moment = _expire(started, two)
     shop.faults.fail("list", "jobs", status=403)
 
-    sweeper = Deps(settings=two.settings, store=two.store, now=lambda: moment)
+    sweeper = Deps(settings=two.settings, store=two.store, now=lambda: moment, cluster=teardown_cluster)
     reports = reaper.sweep(sweeper, two.settings.clusters)
 
     assert reports[0].cluster == SHOP

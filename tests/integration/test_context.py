@@ -32,6 +32,7 @@ from localcloud.kube import KubeEmulator
 from localcloud.kube.registry import DeleteOptions
 from localcloud.kube.resources import NAMESPACES, NODES, PODS, SERVICES
 from tests.events import load_event
+from tests.fixtures.cluster import revoke
 
 CLUSTER = "shop-prod"
 CAPTURE_NAMESPACE = "eks-capture"
@@ -164,7 +165,7 @@ def test_a_refused_capture_stores_no_context(deps: Deps, shop: KubeEmulator) -> 
 
 
 def test_a_cluster_that_refuses_the_snapshot_still_gets_its_capture(deps: Deps, shop: KubeEmulator) -> None:
-    shop.rbac.deny(verbs="list", resources="services")
+    revoke(shop, "list", "services")
 
     outcome = trigger.handle(load_event("alarm-single-metric-instance"), deps)
 

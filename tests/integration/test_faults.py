@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureError
+from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
@@ -155,8 +156,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock) -> Deps:
-    return Deps(settings=deps.settings, store=deps.store, now=clock)
+def reaper_deps(deps: Deps, clock: Clock, teardown_cluster: Callable[[str], Cluster]) -> Deps:
+    """The teardown's collaborators, the cluster reached as its role."""
+    return Deps(settings=deps.settings, store=deps.store, now=clock, cluster=teardown_cluster)
 
 
 # --- Kubernetes API faults during the trigger --------------------------------------------------
@@ -303,7 +305,7 @@ def test_different_events_racing_for_the_same_nodes_give_each_node_to_one_captur
         event = load_event("start-capture-all")
         event["id"] = f"racing-request-{index}"
         events.append(event)
-    wide = Deps(settings=deps.settings.model_copy(update={"max_concurrent_captures": 10}), store=deps.store)
+    wide = replace(deps, settings=deps.settings.model_copy(update={"max_concurrent_captures": 10}))
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         outcomes = list(pool.map(lambda e: trigger.handle(e, wide), events))

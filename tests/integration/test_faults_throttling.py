@@ -31,6 +31,7 @@ from eks_capture.captures import indexer, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureError
+from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
@@ -96,13 +97,21 @@ def dynamodb(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dynam
 
 
 @pytest.fixture
-def throttled_deps(shop: KubeEmulator, settings: Settings, dynamodb: DynamoDBProxy) -> Deps:
+def throttled_deps(
+    shop: KubeEmulator,
+    settings: Settings,
+    dynamodb: DynamoDBProxy,
+    trigger_cluster: Callable[[str], Cluster],
+) -> Deps:
     """The trigger's collaborators with the production DynamoDB client, through the proxy."""
-    return Deps(settings=settings, store=CaptureStore(settings.capture_table))
+    return Deps(settings=settings, store=CaptureStore(settings.capture_table), cluster=trigger_cluster)
 
 
 def test_a_burst_of_alarms_and_its_teardown_under_throttled_writes_keep_every_invariant(
-    throttled_deps: Deps, shop: KubeEmulator, dynamodb: DynamoDBProxy
+    throttled_deps: Deps,
+    shop: KubeEmulator,
+    dynamodb: DynamoDBProxy,
+    teardown_cluster: Callable[[str], Cluster],
 ) -> None:
     nodes = dict(burst_nodes(shop, BURST_NODES))
     events = alarm_burst(list(nodes.items()))
@@ -136,7 +145,7 @@ def test_a_burst_of_alarms_and_its_teardown_under_throttled_writes_keep_every_in
         assert session.status == ("running" if outcome.capture_id in running else "failed"), session
     sessions = store.sessions("shop-prod")
     clock = Clock()
-    reaper_deps = Deps(settings=throttled_deps.settings, store=store, now=clock)
+    reaper_deps = Deps(settings=throttled_deps.settings, store=store, now=clock, cluster=teardown_cluster)
     swept_before = dynamodb.throttled.total()
     tear_down_and_assert_nothing_left(reaper_deps, shop, clock, max(s.expires_at for s in sessions))
     assert dynamodb.throttled.total() > swept_before  # the sweeps' writes were throttled too

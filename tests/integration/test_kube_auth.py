@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -17,7 +18,9 @@ from eks_capture.kube import eks
 from localcloud.aws import REGION, MotoServer
 from localcloud.cloud import create_eks_cluster
 from localcloud.kube import KubeEmulator, combined_env, start_kube_emulator
-from tests.fixtures.kube import KUBE_CLUSTER, batch_api, core_api
+from localcloud.kube.access import AccessEntry, AccessPolicy
+from localcloud.kube.resources import CLUSTERROLES
+from tests.fixtures.kube import KUBE_CLUSTER, PROBE_USER, batch_api, core_api, restricted_client, role_session
 
 POD = {"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
@@ -123,70 +126,120 @@ def test_malformed_token_is_unauthorized(kube: KubeEmulator, case: str, make_tok
     assert caught.value.status == 401, case
 
 
-def test_denied_verb_is_forbidden_with_the_api_servers_message(
-    kube: KubeEmulator, kube_client: client.ApiClient
-) -> None:
-    kube.rbac.deny(verbs="list", resources="nodes")
+def _allowed(call: Callable[[], object]) -> bool:
+    """Whether the call went through; False when refused with 403 (any other failure is raised)."""
+    try:
+        call()
+    except ApiException as error:
+        if error.status != 403:
+            raise
+        return False
+    return True
+
+
+READ_PODS = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "list"]}]
+
+
+def test_a_request_no_rule_allows_is_forbidden_with_the_api_servers_message(kube: KubeEmulator) -> None:
+    core = core_api(restricted_client(kube, READ_PODS))
     with pytest.raises(ApiException) as caught:
-        core_api(kube_client).list_node()
+        core.list_node()
     assert caught.value.status == 403
     body = _status(caught.value)
     assert body["reason"] == "Forbidden"
     assert body["message"] == (
-        f'nodes is forbidden: User "{_caller_arn()}" cannot list resource "nodes" '
+        f'nodes is forbidden: User "{PROBE_USER}" cannot list resource "nodes" '
         'in API group "" at the cluster scope'
     )
     assert body["details"] == {"kind": "nodes"}
 
 
-def test_denial_is_per_verb_and_resource(kube: KubeEmulator, kube_client: client.ApiClient) -> None:
-    kube.rbac.deny(verbs="list", resources="nodes")
-    core = core_api(kube_client)
+def test_a_named_resource_of_a_group_is_refused_with_its_qualified_name(kube: KubeEmulator) -> None:
+    batch = batch_api(restricted_client(kube, READ_PODS))
+    with pytest.raises(ApiException) as caught:
+        batch.read_namespaced_job("capture-1", "default")
+    assert _status(caught.value)["message"] == (
+        f'jobs.batch "capture-1" is forbidden: User "{PROBE_USER}" cannot get resource "jobs" '
+        'in API group "batch" in the namespace "default"'
+    )
+    assert _status(caught.value)["details"] == {"name": "capture-1", "group": "batch", "kind": "jobs"}
+
+
+def test_rules_allow_per_verb_and_resource(kube: KubeEmulator) -> None:
+    core = core_api(restricted_client(kube, READ_PODS))
     core.create_namespaced_pod("default", POD)
     assert [p.metadata.name for p in core.list_namespaced_pod("default").items] == ["probe"]
+    with pytest.raises(ApiException) as caught:
+        core.delete_namespaced_pod("probe", "default")
+    assert caught.value.status == 403
 
 
-def test_assumed_role_maps_to_its_access_entry_and_namespaced_rules(kube: KubeEmulator) -> None:
-    credentials = boto3.client("sts").assume_role(
-        RoleArn="arn:aws:iam::123456789012:role/capture-trigger", RoleSessionName="lambda"
-    )["Credentials"]
-    session = boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
-    kube.rbac.map_identity(
-        "arn:aws:iam::123456789012:role/capture-trigger", "eks-capture:trigger", ["eks-capture"]
-    )
-    kube.rbac.clear_rules()
-    kube.rbac.allow(
-        subjects="group:eks-capture", verbs=("create", "list"), resources="pods", namespaces="default"
-    )
-    core = core_api(eks.api_client(KUBE_CLUSTER, session=session))
+def test_a_role_binding_allows_only_in_its_namespace(kube: KubeEmulator) -> None:
+    core = core_api(restricted_client(kube, READ_PODS, namespace="default"))
     core.create_namespaced_pod("default", POD)
     with pytest.raises(ApiException) as caught:
         core.list_namespaced_pod("kube-system")
     assert _status(caught.value)["message"] == (
-        'pods is forbidden: User "eks-capture:trigger" cannot list resource "pods" in API group "" '
+        f'pods is forbidden: User "{PROBE_USER}" cannot list resource "pods" in API group "" '
         'in the namespace "kube-system"'
     )
 
 
-def test_caller_without_access_entry_is_unauthorized_when_mapping_is_required(
-    kube: KubeEmulator, kube_client: client.ApiClient
+def test_a_binding_to_a_missing_role_is_named_in_the_refusal(kube: KubeEmulator) -> None:
+    core = core_api(restricted_client(kube, READ_PODS))
+    kube.registry.delete(CLUSTERROLES, None, "probe")
+    with pytest.raises(ApiException) as caught:
+        core.list_namespaced_pod("default")
+    assert str(_status(caught.value)["message"]).endswith(
+        ': RBAC: clusterrole.rbac.authorization.k8s.io "probe" not found'
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "namespace", "allowed"),
+    [
+        ("AmazonEKSViewPolicy", "default", ["list"]),
+        ("AmazonEKSEditPolicy", "default", ["list", "create"]),
+        ("AmazonEKSEditPolicy", "kube-system", []),
+        ("AmazonEKSAdminPolicy", "default", ["list", "create"]),
+    ],
+)
+def test_an_access_policy_scoped_to_a_namespace_allows_its_roles_verbs_there_only(
+    kube: KubeEmulator, policy: str, namespace: str, allowed: list[str]
 ) -> None:
-    kube.rbac.map_unknown_callers = False
+    kube.access.add(
+        AccessEntry(
+            f"arn:aws:iam::123456789012:role/{policy}",
+            policies=(AccessPolicy(policy, ("default",)),),
+        )
+    )
+    core = core_api(eks.api_client(KUBE_CLUSTER, session=role_session(policy)))
+    calls: dict[str, Callable[[], object]] = {
+        "list": lambda: core.list_namespaced_pod(namespace),
+        "create": lambda: core.create_namespaced_pod(namespace, POD),
+    }
+    assert [verb for verb, call in calls.items() if _allowed(call)] == allowed
+    with pytest.raises(ApiException):
+        core.list_node()  # a namespace scope never reaches cluster-scoped resources
+
+
+def test_caller_without_access_entry_is_unauthorized(kube: KubeEmulator) -> None:
+    stranger = role_session("stranger")
     with pytest.raises(ClusterAccessDenied) as caught, eks.kube_errors(KUBE_CLUSTER, "list nodes"):
-        core_api(kube_client).list_node()
+        core_api(eks.api_client(KUBE_CLUSTER, session=stranger)).list_node()
     assert "access entry" in caught.value.message
-    assert _caller_arn() in caught.value.message
-    assert kube.auth_failures[-1] == f"no access entry for {_caller_arn()}"
+    assert kube.auth_failures[-1] == (
+        "no access entry for arn:aws:sts::123456789012:assumed-role/stranger/probe"
+    )
 
 
-def test_forbidden_becomes_access_denied_naming_verb_and_resource(
-    kube: KubeEmulator, kube_client: client.ApiClient
-) -> None:
-    kube.rbac.deny(verbs="create", resources="jobs", api_groups="batch")
+def test_the_clusters_creator_is_its_admin(kube: KubeEmulator, kube_client: client.ApiClient) -> None:
+    [entry] = [e for e in kube.access.entries() if e.principal_arn == _caller_arn()]
+    assert entry.policies == (AccessPolicy("AmazonEKSClusterAdminPolicy"),)
+    core_api(kube_client).create_namespace({"metadata": {"name": "made-by-the-creator"}})
+
+
+def test_forbidden_becomes_access_denied_naming_verb_and_resource(kube: KubeEmulator) -> None:
     job = {
         "metadata": {"name": "j"},
         "spec": {
@@ -195,8 +248,9 @@ def test_forbidden_becomes_access_denied_naming_verb_and_resource(
             }
         },
     }
+    batch = batch_api(restricted_client(kube, READ_PODS))
     with pytest.raises(ClusterAccessDenied) as caught, eks.kube_errors(KUBE_CLUSTER, "create job"):
-        batch_api(kube_client).create_namespaced_job("default", job)
+        batch.create_namespaced_job("default", job)
     assert (
         'cannot create resource "jobs" in API group "batch" in the namespace "default"'
         in caught.value.message
@@ -211,8 +265,9 @@ def test_unknown_cluster_is_cluster_not_found(kube: KubeEmulator) -> None:
 def test_two_clusters_are_reached_through_per_cluster_overrides(
     kube: KubeEmulator, aws: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create_eks_cluster("second-cluster")
-    second = start_kube_emulator("second-cluster", aws.endpoint_url, REGION)
+    second = start_kube_emulator(
+        "second-cluster", aws.endpoint_url, REGION, create_eks_cluster("second-cluster")
+    )
     try:
         kube.add_node("first-node")
         second.add_node("second-node")

@@ -12,7 +12,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from localcloud.kube import KubeEmulator
-from tests.fixtures.kube import core_api
+from tests.fixtures.kube import core_api, restricted_client
 
 
 def pod(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -85,9 +85,11 @@ def test_watch_applies_the_label_selector(core: Any) -> None:
     assert {name for _, name, _ in seen} == {"capture"}
 
 
-def test_watch_is_a_verb_rbac_can_deny(kube: KubeEmulator, core: Any) -> None:
-    kube.rbac.deny(verbs="watch", resources="pods")
+def test_watch_is_a_verb_rbac_must_allow(kube: KubeEmulator) -> None:
+    lister = core_api(
+        restricted_client(kube, [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+    )
     with pytest.raises(ApiException) as caught:
-        events(core, 1)
+        events(lister, 1)
     assert caught.value.status == 403
-    assert core.list_namespaced_pod("default").items == []
+    assert lister.list_namespaced_pod("default").items == []

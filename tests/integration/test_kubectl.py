@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from eks_capture.kube import eks
 from localcloud.kube import JOBS, PODS, KubeEmulator, PodBehaviour
 from localcloud.kube.resources import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES, SERVICEACCOUNTS
 from localcloud.kubectl import Kubectl
+from tests.fixtures.kube import KUBE_CLUSTER, PROBE_USER, grant, restricted_client, role_session
+
+READ_JOBS = [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list"]}]
 
 JOB = {
     "apiVersion": "batch/v1",
@@ -113,3 +121,70 @@ def test_describe_namespace_shows_its_pod_security_labels(kubectl: Kubectl) -> N
     described = kubectl.check("describe", "namespace", "eks-capture")
     assert "pod-security.kubernetes.io/enforce=privileged" in described
     assert "Status:       Active" in described
+
+
+def test_auth_can_i_answers_for_the_caller(kube: KubeEmulator, kubectl: Kubectl) -> None:
+    probe = kube.kubectl(eks.generate_token(KUBE_CLUSTER, role_session("probe")).value)
+    restricted_client(kube, [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+    assert kubectl.run("auth", "can-i", "delete", "nodes").stdout == "yes\n"
+    assert probe.run("auth", "can-i", "list", "pods", "-n", "default").stdout == "yes\n"
+    refused = probe.run("auth", "can-i", "delete", "pods", "-n", "default")
+    assert (refused.returncode, refused.stdout) == (1, "no\n")
+
+
+def test_auth_can_i_as_a_group_impersonates_it(kube: KubeEmulator, kubectl: Kubectl) -> None:
+    grant(
+        kube, "job-makers", [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}], "default"
+    )
+    asked = ("auth", "can-i", "create", "jobs", "-n", "default", "--as", "someone")
+    assert kubectl.run(*asked, "--as-group", "job-makers").stdout == "yes\n"
+    assert kubectl.run(*asked, "--as-group", "onlookers").stdout == "no\n"
+
+
+def test_a_caller_may_not_impersonate_without_the_impersonate_verb(kube: KubeEmulator) -> None:
+    api = restricted_client(kube, [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+    probe = kube.kubectl(eks.generate_token(KUBE_CLUSTER, role_session("probe")).value)
+    done = probe.run("get", "pods", "-n", "default", "--as", "admin")
+    assert done.returncode == 1
+    assert "Error from server (Forbidden)" in done.stderr
+    api.default_headers["Impersonate-User"] = "admin"
+    with pytest.raises(ApiException) as refused:
+        client.CoreV1Api(api).list_namespaced_pod("default")
+    assert json.loads(refused.value.body or "{}")["message"] == (
+        f'users "admin" is forbidden: User "{PROBE_USER}" cannot impersonate resource "users" '
+        'in API group "" at the cluster scope'
+    )
+
+
+def test_a_service_account_subject_is_the_service_accounts_user(kube: KubeEmulator, kube_client: Any) -> None:
+    kube.create(ROLES, "default", {"metadata": {"name": "reader"}, "rules": READ_JOBS})
+    kube.create(
+        ROLEBINDINGS,
+        "default",
+        {
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "builder", "namespace": "default"}],
+        },
+    )
+    authorization: Any = client.AuthorizationV1Api(kube_client)
+
+    def review(user: str) -> Any:
+        spec = {
+            "user": user,
+            "groups": ["system:authenticated"],
+            "resourceAttributes": {
+                "verb": "list",
+                "group": "batch",
+                "resource": "jobs",
+                "namespace": "default",
+            },
+        }
+        return authorization.create_subject_access_review({"spec": spec}).status
+
+    allowed = review("system:serviceaccount:default:builder")
+    assert (allowed.allowed, allowed.reason) == (
+        True,
+        'RBAC: allowed by RoleBinding "reader/default" of Role "reader" to ServiceAccount "default/builder"',
+    )
+    assert review("system:serviceaccount:kube-system:builder").allowed is False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -63,8 +64,8 @@ def test_a_burst_of_alarms_keeps_the_caps_and_starts_each_capture_once(
     max_captures = NODES // 2  # half the nodes: the cap binds, and a node can still be asked twice
     nodes = dict(burst_nodes(shop, NODES))  # node name -> instance id
     events = alarm_burst(list(nodes.items()))
-    capped = Deps(
-        settings=deps.settings.model_copy(update={"max_concurrent_captures": max_captures}), store=deps.store
+    capped = replace(
+        deps, settings=deps.settings.model_copy(update={"max_concurrent_captures": max_captures})
     )
 
     workers = _reserved_concurrency()

@@ -8,6 +8,7 @@ route from EventBridge to the trigger's Lambda is exercised by tests/integration
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -168,7 +169,7 @@ def test_the_start_notification_names_the_chosen_preset(
         "QueueArn"
     ]
     boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    notifying = Deps(settings=settings.model_copy(update={"notification_topic_arn": topic}), store=deps.store)
+    notifying = replace(deps, settings=settings.model_copy(update={"notification_topic_arn": topic}))
     [conntrack] = [p for p in PRESETS if p.name == "conntrack"]
     namespace, metric = conntrack.metrics[0]
     _alarm(f"{settings.alarm_name_prefix}conntrack-told", namespace, metric, _dimensions(conntrack), {})

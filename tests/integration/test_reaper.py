@@ -22,9 +22,11 @@ from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
 from eks_capture.store.sessions import CaptureSession
+from localcloud.access import function_session, kubectl_as
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import JOBS, NODES, PODS
 from localcloud.router import Router
+from localcloud.template import Stack
 from tests.events import load_event
 from tests.fixtures.uploads import upload_manifest
 
@@ -52,8 +54,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock) -> Deps:
-    return Deps(settings=deps.settings, store=deps.store, now=clock)
+def reaper_deps(deps: Deps, clock: Clock, teardown_cluster: Callable[[str], Cluster]) -> Deps:
+    """The teardown's collaborators, the cluster reached as its role."""
+    return Deps(settings=deps.settings, store=deps.store, now=clock, cluster=teardown_cluster)
 
 
 def _start(deps: Deps, name: str = "start-capture-nodes") -> Outcome:
@@ -90,7 +93,7 @@ def _sweep_until_closed(reaper_deps: Deps, shop: KubeEmulator, clock: Clock) -> 
 
 
 def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
-    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock, stack: Stack
 ) -> None:
     started = _start(deps)
     shop.wait_for(
@@ -110,6 +113,8 @@ def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
     assert {n.status for n in session.nodes.values()} == {"deadline_exceeded"}
     assert session.ended_at is not None
     assert shop.objects(PODS, NAMESPACE) == []
+    teardown = kubectl_as(shop, function_session(stack, "TeardownFunction"))  # its own token
+    assert teardown.check("get", "jobs,pods", "-n", NAMESPACE, "-o", "name") == ""
 
 
 def test_a_finished_capture_is_removed_and_its_nodes_freed(

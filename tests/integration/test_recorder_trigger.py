@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.reaper import sweep
 from eks_capture.captures.recorder import DOWNWARD_REFRESH_SECONDS, LOOKBACK_MARGIN_SECONDS
+from eks_capture.kube.calls import Cluster
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
 from tests.events import load_event
@@ -123,13 +125,15 @@ def test_a_lookback_longer_than_the_ring_is_capped_and_the_verdict_says_so(
     )
 
 
-def test_an_unhealthy_recorder_is_reported_and_its_node_gets_a_job(deps: Deps, shop: KubeEmulator) -> None:
+def test_an_unhealthy_recorder_is_reported_and_its_node_gets_a_job(
+    deps: Deps, shop: KubeEmulator, teardown_cluster: Callable[[str], Cluster]
+) -> None:
     shop.script_pods(PodBehaviour(image_pull_error=True), node=NODE_B, namespace=NAMESPACE)
     trigger.handle(start_recorder_on([NODE_A, NODE_B]), deps)
     wait_for_running_recorders(shop, 1)
 
     outcome = trigger.handle(load_event("start-capture-nodes"), deps)
-    [report] = sweep(Deps(settings=deps.settings, store=deps.store), ["shop-prod"])
+    [report] = sweep(Deps(settings=deps.settings, store=deps.store, cluster=teardown_cluster), ["shop-prod"])
 
     assert outcome.nodes == {NODE_A: "running", NODE_B: "pending"}
     [(pod, why)] = report.unhealthy_recorders.items()
@@ -166,7 +170,7 @@ def test_start_recorder_again_updates_the_daemonset_in_place(deps: Deps, shop: K
 
 
 def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
-    deps: Deps, shop: KubeEmulator
+    deps: Deps, shop: KubeEmulator, teardown_cluster: Callable[[str], Cluster]
 ) -> None:
     trigger.handle(start_recorder_on([NODE_A]), deps)
     wait_for_running_recorders(shop, 1)
@@ -182,9 +186,17 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
         Key=f"{session.s3_prefix}{NODE_A}/manifest.json",
         Body=json.dumps(manifest).encode(),
     )
-    early = Deps(settings=deps.settings, store=deps.store, now=lambda: session.expires_at - timedelta(1 / 24))
+    early = Deps(
+        settings=deps.settings,
+        store=deps.store,
+        now=lambda: session.expires_at - timedelta(1 / 24),
+        cluster=teardown_cluster,
+    )
     late = Deps(
-        settings=deps.settings, store=deps.store, now=lambda: session.expires_at + timedelta(seconds=1)
+        settings=deps.settings,
+        store=deps.store,
+        now=lambda: session.expires_at + timedelta(seconds=1),
+        cluster=teardown_cluster,
     )
 
     [while_open] = sweep(early, ["shop-prod"])

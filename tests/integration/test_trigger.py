@@ -7,6 +7,7 @@ sample cluster ``shop-prod`` (events/clusters/shop-prod.json) in the Kubernetes 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -20,9 +21,11 @@ from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import NodeFallback
 from eks_capture.store.sessions import CaptureSession
+from localcloud.access import kubectl_as
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
 from tests.events import event_names, load_event
+from tests.fixtures.cluster import revoke
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f60718, nodegroup general
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"  # i-0fedcba9876543210, nodegroup general
@@ -46,7 +49,7 @@ def _session(deps: Deps, outcome: Outcome) -> CaptureSession:
 
 
 def _with(deps: Deps, **changes: Any) -> Deps:
-    return Deps(settings=deps.settings.model_copy(update=changes), store=deps.store)
+    return replace(deps, settings=deps.settings.model_copy(update=changes))
 
 
 @pytest.mark.parametrize(
@@ -219,7 +222,7 @@ def test_vanished_and_not_ready_nodes_are_skipped_with_the_reason(deps: Deps, sh
 
 
 def test_denied_node_listing_fails_with_the_missing_permission_named(deps: Deps, shop: KubeEmulator) -> None:
-    shop.rbac.deny(verbs="list", resources="nodes")
+    revoke(shop, "list", "nodes")
 
     with pytest.raises(ClusterAccessDenied, match=r"cannot list resource \"nodes\""):
         trigger.handle(load_event("start-capture-nodes"), deps)
@@ -227,7 +230,7 @@ def test_denied_node_listing_fails_with_the_missing_permission_named(deps: Deps,
 
 
 def test_denied_job_creation_marks_each_node_failed_and_frees_it(deps: Deps, shop: KubeEmulator) -> None:
-    shop.rbac.deny(verbs="create", resources="jobs")
+    revoke(shop, "create", "jobs")
 
     outcome = trigger.handle(load_event("start-capture-instances"), deps)
 
@@ -235,7 +238,7 @@ def test_denied_job_creation_marks_each_node_failed_and_frees_it(deps: Deps, sho
     session = _session(deps, outcome)
     assert session.nodes[NODE_A].status == "failed"
     assert 'cannot create resource "jobs"' in session.nodes[NODE_A].reason
-    shop.rbac.reset()
+    kubectl_as(shop).apply()  # the operator applies deploy/kubernetes/ again
     retry = load_event("start-capture-instances")
     retry["id"] = "operator-retries"
     assert trigger.handle(retry, deps).status == "running"

@@ -19,6 +19,7 @@ from eks_capture.store.sessions import CaptureSession
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import ENDPOINTSLICES, JOBS, PODS
 from tests.events import load_event
+from tests.fixtures.cluster import revoke
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"  # checkout-7f9c6d5b8-x2k4p
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"  # checkout-7f9c6d5b8-q8w1z
@@ -106,7 +107,7 @@ def test_a_service_that_does_not_exist_is_named_as_gone_and_the_clients_are_stil
 def test_without_leave_to_list_endpoint_slices_the_request_fails_in_rbacs_words_and_starts_nothing(
     deps: Deps, shop: KubeEmulator
 ) -> None:
-    shop.rbac.deny(verbs="list", resources="endpointslices")
+    revoke(shop, "list", "endpointslices")
 
     with pytest.raises(CaptureError) as refused:
         trigger.handle(load_event("start-capture-service"), deps)

@@ -243,7 +243,7 @@ def _rbac_groups(path: Path = RBAC) -> set[str]:
     return {s["name"] for b in bindings for s in b["subjects"] if s["kind"] == "Group"}
 
 
-def test_access_entries_map_the_cluster_roles_to_the_rbac_group_and_edit_only_the_capture_namespace(
+def test_access_entries_map_the_cluster_roles_to_the_rbac_groups_and_carry_no_access_policy(
     stack: Stack,
 ) -> None:
     entries = [properties(stack, e) for e in active_resources(stack, "AWS::EKS::AccessEntry")]
@@ -253,12 +253,7 @@ def test_access_entries_map_the_cluster_roles_to_the_rbac_group_and_edit_only_th
     )
     for entry in entries:
         assert set(entry["KubernetesGroups"]) == _rbac_groups()
-        assert entry["AccessPolicies"] == [
-            {
-                "PolicyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
-                "AccessScope": {"Type": "namespace", "Namespaces": [stack.values["CaptureNamespace"]]},
-            }
-        ]
+        assert "AccessPolicies" not in entry
 
 
 def test_the_indexer_has_no_cluster_access(stack: Stack) -> None:

@@ -1,0 +1,98 @@
+"""Who the stack's functions are in AWS and in the cluster: their roles' sessions and the access entries.
+
+In AWS a function runs with its execution role's credentials (a session named after the function), and
+EKS maps that role to Kubernetes through the template's ``AWS::EKS::AccessEntry`` resources. The local
+cloud does both: each function's process gets credentials from sts:AssumeRole on its role, and the
+emulated cluster gets exactly the access entries the template declares for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from eks_capture.kube.eks import generate_token
+from localcloud.kube import KubeEmulator
+from localcloud.kube.access import AccessEntry, AccessPolicy
+from localcloud.kubectl import MANIFESTS_DIR, Kubectl
+from localcloud.template import Stack, TemplateError, physical_name
+
+
+def _policy(association: dict[str, Any]) -> AccessPolicy:
+    scope = association.get("AccessScope") or {}
+    if scope.get("Type") == "namespace":
+        return AccessPolicy.from_arn(association["PolicyArn"], scope.get("Namespaces") or ())
+    if scope.get("Type") == "cluster":
+        return AccessPolicy.from_arn(association["PolicyArn"])
+    raise TemplateError(f"access scope {scope!r} is neither cluster nor namespace")
+
+
+def stack_access_entries(stack: Stack, cluster: str) -> list[AccessEntry]:
+    """The access entries ``stack`` declares for ``cluster``, as EKS would hold them."""
+    entries = []
+    for logical_id, resource in stack.resources_of_type("AWS::EKS::AccessEntry").items():
+        props = stack.resolve(resource["Properties"])
+        if props["ClusterName"] != cluster:
+            continue
+        if props.get("Type", "STANDARD") != "STANDARD":
+            raise TemplateError(f"{logical_id}: only STANDARD access entries are modelled")
+        entries.append(
+            AccessEntry(
+                principal_arn=props["PrincipalArn"],
+                groups=tuple(props.get("KubernetesGroups") or ()),
+                policies=tuple(_policy(p) for p in props.get("AccessPolicies") or ()),
+                username=props.get("Username", ""),
+            )
+        )
+    return entries
+
+
+def grant_stack_access(emulator: KubeEmulator, stack: Stack) -> None:
+    """Create the stack's access entries for the emulator's cluster."""
+    for entry in stack_access_entries(stack, emulator.cluster_name):
+        emulator.access.add(entry)
+
+
+def function_role_arn(stack: Stack, function: str) -> str:
+    """The execution role ARN of one of the stack's functions: its ``Role`` property, else the role SAM
+    creates for it (logical id ``<function>Role``)."""
+    role = stack.resources[function]["Properties"].get("Role")
+    if role is None:
+        return f"arn:aws:iam::{stack.account_id}:role/{physical_name(stack.name, function + 'Role')}"
+    return str(stack.resolve(role))
+
+
+def role_credentials(role_arn: str, session_name: str) -> dict[str, str]:
+    """Temporary credentials of ``role_arn`` as environment variables (what Lambda gives a function)."""
+    credentials = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64])[
+        "Credentials"
+    ]
+    return {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }
+
+
+def function_session(stack: Stack, function: str) -> boto3.Session:
+    """A boto3 session with the function's role credentials, named after the function as Lambda does."""
+    env = role_credentials(function_role_arn(stack, function), stack.name_of(function))
+    return boto3.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+        region_name=stack.region,
+    )
+
+
+def kubectl_as(emulator: KubeEmulator, session: boto3.Session | None = None) -> Kubectl:
+    """kubectl as the caller of ``session`` (by default this process's identity, the cluster's creator)."""
+    return emulator.kubectl(generate_token(emulator.cluster_name, session).value)
+
+
+def install_stack(emulator: KubeEmulator, stack: Stack) -> None:
+    """What an operator does once per cluster: the stack's access entries (CloudFormation creates them)
+    and ``kubectl apply -f deploy/kubernetes/`` as the cluster's creator."""
+    grant_stack_access(emulator, stack)
+    kubectl_as(emulator).apply(MANIFESTS_DIR)
