@@ -9,12 +9,13 @@ from collections.abc import Sequence
 import typer
 from typer._click.exceptions import ClickException
 
-from eks_capture_cli import analyze, browse, merging, paths, pull, recorders, report, requests
+from eks_capture_cli import analyze, browse, doctor, merging, paths, pull, recorders, report, requests
 from eks_capture_cli.failures import EXIT_FAILED
 
 app = typer.Typer(
     name="eks-capture",
-    help="Packet captures on EKS: start, follow, list, pull, merge, report and localize loss; analyse files.",
+    help="Packet captures on EKS: start, follow, list, pull, merge, report and localize loss; analyse files; "
+    "check a cluster is ready (doctor).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -28,6 +29,7 @@ app.command("merge")(merging.merge)
 app.command("report")(report.report)
 app.command("analyze")(analyze.analyze)
 app.command("path")(paths.path)
+app.command("doctor")(doctor.doctor)
 app.add_typer(recorders.app, name="recorder")
 
 

@@ -34,8 +34,8 @@ BusOption = Annotated[
 ]
 
 
-def stack_outputs(stack: str, client: Any = None) -> dict[str, str]:
-    """The stack's outputs by key (CloudFormation DescribeStacks)."""
+def describe_stack(stack: str, client: Any = None) -> dict[str, Any]:
+    """The stack as CloudFormation DescribeStacks answers (outputs, parameters)."""
     cloudformation = client or boto3.client("cloudformation")
     try:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
@@ -43,8 +43,19 @@ def stack_outputs(stack: str, client: Any = None) -> dict[str, str]:
         if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in str(error):
             raise CommandError(f"stack {stack} not found in this account and region", exit_code=3) from None
         raise
-    outputs = stacks[0].get("Outputs", []) if stacks else []
+    return dict(stacks[0]) if stacks else {}
+
+
+def stack_outputs(stack: str, client: Any = None) -> dict[str, str]:
+    """The stack's outputs by key (CloudFormation DescribeStacks)."""
+    outputs = describe_stack(stack, client).get("Outputs", [])
     return {output["OutputKey"]: output["OutputValue"] for output in outputs}
+
+
+def stack_parameters(stack: str, client: Any = None) -> dict[str, str]:
+    """The stack's parameter values by key (CloudFormation DescribeStacks)."""
+    parameters = describe_stack(stack, client).get("Parameters", [])
+    return {p["ParameterKey"]: p.get("ResolvedValue") or p.get("ParameterValue", "") for p in parameters}
 
 
 @dataclass

@@ -11,7 +11,18 @@ COMMANDS = [info.name for info in app.registered_commands]
 
 
 def test_every_command_is_registered() -> None:
-    assert set(COMMANDS) == {"start", "stop", "list", "show", "pull", "merge", "report", "analyze", "path"}
+    assert set(COMMANDS) == {
+        "start",
+        "stop",
+        "list",
+        "show",
+        "pull",
+        "merge",
+        "report",
+        "analyze",
+        "path",
+        "doctor",
+    }
 
 
 @pytest.mark.parametrize("command", COMMANDS)

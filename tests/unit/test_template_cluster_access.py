@@ -15,7 +15,8 @@ from eks_capture.ids import capture_id_for_event
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
 from eks_capture.settings import Settings
-from localcloud.template import PROJECT_ROOT, load_template
+from eks_capture_cli.permissions import GROUPS, NEEDED, Identity, Permission
+from localcloud.template import PROJECT_ROOT, Stack, load_template
 
 MANIFESTS = PROJECT_ROOT / "deploy" / "kubernetes"
 PARAMETERS = load_template()["Parameters"]
@@ -117,30 +118,33 @@ def test_write_access_is_confined_to_the_capture_namespace() -> None:
     }
 
 
-def _grants(kind: str, group: str, resource: str, verb: str) -> bool:
-    return any(
-        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
-        for rule in _rules(kind)
-    )
+def _granted_to(groups: tuple[str, ...], permission: Permission) -> bool:
+    """Whether rbac.yaml's bindings of ``groups`` grant ``permission`` (a namespaced one in the capture
+    namespace, through a Role or a ClusterRole; a cluster-wide one through a ClusterRoleBinding only)."""
+    documents = _documents()
+    roles = {(d["kind"], d["metadata"]["name"]): d for d in documents if d["kind"] in {"Role", "ClusterRole"}}
+    for binding in (d for d in documents if d["kind"].endswith("Binding")):
+        if binding["kind"] == "RoleBinding" and not permission.namespaced:
+            continue
+        if not {s["name"] for s in binding["subjects"] if s["kind"] == "Group"} & set(groups):
+            continue
+        role = roles[(binding["roleRef"]["kind"], binding["roleRef"]["name"])]
+        if any(
+            permission.group in rule["apiGroups"]
+            and permission.resource in rule["resources"]
+            and permission.verb in rule["verbs"]
+            for rule in role["rules"]
+        ):
+            return True
+    return False
 
 
 @pytest.mark.parametrize(
-    ("kind", "group", "resource", "verb", "used_for"),
-    [
-        ("ClusterRole", "", "nodes", "list", "targets: node names, instance ids, taints"),
-        ("ClusterRole", "", "pods", "list", "pod selectors and the cluster context"),
-        ("ClusterRole", "", "services", "list", "the cluster context"),
-        ("Role", "batch", "jobs", "create", "one capture Job per node"),
-        ("Role", "batch", "jobs", "list", "the reaper's sweep"),
-        ("Role", "batch", "jobs", "delete", "Stop Capture and the reaper"),
-        ("Role", "", "pods", "delete", "the reaper's orphaned pods"),
-        ("Role", "", "events", "list", "why the cluster refused a Job's pod (FailedCreate)"),
-    ],
+    ("identity", "permission"),
+    [pytest.param(i, p, id=f"{i}-{p}") for i, needed in NEEDED.items() for p in needed],
 )
-def test_rbac_grants_each_call_the_functions_make(
-    kind: str, group: str, resource: str, verb: str, used_for: str
-) -> None:
-    assert _grants(kind, group, resource, verb), used_for
+def test_rbac_grants_each_call_the_functions_make(identity: Identity, permission: Permission) -> None:
+    assert _granted_to(GROUPS[identity], permission), permission.why
 
 
 def test_both_bindings_name_one_group_and_reference_the_roles_defined_here() -> None:
@@ -153,3 +157,16 @@ def test_both_bindings_name_one_group_and_reference_the_roles_defined_here() -> 
 
 def test_manifests_are_plain_files_kubectl_applies_from_one_folder() -> None:
     assert all(path.suffix == ".yaml" for path in Path(MANIFESTS).iterdir())
+
+
+def test_the_doctor_expects_the_groups_each_functions_access_entry_gives() -> None:
+    stack = Stack(load_template(), "test", {"ClusterNames": "shop-prod", "CreateImageRepository": "true"})
+    roles = {Identity.TRIGGER: "TriggerRole", Identity.TEARDOWN: "TeardownRole"}
+    entries = {
+        str(props["PrincipalArn"]): tuple(props["KubernetesGroups"])
+        for props in (
+            stack.resolve(r["Properties"]) for r in stack.resources_of_type("AWS::EKS::AccessEntry").values()
+        )
+    }
+
+    assert {identity: entries[stack.arn(role)] for identity, role in roles.items()} == GROUPS

@@ -1,0 +1,393 @@
+"""The doctor's checks: pure functions from facts fetched from AWS and the cluster to one line each.
+
+A fact that could not be fetched is an ``Unfetched`` (why), and its check is ``unknown``: red, never green.
+Every red line carries the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeAlias, TypeVar
+
+from kubernetes.utils.quantity import parse_quantity as _parse_quantity
+
+from eks_capture_cli.permissions import Identity, Permission
+
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+API_MODES = ("API", "API_AND_CONFIG_MAP")
+POD_IDENTITY_AGENT = "eks-pod-identity-agent"
+SESSION_NAME = "{{SessionName}}"
+T = TypeVar("T")
+
+
+def quantity(text: Any) -> Decimal:
+    """A Kubernetes quantity ("150m", "256Mi") as a number (the kubernetes client's parser)."""
+    return Decimal(str(_parse_quantity(text)))  # type: ignore[no-untyped-call]
+
+
+class Verdict(StrEnum):
+    """Green (ok) or red (fail: the fact is wrong; unknown: it could not be fetched)."""
+
+    OK = "ok"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's output."""
+
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+
+    @property
+    def red(self) -> bool:
+        return self.verdict is not Verdict.OK
+
+
+@dataclass(frozen=True)
+class Unfetched:
+    """A fact the doctor could not read, and why (the API's own words)."""
+
+    why: str
+
+
+Fact: TypeAlias = T | Unfetched
+
+
+def _unknown(name: str, fact: Unfetched, fix: str = "") -> Check:
+    return Check(name, Verdict.UNKNOWN, f"could not check: {fact.why}", fix)
+
+
+def authentication_mode(cluster: str, mode: Fact[str]) -> Check:
+    """Access entries (which the stack uses) work only when the cluster's mode includes API."""
+    name = "authentication mode"
+    fix = (
+        f"aws eks update-cluster-config --name {cluster} "
+        "--access-config authenticationMode=API_AND_CONFIG_MAP"
+    )
+    if isinstance(mode, Unfetched):
+        return _unknown(name, mode)
+    if mode in API_MODES:
+        return Check(name, Verdict.OK, f"{mode}: access entries apply")
+    return Check(name, Verdict.FAIL, f"{mode}: access entries are ignored, the functions cannot log in", fix)
+
+
+def expected_username(role_arn: str) -> str:
+    """The username EKS gives an entry for a role that names none (the template names none)."""
+    parts = role_arn.split(":", 5)
+    return f"arn:{parts[1]}:sts::{parts[4]}:assumed-role/{parts[5].rsplit('/', 1)[-1]}/{SESSION_NAME}"
+
+
+def access_entry(
+    cluster: str,
+    identity: Identity,
+    role_arn: Fact[str],
+    entry: Fact[Mapping[str, Any] | None],
+    groups: Sequence[str],
+) -> Check:
+    """The identity's role has an entry with the groups rbac.yaml binds and EKS's username for a role."""
+    name = f"access entry: {identity}"
+    if isinstance(role_arn, Unfetched):
+        return _unknown(name, role_arn)
+    wanted = " ".join(groups)
+    if isinstance(entry, Unfetched):
+        return _unknown(name, entry)
+    if entry is None:
+        fix = (
+            f"aws eks create-access-entry --cluster-name {cluster} --principal-arn {role_arn} "
+            f"--kubernetes-groups {wanted}"
+        )
+        return Check(name, Verdict.FAIL, f"{role_arn} has no access entry: EKS answers it 401", fix)
+    has = list(entry.get("kubernetesGroups") or [])
+    username = str(entry.get("username") or "")
+    problems = []
+    if missing := [g for g in groups if g not in has]:
+        problems.append(f"groups {has} lack {missing}")
+    if username != expected_username(role_arn):
+        problems.append(f"username {username!r} is not EKS's {expected_username(role_arn)!r}")
+    if problems:
+        fix = (
+            f"aws eks update-access-entry --cluster-name {cluster} --principal-arn {role_arn} "
+            f"--kubernetes-groups {wanted} --username {shlex.quote(expected_username(role_arn))}"
+        )
+        return Check(name, Verdict.FAIL, f"{role_arn}: " + "; ".join(problems), fix)
+    return Check(name, Verdict.OK, f"{role_arn} -> groups {', '.join(has)}")
+
+
+def permissions(
+    identity: Identity,
+    namespace: str,
+    needed: Mapping[Permission, Fact[bool]],
+    refused: Mapping[Permission, Fact[bool]],
+    groups: Sequence[str] = (),
+) -> Check:
+    """The cluster's own access reviews: each call the identity makes is allowed, none it must not make."""
+    name = f"permissions: {identity}"
+    fix = "kubectl apply -f deploy/kubernetes/"
+    unknown = [
+        f"{p}: {answer.why}"
+        for p, answer in [*needed.items(), *refused.items()]
+        if isinstance(answer, Unfetched)
+    ]
+    if unknown:
+        said = f"could not ask the cluster (SubjectAccessReview) about {unknown[0]}"
+        return Check(name, Verdict.UNKNOWN, said, fix)
+    denied = [str(p) for p, allowed in needed.items() if not allowed]
+    excess = [str(p) for p, allowed in refused.items() if allowed]
+    problems = []
+    if denied:
+        problems.append(f"denied {', '.join(denied)}")
+    if excess:
+        problems.append(f"allowed what it must not: {', '.join(excess)}")
+    if excess:  # deploy/kubernetes/ grants none of these: another binding of the identity's groups does
+        pattern = "|".join(groups)
+        fix = (
+            "kubectl get rolebindings,clusterrolebindings -A -o custom-columns="
+            f"KIND:.kind,NAMESPACE:.metadata.namespace,NAME:.metadata.name,SUBJECTS:.subjects[*].name "
+            f"| grep -wE {shlex.quote(pattern)}"
+        )
+        problems.append("delete the bindings that grant it (found by the command below)")
+    if problems:
+        return Check(name, Verdict.FAIL, f"in {namespace}: " + "; ".join(problems), fix)
+    return Check(
+        name,
+        Verdict.OK,
+        f"{len(needed)} call(s) allowed" + (f", {len(refused)} refused as they must be" if refused else ""),
+    )
+
+
+def namespace_security(namespace: str, labels: Fact[Mapping[str, str] | None]) -> Check:
+    """Pod Security must let the namespace run privileged pods (hostNetwork, NET_RAW)."""
+    name = "capture namespace"
+    if isinstance(labels, Unfetched):
+        return _unknown(name, labels)
+    if labels is None:
+        fix = (
+            f"kubectl create namespace {namespace} --dry-run=client -o json | kubectl apply -f - && "
+            f"kubectl label ns {namespace} {POD_SECURITY_ENFORCE}=privileged"
+        )
+        return Check(name, Verdict.FAIL, f"namespace {namespace} does not exist", fix)
+    level = labels.get(POD_SECURITY_ENFORCE)
+    if level in (None, "privileged"):
+        said = f"enforces {level}" if level else "has no enforce label (EKS's default: privileged)"
+        return Check(name, Verdict.OK, f"{namespace} {said}")
+    fix = f"kubectl label ns {namespace} {POD_SECURITY_ENFORCE}=privileged --overwrite"
+    return Check(
+        name, Verdict.FAIL, f"{namespace} enforces Pod Security {level!r}: capture pods are forbidden", fix
+    )
+
+
+def service_account(namespace: str, account: str, exists: Fact[bool]) -> Check:
+    """The capture pods run as this service account: without it the Job gets no pod."""
+    name = "capture service account"
+    if isinstance(exists, Unfetched):
+        return _unknown(name, exists)
+    if exists:
+        return Check(name, Verdict.OK, f"{namespace}/{account} exists")
+    return Check(
+        name, Verdict.FAIL, f"{namespace}/{account} does not exist: every capture Job would get no pod",
+        f"kubectl -n {namespace} create serviceaccount {account} --dry-run=client -o json "
+        "| kubectl apply -f -",
+    )  # fmt: skip
+
+
+# What the quota plugin requires every container to set when a quota constrains it (pods.go's
+# validationSet: cpu and memory only, "do not add more resources to this list").
+MUST_SPECIFY = ("cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+
+
+def pod_usage(pod_spec: Mapping[str, Any]) -> dict[str, Decimal]:
+    """What one pod counts against a quota: itself, its containers' summed requests and limits."""
+    usage: dict[str, Decimal] = {"pods": Decimal(1), "count/pods": Decimal(1)}
+    for container in pod_spec.get("containers") or []:
+        for kind in ("requests", "limits"):
+            for resource, amount in ((container.get("resources") or {}).get(kind) or {}).items():
+                key = f"{kind}.{resource}"
+                usage[key] = usage.get(key, Decimal(0)) + quantity(amount)
+    for resource in ("cpu", "memory", "ephemeral-storage"):
+        if f"requests.{resource}" in usage:
+            usage[resource] = usage[f"requests.{resource}"]
+    return usage
+
+
+def _unset(pod_spec: Mapping[str, Any], key: str) -> list[str]:
+    """Containers that do not set what a quota constrains (``limits.cpu``; ``cpu`` means its request)."""
+    kind, _, resource = key.rpartition(".")
+    kind = kind or "requests"
+    return [
+        str(c.get("name"))
+        for c in pod_spec.get("containers") or []
+        if resource not in ((c.get("resources") or {}).get(kind) or {})
+    ]
+
+
+def applies(item: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bool:
+    """Whether a quota's scopes select a capture pod (it is never BestEffort, never Terminating: no
+    activeDeadlineSeconds of its own, and has no priority class unless its spec names one)."""
+    spec = item.get("spec") or {}
+    scopes = set(spec.get("scopes") or [])
+    expressions = (spec.get("scopeSelector") or {}).get("matchExpressions") or []
+    priority = pod_spec.get("priorityClassName")
+    if "BestEffort" in scopes or ("Terminating" in scopes and not pod_spec.get("activeDeadlineSeconds")):
+        return False
+    for expression in expressions:
+        name, operator, values = (
+            expression.get("scopeName"),
+            expression.get("operator"),
+            expression.get("values"),
+        )
+        if name in ("BestEffort", "Terminating") and operator == "Exists":
+            return False
+        if name == "PriorityClass" and not _selects_priority(operator, values or [], priority):
+            return False
+    return True
+
+
+def _selects_priority(operator: str | None, values: list[str], priority: str | None) -> bool:
+    if operator == "In":
+        return priority in values
+    if operator == "NotIn":
+        return priority not in values
+    if operator == "Exists":
+        return priority is not None
+    return priority is None  # DoesNotExist
+
+
+def quota(namespace: str, item: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> Check:
+    """Would this ResourceQuota admit one more capture pod (its hard minus used, and what it demands set)?"""
+    quota_name = str((item.get("metadata") or {}).get("name"))
+    name = f"quota {quota_name}"
+    if not applies(item, pod_spec):
+        return Check(name, Verdict.OK, "its scopes do not select capture pods")
+    hard = {k: quantity(v) for k, v in ((item.get("spec") or {}).get("hard") or {}).items()}
+    used = {k: quantity(v) for k, v in ((item.get("status") or {}).get("used") or {}).items()}
+    asked = pod_usage(pod_spec)
+    unset = {k: names for k in hard if k in MUST_SPECIFY and (names := _unset(pod_spec, k))}
+    if unset:
+        removal = [{"op": "remove", "path": f"/spec/hard/{k}"} for k in sorted(unset)]
+        fix = _patch(namespace, quota_name, "json", removal)
+        said = "; ".join(f"{k} for: {','.join(names)}" for k, names in sorted(unset.items()))
+        return Check(name, Verdict.FAIL, f"demands what capture pods do not set (must specify {said})", fix)
+    over = {
+        k: used.get(k, Decimal(0)) + asked[k]
+        for k in hard
+        if k in asked and used.get(k, Decimal(0)) + asked[k] > hard[k]
+    }
+    if over:
+        raised = {"spec": {"hard": {k: _quantity(v) for k, v in sorted(over.items())}}}
+        fix = _patch(namespace, quota_name, "merge", raised)
+        said = ", ".join(
+            f"{k}: asks {_quantity(asked[k])}, used {_quantity(used.get(k, Decimal(0)))} of "
+            f"{_quantity(hard[k])}"
+            for k in sorted(over)
+        )
+        return Check(name, Verdict.FAIL, f"a capture pod would exceed it ({said})", fix)
+    return Check(name, Verdict.OK, "room for a capture pod")
+
+
+def _patch(namespace: str, quota_name: str, kind: str, patch: Any) -> str:
+    quoted = shlex.quote(json.dumps(patch))
+    return f"kubectl -n {namespace} patch resourcequota {quota_name} --type {kind} -p {quoted}"
+
+
+def _quantity(value: Decimal) -> str:
+    """A quantity as Kubernetes writes it: whole mebibytes in Mi, other whole numbers as they are, fractions
+    in milli-units."""
+    if value == value.to_integral_value():
+        whole = int(value)
+        return f"{whole // 2**20}Mi" if whole >= 2**20 and whole % 2**20 == 0 else str(whole)
+    return f"{int((value * 1000).to_integral_value())}m"
+
+
+def quotas(
+    namespace: str, items: Fact[Sequence[Mapping[str, Any]]], pod_spec: Mapping[str, Any]
+) -> list[Check]:
+    """One line per quota of the namespace (one green line when there is none)."""
+    if isinstance(items, Unfetched):
+        return [_unknown("quotas", items)]
+    if not items:
+        return [Check("quotas", Verdict.OK, f"no ResourceQuota in {namespace}")]
+    return [quota(namespace, item, pod_spec) for item in items]
+
+
+def pod_identity_agent(cluster: str, addon: Fact[Mapping[str, Any] | None]) -> Check:
+    """EKS Pod Identity hands the capture pods their credentials only where its agent runs."""
+    name = "pod identity agent"
+    fix = f"aws eks create-addon --cluster-name {cluster} --addon-name {POD_IDENTITY_AGENT}"
+    if isinstance(addon, Unfetched):
+        return _unknown(name, addon, fix)
+    if addon is None:
+        return Check(
+            name,
+            Verdict.FAIL,
+            f"add-on {POD_IDENTITY_AGENT} is not installed: capture pods get no AWS credentials",
+            fix,
+        )
+    status = str(addon.get("status"))
+    if status != "ACTIVE":
+        issues = "; ".join(str(i.get("message")) for i in (addon.get("health") or {}).get("issues") or [])
+        return Check(
+            name,
+            Verdict.FAIL,
+            f"add-on {POD_IDENTITY_AGENT} is {status}" + (f": {issues}" if issues else ""),
+            fix,
+        )
+    return Check(
+        name, Verdict.OK, f"{POD_IDENTITY_AGENT} {addon.get('addonVersion', '')} ACTIVE".replace("  ", " ")
+    )
+
+
+def pod_identity_association(
+    cluster: str,
+    namespace: str,
+    account: str,
+    role_arn: Fact[str],
+    associations: Fact[Sequence[Mapping[str, Any]]],
+) -> Check:
+    """The capture service account is associated with the stack's capture pod role."""
+    name = "pod identity association"
+    if isinstance(role_arn, Unfetched):
+        return _unknown(name, role_arn)
+    fix = (
+        f"aws eks create-pod-identity-association --cluster-name {cluster} --namespace {namespace} "
+        f"--service-account {account} --role-arn {role_arn}"
+    )
+    if isinstance(associations, Unfetched):
+        return _unknown(name, associations, fix)
+    roles = [str(a.get("roleArn")) for a in associations]
+    if role_arn in roles:
+        return Check(name, Verdict.OK, f"{namespace}/{account} -> {role_arn}")
+    if roles:
+        return Check(
+            name, Verdict.FAIL, f"{namespace}/{account} is associated with {roles[0]}, not {role_arn}", fix
+        )
+    return Check(
+        name, Verdict.FAIL, f"{namespace}/{account} has no association: capture pods cannot upload", fix
+    )
+
+
+def bucket_events(bucket: Fact[str], configuration: Fact[Mapping[str, Any]]) -> Check:
+    """The indexer hears of new capture files only through the bucket's EventBridge notifications."""
+    name = "bucket events"
+    if isinstance(bucket, Unfetched):
+        return _unknown(name, bucket)
+    if isinstance(configuration, Unfetched):
+        return _unknown(name, configuration)
+    if "EventBridgeConfiguration" in configuration:
+        return Check(name, Verdict.OK, f"{bucket} sends its events to EventBridge")
+    kept = {k: v for k, v in configuration.items() if k != "ResponseMetadata"}
+    fix = (
+        f"aws s3api put-bucket-notification-configuration --bucket {bucket} --notification-configuration "
+        + shlex.quote(json.dumps({**kept, "EventBridgeConfiguration": {}}))
+    )
+    return Check(
+        name, Verdict.FAIL, f"{bucket} does not send events to EventBridge: no capture file is indexed", fix
+    )
