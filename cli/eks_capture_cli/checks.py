@@ -21,6 +21,7 @@ from eks_capture_cli.permissions import Identity, Permission
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 API_MODES = ("API", "API_AND_CONFIG_MAP")
 POD_IDENTITY_AGENT = "eks-pod-identity-agent"
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 SESSION_NAME = "{{SessionName}}"
 T = TypeVar("T")
 
@@ -371,6 +372,22 @@ def pod_identity_association(
         )
     return Check(
         name, Verdict.FAIL, f"{namespace}/{account} has no association: capture pods cannot upload", fix
+    )
+
+
+def irsa_role(namespace: str, account: str, found: Fact[Mapping[str, Any] | None]) -> Check:
+    """Under IRSA (PodCredentials=irsa) the service account names the role its pods assume."""
+    name = "pod credentials (IRSA)"
+    fix = f"kubectl -n {namespace} annotate serviceaccount {account} {IRSA_ANNOTATION}=<role ARN> --overwrite"
+    if isinstance(found, Unfetched):
+        return _unknown(name, found, fix)
+    if found is None:
+        return Check(name, Verdict.FAIL, f"{namespace}/{account} does not exist", fix)
+    role = ((found.get("metadata") or {}).get("annotations") or {}).get(IRSA_ANNOTATION)
+    if role:
+        return Check(name, Verdict.OK, f"{namespace}/{account} -> {role}")
+    return Check(
+        name, Verdict.FAIL, f"{namespace}/{account} has no {IRSA_ANNOTATION}: capture pods cannot upload", fix
     )
 
 

@@ -136,9 +136,9 @@ class ClusterFacts:
             return found
         return dict((found.get("metadata") or {}).get("labels") or {})
 
-    def service_account_exists(self, namespace: str, account: str) -> Fact[bool]:
-        found = self.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}", "get serviceaccounts")
-        return found if isinstance(found, Unfetched) else found is not None
+    def service_account(self, namespace: str, account: str) -> Fact[dict[str, Any] | None]:
+        """The service account, or None when it does not exist."""
+        return self.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}", "get serviceaccounts")
 
     def resource_quotas(self, namespace: str) -> Fact[list[dict[str, Any]]]:
         api = self.api

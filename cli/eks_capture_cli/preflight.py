@@ -39,6 +39,7 @@ class Targets:
     bucket: Fact[str]
     roles: dict[Identity, Fact[str]]
     pod_role: Fact[str]
+    irsa: bool = False  # the stack's PodCredentials: irsa (no Pod Identity association, no agent needed)
 
 
 def capture_pod_spec(namespace: str, account: str) -> dict[str, Any]:
@@ -74,13 +75,20 @@ def run_checks(targets: Targets) -> list[Check]:
         refused = kube.access_reviews(entries[identity], namespace, REFUSED[identity])
         lines.append(checks.permissions(identity, namespace, needed, refused, GROUPS[identity]))
     lines.append(checks.namespace_security(namespace, kube.namespace_labels(namespace)))
-    lines.append(checks.service_account(namespace, account, kube.service_account_exists(namespace, account)))
+    found = kube.service_account(namespace, account)
+    exists = found if isinstance(found, Unfetched) else found is not None
+    lines.append(checks.service_account(namespace, account, exists))
     lines.extend(
         checks.quotas(namespace, kube.resource_quotas(namespace), capture_pod_spec(namespace, account))
     )
-    lines.append(checks.pod_identity_agent(cluster, eks.addon(checks.POD_IDENTITY_AGENT)))
-    associations = eks.pod_identity_associations(namespace, account)
-    lines.append(checks.pod_identity_association(cluster, namespace, account, targets.pod_role, associations))
+    if targets.irsa:
+        lines.append(checks.irsa_role(namespace, account, found))
+    else:
+        lines.append(checks.pod_identity_agent(cluster, eks.addon(checks.POD_IDENTITY_AGENT)))
+        associations = eks.pod_identity_associations(namespace, account)
+        lines.append(
+            checks.pod_identity_association(cluster, namespace, account, targets.pod_role, associations)
+        )
     bucket = targets.bucket
     lines.append(checks.bucket_events(bucket, bucket_notifications(boto3.client("s3"), bucket)))
     return lines
@@ -133,4 +141,5 @@ def targets_of(
             for identity in Identity
         },
         pod_role=pod_role or (stack_value(outputs, pod_output) if stack else _given(None, "pod-role")),
+        irsa=parameters.get("PodCredentials") == "irsa",
     )

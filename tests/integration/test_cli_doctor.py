@@ -50,21 +50,21 @@ class World:
         return str(self.stack.resolve(self.stack.template["Outputs"][output]["Value"]))
 
 
-def _cloudformation_stack(stack: Stack) -> None:
+def _cloudformation_stack(stack: Stack, name: str = STACK) -> None:
     """The deployed stack as `aws cloudformation describe-stacks` shows it: its outputs and parameters."""
     outputs = {
         name: {"Value": str(stack.resolve(output["Value"]))}
         for name, output in stack.template["Outputs"].items()
         if "Condition" not in output or stack.condition(output["Condition"])
     }
-    names = ("CaptureNamespace", "CaptureServiceAccount")
+    names = ("CaptureNamespace", "CaptureServiceAccount", "PodCredentials")
     template = {
         "Parameters": {name: {"Type": "String"} for name in names},
         "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
         "Outputs": outputs,
     }
     boto3.client("cloudformation").create_stack(
-        StackName=STACK,
+        StackName=name,
         TemplateBody=json.dumps(template),
         Parameters=[{"ParameterKey": n, "ParameterValue": str(stack.values[n])} for n in names],
     )
@@ -342,6 +342,28 @@ def test_a_bucket_without_eventbridge_notifications_is_red(world: World) -> None
     boto3.client("s3").put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
 
     assert_red_then_fixed(world, "bucket events", "does not send events to EventBridge")
+
+
+def test_under_irsa_the_service_account_must_name_its_role_and_no_agent_is_needed(world: World) -> None:
+    irsa = Stack(world.stack.template, "eks-capture-irsa", {**STACK_PARAMETERS, "PodCredentials": "irsa"})
+    _cloudformation_stack(irsa, "eks-capture-irsa")
+    role = "arn:aws:iam::123456789012:role/capture-pods-irsa"
+    try:
+        code, lines, output = doctor(world, CLUSTER, "--stack", "eks-capture-irsa")
+        assert code == 1
+        assert lines["pod credentials (IRSA)"].startswith("FAIL"), output
+        assert "pod identity agent" not in lines
+        world.kubectl.check(
+            "-n", NAMESPACE, "annotate", "serviceaccount", ACCOUNT, f"eks.amazonaws.com/role-arn={role}"
+        )
+        _, lines, output = doctor(world, CLUSTER, "--stack", "eks-capture-irsa")
+        assert lines["pod credentials (IRSA)"].startswith("ok"), output
+        assert lines["pod credentials (IRSA)"].endswith(f"{NAMESPACE}/{ACCOUNT} -> {role}")
+    finally:
+        boto3.client("cloudformation").delete_stack(StackName="eks-capture-irsa")
+        world.kubectl.check(
+            "-n", NAMESPACE, "annotate", "serviceaccount", ACCOUNT, "eks.amazonaws.com/role-arn-"
+        )
 
 
 def test_a_fact_that_cannot_be_read_is_red_unknown_never_green(world: World) -> None:

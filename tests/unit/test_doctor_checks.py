@@ -258,6 +258,24 @@ def test_the_service_account_is_associated_with_the_stacks_pod_role(
 
 
 @pytest.mark.parametrize(
+    ("account", "verdict"),
+    [
+        ({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": ROLE}}}, Verdict.OK),
+        ({"metadata": {"annotations": {}}}, Verdict.FAIL),
+        (None, Verdict.FAIL),
+        (NOT_READ, Verdict.UNKNOWN),
+    ],
+)
+def test_under_irsa_the_service_account_names_its_role(account: Any, verdict: Verdict) -> None:
+    line = checks.irsa_role("eks-capture", "eks-capture-uploader", account)
+
+    assert line.verdict is verdict
+    assert line.verdict is Verdict.OK or line.fix.startswith(
+        "kubectl -n eks-capture annotate serviceaccount eks-capture-uploader eks.amazonaws.com/role-arn="
+    )
+
+
+@pytest.mark.parametrize(
     ("configuration", "verdict"),
     [({"EventBridgeConfiguration": {}}, Verdict.OK), ({}, Verdict.FAIL), (NOT_READ, Verdict.UNKNOWN)],
 )
