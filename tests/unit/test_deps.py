@@ -52,3 +52,9 @@ def test_the_index_speaks_through_the_bundles_dynamodb_client() -> None:
 
     assert deps.store.table_name == "index"
     assert deps.store._client is deps.aws.dynamodb
+
+
+def test_the_clients_a_function_uses_are_made_at_cold_start_but_sns_only_for_a_topic() -> None:
+    deps = Deps.for_settings(Settings.from_env(ENV), uses=("cloudwatch", "s3", "sns"))
+
+    assert set(vars(deps.aws)) == {"dynamodb", "cloudwatch", "s3"}

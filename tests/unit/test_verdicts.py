@@ -9,6 +9,7 @@ import pytest
 
 from eks_capture.captures.reaper import top_findings
 from eks_capture.captures.verdicts import Evidence, judge, proven, session_outcome
+from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
 from eks_capture.store.sessions import NodeCapture
 
@@ -184,7 +185,7 @@ UNSCHEDULABLE = {
 def test_judge_gives_each_job_state_its_verdict(
     job: dict[str, Any], pods: list[dict[str, Any]], status: str, delete: bool, words: str
 ) -> None:
-    verdict = judge(job, pods, NOW, BOUND, GRACE)
+    verdict = judge(CaptureJob.from_kubernetes(job), pods, NOW, BOUND, GRACE)
 
     assert (verdict.status, verdict.delete) == (status, delete)
     assert words in verdict.reason
@@ -254,7 +255,7 @@ def test_a_job_that_never_got_a_pod_is_never_started_with_the_clusters_reason(
     delete: bool,
     reason: str,
 ) -> None:
-    verdict = judge(job, pods, NOW, BOUND, GRACE, refusal)
+    verdict = judge(CaptureJob.from_kubernetes(job), pods, NOW, BOUND, GRACE, refusal)
     assert (verdict.status, verdict.delete, verdict.reason) == (status, delete, reason)
 
 

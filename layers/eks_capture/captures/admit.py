@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome, Request, session_of, spec_of
 from eks_capture.kube.calls import Cluster
-from eks_capture.kube.labels import LABEL_CAPTURE_ID
+from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.manifests.job import expires_at
 from eks_capture.store.sessions import CaptureSession
 
@@ -36,15 +36,9 @@ def duplicate(session: CaptureSession) -> Outcome:
 def active_captures(cluster: Cluster, namespace: str, own: str) -> set[str]:
     """Capture ids with a Job still running in the cluster (the cluster is the truth, not the table)."""
     active: set[str] = set()
-    for job in cluster.capture_jobs(namespace):
-        status = job.get("status") or {}
-        finished = any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        )
-        capture = (job.get("metadata", {}).get("labels") or {}).get(LABEL_CAPTURE_ID)
-        if capture and capture != own and not finished:
-            active.add(capture)
+    for job in map(CaptureJob.from_kubernetes, cluster.capture_jobs(namespace)):
+        if job.capture_id and job.capture_id != own and not job.finished:
+            active.add(job.capture_id)
     return active
 
 

@@ -7,7 +7,7 @@ made on its first use, so a function pays only for the clients it calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -92,12 +92,22 @@ class Deps:
     now: Callable[[], datetime] = utc_now
 
     @classmethod
-    def for_settings(cls, settings: Settings, aws: AwsClients | None = None) -> Deps:
-        """A function's bundle: the index is the settings' table, spoken to through ``aws.dynamodb``."""
+    def for_settings(
+        cls, settings: Settings, aws: AwsClients | None = None, uses: Iterable[str] = ()
+    ) -> Deps:
+        """A function's bundle: the index is the settings' table, spoken to through ``aws.dynamodb``.
+
+        The clients it ``uses`` are made now, at cold start, not in its first invocations' time (a
+        client takes tens of milliseconds to make); SNS only when the stack notifies, EventBridge only
+        when it has a lifecycle bus.
+        """
         clients = aws or AwsClients()
-        return cls(
-            settings=settings, store=CaptureStore(settings.capture_table, clients.dynamodb), aws=clients
-        )
+        store = CaptureStore(settings.capture_table, clients.dynamodb)
+        skipped = {"sns": not settings.notification_topic_arn, "events": not settings.lifecycle_bus_name}
+        for name in uses:
+            if not skipped.get(name, False):
+                getattr(clients, name)
+        return cls(settings=settings, store=store, aws=clients)
 
     @property
     def sns(self) -> Any:

@@ -42,6 +42,7 @@ from eks_capture.captures.verdicts import (
 )
 from eks_capture.errors import CaptureError
 from eks_capture.events.closings import announce_closed
+from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
 from eks_capture.times import parse_iso
@@ -82,14 +83,6 @@ def _job_of(pod: dict[str, Any]) -> str | None:
     return next((labels[key] for key in JOB_NAME_LABELS if key in labels), None)
 
 
-def _node_of(job: dict[str, Any]) -> str:
-    return str(job.get("spec", {}).get("template", {}).get("spec", {}).get("nodeName", "unknown"))
-
-
-def _capture_of(obj: dict[str, Any]) -> str | None:
-    return (obj.get("metadata", {}).get("labels") or {}).get(LABEL_CAPTURE_ID)
-
-
 class _Sweep:
     def __init__(self, deps: Deps, cluster_name: str) -> None:
         self.deps = deps
@@ -107,39 +100,39 @@ class _Sweep:
 
     def run(self) -> SweepReport:
         namespace = self.settings.capture_namespace
-        jobs = self.cluster.capture_jobs(namespace)
+        jobs = [CaptureJob.from_kubernetes(job) for job in self.cluster.capture_jobs(namespace)]
         pods = self.cluster.capture_pods(namespace)
         self.report.jobs_seen = len(jobs)
         pods_by_job: dict[str, list[dict[str, Any]]] = {}
         for pod in pods:
             pods_by_job.setdefault(_job_of(pod) or "", []).append(pod)
-        for capture_id in {c for c in map(_capture_of, jobs) if c}:
+        for capture_id in {job.capture_id for job in jobs if job.capture_id}:
             self.session(capture_id)
         grace = timedelta(seconds=self.settings.upload_grace_seconds)
         bound = timedelta(seconds=self.settings.pending_bound_seconds)
         refusals = self.refusals(jobs, pods_by_job)
         verdicts = [
-            (job, judge(job, pods_by_job.get(name, []), self.now, bound, grace, refusals.get(name)))
+            (job, judge(job, pods_by_job.get(job.name, []), self.now, bound, grace, refusals.get(job.name)))
             for job in jobs
-            if (name := job["metadata"]["name"])
+            if job.name
         ]
         with ThreadPoolExecutor(max_workers=self.settings.api_parallelism) as pool:
             list(pool.map(lambda pair: self.settle_job(*pair), verdicts))
-        job_names = {job["metadata"]["name"] for job in jobs}
+        job_names = {job.name for job in jobs}
         orphans = [p for p in pods if (_job_of(p) or "") not in job_names]
         for pod in orphans:
             self.reap_orphan_pod(pod, grace)
-        active = {c for job, verdict in verdicts if not verdict.delete and (c := _capture_of(job))}
+        active = {job.capture_id for job, verdict in verdicts if not verdict.delete and job.capture_id}
         self.close_sessions(active)
         self.check_recorders()
         return self.report
 
     def refusals(
-        self, jobs: list[dict[str, Any]], pods_by_job: dict[str, list[dict[str, Any]]]
+        self, jobs: list[CaptureJob], pods_by_job: dict[str, list[dict[str, Any]]]
     ) -> dict[str, str]:
         """Why the cluster refused pods, by Job (FailedCreate events): listed only when a Job has no pod;
         a list that fails costs the reason, not the sweep."""
-        if not any(never_had_a_pod(job, pods_by_job.get(job["metadata"]["name"], [])) for job in jobs):
+        if not any(never_had_a_pod(job, pods_by_job.get(job.name, [])) for job in jobs):
             return {}
         try:
             return self.cluster.job_refusals(self.settings.capture_namespace)
@@ -158,9 +151,9 @@ class _Sweep:
         for pod, why in sorted(unhealthy.items()):
             logger.warning(f"recorder {pod} is unhealthy: {why}", extra={"pod": pod, "why": why})
 
-    def settle_job(self, job: dict[str, Any], verdict: Verdict) -> None:
-        name, node = job["metadata"]["name"], _node_of(job)
-        capture_id = _capture_of(job) or ""
+    def settle_job(self, job: CaptureJob, verdict: Verdict) -> None:
+        name, node = job.name, job.node
+        capture_id = job.capture_id or ""
         if not verdict.delete:
             return
         propagation = "Background" if verdict.status in ("completed", "failed") else "Foreground"

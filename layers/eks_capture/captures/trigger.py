@@ -55,6 +55,7 @@ from eks_capture.events.models import (
     parse_event,
 )
 from eks_capture.ids import CaptureId, capture_id_for_event
+from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import capture_selector
 from eks_capture.kube.nodes import NodeInfo, PodInfo
 from eks_capture.settings import Settings
@@ -291,9 +292,12 @@ def stop_capture(capture_id: str, reason: str, deps: Deps) -> Outcome:
     cluster = deps.cluster(session.cluster)
     namespace = deps.settings.capture_namespace
     deleted = [
-        job["metadata"]["name"]
-        for job in cluster.capture_jobs(namespace, capture_selector(CaptureId(capture_id)))
-        if cluster.delete_job(namespace, job["metadata"]["name"])
+        job.name
+        for job in map(
+            CaptureJob.from_kubernetes,
+            cluster.capture_jobs(namespace, capture_selector(CaptureId(capture_id))),
+        )
+        if cluster.delete_job(namespace, job.name)
     ]
     deps.store.set_status(
         capture_id, "stopping", verdict=f"stopped early: {reason}", only_from=("starting", "running")

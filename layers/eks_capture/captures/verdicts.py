@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
+from eks_capture.kube.jobs import CaptureJob
 from eks_capture.store.sessions import NodeCapture, NodeStatus, SessionStatus
-from eks_capture.times import parse_iso
 
 KUBELET_REJECTED = "Pod was rejected: "  # pkg/kubelet rejectPod's prefix
 #: A node that ended in one of these counts as captured, once S3 proves it took packets.
@@ -28,13 +27,6 @@ class Verdict:
     status: NodeStatus
     reason: str
     delete: bool
-
-
-def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind and condition.get("status") == "True":
-            return dict(condition)
-    return None
 
 
 def _container_failure(pod: dict[str, Any]) -> str:
@@ -85,13 +77,9 @@ def _stuck_reason(pod: dict[str, Any]) -> str | None:
     return None
 
 
-POD_COUNTS = ("active", "ready", "succeeded", "failed", "terminating")
-
-
-def never_had_a_pod(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+def never_had_a_pod(job: CaptureJob, pods: list[dict[str, Any]]) -> bool:
     """No pod of the Job exists, and its status counts none that ever ran or ended."""
-    status = job.get("status") or {}
-    return not pods and not any(status.get(count) for count in POD_COUNTS)
+    return not pods and not job.had_pods
 
 
 def _podless(refusal: str | None, waited: int, ended: str = "") -> Verdict:
@@ -106,7 +94,7 @@ def _podless(refusal: str | None, waited: int, ended: str = "") -> Verdict:
 
 
 def judge(
-    job: dict[str, Any],
+    job: CaptureJob,
     pods: list[dict[str, Any]],
     now: datetime,
     pending_bound: timedelta,
@@ -115,13 +103,12 @@ def judge(
 ) -> Verdict:
     """The verdict on one capture Job given its pods, at ``now``; ``refusal`` is the message of the Job's
     latest ``FailedCreate`` event, when the Job controller could not create its pod."""
-    metadata = job.get("metadata") or {}
-    created = parse_iso(metadata.get("creationTimestamp")) or now
+    created = job.created_at or now
     waited = int((now - created).total_seconds())
-    expires = parse_iso((metadata.get("annotations") or {}).get(ANNOTATION_EXPIRES_AT))
-    if metadata.get("deletionTimestamp"):
+    expires = job.expires_at
+    if job.deleting:
         return Verdict("stopped", "being deleted: the uploader is flushing its last files", False)
-    if _condition(job, "Complete"):
+    if job.completed:
         return Verdict("completed", "captured and uploaded everything", True)
     rejected = next((why for pod in pods if (why := _kubelet_rejection(pod))), None)
     if rejected:
@@ -130,14 +117,14 @@ def judge(
     if evicted:
         return Verdict("failed", evicted, True)
     podless = never_had_a_pod(job, pods)
-    failed = _condition(job, "Failed")
+    failed = job.failure
     if failed:
         if podless:
-            return _podless(refusal, waited, str(failed.get("reason") or "Failed"))
-        if failed.get("reason") == "DeadlineExceeded":
+            return _podless(refusal, waited, failed.reason or "Failed")
+        if failed.reason == "DeadlineExceeded":
             return Verdict("deadline_exceeded", "stopped by the Job's activeDeadlineSeconds", True)
         failed_pods = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
-        story = _container_failure(failed_pods[0]) if failed_pods else failed.get("message", "the Job failed")
+        story = _container_failure(failed_pods[0]) if failed_pods else failed.message or "the Job failed"
         return Verdict("failed", story, True)
     late = now - created > pending_bound
     if podless and (late or (expires is not None and now > expires + grace)):
