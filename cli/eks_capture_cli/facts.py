@@ -5,6 +5,7 @@ client (an EKS token from the operator's credentials). A read that fails is an `
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from eks_capture_cli.checks import SESSION_NAME, Fact, Unfetched
 from eks_capture_cli.permissions import Permission
 
 T = TypeVar("T")
+REVIEW_PARALLELISM = 8
 REVIEWER = "eks-capture-doctor"  # the session name put in an entry's {{SessionName}} for the reviews
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
@@ -161,7 +163,10 @@ class ClusterFacts:
             return dict.fromkeys(asked, api)
         user = str(entry.get("username") or "").replace(SESSION_NAME, REVIEWER)
         groups = [*(entry.get("kubernetesGroups") or []), "system:authenticated"]
-        return {p: self._review(api, user, groups, namespace, p) for p in asked}
+        asked = list(asked)
+        with ThreadPoolExecutor(REVIEW_PARALLELISM) as pool:  # one round trip each: ask them together
+            answers = pool.map(lambda p: self._review(api, user, groups, namespace, p), asked)
+            return dict(zip(asked, answers, strict=True))
 
     @staticmethod
     def _review(api: Cluster, user: str, groups: list[str], namespace: str, asked: Permission) -> Fact[bool]:
