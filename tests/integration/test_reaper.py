@@ -92,6 +92,19 @@ def _sweep_until_closed(reaper_deps: Deps, shop: KubeEmulator, clock: Clock) -> 
     return reports
 
 
+FLUSHING = "tests.eks-capture.io/uploader-flushing"  # holds a pod in Terminating, as a slow final upload does
+
+
+def _set_pod_finalizers(shop: KubeEmulator, finalizers: list[str]) -> None:
+    """Removing the last finalizer of a terminating pod removes it, as the API server does."""
+
+    def change(pod: dict[str, Any]) -> None:
+        pod["metadata"]["finalizers"] = finalizers
+
+    for pod in shop.objects(PODS, NAMESPACE):
+        shop.registry.mutate(PODS, NAMESPACE, pod["metadata"]["name"], change)
+
+
 def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
     deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock, stack: Stack
 ) -> None:
@@ -103,11 +116,19 @@ def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
     )
     assert _sweep(reaper_deps).deleted == {}
     _agents_uploaded(deps, started.capture_id)
+    _set_pod_finalizers(shop, [FLUSHING])
 
     clock.advance(300 + deps.settings.upload_grace_seconds * 2 + 1)
-    first, second = _sweep_until_closed(reaper_deps, shop, clock)
+    first = _sweep(reaper_deps)
+    still_deleting = shop.objects(JOBS, NAMESPACE)
+    _set_pod_finalizers(shop, [])  # the uploaders are done
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="capture jobs deleted")
+    clock.advance(300)
+    second = _sweep(reaper_deps)
 
     assert first.deleted == {"deadline_exceeded": 2}
+    assert first.closed == {}  # its Jobs stay until their pods are gone: an uploader may still be flushing
+    assert [job["metadata"].get("deletionTimestamp") is not None for job in still_deleting] == [True, True]
     assert second.closed == {started.capture_id: "completed"}
     session = _session(deps, started.capture_id)
     assert {n.status for n in session.nodes.values()} == {"deadline_exceeded"}
@@ -133,6 +154,7 @@ def test_a_finished_capture_is_removed_and_its_nodes_freed(
     first, _ = _sweep_until_closed(reaper_deps, shop, clock)
 
     assert first.deleted == {"completed": 2}
+    assert first.closed == {started.capture_id: "completed"}  # a finished Job goes at once: nothing flushes
     session = _session(deps, started.capture_id)
     assert session.status == "completed"
     assert {n.status for n in session.nodes.values()} == {"completed"}
