@@ -2,7 +2,8 @@
 
 Run as ``python -m localcloud.lambda_worker CODE_DIR HANDLER FUNCTION_NAME TIMEOUT``. Requests are
 JSON lines on stdin; responses are JSON lines on the file descriptor named by ``LOCAL_LAMBDA_RESULT_FD``
-so the function's own logs (stdout, as Powertools writes them) never mix with results.
+so the function's own logs (stdout, as Powertools writes them) never mix with results. The first line,
+``{"ready": true}``, says Init (loading the handler) is over: the router's timeout clock starts there.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> None:
     code_dir, handler_name, function_name, timeout = sys.argv[1:5]
     results = os.fdopen(int(os.environ["LOCAL_LAMBDA_RESULT_FD"]), "w", buffering=1)
     handler = _load_handler(code_dir, handler_name)
+    results.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         context = LambdaContext(function_name=function_name, timeout_seconds=float(timeout))

@@ -32,6 +32,9 @@ from localcloud.provision import provision
 from localcloud.template import PROJECT_ROOT, Stack, TemplateError
 
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation by default: the first try and two retries.
+INIT_SECONDS = (
+    10.0  # Lambda's limit on a cold start's Init phase, which the function's timeout does not count
+)
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,11 @@ class Invocation:
 class LambdaProcess:
     """A warm execution environment for one function (see localcloud.lambda_worker)."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str], log: Any) -> None:
+    def __init__(
+        self, spec: FunctionSpec, environment: dict[str, str], log: Any, init_seconds: float = INIT_SECONDS
+    ) -> None:
         self.spec = spec
+        self.init_seconds = init_seconds
         self._environment = environment
         self._log = log
         self._process: subprocess.Popen[str] | None = None
@@ -122,20 +128,36 @@ class LambdaProcess:
         self._results = os.fdopen(read_fd, "r")
 
     def invoke(self, event: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-        """Run the handler on ``event``: (result, None) or (None, Lambda-style error payload)."""
+        """Run the handler on ``event``: (result, None) or (None, Lambda-style error payload).
+
+        As in Lambda, a cold start's Init (the handler module's import) is not counted in the function's
+        timeout, up to Init's own limit; past it Lambda runs Init again within the invocation and its
+        timeout, so here what Init takes past the limit is counted.
+        """
         with self._lock:
+            budget = self.spec.timeout
             if self._process is None or self._process.poll() is not None:
                 self._start()
+                started = time.monotonic()
+                init = self._read_line(self.init_seconds + budget)
+                budget -= max(0.0, time.monotonic() - started - self.init_seconds)
+                if init is None or budget <= 0:
+                    return None, self._timed_out()
+                if "error" in init:
+                    return None, init["error"]
             assert self._process is not None
             assert self._process.stdin is not None
             self._process.stdin.write(json.dumps({"event": event}) + "\n")
             self._process.stdin.flush()
-            response = self._read_response()
+            response = self._read_line(budget)
+            if response is None:
+                return None, self._timed_out()
             if "error" in response:
                 return None, response["error"]
             return response["result"], None
 
-    def _read_response(self) -> dict[str, Any]:
+    def _read_line(self, timeout: float) -> dict[str, Any] | None:
+        """The process's next message, or None if none came within ``timeout`` seconds."""
         outcome: dict[str, Any] = {}
 
         def read() -> None:
@@ -148,16 +170,15 @@ class LambdaProcess:
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        reader.join(self.spec.timeout)
-        if reader.is_alive():
-            self.stop()
-            return {
-                "error": {
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"Task timed out after {self.spec.timeout:.2f} seconds",
-                }
-            }
-        return outcome
+        reader.join(timeout)
+        return None if reader.is_alive() else outcome
+
+    def _timed_out(self) -> dict[str, Any]:
+        self.stop()
+        return {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"Task timed out after {self.spec.timeout:.2f} seconds",
+        }
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -205,6 +226,7 @@ class Router:
     log: Any = None
     on_invocation: Callable[[Invocation], None] | None = None
     invocations: list[Invocation] = field(default_factory=list)
+    init_seconds: float = INIT_SECONDS
 
     def __post_init__(self) -> None:
         self.functions = function_specs(self.stack)
@@ -266,7 +288,7 @@ class Router:
                     )
                 self._routes.append(_Route(spec.logical_id, rule, arn["RuleArn"], queue_url, schedule))
             self._processes[spec.logical_id] = LambdaProcess(
-                spec, self.function_environment(spec.logical_id), self.log
+                spec, self.function_environment(spec.logical_id), self.log, self.init_seconds
             )
 
     def _rule_resources(self) -> list[tuple[str, str, str, dict[str, Any]]]:

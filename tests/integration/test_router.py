@@ -128,6 +128,35 @@ def test_a_function_without_retries_is_invoked_once_however_it_fails(aws: MotoSe
     assert invocation.error is not None
 
 
+@pytest.mark.parametrize(
+    ("init_sleep", "init_limit", "handler_sleep", "error_type"),
+    [
+        (1.5, 10.0, 0.0, None),  # Init longer than the 1 s timeout: not counted, as in Lambda
+        (2.0, 0.5, 0.0, "Sandbox.Timedout"),  # Init past its limit runs within the timeout: counted
+        (0.0, 10.0, 1.5, "Sandbox.Timedout"),  # the handler itself past the timeout
+    ],
+)
+def test_the_timeout_counts_the_handler_and_an_init_past_its_limit_but_not_a_cold_start(
+    aws: MotoServer, init_sleep: float, init_limit: float, handler_sleep: float, error_type: str | None
+) -> None:
+    template = load_template(ECHO_STACK / "template.yaml")
+    template["Globals"]["Function"]["Timeout"] = 1
+    stack = Stack(template, "echo", {"Retries": "0"}, base_dir=ECHO_STACK)
+    environment = {**aws.env(), "INIT_SLEEP_SECONDS": str(init_sleep)}
+    router = Router(stack, environment=environment, init_seconds=init_limit)
+    router.deploy()
+    try:
+        invocation = router.invoke(
+            "EchoFunction", {"detail-type": "Ping", "detail": {"sleep": handler_sleep}}
+        )
+    finally:
+        router.stop()
+
+    assert (invocation.error or {}).get("errorType") == error_type
+    if error_type is None:
+        assert invocation.result["remaining_ms"] > 500  # the handler's clock started after Init
+
+
 def test_the_teardown_sweep_is_not_retried_and_the_other_functions_are_twice() -> None:
     stack = Stack(load_template(), "eks-capture", {"ClusterNames": "shop-prod", "CaptureImageUri": IMAGE})
 
