@@ -10,6 +10,7 @@ from localcloud.netns import can_make_namespaces
 
 pytest_plugins = [
     "tests.fixtures.aws",
+    "tests.fixtures.clock",
     "tests.fixtures.kube",
     "tests.fixtures.network",
     "tests.fixtures.traffic",

@@ -9,7 +9,7 @@ records ``FailedCreate``; the sweep runs with its clock moved past the pending b
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -36,6 +36,7 @@ from localcloud.kube import (
     KubeEmulator,
 )
 from tests.events import load_event
+from tests.fixtures.clock import Clock
 from tests.fixtures.cluster import revoke
 from tests.fixtures.uploads import upload_manifest
 
@@ -47,21 +48,6 @@ WEBHOOK = "validate.kyverno.svc-fail"
 WEBHOOK_SAYS = (
     "policy Job/eks-capture for resource violation: disallow-host-network: hostNetwork is not allowed"
 )
-
-
-class Clock:
-    """The sweep's idea of now, moved by the test."""
-
-    def __init__(self) -> None:
-        self.moment = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -11,24 +11,19 @@ from pathlib import Path
 
 import boto3
 import pytest
-from typer.testing import CliRunner
 
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.files import FileRecord
 from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
-from eks_capture_cli import app, run
+from eks_capture_cli import run
 from localcloud.template import Stack
+from tests.fixtures.cli import invoke
+from tests.fixtures.stack import stack_outputs
 
 CLUSTER = "shop-prod"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
-OUTPUTS = ("CaptureBucketName", "CaptureTableName", "CaptureEventBusName")
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-
-
-def stack_outputs(stack: Stack) -> dict[str, str]:
-    """The outputs CloudFormation would report for the stack (the template's own expressions)."""
-    return {name: str(stack.resolve(stack.template["Outputs"][name]["Value"])) for name in OUTPUTS}
 
 
 def options(stack: Stack) -> list[str]:
@@ -89,13 +84,8 @@ def indexed(stack: Stack) -> CaptureStore:
     return store
 
 
-def _invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
-    return result.exit_code, result.stdout, result.stderr
-
-
 def test_list_shows_the_clusters_captures_newest_first(stack: Stack, indexed: CaptureStore) -> None:
-    code, out, _ = _invoke("list", "--cluster", CLUSTER, "--json", *options(stack))
+    code, out, _ = invoke("list", "--cluster", CLUSTER, "--json", *options(stack))
 
     assert code == 0
     rows = json.loads(out)
@@ -128,14 +118,14 @@ def test_list_shows_the_clusters_captures_newest_first(stack: Stack, indexed: Ca
 def test_list_filters_narrow_the_captures(
     stack: Stack, indexed: CaptureStore, filters: list[str], expected: list[CaptureSession]
 ) -> None:
-    code, out, _ = _invoke("list", "--cluster", CLUSTER, "--json", *filters, *options(stack))
+    code, out, _ = invoke("list", "--cluster", CLUSTER, "--json", *filters, *options(stack))
 
     assert code == 0
     assert {r["capture_id"] for r in json.loads(out)} == {s.capture_id for s in expected}
 
 
 def test_list_as_a_table_names_every_capture(stack: Stack, indexed: CaptureStore) -> None:
-    code, out, _ = _invoke("list", "--cluster", CLUSTER, *options(stack))
+    code, out, _ = invoke("list", "--cluster", CLUSTER, *options(stack))
 
     assert code == 0
     assert all(session.capture_id in out for session in SESSIONS)
@@ -147,7 +137,7 @@ def test_show_gives_nodes_verdicts_files_findings_and_where_they_are(
     outputs = stack_outputs(stack)
     first = SESSIONS[0]
 
-    code, out, _ = _invoke(
+    code, out, _ = invoke(
         "show", first.capture_id, "--table", outputs["CaptureTableName"],
         "--bucket", outputs["CaptureBucketName"],
     )  # fmt: skip
@@ -167,7 +157,7 @@ def test_show_gives_nodes_verdicts_files_findings_and_where_they_are(
 def test_show_as_json_carries_the_session_and_its_files(stack: Stack, indexed: CaptureStore) -> None:
     first = SESSIONS[0]
 
-    code, out, _ = _invoke("show", first.capture_id, "--json", *options(stack))
+    code, out, _ = invoke("show", first.capture_id, "--json", *options(stack))
 
     assert code == 0
     shown = json.loads(out)
@@ -185,7 +175,7 @@ def test_the_stack_option_finds_the_names_in_cloudformation_outputs(
     }
     boto3.client("cloudformation").create_stack(StackName="eks-capture", TemplateBody=json.dumps(template))
 
-    code, out, _ = _invoke("list", "--cluster", CLUSTER, "--json", "--stack", "eks-capture")
+    code, out, _ = invoke("list", "--cluster", CLUSTER, "--json", "--stack", "eks-capture")
 
     assert code == 0
     assert len(json.loads(out)) == len(SESSIONS)
@@ -204,7 +194,7 @@ def test_failures_are_one_line_on_stderr_with_a_nonzero_exit(
 ) -> None:
     extra = [] if "--stack" in args else options(stack)
 
-    exit_code, out, err = _invoke(*args, *extra)
+    exit_code, out, err = invoke(*args, *extra)
 
     assert exit_code == code
     assert out == ""

@@ -28,8 +28,8 @@ from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, Trigger
 from eks_capture_cli import app
 from localcloud.template import Stack
+from tests.fixtures.stack import stack_outputs
 from tests.fixtures.traffic import Captures
-from tests.integration.test_cli_browse import stack_outputs
 
 pytestmark = pytest.mark.root  # tcpdump/dumpcap traffic and the tshark tools as oracles
 

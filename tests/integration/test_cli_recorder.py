@@ -8,8 +8,8 @@ from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import DAEMONSETS, PODS
 from localcloud.router import Router
 from localcloud.template import Stack
-from tests.integration.test_cli_browse import stack_outputs
-from tests.integration.test_cli_requests import _invoke
+from tests.fixtures.cli import invoke
+from tests.fixtures.stack import stack_outputs
 
 CLUSTER = "shop-prod"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
@@ -27,7 +27,7 @@ def _recorder_pods(shop: KubeEmulator) -> list[dict[str, Any]]:
 def test_enable_runs_a_recorder_on_the_chosen_nodes_and_status_reports_it(
     stack: Stack, shop: KubeEmulator, router: Router
 ) -> None:
-    code, _, err = _invoke(
+    code, _, err = invoke(
         "recorder", "enable", "-c", CLUSTER, "--node-label", f"kubernetes.io/hostname={NODE_A}",
         "--ring-minutes", "5", "-r", "intermittent resets", *_bus(stack),
     )  # fmt: skip
@@ -39,7 +39,7 @@ def test_enable_runs_a_recorder_on_the_chosen_nodes_and_status_reports_it(
         lambda: any(p["status"].get("phase") == "Running" for p in _recorder_pods(shop)), timeout=30
     )
 
-    code, out, err = _invoke("recorder", "status", "-c", CLUSTER)
+    code, out, err = invoke("recorder", "status", "-c", CLUSTER)
 
     assert code == 0, err
     assert out.startswith(f"{NODE_A}: recording")
@@ -47,11 +47,11 @@ def test_enable_runs_a_recorder_on_the_chosen_nodes_and_status_reports_it(
 
 
 def test_disable_removes_the_recorder(stack: Stack, shop: KubeEmulator, router: Router) -> None:
-    _invoke("recorder", "enable", "-c", CLUSTER, "-r", "keep the past", *_bus(stack))
+    invoke("recorder", "enable", "-c", CLUSTER, "-r", "keep the past", *_bus(stack))
     router.drain()
     assert shop.objects(DAEMONSETS, NAMESPACE)
 
-    code, _, err = _invoke("recorder", "disable", "-c", CLUSTER, "-r", "incident closed", *_bus(stack))
+    code, _, err = invoke("recorder", "disable", "-c", CLUSTER, "-r", "incident closed", *_bus(stack))
     router.drain()
 
     assert code == 0, err
@@ -61,9 +61,7 @@ def test_disable_removes_the_recorder(stack: Stack, shop: KubeEmulator, router: 
 def test_a_bad_request_fails_locally_with_the_field_named_and_sends_nothing(
     stack: Stack, shop: KubeEmulator, router: Router
 ) -> None:
-    code, _, err = _invoke(
-        "recorder", "enable", "-c", CLUSTER, "--ring-minutes", "0", "-r", "x", *_bus(stack)
-    )
+    code, _, err = invoke("recorder", "enable", "-c", CLUSTER, "--ring-minutes", "0", "-r", "x", *_bus(stack))
 
     assert code == 2
     assert "ring_minutes" in err

@@ -7,14 +7,12 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from typer.testing import CliRunner
 
 from eks_capture.errors import CaptureRejected
 from eks_capture.events.models import parse_event
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.files import FileRecord
 from eks_capture.store.sessions import CaptureSession
-from eks_capture_cli import app
 from eks_capture_cli.catalog import Catalog
 from eks_capture_cli.failures import CommandError
 from eks_capture_cli.follow import follow
@@ -22,7 +20,8 @@ from eks_capture_cli.requests import envelope, start_detail
 from localcloud.kube import KubeEmulator
 from localcloud.router import Router
 from localcloud.template import Stack
-from tests.integration.test_cli_browse import stack_outputs
+from tests.fixtures.cli import invoke
+from tests.fixtures.stack import stack_outputs
 
 CLUSTER = "shop-prod"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
@@ -34,15 +33,10 @@ def _bus_options(stack: Stack) -> list[str]:
     return ["--bus", outputs["CaptureEventBusName"], "--table", outputs["CaptureTableName"]]
 
 
-def _invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
-    return result.exit_code, result.stdout, result.stderr
-
-
 def test_start_sends_a_request_the_trigger_turns_into_the_printed_capture(
     stack: Stack, shop: KubeEmulator, router: Router
 ) -> None:
-    code, out, err = _invoke(
+    code, out, err = invoke(
         "start", "-c", CLUSTER, "-n", NODE_A, "-n", NODE_B, "--duration", "60",
         "--filter", "tcp port 443", "-r", "INC-4127 TLS timeouts", *_bus_options(stack),
     )  # fmt: skip
@@ -78,7 +72,7 @@ def test_a_bad_request_fails_locally_with_the_triggers_message_and_sends_nothing
     with pytest.raises(CaptureRejected) as rejected:
         parse_event(envelope("Start Capture", request, datetime.now(UTC)))
 
-    code, out, err = _invoke("start", "-c", CLUSTER, "-r", "why", *args, *_bus_options(stack))
+    code, out, err = invoke("start", "-c", CLUSTER, "-r", "why", *args, *_bus_options(stack))
 
     assert code == 2
     assert out == ""
@@ -90,7 +84,7 @@ def test_a_bad_request_fails_locally_with_the_triggers_message_and_sends_nothing
 def test_stop_sends_stop_capture_for_the_id(stack: Stack, router: Router) -> None:
     capture_id = "cap-20261125T031200Z-0a1b2c3d"
 
-    code, _, err = _invoke("stop", capture_id, "-r", "got what we needed", *_bus_options(stack)[:2])
+    code, _, err = invoke("stop", capture_id, "-r", "got what we needed", *_bus_options(stack)[:2])
 
     assert code == 0, err
     [invocation] = router.drain()
@@ -101,7 +95,7 @@ def test_stop_sends_stop_capture_for_the_id(stack: Stack, router: Router) -> Non
 
 
 def test_stop_refuses_a_malformed_id_before_sending(stack: Stack, router: Router) -> None:
-    code, _, err = _invoke("stop", "cap-yesterday", *_bus_options(stack)[:2])
+    code, _, err = invoke("stop", "cap-yesterday", *_bus_options(stack)[:2])
 
     assert code == 2
     assert "detail.capture_id" in err
@@ -146,7 +140,7 @@ def test_start_wait_follows_the_capture_until_it_ends(
     router.start(poll_seconds=0.1)
     finisher.start()
     try:
-        code, out, err = _invoke(
+        code, out, err = invoke(
             "start", "-c", CLUSTER, "-n", NODE_A, "-r", "follow me", "--wait", "--timeout", "60",
             *_bus_options(stack),
         )  # fmt: skip
@@ -186,7 +180,7 @@ def test_waiting_gives_up_when_the_trigger_never_records_the_request(stack: Stac
 def test_start_with_a_service_and_its_clients_pods_captures_both_ends(
     stack: Stack, shop: KubeEmulator, router: Router
 ) -> None:
-    code, out, err = _invoke(
+    code, out, err = invoke(
         "start", "-c", CLUSTER, "--service", "payments/ledger", "--pods", "app.kubernetes.io/name=checkout",
         "--namespace", "payments", "--service-ports", "-r", "ledger timeouts", *_bus_options(stack),
     )  # fmt: skip

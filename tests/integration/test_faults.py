@@ -45,6 +45,7 @@ from localcloud.outages import PausableProxy
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
+from tests.fixtures.clock import Clock
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
 from tests.fixtures.uploads import upload_manifest
 
@@ -57,19 +58,6 @@ ALL_NODES = {
     "ip-192-168-40-7.us-west-2.compute.internal",
     "ip-192-168-77-9.us-west-2.compute.internal",
 }
-
-
-class Clock:
-    """The reaper's idea of now, moved by the test."""
-
-    def __init__(self) -> None:
-        self.moment = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
 
 
 # --- the invariants ----------------------------------------------------------------------------
@@ -148,11 +136,6 @@ def tear_down_and_assert_nothing_left(
     reports += reaper.sweep(reaper_deps, [CLUSTER])
     assert node_locks(reaper_deps.settings) == []
     return reports
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -39,8 +39,8 @@ from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.outages import DynamoDBProxy, ThrottlingAnswer
 from localcloud.router import ASYNC_ATTEMPTS
+from tests.fixtures.clock import Clock
 from tests.integration.test_faults import (
-    Clock,
     assert_each_node_has_one_capture_or_a_reason,
     assert_one_live_capture_per_node,
     assert_totals_equal_the_file_items,

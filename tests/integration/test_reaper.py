@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,29 +28,12 @@ from localcloud.kube.resources import JOBS, NODES, PODS
 from localcloud.router import Router
 from localcloud.template import Stack
 from tests.events import load_event
+from tests.fixtures.clock import Clock
 from tests.fixtures.uploads import upload_manifest
 
 NAMESPACE = "eks-capture"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
-
-
-class Clock:
-    """The reaper's idea of now, moved by the test."""
-
-    def __init__(self) -> None:
-        self.moment = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -19,16 +19,9 @@ from eks_capture.kube.names import dns1123_label_error, label_value_error
 from eks_capture.kube.nodes import NodeInfo, Taint
 from eks_capture.kube.selectors import LabelSelector
 from eks_capture.settings import Settings
+from tests.fixtures.manifests import SETTINGS, SHELLS, assert_schema_valid
 
-SCHEMA_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
-SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "ash", "dash"}
 STARTED = datetime(2026, 11, 25, 11, 0, 0, tzinfo=UTC)
-SETTINGS = Settings(
-    capture_bucket="eks-capture-123456789012-us-west-2",
-    capture_table="eks-capture-index",
-    capture_image="123456789012.dkr.ecr.us-west-2.amazonaws.com/eks-capture-agent@sha256:" + "a" * 64,
-    aws_region="us-west-2",
-)
 NODE = NodeInfo(
     "ip-192-168-40-7.us-west-2.compute.internal",
     "i-0fedcba9876543210",
@@ -55,11 +48,6 @@ def container(job: dict[str, Any], name: str) -> dict[str, Any]:
 
 def env_of(item: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in item.get("env", [])}
-
-
-def assert_schema_valid(job: dict[str, Any]) -> None:
-    for version in SCHEMA_VERSIONS:
-        kubernetes_validate.validate(job, version, strict=True)
 
 
 def assert_security_policy(job: dict[str, Any], settings: Settings) -> None:

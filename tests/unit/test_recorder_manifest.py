@@ -11,7 +11,7 @@ import pytest
 from eks_capture.kube.manifests.daemonset import RecorderSpec, recorder_daemonset
 from eks_capture.kube.names import quantity_bytes
 from eks_capture.kube.selectors import LabelSelector
-from tests.unit.test_manifests import SETTINGS, SHELLS, assert_schema_valid
+from tests.fixtures.manifests import SETTINGS, SHELLS, assert_schema_valid
 
 GENERAL = LabelSelector.model_validate({"matchLabels": {"eks.amazonaws.com/nodegroup": "general"}})
 EXPRESSIONS = LabelSelector.model_validate(
