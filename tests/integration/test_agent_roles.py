@@ -13,32 +13,32 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
-import zstandard
 
 from localcloud.aws import MotoServer
-from localcloud.netns import Host, TestNetwork
+from localcloud.netns import TestNetwork
 from localcloud.outages import PausableProxy
+from tests.fixtures.agents import (
+    BUCKET,
+    IDENTITY,
+    PORT,
+    PREFIX,
+    UsageSampler,
+    finish,
+    manifest,
+    packets_in_s3,
+    s3_objects,
+    send_udp,
+    start_agent,
+)
 
 pytestmark = pytest.mark.root
 
-BUCKET = "captures-test"
-IDENTITY = {"CAPTURE_ID": "cap-20261125T120000Z-0a1b2c3d", "CLUSTER_NAME": "demo", "NODE_NAME": "node-1"}
-PREFIX = "captures/demo/cap-20261125T120000Z-0a1b2c3d/node-1/"
-PORT = 9999
-CAPTURE_CAPS = ["setpriv", "--bounding-set=-all,+net_raw,+setgid", "--inh-caps=-all", "--no-new-privs"]
-UPLOAD_USER = [
-    "setpriv", "--reuid=65532", "--regid=65532", "--clear-groups",
-    "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs",
-]  # fmt: skip
 FLOOD = """
 import socket, sys, time
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -47,72 +47,6 @@ while time.monotonic() < end:
     for _ in range(1000):
         sock.sendto(b"x" * 1000, ("127.0.0.1", int(sys.argv[2])))
 """
-SENDER = """
-import socket, sys, time
-destination, count, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-start = time.monotonic()
-for index in range(count):
-    sock.sendto(b"x" * 1000, (destination, int(sys.argv[4])))
-    if index % 50 == 49:
-        ahead = (index + 1) / rate - (time.monotonic() - start)
-        if ahead > 0:
-            time.sleep(ahead)
-"""
-
-
-@dataclass
-class UsageSampler:
-    """Samples the spool's disk use every 10 ms as the kubelet measures an emptyDir: allocated blocks of the
-    directory and of every entry in it."""
-
-    spool: Path
-    samples: list[int] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            total = self.spool.stat().st_blocks * 512
-            for entry in os.scandir(self.spool):
-                try:
-                    total += entry.stat(follow_symlinks=False).st_blocks * 512
-                except FileNotFoundError:
-                    continue
-            self.samples.append(total)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return max(self.samples)
-
-
-@dataclass
-class Agent:
-    """One pod's two containers as processes, with their logs."""
-
-    spool: Path
-    logs: Path
-    capture: subprocess.Popen[bytes]
-    upload: subprocess.Popen[bytes] | None
-
-    def wait_until_capturing(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "capture running" in (self.logs / "capture.log").read_text():
-                return
-            assert self.capture.poll() is None, self.log("capture")
-            time.sleep(0.05)
-        raise AssertionError(f"capture never started: {self.log('capture')}")
-
-    def log(self, role: str) -> str:
-        return (self.logs / f"{role}.log").read_text()
-
-    def marker(self) -> dict[str, Any]:
-        return dict(json.loads((self.spool / "capture-done.json").read_text()))
 
 
 @pytest.fixture
@@ -129,80 +63,6 @@ def bucket(aws: MotoServer) -> str:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
     return BUCKET
-
-
-def start_agent(
-    server: Host,
-    spool: Path,
-    logs: Path,
-    *,
-    duration: int,
-    capture_filter: str = f"udp port {PORT}",
-    endpoint_url: str | None = None,
-    budget_bytes: int = 1 << 30,
-    with_upload: bool = True,
-    capture_caps: list[str] = CAPTURE_CAPS,
-    interface: str | None = None,
-) -> Agent:
-    env = {**os.environ, **IDENTITY}
-    if endpoint_url:
-        env["AWS_ENDPOINT_URL"] = endpoint_url
-    capture_argv = [
-        *capture_caps, sys.executable, "-m", "eks_capture_agent", "capture", "--spool", str(spool),
-        "--interface", interface or server.dev, "--duration", str(duration), "--snaplen", "2048",
-        "--rotate-seconds", "1", "--rotate-megabytes", "1", "--filter", capture_filter,
-        "--budget-bytes", str(budget_bytes),
-    ]  # fmt: skip
-    upload_argv = [
-        *UPLOAD_USER, sys.executable, "-m", "eks_capture_agent", "upload", "--spool", str(spool),
-        "--bucket", BUCKET, "--prefix", PREFIX, "--budget-bytes", str(budget_bytes),
-        "--grace-seconds", "15", "--poll-seconds", "0.2",
-    ]  # fmt: skip
-    capture_log = (logs / "capture.log").open("wb")
-    capture = server.popen(capture_argv, stdout=capture_log, stderr=subprocess.STDOUT, env=env)
-    upload = None
-    if with_upload:
-        upload_log = (logs / "upload.log").open("wb")
-        upload = subprocess.Popen(upload_argv, stdout=upload_log, stderr=subprocess.STDOUT, env=env)
-    return Agent(spool=spool, logs=logs, capture=capture, upload=upload)
-
-
-def send_udp(network: TestNetwork, count: int, rate: float) -> subprocess.Popen[bytes]:
-    """Datagrams from client to server on the test port, paced at ``rate`` per second."""
-    argv = [sys.executable, "-c", SENDER, network["server"].ip, str(count), str(rate), str(PORT)]
-    return network["client"].popen(argv)
-
-
-def s3_objects() -> dict[str, dict[str, Any]]:
-    s3 = boto3.client("s3")
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", [])
-    return {item["Key"]: dict(s3.head_object(Bucket=BUCKET, Key=item["Key"])) for item in listed}
-
-
-def packets_in_s3(workdir: Path) -> dict[str, int]:
-    """Packets per uploaded pcap, counted by capinfos after decompressing the object."""
-    s3 = boto3.client("s3")
-    counts = {}
-    for key in s3_objects():
-        if not key.endswith(".pcap.zst"):
-            continue
-        compressed = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        local = workdir / Path(key).name.removesuffix(".zst")
-        local.write_bytes(zstandard.ZstdDecompressor().decompressobj().decompress(compressed))
-        argv = ["capinfos", "-c", "-M", str(local)]
-        done = subprocess.run(argv, capture_output=True, text=True, check=True)
-        counts[key] = int(done.stdout.split("Number of packets:")[1].split()[0])
-    return counts
-
-
-def manifest() -> dict[str, Any]:
-    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"{PREFIX}manifest.json")["Body"].read()
-    return dict(json.loads(body))
-
-
-def finish(process: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> int:
-    assert process is not None
-    return process.wait(timeout=timeout)
 
 
 def test_every_packet_tcpdump_captured_is_in_s3_with_metadata_and_manifest(

@@ -35,7 +35,7 @@ from eks_capture.settings import Settings
 from localcloud.aws import MotoServer, free_port
 from tests.fixtures.image import PODMAN, ULIMITS, empty_dir, podman_run_argv, remove_container
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 BUCKET = "captures-image-test"
 CLUSTER = "shop-prod"

@@ -8,112 +8,33 @@ through the index alone.
 
 from __future__ import annotations
 
-import gzip
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import boto3
 import pytest
-import zstandard
 from typer.testing import CliRunner
 
-from eks_capture.captures.context import ClusterContext, NodeEntry, PodEntry, store_context
-from eks_capture.captures.indexer import index_object
-from eks_capture.events.s3 import S3ObjectRef
-from eks_capture.store.catalog import CaptureStore
-from eks_capture.store.sessions import CaptureSession, Trigger
+from eks_capture.captures.context import ClusterContext, NodeEntry, PodEntry
 from eks_capture_cli import app
 from localcloud.template import Stack
+from tests.fixtures.node_uploads import (
+    CLUSTER,
+    FIRST,
+    NODE_A,
+    NODE_B,
+    SECOND,
+    Upload,
+    index_uploads,
+    make_uploads,
+    tool_output,
+)
 from tests.fixtures.stack import stack_outputs
 from tests.fixtures.traffic import Captures
 
 pytestmark = pytest.mark.root  # tcpdump/dumpcap traffic and the tshark tools as oracles
-
-CLUSTER = "shop-prod"
-NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
-NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
-FIRST = "cap-20261125T031200Z-0a1b2c3d"
-SECOND = "cap-20261125T031500Z-4e5f6a7b"
-SHIFT_SECONDS = 600
-COMPRESS: dict[str, Callable[[bytes], bytes]] = {
-    ".zst": zstandard.ZstdCompressor().compress,
-    ".gz": gzip.compress,
-    "": bytes,
-}
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One file as a node's agent would have uploaded it, and the plain bytes it holds."""
-
-    capture_id: str
-    node: str
-    name: str
-    plain: Path
-
-
-def _run(*command: str) -> str:
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
-
-def make_uploads(captures: Captures, work: Path, first: str = FIRST, second: str = SECOND) -> list[Upload]:
-    """Client file rotated in two, server file whole (first capture); client file shifted (second)."""
-    client, server = captures["ethernet.pcap"], captures["server.pcapng"]
-    packets = int(_run("capinfos", "-M", "-c", "-T", "-r", str(client)).split()[-1])
-    _run("editcap", "-c", str(packets // 2 + 1), str(client), str(work / "client.pcap"))
-    parts = sorted(work.glob("client_*.pcap"))
-    shifted = work / "client-later.pcap"
-    _run("editcap", "-t", str(SHIFT_SECONDS), str(client), str(shifted))
-    return [
-        *(
-            Upload(first, NODE_A, f"20261125T031200Z-{i:05d}.pcap.zst", part)
-            for i, part in enumerate(parts, 1)
-        ),
-        Upload(first, NODE_B, "20261125T031200Z-00001.pcapng.gz", server),
-        Upload(second, NODE_A, "20261125T031500Z-00001.pcap", shifted),
-    ]
-
-
-def _session(capture_id: str, created: datetime) -> CaptureSession:
-    return CaptureSession(
-        capture_id=capture_id,
-        cluster=CLUSTER,
-        status="completed",
-        trigger=Trigger(kind="manual", reason="pull test", event_id=capture_id),
-        created_at=created,
-        expires_at=created + timedelta(minutes=5),
-        duration_seconds=60,
-        s3_prefix=f"captures/{CLUSTER}/{capture_id}/",
-    )
-
-
-def index_uploads(
-    stack: Stack,
-    uploads: list[Upload],
-    context: ClusterContext | None = None,
-    created: datetime = datetime(2026, 11, 25, 3, 12, tzinfo=UTC),
-) -> CaptureStore:
-    """Sessions, objects and their index items, as the trigger, agents and indexer leave them."""
-    outputs = stack_outputs(stack)
-    bucket, store = outputs["CaptureBucketName"], CaptureStore(outputs["CaptureTableName"])
-    s3 = boto3.client("s3")
-    for capture_id in dict.fromkeys(u.capture_id for u in uploads):
-        store.create_session(_session(capture_id, created))
-    if context is not None:
-        store_context(s3, bucket, context)
-    for upload in uploads:
-        key = f"captures/{CLUSTER}/{upload.capture_id}/{upload.node}/{upload.name}"
-        suffix = next(s for s in COMPRESS if upload.name.endswith(s))
-        s3.put_object(Bucket=bucket, Key=key, Body=COMPRESS[suffix](upload.plain.read_bytes()))
-        outcome = index_object(
-            S3ObjectRef(bucket=bucket, key=key, size=None, etag=None, sequencer=None), store, s3
-        )
-        assert outcome.status == "indexed", outcome.message
-    return store
 
 
 @pytest.fixture
@@ -186,7 +107,7 @@ def _window(uploads: list[Upload]) -> tuple[str, str]:
     stamps = [
         Decimal(t)
         for u in uploads
-        for t in _run("tshark", "-r", str(u.plain), "-T", "fields", "-e", "frame.time_epoch").split()
+        for t in tool_output("tshark", "-r", str(u.plain), "-T", "fields", "-e", "frame.time_epoch").split()
     ]
     low = datetime.fromtimestamp(float(min(stamps)), tz=UTC) - timedelta(seconds=1)
     high = datetime.fromtimestamp(float(max(stamps)), tz=UTC) + timedelta(seconds=1)
@@ -231,14 +152,14 @@ def _packets(
         command += ["-e", field]
     if display_filter:
         command += ["-Y", display_filter]
-    lines = _run(*command).splitlines()
+    lines = tool_output(*command).splitlines()
     return [tuple(line.split("\t")) for line in lines]
 
 
 def test_merge_matches_mergecap_and_tells_each_packets_node(
     stack: Stack, uploads: list[Upload], tmp_path: Path
 ) -> None:
-    first_tcp = _run(
+    first_tcp = tool_output(
         "tshark", "-r", str(uploads[0].plain), "-Y", "tcp", "-T", "fields", "-e", "ip.src", "-e", "ip.dst"
     )
     client_ip, server_ip = first_tcp.splitlines()[0].split()
@@ -260,16 +181,18 @@ def test_merge_matches_mergecap_and_tells_each_packets_node(
         key=lambda u: (Decimal(_packets(u.plain)[0][0]), u.node, u.name),
     )
     reference = tmp_path / "mergecap.pcapng"
-    _run("mergecap", "-I", "none", "-w", str(reference), *(str(u.plain) for u in inputs))
+    tool_output("mergecap", "-I", "none", "-w", str(reference), *(str(u.plain) for u in inputs))
     assert _packets(merged) == _packets(reference)
     for node in (NODE_A, NODE_B):
         own = tmp_path / f"{node}.pcapng"
-        _run("mergecap", "-I", "none", "-w", str(own), *(str(u.plain) for u in inputs if u.node == node))
+        tool_output(
+            "mergecap", "-I", "none", "-w", str(own), *(str(u.plain) for u in inputs if u.node == node)
+        )
         assert _packets(merged, f'frame.interface_name == "{node}"') == _packets(own)
     warnings = subprocess.run(["tshark", "-r", str(merged), "-q"], capture_output=True, text=True)
     assert warnings.returncode == 0
     assert [line for line in warnings.stderr.splitlines() if "Running as user" not in line] == []
-    hosts = _run("tshark", "-r", str(merged), "-q", "-z", "hosts")
+    hosts = tool_output("tshark", "-r", str(merged), "-q", "-z", "hosts")
     assert f"{client_ip}\tshop/checkout-7f9c" in hosts
     assert f"{server_ip}\tnode ip-192-168-40-7" in hosts
     assert f"merged {sum(len(_packets(u.plain)) for u in inputs):,} packets" in stdout

@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -34,18 +33,23 @@ from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureError
 from eks_capture.kube.calls import Cluster
-from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
-from localcloud.kube.resources import JOBS, PODS
 from localcloud.outages import PausableProxy
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
 from tests.fixtures.clock import Clock
+from tests.fixtures.invariants import (
+    assert_each_node_has_one_capture_or_a_reason,
+    assert_one_live_capture_per_node,
+    assert_totals_equal_the_file_items,
+    capture_jobs,
+    tear_down_and_assert_nothing_left,
+)
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
 from tests.fixtures.uploads import upload_manifest
 
@@ -61,81 +65,6 @@ ALL_NODES = {
 
 
 # --- the invariants ----------------------------------------------------------------------------
-
-
-def capture_jobs(shop: KubeEmulator, capture_id: str | None = None) -> list[dict[str, Any]]:
-    jobs = shop.objects(JOBS, NAMESPACE)
-    return [j for j in jobs if capture_id is None or j["metadata"]["labels"][LABEL_CAPTURE_ID] == capture_id]
-
-
-def assert_each_node_has_one_capture_or_a_reason(
-    store: CaptureStore, shop: KubeEmulator, capture_id: str, requested: set[str]
-) -> CaptureSession:
-    """Every requested node: exactly one Job of this capture, or a recorded reason for having none."""
-    session = store.get_session(capture_id)
-    assert session is not None, f"no session {capture_id}"
-    per_node = Counter(j["spec"]["template"]["spec"]["nodeName"] for j in capture_jobs(shop, capture_id))
-    assert not set(session.nodes) & set(session.skipped)
-    assert set(session.nodes) | set(session.skipped) == requested
-    assert all(count == 1 for count in per_node.values()), per_node
-    for name, node in session.nodes.items():
-        if node.status == "failed":
-            assert node.reason, name
-            assert per_node[name] == 0, name
-        else:
-            assert per_node[name] == 1, (name, node.status)
-    assert all(session.skipped.values())
-    return session
-
-
-def assert_one_live_capture_per_node(shop: KubeEmulator) -> None:
-    """No node runs two captures at once, whichever events asked for them."""
-    live = [
-        j
-        for j in capture_jobs(shop)
-        if not any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in (j.get("status") or {}).get("conditions") or []
-        )
-    ]
-    per_node = Counter(j["spec"]["template"]["spec"]["nodeName"] for j in live)
-    assert all(count == 1 for count in per_node.values()), per_node
-
-
-def assert_totals_equal_the_file_items(store: CaptureStore, capture_id: str) -> None:
-    session = store.get_session(capture_id)
-    assert session is not None
-    files = store.files_of_capture(capture_id)
-    assert len({f.s3_key for f in files}) == len(files)
-    assert (session.totals.files, session.totals.packets, session.totals.bytes) == (
-        len(files),
-        sum(f.packets for f in files),
-        sum(f.bytes for f in files),
-    )
-
-
-def node_locks(settings: Settings) -> list[str]:
-    items = boto3.client("dynamodb").scan(TableName=settings.capture_table)["Items"]
-    return [item["pk"]["S"] for item in items if item["pk"]["S"].startswith("LOCK#")]
-
-
-def tear_down_and_assert_nothing_left(
-    reaper_deps: Deps, shop: KubeEmulator, clock: Clock, expires_at: datetime
-) -> list[reaper.SweepReport]:
-    """Move past expiry plus grace, sweep once, let the cluster finish, then the next sweep closes."""
-    clock.moment = max(
-        clock.moment, expires_at + timedelta(seconds=reaper_deps.settings.upload_grace_seconds + 1)
-    )
-    reports = reaper.sweep(reaper_deps, [CLUSTER])
-    shop.wait_for(
-        lambda: capture_jobs(shop) == [] and shop.objects(PODS, NAMESPACE) == [],
-        timeout=30,
-        what="every capture Job and pod gone after one sweep past expiry",
-    )
-    clock.advance(300)
-    reports += reaper.sweep(reaper_deps, [CLUSTER])
-    assert node_locks(reaper_deps.settings) == []
-    return reports
 
 
 @pytest.fixture

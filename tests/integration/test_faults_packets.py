@@ -17,24 +17,16 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bench.bench_load import object_created
 from eks_capture.captures import indexer
 from eks_capture.captures.reaper import dropped_packets
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import MotoServer
+from localcloud.burst import object_created
 from localcloud.netns import TestNetwork
 from localcloud.outages import PausableProxy
-from tests.integration.test_agent_roles import (
-    BUCKET,
-    IDENTITY,
-    finish,
-    manifest,
-    packets_in_s3,
-    send_udp,
-    start_agent,
-)
+from tests.fixtures.agents import BUCKET, IDENTITY, finish, manifest, packets_in_s3, send_udp, start_agent
 
 pytestmark = pytest.mark.root
 

@@ -18,15 +18,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bench.bench_load import (
-    alarm_burst,
-    burst_nodes,
-    capture_files,
-    first_packets,
-    object_created,
-    run_parallel,
-    with_duplicates,
-)
 from eks_capture.captures import indexer, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
@@ -36,11 +27,20 @@ from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
+from localcloud.burst import (
+    alarm_burst,
+    burst_nodes,
+    capture_files,
+    first_packets,
+    object_created,
+    run_parallel,
+    with_duplicates,
+)
 from localcloud.kube import KubeEmulator
 from localcloud.outages import DynamoDBProxy, ThrottlingAnswer
 from localcloud.router import ASYNC_ATTEMPTS
 from tests.fixtures.clock import Clock
-from tests.integration.test_faults import (
+from tests.fixtures.invariants import (
     assert_each_node_has_one_capture_or_a_reason,
     assert_one_live_capture_per_node,
     assert_totals_equal_the_file_items,

@@ -14,7 +14,14 @@ from typing import Any
 import boto3
 import pytest
 
-from bench.bench_load import (
+from eks_capture.captures import indexer, trigger
+from eks_capture.captures.deps import Deps
+from eks_capture.events.models import AlarmStateChange, parse_event
+from eks_capture.ids import capture_id_for_event
+from eks_capture.settings import Settings
+from eks_capture.store.catalog import CaptureStore
+from localcloud.aws import MotoServer
+from localcloud.burst import (
     alarm_burst,
     burst_nodes,
     capture_files,
@@ -24,22 +31,18 @@ from bench.bench_load import (
     run_parallel,
     with_duplicates,
 )
-from eks_capture.captures import indexer, trigger
-from eks_capture.captures.deps import Deps
-from eks_capture.events.models import AlarmStateChange, parse_event
-from eks_capture.ids import capture_id_for_event
-from eks_capture.settings import Settings
-from eks_capture.store.catalog import CaptureStore
-from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS
 from localcloud.outages import DynamoDBProxy
-from tests.integration.test_faults import (
+from localcloud.template import Stack, load_template
+from tests.fixtures.invariants import (
     assert_each_node_has_one_capture_or_a_reason,
     assert_one_live_capture_per_node,
     assert_totals_equal_the_file_items,
 )
-from tests.sam_transform import deployed, properties
+from tests.fixtures.stack import STACK_PARAMETERS
+
+pytestmark = pytest.mark.slow
 
 NAMESPACE = "eks-capture"
 CLUSTER = "shop-prod"
@@ -54,8 +57,10 @@ def _time(event: dict[str, Any]) -> datetime:
 
 
 def _reserved_concurrency() -> int:
-    """How many trigger invocations AWS runs at once for this stack."""
-    return int(properties(deployed(), "TriggerFunction")["ReservedConcurrentExecutions"])
+    """How many trigger invocations AWS runs at once for this stack (template.yaml's own number, read
+    without the SAM transform, so the test needs no .venv-sam)."""
+    trigger_function = Stack(load_template(), "test", dict(STACK_PARAMETERS)).resources["TriggerFunction"]
+    return int(trigger_function["Properties"]["ReservedConcurrentExecutions"])
 
 
 def test_a_burst_of_alarms_keeps_the_caps_and_starts_each_capture_once(

@@ -27,7 +27,7 @@ from eks_capture.pcap import analyze
 from localcloud.aws import MotoServer
 from localcloud.kube.downward import render_map, write_atomically
 from localcloud.netns import Host, TestNetwork
-from tests.integration.test_agent_roles import CAPTURE_CAPS, UPLOAD_USER, UsageSampler, send_udp
+from tests.fixtures.agents import CAPTURE_CAPS, UPLOAD_USER, UsageSampler, send_udp
 
 pytestmark = pytest.mark.root
 

@@ -28,7 +28,7 @@ from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import PODS
 from tests.events import load_event
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 LOCAL_NODE = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f60718 in the sample alarm
 NAMESPACE = "eks-capture"

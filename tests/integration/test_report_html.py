@@ -24,9 +24,9 @@ from eks_capture.report.building import S3Files, build, publish_capture_report, 
 from eks_capture.store.catalog import CaptureStore
 from eks_capture_cli import app
 from localcloud.template import Stack
+from tests.fixtures.node_uploads import NODE_A, NODE_B, Upload, index_uploads, make_uploads
 from tests.fixtures.stack import stack_outputs
 from tests.fixtures.traffic import Captures
-from tests.integration.test_cli_pull import NODE_A, NODE_B, Upload, index_uploads, make_uploads
 
 pytestmark = pytest.mark.root  # real traffic from network namespaces; tshark as the oracle
 
