@@ -13,9 +13,10 @@ from typing import Any
 import boto3
 
 from eks_capture.kube.eks import generate_token
+from eks_capture_cli.cluster_manifests import render, stack_names
 from localcloud.kube import KubeEmulator
 from localcloud.kube.access import AccessEntry, AccessPolicy
-from localcloud.kubectl import MANIFESTS_DIR, Kubectl
+from localcloud.kubectl import Kubectl
 from localcloud.template import Stack, TemplateError, physical_name
 
 
@@ -93,6 +94,7 @@ def kubectl_as(emulator: KubeEmulator, session: boto3.Session | None = None) -> 
 
 def install_stack(emulator: KubeEmulator, stack: Stack) -> None:
     """What an operator does once per cluster: the stack's access entries (CloudFormation creates them)
-    and ``kubectl apply -f deploy/kubernetes/`` as the cluster's creator."""
+    and, as the cluster's creator, ``eks-capture manifests --stack ... | kubectl apply -f -`` (for the
+    template's defaults, exactly deploy/kubernetes/: a unit test compares them)."""
     grant_stack_access(emulator, stack)
-    kubectl_as(emulator).apply(MANIFESTS_DIR)
+    kubectl_as(emulator).apply(render(stack_names(stack.values)))

@@ -9,7 +9,18 @@ from collections.abc import Sequence
 import typer
 from typer._click.exceptions import ClickException
 
-from eks_capture_cli import analyze, browse, doctor, merging, paths, pull, recorders, report, requests
+from eks_capture_cli import (
+    analyze,
+    browse,
+    cluster_manifests,
+    doctor,
+    merging,
+    paths,
+    pull,
+    recorders,
+    report,
+    requests,
+)
 from eks_capture_cli.failures import EXIT_FAILED
 
 app = typer.Typer(
@@ -30,6 +41,7 @@ app.command("report")(report.report)
 app.command("analyze")(analyze.analyze)
 app.command("path")(paths.path)
 app.command("doctor")(doctor.doctor)
+app.command("manifests")(cluster_manifests.manifests)
 app.add_typer(recorders.app, name="recorder")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from eks_capture_cli.cluster_manifests import TEARDOWN_GROUP, TRIGGER_GROUP
+
 
 class Identity(StrEnum):
     """The stack's functions that call the Kubernetes API (each through its own EKS access entry)."""
@@ -37,7 +39,7 @@ class Permission:
 # The stack's output naming each identity's IAM role, and the Kubernetes groups its access entry gives it
 # (template.yaml's TriggerAccessEntry/TeardownAccessEntry; rbac.yaml binds these groups).
 ROLE_OUTPUTS = {Identity.TRIGGER: "TriggerRoleArn", Identity.TEARDOWN: "TeardownRoleArn"}
-GROUPS = {Identity.TRIGGER: ("eks-capture-operators",), Identity.TEARDOWN: ("eks-capture-operators",)}
+GROUPS = {Identity.TRIGGER: (TRIGGER_GROUP,), Identity.TEARDOWN: (TEARDOWN_GROUP,)}
 
 NEEDED: dict[Identity, tuple[Permission, ...]] = {
     Identity.TRIGGER: (

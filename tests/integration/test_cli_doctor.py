@@ -249,7 +249,7 @@ def test_an_access_entry_in_the_wrong_group_is_red_and_so_are_its_permissions(wo
     _, lines, output = check(world)
     assert lines["permissions: trigger"].startswith("FAIL"), output
     assert "denied list nodes (cluster-wide)" in lines["permissions: trigger"]
-    assert_red_then_fixed(world, "access entry: trigger", "lack ['eks-capture-operators']")
+    assert_red_then_fixed(world, "access entry: trigger", "lack ['eks-capture-trigger']")
     assert check(world)[1]["permissions: trigger"].startswith("ok")
 
 

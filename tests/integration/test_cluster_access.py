@@ -9,20 +9,30 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from eks_capture.errors import ClusterAccessDenied
 from eks_capture.kube import eks
+from eks_capture.kube.calls import Cluster
 from localcloud.access import function_session, kubectl_as
-from localcloud.kube import KubeEmulator
+from localcloud.aws import ACCOUNT_ID
+from localcloud.kube import JOBS, KubeEmulator
 from localcloud.kubectl import Kubectl
 from localcloud.template import Stack
 
 NAMESPACE = "eks-capture"
 SHOP = "shop-prod"
+PRIVILEGED_POD = {
+    "restartPolicy": "Never",
+    "hostNetwork": True,
+    "containers": [{"name": "shell", "image": "busybox", "securityContext": {"privileged": True}}],
+}
 
 # (verb, resource, namespace or "" for the whole cluster): every call each function makes.
 TRIGGER_CALLS = [
     ("list", "nodes", ""),
     ("list", "pods", ""),
     ("list", "services", ""),
+    ("get", "services", "payments"),
+    ("list", "endpointslices.discovery.k8s.io", "payments"),
     ("list", "jobs.batch", NAMESPACE),
     ("create", "jobs.batch", NAMESPACE),
     ("delete", "jobs.batch", NAMESPACE),
@@ -38,7 +48,17 @@ TEARDOWN_CALLS = [
     ("delete", "jobs.batch", NAMESPACE),
     ("list", "pods", NAMESPACE),
     ("delete", "pods", NAMESPACE),
+    ("list", "events", NAMESPACE),
     ("list", "daemonsets.apps", NAMESPACE),
+]
+# What the teardown, which only reads and deletes, may not do: any of these would let it start a pod.
+TEARDOWN_MAY_NOT = [
+    ("create", "jobs.batch", NAMESPACE),
+    ("create", "pods", NAMESPACE),
+    ("create", "daemonsets.apps", NAMESPACE),
+    ("update", "daemonsets.apps", NAMESPACE),
+    ("patch", "pods", NAMESPACE),
+    ("patch", "jobs.batch", NAMESPACE),
 ]
 # What no function may do: outside the capture namespace, secrets, RBAC, impersonation.
 NOBODY_MAY = [
@@ -81,6 +101,25 @@ def test_the_trigger_may_make_each_of_its_calls(as_function: Any) -> None:
 def test_the_teardown_may_make_each_of_its_calls(as_function: Any) -> None:
     teardown = as_function("TeardownFunction")
     assert answers(teardown, TEARDOWN_CALLS) == dict.fromkeys(TEARDOWN_CALLS, "yes")
+
+
+def test_the_teardown_may_create_or_change_nothing(as_function: Any) -> None:
+    teardown = as_function("TeardownFunction")
+    assert answers(teardown, TEARDOWN_MAY_NOT) == dict.fromkeys(TEARDOWN_MAY_NOT, "no")
+
+
+def test_the_teardowns_identity_is_refused_a_job_by_rbac(shop: KubeEmulator, stack: Stack) -> None:
+    teardown = Cluster(SHOP, eks.api_client(SHOP, session=function_session(stack, "TeardownFunction")))
+    job = {"metadata": {"name": "root-on-a-node"}, "spec": {"template": {"spec": PRIVILEGED_POD}}}
+    with pytest.raises(ClusterAccessDenied) as refused:
+        teardown.create_job(NAMESPACE, job)
+    role, session = stack.name_of("TeardownRole"), stack.name_of("TeardownFunction")
+    user = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{session}"  # EKS's username for a role
+    assert (
+        f'jobs.batch is forbidden: User "{user}" cannot create resource "jobs" in API group "batch" '
+        f'in the namespace "{NAMESPACE}"'
+    ) in refused.value.message
+    assert shop.objects(JOBS, NAMESPACE) == []
 
 
 @pytest.mark.parametrize("function", ["TriggerFunction", "TeardownFunction"])

@@ -22,6 +22,7 @@ def test_every_command_is_registered() -> None:
         "analyze",
         "path",
         "doctor",
+        "manifests",
     }
 
 

@@ -15,7 +15,8 @@ from eks_capture.ids import capture_id_for_event
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
 from eks_capture.settings import Settings
-from eks_capture_cli.permissions import GROUPS, NEEDED, Identity, Permission
+from eks_capture_cli.cluster_manifests import TEARDOWN_GROUP, TRIGGER_GROUP, cluster_manifests, stack_names
+from eks_capture_cli.permissions import GROUPS, NEEDED, REFUSED, Identity, Permission
 from localcloud.template import PROJECT_ROOT, Stack, load_template
 
 MANIFESTS = PROJECT_ROOT / "deploy" / "kubernetes"
@@ -147,12 +148,40 @@ def test_rbac_grants_each_call_the_functions_make(identity: Identity, permission
     assert _granted_to(GROUPS[identity], permission), permission.why
 
 
-def test_both_bindings_name_one_group_and_reference_the_roles_defined_here() -> None:
+@pytest.mark.parametrize(
+    ("identity", "permission"),
+    [pytest.param(i, p, id=f"{i}-{p}") for i, refused in REFUSED.items() for p in refused],
+)
+def test_rbac_grants_nothing_an_identity_must_not_do(identity: Identity, permission: Permission) -> None:
+    assert not _granted_to(GROUPS[identity], permission)
+
+
+def test_each_binding_names_one_functions_group_and_references_a_role_defined_here() -> None:
     bindings = [d for d in _documents() if d["kind"].endswith("Binding")]
     roles = {(d["kind"], d["metadata"]["name"]) for d in _documents() if d["kind"] in {"Role", "ClusterRole"}}
 
     assert {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings} == roles
-    assert len({(s["kind"], s["name"]) for b in bindings for s in b["subjects"]}) == 1
+    assert [[(s["kind"], s["name"]) for s in b["subjects"]] for b in bindings] == [
+        [("Group", TRIGGER_GROUP)],
+        [("Group", TRIGGER_GROUP)],
+        [("Group", TEARDOWN_GROUP)],
+    ]
+
+
+def test_the_folder_is_what_eks_capture_manifests_prints_for_the_templates_defaults() -> None:
+    assert _documents() == cluster_manifests(stack_names({}))
+
+
+def test_the_manifests_follow_a_stacks_own_namespace_and_service_account() -> None:
+    names = stack_names({"CaptureNamespace": "netdebug", "CaptureServiceAccount": "pcap-writer"})
+    documents = cluster_manifests(names)
+
+    namespaced = [d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]]
+    assert set(namespaced) == {"netdebug"}
+    assert [d["metadata"]["name"] for d in documents if d["kind"] in {"Namespace", "ServiceAccount"}] == [
+        "netdebug",
+        "pcap-writer",
+    ]
 
 
 def test_manifests_are_plain_files_kubectl_applies_from_one_folder() -> None:

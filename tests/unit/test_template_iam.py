@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from eks_capture_cli.cluster_manifests import TEARDOWN_GROUP, TRIGGER_GROUP, cluster_manifests, stack_names
 from localcloud.aws import ACCOUNT_ID, REGION
-from localcloud.template import PROJECT_ROOT, Stack
+from localcloud.template import Stack
 from tests.sam_transform import (
     active_resources,
     allowed_statements,
@@ -21,7 +20,6 @@ from tests.sam_transform import (
 )
 
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0b5c3e2a-1f4d-4c8e-9a7b-2d6e8f0a1b3c"
-RBAC = PROJECT_ROOT / "deploy" / "kubernetes" / "rbac.yaml"
 # Actions AWS authorizes on no resource but "*" (no resource-level permissions exist for them).
 RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ec2:DescribeInstances"}
 FUNCTION_ROLES = {
@@ -238,22 +236,54 @@ def test_pod_identity_gives_each_clusters_upload_policy_to_that_clusters_service
         }
 
 
-def _rbac_groups(path: Path = RBAC) -> set[str]:
-    bindings = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"].endswith("Binding")]
-    return {s["name"] for b in bindings for s in b["subjects"] if s["kind"] == "Group"}
+# Verbs that create, change or escalate: the teardown, which only reads and deletes, holds none.
+ESCALATING_VERBS = {"create", "update", "patch", "escalate", "bind", "impersonate", "*"}
+FUNCTION_GROUPS = {"TriggerRole": TRIGGER_GROUP, "TeardownRole": TEARDOWN_GROUP}
 
 
-def test_access_entries_map_the_cluster_roles_to_the_rbac_groups_and_carry_no_access_policy(
-    stack: Stack,
-) -> None:
+def _entries_of(stack: Stack, role: str) -> list[dict[str, Any]]:
+    entries = [properties(stack, e) for e in active_resources(stack, "AWS::EKS::AccessEntry")]
+    return [e for e in entries if e["PrincipalArn"] == stack.arn(role)]
+
+
+def _bound_verbs(stack: Stack, groups: set[str]) -> set[str]:
+    """Every verb the cluster manifests for this stack's names grant to ``groups``."""
+    documents = cluster_manifests(stack_names(stack.values))
+    bound = {
+        (b["roleRef"]["kind"], b["roleRef"]["name"])
+        for b in documents
+        if b["kind"].endswith("Binding")
+        and {s["name"] for s in b["subjects"] if s["kind"] == "Group"} & groups
+    }
+    return {
+        verb
+        for d in documents
+        if (d["kind"], d["metadata"]["name"]) in bound
+        for rule in d["rules"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_each_function_role_has_its_own_group_and_no_access_entry_has_an_access_policy(stack: Stack) -> None:
     entries = [properties(stack, e) for e in active_resources(stack, "AWS::EKS::AccessEntry")]
 
     assert sorted((e["ClusterName"], e["PrincipalArn"]) for e in entries) == sorted(
-        (cluster, stack.arn(role)) for cluster in _clusters(stack) for role in ("TriggerRole", "TeardownRole")
+        (cluster, stack.arn(role)) for cluster in _clusters(stack) for role in FUNCTION_GROUPS
     )
-    for entry in entries:
-        assert set(entry["KubernetesGroups"]) == _rbac_groups()
-        assert "AccessPolicies" not in entry
+    for role, group in FUNCTION_GROUPS.items():
+        for entry in _entries_of(stack, role):
+            assert entry["KubernetesGroups"] == [group]
+            assert "AccessPolicies" not in entry
+
+
+def test_the_teardowns_groups_grant_nothing_that_creates_changes_or_escalates(stack: Stack) -> None:
+    groups = {g for entry in _entries_of(stack, "TeardownRole") for g in entry["KubernetesGroups"]}
+
+    verbs = _bound_verbs(stack, groups)
+
+    assert verbs == {"get", "list", "delete"}
+    assert not verbs & ESCALATING_VERBS
+    assert "create" in _bound_verbs(stack, {TRIGGER_GROUP}), "the trigger keeps create"
 
 
 def test_the_indexer_has_no_cluster_access(stack: Stack) -> None:
