@@ -25,6 +25,7 @@ from eks_capture_cli import run
 from localcloud.cloud import LocalCloud, workdir
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube.resources import JOBS, PODS
+from localcloud.kube.status import ApiError
 from localcloud.router import Invocation
 from localcloud.traffic import CAPTURE_FILTER, FaultyTraffic
 
@@ -238,12 +239,20 @@ def put_request(cloud: LocalCloud, detail_type: str, detail: dict[str, Any]) -> 
     )
 
 
+def started_log(cloud: LocalCloud, pod: dict[str, Any], container: str) -> str:
+    """The container's log so far; empty while it is still being created (the API answers 400 then)."""
+    try:
+        return cloud.kube.kubelet.read_log(pod, container)
+    except ApiError:
+        return ""
+
+
 def wait_until_recording(cloud: LocalCloud, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pod in cloud.kube.objects(PODS, cloud.stack.values["CaptureNamespace"]):
             ours = "recorder" in pod["metadata"]["name"] and pod["spec"].get("nodeName") == LOCAL_NODE
-            if ours and "capture running" in cloud.kube.kubelet.read_log(pod, "record"):
+            if ours and "capture running" in started_log(cloud, pod, "record"):
                 say(f"recorder pod {pod['metadata']['name']} keeps a ring of the last minutes")
                 return
         time.sleep(0.5)
