@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from localcloud.aws import MotoServer
+from tests.fixtures.waiting import eventually
 
 BUCKET = "captures-upload-test"
 IDENTITY = {"CAPTURE_ID": "cap-20261125T120000Z-00ff00ff", "CLUSTER_NAME": "demo", "NODE_NAME": "node-2"}
@@ -70,10 +71,7 @@ def _body(key: str) -> bytes:
 
 
 def _wait_for(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    eventually(condition, timeout=timeout, interval=0.05, what="timed out")
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureRejected
-from eks_capture.kube import eks
 from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from eks_capture.settings import Settings
 from localcloud.aws import MotoServer
@@ -32,6 +31,7 @@ from localcloud.router import Router
 from localcloud.template import Stack
 from tests.events import load_event
 from tests.fixtures.cluster import start_cluster
+from tests.fixtures.kube import serving
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS, deploy_stack
 
 SHOP = "shop-prod"
@@ -53,12 +53,7 @@ def payments(
 ) -> Iterator[KubeEmulator]:
     """A second cluster with the sample cluster's nodes (same names), reachable beside ``shop-prod``."""
     emulator = start_cluster(aws, stack, PAYMENTS, spec=SHOP)
-    for name, value in combined_env([shop, emulator]).items():
-        monkeypatch.setenv(name, value)
-    eks.clear_caches()
-    yield emulator
-    eks.clear_caches()
-    emulator.stop()
+    yield from serving(emulator, monkeypatch, combined_env([shop, emulator]))
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from localcloud.aws import MotoServer
 from localcloud.kube.downward import render_map, write_atomically
 from localcloud.netns import Host, TestNetwork
 from tests.fixtures.agents import CAPTURE_CAPS, UPLOAD_USER, UsageSampler, send_udp
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.root
 
@@ -151,16 +152,17 @@ def start_recorder(
 
 def wait_for_manifest(pod: RecorderPod, timeout: float) -> dict[str, Any]:
     s3 = boto3.client("s3")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def manifest() -> dict[str, Any] | None:
         try:
-            body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}manifest.json")["Body"].read()
+            return dict(json.loads(s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}manifest.json")["Body"].read()))
         except s3.exceptions.NoSuchKey:
             assert pod.recorder.poll() is None, pod.log("recorder")
-            time.sleep(0.3)
-            continue
-        return dict(json.loads(body))
-    raise AssertionError(f"no manifest: {pod.log('recorder')}")
+            return None
+
+    return eventually(
+        manifest, timeout=timeout, interval=0.3, what=lambda: f"no manifest: {pod.log('recorder')}"
+    )
 
 
 def pcap_objects() -> dict[str, dict[str, Any]]:

@@ -27,6 +27,7 @@ from eks_capture.events.s3 import S3ObjectRef
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import PODS
 from tests.events import load_event
+from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -96,15 +97,15 @@ def recorder_pod(shop: KubeEmulator) -> dict[str, Any] | None:
 
 
 def wait_until_recording(shop: KubeEmulator, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def recording() -> dict[str, Any] | None:
         pod = recorder_pod(shop)
-        if pod is not None and "capture running" in shop.kubelet.read_log(pod, "record"):
-            return pod
-        time.sleep(0.2)
-    raise AssertionError(
-        f"the recorder never started: {pod and shop.kubelet.read_log(pod, 'record')[-2000:]}"
-    )
+        return pod if pod is not None and "capture running" in shop.kubelet.read_log(pod, "record") else None
+
+    def why() -> str:
+        pod = recorder_pod(shop)
+        return f"the recorder never started: {pod and shop.kubelet.read_log(pod, 'record')[-2000:]}"
+
+    return eventually(recording, timeout=timeout, interval=0.2, what=why)
 
 
 def alarm_now(duration: int) -> dict[str, Any]:
@@ -132,13 +133,14 @@ def alarm_now(duration: int) -> dict[str, Any]:
 
 def wait_for_object(bucket: str, key: str, timeout: float) -> dict[str, Any]:
     s3 = boto3.client("s3")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def document() -> dict[str, Any] | None:
         try:
             return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
         except s3.exceptions.NoSuchKey:
-            time.sleep(0.5)
-    raise AssertionError(f"s3://{bucket}/{key} never arrived")
+            return None
+
+    return eventually(document, timeout=timeout, interval=0.5, what=f"s3://{bucket}/{key} never arrived")
 
 
 def test_the_capture_holds_the_fault_from_before_the_alarm_and_the_findings_report_it(

@@ -23,6 +23,7 @@ from eks_capture.kube.calls import Cluster
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
 from tests.events import load_event
+from tests.fixtures.waiting import eventually
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
@@ -48,14 +49,16 @@ def recorder_pods(shop: KubeEmulator) -> list[dict[str, Any]]:
 
 
 def wait_for_running_recorders(shop: KubeEmulator, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = [p for p in recorder_pods(shop) if (p.get("status") or {}).get("phase") == "Running"]
-        if len(running) == count:
-            return running
-        time.sleep(0.1)
-    raise AssertionError(
-        f"recorders: {[(p['spec'].get('nodeName'), p.get('status')) for p in recorder_pods(shop)]}"
+    def running() -> list[dict[str, Any]] | None:
+        pods = [p for p in recorder_pods(shop) if (p.get("status") or {}).get("phase") == "Running"]
+        return pods if len(pods) == count else None
+
+    return eventually(
+        running,
+        timeout=timeout,
+        what=lambda: (
+            f"recorders: {[(p['spec'].get('nodeName'), p.get('status')) for p in recorder_pods(shop)]}"
+        ),
     )
 
 
