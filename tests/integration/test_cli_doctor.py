@@ -18,10 +18,8 @@ from dataclasses import dataclass
 import boto3
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from eks_capture.kube import eks
-from eks_capture_cli import app
 from eks_capture_cli.permissions import GROUPS, NEEDED, Identity
 from localcloud.cloud import POD_IDENTITY_AGENT, LocalCloud
 from localcloud.kube import KubeEmulator
@@ -29,6 +27,7 @@ from localcloud.kube.resources import RESOURCEQUOTAS
 from localcloud.kubectl import MANIFESTS_DIR, Kubectl
 from localcloud.provision import provision_cluster
 from localcloud.template import PROJECT_ROOT, Stack
+from tests.fixtures.cli import invoke
 from tests.fixtures.stack import CLUSTER, STACK_PARAMETERS
 
 STACK = "eks-capture"
@@ -116,13 +115,13 @@ def healthy(world: World) -> Iterator[None]:
 
 def doctor(world: World, *args: str) -> tuple[int, dict[str, str], str]:
     """Run the doctor; its exit code, each check's line by name, and its whole output."""
-    result = CliRunner().invoke(app, ["doctor", "-c", *args], env={"COLUMNS": "400"})
+    code, out, err = invoke("doctor", "-c", *args)
     lines = {}
-    for line in result.stdout.splitlines():
+    for line in out.splitlines():
         parts = line.split(None, 1)
         if parts and parts[0] in ("ok", "FAIL", "UNKNOWN"):
             lines[parts[1].split("  ")[0].strip()] = line
-    return result.exit_code, lines, result.stdout + result.stderr
+    return code, lines, out + err
 
 
 def check(world: World) -> tuple[int, dict[str, str], str]:
@@ -164,6 +163,28 @@ def assert_red_then_fixed(world: World, name: str, says: str) -> None:
     run_fix(world, fix_of(output, name))
     _, lines, output = check(world)
     assert lines[name].startswith("ok"), output
+
+
+def test_a_healthy_stack_is_all_green_and_exits_zero(world: World) -> None:
+    code, lines, output = check(world)
+
+    assert code == 0, output
+    assert list(lines) == [
+        "authentication mode",
+        "access entry: trigger",
+        "access entry: teardown",
+        "permissions: trigger",
+        "permissions: teardown",
+        "capture namespace",
+        "capture service account",
+        "quotas",
+        "pod identity agent",
+        "pod identity association",
+        "bucket events",
+    ]
+    assert all(line.startswith("ok") for line in lines.values()), output
+    assert "refused as they must be" in lines["permissions: teardown"]
+    assert output.rstrip().endswith("all 11 checks green")
 
 
 @pytest.mark.parametrize("level", ["baseline", "restricted"])
