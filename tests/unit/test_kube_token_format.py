@@ -107,4 +107,5 @@ def test_a_token_of_exactly_4096_bytes_is_not_too_large() -> None:
 
 
 def test_a_well_formed_token_passes_the_format_checks_and_meets_the_signature_check() -> None:
-    assert rejection(UNPADDED).startswith("InvalidClientTokenId")
+    signed_now = token(url(**{"X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())}))
+    assert rejection(signed_now).startswith("InvalidClientTokenId")
