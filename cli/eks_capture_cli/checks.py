@@ -10,11 +10,8 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeAlias, TypeVar
-
-from kubernetes.utils.quantity import parse_quantity as _parse_quantity
 
 from eks_capture_cli.permissions import Identity, Permission
 
@@ -24,11 +21,6 @@ POD_IDENTITY_AGENT = "eks-pod-identity-agent"
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 SESSION_NAME = "{{SessionName}}"
 T = TypeVar("T")
-
-
-def quantity(text: Any) -> Decimal:
-    """A Kubernetes quantity ("150m", "256Mi") as a number (the kubernetes client's parser)."""
-    return Decimal(str(_parse_quantity(text)))  # type: ignore[no-untyped-call]
 
 
 class Verdict(StrEnum):
@@ -63,7 +55,8 @@ class Unfetched:
 Fact: TypeAlias = T | Unfetched
 
 
-def _unknown(name: str, fact: Unfetched, fix: str = "") -> Check:
+def could_not_check(name: str, fact: Unfetched, fix: str = "") -> Check:
+    """The red line of a check whose fact could not be read."""
     return Check(name, Verdict.UNKNOWN, f"could not check: {fact.why}", fix)
 
 
@@ -75,7 +68,7 @@ def authentication_mode(cluster: str, mode: Fact[str]) -> Check:
         "--access-config authenticationMode=API_AND_CONFIG_MAP"
     )
     if isinstance(mode, Unfetched):
-        return _unknown(name, mode)
+        return could_not_check(name, mode)
     if mode in API_MODES:
         return Check(name, Verdict.OK, f"{mode}: access entries apply")
     return Check(name, Verdict.FAIL, f"{mode}: access entries are ignored, the functions cannot log in", fix)
@@ -97,10 +90,10 @@ def access_entry(
     """The identity's role has an entry with the groups rbac.yaml binds and EKS's username for a role."""
     name = f"access entry: {identity}"
     if isinstance(role_arn, Unfetched):
-        return _unknown(name, role_arn)
+        return could_not_check(name, role_arn)
     wanted = " ".join(groups)
     if isinstance(entry, Unfetched):
-        return _unknown(name, entry)
+        return could_not_check(name, entry)
     if entry is None:
         fix = (
             f"aws eks create-access-entry --cluster-name {cluster} --principal-arn {role_arn} "
@@ -169,7 +162,7 @@ def namespace_security(namespace: str, labels: Fact[Mapping[str, str] | None]) -
     """Pod Security must let the namespace run privileged pods (hostNetwork, NET_RAW)."""
     name = "capture namespace"
     if isinstance(labels, Unfetched):
-        return _unknown(name, labels)
+        return could_not_check(name, labels)
     if labels is None:
         fix = (
             f"kubectl create namespace {namespace} --dry-run=client -o json | kubectl apply -f - && "
@@ -190,7 +183,7 @@ def service_account(namespace: str, account: str, exists: Fact[bool]) -> Check:
     """The capture pods run as this service account: without it the Job gets no pod."""
     name = "capture service account"
     if isinstance(exists, Unfetched):
-        return _unknown(name, exists)
+        return could_not_check(name, exists)
     if exists:
         return Check(name, Verdict.OK, f"{namespace}/{account} exists")
     return Check(
@@ -200,131 +193,12 @@ def service_account(namespace: str, account: str, exists: Fact[bool]) -> Check:
     )  # fmt: skip
 
 
-# What the quota plugin requires every container to set when a quota constrains it (pods.go's
-# validationSet: cpu and memory only, "do not add more resources to this list").
-MUST_SPECIFY = ("cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
-
-
-def pod_usage(pod_spec: Mapping[str, Any]) -> dict[str, Decimal]:
-    """What one pod counts against a quota: itself, its containers' summed requests and limits."""
-    usage: dict[str, Decimal] = {"pods": Decimal(1), "count/pods": Decimal(1)}
-    for container in pod_spec.get("containers") or []:
-        for kind in ("requests", "limits"):
-            for resource, amount in ((container.get("resources") or {}).get(kind) or {}).items():
-                key = f"{kind}.{resource}"
-                usage[key] = usage.get(key, Decimal(0)) + quantity(amount)
-    for resource in ("cpu", "memory", "ephemeral-storage"):
-        if f"requests.{resource}" in usage:
-            usage[resource] = usage[f"requests.{resource}"]
-    return usage
-
-
-def _unset(pod_spec: Mapping[str, Any], key: str) -> list[str]:
-    """Containers that do not set what a quota constrains (``limits.cpu``; ``cpu`` means its request)."""
-    kind, _, resource = key.rpartition(".")
-    kind = kind or "requests"
-    return [
-        str(c.get("name"))
-        for c in pod_spec.get("containers") or []
-        if resource not in ((c.get("resources") or {}).get(kind) or {})
-    ]
-
-
-def applies(item: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bool:
-    """Whether a quota's scopes select a capture pod (it is never BestEffort, never Terminating: no
-    activeDeadlineSeconds of its own, and has no priority class unless its spec names one)."""
-    spec = item.get("spec") or {}
-    scopes = set(spec.get("scopes") or [])
-    expressions = (spec.get("scopeSelector") or {}).get("matchExpressions") or []
-    priority = pod_spec.get("priorityClassName")
-    if "BestEffort" in scopes or ("Terminating" in scopes and not pod_spec.get("activeDeadlineSeconds")):
-        return False
-    for expression in expressions:
-        name, operator, values = (
-            expression.get("scopeName"),
-            expression.get("operator"),
-            expression.get("values"),
-        )
-        if name in ("BestEffort", "Terminating") and operator == "Exists":
-            return False
-        if name == "PriorityClass" and not _selects_priority(operator, values or [], priority):
-            return False
-    return True
-
-
-def _selects_priority(operator: str | None, values: list[str], priority: str | None) -> bool:
-    if operator == "In":
-        return priority in values
-    if operator == "NotIn":
-        return priority not in values
-    if operator == "Exists":
-        return priority is not None
-    return priority is None  # DoesNotExist
-
-
-def quota(namespace: str, item: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> Check:
-    """Would this ResourceQuota admit one more capture pod (its hard minus used, and what it demands set)?"""
-    quota_name = str((item.get("metadata") or {}).get("name"))
-    name = f"quota {quota_name}"
-    if not applies(item, pod_spec):
-        return Check(name, Verdict.OK, "its scopes do not select capture pods")
-    hard = {k: quantity(v) for k, v in ((item.get("spec") or {}).get("hard") or {}).items()}
-    used = {k: quantity(v) for k, v in ((item.get("status") or {}).get("used") or {}).items()}
-    asked = pod_usage(pod_spec)
-    unset = {k: names for k in hard if k in MUST_SPECIFY and (names := _unset(pod_spec, k))}
-    if unset:
-        removal = [{"op": "remove", "path": f"/spec/hard/{k}"} for k in sorted(unset)]
-        fix = _patch(namespace, quota_name, "json", removal)
-        said = "; ".join(f"{k} for: {','.join(names)}" for k, names in sorted(unset.items()))
-        return Check(name, Verdict.FAIL, f"demands what capture pods do not set (must specify {said})", fix)
-    over = {
-        k: used.get(k, Decimal(0)) + asked[k]
-        for k in hard
-        if k in asked and used.get(k, Decimal(0)) + asked[k] > hard[k]
-    }
-    if over:
-        raised = {"spec": {"hard": {k: _quantity(v) for k, v in sorted(over.items())}}}
-        fix = _patch(namespace, quota_name, "merge", raised)
-        said = ", ".join(
-            f"{k}: asks {_quantity(asked[k])}, used {_quantity(used.get(k, Decimal(0)))} of "
-            f"{_quantity(hard[k])}"
-            for k in sorted(over)
-        )
-        return Check(name, Verdict.FAIL, f"a capture pod would exceed it ({said})", fix)
-    return Check(name, Verdict.OK, "room for a capture pod")
-
-
-def _patch(namespace: str, quota_name: str, kind: str, patch: Any) -> str:
-    quoted = shlex.quote(json.dumps(patch))
-    return f"kubectl -n {namespace} patch resourcequota {quota_name} --type {kind} -p {quoted}"
-
-
-def _quantity(value: Decimal) -> str:
-    """A quantity as Kubernetes writes it: whole mebibytes in Mi, other whole numbers as they are, fractions
-    in milli-units."""
-    if value == value.to_integral_value():
-        whole = int(value)
-        return f"{whole // 2**20}Mi" if whole >= 2**20 and whole % 2**20 == 0 else str(whole)
-    return f"{int((value * 1000).to_integral_value())}m"
-
-
-def quotas(
-    namespace: str, items: Fact[Sequence[Mapping[str, Any]]], pod_spec: Mapping[str, Any]
-) -> list[Check]:
-    """One line per quota of the namespace (one green line when there is none)."""
-    if isinstance(items, Unfetched):
-        return [_unknown("quotas", items)]
-    if not items:
-        return [Check("quotas", Verdict.OK, f"no ResourceQuota in {namespace}")]
-    return [quota(namespace, item, pod_spec) for item in items]
-
-
 def pod_identity_agent(cluster: str, addon: Fact[Mapping[str, Any] | None]) -> Check:
     """EKS Pod Identity hands the capture pods their credentials only where its agent runs."""
     name = "pod identity agent"
     fix = f"aws eks create-addon --cluster-name {cluster} --addon-name {POD_IDENTITY_AGENT}"
     if isinstance(addon, Unfetched):
-        return _unknown(name, addon, fix)
+        return could_not_check(name, addon, fix)
     if addon is None:
         return Check(
             name,
@@ -356,13 +230,13 @@ def pod_identity_association(
     """The capture service account is associated with the stack's capture pod role."""
     name = "pod identity association"
     if isinstance(role_arn, Unfetched):
-        return _unknown(name, role_arn)
+        return could_not_check(name, role_arn)
     fix = (
         f"aws eks create-pod-identity-association --cluster-name {cluster} --namespace {namespace} "
         f"--service-account {account} --role-arn {role_arn}"
     )
     if isinstance(associations, Unfetched):
-        return _unknown(name, associations, fix)
+        return could_not_check(name, associations, fix)
     roles = [str(a.get("roleArn")) for a in associations]
     if role_arn in roles:
         return Check(name, Verdict.OK, f"{namespace}/{account} -> {role_arn}")
@@ -380,7 +254,7 @@ def irsa_role(namespace: str, account: str, found: Fact[Mapping[str, Any] | None
     name = "pod credentials (IRSA)"
     fix = f"kubectl -n {namespace} annotate serviceaccount {account} {IRSA_ANNOTATION}=<role ARN> --overwrite"
     if isinstance(found, Unfetched):
-        return _unknown(name, found, fix)
+        return could_not_check(name, found, fix)
     if found is None:
         return Check(name, Verdict.FAIL, f"{namespace}/{account} does not exist", fix)
     role = ((found.get("metadata") or {}).get("annotations") or {}).get(IRSA_ANNOTATION)
@@ -395,9 +269,9 @@ def bucket_events(bucket: Fact[str], configuration: Fact[Mapping[str, Any]]) -> 
     """The indexer hears of new capture files only through the bucket's EventBridge notifications."""
     name = "bucket events"
     if isinstance(bucket, Unfetched):
-        return _unknown(name, bucket)
+        return could_not_check(name, bucket)
     if isinstance(configuration, Unfetched):
-        return _unknown(name, configuration)
+        return could_not_check(name, configuration)
     if "EventBridgeConfiguration" in configuration:
         return Check(name, Verdict.OK, f"{bucket} sends its events to EventBridge")
     kept = {k: v for k, v in configuration.items() if k != "ResponseMetadata"}

@@ -19,7 +19,7 @@ from eks_capture.ids import CaptureId
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
 from eks_capture.settings import Settings
-from eks_capture_cli import checks
+from eks_capture_cli import checks, quotas
 from eks_capture_cli.checks import Check, Fact, Unfetched
 from eks_capture_cli.facts import ClusterFacts, EksFacts, bucket_notifications, stack_value
 from eks_capture_cli.permissions import GROUPS, NEEDED, REFUSED, ROLE_OUTPUTS, Identity
@@ -79,7 +79,7 @@ def run_checks(targets: Targets) -> list[Check]:
     exists = found if isinstance(found, Unfetched) else found is not None
     lines.append(checks.service_account(namespace, account, exists))
     lines.extend(
-        checks.quotas(namespace, kube.resource_quotas(namespace), capture_pod_spec(namespace, account))
+        quotas.quotas(namespace, kube.resource_quotas(namespace), capture_pod_spec(namespace, account))
     )
     if targets.irsa:
         lines.append(checks.irsa_role(namespace, account, found))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eks_capture_cli import checks
+from eks_capture_cli import checks, quotas
 from eks_capture_cli.checks import Unfetched, Verdict
 from eks_capture_cli.permissions import NEEDED, REFUSED, Identity, Permission
 from eks_capture_cli.preflight import capture_pod_spec
@@ -153,14 +153,14 @@ def _quota(hard: dict[str, str], used: dict[str, str] | None = None) -> dict[str
 def test_a_quota_admits_a_capture_pod_only_with_room_for_what_it_asks(
     hard: dict[str, str], used: dict[str, str], verdict: Verdict, says: str
 ) -> None:
-    line = checks.quota("eks-capture", _quota(hard, used), POD)
+    line = quotas.quota("eks-capture", _quota(hard, used), POD)
 
     assert line.verdict is verdict
     assert says in line.detail
 
 
 def test_the_capture_pod_asks_what_its_manifest_says() -> None:
-    usage = checks.pod_usage(POD)
+    usage = quotas.pod_usage(POD)
 
     assert {k: v for k, v in usage.items() if k.startswith(("requests.", "limits."))} == {
         "requests.cpu": Decimal("0.15"),
@@ -175,7 +175,7 @@ def test_a_quota_on_cpu_or_memory_demands_every_container_sets_it() -> None:
         "containers": [{"name": "capture", "resources": {"requests": {"cpu": "100m"}}}, {"name": "upload"}]
     }
 
-    line = checks.quota("eks-capture", _quota({"limits.cpu": "4", "requests.cpu": "4"}), pod)
+    line = quotas.quota("eks-capture", _quota({"limits.cpu": "4", "requests.cpu": "4"}), pod)
 
     assert line.verdict is Verdict.FAIL
     assert "must specify limits.cpu for: capture,upload; requests.cpu for: upload" in line.detail
@@ -212,11 +212,11 @@ def test_a_quota_on_cpu_or_memory_demands_every_container_sets_it() -> None:
 def test_a_quota_counts_a_capture_pod_only_when_its_scopes_select_it(
     spec: dict[str, Any], selects: bool
 ) -> None:
-    assert checks.applies({"spec": spec}, POD) is selects
+    assert quotas.applies({"spec": spec}, POD) is selects
 
 
 def test_an_exhausted_quota_is_fixed_by_raising_it_to_what_one_more_pod_needs() -> None:
-    line = checks.quota(
+    line = quotas.quota(
         "eks-capture", _quota({"pods": "3", "requests.cpu": "1"}, {"pods": "3", "requests.cpu": "0"}), POD
     )
 
@@ -301,7 +301,7 @@ def test_no_check_is_green_on_a_fact_it_could_not_read() -> None:
         checks.permissions(Identity.TRIGGER, "ns", {Permission("list", "nodes"): NOT_READ}, {}),
         checks.namespace_security("ns", NOT_READ),
         checks.service_account("ns", "sa", NOT_READ),
-        *checks.quotas("ns", NOT_READ, POD),
+        *quotas.quotas("ns", NOT_READ, POD),
         checks.pod_identity_agent("c", NOT_READ),
         checks.pod_identity_association("c", "ns", "sa", NOT_READ, NOT_READ),
         checks.bucket_events(NOT_READ, NOT_READ),
