@@ -50,11 +50,6 @@ WEBHOOK_SAYS = (
 )
 
 
-@pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock) -> Deps:
-    return Deps(settings=deps.settings, store=deps.store, now=clock)
-
-
 def _start(deps: Deps, event: str) -> Outcome:
     outcome = trigger.handle(load_event(event), deps)
     assert outcome.capture_id is not None, outcome.message

@@ -35,24 +35,6 @@ def stack(aws: MotoServer, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixt
     return deploy_stack({**STACK_PARAMETERS, "NotificationEmail": "oncall@example.com", **given}, monkeypatch)
 
 
-@pytest.fixture
-def inbox(stack: Stack) -> str:
-    """An SQS queue subscribed to the notification topic: what the on-call engineer would receive."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="oncall-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=stack.physical_id("NotificationTopic"), Protocol="sqs", Endpoint=arn
-    )
-    return url
-
-
-@pytest.fixture
-def live(shop: KubeEmulator, router: Router) -> Router:
-    """The router, built after the cluster so the trigger's process reaches the emulated ``shop-prod``."""
-    return router
-
-
 def _fire(settings: Settings, router: Router, name: str, tags: dict[str, str]) -> Invocation:
     """A CloudWatch alarm on the node's instance, tagged ``tags``, goes to ALARM; the trigger's invocation."""
     boto3.client("cloudwatch").put_metric_alarm(

@@ -32,7 +32,6 @@ from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureError
-from eks_capture.kube.calls import Cluster
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, Trigger
@@ -65,12 +64,6 @@ ALL_NODES = {
 
 
 # --- the invariants ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock, teardown_cluster: Callable[[str], Cluster]) -> Deps:
-    """The teardown's collaborators, the cluster reached as its role."""
-    return Deps(settings=deps.settings, store=deps.store, now=clock, cluster=teardown_cluster)
 
 
 # --- Kubernetes API faults during the trigger --------------------------------------------------

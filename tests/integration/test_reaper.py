@@ -12,8 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
 from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.options import CaptureOptions
@@ -34,12 +32,6 @@ from tests.fixtures.uploads import upload_manifest
 NAMESPACE = "eks-capture"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
-
-
-@pytest.fixture
-def reaper_deps(deps: Deps, clock: Clock, teardown_cluster: Callable[[str], Cluster]) -> Deps:
-    """The teardown's collaborators, the cluster reached as its role."""
-    return Deps(settings=deps.settings, store=deps.store, now=clock, cluster=teardown_cluster)
 
 
 def _start(deps: Deps, name: str = "start-capture-nodes") -> Outcome:

@@ -28,7 +28,6 @@ from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
 from localcloud.aws import MotoServer
-from localcloud.kube import KubeEmulator
 from localcloud.provision import provision
 from localcloud.router import Invocation, Router
 from localcloud.template import Stack, load_template
@@ -49,24 +48,6 @@ def stack(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Stack:
     ).items():
         monkeypatch.setenv(name, str(value))
     return bound
-
-
-@pytest.fixture
-def inbox(stack: Stack) -> str:
-    """An SQS queue subscribed to the notification topic: what the on-call engineer would receive."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="oncall-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=stack.physical_id("NotificationTopic"), Protocol="sqs", Endpoint=arn
-    )
-    return url
-
-
-@pytest.fixture
-def live(shop: KubeEmulator, router: Router) -> Router:
-    """The router, built after the cluster so the teardown's process reaches the emulated ``shop-prod``."""
-    return router
 
 
 def _notifications(inbox: str) -> list[dict[str, Any]]:
