@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import CLI_COMMANDS, CLI_GROUPS
 from tests.fixtures.traffic import Captures
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -105,18 +106,7 @@ def test_the_installed_command_shows_its_help_outside_the_checkout(installed: Pa
         [str(installed / "eks-capture"), "--help"], cwd=tmp_path, env=_outside_the_checkout(installed)
     )
 
-    for command in (
-        "start",
-        "stop",
-        "list",
-        "show",
-        "pull",
-        "merge",
-        "report",
-        "analyze",
-        "path",
-        "recorder",
-    ):
+    for command in sorted(CLI_COMMANDS | CLI_GROUPS):
         assert f" {command} " in done.stdout
 
 

@@ -6,24 +6,14 @@ import pytest
 from typer.testing import CliRunner
 
 from eks_capture_cli import app
+from tests.fixtures.cli import CLI_COMMANDS, CLI_GROUPS
 
 COMMANDS = [info.name for info in app.registered_commands]
 
 
-def test_every_command_is_registered() -> None:
-    assert set(COMMANDS) == {
-        "start",
-        "stop",
-        "list",
-        "show",
-        "pull",
-        "merge",
-        "report",
-        "analyze",
-        "path",
-        "doctor",
-        "manifests",
-    }
+def test_every_command_and_group_is_registered() -> None:
+    assert set(COMMANDS) == CLI_COMMANDS
+    assert {info.name for info in app.registered_groups} == CLI_GROUPS
 
 
 @pytest.mark.parametrize("command", COMMANDS)
