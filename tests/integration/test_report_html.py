@@ -20,7 +20,7 @@ from playwright.sync_api import ConsoleMessage, sync_playwright
 from typer.testing import CliRunner
 
 from eks_capture.ids import CaptureId, capture_started_at, new_capture_id
-from eks_capture.report.building import S3Files, build, publish_capture_report, report_key
+from eks_capture.report.building import S3Files, build, report_capture, report_key
 from eks_capture.store.catalog import CaptureStore
 from eks_capture_cli import app
 from localcloud.template import Stack
@@ -156,15 +156,15 @@ def test_the_end_of_capture_hook_publishes_the_same_report_by_capture_id(
     capture_id, uploads, store = capture
     outputs = stack_outputs(stack)
 
-    key, url = publish_capture_report(
+    published = report_capture(
         capture_id, table=outputs["CaptureTableName"], bucket=outputs["CaptureBucketName"], expires=300
     )
 
     session = store.get_session(capture_id)
     assert session is not None
-    assert key == report_key(session)
-    assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["300"]  # SigV4: the expiry is signed
-    with urllib.request.urlopen(url) as response:
+    assert published.key == report_key(session)
+    assert parse_qs(urlparse(published.url).query)["X-Amz-Expires"] == ["300"]  # SigV4: the expiry is signed
+    with urllib.request.urlopen(published.url) as response:
         page = response.read().decode()
     assert f"Capture {capture_id}" in page
     assert page.count('<figure data-node="') == len({u.node for u in uploads})

@@ -14,7 +14,7 @@ import pytest
 from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.errors import CaptureRejected
-from eks_capture.report.building import S3Files, publish_capture_report
+from eks_capture.report.building import S3Files, report_capture
 from eks_capture.settings import Settings
 from localcloud.aws import ACCOUNT_ID
 from localcloud.kube import KubeEmulator
@@ -119,11 +119,11 @@ def test_report_links_expire_within_an_hour_by_default(deps: Deps, shop: KubeEmu
     started = trigger.handle(load_event("start-capture-instances"), deps)
     assert started.capture_id is not None
 
-    key, url = publish_capture_report(
+    published = report_capture(
         started.capture_id, table=deps.settings.capture_table, bucket=deps.settings.capture_bucket
     )
-    file_link = S3Files(boto3.client("s3"), deps.settings.capture_bucket).link(key, 60)
+    file_link = S3Files(boto3.client("s3"), deps.settings.capture_bucket).link(published.key, 60)
 
-    assert key.startswith(f"captures/shop-prod/{started.capture_id}/")
-    assert 3500 < _lifetime(url) <= 3600
+    assert published.key.startswith(f"captures/shop-prod/{started.capture_id}/")
+    assert 3500 < _lifetime(published.url) <= 3600
     assert 0 < _lifetime(file_link) <= 60

@@ -180,20 +180,6 @@ class Published:
     path_findings: tuple[str, ...] = ()
 
 
-def publish_capture_report(
-    capture_id: str,
-    *,
-    table: str,
-    bucket: str,
-    s3: Any = None,
-    dynamodb: Any = None,
-    expires: int = DEFAULT_EXPIRY,
-) -> tuple[str, str]:
-    """Build and store one capture's report (e.g. at the end of a capture); its key and presigned link."""
-    done = report_capture(capture_id, table=table, bucket=bucket, s3=s3, dynamodb=dynamodb, expires=expires)
-    return done.key, done.url
-
-
 def report_capture(
     capture_id: str,
     *,
