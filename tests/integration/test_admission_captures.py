@@ -23,7 +23,6 @@ from eks_capture.captures.plan import Outcome
 from eks_capture.errors import ClusterRefused
 from eks_capture.kube.labels import LABEL_NODE
 from eks_capture.report.building import S3Files, build
-from eks_capture.store.sessions import CaptureSession
 from eks_capture_cli import app
 from localcloud.kube import (
     DAEMONSETS,
@@ -38,6 +37,7 @@ from localcloud.kube import (
 from tests.events import load_event
 from tests.fixtures.clock import Clock
 from tests.fixtures.cluster import revoke
+from tests.fixtures.sessions import stored_session
 from tests.fixtures.uploads import upload_manifest
 
 NAMESPACE = "eks-capture"
@@ -54,13 +54,6 @@ def _start(deps: Deps, event: str) -> Outcome:
     outcome = trigger.handle(load_event(event), deps)
     assert outcome.capture_id is not None, outcome.message
     return outcome
-
-
-def _session(deps: Deps, capture_id: str | None) -> CaptureSession:
-    assert capture_id is not None
-    session = deps.store.get_session(capture_id)
-    assert session is not None
-    return session
 
 
 def _refused(shop: KubeEmulator) -> list[str]:
@@ -116,7 +109,7 @@ def test_a_restricted_namespace_fails_the_capture_and_names_the_pod_security_vio
     closed = _close(deps, reaper_deps, shop, clock)
 
     assert closed == {started.capture_id: "failed"}
-    session = _session(deps, started.capture_id)
+    session = stored_session(deps, started.capture_id)
     node = session.nodes[NODE_A]
     assert node.status == "never_started"
     assert node.reason.startswith('the cluster refused its pod (FailedCreate): Error creating: pods "')
@@ -153,7 +146,7 @@ def test_a_missing_service_account_fails_the_capture_with_the_admission_message(
     closed = _close(deps, reaper_deps, shop, clock)
 
     assert closed == {started.capture_id: "failed"}
-    node = _session(deps, started.capture_id).nodes[NODE_A]
+    node = stored_session(deps, started.capture_id).nodes[NODE_A]
     assert node.status == "never_started"
     assert node.reason.endswith(
         f"is forbidden: error looking up service account {NAMESPACE}/{account}: "
@@ -173,7 +166,7 @@ def test_an_exhausted_quota_fails_the_capture_with_the_quota_message(
     closed = _close(deps, reaper_deps, shop, clock)
 
     assert closed == {started.capture_id: "failed"}
-    node = _session(deps, started.capture_id).nodes[NODE_A]
+    node = stored_session(deps, started.capture_id).nodes[NODE_A]
     assert node.status == "never_started"
     assert node.reason.endswith(
         "is forbidden: exceeded quota: captures, requested: pods=1, used: pods=0, limited: pods=0"
@@ -192,7 +185,7 @@ def test_a_webhook_denying_one_nodes_job_fails_that_node_frees_it_and_the_other_
 
     assert started.status == "running"
     assert started.nodes == {NODE_A: "failed", NODE_B: "pending"}
-    session = _session(deps, started.capture_id)
+    session = stored_session(deps, started.capture_id)
     assert session.nodes[NODE_A].reason == (
         f'create jobs refused by an admission webhook (HTTP {code}): admission webhook "{WEBHOOK}" '
         f"denied the request: {WEBHOOK_SAYS}"
@@ -207,7 +200,7 @@ def test_a_webhook_denying_one_nodes_job_fails_that_node_frees_it_and_the_other_
     closed = _close(deps, reaper_deps, shop, clock)
 
     assert closed == {started.capture_id: "completed"}
-    session = _session(deps, started.capture_id)
+    session = stored_session(deps, started.capture_id)
     assert {n.node: n.status for n in session.nodes.values()} == {
         NODE_A: "failed",
         NODE_B: "deadline_exceeded",
@@ -229,7 +222,7 @@ def test_a_webhook_denying_every_job_fails_the_capture_at_once_and_frees_its_slo
         f'{NODE_A}: create jobs refused by an admission webhook (HTTP 400): admission webhook "{WEBHOOK}"'
         in (started.message)
     )
-    assert _session(deps, started.capture_id).status == "failed"
+    assert stored_session(deps, started.capture_id).status == "failed"
     slots = [f"SLOT#{CLUSTER}#{n}" for n in range(deps.settings.max_concurrent_captures)]
     assert [_held(deps, slot) for slot in slots] == [None] * len(slots)
     assert [_held(deps, f"LOCK#{CLUSTER}#{node}") for node in (NODE_A, NODE_B)] == [None, None]
@@ -241,7 +234,7 @@ def test_an_rbac_refusal_of_the_job_says_rbac_not_admission(deps: Deps, shop: Ku
     started = _start(deps, "start-capture-instances")
 
     assert started.status == "failed"
-    reason = _session(deps, started.capture_id).nodes[NODE_A].reason
+    reason = stored_session(deps, started.capture_id).nodes[NODE_A].reason
     assert reason.startswith(f"access denied on cluster {CLUSTER}: RBAC permission: ")
     assert 'is forbidden: User "' in reason
     assert 'cannot create resource "jobs" in API group "batch"' in reason
@@ -260,7 +253,7 @@ def test_a_capture_whose_pods_ran_but_left_nothing_in_s3_is_failed_not_completed
     closed = _close(deps, reaper_deps, shop, clock)
 
     assert closed == {started.capture_id: "failed"}
-    node = _session(deps, started.capture_id).nodes[NODE_A]
+    node = stored_session(deps, started.capture_id).nodes[NODE_A]
     assert node.status == "failed"
     assert node.reason.startswith("no manifest and no packet reached S3; its Job: deadline exceeded: ")
 

@@ -19,7 +19,6 @@ from eks_capture.captures.plan import Outcome
 from eks_capture.kube.calls import PAGE_SIZE, Cluster
 from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
-from eks_capture.store.sessions import CaptureSession
 from localcloud.access import function_session, kubectl_as
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import JOBS, NODES, PODS
@@ -27,6 +26,7 @@ from localcloud.router import Router
 from localcloud.template import Stack
 from tests.events import load_event
 from tests.fixtures.clock import Clock
+from tests.fixtures.sessions import stored_session
 from tests.fixtures.uploads import upload_manifest
 
 NAMESPACE = "eks-capture"
@@ -40,16 +40,9 @@ def _start(deps: Deps, name: str = "start-capture-nodes") -> Outcome:
     return outcome
 
 
-def _session(deps: Deps, capture_id: str | None) -> CaptureSession:
-    assert capture_id is not None
-    session = deps.store.get_session(capture_id)
-    assert session is not None
-    return session
-
-
 def _agents_uploaded(deps: Deps, capture_id: str | None, packets: int = 100) -> None:
     """Each node's upload role leaves its manifest in S3, as a capture that took packets does."""
-    for node in _session(deps, capture_id).nodes:
+    for node in stored_session(deps, capture_id).nodes:
         upload_manifest(deps.settings.capture_bucket, "shop-prod", str(capture_id), node, packets)
 
 
@@ -105,7 +98,7 @@ def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
     assert first.closed == {}  # its Jobs stay until their pods are gone: an uploader may still be flushing
     assert [job["metadata"].get("deletionTimestamp") is not None for job in still_deleting] == [True, True]
     assert second.closed == {started.capture_id: "completed"}
-    session = _session(deps, started.capture_id)
+    session = stored_session(deps, started.capture_id)
     assert {n.status for n in session.nodes.values()} == {"deadline_exceeded"}
     assert session.ended_at is not None
     assert shop.objects(PODS, NAMESPACE) == []
@@ -130,7 +123,7 @@ def test_a_finished_capture_is_removed_and_its_nodes_freed(
 
     assert first.deleted == {"completed": 2}
     assert first.closed == {started.capture_id: "completed"}  # a finished Job goes at once: nothing flushes
-    session = _session(deps, started.capture_id)
+    session = stored_session(deps, started.capture_id)
     assert session.status == "completed"
     assert {n.status for n in session.nodes.values()} == {"completed"}
     again = load_event("start-capture-nodes")
@@ -154,7 +147,7 @@ def test_a_failed_pod_is_reported_with_its_containers_message(
 
     _sweep_until_closed(reaper_deps, shop, clock)
 
-    session = _session(deps, started.capture_id)
+    session = stored_session(deps, started.capture_id)
     node = session.nodes[NODE_A]
     assert node.status == "failed"
     assert "exited 1: tcpdump: syntax error in filter" in node.reason
@@ -172,7 +165,7 @@ def test_a_pod_stuck_pending_is_deleted_as_never_started(
     clock.advance(deps.settings.pending_bound_seconds + 5)
     _sweep_until_closed(reaper_deps, shop, clock)
 
-    node = _session(deps, started.capture_id).nodes[NODE_A]
+    node = stored_session(deps, started.capture_id).nodes[NODE_A]
     assert node.status == "never_started"
     assert "ImagePullBackOff" in node.reason
 
@@ -203,7 +196,7 @@ def test_a_capture_on_a_full_node_never_started_and_says_the_kubelet_was_out_of_
 
     _sweep_until_closed(reaper_deps, shop, clock)
 
-    nodes = _session(deps, started.capture_id).nodes
+    nodes = stored_session(deps, started.capture_id).nodes
     used = len(on_a)
     assert (nodes[NODE_A].status, nodes[NODE_A].reason) == (
         "never_started",
@@ -227,7 +220,7 @@ def test_a_cordoned_or_no_schedule_tainted_node_is_still_captured(
 
     _sweep_until_closed(reaper_deps, shop, clock)
 
-    assert {n.status for n in _session(deps, started.capture_id).nodes.values()} == {"completed"}
+    assert {n.status for n in stored_session(deps, started.capture_id).nodes.values()} == {"completed"}
 
 
 def test_a_stopped_capture_ends_with_its_nodes_stopped(
@@ -244,7 +237,7 @@ def test_a_stopped_capture_ends_with_its_nodes_stopped(
     report = _sweep(reaper_deps)
 
     assert report.closed == {started.capture_id: "completed"}
-    assert {n.status for n in _session(deps, started.capture_id).nodes.values()} == {"stopped"}
+    assert {n.status for n in stored_session(deps, started.capture_id).nodes.values()} == {"stopped"}
 
 
 def _orphan_job(deps: Deps, node: str, started_at: datetime) -> dict[str, Any]:
@@ -283,7 +276,7 @@ def test_a_session_whose_jobs_vanished_is_closed(
     report = _sweep(reaper_deps)
 
     assert report.closed == {started.capture_id: "completed"}
-    assert "removed before a sweep saw it" in _session(deps, started.capture_id).nodes[NODE_A].reason
+    assert "removed before a sweep saw it" in stored_session(deps, started.capture_id).nodes[NODE_A].reason
 
 
 def test_a_sweep_leaves_a_capture_that_has_just_started_alone(
@@ -295,7 +288,7 @@ def test_a_sweep_leaves_a_capture_that_has_just_started_alone(
 
     assert report.deleted == {}
     assert report.closed == {}
-    assert _session(deps, started.capture_id).status == "running"
+    assert stored_session(deps, started.capture_id).status == "running"
     assert len(shop.objects(JOBS, NAMESPACE)) == 2
 
 
@@ -329,7 +322,7 @@ def test_an_api_error_mid_sweep_is_finished_by_the_next_sweep(
     _sweep_until_closed(reaper_deps, shop, clock)
 
     assert failed.errors
-    assert _session(deps, started.capture_id).status == "completed"
+    assert stored_session(deps, started.capture_id).status == "completed"
 
 
 def test_one_sweep_reaps_a_thousand_capture_pods_with_one_paginated_list_of_each_kind(

@@ -15,23 +15,16 @@ import pytest
 from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.errors import CaptureError, CaptureRejected
-from eks_capture.store.sessions import CaptureSession
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import ENDPOINTSLICES, JOBS, PODS
 from tests.events import load_event
 from tests.fixtures.cluster import revoke
+from tests.fixtures.sessions import stored_session
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"  # checkout-7f9c6d5b8-x2k4p
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"  # checkout-7f9c6d5b8-q8w1z
 NODE_GPU = "ip-192-168-77-9.us-west-2.compute.internal"  # ledger-0, 192.168.50.12
 NAMESPACE = "eks-capture"
-
-
-def _session(deps: Deps, capture_id: str | None) -> CaptureSession:
-    assert capture_id is not None
-    session = deps.store.get_session(capture_id)
-    assert session is not None
-    return session
 
 
 def _event(service: str, service_ports: bool = True) -> dict[str, Any]:
@@ -47,7 +40,7 @@ def test_the_service_and_its_clients_pods_start_one_capture_on_both_ends_narrowe
     outcome = trigger.handle(load_event("start-capture-service"), deps)
 
     assert outcome.status == "running", outcome.message
-    session = _session(deps, outcome.capture_id)
+    session = stored_session(deps, outcome.capture_id)
     assert sorted(session.nodes) == [NODE_A, NODE_B, NODE_GPU]
     assert "service payments/ledger: endpoint 192.168.50.12" in session.nodes[NODE_GPU].matched_by
     assert "pod selector payments/" in session.nodes[NODE_A].matched_by
@@ -86,7 +79,7 @@ def test_an_endpoint_that_is_not_ready_leaves_its_node_out(deps: Deps, shop: Kub
 
     outcome = trigger.handle(event, deps)
 
-    session = _session(deps, outcome.capture_id)
+    session = stored_session(deps, outcome.capture_id)
     assert sorted(session.nodes) == [NODE_GPU]
     (ledger,) = shop.objects(ENDPOINTSLICES, "payments")
     readiness = {e["addresses"][0]: e["conditions"]["ready"] for e in ledger["endpoints"]}
@@ -98,7 +91,7 @@ def test_a_service_that_does_not_exist_is_named_as_gone_and_the_clients_are_stil
 ) -> None:
     outcome = trigger.handle(_event("payments/ledgr"), deps)
 
-    session = _session(deps, outcome.capture_id)
+    session = stored_session(deps, outcome.capture_id)
     assert sorted(session.nodes) == [NODE_A, NODE_B]
     assert session.skipped == {"service payments/ledgr": "gone: no service ledgr in namespace payments"}
     assert session.filter == ""  # no ports to narrow to
@@ -146,7 +139,7 @@ def test_an_alarms_service_tag_adds_the_services_nodes_to_the_ones_its_metric_na
 
     outcome = trigger.handle(event, deps)
 
-    session = _session(deps, outcome.capture_id)
+    session = stored_session(deps, outcome.capture_id)
     assert sorted(session.nodes) == [NODE_A, NODE_GPU], (session.skipped, session.filter, outcome.message)
     assert "service payments/ledger: endpoint 192.168.50.12" in session.nodes[NODE_GPU].matched_by
     assert "port 443 or port 8443" in session.filter
