@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -149,3 +150,24 @@ def _access_entry(eks: Any, cluster: str, props: dict[str, Any]) -> None:
                 **({"namespaces": scope["Namespaces"]} if "Namespaces" in scope else {}),
             },
         )
+
+
+def describe_stack(stack: Stack, name: str) -> None:
+    """The deployed stack as `aws cloudformation describe-stacks` shows it: its outputs and the parameters the
+    CLI reads (``--stack``); its resources are the local cloud's, so the CloudFormation stack holds none."""
+    outputs = {
+        key: {"Value": str(stack.resolve(output["Value"]))}
+        for key, output in stack.template["Outputs"].items()
+        if "Condition" not in output or stack.condition(output["Condition"])
+    }
+    names = ("CaptureNamespace", "CaptureServiceAccount", "PodCredentials")
+    template = {
+        "Parameters": {key: {"Type": "String"} for key in names},
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": outputs,
+    }
+    boto3.client("cloudformation").create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": n, "ParameterValue": str(stack.values[n])} for n in names],
+    )

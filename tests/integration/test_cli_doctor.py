@@ -25,7 +25,7 @@ from localcloud.cloud import POD_IDENTITY_AGENT, LocalCloud
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import RESOURCEQUOTAS
 from localcloud.kubectl import MANIFESTS_DIR, Kubectl
-from localcloud.provision import provision_cluster
+from localcloud.provision import describe_stack, provision_cluster
 from localcloud.template import PROJECT_ROOT, Stack
 from tests.fixtures.cli import invoke
 from tests.fixtures.stack import CLUSTER, STACK_PARAMETERS
@@ -49,26 +49,6 @@ class World:
         return str(self.stack.resolve(self.stack.template["Outputs"][output]["Value"]))
 
 
-def _cloudformation_stack(stack: Stack, name: str = STACK) -> None:
-    """The deployed stack as `aws cloudformation describe-stacks` shows it: its outputs and parameters."""
-    outputs = {
-        name: {"Value": str(stack.resolve(output["Value"]))}
-        for name, output in stack.template["Outputs"].items()
-        if "Condition" not in output or stack.condition(output["Condition"])
-    }
-    names = ("CaptureNamespace", "CaptureServiceAccount", "PodCredentials")
-    template = {
-        "Parameters": {name: {"Type": "String"} for name in names},
-        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": outputs,
-    }
-    boto3.client("cloudformation").create_stack(
-        StackName=name,
-        TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": n, "ParameterValue": str(stack.values[n])} for n in names],
-    )
-
-
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     """The local cloud as the demo runs it (LocalCloud: the stack deployed, its access entries in EKS and
@@ -79,7 +59,7 @@ def world() -> Iterator[World]:
     try:
         os.environ.update(cloud.kube.env())
         eks.clear_caches()
-        _cloudformation_stack(cloud.stack)
+        describe_stack(cloud.stack, STACK)
         kubectl = cloud.kube.kubectl(eks.generate_token(CLUSTER).value)
         yield World(cloud.stack, cloud.kube, kubectl, {**cloud.moto.env(), **cloud.kube.env()})
     finally:
@@ -367,7 +347,7 @@ def test_a_bucket_without_eventbridge_notifications_is_red(world: World) -> None
 
 def test_under_irsa_the_service_account_must_name_its_role_and_no_agent_is_needed(world: World) -> None:
     irsa = Stack(world.stack.template, "eks-capture-irsa", {**STACK_PARAMETERS, "PodCredentials": "irsa"})
-    _cloudformation_stack(irsa, "eks-capture-irsa")
+    describe_stack(irsa, "eks-capture-irsa")
     role = "arn:aws:iam::123456789012:role/capture-pods-irsa"
     try:
         code, lines, output = doctor(world, CLUSTER, "--stack", "eks-capture-irsa")
