@@ -92,9 +92,10 @@ def kubectl_as(emulator: KubeEmulator, session: boto3.Session | None = None) -> 
     return emulator.kubectl(generate_token(emulator.cluster_name, session).value)
 
 
-def install_stack(emulator: KubeEmulator, stack: Stack) -> None:
+def install_stack(emulator: KubeEmulator, stack: Stack) -> str:
     """What an operator does once per cluster: the stack's access entries (CloudFormation creates them)
     and, as the cluster's creator, ``eks-capture manifests --stack ... | kubectl apply -f -`` (for the
-    template's defaults, exactly deploy/kubernetes/: a unit test compares them)."""
+    template's defaults, exactly deploy/kubernetes/: a unit test compares them). kubectl's output, one
+    line per object, for whoever shows the set-up (the demo)."""
     grant_stack_access(emulator, stack)
-    kubectl_as(emulator).apply(render(stack_names(stack.values)))
+    return kubectl_as(emulator).apply(render(stack_names(stack.values)))

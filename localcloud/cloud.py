@@ -52,6 +52,8 @@ class LocalCloud:
     kube: KubeEmulator
     stack: Stack
     router: Router
+    applied: str
+    """What ``kubectl apply`` of the stack's manifests printed when the cluster was set up."""
 
     @classmethod
     def start(
@@ -70,11 +72,11 @@ class LocalCloud:
         stack = Stack(load_template(), "eks-capture", {"ClusterNames": cluster, **parameters})
         populate(kube, load_cluster_spec(cluster), local_nodes=local_nodes)
         provision_cluster(stack, cluster)
-        install_stack(kube, stack)
+        applied = install_stack(kube, stack)
         environment = {**moto.env(), **kube.env(), **LOCAL_LAMBDA_ENV, **(settings_overrides or {})}
         router = Router(stack, environment=environment, log=lambda_log)
         router.deploy()
-        return cls(moto, kube, stack, router)
+        return cls(moto, kube, stack, router, applied)
 
     def output(self, name: str) -> str:
         """A stack output, as ``aws cloudformation describe-stacks`` would give it."""

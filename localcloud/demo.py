@@ -24,6 +24,7 @@ from eks_capture.store.catalog import CaptureStore
 from eks_capture_cli import run
 from localcloud.cloud import LocalCloud, workdir
 from localcloud.cloudwatch import set_alarm_state
+from localcloud.demo_access import show_setup, show_teardown_view
 from localcloud.kube.resources import JOBS, PODS
 from localcloud.kube.status import ApiError
 from localcloud.router import Invocation
@@ -176,6 +177,7 @@ def main() -> int:
             f"stack deployed: {', '.join(cloud.router.functions)}; "
             f"bucket {cloud.output('CaptureBucketName')}, table {cloud.output('CaptureTableName')}"
         )
+        show_setup(cloud, out, say)
         create_alarm()
         traffic.start()
         say("faulty traffic on loopback: a service, a closed port, a DNS server failing some names")
@@ -199,10 +201,11 @@ def main() -> int:
         say("teardown: the schedule comes due")
         cloud.router.fire_schedule("TeardownFunction")
         cloud.router.drain(settle_seconds=1)
+        namespace = cloud.stack.values["CaptureNamespace"]
         cloud.kube.wait_for(
-            lambda: not cloud.kube.objects(JOBS, cloud.stack.values["CaptureNamespace"]),
+            lambda: not cloud.kube.objects(JOBS, namespace) and not cloud.kube.objects(PODS, namespace),
             timeout=30,
-            what="capture jobs deleted",
+            what="capture jobs and their pods deleted",
         )
         say("teardown: the next sweep")
         cloud.router.fire_schedule("TeardownFunction")
@@ -215,10 +218,12 @@ def main() -> int:
         for finding in session.findings:
             say(f"  finding: {finding}")
         show_end_notification(inbox, capture_id)
+        cleaned = show_teardown_view(cloud, say)
         operator_view(cloud, capture_id, out)
         recorded = flight_recorder(cloud, store)
         say(f"traffic sent: {traffic.sent}; Lambda logs in {log.name}")
-        return 0 if session.status == "completed" and session.totals.packets > 0 and recorded else 1
+        captured = session.status == "completed" and session.totals.packets > 0
+        return 0 if captured and cleaned and recorded else 1
     finally:
         traffic.stop()
         cloud.stop()
