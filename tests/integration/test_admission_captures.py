@@ -9,6 +9,7 @@ records ``FailedCreate``; the sweep runs with its clock moved past the pending b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -135,31 +136,39 @@ def test_a_restricted_namespace_fails_the_capture_and_names_the_pod_security_vio
     assert "violates PodSecurity &quot;restricted:latest&quot;" in page.html
 
 
-def test_a_missing_service_account_fails_the_capture_with_the_admission_message(
-    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
-) -> None:
+def _without_the_service_account(deps: Deps, shop: KubeEmulator) -> str:
+    """Delete the capture pods' service account; how the admission message about it ends."""
     account = deps.settings.capture_service_account
     shop.registry.delete(SERVICEACCOUNTS, NAMESPACE, account)
-    started = _start(deps, "start-capture-instances")
-    shop.wait_for(lambda: bool(_refused(shop)), what="the Job controller's FailedCreate")
-
-    closed = _close(deps, reaper_deps, shop, clock)
-
-    assert closed == {started.capture_id: "failed"}
-    node = stored_session(deps, started.capture_id).nodes[NODE_A]
-    assert node.status == "never_started"
-    assert node.reason.endswith(
+    return (
         f"is forbidden: error looking up service account {NAMESPACE}/{account}: "
         f'serviceaccount "{account}" not found'
     )
 
 
-def test_an_exhausted_quota_fails_the_capture_with_the_quota_message(
-    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
-) -> None:
+def _with_an_exhausted_quota(deps: Deps, shop: KubeEmulator) -> str:
+    """A quota of no pods in the capture namespace; how the admission message about it ends."""
     shop.create(
         RESOURCEQUOTAS, NAMESPACE, {"metadata": {"name": "captures"}, "spec": {"hard": {"pods": "0"}}}
     )
+    return "is forbidden: exceeded quota: captures, requested: pods=1, used: pods=0, limited: pods=0"
+
+
+@pytest.mark.parametrize(
+    "refuse",
+    [
+        pytest.param(_without_the_service_account, id="a missing service account"),
+        pytest.param(_with_an_exhausted_quota, id="an exhausted quota"),
+    ],
+)
+def test_a_refused_pod_fails_the_capture_with_the_admission_message(
+    deps: Deps,
+    reaper_deps: Deps,
+    shop: KubeEmulator,
+    clock: Clock,
+    refuse: Callable[[Deps, KubeEmulator], str],
+) -> None:
+    message_end = refuse(deps, shop)
     started = _start(deps, "start-capture-instances")
     shop.wait_for(lambda: bool(_refused(shop)), what="the Job controller's FailedCreate")
 
@@ -168,9 +177,7 @@ def test_an_exhausted_quota_fails_the_capture_with_the_quota_message(
     assert closed == {started.capture_id: "failed"}
     node = stored_session(deps, started.capture_id).nodes[NODE_A]
     assert node.status == "never_started"
-    assert node.reason.endswith(
-        "is forbidden: exceeded quota: captures, requested: pods=1, used: pods=0, limited: pods=0"
-    )
+    assert node.reason.endswith(message_end)
 
 
 @pytest.mark.parametrize("code", [400, 403])
