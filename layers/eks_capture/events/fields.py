@@ -119,6 +119,8 @@ ClusterName = Annotated[
     str, AfterValidator(check_cluster_name), Field(json_schema_extra={"pattern": CLUSTER_PATTERN})
 ]
 Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), AfterValidator(check_reason)]
+#: Who asked (a user or role name, as the CLI fills it in); free text for the audit trail.
+RequestedBy = Annotated[str, Field(min_length=1, max_length=128)]
 Snaplen = Annotated[int, Field(ge=MIN_SNAPLEN, le=MAX_SNAPLEN)]
 ServiceRef = Annotated[
     str,

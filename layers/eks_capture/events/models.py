@@ -28,6 +28,7 @@ from eks_capture.events.fields import (
     InstanceId,
     NodeName,
     Reason,
+    RequestedBy,
     ServiceRef,
     Snaplen,
     check_duration,
@@ -227,7 +228,7 @@ class StartCaptureDetail(_Ours):
     snaplen: Snaplen | None = None
     lookback_seconds: Annotated[int, Field(ge=0, le=MAX_LOOKBACK_SECONDS)] | None = None
     reason: Reason
-    requested_by: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    requested_by: RequestedBy | None = None
 
     @field_validator("duration_seconds")
     @classmethod
@@ -251,7 +252,7 @@ class StopCaptureDetail(_Ours):
 
     capture_id: Annotated[str, AfterValidator(parse_capture_id)]
     reason: Reason | None = None
-    requested_by: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    requested_by: RequestedBy | None = None
 
 
 class StopCapture(EventBridgeEnvelope):
@@ -275,7 +276,7 @@ class StartRecorderDetail(_Ours):
     ring_minutes: Annotated[int, Field(ge=1, le=MAX_RING_MINUTES)] = 10
     budget_megabytes: Annotated[int, Field(ge=MIN_RING_MEGABYTES, le=MAX_RING_MEGABYTES)] = 1024
     reason: Reason
-    requested_by: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    requested_by: RequestedBy | None = None
 
 
 class StartRecorder(EventBridgeEnvelope):
@@ -291,7 +292,7 @@ class StopRecorderDetail(_Ours):
 
     cluster: ClusterName
     reason: Reason | None = None
-    requested_by: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    requested_by: RequestedBy | None = None
 
 
 class StopRecorder(EventBridgeEnvelope):
