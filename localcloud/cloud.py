@@ -80,7 +80,7 @@ class LocalCloud:
 
     def output(self, name: str) -> str:
         """A stack output, as ``aws cloudformation describe-stacks`` would give it."""
-        return str(self.stack.resolve(self.stack.template["Outputs"][name]["Value"]))
+        return self.stack.output(name)
 
     def stop(self) -> None:
         self.router.stop()

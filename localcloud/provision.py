@@ -156,7 +156,7 @@ def describe_stack(stack: Stack, name: str) -> None:
     """The deployed stack as `aws cloudformation describe-stacks` shows it: its outputs and the parameters the
     CLI reads (``--stack``); its resources are the local cloud's, so the CloudFormation stack holds none."""
     outputs = {
-        key: {"Value": str(stack.resolve(output["Value"]))}
+        key: {"Value": stack.output(key)}
         for key, output in stack.template["Outputs"].items()
         if "Condition" not in output or stack.condition(output["Condition"])
     }

@@ -301,6 +301,10 @@ class Stack:
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self.template.get("Conditions", {})[name]))
 
+    def output(self, name: str) -> str:
+        """A stack output, as ``aws cloudformation describe-stacks`` would give it."""
+        return str(self.resolve(self.template["Outputs"][name]["Value"]))
+
     def resolve(self, value: Any) -> Any:
         """``value`` with every intrinsic function replaced by its concrete result."""
         if isinstance(value, list):

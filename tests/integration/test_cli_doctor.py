@@ -46,7 +46,7 @@ class World:
     env: dict[str, str]
 
     def role(self, output: str) -> str:
-        return str(self.stack.resolve(self.stack.template["Outputs"][output]["Value"]))
+        return self.stack.output(output)
 
 
 @pytest.fixture(scope="module")
