@@ -15,17 +15,16 @@ import pytest
 
 from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
-from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureNotFound, CaptureRejected, ClusterAccessDenied
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import NodeFallback
-from eks_capture.store.sessions import CaptureSession
 from localcloud.access import kubectl_as
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
 from tests.events import event_names, load_event
 from tests.fixtures.cluster import revoke
+from tests.fixtures.sessions import stored_session
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f60718, nodegroup general
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"  # i-0fedcba9876543210, nodegroup general
@@ -39,13 +38,6 @@ def _jobs(shop: KubeEmulator) -> list[dict[str, Any]]:
 
 def _job_nodes(shop: KubeEmulator) -> list[str]:
     return sorted(job["spec"]["template"]["spec"]["nodeName"] for job in _jobs(shop))
-
-
-def _session(deps: Deps, outcome: Outcome) -> CaptureSession:
-    assert outcome.capture_id is not None
-    session = deps.store.get_session(outcome.capture_id)
-    assert session is not None
-    return session
 
 
 def _with(deps: Deps, **changes: Any) -> Deps:
@@ -73,7 +65,7 @@ def test_each_target_kind_starts_one_job_per_affected_node(
 
     assert outcome.status == "running", outcome.message
     assert _job_nodes(shop) == nodes
-    session = _session(deps, outcome)
+    session = stored_session(deps, outcome.capture_id)
     assert sorted(session.nodes) == nodes
     assert all(node.job and node.status == "pending" and node.matched_by for node in session.nodes.values())
     assert {job["metadata"]["labels"][LABEL_CAPTURE_ID] for job in _jobs(shop)} == {outcome.capture_id}
@@ -82,7 +74,7 @@ def test_each_target_kind_starts_one_job_per_affected_node(
 def test_alarm_tags_set_the_capture_duration_and_filter(deps: Deps, shop: KubeEmulator) -> None:
     outcome = trigger.handle(load_event("alarm-single-metric-instance"), deps)
 
-    session = _session(deps, outcome)
+    session = stored_session(deps, outcome.capture_id)
     assert (session.duration_seconds, session.filter) == (
         600,
         "tcp[tcpflags] & (tcp-syn|tcp-rst|tcp-fin) != 0",
@@ -113,7 +105,7 @@ def test_alarm_tags_are_read_from_cloudwatch_when_the_event_carries_none(
         cloudwatch.describe_alarms(AlarmNames=[event["detail"]["alarmName"]])["MetricAlarms"][0]["AlarmArn"]
     ]
 
-    session = _session(deps, trigger.handle(event, deps))
+    session = stored_session(deps, trigger.handle(event, deps).capture_id)
 
     assert (session.duration_seconds, session.snaplen) == (90, 128)
 
@@ -141,7 +133,7 @@ def test_composite_alarm_captures_nothing_when_the_fallback_is_none(deps: Deps, 
     assert outcome.status == "failed"
     assert "names no node" in outcome.message
     assert _jobs(shop) == []
-    assert _session(deps, outcome).status == "failed"
+    assert stored_session(deps, outcome.capture_id).status == "failed"
 
 
 def test_composite_alarm_captures_every_node_up_to_the_cap_when_the_fallback_is_all(
@@ -178,7 +170,7 @@ def test_a_flapping_alarm_is_refused_during_its_cooldown_and_the_refusal_recorde
 
     assert refused.status == "rejected"
     assert "cooling down" in refused.message
-    assert _session(deps, refused).status == "rejected"
+    assert stored_session(deps, refused.capture_id).status == "rejected"
     assert len(_jobs(shop)) == 1
 
 
@@ -235,7 +227,7 @@ def test_denied_job_creation_marks_each_node_failed_and_frees_it(deps: Deps, sho
     outcome = trigger.handle(load_event("start-capture-instances"), deps)
 
     assert outcome.status == "failed"
-    session = _session(deps, outcome)
+    session = stored_session(deps, outcome.capture_id)
     assert session.nodes[NODE_A].status == "failed"
     assert 'cannot create resource "jobs"' in session.nodes[NODE_A].reason
     kubectl_as(shop).apply()  # the operator applies deploy/kubernetes/ again
@@ -276,7 +268,7 @@ def test_stop_capture_deletes_the_jobs_and_marks_the_session_stopping(deps: Deps
     assert outcome.status == "stopping"
     assert sorted(outcome.nodes) == jobs
     shop.wait_for(lambda: _jobs(shop) == [], timeout=15, what="jobs deleted")
-    session = _session(deps, started)
+    session = stored_session(deps, started.capture_id)
     assert session.status == "stopping"
     assert "got what we needed" in session.verdict
 
