@@ -19,6 +19,7 @@ from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS
 from tests.events import load_event
+from tests.fixtures.sessions import stored_session
 
 NAMESPACE = "eks-capture"
 NG = "eks-ng-20261101-a1b2c3d4"
@@ -101,8 +102,7 @@ def test_an_asg_alarm_captures_on_exactly_the_groups_instances(
 
         assert outcome.status == "running", (group, outcome.message)
         assert job_nodes(shop, outcome.capture_id) == nodes, group
-        session = deps.store.get_session(str(outcome.capture_id))
-        assert session is not None
+        session = stored_session(deps, outcome.capture_id)
         assert all(f"AutoScalingGroupName={group}" in node.matched_by for node in session.nodes.values())
 
 

@@ -32,6 +32,7 @@ from localcloud.template import Stack
 from tests.events import load_event
 from tests.fixtures.cluster import start_cluster
 from tests.fixtures.kube import serving
+from tests.fixtures.sessions import stored_session
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS, deploy_stack
 
 SHOP = "shop-prod"
@@ -225,8 +226,7 @@ def _emptied(cluster: KubeEmulator) -> Callable[[], bool]:
 def _expire(outcomes: list[Outcome], deps: Deps) -> datetime:
     latest = datetime.now(UTC)
     for outcome in outcomes:
-        session = deps.store.get_session(str(outcome.capture_id))
-        assert session is not None
+        session = stored_session(deps, outcome.capture_id)
         latest = max(latest, session.expires_at)
     return latest + timedelta(seconds=deps.settings.upload_grace_seconds + 1)
 

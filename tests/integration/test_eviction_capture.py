@@ -21,6 +21,7 @@ from eks_capture.events.s3 import S3ObjectRef
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
 from tests.events import load_event
+from tests.fixtures.sessions import stored_session
 
 pytestmark = pytest.mark.root
 
@@ -115,8 +116,7 @@ def test_a_capture_pod_pushed_past_its_spool_size_limit_is_reported_evicted_with
     moment += timedelta(seconds=300)
     reaper.sweep(sweeper, ["shop-prod"])
 
-    session = deps.store.get_session(outcome.capture_id or "")
-    assert session is not None
+    session = stored_session(deps, outcome.capture_id)
     node = session.nodes[LOCAL_NODE]
     assert node.status == "failed"
     packets = sum(f.packets for f in files)

@@ -49,6 +49,7 @@ from tests.fixtures.invariants import (
     capture_jobs,
     tear_down_and_assert_nothing_left,
 )
+from tests.fixtures.sessions import stored_session
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
 from tests.fixtures.uploads import upload_manifest
 
@@ -125,8 +126,7 @@ def test_api_faults_during_the_trigger_leave_each_node_with_one_capture_or_a_rea
     )
     assert_one_live_capture_per_node(shop)
     tear_down_and_assert_nothing_left(reaper_deps, shop, clock, session.expires_at)
-    closed = deps.store.get_session(redelivered.capture_id)
-    assert closed is not None
+    closed = stored_session(deps, redelivered.capture_id)
     assert closed.status in ("completed", "failed")
 
 
@@ -145,8 +145,7 @@ def test_transient_api_faults_during_a_sweep_are_absorbed_by_its_retries(
 ) -> None:
     started = trigger.handle(load_event("start-capture-all"), deps)
     assert started.capture_id is not None
-    session = deps.store.get_session(started.capture_id)
-    assert session is not None
+    session = stored_session(deps, started.capture_id)
     fault.inject(shop)
 
     reports = tear_down_and_assert_nothing_left(reaper_deps, shop, clock, session.expires_at)
@@ -159,8 +158,7 @@ def test_a_sweep_that_cannot_delete_leaves_the_capture_open_and_the_next_one_fin
 ) -> None:
     started = trigger.handle(load_event("start-capture-all"), deps)
     assert started.capture_id is not None
-    session = deps.store.get_session(started.capture_id)
-    assert session is not None
+    session = stored_session(deps, started.capture_id)
     shop.faults.fail("delete", "jobs", status=500)
     for node in session.nodes:  # each node's upload role left its manifest: the capture took packets
         upload_manifest(deps.settings.capture_bucket, CLUSTER, started.capture_id, node, packets=100)
@@ -171,13 +169,11 @@ def test_a_sweep_that_cannot_delete_leaves_the_capture_open_and_the_next_one_fin
     assert len(failed.errors) == len(ALL_NODES)
     assert failed.closed == {}
     assert len(capture_jobs(shop, started.capture_id)) == len(ALL_NODES)
-    reopened = deps.store.get_session(started.capture_id)
-    assert reopened is not None
+    reopened = stored_session(deps, started.capture_id)
     assert reopened.status == "running"
     shop.faults.clear()
     tear_down_and_assert_nothing_left(reaper_deps, shop, clock, session.expires_at)
-    closed = deps.store.get_session(started.capture_id)
-    assert closed is not None
+    closed = stored_session(deps, started.capture_id)
     assert closed.status == "completed"
 
 

@@ -23,6 +23,7 @@ from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
 from localcloud.template import Stack
+from tests.fixtures.sessions import stored_session
 from tests.fixtures.stack import STACK_PARAMETERS, deploy_stack
 
 # Presets are what this file checks, so its stack lifts the alarm caps (tests/integration/test_alarm_limits.py
@@ -73,8 +74,7 @@ def _fire(deps: Deps, name: str) -> CaptureSession:
     event = set_alarm_state(name, "ALARM", "Threshold Crossed: 1 datapoint [42.0] was greater than 0.0")
     outcome = trigger.handle(event, deps)
     assert outcome.status == "running", outcome.message
-    session = deps.store.get_session(str(outcome.capture_id))
-    assert session is not None
+    session = stored_session(deps, outcome.capture_id)
     return session
 
 

@@ -23,6 +23,7 @@ from eks_capture.kube.calls import Cluster
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
 from tests.events import load_event
+from tests.fixtures.sessions import stored_session
 from tests.fixtures.waiting import eventually
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
@@ -100,8 +101,7 @@ def test_an_alarm_asks_the_recorder_for_its_window_and_starts_a_job_only_where_n
     lookback = 60 * 3 + LOOKBACK_MARGIN_SECONDS
     assert datetime.fromisoformat(request["trigger_at"]) == trigger_at
     assert datetime.fromisoformat(request["from"]) == trigger_at - timedelta(seconds=lookback)
-    session = deps.store.get_session(outcome.capture_id or "")
-    assert session is not None
+    session = stored_session(deps, outcome.capture_id)
     duration = session.duration_seconds
     assert datetime.fromisoformat(request["to"]) == trigger_at + timedelta(seconds=duration)
     assert session.nodes[NODE_A].job is None
@@ -120,8 +120,7 @@ def test_a_lookback_longer_than_the_ring_is_capped_and_the_verdict_says_so(
 
     outcome = trigger.handle(event, deps)
 
-    session = deps.store.get_session(outcome.capture_id or "")
-    assert session is not None
+    session = stored_session(deps, outcome.capture_id)
     held = 4 * 60 - DOWNWARD_REFRESH_SECONDS
     assert session.nodes[NODE_A].reason.endswith(
         f"the ring holds only {held / 60:g} minutes of the 6 minutes asked"
@@ -178,8 +177,7 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
     trigger.handle(start_recorder_on([NODE_A]), deps)
     wait_for_running_recorders(shop, 1)
     outcome = trigger.handle(load_event("start-capture-instances"), deps)
-    session = deps.store.get_session(outcome.capture_id or "")
-    assert session is not None
+    session = stored_session(deps, outcome.capture_id)
     assert outcome.nodes == {NODE_A: "running"}
     reach = "the ring held only 40 s of the 300 s asked before the trigger"
     totals = {"files": 7, "packets": 2100, "pre_trigger_files": 4}
@@ -207,8 +205,7 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
 
     assert while_open.closed == {}, "the window may still be uploading"
     assert after.closed == {outcome.capture_id: "completed"}
-    closed = deps.store.get_session(outcome.capture_id or "")
-    assert closed is not None
+    closed = stored_session(deps, outcome.capture_id)
     assert closed.nodes[NODE_A].status == "completed"
     assert closed.nodes[NODE_A].reason == f"7 file(s) from the recorder's ring, 4 before the trigger; {reach}"
 
