@@ -90,6 +90,7 @@ class BudgetKeeper(PeriodicCheck):
                 dropped_at=iso_utc(time.time()),
                 reason="budget",
                 packets=packets,
+                key=self.ledger.attempted.pop(victim.name.filename, None),
             )
         )
         self._logger.warning(

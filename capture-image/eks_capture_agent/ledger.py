@@ -6,7 +6,8 @@ file dropped for the budget leaves a visible gap in the sequence of uploaded obj
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from eks_capture_agent.spool import PcapName, Spool
@@ -41,6 +42,9 @@ class DroppedFile:
     dropped_at: str
     reason: str
     packets: int | None = None  # None when the file could not be read before it went
+    #: The object a failed upload attempt may still have left in S3 (its PUT landed, the answer was lost);
+    #: None once S3 has been asked, or when no attempt was made.
+    key: str | None = None
 
 
 @dataclass
@@ -53,11 +57,27 @@ class Ledger:
     documents: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     peak_spool_bytes: int = 0
+    #: Files whose upload has started and not been confirmed, with the key it writes.
+    attempted: dict[str, str] = field(default_factory=dict)
 
     def number(self, names: list[PcapName]) -> None:
         """Hand out sequence numbers to files not seen before, in tcpdump's creation order."""
         for name in sorted(names):
             self.seqs.setdefault(name.filename, len(self.seqs))
+
+    def unsettled(self) -> list[DroppedFile]:
+        """Dropped files S3 may hold after all: each must be counted as uploaded or as dropped, not both."""
+        return [item for item in self.dropped if item.key is not None]
+
+    def settle(self, dropped: DroppedFile, stored: UploadedFile | None) -> None:
+        """What S3 answered for a dropped file's key: the object it holds makes the file uploaded, else the
+        file stays dropped, with nothing left to ask."""
+        index = self.dropped.index(dropped)
+        if stored is None:
+            self.dropped[index] = replace(dropped, key=None)
+        else:
+            del self.dropped[index]
+            self.uploaded.append(stored)
 
     def note_error(self, what: str, message: str, at: str) -> None:
         """Remember an error; a repeat of the previous one only bumps its count (outages repeat)."""
@@ -84,4 +104,26 @@ class Ledger:
             documents=list(saved["documents"]),
             errors=list(saved["errors"]),
             peak_spool_bytes=int(saved["peak_spool_bytes"]),
+            attempted={str(name): str(key) for name, key in saved.get("attempted", {}).items()},
         )
+
+
+def recovered_upload(
+    dropped: DroppedFile, metadata: Mapping[str, str], stored_bytes: int, at: str
+) -> UploadedFile:
+    """A dropped file's object found in S3, as an upload: its packets and times from the object's metadata
+    (objects.pcap_metadata), its size from the drop. A closed file has no partial record to truncate."""
+    assert dropped.key is not None
+    packets = metadata.get("packets")
+    return UploadedFile(
+        name=dropped.name,
+        key=dropped.key,
+        seq=dropped.seq,
+        bytes=dropped.bytes,
+        stored_bytes=stored_bytes,
+        packets=int(packets) if packets is not None else dropped.packets,
+        first_packet=metadata.get("first-packet"),
+        last_packet=metadata.get("last-packet"),
+        truncated_bytes=0,
+        uploaded_at=at,
+    )

@@ -27,7 +27,7 @@ from eks_capture_agent.backoff import retry_delay
 from eks_capture_agent.compression import Codec, Compression
 from eks_capture_agent.identity import Identity
 from eks_capture_agent.keeper import BudgetKeeper
-from eks_capture_agent.ledger import Ledger, UploadedFile
+from eks_capture_agent.ledger import DroppedFile, Ledger, UploadedFile, recovered_upload
 from eks_capture_agent.manifest import MANIFEST, UploadTarget, build_manifest
 from eks_capture_agent.objects import pcap_key, pcap_metadata
 from eks_capture_agent.pcapscan import NotPcapError, PcapSummary, scan_pcap
@@ -110,7 +110,7 @@ class Uploader:
             marker = self.spool.read_json(COMPLETION_MARKER)
             capture_over = marker is not None or self._marker_overdue()
             progressed = self._step(capture_over)
-            if capture_over and not self._left_in_spool():
+            if capture_over and not self._left_in_spool() and not self._unsettled():
                 return
             if self._out_of_time():
                 self.logger.error("grace period over with files left", extra={"left": self._left_in_spool()})
@@ -144,9 +144,12 @@ class Uploader:
         with self.keeper.lock:
             self.ledger.number(present)
         closed = closed_files(present, capture_over)
-        pending = closed or any(self.spool.path(name).exists() for name in SNAPSHOTS)
+        unsettled = self._unsettled()
+        pending = closed or unsettled or any(self.spool.path(name).exists() for name in SNAPSHOTS)
         if pending and time.monotonic() < self._retry_at:
             return False
+        if unsettled:
+            return self._settle(unsettled[0])
         if closed:
             return self._upload_pcap(closed[0])
         for name in SNAPSHOTS:
@@ -194,6 +197,8 @@ class Uploader:
         key = pcap_key(self.request.target.prefix, start, seq, self.compression.suffix)
         metadata = pcap_metadata(self.identity, self._capture_filter(), seq, summary)
         size = path.stat().st_size
+        with self.keeper.lock:  # from here the object may reach S3 even if the attempt fails
+            self.ledger.attempted[name.filename] = key
         stored = put_file(self.client, self.request.target.bucket, key, path, self.compression, metadata)
         path.unlink()
         uploaded = UploadedFile(
@@ -209,6 +214,7 @@ class Uploader:
             uploaded_at=iso_utc(time.time()),
         )
         with self.keeper.lock:
+            self.ledger.attempted.pop(name.filename, None)
             self.ledger.uploaded.append(uploaded)
             self.ledger.save(self.spool)
         self._failures = 0
@@ -221,6 +227,35 @@ class Uploader:
                 "stored_bytes": stored.stored_bytes,
                 "packets": uploaded.packets,
             },
+        )
+        return True
+
+    def _unsettled(self) -> list[DroppedFile]:
+        with self.keeper.lock:
+            return self.ledger.unsettled()
+
+    def _settle(self, dropped: DroppedFile) -> bool:
+        """A file the keeper dropped between failed upload attempts may be in S3 after all (the PUT landed,
+        its answer was cut): ask S3 once it answers, so the file counts once, as S3 has it."""
+        assert dropped.key is not None
+        stored: UploadedFile | None = None
+        try:
+            head = self.client.head_object(Bucket=self.request.target.bucket, Key=dropped.key)
+            stored = recovered_upload(dropped, head["Metadata"], head["ContentLength"], iso_utc(time.time()))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                return self._failed(dropped.name, error)
+        except UPLOAD_ERRORS as error:
+            return self._failed(dropped.name, error)
+        with self.keeper.lock:
+            self.ledger.settle(dropped, stored)
+            self.ledger.save(self.spool)
+        self._failures = 0
+        self.logger.info(
+            "a dropped file's earlier upload attempt reached S3: counted as uploaded"
+            if stored
+            else "a dropped file's earlier upload attempt did not reach S3: counted as dropped",
+            extra={"file": dropped.name, "key": dropped.key},
         )
         return True
 
