@@ -23,8 +23,10 @@ from eks_capture.store.keys import DYNAMODB_CONFIG
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
 
     from eks_capture.kube.calls import Cluster
 
@@ -60,11 +62,11 @@ class AwsClients:
         return boto3.client("events")
 
     @cached_property
-    def sns(self) -> Any:  # boto3-stubs' sns and ec2 extras are not among the dev dependencies
+    def sns(self) -> SNSClient:
         return boto3.client("sns")
 
     @cached_property
-    def ec2(self) -> Any:
+    def ec2(self) -> EC2Client:
         return boto3.client("ec2")
 
 
@@ -110,6 +112,6 @@ class Deps:
         return cls(settings=settings, store=store, aws=clients)
 
     @property
-    def sns(self) -> Any:
+    def sns(self) -> SNSClient | None:
         """The SNS client when the stack notifies (a topic is set); None otherwise, and no client is made."""
         return self.aws.sns if self.settings.notification_topic_arn else None

@@ -9,9 +9,13 @@ instances of ``ng-2``, and an instance no group launched (Karpenter's) is in non
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from eks_capture.events.models import Metric
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 GROUP_DIMENSION = "AutoScalingGroupName"
 GROUP_TAG = "aws:autoscaling:groupName"
@@ -23,11 +27,11 @@ def named_groups(metrics: Iterable[Metric]) -> set[str]:
     return {metric.dimensions[GROUP_DIMENSION] for metric in metrics if GROUP_DIMENSION in metric.dimensions}
 
 
-def group_members(ec2: Any, groups: Collection[str]) -> dict[str, str]:
+def group_members(ec2: EC2Client, groups: Collection[str]) -> dict[str, str]:
     """Instance id -> group, for the pending or running instances EC2 tags as members of ``groups``."""
     if not groups:
         return {}
-    filters = [
+    filters: list[FilterTypeDef] = [
         {"Name": f"tag:{GROUP_TAG}", "Values": sorted(groups)},
         {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
     ]

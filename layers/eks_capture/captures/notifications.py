@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.settings import Settings
 from eks_capture.store.sessions import CaptureSession
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
 
 logger = Logger(child=True)
 
@@ -104,7 +107,7 @@ def end_message(
     return subject[:100], body
 
 
-def _publish(sns: Any, settings: Settings, subject: str, body: str) -> bool:
+def _publish(sns: SNSClient | None, settings: Settings, subject: str, body: str) -> bool:
     if sns is None or not settings.notification_topic_arn:
         return False
     try:
@@ -115,13 +118,13 @@ def _publish(sns: Any, settings: Settings, subject: str, body: str) -> bool:
     return True
 
 
-def notify_start(sns: Any, settings: Settings, session: CaptureSession) -> None:
+def notify_start(sns: SNSClient | None, settings: Settings, session: CaptureSession) -> None:
     """Tell the subscribers a capture started (or could not), and where its files will be."""
     _publish(sns, settings, *start_message(settings, session))
 
 
 def notify_end(
-    sns: Any, settings: Settings, session: CaptureSession, report: ReportOutcome | None = None
+    sns: SNSClient | None, settings: Settings, session: CaptureSession, report: ReportOutcome | None = None
 ) -> bool:
     """Tell the subscribers how a capture ended, its totals, top findings and report; whether SNS took it."""
     return _publish(sns, settings, *end_message(settings, session, report))
