@@ -18,6 +18,7 @@ from eks_capture.events.fields import (
     check_service,
 )
 from eks_capture.events.models import AlarmStateChange, StartCaptureDetail
+from eks_capture.kube.manifests.job import TcpdumpOptions
 from eks_capture.settings import NodeFallback, Settings
 
 TAG_PREFIX = "eks-capture:"
@@ -46,13 +47,11 @@ NO_FILTER_WORDS = ("", "none", "all")
 
 
 @dataclass(frozen=True)
-class CaptureOptions:
-    """The resolved options of one capture; ``filter`` None captures everything; ``cluster`` is set by a
-    start request or an alarm's tag (DEFAULT_CLUSTER applies only through ``alarm_cluster``)."""
+class CaptureOptions(TcpdumpOptions):
+    """The resolved options of one capture: tcpdump's (duration, snap length, filter; ``filter`` None
+    captures everything) and how its nodes are chosen; ``cluster`` is set by a start request or an alarm's
+    tag (DEFAULT_CLUSTER applies only through ``alarm_cluster``)."""
 
-    duration_seconds: int
-    snaplen: int
-    filter: str | None = None
     fallback: NodeFallback = NodeFallback.NONE
     cluster: str | None = None
     preset: str | None = None

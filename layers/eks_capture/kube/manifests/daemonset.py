@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eks_capture.captures.options import CaptureOptions
 from eks_capture.ids import CaptureId
 from eks_capture.kube.labels import (
     ANNOTATION_CLUSTER,
@@ -24,6 +23,7 @@ from eks_capture.kube.manifests.job import (
     TMP_VOLUME,
     UPLOADER_UID,
     CaptureSpec,
+    TcpdumpOptions,
     capture_container,
     container_resources,
     spool_mounts,
@@ -146,7 +146,7 @@ def _recorder_containers(spec: RecorderSpec, settings: Settings) -> list[dict[st
 
 def _placeholder_spec(spec: RecorderSpec) -> CaptureSpec:
     """The capture containers' shared fields (image, security context) come from a capture-shaped spec."""
-    options = CaptureOptions(duration_seconds=1, snaplen=spec.snaplen, filter=spec.filter)
+    options = TcpdumpOptions(duration_seconds=1, snaplen=spec.snaplen, filter=spec.filter)
     return CaptureSpec(CaptureId(""), spec.cluster, options, spec.reason, datetime(1970, 1, 1, tzinfo=UTC))
 
 

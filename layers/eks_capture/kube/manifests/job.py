@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from eks_capture.captures.options import CaptureOptions
 from eks_capture.ids import CaptureId
 from eks_capture.kube.labels import (
     ANNOTATION_CLUSTER,
@@ -35,12 +34,23 @@ UPLOAD_RESOURCES = (("50m", "128Mi"), ("500m", "256Mi"))
 
 
 @dataclass(frozen=True)
+class TcpdumpOptions:
+    """What the capture container's tcpdump is told: for how long, how much of each packet, which packets
+    (``filter`` None: all). A capture's full options (captures.options) extend these with how it chose
+    them; the manifests read only these."""
+
+    duration_seconds: int
+    snaplen: int
+    filter: str | None = None
+
+
+@dataclass(frozen=True)
 class CaptureSpec:
-    """One capture as the manifests need it: identity, options, why, and when it started (UTC)."""
+    """One capture as the manifests need it: identity, tcpdump's options, why, and when it started (UTC)."""
 
     capture_id: CaptureId
     cluster: str
-    options: CaptureOptions
+    options: TcpdumpOptions
     reason: str
     started_at: datetime
 
