@@ -22,6 +22,8 @@ PACKAGES = {
 MAX_LINES = 400
 #: What only the operator CLI may import: its own package and the dependencies of the ``cli`` extra.
 CLI_ONLY = {"eks_capture_cli", "typer", "rich", "numpy"}
+#: The lower layers of the package and what builds on them (docs/design.md: imports go down, never up).
+LOWER_LAYERS = [("kube", "captures"), ("store", "captures"), ("store", "kube")]
 
 
 def _modules() -> dict[str, Path]:
@@ -113,6 +115,22 @@ def test_the_circle_finder_finds_a_circle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
 
     assert _circles(graph) == [["a", "b", "c"]]
+
+
+def _within(package: str, module: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+@pytest.mark.parametrize(("lower", "upper"), LOWER_LAYERS)
+def test_a_lower_layer_never_imports_what_builds_on_it(lower: str, upper: str) -> None:
+    lower, upper = f"eks_capture.{lower}", f"eks_capture.{upper}"
+    upward = {
+        name: sorted(imported for imported in _imports(path) if _within(upper, imported))
+        for name, path in MODULES.items()
+        if _within(lower, name)
+    }
+
+    assert {name: found for name, found in upward.items() if found} == {}
 
 
 def test_the_layer_imports_nothing_only_the_cli_has() -> None:
