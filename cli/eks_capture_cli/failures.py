@@ -7,15 +7,6 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
-from botocore.exceptions import (
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
-from rich.console import Console
-from rich.markup import escape
 
 from eks_capture.errors import CaptureError, CaptureRejected
 
@@ -56,6 +47,15 @@ def explain(error: BaseException) -> CommandError | None:
         return CommandError(f"request rejected: {error.message}", EXIT_BAD_INPUT)
     if isinstance(error, CaptureError):
         return CommandError(error.message)
+    # botocore loads here, not at every start-up: ``merge`` never needs it
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+
     if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
         return CommandError("no AWS credentials found: set a profile, AWS_ACCESS_KEY_ID or SSO", EXIT_DENIED)
     if isinstance(error, NoRegionError):
@@ -77,7 +77,10 @@ def explain(error: BaseException) -> CommandError | None:
 
 
 def fail(failure: CommandError) -> typer.Exit:
-    """Print the failure's line on stderr; the Exit to raise."""
+    """Print the failure's line on stderr; the Exit to raise (rich loads here, not at every start-up)."""
+    from rich.console import Console
+    from rich.markup import escape
+
     Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(failure.message)}")
     return typer.Exit(failure.exit_code)
 
