@@ -2,26 +2,69 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 import typer
+from typer._click import Command, Context
 from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+from typer.main import get_command_from_info, get_group_from_info
+from typer.models import CommandInfo, TyperInfo
 
-from eks_capture_cli import (
-    analyze,
-    browse,
-    cluster_manifests,
-    doctor,
-    merging,
-    paths,
-    pull,
-    recorders,
-    report,
-    requests,
-)
 from eks_capture_cli.failures import EXIT_FAILED
+
+#: Each command's module and function, in --help's order. A module is imported when its command runs
+#: (or --help lists them all): ``eks-capture merge`` then starts without boto3, pydantic, kubernetes
+#: and rich, which the other commands' modules load (~0.9 s of CPU).
+COMMANDS = {
+    "start": ("requests", "start"),
+    "stop": ("requests", "stop"),
+    "list": ("browse", "list_captures"),
+    "show": ("browse", "show"),
+    "pull": ("pull", "pull"),
+    "merge": ("merging", "merge"),
+    "report": ("report", "report"),
+    "analyze": ("analyze", "analyze"),
+    "path": ("paths", "path"),
+    "doctor": ("doctor", "doctor"),
+    "manifests": ("cluster_manifests", "manifests"),
+}
+#: Each command group's module and typer app, imported as the commands' are.
+GROUPS = {"recorder": ("recorders", "app")}
+
+
+class _OnDemand(TyperGroup):
+    """The root group: builds a command from its module (``COMMANDS``, ``GROUPS``) when asked for it."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*COMMANDS, *GROUPS]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        found = self.commands.get(cmd_name)
+        if found is None and cmd_name in COMMANDS:
+            module, function = COMMANDS[cmd_name]
+            callback = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+            found = get_command_from_info(
+                CommandInfo(name=cmd_name, callback=callback),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=self.rich_markup_mode,
+            )
+        elif found is None and cmd_name in GROUPS:
+            module, attribute = GROUPS[cmd_name]
+            group = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+            found = get_group_from_info(
+                TyperInfo(group, name=cmd_name),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=self.rich_markup_mode,
+                suggest_commands=self.suggest_commands,
+            )
+        if found is not None:
+            self.commands[cmd_name] = found
+        return found
+
 
 app = typer.Typer(
     name="eks-capture",
@@ -30,19 +73,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_OnDemand,
 )
-app.command("start")(requests.start)
-app.command("stop")(requests.stop)
-app.command("list")(browse.list_captures)
-app.command("show")(browse.show)
-app.command("pull")(pull.pull)
-app.command("merge")(merging.merge)
-app.command("report")(report.report)
-app.command("analyze")(analyze.analyze)
-app.command("path")(paths.path)
-app.command("doctor")(doctor.doctor)
-app.command("manifests")(cluster_manifests.manifests)
-app.add_typer(recorders.app, name="recorder")
 
 
 @app.callback()
