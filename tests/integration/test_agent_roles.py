@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from localcloud.aws import MotoServer
@@ -36,6 +35,7 @@ from tests.fixtures.agents import (
     send_udp,
     start_agent,
 )
+from tests.fixtures.aws import make_bucket
 
 pytestmark = pytest.mark.root
 
@@ -60,9 +60,7 @@ def spool() -> Iterator[Path]:
 
 @pytest.fixture
 def bucket(aws: MotoServer) -> str:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
-    return BUCKET
+    return make_bucket(BUCKET)
 
 
 def test_every_packet_tcpdump_captured_is_in_s3_with_metadata_and_manifest(

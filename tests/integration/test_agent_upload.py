@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from localcloud.aws import MotoServer
+from tests.fixtures.aws import make_bucket
 from tests.fixtures.waiting import eventually
 
 BUCKET = "captures-upload-test"
@@ -76,9 +77,7 @@ def _wait_for(condition: Any, timeout: float = 20.0) -> None:
 
 @pytest.fixture
 def bucket(aws: MotoServer) -> str:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
-    return BUCKET
+    return make_bucket(BUCKET)
 
 
 def test_the_newest_file_waits_until_a_newer_file_or_the_marker_shows_tcpdump_closed_it(

@@ -33,7 +33,9 @@ from eks_capture.kube.manifests.job import (
 from eks_capture.kube.nodes import NodeInfo
 from eks_capture.settings import Settings
 from localcloud.aws import MotoServer, free_port
+from tests.fixtures.aws import make_bucket
 from tests.fixtures.image import PODMAN, ULIMITS, empty_dir, podman_run_argv, remove_container
+from tests.fixtures.waiting import wait_for_log_line
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -90,13 +92,6 @@ class PodRun:
     def log(self, container: str) -> str:
         return (self.workdir / f"{container}.log").read_text()
 
-    def wait_for_log(self, container: str, text: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log(container):
-            assert self.processes[container].poll() is None, self.log(container)
-            assert time.monotonic() < deadline, f"{container} never logged {text!r}: {self.log(container)}"
-            time.sleep(0.05)
-
     def wait(self, container: str, timeout: float = 90.0) -> int:
         return self.processes[container].wait(timeout=timeout)
 
@@ -111,9 +106,7 @@ class PodRun:
 
 @pytest.fixture
 def bucket(aws: MotoServer) -> str:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    return BUCKET
+    return make_bucket(BUCKET)
 
 
 def send_datagrams(port: int, count: int, rate: float) -> None:
@@ -159,7 +152,8 @@ def test_the_jobs_containers_capture_in_the_image_and_every_packet_reaches_s3(
     try:
         run.start(CAPTURE_CONTAINER)
         run.start(UPLOAD_CONTAINER)
-        run.wait_for_log(CAPTURE_CONTAINER, "capture running")
+        capture = run.processes[CAPTURE_CONTAINER]
+        wait_for_log_line("capture running", lambda: run.log(CAPTURE_CONTAINER), capture, timeout=60)
         send_datagrams(port, DATAGRAMS, rate=1500)
         assert run.wait(CAPTURE_CONTAINER) == 0, run.log(CAPTURE_CONTAINER)
         assert run.wait(UPLOAD_CONTAINER) == 0, run.log(UPLOAD_CONTAINER)

@@ -22,6 +22,7 @@ from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
 from tests.events import load_event
 from tests.fixtures.sessions import stored_session
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.root
 
@@ -42,16 +43,6 @@ def capture_pod(shop: KubeEmulator) -> dict[str, Any] | None:
     return next((p for p in shop.objects(PODS, NAMESPACE) if p["spec"].get("nodeName") == LOCAL_NODE), None)
 
 
-def wait(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"never: {what}")
-
-
 def pcap_keys(bucket: str, prefix: str) -> list[str]:
     listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     return [item["Key"] for item in listed if ".pcap" in item["Key"]]
@@ -68,34 +59,33 @@ def test_a_capture_pod_pushed_past_its_spool_size_limit_is_reported_evicted_with
     start["detail"].update(duration_seconds=120, filter=f"udp port {PORT}")
     outcome = trigger.handle(start, quick)
     assert list(outcome.nodes) == [LOCAL_NODE], outcome.message
-    pod = wait(
-        "the agent capturing",
-        lambda: (
-            (p := capture_pod(local_shop))
-            and "capture running" in local_shop.kubelet.read_log(p, "capture")
-            and p
-        ),
-    )
+
+    def capturing() -> dict[str, Any] | None:
+        found = capture_pod(local_shop)
+        return found if found and "capture running" in local_shop.kubelet.read_log(found, "capture") else None
+
+    pod = eventually(capturing, timeout=30, interval=0.2, what="the agent never captured")
     prefix = f"captures/shop-prod/{outcome.capture_id}/{LOCAL_NODE}/"
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for _ in range(3000):  # ~3 MB over ~1.5 s: a few 1 s files, uploaded as they close
         sender.sendto(b"x" * 1000, ("127.0.0.1", PORT))
         time.sleep(0.0005)
-    uploaded = wait(
-        "files in S3",
-        lambda: (
-            len(pcap_keys(settings.capture_bucket, prefix)) >= 2
-            and pcap_keys(settings.capture_bucket, prefix)
-        ),
-    )
+
+    def two_files_uploaded() -> list[str] | None:
+        keys = pcap_keys(settings.capture_bucket, prefix)
+        return keys if len(keys) >= 2 else None
+
+    uploaded = eventually(two_files_uploaded, timeout=30, interval=0.2, what="fewer than 2 files in S3")
 
     sandbox = local_shop.kubelet.local_pod(pod["metadata"]["uid"])
     assert sandbox is not None
     (sandbox.volumes["spool"] / "not-a-capture.bin").write_bytes(b"\0" * (70 << 20))  # past the 64Mi limit
-    evicted = wait(
-        "the pod evicted",
-        lambda: (p := capture_pod(local_shop)) and p["status"].get("reason") == "Evicted" and p,
-    )
+
+    def evicted_pod() -> dict[str, Any] | None:
+        found = capture_pod(local_shop)
+        return found if found and found["status"].get("reason") == "Evicted" else None
+
+    evicted = eventually(evicted_pod, timeout=30, interval=0.2, what="the pod was never evicted")
     message = f'Usage of EmptyDir volume "spool" exceeds the limit "{SIZE_LIMIT}". '
     assert evicted["status"]["message"] == message
 
@@ -107,12 +97,19 @@ def test_a_capture_pod_pushed_past_its_spool_size_limit_is_reported_evicted_with
     files = deps.store.files_of_capture(outcome.capture_id or "")
     moment = datetime.now(UTC) + timedelta(seconds=5)
     sweeper = Deps(settings=settings, store=deps.store, aws=deps.aws, now=lambda: moment)
-    wait(
-        "the Job failed",
+    eventually(
         lambda: all(j.get("status", {}).get("failed") for j in local_shop.objects(JOBS, NAMESPACE)),
+        timeout=30,
+        interval=0.2,
+        what="the Job never failed",
     )
     reaper.sweep(sweeper, ["shop-prod"])
-    wait("the Job deleted", lambda: local_shop.objects(JOBS, NAMESPACE) == [], timeout=60)
+    eventually(
+        lambda: local_shop.objects(JOBS, NAMESPACE) == [],
+        timeout=60,
+        interval=0.2,
+        what="the Job never deleted",
+    )
     moment += timedelta(seconds=300)
     reaper.sweep(sweeper, ["shop-prod"])
 

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -52,6 +52,7 @@ from tests.fixtures.invariants import (
 from tests.fixtures.sessions import stored_session
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
 from tests.fixtures.uploads import upload_manifest
+from tests.fixtures.waiting import eventually
 
 NAMESPACE = "eks-capture"
 CLUSTER = "shop-prod"
@@ -308,18 +309,6 @@ def short_lived_router(stack: Stack, aws: MotoServer, shop: KubeEmulator) -> Ite
     live.stop()
 
 
-def _when(predicate: Callable[[], bool], then: Callable[[], None]) -> threading.Thread:
-    def watch() -> None:
-        deadline = time.monotonic() + 30
-        while not predicate() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        then()
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    return watcher
-
-
 def test_a_trigger_killed_after_its_first_job_and_retried_finishes_the_capture_once(
     short_lived_router: Router, shop: KubeEmulator, settings: Settings
 ) -> None:
@@ -328,11 +317,15 @@ def test_a_trigger_killed_after_its_first_job_and_retried_finishes_the_capture_o
     shop.faults.add_latency(SLOW_API_SECONDS, "create", "jobs")
     first_create: list[float] = []
 
-    def speed_up() -> None:
+    def speed_up_after_the_first_create() -> None:
+        eventually(
+            lambda: shop.calls["create", "jobs"] >= 1, timeout=30, interval=0.01, what="no Job create came"
+        )
         first_create.append(time.monotonic())
         shop.faults.clear()
 
-    watcher = _when(lambda: shop.calls["create", "jobs"] >= 1, speed_up)
+    watcher = threading.Thread(target=speed_up_after_the_first_create, daemon=True)
+    watcher.start()
 
     invocation = short_lived_router.invoke("TriggerFunction", load_event("start-capture-all"))
     watcher.join()

@@ -27,6 +27,7 @@ from localcloud.burst import object_created
 from localcloud.netns import TestNetwork
 from localcloud.outages import PausableProxy
 from tests.fixtures.agents import BUCKET, IDENTITY, finish, manifest, packets_in_s3, send_udp, start_agent
+from tests.fixtures.aws import make_bucket
 
 pytestmark = pytest.mark.root
 
@@ -55,7 +56,7 @@ def test_after_an_s3_outage_a_full_budget_and_sigterm_every_counted_packet_is_in
     network: TestNetwork, moto: MotoServer, settings: Settings, tmp_path: Path, spool: Path
 ) -> None:
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
+    make_bucket(BUCKET)
     proxy = PausableProxy(moto.port)
     proxy.resume()
     agent = start_agent(

@@ -28,7 +28,8 @@ from localcloud.aws import MotoServer
 from localcloud.kube.downward import render_map, write_atomically
 from localcloud.netns import Host, TestNetwork
 from tests.fixtures.agents import CAPTURE_CAPS, UPLOAD_USER, UsageSampler, send_udp
-from tests.fixtures.waiting import eventually
+from tests.fixtures.aws import make_bucket
+from tests.fixtures.waiting import eventually, wait_for_log_line
 
 pytestmark = pytest.mark.root
 
@@ -114,9 +115,7 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture
 def bucket(aws: MotoServer) -> str:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
-    return BUCKET
+    return make_bucket(BUCKET)
 
 
 def start_recorder(
@@ -142,11 +141,7 @@ def start_recorder(
         recorder_argv, stdout=(logs / "recorder.log").open("wb"), stderr=subprocess.STDOUT, env=env
     )
     pod = RecorderPod(spool, annotations, logs, record, recorder)
-    deadline = time.monotonic() + 20
-    while "capture running" not in pod.log("record"):
-        assert time.monotonic() < deadline, pod.log("record")
-        assert record.poll() is None, pod.log("record")
-        time.sleep(0.05)
+    wait_for_log_line("capture running", lambda: pod.log("record"), record, timeout=20)
     return pod
 
 

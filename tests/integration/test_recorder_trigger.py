@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,9 +152,11 @@ def test_stop_recorder_removes_it_and_captures_go_back_to_jobs(deps: Deps, shop:
     assert stopped.status == again.status == "stopped"
     assert "was not running" in again.message
     assert shop.objects(DAEMONSETS, NAMESPACE) == []
-    deadline = time.monotonic() + 30
-    while recorder_pods(shop) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually(
+        lambda: not recorder_pods(shop),
+        timeout=30,
+        what=lambda: f"recorder pods left: {[p['metadata']['name'] for p in recorder_pods(shop)]}",
+    )
     outcome = trigger.handle(load_event("start-capture-nodes"), deps)
     assert outcome.nodes == {NODE_A: "pending", NODE_B: "pending"}
 
