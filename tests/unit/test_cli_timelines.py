@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eks_capture.pcap.tcp import ACK, RST, SYN
+from eks_capture.pcap.tcp_sequence import ACK, RST, SYN
 from eks_capture.report.timelines import NS, TimedDns, TimedTcp
 
 CONV = (b"cli", b"srv")

@@ -12,67 +12,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SYN = 0x02
-FIN = 0x01
-RST = 0x04
-ACK = 0x10
-SYN_ACK = SYN | ACK
-SYN_FIN_RST = SYN | FIN | RST
+from eks_capture.pcap.tcp_sequence import (
+    ACK,
+    ACK_LOST_PACKET,
+    ANY_RETRANSMISSION,
+    DUPLICATE_ACK,
+    FAST_RETRANSMISSION,
+    FAST_RETRANSMISSION_NS,
+    FIN,
+    HALF,
+    KEEP_ALIVE,
+    KEEP_ALIVE_ACK,
+    LOST_PACKET,
+    M32,
+    OOO_DEFAULT_NS,
+    OUT_OF_ORDER,
+    RETRANSMISSION,
+    RST,
+    SPURIOUS_RETRANSMISSION,
+    SYN,
+    SYN_ACK,
+    SYN_FIN_RST,
+    WINDOW_UPDATE,
+    ZERO_WINDOW,
+    ZERO_WINDOW_PROBE,
+    ZERO_WINDOW_PROBE_ACK,
+    Flow,
+    lt_seq,
+)
 
 # Wireshark's tcp.completeness bits that the summary uses.
 COMPLETE_SYN = 1
 COMPLETE_SYNACK = 2
 COMPLETE_RST = 32
-
-# Wireshark's TCP_A_* analysis flags (the ones this module can set).
-RETRANSMISSION = 0x0001
-LOST_PACKET = 0x0002
-ACK_LOST_PACKET = 0x0004
-KEEP_ALIVE = 0x0008
-DUPLICATE_ACK = 0x0010
-ZERO_WINDOW = 0x0020
-ZERO_WINDOW_PROBE = 0x0040
-ZERO_WINDOW_PROBE_ACK = 0x0080
-KEEP_ALIVE_ACK = 0x0100
-OUT_OF_ORDER = 0x0200
-FAST_RETRANSMISSION = 0x0400
-WINDOW_UPDATE = 0x0800
-SPURIOUS_RETRANSMISSION = 0x4000
-ANY_RETRANSMISSION = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
-
-M32 = 0xFFFFFFFF
-HALF = 0x80000000
-OOO_DEFAULT_NS = 3_000_000
-FAST_RETRANSMISSION_NS = 20_000_000
-
-
-class Flow:
-    """One direction of a conversation: Wireshark's ``tcp_flow_t`` + ``tcp_analyze_seq_flow_info_t``."""
-
-    __slots__ = (
-        "base_seq",
-        "base_set",
-        "dupacknum",
-        "lastack",
-        "lastacktime",
-        "lastsegmentflags",
-        "maxseqtobeacked",
-        "nextseq",
-        "nextseqtime",
-        "window",
-    )
-
-    def __init__(self) -> None:
-        self.base_seq = 0
-        self.base_set = False
-        self.nextseq = 0
-        self.nextseqtime = 0
-        self.maxseqtobeacked = 0
-        self.lastack = 0
-        self.lastacktime = 0
-        self.window = 0
-        self.dupacknum = 0
-        self.lastsegmentflags = 0
 
 
 class Conversation:
@@ -148,11 +120,6 @@ def reverse_key(key: bytes) -> bytes:
     """(src, dst, sport, dport) -> (dst, src, dport, sport) for IPv4 (12 bytes) or IPv6 (36 bytes) keys."""
     half = (len(key) - 4) // 2
     return key[half : 2 * half] + key[:half] + key[-2:] + key[-4:-2]
-
-
-def lt_seq(x: int, y: int) -> bool:
-    """Serial-number ``x < y`` (Wireshark's LT_SEQ)."""
-    return ((x - y) & M32) >= HALF
 
 
 class TcpAnalyzer:

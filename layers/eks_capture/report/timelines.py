@@ -19,15 +19,8 @@ from eks_capture.pcap.analysis import Scan, scan
 from eks_capture.pcap.dns import RCODE_NXDOMAIN, RCODE_SERVFAIL, Address, DnsAnalyzer, TransactionKey
 from eks_capture.pcap.reader import Record
 from eks_capture.pcap.summaries import UNDECODABLE
-from eks_capture.pcap.tcp import (
-    ANY_RETRANSMISSION,
-    COMPLETE_RST,
-    COMPLETE_SYN,
-    COMPLETE_SYNACK,
-    RST,
-    Conversation,
-    TcpAnalyzer,
-)
+from eks_capture.pcap.tcp import COMPLETE_RST, COMPLETE_SYN, COMPLETE_SYNACK, Conversation, TcpAnalyzer
+from eks_capture.pcap.tcp_sequence import ANY_RETRANSMISSION, RST
 from eks_capture.store.files import FileRecord
 
 NS = 1_000_000_000
