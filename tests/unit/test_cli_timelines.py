@@ -39,10 +39,10 @@ def test_an_unanswered_handshake_counts_at_its_last_syn_and_a_reset_at_its_segme
     tcp = TimedTcp()
     client_to_server = b"\x0a\x00\x00\x01\x0a\x00\x00\x02\x9c\x40\x01\xbb"
     other = b"\x0a\x00\x00\x01\x0a\x00\x00\x03\x9c\x41\x01\xbb"
-    tcp.segment(client_to_server, 1 * NS, 100, 0, SYN, 64240, 0)
-    tcp.segment(client_to_server, 3 * NS, 100, 0, SYN, 64240, 0)
-    tcp.segment(other, 4 * NS, 500, 0, SYN, 64240, 0)
-    tcp.segment(other[4:8] + other[:4] + other[10:12] + other[8:10], 5 * NS, 0, 501, RST | ACK, 0, 0)
+    tcp.segment(client_to_server, 1 * NS, 100, 0, SYN, 64240, 0, 74)
+    tcp.segment(client_to_server, 3 * NS, 100, 0, SYN, 64240, 0, 74)
+    tcp.segment(other, 4 * NS, 500, 0, SYN, 64240, 0, 74)
+    tcp.segment(other[4:8] + other[:4] + other[10:12] + other[8:10], 5 * NS, 0, 501, RST | ACK, 0, 0, 54)
 
     counts = tcp.close()
 

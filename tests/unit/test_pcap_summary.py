@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,21 @@ from typer.testing import CliRunner
 
 from eks_capture.pcap import CaptureSummary, analyze, analyze_file
 from eks_capture_cli import app
-from tests.fixtures.packets import ACK, CLIENT, RST, SERVER, SYN, Packet, dns, ethernet, ipv4, pcap, tcp, udp
+from tests.fixtures.packets import (
+    ACK,
+    CLIENT,
+    RST,
+    SERVER,
+    SYN,
+    Packet,
+    dns,
+    ethernet,
+    ipv4,
+    ipv6,
+    pcap,
+    tcp,
+    udp,
+)
 
 T0 = 1_764_000_000_123_456_000
 MS = 1_000_000
@@ -89,6 +104,39 @@ def test_top_talkers_are_ranked_by_bytes_and_limited() -> None:
     summary = analyze(io.BytesIO(pcap([Packet(T0, frame) for frame in frames])), top_talkers=3)
     assert [t.address for t in summary.top_talkers] == [CLIENT, "10.0.1.2", "10.0.1.4"]
     assert summary.top_talkers[0].bytes == sum(len(frame) for frame in frames)
+
+
+@pytest.mark.parametrize(
+    ("ip", "client", "server", "resolver"),
+    [(ipv4, CLIENT, SERVER, "10.0.1.9"), (ipv6, "fd00::1", "fd00::2", "fd00::9")],
+    ids=["ipv4", "ipv6"],
+)
+def test_top_talkers_count_every_tcp_segment_of_both_directions_and_of_a_reopened_connection(
+    ip: Callable[..., bytes], client: str, server: str, resolver: str
+) -> None:
+    data = b"d" * 400
+    tcp_frames = [
+        ethernet(ip(segment, src, dst))
+        for segment, src, dst in [
+            (tcp(1000, 0, SYN), client, server),
+            (tcp(5000, 1001, SYN | ACK, sport=443, dport=40000), server, client),
+            (tcp(1001, 5001, ACK, data), client, server),
+            (tcp(5001, 1401, ACK, sport=443, dport=40000), server, client),
+            (tcp(9000, 0, SYN), client, server),  # a new ISN on the same ports: a new conversation
+            (tcp(9001, 0, ACK, data), client, server),
+        ]
+    ]
+    query = ethernet(ip(udp(dns(1)), client, resolver))
+    frames = [*tcp_frames, query]
+    summary = analyze(io.BytesIO(pcap([Packet(T0 + i * MS, frame) for i, frame in enumerate(frames)])))
+    talkers = {t.address: (t.bytes, t.packets) for t in summary.top_talkers}
+    tcp_bytes = sum(map(len, tcp_frames))
+    assert summary.tcp.connections == 2
+    assert talkers == {
+        client: (tcp_bytes + len(query), 7),
+        server: (tcp_bytes, 6),
+        resolver: (len(query), 1),
+    }
 
 
 def test_an_empty_file_is_a_partial_summary_with_no_times() -> None:

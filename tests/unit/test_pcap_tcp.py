@@ -113,7 +113,7 @@ def test_conversations_beyond_the_cap_are_forgotten_but_still_counted() -> None:
     analyzer = TcpAnalyzer(max_conversations=10)
     for port in range(100):
         key = socket.inet_aton(CLIENT) + socket.inet_aton(SERVER) + struct.pack(">HH", 20000 + port, 443)
-        analyzer.segment(key, T0 + port * MS, 1000, 0, SYN, 64240, 0)
+        analyzer.segment(key, T0 + port * MS, 1000, 0, SYN, 64240, 0, 74)
     analyzer.evict_idle(T0 + 100 * MS)
     assert len(analyzer.table) == 2 * 10
     assert (analyzer.close().connections, analyzer.counts.unanswered_syns) == (100, 100)

@@ -61,7 +61,8 @@ class Scan:
     icmp6_too_big: int = 0
     # (reporter address, code, quoted destination address, quoted protocol, quoted port) -> details
     unreachable: dict[tuple[bytes, int, bytes, int, int], Unreachable] = field(default_factory=dict)
-    # (src address, dst address) -> [bytes, packets]; IPv4 as a pair of ints, IPv6 as 32 bytes
+    # (src address, dst address) -> [bytes, packets] of the packets no TCP flow counts (``tcp.pairs``);
+    # IPv4 as a pair of ints, IPv6 as 32 bytes
     pairs: dict[tuple[int, int] | bytes, list[int]] = field(default_factory=dict)
 
 
@@ -150,6 +151,19 @@ def scan(records: Iterable[Record], result: Scan | None = None) -> Scan:
                     iplen = wirelen - (l3 - off)
                 elif iplen < ihl:
                     continue
+                l4 = l3 + ihl
+                if ihl != 20:
+                    sport, dport, word1, word2, doff, flags, window = transport(
+                        _padded(buf, l4, end, TRANSPORT_SIZE)
+                    )
+                if proto == 6 and not frag & 0x3FFF and end - l4 >= 20 and doff >= 0x50:
+                    # word1, word2: sequence and acknowledgment numbers; the segment's flow counts its bytes
+                    hlen = (doff >> 4) << 2
+                    conv = buf[l3 + 12 : l3 + 24] if ihl == 20 else buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 4]
+                    plen = iplen - ihl
+                    seglen = plen - hlen if plen >= hlen else -1
+                    segment(conv, ts, word1, word2, flags, window, seglen, wirelen)
+                    continue
                 pair = pairs.get((src, dst))
                 if pair is None:
                     pairs[src, dst] = [wirelen, 1]
@@ -158,20 +172,7 @@ def scan(records: Iterable[Record], result: Scan | None = None) -> Scan:
                     pair[1] += 1
                 if frag & 0x3FFF:
                     continue
-                l4 = l3 + ihl
-                if ihl != 20:
-                    sport, dport, word1, word2, doff, flags, window = transport(
-                        _padded(buf, l4, end, TRANSPORT_SIZE)
-                    )
-                if proto == 6:
-                    # word1, word2: sequence and acknowledgment numbers
-                    hlen = (doff >> 4) << 2
-                    if end - l4 < 20 or hlen < 20:
-                        continue
-                    conv = buf[l3 + 12 : l3 + 24] if ihl == 20 else buf[l3 + 12 : l3 + 20] + buf[l4 : l4 + 4]
-                    plen = iplen - ihl
-                    segment(conv, ts, word1, word2, flags, window, plen - hlen if plen >= hlen else -1)
-                elif proto == 17:
+                if proto == 17:
                     # word2: the DNS id and flags, when this is DNS
                     if end - l4 < 12:
                         continue
@@ -191,37 +192,27 @@ def scan(records: Iterable[Record], result: Scan | None = None) -> Scan:
                 plen = (buf[l3 + 4] << 8) | buf[l3 + 5]
                 proto = buf[l3 + 6]
                 addrs = buf[l3 + 8 : l3 + 40]
-                pair = pairs.get(addrs)
-                if pair is None:
-                    pairs[addrs] = [wirelen, 1]
-                else:
-                    pair[0] += wirelen
-                    pair[1] += 1
                 l4 = l3 + 40
                 while proto in IPV6_EXTENSIONS and end - l4 >= 8:
                     size = (buf[l4 + 1] + 1) << 3
                     proto = buf[l4]
                     l4 += size
                     plen -= size
+                if proto == 6 and end - l4 >= 20 and buf[l4 + 12] >= 0x50:
+                    hlen = (buf[l4 + 12] >> 4) << 2
+                    seq, ack, flags, window = tcp_fields(buf, l4 + 4)
+                    seglen = plen - hlen if plen >= hlen else -1
+                    segment(addrs + buf[l4 : l4 + 4], ts, seq, ack, flags, window, seglen, wirelen)
+                    continue
+                pair = pairs.get(addrs)
+                if pair is None:
+                    pairs[addrs] = [wirelen, 1]
+                else:
+                    pair[0] += wirelen
+                    pair[1] += 1
                 if proto == IPV6_FRAGMENT:
                     continue
-                if proto == 6:
-                    if end - l4 < 20:
-                        continue
-                    hlen = (buf[l4 + 12] >> 4) << 2
-                    if hlen < 20:
-                        continue
-                    seq, ack, flags, window = tcp_fields(buf, l4 + 4)
-                    segment(
-                        addrs + buf[l4 : l4 + 4],
-                        ts,
-                        seq,
-                        ack,
-                        flags,
-                        window,
-                        plen - hlen if plen >= hlen else -1,
-                    )
-                elif proto == 17:
+                if proto == 17:
                     if end - l4 < 12:
                         continue
                     sport, dport = (buf[l4] << 8) | buf[l4 + 1], (buf[l4 + 2] << 8) | buf[l4 + 3]

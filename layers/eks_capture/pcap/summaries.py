@@ -7,6 +7,7 @@ import os
 import struct
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from itertools import chain
 from typing import BinaryIO
 
 from eks_capture.pcap import linktypes
@@ -40,8 +41,9 @@ def _time(ns: int | None) -> datetime | None:
 
 
 def _talkers(result: Scan, names: Namer, top: int) -> list[Talker]:
+    """The ``top`` addresses by bytes sent and received, once the TCP analyzer is closed."""
     totals: dict[bytes, list[int]] = {}
-    for key, (size, packets) in result.pairs.items():
+    for key, (size, packets) in chain(result.pairs.items(), result.tcp.pairs.items()):
         pair = key if isinstance(key, bytes) else key[0].to_bytes(4, "big") + key[1].to_bytes(4, "big")
         half = len(pair) // 2
         for end in (pair[:half], pair[half:]):

@@ -1,8 +1,9 @@
 """TCP sequence analysis that flags exactly the segments Wireshark 4.0's ``tcp.analysis.*`` flags.
 
-A transcription of ``tcp_analyze_sequence_number`` and the conversation handling of ``dissect_tcp``
-(epan/dissectors/packet-tcp.c, default preferences: relative sequence numbers, fast-retransmission
-precedence, first-RTT out-of-order threshold). Only the parts that decide the counted flags are kept.
+A transcription of the conversation handling of ``dissect_tcp`` and of ``tcp_analyze_sequence_number``
+(in tcp_sequence.py; epan/dissectors/packet-tcp.c, default preferences: relative sequence numbers,
+fast-retransmission precedence, first-RTT out-of-order threshold). Only the parts that decide the counted
+flags are kept.
 Differences, by design: the unacked-segment list (it only feeds bytes-in-flight and RTO display) is not
 kept, so its 10000-segment cap is not modelled; conversations idle for ``idle_ns`` are forgotten so
 memory stays bounded (Wireshark keeps them for the whole file).
@@ -14,31 +15,21 @@ from dataclasses import dataclass, field
 
 from eks_capture.pcap.tcp_sequence import (
     ACK,
-    ACK_LOST_PACKET,
     ANY_RETRANSMISSION,
     DUPLICATE_ACK,
     FAST_RETRANSMISSION,
-    FAST_RETRANSMISSION_NS,
-    FIN,
     HALF,
-    KEEP_ALIVE,
-    KEEP_ALIVE_ACK,
-    LOST_PACKET,
     M32,
-    OOO_DEFAULT_NS,
     OUT_OF_ORDER,
-    RETRANSMISSION,
     RST,
     SPURIOUS_RETRANSMISSION,
     SYN,
     SYN_ACK,
     SYN_FIN_RST,
-    WINDOW_UPDATE,
     ZERO_WINDOW,
-    ZERO_WINDOW_PROBE,
-    ZERO_WINDOW_PROBE_ACK,
     Flow,
-    lt_seq,
+    acked_unseen,
+    analyze_segment,
 )
 
 # Wireshark's tcp.completeness bits that the summary uses.
@@ -54,22 +45,23 @@ class Conversation:
         "client_key",
         "completeness",
         "first_rtt",
+        "flows",
         "last_ts",
         "mru_syn",
-        "packets",
         "resets",
         "retransmissions",
         "syn_packets",
         "zero_windows",
     )
 
-    def __init__(self, client_key: bytes, ts: int) -> None:
+    def __init__(self, client_key: bytes, ts: int, flows: tuple[Flow, Flow]) -> None:
         self.client_key = client_key
+        #: the flow in ``client_key``'s direction, then the flow back
+        self.flows = flows
         self.mru_syn = 0
         self.first_rtt = 0
         self.last_ts = ts
         self.completeness = 0
-        self.packets = 0
         self.syn_packets = 0
         self.retransmissions = 0
         self.resets = 0
@@ -131,20 +123,26 @@ class TcpAnalyzer:
         self.counts = TcpCounts()
         # key (src, dst, sport, dport as raw bytes) of either direction -> (conversation, fwd, rev)
         self.table: dict[bytes, tuple[Conversation, Flow, Flow]] = {}
+        #: (src, dst addresses as raw bytes) -> [bytes, packets] of the finished conversations' segments
+        self.pairs: dict[bytes, list[int]] = {}
 
     def _new(self, key: bytes, ts: int) -> tuple[Conversation, Flow, Flow]:
-        conv = Conversation(key, ts)
         a, b = Flow(), Flow()
+        conv = Conversation(key, ts, (a, b))
         self.table[key] = (conv, a, b)
         self.table[reverse_key(key)] = (conv, b, a)
         self.counts.connections += 1
         return conv, a, b
 
-    def segment(self, key: bytes, ts: int, seq: int, ack: int, flags: int, window: int, seglen: int) -> int:
+    def segment(
+        self, key: bytes, ts: int, seq: int, ack: int, flags: int, window: int, seglen: int, wirelen: int
+    ) -> int:
         """Analyse one segment (``seglen`` < 0: length unknown, header only); return its analysis flags.
 
-        ``tcp_analyze_sequence_number`` of packet-tcp.c statement for statement, inlined here (this runs
-        once per TCP packet; calls cost more than the statements).
+        This runs once per TCP packet, so the common case is inlined: a segment that goes on in order where
+        its flow left off, window open, no SYN, FIN or RST (most segments of any capture) meets only two
+        of ``analyze_segment``'s checks; any other segment goes through it. ``wirelen``, the frame's
+        length, is counted in the flow (the traffic between its addresses).
         """
         entry = self.table.get(key)
         if entry is None:
@@ -156,7 +154,8 @@ class TcpAnalyzer:
             if flags & (SYN | RST):
                 conv, fwd, rev = self._syn_or_reset(key, ts, seq, flags, conv, fwd, rev)
         conv.last_ts = ts
-        conv.packets += 1
+        fwd.packets += 1
+        fwd.octets += wirelen
         ta = 0
         if seglen >= 0:
             if not fwd.base_set:
@@ -167,60 +166,29 @@ class TcpAnalyzer:
                 rev.base_set = True
             nextseq = fwd.nextseq
             lastack = fwd.lastack
-            plain = not flags & SYN_FIN_RST
-            if seglen == 1 and seq == nextseq and rev.window == 0:
-                ta = ZERO_WINDOW_PROBE
+            if (
+                seq == nextseq
+                and nextseq
+                and window
+                and not flags & SYN_FIN_RST
+                and (seglen > 1 or (seglen == 0 and ack != lastack))
+            ):
+                # Neither a zero-window probe, zero window, lost segment, keep-alive nor duplicate ACK, and
+                # not behind its flow: only an ACK of unseen data or a spurious retransmission can be.
+                if ack != lastack:
+                    fwd.dupacknum = 0
+                if rev.maxseqtobeacked and ((rev.maxseqtobeacked - ack) & M32) >= HALF and flags & ACK:
+                    ta = acked_unseen(rev)
+                if seglen:
+                    rev_lastack = rev.lastack
+                    if rev_lastack and ((rev_lastack - (seq + seglen)) & M32) < HALF:
+                        ta |= SPURIOUS_RETRANSMISSION
+                    fwd.nextseq = nextseq = (seq + seglen) & M32
+                    fwd.nextseqtime = ts
+                if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+                    fwd.maxseqtobeacked = nextseq
             else:
-                if window == 0 and plain:
-                    ta |= ZERO_WINDOW
-                if nextseq and ((nextseq - seq) & M32) >= HALF and not flags & RST:
-                    ta |= LOST_PACKET
-                if seglen <= 1 and seq == ((nextseq - 1) & M32) and plain:
-                    ta |= KEEP_ALIVE
-                if seglen == 0 and seq == nextseq and ack == lastack and plain:
-                    if window and window != fwd.window:
-                        ta |= WINDOW_UPDATE
-                    if window and window == fwd.window and rev.lastsegmentflags & KEEP_ALIVE:
-                        ta |= KEEP_ALIVE_ACK
-                    elif window == 0 and fwd.window == 0 and rev.lastsegmentflags & ZERO_WINDOW_PROBE:
-                        ta |= ZERO_WINDOW_PROBE_ACK
-                    elif window and window == fwd.window:
-                        fwd.dupacknum = 1 if fwd.dupacknum == -1 else fwd.dupacknum + 1
-                        ta |= DUPLICATE_ACK
-            if ack != lastack:
-                fwd.dupacknum = 0
-            if rev.maxseqtobeacked and ((rev.maxseqtobeacked - ack) & M32) >= HALF and flags & ACK:
-                if lt_seq(rev.maxseqtobeacked, rev.nextseq):
-                    rev.maxseqtobeacked = rev.nextseq
-                    ta |= ACK_LOST_PACKET
-                else:
-                    if rev.dupacknum == 0:
-                        ta |= ACK_LOST_PACKET
-                    rev.dupacknum = -1
-            end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & M32
-            if (seglen > 0 or flags & (SYN | FIN)) and not ta & KEEP_ALIVE:
-                # The retransmission / fast / spurious / out-of-order decision.
-                not_advanced = nextseq != 0 and ((seq - nextseq) & M32) >= HALF
-                if seglen > 1 and ((nextseq - 1) & M32) == seq:
-                    not_advanced = False
-                rev_lastack = rev.lastack
-                if seglen > 0 and rev_lastack and ((rev_lastack - (seq + seglen)) & M32) < HALF:
-                    ta |= SPURIOUS_RETRANSMISSION
-                elif not_advanced:
-                    since_ack = ts - rev.lastacktime
-                    since_next = ts - fwd.nextseqtime
-                    if rev.dupacknum >= 2 and rev_lastack == seq and 0 <= since_ack < FAST_RETRANSMISSION_NS:
-                        ta |= FAST_RETRANSMISSION
-                    elif 0 <= since_next < (conv.first_rtt or OOO_DEFAULT_NS) and nextseq != end:
-                        ta |= OUT_OF_ORDER
-                    else:
-                        ta |= RETRANSMISSION
-            probe = ta & ZERO_WINDOW_PROBE
-            if (not fwd.nextseq or ((fwd.nextseq - end) & M32) >= HALF) and not probe:
-                fwd.nextseq = end
-                fwd.nextseqtime = ts
-            if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not probe:
-                fwd.maxseqtobeacked = fwd.nextseq
+                ta = analyze_segment(fwd, rev, conv.first_rtt, ts, seq, ack, flags, window, seglen)
             fwd.window = window
             fwd.lastack = ack
             fwd.lastacktime = ts
@@ -276,13 +244,20 @@ class TcpAnalyzer:
             counts.duplicate_acks += 1
 
     def finish(self, conv: Conversation) -> None:
-        """Fold a conversation that can no longer change into the per-server totals."""
+        """Fold a conversation that can no longer change into the per-server and address-pair totals."""
+        forward, backward = conv.flows
+        key = conv.client_key
+        for flow, ends in ((forward, key), (backward, reverse_key(key))):
+            if flow.packets:
+                pair = self.pairs.setdefault(ends[:-4], [0, 0])
+                pair[0] += flow.octets
+                pair[1] += flow.packets
         server = server_of(conv)
         stats = self.counts.by_server.get(server)
         if stats is None:
             stats = self.counts.by_server[server] = ServerStats()
         stats.connections += 1
-        stats.packets += conv.packets
+        stats.packets += forward.packets + backward.packets
         stats.resets += conv.resets
         stats.zero_windows += conv.zero_windows
         state = conv.completeness & (COMPLETE_SYN | COMPLETE_SYNACK | COMPLETE_RST)

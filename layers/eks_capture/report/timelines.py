@@ -45,9 +45,11 @@ class TimedTcp(TcpAnalyzer):
         self.resets: Counter[int] = Counter()
         self.unanswered_syns: Counter[int] = Counter()
 
-    def segment(self, key: bytes, ts: int, seq: int, ack: int, flags: int, window: int, seglen: int) -> int:
+    def segment(
+        self, key: bytes, ts: int, seq: int, ack: int, flags: int, window: int, seglen: int, wirelen: int
+    ) -> int:
         """One segment, as the base class analyses it, counted into its second."""
-        flagged = super().segment(key, ts, seq, ack, flags, window, seglen)
+        flagged = super().segment(key, ts, seq, ack, flags, window, seglen, wirelen)
         if flagged & ANY_RETRANSMISSION:
             self.retransmissions[ts // NS] += 1
         if flags & RST:
