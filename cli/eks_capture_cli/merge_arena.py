@@ -20,6 +20,8 @@ OUTPUT = 1 << 20
 NO_RANK = -(1 << 62)  # a bound rank below every input's: packets at the bound time wait for the open
 AREA_START = 8  # the output area's first glue begins two words before the first block
 AREA_SLACK = AREA_START + 36  # and a batch's last glue runs past its end
+#: Past the last slot: a packet's bytes are copied in whole words, up to 3 bytes beyond its end.
+TAIL = 4
 #: A classic pcap record header as numpy sees it, and the glue of two blocks (see ``_Writer``).
 RECORD = {
     order: np.dtype([(name, order + "u4") for name in ("sec", "frac", "caplen", "wirelen")]) for order in "<>"
@@ -40,7 +42,7 @@ class Arena:
     """One anonymous memory map (``mmap.move`` copies within one): the output area, a slot per open input."""
 
     def __init__(self, slots: int) -> None:
-        self.map = mmap.mmap(-1, OUTPUT + slots * SLOT, flags=mmap.MAP_PRIVATE)
+        self.map = mmap.mmap(-1, OUTPUT + slots * SLOT + TAIL, flags=mmap.MAP_PRIVATE)
         self._free = [OUTPUT + i * SLOT for i in range(slots)]
         self._view()
 
@@ -56,13 +58,23 @@ class Arena:
         self.blocks = {
             order: np.ndarray((size - 27,), dtype, self.map, 0, (1,)) for order, dtype in BLOCK.items()
         }
+        self._spans: dict[int, npt.NDArray[np.void]] = {}
+
+    def spans(self, width: int) -> npt.NDArray[np.void]:
+        """The map as ``width``-byte items at every offset: one fancy index copies many spans that long."""
+        found = self._spans.get(width)
+        if found is None:
+            found = self._spans[width] = np.ndarray(
+                (len(self.map) - width + 1,), f"V{width}", self.map, 0, (1,)
+            )
+        return found
 
     def take(self) -> int:
         """The offset of a free slot, growing the map (twice as many slots) when none is left."""
         if not self._free:
             slots = (len(self.map) - OUTPUT) // SLOT
             self._unview()  # a map with exported buffers cannot be resized
-            self.map.resize(OUTPUT + 2 * slots * SLOT)
+            self.map.resize(OUTPUT + 2 * slots * SLOT + TAIL)
             self._view()
             self._free = [OUTPUT + (slots + i) * SLOT for i in range(slots)]
         return self._free.pop()
@@ -77,7 +89,7 @@ class Arena:
         self.map.close()
 
     def _unview(self) -> None:
-        del self.bytes, self.records, self.glue, self.words, self.blocks
+        del self.bytes, self.records, self.glue, self.words, self.blocks, self._spans
 
 
 class SlotInput:

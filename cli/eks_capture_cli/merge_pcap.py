@@ -1,8 +1,7 @@
 """The fast merge of plain classic pcap and pcapng files: whole chunks of records at a time.
 
-Why: the record-by-record merge spends about a microsecond of Python on each packet; here the only
-per-packet step is a C-level ``map`` of ``mmap.move`` (unless a chunk's records must be found one by
-one); everything else is numpy on whole chunks.
+Why: the record-by-record merge spends about a microsecond of Python on each packet; here there is no
+per-packet Python (unless a chunk's records must be found one by one): numpy works on whole chunks.
 
 - Reading: each open input reads a chunk into its slot of one anonymous memory map (the arena), finds
   its record headers (all at once, see ``_chain``; header by header when that fails) and decodes them
@@ -14,14 +13,16 @@ one); everything else is numpy on whole chunks.
   within a file, so every packet whose key is below the smallest last key of the inputs still being
   read can be written: those go out in one ``argsort`` per round.
 - Writing: the enhanced packet blocks are laid out in the arena's output area: headers, paddings and
-  trailers by one numpy scatter, packet bytes by ``mmap.move`` mapped over their offsets (a C loop).
+  trailers by one numpy scatter, packet bytes by one fancy index per padded length: a run of ``width``
+  bytes is one numpy item, and a C-level ``map`` of ``mmap.move`` over 1 M packets took 0.12 CPU s
+  where these copies take 0.02 s.
 """
 
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import BinaryIO
 
 import numpy as np
@@ -158,13 +159,17 @@ class _PcapFile(SlotInput):
         return np.array(heads, np.int64)
 
 
+#: The bytes of a packet's last word kept (little-endian), by its padding: the rest are zeroed.
+KEEP = np.array([0xFFFFFFFF, 0x00FFFFFF, 0x0000FFFF, 0x000000FF], np.uint32)
+
+
 class _Writer:
     """Lays merged packets out as enhanced packet blocks in the output area and writes them.
 
     Between two blocks' packet bytes lies one *glue* item: the word holding the first block's padding
     (zeros; its data bytes are copied over it next), its trailing length, then the second block's
-    header. One scatter writes the glue of a batch, a C-level ``map`` of ``mmap.move`` the packet bytes.
-    The area starts with room for the first glue's two leading words.
+    header. One scatter writes the glue of a batch, one fancy index per padded length the packet bytes
+    (``_copy``). The area starts with room for the first glue's two leading words.
     """
 
     def __init__(self, out: BinaryIO, output: PcapngOutput, arena: Arena) -> None:
@@ -209,12 +214,29 @@ class _Writer:
             glue[:-1, 7] = caplen[batch]
             glue[:-1, 8] = wirelen[batch]
             self.arena.glue[np.append(at, AREA_START + size) // 4 - 2] = glue.view(GLUE).ravel()
-            # the arrays' memoryviews hand map() plain ints without building lists of them
-            deque(map(self.arena.map.move, (at + 28).data, data[batch].data, caplen[batch].data), 0)
+            self._copy(at + 28, data[batch], caplen[batch] + pad[batch], pad[batch])
             with memoryview(self.arena.map) as whole, whole[AREA_START : AREA_START + size] as blocks:
                 self.out.write(blocks)
             first, written = last, written + size
         return len(order)
+
+    def _copy(self, to: Array, source: Array, width: Array, pad: Array) -> None:
+        """Copy packet bytes in whole words (``width``: caplen and padding), one fancy index per width, then
+        zero the padding: it held whatever followed the packet in its input."""
+        by_width = np.argsort(width, kind="stable")
+        sorted_width = width[by_width]
+        bounds = [0, *(np.flatnonzero(sorted_width[1:] != sorted_width[:-1]) + 1).tolist(), len(width)]
+        for first, stop in pairwise(bounds):
+            span = int(sorted_width[first])
+            if span:
+                group = by_width[first:stop]
+                spans = self.arena.spans(span)
+                spans[to[group]] = spans[source[group]]
+        padded = np.flatnonzero(pad)
+        if len(padded):
+            words = self.arena.words["<"]
+            last = (to[padded] + width[padded]) // 4 - 1
+            words[last] &= KEEP[pad[padded]]
 
 
 def merge_pcap(
