@@ -17,8 +17,8 @@ from typer.models import CommandInfo, TyperInfo
 from eks_capture_cli.failures import EXIT_FAILED
 
 #: Each command's module and function, in --help's order. A module is imported when its command runs
-#: (or --help lists them all): ``eks-capture merge`` then starts without boto3, pydantic, kubernetes
-#: and rich, which the other commands' modules load (~0.9 s of CPU).
+#: (or --help lists them all): ``eks-capture merge`` then starts without boto3, kubernetes, yaml, rich
+#: and the summaries' pydantic models, which the other commands' modules load (~0.9 s of CPU).
 COMMANDS = {
     "start": ("requests", "start"),
     "stop": ("requests", "stop"),
