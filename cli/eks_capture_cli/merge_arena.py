@@ -10,9 +10,11 @@ import numpy.typing as npt
 from eks_capture.pcap.reader import MAX_PACKET
 from eks_capture_cli.pcapng import MergeInput
 
-#: Bytes read from an input at a time: 256 KiB measured fastest (1 MiB chunks were ~20 % slower, their
-#: arrays no longer stay in cache; 64 KiB ones spend more on numpy calls than on packets).
-CHUNK = 256 << 10
+#: Bytes read from an input at a time. Merging the bench's four 35 MB pcap files to /dev/null, best CPU
+#: seconds of 3 (interleaved / rotated / pcapng quarters): 128 KiB 0.33/0.28/0.30, 256 KiB 0.29/0.25/0.27,
+#: 512 KiB 0.24-0.26/0.22-0.23/0.26, 1 MiB 0.28/0.23/0.26, 2 MiB 0.29/0.24/0.30 (smaller chunks spend
+#: more on numpy calls than on packets; larger ones no longer stay in cache).
+CHUNK = 512 << 10
 #: A slot holds a chunk plus the unfinished record carried over from the previous chunk.
 SLOT = CHUNK + 16 + MAX_PACKET
 #: The output area: blocks are laid out and written this much at a time (at least one largest block).
