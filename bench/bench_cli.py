@@ -10,11 +10,12 @@ would start from this script's own size).
 
 The merge runs on classic pcap files, what the capture agent's tcpdump writes (interleaved, and
 quarters as tcpdump rotates them), and on pcapng quarters (``editcap``'s default); all take the numpy
-merge (inputs of 32 MB or more). "eks-capture merge" is the merge on its own, numpy's import included
-(the CLI loads numpy only to merge large inputs; ``numpy_import_s`` says how much of it that was);
-"pull --merge, merge phase" is the same run without the import, which ``pull --merge`` does while the
-files download. Both against mergecap's whole process; best of ``TRIALS`` each, alternating, each
-writing a new file.
+merge (inputs of 32 MB or more). "eks-capture merge" is the installed console script's whole process,
+as a user runs it: Python's and typer's start-up and numpy's import included. "pull --merge, merge
+phase" is ``merge_files`` alone, timed inside a process that has loaded numpy already (``pull --merge``
+loads it while the files download). Both against mergecap's whole process, in wall seconds and in CPU
+seconds (user + system; the machine is shared, so the CPU ratio is the steadier); best of
+``MERGE_TRIALS`` each, alternating, each writing a new file.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from localcloud.aws import start_moto_server
 
 NODES = 4
 TRIALS = 3  # best of: the local S3 shares this machine's two cores with the client
+MERGE_TRIALS = 5
+COMMAND = Path(sys.executable).parent / "eks-capture"  # the console script, as installed
 WORKERS = 8
 SPLITS = OUT / "cli-splits"
 CLUSTER = "bench"
@@ -44,16 +47,14 @@ CAPTURE_ID = "cap-20261125T031200Z-0b0e0c0a"
 MERGE = """
 import json, sys, time
 from pathlib import Path
-from eks_capture_cli.pcapng import MergeInput, all_plain
-from eks_capture_cli.merge import NUMPY_FROM_BYTES, fast_merge, merge_files
+from eks_capture_cli.pcapng import MergeInput
+from eks_capture_cli.merge import fast_merge, merge_files
 inputs = [MergeInput(Path(p), f"node-{i}") for i, p in enumerate(sys.argv[2:])]
-started = time.perf_counter()
-if all_plain(inputs) and sum(i.path.stat().st_size for i in inputs) >= NUMPY_FROM_BYTES:
-    fast_merge()  # numpy's import, as merge_files would do it
-imported = time.perf_counter()
+fast_merge()  # numpy's import, done while pull --merge downloads
+started, cpu = time.perf_counter(), time.process_time()
 result = merge_files(inputs, Path(sys.argv[1]))
-done = time.perf_counter()
-print(json.dumps({"seconds": done - started, "import": imported - started, "packets": result.packets}))
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu": cpu, "packets": result.packets}))
 """
 BOTO3 = f"""
 import boto3, json, sys, time
@@ -77,10 +78,16 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 
 def _timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Wall seconds, peak RSS (KiB) and stdout of one child process."""
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+    seconds, _cpu, rss, output = _timed_cpu(command, env)
+    return seconds, rss, output
+
+
+def _timed_cpu(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user + system), peak RSS (KiB) and stdout of one child process."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as usage:
         started = time.perf_counter()
         done = subprocess.run(
-            ["/usr/bin/time", "-f", "%M", "-o", rss.name, *command],
+            ["/usr/bin/time", "-f", "%M %U %S", "-o", usage.name, *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -90,7 +97,8 @@ def _timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float
         seconds = time.perf_counter() - started
         if done.returncode:
             raise RuntimeError(f"{command[:3]} failed with {done.returncode}")
-        return seconds, int(rss.read().split()[-1]), done.stdout
+        rss, user, system = usage.read().split()[-3:]
+        return seconds, float(user) + float(system), int(rss), done.stdout
 
 
 def splits() -> dict[str, list[Path]]:
@@ -148,41 +156,49 @@ def merge_rows(inputs: dict[str, list[Path]]) -> list[dict[str, Any]]:
     }
     for split, paths in splits.items():
         size = sum(p.stat().st_size for p in paths)
-        ours: dict[str, float] = {}
-        theirs: dict[str, float] = {}
-        for _trial in range(TRIALS):
-            target.unlink(missing_ok=True)
-            _wall, rss, output = _timed([sys.executable, "-c", MERGE, str(target), *map(str, paths)])
-            run = json.loads(output)
-            if run["seconds"] < ours.get("seconds", float("inf")):
-                ours.update(seconds=run["seconds"], numpy_import_s=run["import"], packets=run["packets"])
-            ours["rss"] = max(rss, ours.get("rss", 0))
-            target.unlink(missing_ok=True)
-            seconds, rss, _ = _timed(["mergecap", "-w", str(target), *map(str, paths)])
-            theirs["seconds"] = min(seconds, theirs.get("seconds", float("inf")))
-            theirs["rss"] = max(rss, theirs.get("rss", 0))
-        # pull --merge loads numpy while the files download: its merge phase is the merge without the import.
-        in_pull = {"seconds": ours["seconds"] - ours["numpy_import_s"], "rss": ours["rss"]}
-        tools = (("eks-capture merge", ours), ("pull --merge, merge phase", in_pull), ("mergecap", theirs))
-        for tool, figures in tools:
+        files = [str(p) for p in paths]
+        commands = {
+            "eks-capture merge": [str(COMMAND), "merge", *files, "-o", str(target)],
+            "pull --merge, merge phase": [sys.executable, "-c", MERGE, str(target), *files],
+            "mergecap": ["mergecap", "-w", str(target), *files],
+        }
+        best: dict[str, dict[str, float]] = {tool: {} for tool in commands}
+        for _trial in range(MERGE_TRIALS):
+            for tool, command in commands.items():
+                target.unlink(missing_ok=True)
+                wall, cpu, rss, output = _timed_cpu(command)
+                if tool == "pull --merge, merge phase":  # the merge alone, measured inside the process
+                    wall, cpu = (json.loads(output)[key] for key in ("seconds", "cpu"))
+                figures = best[tool]
+                figures["seconds"] = min(wall, figures.get("seconds", wall))
+                figures["cpu"] = min(cpu, figures.get("cpu", cpu))
+                figures["rss"] = max(rss, figures.get("rss", rss))
+        theirs = best["mergecap"]
+        packets = _packets(target)
+        for tool, figures in best.items():
             rows.append(
                 {
                     "benchmark": f"merge 4 nodes ({split})",
                     "tool": tool,
                     "seconds": round(figures["seconds"], 2),
-                    "packets_per_s": round(ours["packets"] / figures["seconds"]),
+                    "cpu_seconds": round(figures["cpu"], 2),
+                    "packets_per_s": round(packets / figures["seconds"]),
                     "mb_per_s": round(size / figures["seconds"] / 1e6, 1),
                     "peak_rss_mb": round(figures["rss"] / 1024, 1),
                     "speed_vs_reference": round(theirs["seconds"] / figures["seconds"], 2),
-                    **(
-                        {"numpy_import_s": round(figures["numpy_import_s"], 2)}
-                        if "numpy_import_s" in figures
-                        else {}
-                    ),
+                    "cpu_vs_reference": round(theirs["cpu"] / figures["cpu"], 2),
                 }
             )
     target.unlink(missing_ok=True)
     return rows
+
+
+def _packets(path: Path) -> int:
+    """How many packets capinfos counts in ``path``."""
+    done = subprocess.run(
+        ["capinfos", "-M", "-c", "-T", str(path)], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.split()[-1])
 
 
 def pull_rows(paths: list[Path]) -> list[dict[str, Any]]:
@@ -297,11 +313,13 @@ def main() -> None:
     inputs = splits()
     rows = [*pull_rows(inputs["quarters"]), *merge_rows(inputs)]
     (OUT / "cli.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    print(f"{'benchmark':<34} {'tool':<22} {'seconds':>8} {'MB/s':>8} {'peak MB':>8} {'x ref':>6}")
+    print(
+        f"{'benchmark':<34} {'tool':<26} {'seconds':>8} {'cpu s':>6} {'MB/s':>8} {'peak MB':>8} {'x ref':>6}"
+    )
     for row in rows:
         print(
-            f"{row['benchmark']:<34} {row['tool']:<22} {row['seconds']:>8} {row['mb_per_s']:>8} "
-            f"{row['peak_rss_mb']:>8} {row['speed_vs_reference']:>6}"
+            f"{row['benchmark']:<34} {row['tool']:<26} {row['seconds']:>8} {row.get('cpu_seconds', ''):>6} "
+            f"{row['mb_per_s']:>8} {row['peak_rss_mb']:>8} {row['speed_vs_reference']:>6}"
         )
 
 
