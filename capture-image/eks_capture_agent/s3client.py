@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from eks_capture_agent.compression import Compression
 
@@ -18,7 +19,16 @@ if TYPE_CHECKING:
 else:
     S3Client = Any
 
-__all__ = ["S3Client", "StoredObject", "UploadNotConfirmedError", "put_bytes", "put_file", "s3_client"]
+__all__ = [
+    "FoundObject",
+    "S3Client",
+    "StoredObject",
+    "UploadNotConfirmedError",
+    "find_object",
+    "put_bytes",
+    "put_file",
+    "s3_client",
+]
 
 PART_BYTES = 8 * 1024 * 1024
 IN_MEMORY_PARTS = 3
@@ -78,6 +88,25 @@ def put_bytes(client: S3Client, bucket: str, key: str, body: bytes, content_type
     """Write a small document (snapshots, manifest) in one PUT and confirm it."""
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
     return _confirmed(client, bucket, key, len(body))
+
+
+@dataclass(frozen=True)
+class FoundObject:
+    """An object S3 holds: its user metadata and its size."""
+
+    metadata: dict[str, str]
+    stored_bytes: int
+
+
+def find_object(client: S3Client, bucket: str, key: str) -> FoundObject | None:
+    """What S3 holds at ``key`` (one HEAD), None when it holds nothing there; any other error is raised."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return FoundObject(dict(head["Metadata"]), head["ContentLength"])
 
 
 def _confirmed(client: S3Client, bucket: str, key: str, sent_bytes: int) -> StoredObject:

@@ -31,7 +31,7 @@ from eks_capture_agent.ledger import DroppedFile, Ledger, UploadedFile, recovere
 from eks_capture_agent.manifest import MANIFEST, UploadTarget, build_manifest
 from eks_capture_agent.objects import pcap_key, pcap_metadata
 from eks_capture_agent.pcapscan import NotPcapError, PcapSummary, scan_pcap
-from eks_capture_agent.s3client import S3Client, UploadNotConfirmedError, put_bytes, put_file
+from eks_capture_agent.s3client import S3Client, UploadNotConfirmedError, find_object, put_bytes, put_file
 from eks_capture_agent.spool import (
     CAPTURE_RECORD,
     COMPLETION_MARKER,
@@ -238,15 +238,13 @@ class Uploader:
         """A file the keeper dropped between failed upload attempts may be in S3 after all (the PUT landed,
         its answer was cut): ask S3 once it answers, so the file counts once, as S3 has it."""
         assert dropped.key is not None
-        stored: UploadedFile | None = None
         try:
-            head = self.client.head_object(Bucket=self.request.target.bucket, Key=dropped.key)
-            stored = recovered_upload(dropped, head["Metadata"], head["ContentLength"], iso_utc(time.time()))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                return self._failed(dropped.name, error)
+            found = find_object(self.client, self.request.target.bucket, dropped.key)
         except UPLOAD_ERRORS as error:
             return self._failed(dropped.name, error)
+        stored: UploadedFile | None = None
+        if found is not None:
+            stored = recovered_upload(dropped, found.metadata, found.stored_bytes, iso_utc(time.time()))
         with self.keeper.lock:
             self.ledger.settle(dropped, stored)
             self.ledger.save(self.spool)
