@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -32,7 +32,7 @@ from eks_capture_agent.pcapscan import NotPcapError, scan_pcap
 from eks_capture_agent.recorder_windows import (
     WINDOW_REQUEST_ANNOTATION,
     RingFile,
-    WindowRequest,
+    Window,
     overlapping,
     parse_annotations,
     parse_window_request,
@@ -67,19 +67,6 @@ class RecorderRequest:
     poll_seconds: float = 1.0
     settle_seconds: float = 15.0
     grace_seconds: float = 25.0
-
-
-@dataclass
-class Window:
-    """One request being served: the files it wants, those it got, those the ring lost first."""
-
-    request: WindowRequest
-    received_at: float
-    wanted: set[str] = field(default_factory=set)
-    uploaded: dict[str, UploadedFile] = field(default_factory=dict)
-    dropped: list[DroppedFile] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 class Recorder:

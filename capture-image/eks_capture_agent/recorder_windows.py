@@ -1,4 +1,4 @@
-"""Window requests and which ring files answer them (pure decisions of the recorder).
+"""Window requests, which ring files answer them, and what a window has got (pure decisions of the recorder).
 
 The trigger annotates the recorder pod with ``eks-capture.io/window-request`` (JSON: ``capture_id``,
 ``from``, ``to``, ``trigger_at`` as ISO 8601 UTC, and ``prefix``); the kubelet renders the pod's
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from eks_capture_agent.identity import CAPTURE_ID, SettingError
+from eks_capture_agent.ledger import DroppedFile, UploadedFile
 from eks_capture_agent.spool import PcapName
 
 WINDOW_REQUEST_ANNOTATION = "eks-capture.io/window-request"
@@ -38,6 +39,19 @@ class RingFile:
     start: float
     end: float
     closed: bool
+
+
+@dataclass
+class Window:
+    """One request being served: the files it wants, those it got, those the ring lost first."""
+
+    request: WindowRequest
+    received_at: float
+    wanted: set[str] = field(default_factory=set)
+    uploaded: dict[str, UploadedFile] = field(default_factory=dict)
+    dropped: list[DroppedFile] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def parse_annotations(text: str) -> dict[str, str]:
