@@ -25,12 +25,13 @@ from aws_lambda_powertools import Logger
 
 from eks_capture_agent.compression import Codec, Compression
 from eks_capture_agent.identity import Identity, SettingError
-from eks_capture_agent.ledger import DroppedFile, UploadedFile
+from eks_capture_agent.ledger import DroppedFile, UploadedFile, recovered_upload
 from eks_capture_agent.manifest import MANIFEST
 from eks_capture_agent.objects import pcap_key, pcap_metadata
 from eks_capture_agent.pcapscan import NotPcapError, scan_pcap
 from eks_capture_agent.recorder_windows import (
     WINDOW_REQUEST_ANNOTATION,
+    Attempt,
     RingFile,
     Window,
     overlapping,
@@ -40,7 +41,7 @@ from eks_capture_agent.recorder_windows import (
     window_settled,
 )
 from eks_capture_agent.ring import RingKeeper
-from eks_capture_agent.s3client import S3Client, put_bytes, put_file
+from eks_capture_agent.s3client import S3Client, find_object, put_bytes, put_file
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 from eks_capture_agent.timestamps import iso_utc
 from eks_capture_agent.upload import UPLOAD_ERRORS
@@ -167,8 +168,11 @@ class Recorder:
                 self._upload(window, item.name)
         present = {item.name.filename for item in self.ring_files()}
         for name in sorted(window.wanted - set(window.uploaded) - present):
-            if name not in {dropped.name for dropped in window.dropped}:
-                window.dropped.append(DroppedFile(name, -1, 0, iso_utc(time.time()), "evicted before upload"))
+            window.lost(name, iso_utc(time.time()))
+        for dropped in window.unsettled():
+            self._settle(window, dropped)
+        if window.unsettled():
+            return  # S3 did not answer: asked again at the next step, the manifest waits for it
         now = time.time()
         if window_settled(files, window.request, now):
             self._finish(window)
@@ -196,7 +200,7 @@ class Recorder:
                 if not still_open:  # an open file tcpdump has not flushed yet holds no whole packet
                     window.errors.append(f"{name.filename}: {error}")
                 return
-            seq = len(window.uploaded)
+            seq = window.seq_of(name.filename)
             start = summary.first_packet if summary.first_packet is not None else name.period_start
             key = pcap_key(window.request.prefix, start, seq, self.compression.suffix)
             metadata = pcap_metadata(self._identity(window), self._filter(), seq, summary)
@@ -204,6 +208,8 @@ class Recorder:
             if ends < window.request.trigger_at:
                 metadata["pre-trigger"] = "true"
             size = path.stat().st_size
+            # from here the object may reach S3 even if the attempt fails
+            window.attempted[name.filename] = Attempt(key, size, summary.packets)
             stored = put_file(self.client, self.request.bucket, key, path, self.compression, metadata)
         except UPLOAD_ERRORS as error:  # the file stays wanted and is retried at the next step
             self.logger.warning("window upload failed", extra={"file": name.filename, "error": str(error)})
@@ -212,6 +218,7 @@ class Recorder:
             copy.unlink(missing_ok=True)
             with self.keeper.lock:
                 self.keeper.in_flight = None
+        window.attempted.pop(name.filename, None)
         window.uploaded[name.filename] = UploadedFile(
             name=name.filename,
             key=key,
@@ -227,6 +234,27 @@ class Recorder:
         self.logger.info(
             "uploaded",
             extra={"capture_id": window.request.capture_id, "file": name.filename, "key": key},
+        )
+
+    def _settle(self, window: Window, dropped: DroppedFile) -> None:
+        """Ask S3 whether a dropped file's earlier attempt left its object there."""
+        assert dropped.key is not None
+        try:
+            found = find_object(self.client, self.request.bucket, dropped.key)
+        except UPLOAD_ERRORS as error:
+            self.logger.warning(
+                "could not ask S3 for a dropped file", extra={"file": dropped.name, "error": str(error)}
+            )
+            return
+        stored: UploadedFile | None = None
+        if found is not None:
+            stored = recovered_upload(dropped, found.metadata, found.stored_bytes, iso_utc(time.time()))
+        window.settle(dropped, stored)
+        self.logger.info(
+            "a dropped file's earlier upload attempt reached S3: counted as uploaded"
+            if stored
+            else "a dropped file's earlier upload attempt did not reach S3: counted as dropped",
+            extra={"capture_id": window.request.capture_id, "file": dropped.name, "key": dropped.key},
         )
 
     def _identity(self, window: Window) -> Identity:

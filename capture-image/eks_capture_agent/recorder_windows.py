@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from eks_capture_agent.identity import CAPTURE_ID, SettingError
@@ -41,9 +41,23 @@ class RingFile:
     closed: bool
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """An upload started and not confirmed: the key it writes, and what the file held."""
+
+    key: str
+    bytes: int
+    packets: int
+
+
 @dataclass
 class Window:
-    """One request being served: the files it wants, those it got, those the ring lost first."""
+    """One request being served: the files it wants, those it got, those the ring lost first.
+
+    A failed attempt may have reached S3 (the PUT landed, its answer was cut), so each file keeps the
+    sequence number, hence the key, of its first attempt, and a file the ring lets go of after an attempt
+    is dropped with that key until S3 says whether it holds it: every file counts once, as S3 has it.
+    """
 
     request: WindowRequest
     received_at: float
@@ -52,6 +66,41 @@ class Window:
     dropped: list[DroppedFile] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    seqs: dict[str, int] = field(default_factory=dict)
+    attempted: dict[str, Attempt] = field(default_factory=dict)
+
+    def seq_of(self, filename: str) -> int:
+        """The file's sequence number in the window, handed out at its first attempt and never changed."""
+        return self.seqs.setdefault(filename, len(self.seqs))
+
+    def lost(self, filename: str, at: str) -> None:
+        """A wanted file the ring let go of before its upload was confirmed: dropped, with its attempt's
+        key (S3 may hold it) and packets when one was made."""
+        if filename in self.uploaded or any(item.name == filename for item in self.dropped):
+            return
+        reason = "evicted before upload"
+        attempt = self.attempted.pop(filename, None)
+        if attempt is None:
+            self.dropped.append(DroppedFile(filename, -1, 0, at, reason))
+            return
+        seq = self.seqs[filename]
+        self.dropped.append(
+            DroppedFile(filename, seq, attempt.bytes, at, reason, attempt.packets, attempt.key)
+        )
+
+    def unsettled(self) -> list[DroppedFile]:
+        """Dropped files S3 may hold after all."""
+        return [item for item in self.dropped if item.key is not None]
+
+    def settle(self, dropped: DroppedFile, stored: UploadedFile | None) -> None:
+        """What S3 answered for a dropped file's key: the object it holds makes the file uploaded, else the
+        file stays dropped, with nothing left to ask."""
+        index = self.dropped.index(dropped)
+        if stored is None:
+            self.dropped[index] = replace(dropped, key=None)
+        else:
+            del self.dropped[index]
+            self.uploaded[dropped.name] = stored
 
 
 def parse_annotations(text: str) -> dict[str, str]:

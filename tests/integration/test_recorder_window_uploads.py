@@ -1,0 +1,145 @@
+"""A window's file is counted once, as S3 has it: an upload attempt whose PUT reached S3 while its answer was
+lost (an outage that cuts connections mid-request) must leave the file neither in S3 and among the
+manifest's dropped files (the ring evicted it before a retry) nor in S3 twice (a retry wrote it under another
+key). The interleaving is scripted step by step on the recorder's own loop against the local S3: the
+attempt (its answer cut after S3 stored the object, or the request kept from leaving), the ring keeper's
+check, the recorder's next steps. capinfos counts the packets in S3."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ConnectionClosedError
+
+from eks_capture_agent.identity import Identity
+from eks_capture_agent.recorder import RECORDER_CAPTURE_ID, Recorder, RecorderRequest
+from eks_capture_agent.recorder_windows import WINDOW_REQUEST_ANNOTATION
+from eks_capture_agent.s3client import S3Client, s3_client
+from eks_capture_agent.spool import COMPLETION_MARKER, Spool
+from localcloud.aws import MotoServer
+from localcloud.kube.downward import render_map, write_atomically
+from tests.fixtures.agents import BUCKET, IDENTITY, PREFIX, manifest, packets_in_s3, s3_objects
+from tests.fixtures.aws import make_bucket
+from tests.fixtures.packets import Packet, pcap
+
+T0 = datetime(2026, 11, 25, 12, 44, 20, tzinfo=UTC).timestamp()
+#: The ring as tcpdump -G 10 names it, oldest first; the newest is open until the record role stops.
+PACKETS = {"20261125T124420Z.pcap": 3, "20261125T124430Z.pcap": 5, "20261125T124440Z.pcap": 7}
+NAMES = list(PACKETS)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ring_recorder(tmp_path: Path, files: int) -> Recorder:
+    """A recorder whose ring holds the first ``files`` of NAMES and which is asked for a window over them.
+
+    Its budget is one byte, so each check of its keeper evicts every closed file not being uploaded; the
+    test runs the keeper only where the script says. The window never settles on time alone."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for index, name in enumerate(NAMES[:files]):
+        start_ns = int((T0 + 10 * index) * 1e9)
+        (spool / name).write_bytes(
+            pcap([Packet(start_ns + n * 1_000_000, b"\0" * 60) for n in range(PACKETS[name])])
+        )
+        os.utime(spool / name, (T0 + 10 * index + 9, T0 + 10 * index + 9))
+    window = {
+        "capture_id": IDENTITY["CAPTURE_ID"],
+        "from": _iso(T0 - 60),
+        "to": _iso(T0 + 600),
+        "trigger_at": _iso(T0 + 25),
+        "prefix": PREFIX,
+    }
+    podinfo = tmp_path / "podinfo"
+    write_atomically(podinfo, {"annotations": render_map({WINDOW_REQUEST_ANNOTATION: json.dumps(window)})})
+    request = RecorderRequest(
+        spool=spool,
+        bucket=BUCKET,
+        request_file=podinfo / "annotations",
+        ring_seconds=3600,
+        budget_bytes=1,
+        settle_seconds=1e9,
+    )
+    node = Identity(RECORDER_CAPTURE_ID, IDENTITY["CLUSTER_NAME"], IDENTITY["NODE_NAME"], None)
+    return Recorder(request, node, s3_client(), Logger(service="test"))
+
+
+def cut_the_next_put(client: S3Client, *, landed: bool) -> None:
+    """The client's next PutObject fails as an outage fails it: after S3 stored the object (its answer
+    lost), or before the request left."""
+    cut: list[bool] = []
+
+    def fail(**_: object) -> None:
+        if not cut:
+            cut.append(True)
+            raise ConnectionClosedError(endpoint_url="the test's outage")
+
+    client.meta.events.register("after-call.s3.PutObject" if landed else "before-call.s3.PutObject", fail)
+
+
+def record_stopped(recorder: Recorder) -> None:
+    """The record role's end: tcpdump closed its last file."""
+    Spool(recorder.request.spool).write_json(COMPLETION_MARKER, {"exit_code": 0})
+
+
+def assert_each_file_counted_once(tmp_path: Path, files: int) -> dict[str, Any]:
+    """Packets in S3 (capinfos) + packets the manifest reports dropped = packets in the ring's files, each
+    file in S3 once or dropped once, and the manifest's files exactly the objects in S3."""
+    written = manifest()
+    in_s3 = packets_in_s3(tmp_path)
+    stored = [item["name"] for item in written["files"]]
+    dropped = [item["name"] for item in written["dropped"]["items"]]
+    dropped_packets = sum(item["packets"] or 0 for item in written["dropped"]["items"])
+    assert sorted(stored + dropped) == NAMES[:files], "every file once, uploaded or dropped"
+    assert {item["key"] for item in written["files"]} == {key for key in s3_objects() if ".pcap" in key}
+    assert sum(in_s3.values()) == written["totals"]["packets"]
+    assert sum(in_s3.values()) + dropped_packets == sum(PACKETS[name] for name in NAMES[:files])
+    return written
+
+
+@pytest.mark.parametrize(
+    ("landed", "uploaded", "dropped"),
+    [(True, NAMES[:2], []), (False, NAMES[1:2], NAMES[:1])],
+    ids=["its-put-reached-s3", "its-put-never-left"],
+)
+def test_a_window_file_evicted_after_a_failed_attempt_is_counted_once_as_s3_has_it(
+    aws: MotoServer, tmp_path: Path, landed: bool, uploaded: list[str], dropped: list[str]
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=2)
+    cut_the_next_put(recorder.client, landed=landed)
+
+    recorder.step()  # the window is taken in; the closed file's attempt fails, the open file waits
+    recorder.keeper.enforce()  # the ring needs room: the closed file goes before a retry
+    assert not (recorder.request.spool / NAMES[0]).exists()
+    record_stopped(recorder)
+    recorder.step()  # the last file closed: uploaded, the window settled
+
+    written = assert_each_file_counted_once(tmp_path, files=2)
+    assert [item["name"] for item in written["files"]] == uploaded
+    assert [item["name"] for item in written["dropped"]["items"]] == dropped
+    assert written["status"] == ("complete" if landed else "incomplete")
+
+
+def test_a_window_file_retried_after_its_answer_was_lost_is_in_s3_once(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=3)
+    cut_the_next_put(recorder.client, landed=True)
+
+    recorder.step()  # the oldest file's PUT lands but its answer is lost; the next file uploads
+    recorder.step()  # the oldest file retried
+    record_stopped(recorder)
+    recorder.step()
+
+    written = assert_each_file_counted_once(tmp_path, files=3)
+    assert written["status"] == "complete"
