@@ -164,6 +164,40 @@ def test_frames_too_short_for_their_headers_are_counted_and_skipped() -> None:
     assert (summary.packets, summary.tcp.connections, summary.dns.queries) == (3, 0, 0)
 
 
+HANDSHAKE_AND_RESENT_DATA = [
+    ipv4(tcp(1000, 0, SYN)),
+    ipv4(tcp(5000, 1001, SYN | ACK, sport=443, dport=40000), SERVER, CLIENT),
+    ipv4(tcp(1001, 5001, ACK)),
+    ipv4(tcp(1001, 5001, ACK, b"d" * 100)),
+    ipv4(tcp(1001, 5001, ACK, b"d" * 100)),
+]
+
+
+def _ip_option(ip: bytes) -> bytes:
+    """The same IPv4 packet with a 4-byte option (four NOPs) in its header."""
+    return b"\x46" + ip[1:2] + struct.pack(">H", len(ip) + 4) + ip[4:20] + b"\x01" * 4 + ip[20:]
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        (lambda ip: ip, (1, 1)),
+        (_ip_option, (1, 1)),
+        (lambda ip: ip[:2] + b"\x00\x00" + ip[4:], (1, 1)),  # total length 0, as segmentation offload writes
+        (lambda ip: ip[:38], (0, 0)),  # TCP header cut short
+    ],
+    ids=["plain", "ip-option", "no-total-length", "short-tcp-header"],
+)
+def test_tcp_segments_in_ethernet_frames_count_as_the_same_raw_ip_packets_do(
+    shape: Callable[[bytes], bytes], expected: tuple[int, int]
+) -> None:
+    packets = [shape(ip) for ip in HANDSHAKE_AND_RESENT_DATA]
+    framed, raw = summarize([ethernet(ip) for ip in packets]), summarize(packets, 101)
+    assert framed.tcp == raw.tcp
+    assert (framed.tcp.connections, framed.tcp.retransmissions) == expected
+    assert [t.packets for t in framed.top_talkers] == [t.packets for t in raw.top_talkers] == [5, 5]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     link_type=st.sampled_from([1, 113, 276, 101, 229]),

@@ -95,8 +95,9 @@ def _padded(buf: bytes, start: int, end: int, size: int) -> bytes:
 def scan(records: Iterable[Record], result: Scan | None = None) -> Scan:
     """Run every packet of ``records`` through the decoders and analyzers (the hot loop).
 
-    The common frame, Ethernet + IPv4 + TCP or UDP, is decoded by one ``struct`` call; other link layers
-    and IPv4 options go through ``_layer3`` and zero-padded copies of the headers. IPv4 addresses stay
+    The common frame, Ethernet + IPv4 + TCP or UDP, is decoded by one ``struct`` call, and the usual TCP
+    segment goes from there straight to its flow; other link layers and IPv4 options go through
+    ``_layer3`` and zero-padded copies of the headers. IPv4 addresses stay
     ints (cheap to hash and compare); the summary turns them back into bytes.
     """
     out = result or Scan()
@@ -134,6 +135,21 @@ def scan(records: Iterable[Record], result: Scan | None = None) -> Scan:
                 ether, vihl, iplen, frag, proto, src, dst, sport, dport, word1, word2, doff, flags, window = (
                     ethernet_ipv4(buf, off)
                 )
+                if (
+                    vihl == 0x45
+                    and proto == 6
+                    and ether == ETH_IPV4
+                    and iplen >= 20
+                    and not frag & 0x3FFF
+                    and doff >= 0x50
+                    and caplen >= 54
+                ):
+                    # The usual TCP segment (no IP options, no fragment, whole header): straight to its flow.
+                    hlen = (doff >> 4) << 2
+                    plen = iplen - 20
+                    seglen = plen - hlen if plen >= hlen else -1
+                    segment(buf[off + 26 : off + 38], ts, word1, word2, flags, window, seglen, wirelen)
+                    continue
                 l3 = off + 14
             if ether != ETH_IPV4:
                 ether, l3 = _layer3(link, buf, off, end)

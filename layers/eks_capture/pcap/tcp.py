@@ -26,6 +26,7 @@ from eks_capture.pcap.tcp_sequence import (
     SYN,
     SYN_ACK,
     SYN_FIN_RST,
+    SYN_RST,
     ZERO_WINDOW,
     Flow,
     acked_unseen,
@@ -151,7 +152,7 @@ class TcpAnalyzer:
                 conv.completeness |= COMPLETE_SYN
         else:
             conv, fwd, rev = entry
-            if flags & (SYN | RST):
+            if flags & SYN_RST:
                 conv, fwd, rev = self._syn_or_reset(key, ts, seq, flags, conv, fwd, rev)
         conv.last_ts = ts
         fwd.packets += 1
@@ -187,12 +188,16 @@ class TcpAnalyzer:
                     fwd.nextseqtime = ts
                 if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
                     fwd.maxseqtobeacked = nextseq
-            else:
-                ta = analyze_segment(fwd, rev, conv.first_rtt, ts, seq, ack, flags, window, seglen)
-            fwd.window = window
-            fwd.lastack = ack
-            fwd.lastacktime = ts
-            fwd.lastsegmentflags = ta
+                fwd.window = window
+                fwd.lastack = ack
+                fwd.lastacktime = ts
+                fwd.lastsegmentflags = ta
+                if not conv.first_rtt and conv.mru_syn and flags & ACK:
+                    conv.first_rtt = ts - conv.mru_syn
+                if ta:
+                    self._count(conv, ta)
+                return ta
+            ta = analyze_segment(fwd, rev, conv.first_rtt, ts, seq, ack, flags, window, seglen)
         if flags & SYN:
             if not flags & ACK:
                 conv.mru_syn = ts

@@ -13,6 +13,7 @@ RST = 0x04
 ACK = 0x10
 SYN_ACK = SYN | ACK
 SYN_FIN_RST = SYN | FIN | RST
+SYN_RST = SYN | RST
 
 # Wireshark's TCP_A_* analysis flags (the ones this module can set).
 RETRANSMISSION = 0x0001
@@ -90,8 +91,8 @@ def analyze_segment(
 ) -> int:
     """The analysis flags of a segment of ``fwd`` whose header length is known; moves ``fwd`` on.
 
-    ``tcp_analyze_sequence_number`` statement for statement, but for the window, ACK and flags fields the
-    caller records after it (``TcpAnalyzer.segment``, which has a shortcut for in-order segments).
+    ``tcp_analyze_sequence_number`` statement for statement (``TcpAnalyzer.segment`` has a shortcut for
+    in-order segments and calls this for the others).
     """
     ta = 0
     nextseq = fwd.nextseq
@@ -144,4 +145,8 @@ def analyze_segment(
         fwd.nextseqtime = ts
     if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not probe:
         fwd.maxseqtobeacked = fwd.nextseq
+    fwd.window = window
+    fwd.lastack = ack
+    fwd.lastacktime = ts
+    fwd.lastsegmentflags = ta
     return ta
