@@ -174,15 +174,19 @@ class Recorder:
         if window.unsettled():
             return  # S3 did not answer: asked again at the next step, the manifest waits for it
         now = time.time()
-        if window_settled(files, window.request, now):
-            self._finish(window)
-        elif now > window.request.end + self.request.settle_seconds:
+        if not window_settled(files, window.request, now):
+            if now <= window.request.end + self.request.settle_seconds:
+                return
             # A quiet interface never makes tcpdump rotate: take what it has written of the open file.
             for item in meeting:
-                if not item.closed and item.name.filename not in window.uploaded:
+                name = item.name.filename
+                if not item.closed and name not in window.uploaded:
                     self._upload(window, item.name, still_open=True)
-                    window.notes.append(f"{item.name.filename} was still open: uploaded as far as written")
-            self._finish(window)
+                    if name in window.uploaded:
+                        window.notes.append(f"{name} was still open: uploaded as far as written")
+        if window.attempted:
+            return  # a failed attempt is retried at the next step (same key): the manifest waits for it
+        self._finish(window)
 
     def _upload(self, window: Window, name: PcapName, still_open: bool = False) -> None:
         path = self.spool.path(name.filename)

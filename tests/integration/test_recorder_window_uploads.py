@@ -38,11 +38,12 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def ring_recorder(tmp_path: Path, files: int) -> Recorder:
+def ring_recorder(tmp_path: Path, files: int, settle_seconds: float = 1e9) -> Recorder:
     """A recorder whose ring holds the first ``files`` of NAMES and which is asked for a window over them.
 
     Its budget is one byte, so each check of its keeper evicts every closed file not being uploaded; the
-    test runs the keeper only where the script says. The window never settles on time alone."""
+    test runs the keeper only where the script says. The window (long over) takes its open file as far as
+    written only past ``settle_seconds``."""
     spool = tmp_path / "spool"
     spool.mkdir()
     for index, name in enumerate(NAMES[:files]):
@@ -66,7 +67,7 @@ def ring_recorder(tmp_path: Path, files: int) -> Recorder:
         request_file=podinfo / "annotations",
         ring_seconds=3600,
         budget_bytes=1,
-        settle_seconds=1e9,
+        settle_seconds=settle_seconds,
     )
     node = Identity(RECORDER_CAPTURE_ID, IDENTITY["CLUSTER_NAME"], IDENTITY["NODE_NAME"], None)
     return Recorder(request, node, s3_client(), Logger(service="test"))
@@ -129,17 +130,37 @@ def test_a_window_file_evicted_after_a_failed_attempt_is_counted_once_as_s3_has_
     assert written["status"] == ("complete" if landed else "incomplete")
 
 
+@pytest.mark.parametrize(
+    "stopped_first", [False, True], ids=["while-the-ring-records", "once-every-file-closed"]
+)
 def test_a_window_file_retried_after_its_answer_was_lost_is_in_s3_once(
-    aws: MotoServer, tmp_path: Path
+    aws: MotoServer, tmp_path: Path, stopped_first: bool
 ) -> None:
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=3)
+    if stopped_first:
+        record_stopped(recorder)
     cut_the_next_put(recorder.client, landed=True)
 
-    recorder.step()  # the oldest file's PUT lands but its answer is lost; the next file uploads
+    recorder.step()  # the oldest file's PUT lands but its answer is lost; the other closed files upload
     recorder.step()  # the oldest file retried
     record_stopped(recorder)
     recorder.step()
 
     written = assert_each_file_counted_once(tmp_path, files=3)
+    assert written["status"] == "complete"
+
+
+def test_an_open_file_whose_upload_failed_is_retried_before_the_manifest_says_it_was_uploaded(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=1, settle_seconds=0)
+    cut_the_next_put(recorder.client, landed=False)
+
+    recorder.step()  # past the window's settle time: the open file's upload, as far as written, fails
+    recorder.step()  # retried
+
+    written = assert_each_file_counted_once(tmp_path, files=1)
+    assert written["notes"] == [f"{NAMES[0]} was still open: uploaded as far as written"]
     assert written["status"] == "complete"
