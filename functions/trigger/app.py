@@ -15,7 +15,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 settings = Settings.from_env()
-deps = Deps.for_settings(settings, uses=("cloudwatch", "ec2", "s3", "sns"))
+deps = Deps.for_settings(settings, uses=trigger.AWS_CLIENTS)
 
 
 @logger.inject_lambda_context

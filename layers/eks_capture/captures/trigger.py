@@ -64,6 +64,8 @@ from eks_capture.store.sessions import NodeCapture, Trigger
 logger = Logger(child=True)
 
 FINAL_STATES = ("completed", "failed", "rejected")
+#: The AWS clients the trigger calls, made at its cold start (Deps.for_settings).
+AWS_CLIENTS = ("cloudwatch", "ec2", "s3", "sns")
 NO_IMAGE = (
     "the stack has no capture image yet: push it with scripts/build-image.sh and deploy again with the "
     "CaptureImageUri it prints"
