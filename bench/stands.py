@@ -2,20 +2,124 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
 from eks_capture.kube import eks
 from eks_capture.settings import Settings
-from localcloud.aws import REGION, start_moto_server
+from localcloud.aws import REGION, MotoServer, start_moto_server
 from localcloud.cloud import create_eks_cluster
 from localcloud.kube import KubeEmulator, start_kube_emulator
-from localcloud.kube.resources import NAMESPACES, SERVICEACCOUNTS
+from localcloud.kube.resources import NAMESPACES, SERVICEACCOUNTS, ResourceType
 from localcloud.provision import provision
 from localcloud.template import Stack, load_template
 
 NAMESPACE = "eks-capture"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, every thread) that process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class EmulatorProcess:
+    """The Kubernetes emulator in a process of its own, as a remote API server is to a Lambda: its request
+    handling, controllers and kubelets take no share of the caller's GIL, and its CPU is its own
+    (``cpu_seconds(emulator.pid)``). It is the same emulator, with every check it makes in-process."""
+
+    def __init__(self, cluster: str, sts_endpoint_url: str, creator_arn: str) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["localcloud.kube"])
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_emulator,
+            args=(child, cluster, sts_endpoint_url, creator_arn),
+            name=f"kube-emulator-{cluster}",
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+        self._env: dict[str, str] = self._answer()
+
+    @property
+    def pid(self) -> int:
+        return int(self._process.pid or 0)
+
+    def env(self) -> dict[str, str]:
+        """The settings that point ``eks_capture.kube.eks`` at this cluster (``KubeEmulator.env``)."""
+        return dict(self._env)
+
+    def add_node(self, name: str) -> None:
+        self._call("add_node", name)
+
+    def add_latency(self, seconds: float) -> None:
+        """Every request is answered ``seconds`` late (``Faults.add_latency``)."""
+        self._call("add_latency", seconds)
+
+    def create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any]) -> None:
+        """Create an object without HTTP (``KubeEmulator.create``)."""
+        self._call("create", rtype, namespace, body)
+
+    def stop(self) -> None:
+        self._conn.send(None)
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+        self._conn.close()
+
+    def _call(self, method: str, *args: Any) -> None:
+        self._conn.send((method, args))
+        self._answer()
+
+    def _answer(self) -> Any:
+        ok, value = self._conn.recv()
+        if not ok:
+            raise RuntimeError(f"the emulator process failed: {value}")
+        return value
+
+
+def _serve_emulator(conn: Connection, cluster: str, sts_endpoint_url: str, creator_arn: str) -> None:
+    """The emulator process: start the cluster, then run the calls the pipe brings until it brings None."""
+    kube = start_kube_emulator(cluster, sts_endpoint_url, REGION, creator_arn)
+    calls: dict[str, Callable[..., object]] = {
+        "add_node": kube.add_node,
+        "add_latency": kube.faults.add_latency,
+        "create": kube.create,
+    }
+    try:
+        conn.send((True, kube.env()))
+        while (call := conn.recv()) is not None:
+            method, args = call
+            try:
+                calls[method](*args)
+            except Exception as error:  # the caller raises it with the emulator's words
+                conn.send((False, repr(error)))
+            else:
+                conn.send((True, None))
+    finally:
+        kube.stop()
+
+
+def _provision(cluster: str, kube_env: dict[str, str], settings_env: dict[str, str]) -> dict[str, Any]:
+    """template.yaml's resources on the running moto; the functions' environment, ``settings_env`` on top."""
+    stack = Stack(
+        load_template(),
+        "bench",
+        {"ClusterNames": cluster, "CaptureImageUri": "example.com/eks-capture@sha256:" + "0" * 64},
+    )
+    provision(stack)
+    env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
+    env.update(kube_env, **settings_env)
+    os.environ.update({k: str(v) for k, v in env.items()})
+    eks.clear_caches()
+    return dict(env)
 
 
 @contextmanager
@@ -26,20 +130,37 @@ def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmul
     os.environ.update(moto.env())
     kube = start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
     try:
-        stack = Stack(
-            load_template(),
-            "bench",
-            {"ClusterNames": cluster, "CaptureImageUri": "example.com/eks-capture@sha256:" + "0" * 64},
-        )
-        provision(stack)
-        env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
-        env.update(kube.env(), **settings_env)
-        os.environ.update({k: str(v) for k, v in env.items()})
-        eks.clear_caches()
+        env = _provision(cluster, kube.env(), settings_env)
         kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
         account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
         kube.registry.create(SERVICEACCOUNTS, NAMESPACE, account)
         yield kube, Settings.from_env()
+    finally:
+        kube.stop()
+        moto.stop()
+        eks.clear_caches()
+
+
+@dataclass(frozen=True)
+class SeparateStands:
+    """The stand-ins of ``separate_stack``, each in its own process, and the functions' settings."""
+
+    kube: EmulatorProcess
+    moto: MotoServer
+    settings: Settings
+
+
+@contextmanager
+def separate_stack(cluster: str, **settings_env: str) -> Iterator[SeparateStands]:
+    """``emulated_stack`` with the emulator in a process of its own (``EmulatorProcess``)."""
+    moto = start_moto_server()
+    os.environ.update(moto.env())
+    kube = EmulatorProcess(cluster, moto.endpoint_url, create_eks_cluster(cluster))
+    try:
+        env = _provision(cluster, kube.env(), settings_env)
+        kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+        kube.create(SERVICEACCOUNTS, NAMESPACE, {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}})
+        yield SeparateStands(kube, moto, Settings.from_env())
     finally:
         kube.stop()
         moto.stop()
