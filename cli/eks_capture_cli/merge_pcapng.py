@@ -5,7 +5,9 @@ words equal to 6 whose lengths lead from one to the next, from the chunk's start
 block header fits (a 6 in packet bytes breaks that chain; see ``_chain``). Such a chunk is decoded by
 numpy at once. Any other chunk (the first, with the section and interface blocks; one with statistics,
 name or simple packet blocks; a damaged one; interfaces whose times overflow 64 bits in numpy) is walked
-block by block in Python, with ``CaptureReader``'s checks and its reasons for stopping early.
+block by block in Python, with ``CaptureReader``'s checks and its reasons for stopping early, up to the
+first enhanced packet block after the others (the rest may be decoded at once); so is what follows the
+last whole enhanced packet block of a file.
 """
 
 from __future__ import annotations
@@ -59,9 +61,16 @@ class PcapngFile(SlotInput):
                 return
 
     def _decode(self, start: int, end: int) -> None:
-        heads = None if self.eof else self._chain(start, end)  # the last chunk: the walk says how it ends
+        heads = self._chain(start, end)
         if heads is None or not self._vectorized(start, heads):
             self._walk(start, end)
+        elif self.eof and self._slot + self._next < end:  # the walk says how the file ends
+            decoded = (self.data, self.caplen, self.wirelen, self.ts, self.interfaces)
+            self._walk(self._slot + self._next, end)
+            walked = (self.data, self.caplen, self.wirelen, self.ts, self.interfaces)
+            self.data, self.caplen, self.wirelen, self.ts, self.interfaces = (
+                np.concatenate(pair) for pair in zip(decoded, walked, strict=True)
+            )
         self._decoded()
 
     def _chain(self, start: int, end: int) -> Array | None:
@@ -117,8 +126,14 @@ class PcapngFile(SlotInput):
         return True
 
     def _walk(self, pos: int, end: int) -> None:
-        """Decode block by block from ``pos`` (``CaptureReader._pcapng``'s checks and reasons)."""
+        """Decode block by block from ``pos`` (``CaptureReader._pcapng``'s checks and reasons).
+
+        Unless the file has ended, it stops at an enhanced packet block that follows other blocks (the
+        section and interfaces at a file's start, statistics): the chunk from there is read again, and
+        decoded at once if it can be.
+        """
         space = self._arena.map
+        after_other = False
         data: list[int] = []
         caplens: list[int] = []
         wirelens: list[int] = []
@@ -153,6 +168,9 @@ class PcapngFile(SlotInput):
                         f"block of type {block_type:#x} and {length} bytes: larger than the merge reads"
                     )
                 break
+            if block_type == BLOCK_EPB and after_other and not self.eof:
+                break
+            after_other = block_type not in (BLOCK_EPB, BLOCK_PB, BLOCK_SPB)
             body = pos + 8
             if block_type in (BLOCK_EPB, BLOCK_PB):
                 if length < 32:
