@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from itertools import pairwise
+from operator import attrgetter
 from typing import BinaryIO
 
 import numpy as np
@@ -163,6 +164,10 @@ class _PcapFile(SlotInput):
 KEEP = np.array([0xFFFFFFFF, 0x00FFFFFF, 0x0000FFFF, 0x000000FF], np.uint32)
 
 
+#: What the writer takes of each decoded record, in the order it unpacks them.
+_RECORDS = attrgetter("interfaces", "ts", "caplen", "wirelen", "data")
+
+
 class _Writer:
     """Lays merged packets out as enhanced packet blocks in the output area and writes them.
 
@@ -185,12 +190,14 @@ class _Writer:
 
     def write(self, runs: list[tuple[SlotInput, int, int]]) -> int:
         """Write records ``start:stop`` of each file in key order (``runs`` listed last input first)."""
-        order = np.argsort(np.concatenate([f.keys[a:b] for f, a, b in runs]), kind="stable")
-        interface = np.concatenate([f.interfaces[a:b] for f, a, b in runs])[order]
-        ts = np.concatenate([f.ts[a:b] for f, a, b in runs])[order]
-        caplen = np.concatenate([f.caplen[a:b] for f, a, b in runs])[order]
-        wirelen = np.concatenate([f.wirelen[a:b] for f, a, b in runs])[order]
-        data = np.concatenate([f.data[a:b] for f, a, b in runs])[order]
+        columns = [[column[a:b] for column in _RECORDS(f)] for f, a, b in runs]
+        if len(runs) == 1:  # one input's run (rotated files hardly overlap): already in order
+            interface, ts, caplen, wirelen, data = columns[0]
+        else:
+            order = np.argsort(np.concatenate([f.keys[a:b] for f, a, b in runs]), kind="stable")
+            interface, ts, caplen, wirelen, data = (
+                np.concatenate(c)[order] for c in zip(*columns, strict=True)
+            )
         pad = -caplen & 3
         length = 32 + caplen + pad
         ends = np.cumsum(length)
@@ -198,7 +205,7 @@ class _Writer:
         before_tail = np.where(caplen > 0, 0, wirelen)
         self.flush_blocks()
         first, written = 0, 0
-        while first < len(order):
+        while first < len(caplen):
             last = int(np.searchsorted(ends, written + OUTPUT - AREA_SLACK, "right"))
             batch = slice(first, last)
             at = AREA_START + ends[batch] - length[batch] - written
@@ -218,7 +225,7 @@ class _Writer:
             with memoryview(self.arena.map) as whole, whole[AREA_START : AREA_START + size] as blocks:
                 self.out.write(blocks)
             first, written = last, written + size
-        return len(order)
+        return len(caplen)
 
     def _copy(self, to: Array, source: Array, width: Array, pad: Array) -> None:
         """Copy packet bytes in whole words (``width``: caplen and padding), one fancy index per width, then
