@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcloud.kube import EVENTS, JOBS, RESOURCEQUOTAS, SERVICEACCOUNTS, KubeEmulator
-from tests.fixtures.kube import apps_api, batch_api, core_api
+from tests.fixtures.kube import apps_api, batch_api
 
 HOST_POD_SPEC: dict[str, Any] = {
     "restartPolicy": "Never",
@@ -34,11 +34,6 @@ RESTRICTED_REFUSAL = (
     'seccompProfile (pod or container "capture" must set securityContext.seccompProfile.type to '
     '"RuntimeDefault" or "Localhost")'
 )
-
-
-@pytest.fixture
-def core(kube_client: client.ApiClient) -> Any:
-    return core_api(kube_client)
 
 
 def _namespace(core: Any, name: str, enforce: str | None = None) -> None:

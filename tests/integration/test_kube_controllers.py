@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 
 from localcloud.kube import KubeEmulator, PodBehaviour
-from tests.fixtures.kube import apps_api, batch_api, core_api
+from tests.fixtures.kube import apps_api
 
 CONTAINER = {"name": "agent", "image": "registry.example/agent:1.0"}
 
@@ -24,16 +24,6 @@ def job_body(name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-@pytest.fixture
-def core(kube_client: client.ApiClient) -> Any:
-    return core_api(kube_client)
-
-
-@pytest.fixture
-def batch(kube_client: client.ApiClient) -> Any:
-    return batch_api(kube_client)
 
 
 def conditions(job: Any) -> dict[str, tuple[str, str | None]]:

@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcloud.kube import JOBS, PODS, KubeEmulator, PodBehaviour
-from tests.fixtures.kube import apps_api, batch_api, core_api
+from tests.fixtures.kube import apps_api
 
 
 def running_job(name: str) -> dict[str, Any]:
@@ -36,16 +36,6 @@ def daemonset(name: str) -> dict[str, Any]:
             },
         },
     }
-
-
-@pytest.fixture
-def core(kube_client: client.ApiClient) -> Any:
-    return core_api(kube_client)
-
-
-@pytest.fixture
-def batch(kube_client: client.ApiClient) -> Any:
-    return batch_api(kube_client)
 
 
 def exists(read: Any) -> bool:

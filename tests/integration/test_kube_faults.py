@@ -19,11 +19,6 @@ from tests.fixtures.kube import KUBE_CLUSTER, core_api
 POD = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
 
-@pytest.fixture
-def core(kube_client: client.ApiClient) -> Any:
-    return core_api(kube_client)
-
-
 def raw_core(kube: KubeEmulator) -> Any:
     """A client with no retries, to see the emulator's answers as they are."""
     configuration = kube.configuration(eks.generate_token(KUBE_CLUSTER).value)

@@ -7,18 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from localcloud.kube import KubeEmulator, PodBehaviour
-from tests.fixtures.kube import core_api
 
 CONTAINER = {"name": "agent", "image": "registry.example/agent:1.0"}
 NO_EXECUTE = {"key": "maintenance", "value": "true", "effect": "NoExecute"}
-
-
-@pytest.fixture
-def core(kube_client: client.ApiClient) -> Any:
-    return core_api(kube_client)
 
 
 def create_pod(core: Any, name: str, **spec: Any) -> None:

@@ -7,17 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcloud.kube import KubeEmulator
 from localcloud.kube.continuation import INCONSISTENT_CONTINUE
-from tests.fixtures.kube import core_api
-
-
-@pytest.fixture
-def core(kube_client: client.ApiClient) -> Any:
-    return core_api(kube_client)
 
 
 def create_pods(core: Any, count: int) -> None:

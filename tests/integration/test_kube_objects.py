@@ -42,11 +42,6 @@ def status_of(error: ApiException) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-def core(kube_client: client.ApiClient) -> Any:
-    return core_api(kube_client)
-
-
 def test_create_fills_uid_resource_version_and_creation_time(core: Any) -> None:
     before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     first = core.create_namespaced_pod("default", pod("first"))
