@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 from aws_lambda_powertools import Logger
 
 from eks_capture_agent.budget import DOCUMENT_SLACK_BYTES, SpoolFile, files_to_drop, open_file_headroom
 from eks_capture_agent.ledger import DroppedFile, Ledger
-from eks_capture_agent.pcapscan import NotPcapError, scan_pcap
+from eks_capture_agent.pcapscan import packets_in
 from eks_capture_agent.periodic import PeriodicCheck
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 from eks_capture_agent.timestamps import iso_utc
@@ -77,7 +76,7 @@ class BudgetKeeper(PeriodicCheck):
         path = self.spool.path(victim.name.filename)
         try:
             size = path.stat().st_size
-            packets = _packets_in(path)
+            packets = packets_in(path)
             path.unlink()
         except FileNotFoundError:
             return
@@ -103,11 +102,3 @@ class BudgetKeeper(PeriodicCheck):
                 "budget_bytes": self.budget_bytes,
             },
         )
-
-
-def _packets_in(path: Path) -> int | None:
-    """The packets a dropped file held, so the capture's loss is counted in packets, not only bytes."""
-    try:
-        return scan_pcap(path).packets
-    except NotPcapError:
-        return None

@@ -78,3 +78,12 @@ def scan_pcap(path: Path) -> PcapSummary:
         linktype=linktype,
         trailing_bytes=len(leftover),
     )
+
+
+def packets_in(path: Path) -> int | None:
+    """The packets a file about to be deleted holds, so a loss is counted in packets, not only bytes (None
+    when it is no pcap)."""
+    try:
+        return scan_pcap(path).packets
+    except NotPcapError:
+        return None
