@@ -120,6 +120,7 @@ class Recorder:
         self._read_request()
         for window in list(self.windows.values()):
             self._serve(window)
+        self.keeper.forget_unneeded(self._protected())
 
     def _read_request(self) -> None:
         try:
@@ -168,7 +169,9 @@ class Recorder:
                 self._upload(window, item.name)
         present = {item.name.filename for item in self.ring_files()}
         for name in sorted(window.wanted - set(window.uploaded) - present):
-            window.lost(name, iso_utc(time.time()))
+            with self.keeper.lock:
+                evicted = self.keeper.evicted_needed.get(name)
+            window.lost(name, iso_utc(time.time()), evicted)
         for dropped in window.unsettled():
             self._settle(window, dropped)
         if window.unsettled():

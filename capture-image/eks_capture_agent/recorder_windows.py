@@ -14,6 +14,7 @@ from datetime import datetime
 
 from eks_capture_agent.identity import CAPTURE_ID, SettingError
 from eks_capture_agent.ledger import DroppedFile, UploadedFile
+from eks_capture_agent.ring import EvictedFile
 from eks_capture_agent.spool import PcapName
 
 WINDOW_REQUEST_ANNOTATION = "eks-capture.io/window-request"
@@ -73,15 +74,16 @@ class Window:
         """The file's sequence number in the window, handed out at its first attempt and never changed."""
         return self.seqs.setdefault(filename, len(self.seqs))
 
-    def lost(self, filename: str, at: str) -> None:
+    def lost(self, filename: str, at: str, evicted: EvictedFile | None) -> None:
         """A wanted file the ring let go of before its upload was confirmed: dropped, with its attempt's
-        key (S3 may hold it) and packets when one was made."""
+        key (S3 may hold it) when one was made, and what it held (as the attempt or the ring counted it)."""
         if filename in self.uploaded or any(item.name == filename for item in self.dropped):
             return
         reason = "evicted before upload"
         attempt = self.attempted.pop(filename, None)
         if attempt is None:
-            self.dropped.append(DroppedFile(filename, -1, 0, at, reason))
+            size, packets = (evicted.bytes, evicted.packets) if evicted else (0, None)
+            self.dropped.append(DroppedFile(filename, -1, size, at, reason, packets))
             return
         seq = self.seqs[filename]
         self.dropped.append(

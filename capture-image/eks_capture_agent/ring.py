@@ -1,7 +1,8 @@
 """The recorder's ring: files age out past the ring length; the oldest go first when the budget needs room.
 
 Only closed files are evicted, never the one being uploaded; the age limit spares files an open window still
-needs, the byte budget spares nothing (it is never exceeded, as for a capture's spool).
+needs, the byte budget spares nothing (it is never exceeded, as for a capture's spool). A file a window
+needs is counted (bytes, packets) before it goes, so the window reports what it lost.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools import Logger
 
 from eks_capture_agent.budget import SpoolFile, files_to_drop, open_file_headroom
+from eks_capture_agent.pcapscan import packets_in
 from eks_capture_agent.periodic import PeriodicCheck
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 
@@ -25,6 +27,14 @@ class Evictions:
     by_reason: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
     peak_spool_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class EvictedFile:
+    """A file an open window needed, as it was when the ring let it go."""
+
+    bytes: int
+    packets: int | None
 
 
 class RingKeeper(PeriodicCheck):
@@ -44,6 +54,8 @@ class RingKeeper(PeriodicCheck):
         self.lock = threading.Lock()
         self.in_flight: PcapName | None = None
         self.evictions = Evictions()
+        #: Files open windows needed, counted as they were evicted; kept while a window needs them.
+        self.evicted_needed: dict[str, EvictedFile] = {}
         self._protected = protected
         super().__init__("ring-keeper", logger)
 
@@ -69,7 +81,7 @@ class RingKeeper(PeriodicCheck):
             headroom = self._headroom(present[-1]) if len(present) > len(closed) else 0
             left = [c for c, _ in candidates if self.spool.path(c.name.filename).exists()]
             for victim in files_to_drop(left, usage, self.budget_bytes, self.in_flight, headroom):
-                self._evict(victim, "budget")
+                self._evict(victim, "budget", needed=victim.name.filename in protected)
 
     def _headroom(self, open_file: PcapName) -> int:
         settings = (self.spool.read_json(CAPTURE_RECORD) or {}).get("settings")
@@ -82,13 +94,23 @@ class RingKeeper(PeriodicCheck):
         rotate_bytes = int(settings["rotate_megabytes"]) * 1_000_000
         return open_file_headroom(rotate_bytes, int(settings["snaplen"]), open_bytes)
 
-    def _evict(self, victim: SpoolFile, reason: str) -> int:
+    def forget_unneeded(self, needed: set[str]) -> None:
+        """Let go of the counts of evicted files no open window needs any more."""
+        with self.lock:
+            for name in set(self.evicted_needed) - needed:
+                del self.evicted_needed[name]
+
+    def _evict(self, victim: SpoolFile, reason: str, needed: bool = False) -> int:
         if victim.name == self.in_flight:
             return 0
+        path = self.spool.path(victim.name.filename)
         try:
-            self.spool.path(victim.name.filename).unlink()
+            counted = EvictedFile(path.stat().st_size, packets_in(path)) if needed else None
+            path.unlink()
         except FileNotFoundError:
             return 0
+        if counted is not None:
+            self.evicted_needed[victim.name.filename] = counted
         self.evictions.by_reason[reason] = self.evictions.by_reason.get(reason, 0) + 1
         self.evictions.bytes += victim.bytes
         return victim.bytes

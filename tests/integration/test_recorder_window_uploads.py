@@ -38,6 +38,16 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def write_ring_file(spool: Path, index: int) -> None:
+    """NAMES[index] as tcpdump leaves it: PACKETS of it, last written 9 s into its 10 s period."""
+    name = NAMES[index]
+    start_ns = int((T0 + 10 * index) * 1e9)
+    (spool / name).write_bytes(
+        pcap([Packet(start_ns + n * 1_000_000, b"\0" * 60) for n in range(PACKETS[name])])
+    )
+    os.utime(spool / name, (T0 + 10 * index + 9, T0 + 10 * index + 9))
+
+
 def ring_recorder(tmp_path: Path, files: int, settle_seconds: float = 1e9) -> Recorder:
     """A recorder whose ring holds the first ``files`` of NAMES and which is asked for a window over them.
 
@@ -46,12 +56,8 @@ def ring_recorder(tmp_path: Path, files: int, settle_seconds: float = 1e9) -> Re
     written only past ``settle_seconds``."""
     spool = tmp_path / "spool"
     spool.mkdir()
-    for index, name in enumerate(NAMES[:files]):
-        start_ns = int((T0 + 10 * index) * 1e9)
-        (spool / name).write_bytes(
-            pcap([Packet(start_ns + n * 1_000_000, b"\0" * 60) for n in range(PACKETS[name])])
-        )
-        os.utime(spool / name, (T0 + 10 * index + 9, T0 + 10 * index + 9))
+    for index in range(files):
+        write_ring_file(spool, index)
     window = {
         "capture_id": IDENTITY["CAPTURE_ID"],
         "from": _iso(T0 - 60),
@@ -164,3 +170,19 @@ def test_an_open_file_whose_upload_failed_is_retried_before_the_manifest_says_it
     written = assert_each_file_counted_once(tmp_path, files=1)
     assert written["notes"] == [f"{NAMES[0]} was still open: uploaded as far as written"]
     assert written["status"] == "complete"
+
+
+def test_a_window_file_the_ring_lets_go_of_before_any_attempt_is_dropped_with_its_packets(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=2)
+
+    recorder.step()  # the window is taken in: the closed file uploads, the open one is wanted
+    write_ring_file(recorder.request.spool, 2)  # tcpdump rotates: the wanted file is closed
+    recorder.keeper.enforce()  # the ring needs room: the wanted file goes before the recorder's next look
+    record_stopped(recorder)
+    recorder.step()
+
+    written = assert_each_file_counted_once(tmp_path, files=3)
+    assert [item["name"] for item in written["dropped"]["items"]] == [NAMES[1]]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools import Logger
 
-from eks_capture_agent.ring import RingKeeper
+from eks_capture_agent.ring import EvictedFile, RingKeeper
 from eks_capture_agent.spool import CAPTURE_RECORD, PcapName, Spool
 
 FILE_BYTES = 64 * 1024
@@ -72,3 +72,17 @@ def test_the_file_being_uploaded_is_never_evicted(tmp_path: Path) -> None:
     ring_keeper.in_flight = PcapName(stamp, 0)
     ring_keeper.enforce()
     assert left(spool) == [NAMES[0], *NAMES[2:]]
+
+
+def test_a_file_a_window_needs_is_counted_as_the_budget_evicts_it_until_no_window_needs_it(
+    tmp_path: Path,
+) -> None:
+    spool = ring(tmp_path, [50, 40, 30, 20, 10])
+    ring_keeper = keeper(spool, spool.usage_bytes() - 2 * FILE_BYTES + 1, protected={NAMES[1]})
+    ring_keeper.enforce()
+    assert left(spool) == NAMES[2:]
+    assert ring_keeper.evicted_needed == {NAMES[1]: EvictedFile(FILE_BYTES, None)}, "not a pcap: no packets"
+
+    ring_keeper.forget_unneeded(set())
+
+    assert ring_keeper.evicted_needed == {}
