@@ -71,8 +71,9 @@ def _body(key: str) -> bytes:
     return bytes(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
-def _wait_for(condition: Any, timeout: float = 20.0) -> None:
-    eventually(condition, timeout=timeout, interval=0.05, what="timed out")
+def wait_until_taken(path: Path) -> None:
+    """Until the uploader has taken ``path`` from the spool (it deletes a file once S3 holds it)."""
+    eventually(lambda: not path.exists(), timeout=20, interval=0.05, what=f"{path.name} was never taken")
 
 
 @pytest.fixture
@@ -88,13 +89,13 @@ def test_the_newest_file_waits_until_a_newer_file_or_the_marker_shows_tcpdump_cl
     for name in FILES[:2]:
         (tmp_path / name).write_bytes(contents[name])
     uploader = _uploader(tmp_path)
-    _wait_for(lambda: not (tmp_path / FILES[0]).exists())
+    wait_until_taken(tmp_path / FILES[0])
     time.sleep(1.0)
     assert (tmp_path / FILES[1]).exists(), "the file tcpdump may still be writing was taken"
     assert len([key for key in _objects() if ".pcap" in key]) == 1
 
     (tmp_path / FILES[2]).write_bytes(contents[FILES[2]])
-    _wait_for(lambda: not (tmp_path / FILES[1]).exists())
+    wait_until_taken(tmp_path / FILES[1])
     assert (tmp_path / FILES[2]).exists()
     _marker(tmp_path)
     assert uploader.wait(timeout=30) == 0
@@ -143,7 +144,7 @@ def test_sigterm_before_the_marker_leaves_a_manifest_naming_what_is_left_and_a_r
     for index, name in enumerate(FILES):
         (tmp_path / name).write_bytes(_pcap(1_795_600_000 + index, 20))
     uploader = _uploader(tmp_path, "--grace-seconds", "4")
-    _wait_for(lambda: not (tmp_path / FILES[1]).exists())
+    wait_until_taken(tmp_path / FILES[1])
     uploader.send_signal(signal.SIGTERM)
     assert uploader.wait(timeout=20) == 4
     first = json.loads(_body(f"{PREFIX}manifest.json"))
