@@ -10,12 +10,12 @@ would start from this script's own size).
 
 The merge runs on classic pcap files, what the capture agent's tcpdump writes (interleaved, and
 quarters as tcpdump rotates them), and on pcapng quarters (``editcap``'s default); all take the numpy
-merge (inputs of 32 MB or more). "eks-capture merge" is the installed console script's whole process,
-as a user runs it: Python's and typer's start-up and numpy's import included. "pull --merge, merge
-phase" is ``merge_files`` alone, timed inside a process that has loaded numpy already (``pull --merge``
-loads it while the files download). Both against mergecap's whole process, in wall seconds and in CPU
-seconds (user + system; the machine is shared, so the CPU ratio is the steadier); best of
-``MERGE_TRIALS`` each, alternating, each writing a new file.
+merge (inputs of ``NUMPY_FROM_BYTES`` or more). "eks-capture merge" is the installed console script's
+whole process, as a user runs it: Python's and typer's start-up and numpy's import included.
+"pull --merge, merge phase" is ``merge_files`` alone, timed inside a process that has loaded numpy
+already (``pull --merge`` loads it while the files download). Both against mergecap's whole process,
+in wall seconds and in CPU seconds (user + system; the machine is shared, so the CPU ratio is the
+steadier); best of ``MERGE_TRIALS`` each, alternating, each writing a new file.
 """
 
 from __future__ import annotations
