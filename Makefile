@@ -17,7 +17,7 @@ demo: env system-tools  ## the local end-to-end demo: alarm -> capture pods -> p
 	$(PYTHON) -m localcloud.demo
 
 test: env system-tools sam-env lint typecheck check-stack  ## everything CI runs
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto --dist loadfile
 
 lint: env
 	.venv/bin/ruff check .
