@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import Any
 
 import typer
 from typer._click import Command, Context
@@ -36,34 +37,62 @@ COMMANDS = {
 GROUPS = {"recorder": ("recorders", "app")}
 
 
+class _Commands(MutableMapping[str, Command]):
+    """The root group's commands by name: every name of ``COMMANDS`` and ``GROUPS`` from the start (for
+    typer's "did you mean"), each command built from its module the first time it is looked up."""
+
+    def __init__(self, group: TyperGroup) -> None:
+        self._group = group
+        self._built: dict[str, Command] = {}
+
+    def __getitem__(self, name: str) -> Command:
+        found = self._built.get(name)
+        if found is None:
+            found = self._built[name] = self._build(name)
+        return found
+
+    def _build(self, name: str) -> Command:
+        if name in COMMANDS:
+            module, function = COMMANDS[name]
+            return get_command_from_info(
+                CommandInfo(
+                    name=name, callback=getattr(importlib.import_module(f"{__name__}.{module}"), function)
+                ),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=self._group.rich_markup_mode,
+            )
+        if name in GROUPS:
+            module, attribute = GROUPS[name]
+            return get_group_from_info(
+                TyperInfo(getattr(importlib.import_module(f"{__name__}.{module}"), attribute), name=name),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=self._group.rich_markup_mode,
+                suggest_commands=self._group.suggest_commands,
+            )
+        raise KeyError(name)
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*COMMANDS, *GROUPS, *self._built]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*COMMANDS, *GROUPS, *self._built]))
+
+
 class _OnDemand(TyperGroup):
-    """The root group: builds a command from its module (``COMMANDS``, ``GROUPS``) when asked for it."""
+    """The root group: its commands are built from their modules when looked up (``_Commands``)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _Commands(self)
 
     def list_commands(self, ctx: Context) -> list[str]:
-        return [*COMMANDS, *GROUPS]
-
-    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
-        found = self.commands.get(cmd_name)
-        if found is None and cmd_name in COMMANDS:
-            module, function = COMMANDS[cmd_name]
-            callback = getattr(importlib.import_module(f"{__name__}.{module}"), function)
-            found = get_command_from_info(
-                CommandInfo(name=cmd_name, callback=callback),
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=self.rich_markup_mode,
-            )
-        elif found is None and cmd_name in GROUPS:
-            module, attribute = GROUPS[cmd_name]
-            group = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
-            found = get_group_from_info(
-                TyperInfo(group, name=cmd_name),
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=self.rich_markup_mode,
-                suggest_commands=self.suggest_commands,
-            )
-        if found is not None:
-            self.commands[cmd_name] = found
-        return found
+        return list(self.commands)  # the names, without building every command
 
 
 app = typer.Typer(

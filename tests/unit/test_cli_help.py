@@ -55,3 +55,10 @@ def test_help_has_an_example_of_the_command(command: str) -> None:
 
     assert result.exit_code == 0
     assert f"Example: eks-capture {command}" in result.stdout
+
+
+def test_a_mistyped_command_is_answered_with_the_command_meant() -> None:
+    result = CliRunner().invoke(app, ["merg"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 2
+    assert "No such command 'merg'. Did you mean 'merge'?" in result.stderr
