@@ -18,10 +18,9 @@ from localcloud.kube.clock import parse_rfc3339, rfc3339
 from localcloud.kube.eviction import EVICTED, emptydir_over_limit, past_deadline, record_eviction
 from localcloud.kube.local import LocalPod
 from localcloud.kube.nodeadmission import (
+    NodeUsage,
     TaintEvictions,
-    active_on,
     evict_for_taint,
-    kubelet_admission,
     reject,
 )
 from localcloud.kube.podstatus import internal_ip, pod_phase, set_condition
@@ -69,7 +68,7 @@ class Kubelet:
     _runs: dict[str, _Run] = field(default_factory=dict)
     _next_ip: int = 0
     _load: Counter[str] = field(default_factory=Counter)
-    _pods: list[Obj] = field(default_factory=list)
+    _usage: NodeUsage = field(default_factory=lambda: NodeUsage([]))
     _taints: TaintEvictions = field(default_factory=TaintEvictions)
 
     def script(
@@ -94,7 +93,7 @@ class Kubelet:
     # the loop ---------------------------------------------------------------------------------
     def sync(self, now: float) -> None:
         nodes = {n["metadata"]["name"]: n for n in self.registry.store.items(NODES)}
-        pods = self._pods = self.registry.store.items(PODS)
+        self._usage = NodeUsage(pods := self.registry.store.items(PODS))
         self._load = Counter(p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName"))
         live = set()
         for pod in pods:
@@ -136,7 +135,7 @@ class Kubelet:
         if run is None:
             if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
                 return  # rejected by this kubelet: never started
-            rejection = kubelet_admission(pod, node, active_on(node_name, self._pods, set(self._runs)))
+            rejection = self._usage.admission(pod, node, self._runs)
             if rejection is not None:
                 reject(self.registry, pod, rejection)
                 return

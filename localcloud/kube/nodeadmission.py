@@ -11,7 +11,7 @@ running on a node that gains a NoExecute taint they do not tolerate are deleted 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -43,25 +43,29 @@ class Rejection:
     message: str
 
 
-def _requested(pod: Obj, resource: str) -> Decimal:
-    if resource == "pods":
-        return Decimal(1)
-    return pod_usage(pod).get(f"requests.{resource}", Decimal(0))
+def requested(pod: Obj) -> dict[str, Decimal]:
+    """What a pod takes of a node's allocatable: one pod, and its cpu and memory requests."""
+    usage = pod_usage(pod)
+    return {
+        resource: Decimal(1) if resource == "pods" else usage.get(f"requests.{resource}", Decimal(0))
+        for resource, _, _ in _RESOURCES
+    }
 
 
-def insufficient_resource(pod: Obj, node: Obj, admitted: Sequence[Obj]) -> Rejection | None:
-    """The first resource the node's allocatable cannot give the pod besides the pods it runs."""
+def insufficient_resource(pod: Obj, node: Obj, used: Mapping[str, Decimal]) -> Rejection | None:
+    """The first resource the node's allocatable cannot give the pod besides what its pods request."""
     allocatable = node.get("status", {}).get("allocatable") or {}
+    asked = requested(pod)
     for resource, reason, unit in _RESOURCES:
         if resource not in allocatable:
             continue
         capacity = parse_quantity(allocatable[resource])
-        requested = _requested(pod, resource)
-        if resource != "pods" and not requested:
+        requested_here = asked[resource]
+        if resource != "pods" and not requested_here:
             continue
-        used = sum((_requested(other, resource) for other in admitted), Decimal(0))
-        if used + requested > capacity:
-            numbers = (int(requested / unit), int(used / unit), int(capacity / unit))
+        in_use = used.get(resource, Decimal(0))
+        if in_use + requested_here > capacity:
+            numbers = (int(requested_here / unit), int(in_use / unit), int(capacity / unit))
             message = "Node didn't have enough resource: {}, requested: {}, used: {}, capacity: {}".format(
                 resource, *numbers
             )
@@ -78,9 +82,10 @@ def untolerated_no_execute(pod_spec: Obj, node: Obj) -> Obj | None:
     return None
 
 
-def kubelet_admission(pod: Obj, node: Obj, admitted: Sequence[Obj]) -> Rejection | None:
-    """Whether the node's kubelet runs ``pod``, given the pods it has admitted and not seen finish."""
-    found = insufficient_resource(pod, node, admitted)
+def kubelet_admission(pod: Obj, node: Obj, used: Mapping[str, Decimal]) -> Rejection | None:
+    """Whether the node's kubelet runs ``pod``, given what the pods it has admitted and not seen finish
+    request (``NodeUsage.on``)."""
+    found = insufficient_resource(pod, node, used)
     if found is None and not selector_matches(pod["spec"], node):
         found = Rejection(
             "NodeAffinity", "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
@@ -130,7 +135,7 @@ class TaintEvictions:
         return now >= due
 
 
-def active_on(node_name: str, pods: Iterable[Obj], admitted_uids: set[str]) -> list[Obj]:
+def active_on(node_name: str, pods: Iterable[Obj], admitted_uids: Container[str]) -> list[Obj]:
     """Pods the node's kubelet has admitted and not seen finish (what counts against its allocatable)."""
     return [
         pod
@@ -139,6 +144,36 @@ def active_on(node_name: str, pods: Iterable[Obj], admitted_uids: set[str]) -> l
         and pod["metadata"]["uid"] in admitted_uids
         and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
     ]
+
+
+@dataclass
+class NodeUsage:
+    """What each node's admitted, unfinished pods request during one kubelet pass over ``pods``: summed
+    once per node and kept current as the pass admits more, so admitting a pod weighs it against a sum,
+    not against every pod the node runs again (a pass over a thousand pods on one node stays linear)."""
+
+    pods: Sequence[Obj]
+    _used: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+
+    def on(self, node_name: str, admitted_uids: Container[str]) -> dict[str, Decimal]:
+        """The node's requested totals; the pods counted are those admitted before the node's first
+        admission in this pass, plus those ``admission`` has admitted since."""
+        if node_name not in self._used:
+            total = {resource: Decimal(0) for resource, _, _ in _RESOURCES}
+            for pod in active_on(node_name, self.pods, admitted_uids):
+                for resource, amount in requested(pod).items():
+                    total[resource] += amount
+            self._used[node_name] = total
+        return self._used[node_name]
+
+    def admission(self, pod: Obj, node: Obj, admitted_uids: Container[str]) -> Rejection | None:
+        """``kubelet_admission`` on the node's totals; an admitted pod counts from then on in this pass."""
+        used = self.on(node["metadata"]["name"], admitted_uids)
+        rejection = kubelet_admission(pod, node, used)
+        if rejection is None:
+            for resource, amount in requested(pod).items():
+                used[resource] += amount
+        return rejection
 
 
 def reject(registry: Registry, pod: Obj, rejection: Rejection) -> None:
