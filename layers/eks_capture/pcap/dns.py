@@ -16,6 +16,7 @@ RETRANSMISSION_NS = 5 * 1_000_000_000
 DNS_PORTS = frozenset({53, 5353, 5355})
 RCODE_SERVFAIL = 2
 RCODE_NXDOMAIN = 3
+ERROR_RCODES = (RCODE_SERVFAIL, RCODE_NXDOMAIN)
 
 
 Address = int | bytes
@@ -64,7 +65,7 @@ class DnsAnalyzer:
         if flags & 0x8000:
             self.responses += 1
             rcode = flags & 0x000F
-            if rcode in (RCODE_SERVFAIL, RCODE_NXDOMAIN):
+            if rcode in ERROR_RCODES:
                 self._error(rcode, raw_address(src))
             self.pending.pop(key, None)
             return

@@ -16,7 +16,7 @@ from typing import Any
 
 from eks_capture.pcap import CaptureReader, CaptureSummary, summarize
 from eks_capture.pcap.analysis import Scan, scan
-from eks_capture.pcap.dns import RCODE_NXDOMAIN, RCODE_SERVFAIL, Address, DnsAnalyzer, TransactionKey
+from eks_capture.pcap.dns import ERROR_RCODES, Address, DnsAnalyzer, TransactionKey
 from eks_capture.pcap.reader import Record
 from eks_capture.pcap.summaries import UNDECODABLE
 from eks_capture.pcap.tcp import COMPLETE_RST, COMPLETE_SYN, COMPLETE_SYNACK, Conversation, TcpAnalyzer
@@ -74,7 +74,7 @@ class TimedDns(DnsAnalyzer):
     def message(self, key: TransactionKey, src: Address, dst: Address, ts: int, flags: int) -> None:
         """One DNS message: a query is a failure until it is answered (then it moves out of its second)."""
         if flags & 0x8000:
-            if flags & 0x000F in (RCODE_SERVFAIL, RCODE_NXDOMAIN):
+            if flags & 0x000F in ERROR_RCODES:
                 self.failures[ts // NS] += 1
             txn = self.pending.get(key)
             if txn is not None:
@@ -86,7 +86,7 @@ class TimedDns(DnsAnalyzer):
     def in_error_packet(self, flags: int) -> None:
         """A DNS header quoted in an ICMP error: a failure now when it is a query or an error response."""
         rcode = flags & 0x000F
-        if not flags & 0x8000 or rcode in (RCODE_SERVFAIL, RCODE_NXDOMAIN):
+        if not flags & 0x8000 or rcode in ERROR_RCODES:
             self.failures[self.now // NS] += 1
         super().in_error_packet(flags)
 
