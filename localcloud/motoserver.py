@@ -9,18 +9,31 @@
   together could both pass (two sweeps closing one capture); DynamoDB applies each write to an item
   atomically and refuses the second with ConditionalCheckFailedException. (moto's handling is Python
   under one GIL: serializing it costs little.)
+- DynamoDB: a cancelled TransactWriteItems puts back the items it touched, not whole tables. moto deep-copies
+  every table a transaction names before running it (once per item of the transaction), which makes each
+  transaction cost as much as the table is big; requests being one at a time, only the transaction's own
+  items can have changed, so restoring them leaves the same state. (Tables with a stream keep moto's copy:
+  its stream records are part of what the copy restores.)
 
 ``python -m localcloud.motoserver -H 127.0.0.1 -p PORT`` takes moto.server's arguments.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import moto.dynamodb.models
 from moto import server
 from moto.core.responses import ActionResult, EmptyResult
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3.responses import S3Response
 
@@ -62,9 +75,94 @@ def atomic_dynamodb() -> None:
     setattr(DynamoHandler, "call_action", serialized)  # noqa: B010
 
 
+@dataclass(frozen=True)
+class _SavedItem:
+    """One item as it was before a transaction: ``before`` None when absent."""
+
+    table: Table
+    hash_key: DynamoType
+    range_key: DynamoType | None
+    had_hash_key: bool
+    before: Item | None
+
+    def restore(self) -> None:
+        items: dict[Any, Any] = self.table.items
+        if self.range_key is None:
+            if self.before is None:
+                items.pop(self.hash_key, None)
+            else:
+                items[self.hash_key] = self.before
+            return
+        ranges = items[self.hash_key]
+        if self.before is None:
+            ranges.pop(self.range_key, None)
+        else:
+            ranges[self.range_key] = self.before
+        if not self.had_hash_key and not ranges:
+            del items[self.hash_key]
+
+
+def _saved_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[_SavedItem] | None:
+    """Copies of the items a transaction names (None when a table has a stream: moto's copy is needed)."""
+    saved = []
+    for entry in transact_items:
+        op_type, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName", ""))
+        if table is None:
+            continue  # moto refuses the transaction before writing anything for this entry
+        if table.stream_shard is not None:
+            return None
+        key = op.get("Item" if op_type == "Put" else "Key") or {}
+        if table.hash_key_attr not in key or (table.has_range_key and table.range_key_attr not in key):
+            continue  # moto refuses it with a validation error, having written nothing for it
+        hash_key, range_key = backend.get_keys_value(table, key)
+        before = copy.deepcopy(table.get_item(hash_key, range_key))
+        saved.append(_SavedItem(table, hash_key, range_key, hash_key in table.items, before))
+    return saved
+
+
+class _TablesNotCopied:
+    """moto.dynamodb.models' ``copy`` module, except that a Table "copy" is the table itself."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+@contextmanager
+def _tables_not_copied() -> Iterator[None]:
+    models: Any = moto.dynamodb.models
+    models.copy = _TablesNotCopied
+    try:
+        yield
+    finally:
+        models.copy = copy
+
+
+def item_level_transactions() -> None:
+    """Cancelled transactions put back the items they touched instead of whole tables (see the module's
+    docstring); atomic_dynamodb() must be installed too, as it makes this exact."""
+    transact_write_items = DynamoDBBackend.transact_write_items
+
+    def restoring_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        saved = _saved_items(self, transact_items)
+        if saved is None:
+            return transact_write_items(self, transact_items)
+        with _tables_not_copied():
+            try:
+                return transact_write_items(self, transact_items)
+            except Exception:
+                for item in reversed(saved):
+                    item.restore()
+                raise
+
+    setattr(DynamoDBBackend, "transact_write_items", restoring_items)  # noqa: B010
+
+
 def main() -> None:
     eks_access.install()
     atomic_dynamodb()
+    item_level_transactions()
     setattr(S3Response, "get_bucket_notification", get_bucket_notification)  # noqa: B010
     server.main(sys.argv[1:])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -54,3 +54,58 @@ def test_concurrent_conditional_writes_of_one_item_let_exactly_one_through(
 
     assert outcomes.count("written") == 1
     assert outcomes.count("ConditionalCheckFailedException") == WRITERS - 1
+
+
+@pytest.mark.parametrize(
+    "key_schema",
+    [
+        pytest.param([("pk", "HASH")], id="hash key"),
+        pytest.param([("pk", "HASH"), ("sk", "RANGE")], id="hash and range key"),
+    ],
+)
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(
+    aws: MotoServer, key_schema: list[tuple[str, Literal["HASH", "RANGE"]]]
+) -> None:
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName="catalog",
+        KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in key_schema],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in key_schema],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    def key(pk: str) -> dict[str, Any]:
+        return {name: {"S": pk if name == "pk" else "FILE#1"} for name, _ in key_schema}
+
+    session = {**key("CAPTURE#1"), "files": {"N": "1"}, "nodes": {"M": {"node-1": {"S": "running"}}}}
+    bystander = {**key("CAPTURE#2"), "files": {"N": "7"}}
+    for item in (session, bystander):
+        client.put_item(TableName="catalog", Item=item)
+
+    with pytest.raises(ClientError) as refused:
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "catalog", "Item": {**key("CAPTURE#3"), "files": {"N": "1"}}}},
+                {
+                    "Update": {
+                        "TableName": "catalog",
+                        "Key": key("CAPTURE#1"),
+                        "UpdateExpression": "ADD files :one REMOVE nodes",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": "catalog",
+                        "Key": key("CAPTURE#2"),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [r["Code"] for r in refused.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "ConditionalCheckFailed"]
+    items = client.scan(TableName="catalog", ConsistentRead=True)["Items"]
+    assert sorted(items, key=lambda i: i["pk"]["S"]) == [session, bystander]
