@@ -68,6 +68,7 @@ class Settings(BaseModel):
     default_snaplen: Annotated[int, Field(ge=64, le=TCPDUMP_MAX_SNAPLEN)] = TCPDUMP_MAX_SNAPLEN
     rotate_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     rotate_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64
+    recorder_rotate_seconds: Annotated[int, Field(ge=1, le=3600)] = 10  # the ring's grain in time
     api_parallelism: Annotated[int, Field(ge=1, le=MAX_API_PARALLELISM)] = 16
     notification_topic_arn: str | None = None
     lifecycle_bus_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,256}$")

@@ -37,7 +37,6 @@ RECORDER_NAME = "eks-capture-recorder"
 RECORD_CONTAINER = "record"
 RECORDER_CONTAINER = "recorder"
 PODINFO_VOLUME, PODINFO_DIR, PODINFO_FILE = "podinfo", "/etc/podinfo", "annotations"
-RECORDER_ROTATE_SECONDS = 10
 RECORDER_FILES_IN_BUDGET = 16  # the budget keeps room for two open files: files are a 16th of it
 RECORDER_RESOURCES = (("50m", "64Mi"), ("500m", "256Mi"))
 RECORDER_UPLOAD_RESOURCES = (("20m", "96Mi"), ("500m", "256Mi"))
@@ -108,7 +107,7 @@ def _recorder_containers(spec: RecorderSpec, settings: Settings) -> list[dict[st
         "--spool", SPOOL_DIR,
         "--interface", "any",
         "--snaplen", str(spec.snaplen),
-        "--rotate-seconds", str(RECORDER_ROTATE_SECONDS),
+        "--rotate-seconds", str(settings.recorder_rotate_seconds),
         "--rotate-megabytes", str(rotate_megabytes),
         "--budget-bytes", budget_bytes,  # no file starts without room in the ring
     ]  # fmt: skip
