@@ -1,14 +1,16 @@
 """The recorder end to end on the node that is this machine: the real signal path, from alarm to findings.
 
-Start Recorder creates the DaemonSet; the emulator's kubelet runs its pod on the local node as real
-processes (tcpdump on this machine); faulty traffic starts at T0 on loopback; the alarm fires at
-T0 + 20 s and the trigger annotates the recorder pod; the kubelet rewrites the pod's downward-API file;
+Start Recorder creates the DaemonSet (with 4 s files, ``RECORDER_ROTATE_SECONDS``, where production
+keeps 10 s); the emulator's kubelet runs its pod on the local node as real processes (tcpdump on this
+machine); faulty traffic starts at T0 on loopback; the alarm fires at T0 + 10 s and the trigger
+annotates the recorder pod; the kubelet rewrites the pod's downward-API file;
 the agent uploads the window; the indexer analyzes what landed in S3.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import socket
 import threading
@@ -35,6 +37,7 @@ LOCAL_NODE = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f6071
 NAMESPACE = "eks-capture"
 ALARM = "eks-capture-recorder-e2e"
 HEALTHY_PORT, CLOSED_PORT = 18480, 18481
+ROTATE_SECONDS, FAULT_SECONDS = 4, 10  # the alarm fires 2.5 files into the fault
 CAPTURE_FILTER = f"tcp port {HEALTHY_PORT} or tcp port {CLOSED_PORT}"
 
 
@@ -71,7 +74,7 @@ class Traffic:
             connection.close()
 
     def _client(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(0.05):
             port = CLOSED_PORT if time.time() >= self.fault_at else HEALTHY_PORT
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
@@ -146,6 +149,8 @@ def wait_for_object(bucket: str, key: str, timeout: float) -> dict[str, Any]:
 def test_the_capture_holds_the_fault_from_before_the_alarm_and_the_findings_report_it(
     deps: Deps, local_shop: KubeEmulator
 ) -> None:
+    settings = deps.settings.model_copy(update={"recorder_rotate_seconds": ROTATE_SECONDS})
+    deps = dataclasses.replace(deps, settings=settings)
     start = copy.deepcopy(load_event("start-recorder"))
     start["detail"]["node_selector"] = {"matchLabels": {"kubernetes.io/hostname": LOCAL_NODE}}
     start["detail"].update(filter=CAPTURE_FILTER, ring_minutes=3)
@@ -154,7 +159,7 @@ def test_the_capture_holds_the_fault_from_before_the_alarm_and_the_findings_repo
     fault_at = time.time() + 3
     bucket = deps.settings.capture_bucket
     with Traffic(fault_at) as traffic:
-        time.sleep(fault_at + 20 - time.time())
+        time.sleep(fault_at + FAULT_SECONDS - time.time())
         alarm = alarm_now(duration=10)
         fired_at = datetime.fromisoformat(alarm["detail"]["state"]["timestamp"]).timestamp()
         outcome = trigger.handle(alarm, deps)
@@ -182,5 +187,5 @@ def test_the_capture_holds_the_fault_from_before_the_alarm_and_the_findings_repo
         for finding in f.summary["findings"]
         if finding["kind"] == "tcp.refused"
     )
-    # Pre-trigger files end before the alarm: at most one 10 s rotation of the 20 s fault falls outside.
+    # Pre-trigger files end before the alarm: at most one 4 s rotation of the 10 s fault falls outside.
     assert refused >= 0.4 * refused_before_alarm > 30, (refused, refused_before_alarm)
