@@ -1,7 +1,8 @@
 """What moto 5.2.5's EKS lacks and the stack deploys: access entries, access policies, add-ons, Pod Identity
-associations, and the cluster's ``accessConfig``. Each is kept on moto's own cluster object, so deleting
-the cluster (or moto's reset) forgets it, and answers with EKS's status codes and messages.
-localcloud/motoserver.py installs them.
+associations, and the cluster's ``accessConfig`` (with the access entry EKS makes for the creator). Each is
+kept on moto's own cluster object, so deleting the cluster (or moto's reset) forgets it, and answers with
+EKS's status codes and messages. localcloud/motoserver.py installs them; the emulated cluster reads the
+access entries back through this API (localcloud/kube/access.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from moto.eks import urls
 from moto.eks.exceptions import InvalidParameterException, ResourceInUseException, ResourceNotFoundException
 from moto.eks.models import Cluster
 from moto.eks.responses import EKSResponse
+from moto.sts.models import sts_backends
 
 # The order EKS lets a cluster move in (update-cluster-config refuses going back).
 AUTHENTICATION_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
@@ -73,13 +75,37 @@ class EKSAccessResponse(EKSResponse):
         return cluster, entry
 
     def create_cluster(self) -> ActionResult:
+        """moto's cluster with its ``accessConfig``; with access entries on and the bootstrap permission (the
+        default), the caller gets an access entry holding AmazonEKSClusterAdminPolicy, as EKS makes one
+        for the cluster's creator (under CONFIG_MAP the creator is mapped out of sight instead: see
+        localcloud/kube/access.py)."""
         result = super().create_cluster()
         cluster = self.eks_backend.describe_cluster(self._param("name"))
-        _state(cluster)
+        state = _state(cluster)
         requested = self._param("accessConfig") or {}
+        config = cluster.access_config  # type: ignore[attr-defined]
         if requested.get("authenticationMode"):
-            cluster.access_config["authenticationMode"] = requested["authenticationMode"]  # type: ignore[attr-defined]
+            config["authenticationMode"] = requested["authenticationMode"]
+        if requested.get("bootstrapClusterCreatorAdminPermissions") is False:
+            config["bootstrapClusterCreatorAdminPermissions"] = False
+        if config["bootstrapClusterCreatorAdminPermissions"] and config["authenticationMode"] != "CONFIG_MAP":
+            creator = self._caller_principal()
+            state["entries"][creator] = _entry(cluster, creator, [], None, "STANDARD", {})
+            state["policies"][creator] = [
+                _association(POLICY_ARN_PREFIX + "AmazonEKSClusterAdminPolicy", {"type": "cluster"})
+            ]
         return result
+
+    def _caller_principal(self) -> str:
+        """The caller as an access entry names it: its IAM role for an assumed-role session."""
+        partition = self.partition
+        arn = sts_backends[self.current_account][partition].get_caller_identity(
+            self.get_access_key(), self.region
+        )[1]
+        parts = arn.split(":", 5)
+        if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+            return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+        return arn
 
     def describe_cluster(self) -> ActionResult:
         _state(self.eks_backend.describe_cluster(self._param("name")))
@@ -111,18 +137,14 @@ class EKSAccessResponse(EKSResponse):
                 clusterName=cluster.name, nodegroupName=None, fargateProfileName=None, addonName=None,
                 message="The specified access entry resource is already in use on this cluster.",
             )  # fmt: skip
-        now = utcnow()
-        state["entries"][principal] = {
-            "clusterName": cluster.name,
-            "principalArn": principal,
-            "kubernetesGroups": list(self._param("kubernetesGroups") or []),
-            "accessEntryArn": _arn(cluster, "access-entry", str(uuid.uuid4())),
-            "createdAt": now,
-            "modifiedAt": now,
-            "tags": self._param("tags") or {},
-            "username": self._param("username") or _default_username(principal),
-            "type": self._param("type") or "STANDARD",
-        }
+        state["entries"][principal] = _entry(
+            cluster,
+            principal,
+            list(self._param("kubernetesGroups") or []),
+            self._param("username"),
+            self._param("type") or "STANDARD",
+            self._param("tags") or {},
+        )
         state["policies"][principal] = []
         return ActionResult({"accessEntry": state["entries"][principal]})
 
@@ -153,13 +175,7 @@ class EKSAccessResponse(EKSResponse):
         policy_arn = self._param("policyArn")
         if policy_arn.removeprefix(POLICY_ARN_PREFIX) not in ACCESS_POLICIES:
             raise InvalidParameterException(message=f"The policy {policy_arn} does not exist.")
-        now = utcnow()
-        association = {
-            "policyArn": policy_arn,
-            "accessScope": self._param("accessScope"),
-            "associatedAt": now,
-            "modifiedAt": now,
-        }
+        association = _association(policy_arn, self._param("accessScope"))
         policies = _state(cluster)["policies"][entry["principalArn"]]
         policies[:] = [p for p in policies if p["policyArn"] != policy_arn] + [association]
         return ActionResult(
@@ -169,6 +185,15 @@ class EKSAccessResponse(EKSResponse):
                 "associatedAccessPolicy": association,
             }
         )
+
+    def disassociate_access_policy(self) -> ActionResult:
+        cluster, entry = self._entry()
+        policy_arn = self._param("policyArn")
+        policies = _state(cluster)["policies"][entry["principalArn"]]
+        if all(p["policyArn"] != policy_arn for p in policies):
+            raise _not_found(f"The policy {policy_arn} is not associated with the access entry.")
+        policies[:] = [p for p in policies if p["policyArn"] != policy_arn]
+        return ActionResult({})
 
     def list_associated_access_policies(self) -> ActionResult:
         cluster, entry = self._entry()
@@ -276,6 +301,35 @@ class EKSAccessResponse(EKSResponse):
                 f"Association {self._param('associationId')} not found in cluster {cluster.name}"
             )
         return ActionResult({"association": association})
+
+
+def _entry(
+    cluster: Cluster,
+    principal: str,
+    groups: list[str],
+    username: str | None,
+    kind: str,
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    """An access entry as DescribeAccessEntry answers it."""
+    now = utcnow()
+    return {
+        "clusterName": cluster.name,
+        "principalArn": principal,
+        "kubernetesGroups": groups,
+        "accessEntryArn": _arn(cluster, "access-entry", str(uuid.uuid4())),
+        "createdAt": now,
+        "modifiedAt": now,
+        "tags": tags,
+        "username": username or _default_username(principal),
+        "type": kind,
+    }
+
+
+def _association(policy_arn: str, scope: dict[str, Any]) -> dict[str, Any]:
+    """An access policy association as ListAssociatedAccessPolicies answers it."""
+    now = utcnow()
+    return {"policyArn": policy_arn, "accessScope": scope, "associatedAt": now, "modifiedAt": now}
 
 
 def _arn(cluster: Cluster, kind: str, suffix: str) -> str:

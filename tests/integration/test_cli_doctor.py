@@ -74,8 +74,10 @@ def healthy(world: World) -> Iterator[None]:
     """Whatever a test broke is put back as the stack and deploy/kubernetes/ made it."""
     yield
     client = boto3.client("eks")
+    creator = boto3.client("sts").get_caller_identity()["Arn"]  # keeps its entry: it runs kubectl below
     for principal in client.list_access_entries(clusterName=CLUSTER)["accessEntries"]:
-        client.delete_access_entry(clusterName=CLUSTER, principalArn=principal)
+        if principal != creator:
+            client.delete_access_entry(clusterName=CLUSTER, principalArn=principal)
     for association in client.list_pod_identity_associations(clusterName=CLUSTER)["associations"]:
         client.delete_pod_identity_association(
             clusterName=CLUSTER, associationId=association["associationId"]

@@ -3,7 +3,7 @@ associations, the authentication mode (and its refusals), and the stack's own en
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -15,6 +15,9 @@ from localcloud.provision import provision_cluster
 from localcloud.template import Stack
 from tests.fixtures.stack import CLUSTER
 
+if TYPE_CHECKING:
+    from mypy_boto3_eks.type_defs import CreateAccessConfigRequestTypeDef
+
 ROLE = "arn:aws:iam::123456789012:role/someone"
 
 
@@ -23,6 +26,10 @@ def _refusal(call: Any, **kwargs: Any) -> tuple[str, str]:
         call(**kwargs)
     error = refused.value.response["Error"]
     return error["Code"], error["Message"]
+
+
+def _caller() -> str:
+    return str(boto3.client("sts").get_caller_identity()["Arn"])
 
 
 def _cluster(name: str, mode: str | None = None) -> Any:
@@ -87,12 +94,33 @@ def test_an_access_entry_gets_eks_username_for_a_role_its_policies_and_is_delete
     )
 
     eks.delete_access_entry(clusterName="c", principalArn=ROLE)
-    assert eks.list_access_entries(clusterName="c")["accessEntries"] == []
+    assert eks.list_access_entries(clusterName="c")["accessEntries"] == [_caller()]  # the creator's
     assert _refusal(eks.describe_access_entry, clusterName="c", principalArn=ROLE) == (
         "ResourceNotFoundException",
         "The specified principalArn could not be found. "
         "You can view your available access entries with 'list-access-entries'.",
     )
+
+
+@pytest.mark.parametrize(("bootstrap", "entries"), [(None, 1), (True, 1), (False, 0)])
+def test_the_clusters_creator_gets_an_admin_access_entry_unless_told_not_to(
+    aws: MotoServer, bootstrap: bool | None, entries: int
+) -> None:
+    eks = boto3.client("eks")
+    config: CreateAccessConfigRequestTypeDef = {"authenticationMode": "API"}
+    if bootstrap is not None:
+        config["bootstrapClusterCreatorAdminPermissions"] = bootstrap
+    eks.create_cluster(name="c", roleArn=ROLE, resourcesVpcConfig={"subnetIds": []}, accessConfig=config)
+
+    assert eks.list_access_entries(clusterName="c")["accessEntries"] == [_caller()][:entries]
+    if entries:
+        [policy] = eks.list_associated_access_policies(clusterName="c", principalArn=_caller())[
+            "associatedAccessPolicies"
+        ]
+        assert (policy["policyArn"], policy["accessScope"]) == (
+            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+            {"type": "cluster"},
+        )
 
 
 def test_an_unknown_access_policy_is_refused(aws: MotoServer) -> None:
@@ -126,7 +154,7 @@ def test_the_deployed_stack_has_its_access_entries_and_pod_identity_association(
     eks = boto3.client("eks")
 
     assert eks.list_access_entries(clusterName=CLUSTER)["accessEntries"] == sorted(
-        [stack.arn("TriggerRole"), stack.arn("TeardownRole")]
+        [_caller(), stack.arn("TriggerRole"), stack.arn("TeardownRole")]  # and EKS's entry for the creator
     )
     [association] = eks.list_pod_identity_associations(clusterName=CLUSTER)["associations"]
     described = eks.describe_pod_identity_association(
