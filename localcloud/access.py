@@ -3,56 +3,20 @@
 In AWS a function runs with its execution role's credentials (a session named after the function), and
 EKS maps that role to Kubernetes through the template's ``AWS::EKS::AccessEntry`` resources. The local
 cloud does both: each function's process gets credentials from sts:AssumeRole on its role, and the
-emulated cluster gets exactly the access entries the template declares for it.
+template's access entries are created in the local EKS API (localcloud/provision.py), which the
+emulated cluster reads as EKS does (localcloud/kube/access.py).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import boto3
 
 from eks_capture.kube.eks import generate_token
 from eks_capture_cli.cluster_manifests import render, stack_names
 from localcloud.kube import KubeEmulator
-from localcloud.kube.access import AccessEntry, AccessPolicy
 from localcloud.kubectl import Kubectl
-from localcloud.template import Stack, TemplateError, physical_name
-
-
-def _policy(association: dict[str, Any]) -> AccessPolicy:
-    scope = association.get("AccessScope") or {}
-    if scope.get("Type") == "namespace":
-        return AccessPolicy.from_arn(association["PolicyArn"], scope.get("Namespaces") or ())
-    if scope.get("Type") == "cluster":
-        return AccessPolicy.from_arn(association["PolicyArn"])
-    raise TemplateError(f"access scope {scope!r} is neither cluster nor namespace")
-
-
-def stack_access_entries(stack: Stack, cluster: str) -> list[AccessEntry]:
-    """The access entries ``stack`` declares for ``cluster``, as EKS would hold them."""
-    entries = []
-    for logical_id, resource in stack.resources_of_type("AWS::EKS::AccessEntry").items():
-        props = stack.resolve(resource["Properties"])
-        if props["ClusterName"] != cluster:
-            continue
-        if props.get("Type", "STANDARD") != "STANDARD":
-            raise TemplateError(f"{logical_id}: only STANDARD access entries are modelled")
-        entries.append(
-            AccessEntry(
-                principal_arn=props["PrincipalArn"],
-                groups=tuple(props.get("KubernetesGroups") or ()),
-                policies=tuple(_policy(p) for p in props.get("AccessPolicies") or ()),
-                username=props.get("Username", ""),
-            )
-        )
-    return entries
-
-
-def grant_stack_access(emulator: KubeEmulator, stack: Stack) -> None:
-    """Create the stack's access entries for the emulator's cluster."""
-    for entry in stack_access_entries(stack, emulator.cluster_name):
-        emulator.access.add(entry)
+from localcloud.provision import provision_cluster
+from localcloud.template import Stack, physical_name
 
 
 def function_role_arn(stack: Stack, function: str) -> str:
@@ -93,9 +57,10 @@ def kubectl_as(emulator: KubeEmulator, session: boto3.Session | None = None) -> 
 
 
 def install_stack(emulator: KubeEmulator, stack: Stack) -> str:
-    """What an operator does once per cluster: the stack's access entries (CloudFormation creates them)
-    and, as the cluster's creator, ``eks-capture manifests --stack ... | kubectl apply -f -`` (for the
-    template's defaults, exactly deploy/kubernetes/: a unit test compares them). kubectl's output, one
-    line per object, for whoever shows the set-up (the demo)."""
-    grant_stack_access(emulator, stack)
+    """What deploying the stack does once per cluster: CloudFormation creates its access entries (and Pod
+    Identity associations) in EKS, and the operator, as the cluster's creator, runs ``eks-capture
+    manifests --stack ... | kubectl apply -f -`` (for the template's defaults, exactly
+    deploy/kubernetes/: a unit test compares them). kubectl's output, one line per object, for whoever
+    shows the set-up (the demo)."""
+    provision_cluster(stack, emulator.cluster_name)
     return kubectl_as(emulator).apply(render(stack_names(stack.values)))

@@ -13,7 +13,6 @@ from localcloud.access import install_stack
 from localcloud.aws import REGION, MotoServer, start_moto_server
 from localcloud.clusters import load_cluster_spec, populate
 from localcloud.kube import KubeEmulator, start_kube_emulator
-from localcloud.provision import provision_cluster
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 
@@ -71,7 +70,6 @@ class LocalCloud:
         kube.local_env.update(moto.env())
         stack = Stack(load_template(), "eks-capture", {"ClusterNames": cluster, **parameters})
         populate(kube, load_cluster_spec(cluster), local_nodes=local_nodes)
-        provision_cluster(stack, cluster)
         applied = install_stack(kube, stack)
         environment = {**moto.env(), **kube.env(), **LOCAL_LAMBDA_ENV, **(settings_overrides or {})}
         router = Router(stack, environment=environment, log=lambda_log)

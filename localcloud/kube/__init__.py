@@ -13,9 +13,10 @@
   controllers answer a refused pod with a ``FailedCreate`` event on their object and back off;
 - reach it as production does: set ``emulator.env()`` (``combined_env`` for several clusters) and call
   ``eks_capture.kube.eks.api_client(cluster)``; or ``emulator.configuration(token)`` / ``write_kubeconfig``;
-- tokens are EKS tokens verified against the local STS; authorization is EKS's: default deny,
-  ``emulator.access`` holds the access entries (IAM principal -> username, groups, access policies; the
-  cluster's creator is an admin), and RBAC objects (with the API server's bootstrap roles) do the rest;
+- tokens are EKS tokens verified against the local STS; authorization is EKS's: default deny, the access
+  entries the local EKS API holds for the cluster map IAM principals to username, groups and access
+  policies (read over HTTP, each answer kept 1 s; the cluster's creator is an admin; an unmapped principal
+  gets 401), and RBAC objects (with the API server's bootstrap roles) do the rest;
   impersonation and access reviews (``kubectl auth can-i``) are answered by the same authorizer;
   ``emulator.auth_failures`` says why a token got 401;
 - ``emulator.faults`` injects latency, errors (500, 503, 429 + Retry-After) and dropped connections;

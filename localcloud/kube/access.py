@@ -1,19 +1,36 @@
-"""EKS access entries: which IAM principal is which Kubernetes user, and the access policies it holds.
+"""Who an authenticated IAM principal is in the cluster: what EKS's authenticator asks of the EKS API.
 
-A caller whose IAM principal has no access entry is refused with 401, as EKS refuses it. An entry gives
-a username (by default the principal's ARN; for a role ``arn:aws:sts::<account>:assumed-role/<role>/
-{{SessionName}}``, the session name filled in per request), Kubernetes groups for RBAC bindings, and
-EKS access policies, each scoped to the cluster or to namespaces. The four policies this emulator
-knows grant what the Kubernetes role they are modelled on grants (AWS's access policy permissions
-page lists them side by side): AmazonEKSClusterAdminPolicy as cluster-admin, AmazonEKSAdminPolicy as
-admin, AmazonEKSEditPolicy as edit, AmazonEKSViewPolicy as view.
+EKS keeps access entries in its own API, not in the cluster, and the cluster follows that API: an entry
+created, changed or deleted there (``aws eks create-access-entry``, ``associate-access-policy``,
+``delete-access-entry``), or the authentication mode changed, changes what the cluster allows within
+seconds. The emulator reads the local EKS API (moto with localcloud/eks_access.py) the same way, over
+HTTP with boto3, and keeps each answer ``CACHE_SECONDS``; so the same calls change what it allows.
+
+- Mode ``API`` or ``API_AND_CONFIG_MAP``: the caller's IAM principal (an assumed-role session as its role
+  ARN) is looked up with DescribeAccessEntry. No entry: 401 Unauthorized, as EKS answers. An entry gives
+  a username (``{{SessionName}}`` filled in per request), Kubernetes groups for RBAC bindings, and the
+  access policies ListAssociatedAccessPolicies names, each scoped to the cluster or to namespaces.
+- Mode ``CONFIG_MAP``: access entries are ignored. Only the aws-auth ConfigMap maps principals there,
+  and this emulator serves no ConfigMaps, so the one principal mapped is the cluster's creator (when
+  created with ``bootstrapClusterCreatorAdminPermissions``), which EKS maps out of sight as
+  ``kubernetes-admin`` in ``system:masters``. (aws-auth mappings in ``API_AND_CONFIG_MAP`` are not
+  modelled either.)
+
+The four access policies this emulator knows grant what the Kubernetes role they are modelled on grants
+(AWS's access policy permissions page lists them side by side): AmazonEKSClusterAdminPolicy as
+cluster-admin, AmazonEKSAdminPolicy as admin, AmazonEKSEditPolicy as edit, AmazonEKSViewPolicy as view.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from localcloud.kube.auth import Identity, canonical_arn
 
@@ -23,26 +40,17 @@ POLICY_ROLES = {
     "AmazonEKSEditPolicy": "edit",
     "AmazonEKSViewPolicy": "view",
 }
-POLICY_ARN_PREFIX = "arn:aws:eks::aws:cluster-access-policy/"
 AUTHENTICATED = "system:authenticated"
 SESSION_NAME = "{{SessionName}}"
+CONFIG_MAP = "CONFIG_MAP"
+CACHE_SECONDS = 1.0
+"""How long an answer of the EKS API is kept: a change made through that API applies within this."""
+BOOTSTRAP_ADMIN = ("kubernetes-admin", ("system:masters",))
+_Value = TypeVar("_Value")
 
 
-class AccessEntryError(ValueError):
-    """An access entry EKS would refuse to create (e.g. an unknown access policy)."""
-
-
-@dataclass(frozen=True)
-class User:
-    """A Kubernetes user: the name RBAC and 403 messages use, its groups, and the IAM principal behind it.
-
-    ``principal_arn`` is EKS's ``canonicalArn`` user extra: the access policies of that principal's entry
-    apply. An impersonated user has none, so only RBAC applies to it (as on EKS).
-    """
-
-    name: str
-    groups: tuple[str, ...] = (AUTHENTICATED,)
-    principal_arn: str = ""
+class UnmappedPrincipalError(Exception):
+    """Why an authenticated principal is no Kubernetes user; the client only ever sees ``401``."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,11 @@ class AccessPolicy:
     namespaces: tuple[str, ...] = ()
 
     @classmethod
-    def from_arn(cls, arn: str, namespaces: Iterable[str] = ()) -> AccessPolicy:
-        name = arn.rsplit("/", 1)[-1]
-        if name not in POLICY_ROLES or ":cluster-access-policy/" not in arn:
-            raise AccessEntryError(f"InvalidParameterException: the access policy {arn} does not exist")
-        return cls(name, tuple(namespaces))
+    def from_association(cls, association: Mapping[str, Any]) -> AccessPolicy:
+        """The policy of one ListAssociatedAccessPolicies item (EKS refused unknown policies already)."""
+        scope = association.get("accessScope") or {}
+        namespaces = (scope.get("namespaces") or ()) if scope.get("type") == "namespace" else ()
+        return cls(str(association["policyArn"]).rsplit("/", 1)[-1], tuple(namespaces))
 
     @property
     def cluster_role(self) -> str:
@@ -70,65 +78,111 @@ class AccessPolicy:
 
 
 @dataclass(frozen=True)
+class User:
+    """A Kubernetes user: the name RBAC and 403 messages use, its groups, and the EKS access policies of
+    the access entry it authenticated through (an impersonated user has none, so only RBAC applies to it,
+    as on EKS)."""
+
+    name: str
+    groups: tuple[str, ...] = (AUTHENTICATED,)
+    policies: tuple[AccessPolicy, ...] = ()
+
+
+@dataclass(frozen=True)
 class AccessEntry:
-    """One ``AWS::EKS::AccessEntry`` of type STANDARD."""
+    """One STANDARD access entry as DescribeAccessEntry and ListAssociatedAccessPolicies give it."""
 
     principal_arn: str
+    username: str
     groups: tuple[str, ...] = ()
     policies: tuple[AccessPolicy, ...] = ()
-    username: str = ""
 
     def user(self, identity: Identity) -> User:
         """The Kubernetes user the caller becomes, its session name substituted as EKS does."""
         session = identity.arn.rsplit("/", 1)[-1] if ":assumed-role/" in identity.arn else ""
-        name = (self.username or default_username(self.principal_arn)).replace(SESSION_NAME, session)
-        return User(name, (*self.groups, AUTHENTICATED), self.principal_arn)
+        return User(
+            self.username.replace(SESSION_NAME, session), (*self.groups, AUTHENTICATED), self.policies
+        )
 
 
-def default_username(principal_arn: str) -> str:
-    """EKS's username for an entry that names none: a role's assumed-role ARN pattern, else the ARN."""
-    parts = principal_arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("role/"):
-        role = parts[5].rsplit("/", 1)[-1]
-        return f"arn:{parts[1]}:sts::{parts[4]}:assumed-role/{role}/{SESSION_NAME}"
-    return principal_arn
+class EksAccessEntries:
+    """The cluster's authentication mode and access entries, read from the EKS API at ``endpoint_url``."""
 
-
-def cluster_creator(principal_arn: str) -> AccessEntry:
-    """The entry EKS makes for the cluster's creator (bootstrapClusterCreatorAdminPermissions)."""
-    return AccessEntry(principal_arn, policies=(AccessPolicy("AmazonEKSClusterAdminPolicy"),))
-
-
-class AccessEntries:
-    """The cluster's access entries, keyed by principal ARN."""
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        cluster_name: str,
+        endpoint_url: str,
+        region: str,
+        creator_arn: str,
+        cache_seconds: float = CACHE_SECONDS,
+    ) -> None:
+        self.cluster_name = cluster_name
+        self._creator = canonical_arn(creator_arn)
+        self._cache_seconds = cache_seconds
+        # EKS reads its own records; the local API takes the credentials moto hands out to anyone.
+        self._eks = boto3.client(
+            "eks",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
-        self._entries: dict[str, AccessEntry] = {}
 
-    def add(self, entry: AccessEntry) -> None:
-        """Create or replace the entry of ``entry.principal_arn``."""
-        with self._lock:
-            self._entries[entry.principal_arn] = entry
+    def user_for(self, identity: Identity) -> User:
+        """The Kubernetes user ``identity`` is here; UnmappedPrincipalError saying why it is none."""
+        principal = canonical_arn(identity.arn)
+        mode, bootstrap = self._cached("", self._access_config)
+        if mode == CONFIG_MAP:
+            if bootstrap and principal == self._creator:
+                name, groups = BOOTSTRAP_ADMIN
+                return User(name, (*groups, AUTHENTICATED))
+            raise UnmappedPrincipalError(
+                f"authentication mode CONFIG_MAP: {identity.arn} is not mapped in aws-auth"
+            )
+        entry = self._cached(principal, lambda: self._entry(principal))
+        if entry is None:
+            raise UnmappedPrincipalError(f"no access entry for {identity.arn}")
+        return entry.user(identity)
 
-    def remove(self, principal_arn: str) -> None:
+    def _cached(self, key: str, load: Callable[[], _Value]) -> _Value:
+        """``load()``'s answer, kept ``cache_seconds``; one lookup at a time, so a burst asks once."""
         with self._lock:
-            self._entries.pop(principal_arn, None)
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                value: _Value = hit[1]
+                return value
+            value = load()
+            self._cache[key] = (time.monotonic() + self._cache_seconds, value)
+            return value
 
-    def entries(self) -> list[AccessEntry]:
-        with self._lock:
-            return list(self._entries.values())
+    def _access_config(self) -> tuple[str, bool]:
+        try:
+            config = self._eks.describe_cluster(name=self.cluster_name)["cluster"].get("accessConfig") or {}
+        except (BotoCoreError, ClientError) as error:
+            raise UnmappedPrincipalError(f"EKS API: {error}") from None
+        return (
+            str(config.get("authenticationMode", CONFIG_MAP)),
+            bool(config.get("bootstrapClusterCreatorAdminPermissions", True)),
+        )
 
-    def entry_for(self, identity: Identity) -> AccessEntry | None:
-        """The entry of the caller (a session's role found through its role ARN), or None."""
-        with self._lock:
-            for arn in (identity.arn, canonical_arn(identity.arn)):
-                if arn in self._entries:
-                    return self._entries[arn]
-        return None
-
-    def policies_of(self, user: User) -> tuple[AccessPolicy, ...]:
-        """The access policies of the entry ``user`` authenticated through (none for an impersonated user)."""
-        with self._lock:
-            entry = self._entries.get(user.principal_arn)
-        return entry.policies if entry else ()
+    def _entry(self, principal: str) -> AccessEntry | None:
+        try:
+            found = self._eks.describe_access_entry(clusterName=self.cluster_name, principalArn=principal)
+            associations = self._eks.list_associated_access_policies(
+                clusterName=self.cluster_name, principalArn=principal
+            )["associatedAccessPolicies"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                return None
+            raise UnmappedPrincipalError(f"EKS API: {error}") from None
+        except BotoCoreError as error:
+            raise UnmappedPrincipalError(f"EKS API: {error}") from None
+        entry = found["accessEntry"]
+        return AccessEntry(
+            principal_arn=principal,
+            username=str(entry.get("username") or principal),
+            groups=tuple(entry.get("kubernetesGroups") or ()),
+            policies=tuple(AccessPolicy.from_association(a) for a in associations),
+        )

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from localcloud.kube.access import AccessEntries, User
+from localcloud.kube.access import User
 from localcloud.kube.bootstrap import CLUSTER_ROLES
 from localcloud.kube.resources import (
     CLUSTERROLEBINDINGS,
@@ -115,12 +115,11 @@ def subject_applies(subject: dict[str, Any], user: User, binding_namespace: str)
 class Authorizer:
     """The cluster's authorizer chain: EKS access policies, then RBAC over the stored objects."""
 
-    def __init__(self, store: Store, access: AccessEntries) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.access = access
 
     def decide(self, request: Attributes) -> Decision:
-        for policy in self.access.policies_of(request.user):
+        for policy in request.user.policies:
             in_scope = request.is_resource_request and policy.covers(request.namespace or None)
             rules = CLUSTER_ROLES[policy.cluster_role]
             if (not policy.namespaces or in_scope) and any(rule_allows(r, request) for r in rules):

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
-from localcloud.kube.access import AccessEntries, cluster_creator
+from localcloud.kube.access import EksAccessEntries
 from localcloud.kube.admission import Webhooks
 from localcloud.kube.auth import TokenVerifier
 from localcloud.kube.authorization import Authorizer
@@ -75,9 +75,7 @@ class KubeEmulator:
         self.workdir = Path(self._dir.name)
         self.store = Store()
         self.registry = Registry(self.store)
-        self.access = AccessEntries()
-        self.access.add(cluster_creator(creator_arn))
-        self.authorizer = Authorizer(self.store, self.access)
+        self.authorizer = Authorizer(self.store)
         self.faults = Faults()
         self.calls = CallCounter()
         self.kubelet = Kubelet(self.registry, self.workdir / "pods")
@@ -87,7 +85,7 @@ class KubeEmulator:
         self._api = ApiServer(
             self.registry,
             TokenVerifier(cluster_name, sts_endpoint_url),
-            self.access,
+            EksAccessEntries(cluster_name, sts_endpoint_url, region, creator_arn),
             self.authorizer,
             self.faults,
             self.calls,
@@ -369,9 +367,13 @@ def start_kube_emulator(
     creator_arn: str,
     tick_seconds: float = 0.05,
 ) -> KubeEmulator:
-    """Start an emulated EKS cluster whose tokens are verified against the STS at ``sts_endpoint_url``.
+    """Start the Kubernetes side of EKS cluster ``cluster_name``, which must exist in the local EKS API at
+    ``sts_endpoint_url`` (moto serves STS and EKS there): tokens are verified against its STS, callers
+    mapped by its access entries (localcloud/kube/access.py).
 
-    Authorization is EKS's: default deny, the creator (``creator_arn``, the IAM principal that created
-    the cluster) holds AmazonEKSClusterAdminPolicy; add entries with ``emulator.access.add``.
+    Authorization is EKS's: default deny. ``creator_arn`` is the IAM principal that created the cluster:
+    EKS gave it an access entry (AmazonEKSClusterAdminPolicy) if the cluster was created with access
+    entries on, and maps it out of sight under CONFIG_MAP. Add others through the EKS API
+    (``create_access_entry``, ``associate_access_policy``).
     """
     return KubeEmulator(cluster_name, sts_endpoint_url, region, creator_arn, tick_seconds)

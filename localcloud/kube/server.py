@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from localcloud.kube.access import AccessEntries, User
+from localcloud.kube.access import EksAccessEntries, UnmappedPrincipalError, User
 from localcloud.kube.auth import TokenRejectedError, TokenVerifier
 from localcloud.kube.authorization import Attributes, Authorizer, forbidden
 from localcloud.kube.continuation import decode_continue, expired
@@ -51,7 +51,7 @@ class ApiServer:
 
     registry: Registry
     verifier: TokenVerifier
-    access: AccessEntries
+    access: EksAccessEntries
     authorizer: Authorizer
     faults: Faults
     calls: CallCounter
@@ -262,13 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
         except TokenRejectedError as rejected:
             api.auth_failures.append(str(rejected))
             raise unauthorized() from None
-        entry = api.access.entry_for(identity)
-        if entry is None:
-            api.auth_failures.append(f"no access entry for {identity.arn}")
-            raise unauthorized()
+        try:
+            user = api.access.user_for(identity)
+        except UnmappedPrincipalError as unmapped:
+            api.auth_failures.append(str(unmapped))
+            raise unauthorized() from None
         groups = [group.strip() for group in self.headers.get_all("Impersonate-Group") or []]
         username = self.headers.get("Impersonate-User", "")
-        return impersonate(entry.user(identity), username, groups, api.authorizer)
+        return impersonate(user, username, groups, api.authorizer)
 
     def _dispatch(
         self, api: ApiServer, method: str, verb: str, route: Route, query: dict[str, str], body: Any

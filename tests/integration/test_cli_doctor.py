@@ -21,14 +21,17 @@ import yaml
 
 from eks_capture.kube import eks
 from eks_capture_cli.permissions import GROUPS, NEEDED, Identity
+from localcloud.access import function_session, kubectl_as
 from localcloud.cloud import POD_IDENTITY_AGENT, LocalCloud
 from localcloud.kube import KubeEmulator
+from localcloud.kube.access import CACHE_SECONDS
 from localcloud.kube.resources import RESOURCEQUOTAS
 from localcloud.kubectl import MANIFESTS_DIR, Kubectl
 from localcloud.provision import describe_stack, provision_cluster
 from localcloud.template import PROJECT_ROOT, Stack
 from tests.fixtures.cli import invoke
 from tests.fixtures.stack import CLUSTER, STACK_PARAMETERS
+from tests.fixtures.waiting import eventually
 
 STACK = "eks-capture"
 NAMESPACE = "eks-capture"
@@ -228,12 +231,32 @@ def test_a_quota_with_room_is_green(world: World) -> None:
 @pytest.mark.parametrize("identity", ["trigger", "teardown"])
 def test_a_missing_access_entry_is_red(world: World, identity: str) -> None:
     role = world.role(f"{identity.capitalize()}RoleArn")
+    as_role = kubectl_as(world.kube, function_session(world.stack, f"{identity.capitalize()}Function"))
+    assert as_role.run("get", "jobs", "-n", NAMESPACE).returncode == 0
     boto3.client("eks").delete_access_entry(clusterName=CLUSTER, principalArn=role)
 
     _, lines, output = check(world)
     assert lines[f"permissions: {identity}"].startswith("UNKNOWN"), output
     assert "no access entry to review" in lines[f"permissions: {identity}"]
+    refused = answer_within_seconds(as_role, failing=True)
+    assert (
+        refused.stderr.strip().splitlines()[-1] == "error: You must be logged in to the server (Unauthorized)"
+    )
     assert_red_then_fixed(world, f"access entry: {identity}", "has no access entry")
+    assert answer_within_seconds(as_role, failing=False).returncode == 0  # the printed fix lets it in again
+
+
+def answer_within_seconds(kubectl: Kubectl, failing: bool) -> subprocess.CompletedProcess[str]:
+    """``kubectl get jobs`` in the capture namespace once it fails (or succeeds): the cluster follows a
+    change of access entries within the emulator's cache time, as EKS does within seconds."""
+
+    def probe() -> subprocess.CompletedProcess[str] | None:
+        done = kubectl.run("get", "jobs", "-n", NAMESPACE)
+        return done if bool(done.returncode) == failing else None
+
+    return eventually(
+        probe, timeout=CACHE_SECONDS + 5, what=f"kubectl never {'failed' if failing else 'worked'}"
+    )
 
 
 def test_the_clusters_access_reviews_allow_every_call_the_trigger_makes(world: World) -> None:

@@ -4,8 +4,10 @@ the API's own access reviews."""
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
+import boto3
 import pytest
 from kubernetes import client
 
@@ -15,8 +17,10 @@ from eks_capture.kube.calls import Cluster
 from localcloud.access import function_session, kubectl_as
 from localcloud.aws import ACCOUNT_ID
 from localcloud.kube import JOBS, KubeEmulator
+from localcloud.kube.access import CACHE_SECONDS
 from localcloud.kubectl import Kubectl
 from localcloud.template import Stack
+from tests.fixtures.waiting import eventually
 
 NAMESPACE = "eks-capture"
 SHOP = "shop-prod"
@@ -127,13 +131,29 @@ def test_no_function_may_leave_its_lane(as_function: Any, function: str) -> None
     assert answers(as_function(function), NOBODY_MAY) == dict.fromkeys(NOBODY_MAY, "no")
 
 
-def test_a_function_role_without_its_access_entry_is_unauthorized(
+def test_a_function_role_whose_access_entry_is_deleted_is_unauthorized_within_seconds(
     shop: KubeEmulator, stack: Stack, as_function: Any
 ) -> None:
-    shop.access.remove(stack.arn("TeardownRole"))
-    done = as_function("TeardownFunction").run("get", "jobs", "-n", NAMESPACE)
-    assert done.returncode == 1
-    assert "error: You must be logged in to the server" in done.stderr
+    trigger = as_function("TriggerFunction")
+    assert trigger.run("get", "jobs", "-n", NAMESPACE).returncode == 0
+
+    boto3.client("eks").delete_access_entry(clusterName=SHOP, principalArn=stack.arn("TriggerRole"))
+
+    def refused() -> subprocess.CompletedProcess[str] | None:
+        done = trigger.run("get", "jobs", "-n", NAMESPACE)
+        return done if done.returncode else None
+
+    done = eventually(
+        refused,
+        timeout=CACHE_SECONDS + 5,
+        what="kubectl as the trigger's role still answered after its access entry was deleted",
+    )
+    assert done.stderr.strip().splitlines()[-1] == "error: You must be logged in to the server (Unauthorized)"
+    role, session = stack.name_of("TriggerRole"), stack.name_of("TriggerFunction")
+    assert (
+        shop.auth_failures[-1]
+        == f"no access entry for arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{session}"
+    )
 
 
 def test_an_access_review_answers_for_the_caller_in_the_apis_shape(shop: KubeEmulator, stack: Stack) -> None:

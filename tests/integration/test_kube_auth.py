@@ -18,9 +18,16 @@ from eks_capture.kube import eks
 from localcloud.aws import REGION, MotoServer
 from localcloud.cloud import create_eks_cluster
 from localcloud.kube import KubeEmulator, combined_env, start_kube_emulator
-from localcloud.kube.access import AccessEntry, AccessPolicy
 from localcloud.kube.resources import CLUSTERROLES
-from tests.fixtures.kube import KUBE_CLUSTER, PROBE_USER, batch_api, core_api, restricted_client, role_session
+from tests.fixtures.kube import (
+    KUBE_CLUSTER,
+    PROBE_USER,
+    batch_api,
+    core_api,
+    create_access_entry,
+    restricted_client,
+    role_session,
+)
 
 POD = {"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
 
@@ -207,12 +214,7 @@ def test_a_binding_to_a_missing_role_is_named_in_the_refusal(kube: KubeEmulator)
 def test_an_access_policy_scoped_to_a_namespace_allows_its_roles_verbs_there_only(
     kube: KubeEmulator, policy: str, namespace: str, allowed: list[str]
 ) -> None:
-    kube.access.add(
-        AccessEntry(
-            f"arn:aws:iam::123456789012:role/{policy}",
-            policies=(AccessPolicy(policy, ("default",)),),
-        )
-    )
+    create_access_entry(kube, policy, policy=policy, namespaces=("default",))
     core = core_api(eks.api_client(KUBE_CLUSTER, session=role_session(policy)))
     calls: dict[str, Callable[[], object]] = {
         "list": lambda: core.list_namespaced_pod(namespace),
@@ -234,8 +236,13 @@ def test_caller_without_access_entry_is_unauthorized(kube: KubeEmulator) -> None
 
 
 def test_the_clusters_creator_is_its_admin(kube: KubeEmulator, kube_client: client.ApiClient) -> None:
-    [entry] = [e for e in kube.access.entries() if e.principal_arn == _caller_arn()]
-    assert entry.policies == (AccessPolicy("AmazonEKSClusterAdminPolicy"),)
+    [policy] = boto3.client("eks").list_associated_access_policies(
+        clusterName=KUBE_CLUSTER, principalArn=_caller_arn()
+    )["associatedAccessPolicies"]
+    assert (policy["policyArn"], policy["accessScope"]) == (
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+        {"type": "cluster"},
+    )
     core_api(kube_client).create_namespace({"metadata": {"name": "made-by-the-creator"}})
 
 
