@@ -227,9 +227,11 @@ def test_an_access_policy_scoped_to_a_namespace_allows_its_roles_verbs_there_onl
 
 def test_caller_without_access_entry_is_unauthorized(kube: KubeEmulator) -> None:
     stranger = role_session("stranger")
-    with pytest.raises(ClusterAccessDenied) as caught, eks.kube_errors(KUBE_CLUSTER, "list nodes"):
+    with pytest.raises(ClusterAccessDenied) as caught, eks.kube_errors(KUBE_CLUSTER, "list nodes", stranger):
         core_api(eks.api_client(KUBE_CLUSTER, session=stranger)).list_node()
-    assert "access entry" in caught.value.message
+    assert "no EKS access entry accepts IAM principal arn:aws:iam::123456789012:role/stranger" in (
+        caught.value.message
+    )
     assert kube.auth_failures[-1] == (
         "no access entry for arn:aws:sts::123456789012:assumed-role/stranger/probe"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from kubernetes import client
@@ -20,6 +20,9 @@ from eks_capture.errors import ClusterRefused
 from eks_capture.kube import eks
 from eks_capture.kube.labels import CAPTURE_SELECTOR, RECORDER_SELECTOR
 from eks_capture.kube.refusals import api_message, refused_by
+
+if TYPE_CHECKING:
+    import boto3
 
 PAGE_SIZE = 500
 LIST_ATTEMPTS = 3  # a list whose continue token expired starts again, at most this often in all
@@ -37,10 +40,12 @@ class Cluster:
         name: str,
         api: client.ApiClient | None = None,
         timeout: tuple[float, float] = eks.REQUEST_TIMEOUT,
+        session: boto3.Session | None = None,
     ) -> None:
         self.name = name
         self.timeout = timeout  # (connect, read) seconds of each attempt
-        self._api = api or eks.api_client(name)
+        self._session = session  # whose credentials sign the token (None: this process's); a 401 names it
+        self._api = api or eks.api_client(name, session=session)
 
     def request(
         self,
@@ -60,7 +65,7 @@ class Cluster:
             body=body,
             auth_settings=["BearerToken"],
         )
-        with eks.kube_errors(self.name, operation):
+        with eks.kube_errors(self.name, operation, self._session):
             response = self._api.call_api(*serialized, _request_timeout=self.timeout)
             response.read()  # type: ignore[no-untyped-call]
             if not 200 <= response.status <= 299:

@@ -274,14 +274,19 @@ def clear_caches() -> None:
 
 
 def access_error(
-    cluster_name: str, error: ApiException, operation: str, principal: str | None = None
+    cluster_name: str,
+    error: ApiException,
+    operation: str,
+    principal: str | None = None,
+    session: boto3.Session | None = None,
 ) -> Exception:
     """The domain error for an API failure: access denied, throttled, unreachable; others unchanged.
 
-    A 401 names ``principal`` (default: this process's IAM principal, asked of STS) in its hint.
+    A 401 names ``principal`` (default: the IAM principal of ``session``, the one that called, asked of
+    STS; no session: this process's) in its hint.
     """
     if error.status == 401:
-        principal = principal or _principal_arn()
+        principal = principal or _principal_arn(session)
         return ClusterAccessDenied(
             cluster_name,
             f"no EKS access entry accepts IAM principal {principal}: create one "
@@ -301,10 +306,11 @@ def access_error(
     return error
 
 
-def _principal_arn() -> str:
-    """This process's IAM principal as an access entry names it (an assumed role as its role ARN)."""
+def _principal_arn(session: boto3.Session | None) -> str:
+    """The IAM principal of ``session`` (None: this process's) as an access entry names it (an assumed
+    role as its role ARN)."""
     try:
-        arn = str(_session(None).client("sts").get_caller_identity()["Arn"])
+        arn = str(_session(session).client("sts").get_caller_identity()["Arn"])
     except (BotoCoreError, ClientError):
         return "of this function"
     parts = arn.split(":", 5)
@@ -314,12 +320,13 @@ def _principal_arn() -> str:
 
 
 @contextmanager
-def kube_errors(cluster_name: str, operation: str) -> Iterator[None]:
-    """Turn API failures inside the block into domain errors (403 names the missing verb and resource)."""
+def kube_errors(cluster_name: str, operation: str, session: boto3.Session | None = None) -> Iterator[None]:
+    """Turn API failures inside the block into domain errors (403 names the missing verb and resource, 401
+    the principal of ``session``, the calls' credentials)."""
     try:
         yield
     except ApiException as error:
-        mapped = access_error(cluster_name, error, operation)
+        mapped = access_error(cluster_name, error, operation, session=session)
         if mapped is error:
             raise
         raise mapped from error
