@@ -22,6 +22,7 @@ from eks_capture.settings import NodeFallback
 from localcloud.access import kubectl_as
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
+from localcloud.template import Stack
 from tests.events import event_names, load_event
 from tests.fixtures.cluster import revoke
 from tests.fixtures.sessions import stored_session
@@ -30,6 +31,7 @@ NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f60718, n
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"  # i-0fedcba9876543210, nodegroup general
 NODE_GPU = "ip-192-168-77-9.us-west-2.compute.internal"  # tainted nvidia.com/gpu
 NAMESPACE = "eks-capture"
+CLUSTER = "shop-prod"
 
 
 def _jobs(shop: KubeEmulator) -> list[dict[str, Any]]:
@@ -219,6 +221,25 @@ def test_denied_node_listing_fails_with_the_missing_permission_named(deps: Deps,
     with pytest.raises(ClusterAccessDenied, match=r"cannot list resource \"nodes\""):
         trigger.handle(load_event("start-capture-nodes"), deps)
     assert _jobs(shop) == []
+
+
+@pytest.mark.parametrize("event", ["start-capture-instances", "alarm-single-metric-instance"])
+def test_a_trigger_role_without_its_access_entry_fails_naming_it_and_holds_nothing(
+    deps: Deps, shop: KubeEmulator, stack: Stack, event: str
+) -> None:
+    role = stack.arn("TriggerRole")
+    boto3.client("eks").delete_access_entry(clusterName=CLUSTER, principalArn=role)
+
+    with pytest.raises(ClusterAccessDenied) as denied:
+        trigger.handle(load_event(event), deps)
+
+    assert denied.value.message == (
+        f"access denied on cluster {CLUSTER}: no EKS access entry accepts IAM principal {role}: create one "
+        f"(aws eks create-access-entry --cluster-name {CLUSTER} --principal-arn {role}) or map it in aws-auth"
+    )
+    assert _jobs(shop) == []
+    # no session, node lock, capture slot or alarm cooldown: the table holds nothing
+    assert boto3.client("dynamodb").scan(TableName=deps.settings.capture_table)["Items"] == []
 
 
 def test_denied_job_creation_marks_each_node_failed_and_frees_it(deps: Deps, shop: KubeEmulator) -> None:

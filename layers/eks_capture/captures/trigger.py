@@ -169,7 +169,12 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
     )
     if holder is not None:
         return reject(request, f"alarm {event.alarm_name} is cooling down after capture {holder}", deps)
-    outcome = start(request, deps)
+    try:
+        outcome = start(request, deps)
+    except Exception:
+        if deps.store.get_session(capture_id) is None:  # nothing started (e.g. the cluster said 401)
+            deps.store.release_cooldown(event.alarm_name, capture_id)
+        raise
     if outcome.status not in ("running", "duplicate"):
         deps.store.release_cooldown(event.alarm_name, capture_id)
     return outcome
