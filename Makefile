@@ -66,17 +66,22 @@ bench: env system-tools  ## every benchmark, one results table in bench/RESULTS.
 
 env: .venv/.synced
 
-.venv/.synced: pyproject.toml uv.lock
+# --compile-bytecode: every Python process of the tests (moto's server, each local Lambda, each handler
+# import check) loads boto3, botocore, moto and kubernetes; without .pyc files (uv writes none by default,
+# and PYTHONDONTWRITEBYTECODE stops Python writing them) each compiles them again from source, about half
+# of its start-up CPU. The Makefile is a prerequisite so an existing .venv gets compiled once too.
+.venv/.synced: pyproject.toml uv.lock Makefile
 	command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --quiet
+	uv sync --frozen --quiet --compile-bytecode
 	touch $@
 
 sam-env: .venv-sam/.synced
 
-.venv-sam/.synced: tools/sam-requirements.txt
+.venv-sam/.synced: tools/sam-requirements.txt Makefile
 	command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	uv venv --quiet --allow-existing .venv-sam
 	VIRTUAL_ENV=.venv-sam uv pip install --quiet -r tools/sam-requirements.txt
+	.venv-sam/bin/python -m compileall -q -j 0 .venv-sam/lib >/dev/null  # as .venv's --compile-bytecode
 	touch $@
 
 checkov-env: .venv-checkov/.synced
