@@ -21,6 +21,16 @@ from localcloud.kube.authorization import Attributes, Authorizer, forbidden
 from localcloud.kube.continuation import decode_continue, expired
 from localcloud.kube.discovery import discovery_document, openapi_v3
 from localcloud.kube.faults import CallCounter, Faults
+from localcloud.kube.fieldvalidation import (
+    OPTIONS_KIND,
+    STRICT,
+    WARN,
+    check,
+    directive,
+    parse,
+    refusal,
+    warning_header,
+)
 from localcloud.kube.impersonation import impersonate
 from localcloud.kube.protobuf import PROTOBUF, decode_review, unsupported
 from localcloud.kube.registry import DeleteOptions, ListPage, Registry
@@ -182,6 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         verb = _verb(method, route, query)
         resource = route.resource()
+        warnings: list[str] = []
         api.calls.record(verb, resource)
         delay = api.faults.latency(verb, resource)
         if delay:
@@ -211,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._watch(api, route, query)
                 return
             body = self._body(route.rtype, raw_body)
+            if route.rtype.stored and verb in OPTIONS_KIND and body is not None:
+                body, warnings = self._validate_fields(api, verb, route, query, raw_body, body)
             if not route.rtype.stored:
                 if verb != "create":
                     raise method_not_allowed(f"{verb} of {route.rtype.plural} is not supported")
@@ -218,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 status, payload = self._dispatch(api, method, verb, route, query, body)
         except ApiError as error:
-            self._send_error(error)
+            self._send_error(error, warnings)
             return
         except json.JSONDecodeError as error:
             self._send_error(bad_request(f"the body of the request is not valid JSON: {error}"))
@@ -226,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:
             self._send_error(internal_error(repr(error)))
             return
-        self._send(status, payload)
+        self._send(status, payload, warnings=warnings)
 
     def _body(self, rtype: ResourceType, raw_body: bytes) -> Any:
         """The request's object: JSON, or protobuf for an access review (kubectl auth can-i sends that)."""
@@ -236,7 +249,21 @@ class _Handler(BaseHTTPRequestHandler):
             if rtype.stored:
                 raise unsupported()
             return decode_review(raw_body, rtype.kind)
-        return json.loads(raw_body)
+        return parse(raw_body)
+
+    def _validate_fields(
+        self, api: ApiServer, verb: str, route: Route, query: dict[str, str], raw_body: bytes, body: Any
+    ) -> tuple[Any, list[str]]:
+        """The body without unknown fields, and the warnings to send (Warn); Strict refuses instead."""
+        mode = directive(verb, query)
+        content_type = self.headers.get("Content-Type", "") if verb == "patch" else ""
+        cleaned, findings = check(route.rtype, body, content_type)
+        if findings.errors and mode == STRICT:
+            stored = None
+            if verb == "patch":  # the real patch handler reads the object first: a 404 comes before
+                stored = api.registry.get(route.rtype, route.namespace, route.name or "")
+            raise refusal(route.rtype, verb, raw_body, body, findings, content_type, stored)
+        return cleaned, findings.errors if mode == WARN else []
 
     def _serve_document(self, api: ApiServer, method: str, path: str, document: dict[str, Any]) -> None:
         """A discovery or OpenAPI document: read-only, for callers allowed its path (system:discovery)."""
@@ -350,7 +377,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (ConnectionError, ssl.SSLError):
             self.close_connection = True
 
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
         if isinstance(payload, str):
             data, content_type = payload.encode(), "text/plain; charset=utf-8"
         else:
@@ -360,11 +393,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        for warning in dict.fromkeys(warnings or []):  # the server's recorder drops repeats
+            self.send_header("Warning", warning_header(warning))
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_error(self, error: ApiError) -> None:
-        self._send(error.code, error.body(), error.headers)
+    def _send_error(self, error: ApiError, warnings: list[str] | None = None) -> None:
+        self._send(error.code, error.body(), error.headers, warnings)
 
     def _drop(self) -> None:
         self.close_connection = True

@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from eks_capture.kube import eks
 from localcloud.kube import JOBS, PODS, KubeEmulator, PodBehaviour
 from localcloud.kube.resources import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES, SERVICEACCOUNTS
-from localcloud.kubectl import Kubectl
+from localcloud.kubectl import MANIFESTS_DIR, Kubectl
 from tests.fixtures.kube import KUBE_CLUSTER, PROBE_USER, grant, restricted_client, role_session
 
 READ_JOBS = [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list"]}]
@@ -90,6 +90,64 @@ def test_apply_of_a_changed_role_patches_it(kube: KubeEmulator, kubectl: Kubectl
     stored = kube.get(ROLES, "default", "reader")
     assert stored is not None
     assert stored["rules"][0]["verbs"] == ["get", "list"]
+
+
+def typo(job: dict[str, Any]) -> str:
+    """``job`` with a misspelled field, as a hand-edited manifest would have it."""
+    misspelled = json.loads(json.dumps(job))
+    misspelled["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    return json.dumps(misspelled)
+
+
+TYPO_REFUSED = (
+    'Error from server (BadRequest): error when creating "STDIN": Job in version "v1" cannot be handled '
+    'as a Job: strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolicyy"\n'
+)
+
+
+@pytest.mark.parametrize("command", ["create", "apply"])
+def test_a_typo_in_a_new_manifest_is_refused_by_server_side_strict_validation(
+    kube: KubeEmulator, kubectl: Kubectl, command: str
+) -> None:
+    done = kubectl.run(command, "-f", "-", stdin=typo(JOB))
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", TYPO_REFUSED)
+    assert kube.objects(JOBS, "default") == []
+
+
+def test_a_typo_applied_over_an_existing_object_is_refused_as_an_invalid_patch(
+    kube: KubeEmulator, kubectl: Kubectl
+) -> None:
+    kubectl.apply(json.dumps(JOB))
+    done = kubectl.run("apply", "-f", "-", stdin=typo(JOB))
+    assert done.returncode == 1
+    # the patch as the server decoded it (Go's %+v of the map: last-applied annotation, then the spec)
+    assert done.stderr.startswith(
+        'The request is invalid: patch: Invalid value: "map[metadata:map[annotations:'
+    )
+    assert "containers:[map[imagePullPolicyy:Always name:main]]" in done.stderr
+    assert done.stderr.endswith(
+        '": strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolicyy"\n'
+    )
+    stored = kube.get(JOBS, "default", "probe")
+    assert stored is not None
+    assert "imagePullPolicyy" not in stored["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_validate_warn_creates_the_object_and_prints_the_servers_warning(
+    kube: KubeEmulator, kubectl: Kubectl
+) -> None:
+    done = kubectl.run("apply", "--validate=warn", "-f", "-", stdin=typo(JOB))
+    assert (done.returncode, done.stdout) == (0, "job.batch/probe created\n")
+    assert done.stderr == 'Warning: unknown field "spec.template.spec.containers[0].imagePullPolicyy"\n'
+    stored = kube.get(JOBS, "default", "probe")
+    assert stored is not None
+    assert "imagePullPolicyy" not in stored["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_deploy_folder_has_no_field_strict_validation_would_refuse(kubectl: Kubectl) -> None:
+    done = kubectl.run("apply", "--validate=strict", "-f", str(MANIFESTS_DIR))
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr
 
 
 def test_logs_of_a_job_read_its_pod(kube: KubeEmulator, kubectl: Kubectl) -> None:
