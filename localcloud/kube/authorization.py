@@ -132,6 +132,12 @@ class Authorizer:
         reason = f"RBAC: {errors[0] if len(errors) == 1 else '[' + ', '.join(errors) + ']'}" if errors else ""
         return Decision(False, reason)
 
+    def rbac_rules(self, user: User, namespace: str) -> list[dict[str, Any]]:
+        """Every RBAC rule bound to ``user`` cluster-wide and in ``namespace`` (the rule resolver's RulesFor;
+        EKS access policies are a webhook's, not rules)."""
+        request = Attributes(user, "", namespace=namespace)
+        return [rule for _, _, rules in self._bound_rules(request, []) for rule in rules]
+
     def _bound_rules(
         self, request: Attributes, errors: list[str]
     ) -> Iterator[tuple[dict[str, Any], str, list[dict[str, Any]]]]:

@@ -20,6 +20,7 @@ from localcloud.kube.auth import TokenRejectedError, TokenVerifier
 from localcloud.kube.authorization import Attributes, Authorizer, forbidden
 from localcloud.kube.continuation import decode_continue, expired
 from localcloud.kube.discovery import discovery_document, openapi_v3
+from localcloud.kube.escalation import RBAC_TYPES, confirm_no_escalation
 from localcloud.kube.faults import CallCounter, Faults
 from localcloud.kube.fieldvalidation import (
     OPTIONS_KIND,
@@ -32,6 +33,7 @@ from localcloud.kube.fieldvalidation import (
     warning_header,
 )
 from localcloud.kube.impersonation import impersonate
+from localcloud.kube.patches import apply_patch
 from localcloud.kube.protobuf import PROTOBUF, decode_review, unsupported
 from localcloud.kube.registry import DeleteOptions, ListPage, Registry
 from localcloud.kube.resources import SUBRESOURCES, ResourceType, resource_at
@@ -224,6 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body(route.rtype, raw_body)
             if route.rtype.stored and verb in OPTIONS_KIND and body is not None:
                 body, warnings = self._validate_fields(api, verb, route, query, raw_body, body)
+                self._confirm_no_escalation(api, user, verb, route, body)
             if not route.rtype.stored:
                 if verb != "create":
                     raise method_not_allowed(f"{verb} of {route.rtype.plural} is not supported")
@@ -250,6 +253,17 @@ class _Handler(BaseHTTPRequestHandler):
                 raise unsupported()
             return decode_review(raw_body, rtype.kind)
         return parse(raw_body)
+
+    def _confirm_no_escalation(self, api: ApiServer, user: User, verb: str, route: Route, body: Any) -> None:
+        """A role or binding as it would be written, checked against what its writer holds."""
+        if route.rtype not in RBAC_TYPES or route.subresource:
+            return
+        target = body
+        if verb == "patch":
+            stored = api.registry.get(route.rtype, route.namespace, route.name or "")
+            target = apply_patch(self.headers.get("Content-Type", ""), stored, body)
+        if isinstance(target, dict):
+            confirm_no_escalation(api.authorizer, user, route.rtype, route.namespace, target)
 
     def _validate_fields(
         self, api: ApiServer, verb: str, route: Route, query: dict[str, str], raw_body: bytes, body: Any

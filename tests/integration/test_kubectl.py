@@ -150,6 +150,139 @@ def test_the_deploy_folder_has_no_field_strict_validation_would_refuse(kubectl: 
     assert "Warning" not in done.stderr
 
 
+ROLE_MANAGER = [
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": ["create", "get"],
+    },
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]},
+]
+ESCALATE = [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}]
+BIND_TRIGGER = [
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles"],
+        "resourceNames": ["eks-capture-trigger"],
+        "verbs": ["bind"],
+    }
+]
+
+
+def role(name: str, *rules: tuple[str, str, str]) -> str:
+    listed = [{"apiGroups": [g], "resources": [r], "verbs": v.split(",")} for g, r, v in rules]
+    meta = {"name": name, "namespace": "eks-capture"}
+    return json.dumps(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": listed}
+    )
+
+
+def binding(name: str, role_kind: str, role_name: str, group: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": "eks-capture"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role_name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+        }
+    )
+
+
+NOT_HELD = "is attempting to grant RBAC permissions not currently held:"
+MANAGER = 'user "alice" (groups=["role-managers" "system:authenticated"])'
+
+
+@pytest.mark.parametrize(
+    ("groups", "manifest", "outcome"),
+    [
+        (
+            {"role-managers": ROLE_MANAGER},
+            role("reader", ("batch", "jobs", "get,list")),
+            "role.rbac.authorization.k8s.io/reader created\n",
+        ),
+        (
+            {"role-managers": ROLE_MANAGER},
+            role("maker", ("", "pods", "create"), ("batch", "jobs", "get,delete")),
+            'Error from server (Forbidden): error when creating "STDIN": roles.rbac.authorization.k8s.io '
+            f'"maker" is forbidden: {MANAGER} {NOT_HELD}\n'
+            '{APIGroups:[""], Resources:["pods"], Verbs:["create"]}\n'
+            '{APIGroups:["batch"], Resources:["jobs"], Verbs:["delete"]}\n',
+        ),
+        (
+            {"role-managers": ROLE_MANAGER, "escalators": ESCALATE},
+            role("maker", ("", "pods", "create"), ("batch", "jobs", "get,delete")),
+            "role.rbac.authorization.k8s.io/maker created\n",
+        ),
+        (
+            {"role-managers": ROLE_MANAGER},
+            binding("more", "Role", "eks-capture-trigger", "role-managers"),
+            'Error from server (Forbidden): error when creating "STDIN": '
+            'rolebindings.rbac.authorization.k8s.io "more" '
+            f"is forbidden: {MANAGER} {NOT_HELD}\n"
+            '{APIGroups:[""], Resources:["pods"], Verbs:["get" "list" "patch"]}\n'
+            '{APIGroups:["apps"], Resources:["daemonsets"], '
+            'Verbs:["get" "list" "create" "update" "delete"]}\n'
+            '{APIGroups:["batch"], Resources:["jobs"], Verbs:["create" "delete"]}\n',
+        ),
+        (
+            {"role-managers": ROLE_MANAGER, "binders": BIND_TRIGGER},
+            binding("more", "Role", "eks-capture-trigger", "role-managers"),
+            "rolebinding.rbac.authorization.k8s.io/more created\n",
+        ),
+        (
+            {"role-managers": ROLE_MANAGER},
+            binding("more", "Role", "nope", "role-managers"),
+            'Error from server (NotFound): error when creating "STDIN": '
+            'roles.rbac.authorization.k8s.io "nope" not found\n',
+        ),
+        (
+            {"eks-capture-trigger": []},
+            binding("admin", "ClusterRole", "cluster-admin", "eks-capture-trigger"),
+            'Error from server (Forbidden): error when creating "STDIN": '
+            "rolebindings.rbac.authorization.k8s.io "
+            'is forbidden: User "alice" cannot create resource "rolebindings" in API group '
+            '"rbac.authorization.k8s.io" in the namespace "eks-capture"\n',
+        ),
+    ],
+    ids=[
+        "role-within-held-rights",
+        "role-beyond-held-rights",
+        "role-beyond-with-escalate",
+        "binding-to-a-role-not-held",
+        "binding-with-bind-on-the-role",
+        "binding-to-a-missing-role",
+        "trigger-binds-itself-cluster-admin",
+    ],
+)
+def test_nobody_grants_rbac_permissions_they_do_not_hold(
+    kube: KubeEmulator, kubectl: Kubectl, groups: dict[str, list[dict[str, Any]]], manifest: str, outcome: str
+) -> None:
+    kubectl.apply()
+    for group, rules in groups.items():
+        if rules:
+            grant(kube, group, rules, "eks-capture")
+    as_alice = ["--as", "alice", *(f"--as-group={group}" for group in groups)]
+    done = kubectl.run("create", "-f", "-", *as_alice, stdin=manifest)
+    assert (done.stdout or done.stderr) == outcome
+    assert done.returncode == (0 if done.stdout else 1)
+
+
+def test_a_patch_that_widens_a_role_is_checked_like_a_create(kube: KubeEmulator, kubectl: Kubectl) -> None:
+    kubectl.apply()
+    manager = [{**ROLE_MANAGER[0], "verbs": ["create", "get", "patch"]}, ROLE_MANAGER[1]]
+    grant(kube, "role-managers", manager, "eks-capture")
+    as_alice = ("--as", "alice", "--as-group", "role-managers")
+    kubectl.check("apply", "-f", "-", *as_alice, stdin=role("reader", ("batch", "jobs", "get")))
+    done = kubectl.run("apply", "-f", "-", *as_alice, stdin=role("reader", ("batch", "jobs", "get,create")))
+    assert done.returncode == 1
+    assert f'roles.rbac.authorization.k8s.io "reader" is forbidden: {MANAGER} {NOT_HELD}\n' in done.stderr
+    assert done.stderr.endswith('{APIGroups:["batch"], Resources:["jobs"], Verbs:["create"]}\n')
+    stored = kube.get(ROLES, "eks-capture", "reader")
+    assert stored is not None
+    assert stored["rules"][0]["verbs"] == ["get"]
+
+
 def test_logs_of_a_job_read_its_pod(kube: KubeEmulator, kubectl: Kubectl) -> None:
     kube.add_node("node-a")
     kube.script_pods(PodBehaviour(log="captured 42 packets\n"), name_prefix="probe")
