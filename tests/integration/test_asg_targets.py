@@ -29,10 +29,27 @@ GROUPS = {NG: ("ng-a", "ng-b"), NG_2: ("ng2-a",), SELF_MANAGED: ("ingress-a",)}
 KARPENTER_NODE = "karpenter-a"  # in no group: no row of either table may take it
 
 
+def node_image(ec2: Any) -> str:
+    """An AMI of this account's own, registered from a snapshot (listing moto's ~1,300 public AMIs to
+    pick one takes seconds)."""
+    volume = ec2.create_volume(AvailabilityZone="us-west-2a", Size=8)["VolumeId"]
+    snapshot = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    root = "/dev/xvda"
+    return str(
+        ec2.register_image(
+            Name="eks-node",
+            Architecture="x86_64",
+            VirtualizationType="hvm",
+            RootDeviceName=root,
+            BlockDeviceMappings=[{"DeviceName": root, "Ebs": {"SnapshotId": snapshot}}],
+        )["ImageId"]
+    )
+
+
 def launch_nodes(shop: KubeEmulator) -> None:
     """The groups of GROUPS and a Karpenter instance in moto, each instance a Ready node in ``shop``."""
     ec2, autoscaling = boto3.client("ec2"), boto3.client("autoscaling")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = node_image(ec2)
     ec2.create_launch_template(
         LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": image, "InstanceType": "m5.large"}
     )
