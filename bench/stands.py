@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from localcloud.template import Stack, load_template
 NAMESPACE = "eks-capture"
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system, every thread) that process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU seconds (user + system) that process ``pid`` (every thread), or one ``thread`` of it, has used."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -67,6 +69,11 @@ class EmulatorProcess:
         """Create an object without HTTP (``KubeEmulator.create``)."""
         self._call("create", rtype, namespace, body)
 
+    def controllers_cpu(self) -> float:
+        """CPU seconds of the emulator's control loop so far: its controllers and kubelets, which a real
+        cluster runs on other machines than its API server's."""
+        return float(self._call("controllers_cpu"))
+
     def stop(self) -> None:
         self._conn.send(None)
         self._process.join(timeout=30)
@@ -74,9 +81,9 @@ class EmulatorProcess:
             self._process.kill()
         self._conn.close()
 
-    def _call(self, method: str, *args: Any) -> None:
+    def _call(self, method: str, *args: Any) -> Any:
         self._conn.send((method, args))
-        self._answer()
+        return self._answer()
 
     def _answer(self) -> Any:
         ok, value = self._conn.recv()
@@ -88,21 +95,23 @@ class EmulatorProcess:
 def _serve_emulator(conn: Connection, cluster: str, sts_endpoint_url: str, creator_arn: str) -> None:
     """The emulator process: start the cluster, then run the calls the pipe brings until it brings None."""
     kube = start_kube_emulator(cluster, sts_endpoint_url, REGION, creator_arn)
+    loop = next(t for t in threading.enumerate() if t.name == "kube-controllers")
     calls: dict[str, Callable[..., object]] = {
         "add_node": kube.add_node,
         "add_latency": kube.faults.add_latency,
         "create": kube.create,
+        "controllers_cpu": lambda: cpu_seconds(os.getpid(), loop.native_id),
     }
     try:
         conn.send((True, kube.env()))
         while (call := conn.recv()) is not None:
             method, args = call
             try:
-                calls[method](*args)
+                answer = calls[method](*args)
             except Exception as error:  # the caller raises it with the emulator's words
                 conn.send((False, repr(error)))
             else:
-                conn.send((True, None))
+                conn.send((True, answer))
     finally:
         kube.stop()
 
