@@ -176,9 +176,10 @@ def test_merge_matches_mergecap_and_tells_each_packets_node(
     code, stdout, err = _invoke(stack, "pull", FIRST, "-o", str(out), "--merge", str(merged))
 
     assert code == 0, err
+    read = {u.plain: _packets(u.plain) for u in uploads if u.capture_id == FIRST}  # one tshark run a file
     inputs = sorted(
         (u for u in uploads if u.capture_id == FIRST),
-        key=lambda u: (Decimal(_packets(u.plain)[0][0]), u.node, u.name),
+        key=lambda u: (Decimal(read[u.plain][0][0]), u.node, u.name),
     )
     reference = tmp_path / "mergecap.pcapng"
     tool_output("mergecap", "-I", "none", "-w", str(reference), *(str(u.plain) for u in inputs))
@@ -195,4 +196,4 @@ def test_merge_matches_mergecap_and_tells_each_packets_node(
     hosts = tool_output("tshark", "-r", str(merged), "-q", "-z", "hosts")
     assert f"{client_ip}\tshop/checkout-7f9c" in hosts
     assert f"{server_ip}\tnode ip-192-168-40-7" in hosts
-    assert f"merged {sum(len(_packets(u.plain)) for u in inputs):,} packets" in stdout
+    assert f"merged {sum(len(read[u.plain]) for u in inputs):,} packets" in stdout
