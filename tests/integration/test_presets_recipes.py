@@ -8,6 +8,9 @@ template's rules to the trigger.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -17,12 +20,16 @@ from eks_capture.captures.presets import preset_for_metrics
 from eks_capture.events.models import Metric
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
+from localcloud.aws import MotoServer
 from localcloud.cloudwatch import set_alarm_state
 from localcloud.kube import KubeEmulator
-from localcloud.kube.resources import JOBS
+from localcloud.kube.registry import DeleteOptions
+from localcloud.kube.resources import JOBS, PODS
 from localcloud.router import Router
 from localcloud.template import PROJECT_ROOT, Stack, load_template
-from tests.fixtures.stack import STACK_PARAMETERS
+from tests.fixtures.cluster import SHOP, start_cluster
+from tests.fixtures.kube import serving
+from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS, deploy_stack
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 INSTANCE_A = "i-0a1b2c3d4e5f60718"
@@ -67,10 +74,64 @@ def test_the_recipes_alarm_on_every_ena_allowance_counter_the_agent_publishes() 
     assert all(preset_for_metrics([m]) is not None for m in watched)
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """The stack deployed, ``shop-prod`` set up for it, its wiring live (as the ``router`` fixture)."""
+
+    shop: KubeEmulator
+    router: Router
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def deployed(moto: MotoServer) -> Iterator[Deployed]:
+    """One deployment for every recipe case: standing it up (and the functions' cold starts) was most of
+    each case's time; ``recipe_world`` empties what a case leaves before the next."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        moto.reset()
+        for name, value in moto.env().items():
+            monkeypatch.setenv(name, value)
+        stack = deploy_stack(dict(STACK_PARAMETERS), monkeypatch)
+        for shop in serving(start_cluster(moto, stack, SHOP), monkeypatch):
+            router = Router(stack, environment={**os.environ, **moto.env(), **LOCAL_LAMBDA_ENV})
+            router.deploy(create_resources=False)
+            try:
+                yield Deployed(shop, router, Settings.from_env())
+            finally:
+                router.stop()
+
+
+@pytest.fixture
+def recipe_world(deployed: Deployed) -> Iterator[Deployed]:
+    """The shared deployment as a fresh one starts: no capture Job or pod, an empty capture table (no
+    session, node lock or cooldown of an earlier case), no alarm."""
+    yield deployed
+    shop, namespace = deployed.shop, deployed.settings.capture_namespace
+    for job in shop.objects(JOBS, namespace):
+        shop.registry.delete(
+            JOBS, namespace, job["metadata"]["name"], DeleteOptions(propagation_policy="Background")
+        )
+    shop.wait_for(
+        lambda: shop.objects(JOBS, namespace) == [] and shop.objects(PODS, namespace) == [],
+        timeout=30,
+        what="capture jobs and pods deleted",
+    )
+    table = boto3.resource("dynamodb").Table(deployed.settings.capture_table)
+    keys = [key["AttributeName"] for key in table.key_schema]
+    with table.batch_writer() as batch:
+        for item in table.scan()["Items"]:
+            batch.delete_item(Key={key: item[key] for key in keys})
+    cloudwatch = boto3.client("cloudwatch")
+    names = [alarm["AlarmName"] for alarm in cloudwatch.describe_alarms()["MetricAlarms"]]
+    if names:
+        cloudwatch.delete_alarms(AlarmNames=names)
+
+
 @pytest.mark.parametrize("logical_id", sorted(_recipes({"AlarmRecipeInstanceId": INSTANCE_A})))
 def test_a_recipe_alarm_fired_for_an_instance_captures_that_node_with_its_preset(
-    shop: KubeEmulator, router: Router, settings: Settings, logical_id: str
+    recipe_world: Deployed, logical_id: str
 ) -> None:
+    shop, router, settings = recipe_world.shop, recipe_world.router, recipe_world.settings
     properties = _recipes({"AlarmRecipeInstanceId": INSTANCE_A})[logical_id]
     boto3.client("cloudwatch").put_metric_alarm(**properties)
     preset = preset_for_metrics([_watched(properties)])
