@@ -16,8 +16,8 @@ from eks_capture.kube import eks
 from eks_capture.settings import Settings
 from localcloud.aws import REGION, MotoServer, start_moto_server
 from localcloud.cloud import create_eks_cluster
-from localcloud.kube import KubeEmulator, start_kube_emulator
-from localcloud.kube.resources import NAMESPACES, SERVICEACCOUNTS, ResourceType
+from localcloud.kube import KubeEmulator, fieldvalidation, start_kube_emulator
+from localcloud.kube.resources import ALL, NAMESPACES, SERVICEACCOUNTS, ResourceType
 from localcloud.provision import provision
 from localcloud.template import Stack, load_template
 
@@ -95,6 +95,8 @@ class EmulatorProcess:
 def _serve_emulator(conn: Connection, cluster: str, sts_endpoint_url: str, creator_arn: str) -> None:
     """The emulator process: start the cluster, then run the calls the pipe brings until it brings None."""
     kube = start_kube_emulator(cluster, sts_endpoint_url, REGION, creator_arn)
+    for rtype in ALL:  # the schema a long-running API server holds, imported before the first request
+        fieldvalidation.check(rtype, {})
     loop = next(t for t in threading.enumerate() if t.name == "kube-controllers")
     calls: dict[str, Callable[..., object]] = {
         "add_node": kube.add_node,
