@@ -16,6 +16,7 @@ from typing import Any, TypeAlias, TypeVar
 from eks_capture_cli.permissions import Identity, Permission
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_WARN = "pod-security.kubernetes.io/warn"
 API_MODES = ("API", "API_AND_CONFIG_MAP")
 POD_IDENTITY_AGENT = "eks-pod-identity-agent"
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -159,7 +160,8 @@ def permissions(
 
 
 def namespace_security(namespace: str, labels: Fact[Mapping[str, str] | None]) -> Check:
-    """Pod Security must let the namespace run privileged pods (hostNetwork, NET_RAW)."""
+    """Pod Security must let the namespace run privileged pods (hostNetwork, NET_RAW); a warn level only
+    makes the API server answer each capture Job's create with a warning, so it is noted, not red."""
     name = "capture namespace"
     if isinstance(labels, Unfetched):
         return could_not_check(name, labels)
@@ -172,6 +174,9 @@ def namespace_security(namespace: str, labels: Fact[Mapping[str, str] | None]) -
     level = labels.get(POD_SECURITY_ENFORCE)
     if level in (None, "privileged"):
         said = f"enforces {level}" if level else "has no enforce label (EKS's default: privileged)"
+        warned = labels.get(POD_SECURITY_WARN)
+        if warned in ("baseline", "restricted"):  # each capture Job is created with a warning; pods run
+            said += f", warns at {warned}"
         return Check(name, Verdict.OK, f"{namespace} {said}")
     fix = f"kubectl label ns {namespace} {POD_SECURITY_ENFORCE}=privileged --overwrite"
     return Check(

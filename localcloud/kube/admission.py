@@ -3,8 +3,10 @@
 Mutating: ServiceAccount (the pod's service account must exist in its namespace; the name in the
 message is still the ``generateName`` prefix, since names are generated after mutating admission).
 Then the object is validated (422), then the validating plugins: PodSecurity (the namespace's
-``pod-security.kubernetes.io/enforce`` level), validating webhooks (``webhooks.deny(...)``: a test's
-stand-in for Kyverno or Gatekeeper), ResourceQuota (last, as in the real plugin order).
+``pod-security.kubernetes.io/enforce`` level refuses a pod; its ``warn`` level adds a warning for a pod it
+admits and for a Job's or DaemonSet's pod template, sent as ``Warning`` headers of the request that
+created it: ``begin_request`` / ``recorded_warnings``), validating webhooks (``webhooks.deny(...)``: a
+test's stand-in for Kyverno or Gatekeeper), ResourceQuota (last, as in the real plugin order).
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from localcloud.kube.podsecurity import refusal as pod_security_refusal
+from localcloud.kube.podsecurity import warning as pod_security_warning
 from localcloud.kube.quota import quota_refusal
-from localcloud.kube.resources import NAMESPACES, PODS, RESOURCEQUOTAS, SERVICEACCOUNTS, ResourceType
+from localcloud.kube.resources import (
+    DAEMONSETS,
+    JOBS,
+    NAMESPACES,
+    PODS,
+    RESOURCEQUOTAS,
+    SERVICEACCOUNTS,
+    ResourceType,
+)
 from localcloud.kube.status import ApiError
 from localcloud.kube.store import Obj, Store
 
@@ -102,6 +113,21 @@ class Admission:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.webhooks = Webhooks()
+        self._request = threading.local()
+
+    def begin_request(self) -> None:
+        """Start recording the warnings of the request this thread serves (the controllers' own creates,
+        on the control loop's thread, record none: nobody would read them)."""
+        self._request.warnings = []
+
+    def recorded_warnings(self) -> list[str]:
+        """The warnings admission gave the request this thread serves, in order."""
+        return list(getattr(self._request, "warnings", []))
+
+    def _warn(self, text: str) -> None:
+        recorded = getattr(self._request, "warnings", None)
+        if recorded is not None:
+            recorded.append(text)
 
     def mutate(self, rtype: ResourceType, obj: Obj, requested_name: str) -> None:
         """Mutating admission (before validation): ServiceAccount."""
@@ -121,12 +147,16 @@ class Admission:
         """Validating admission (after validation): PodSecurity, webhooks, ResourceQuota."""
         name = obj["metadata"]["name"]
         namespace = obj["metadata"].get("namespace")
-        if rtype is PODS:
+        if rtype in (PODS, JOBS, DAEMONSETS):
             found = self.store.get(NAMESPACES, None, namespace)
             labels = (found or {}).get("metadata", {}).get("labels")
-            why = pod_security_refusal(labels, obj["spec"])
+            spec = obj["spec"] if rtype is PODS else (obj["spec"].get("template") or {}).get("spec") or {}
+            why = pod_security_refusal(labels, spec) if rtype is PODS else None
             if why:
                 raise admission_forbidden(rtype, name, why)
+            warned = pod_security_warning(labels, spec)
+            if warned:
+                self._warn(warned)
         denied = self.webhooks.refusal(rtype, obj)
         if denied is not None:
             raise denied

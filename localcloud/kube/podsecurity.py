@@ -1,5 +1,8 @@
 """Pod Security admission: the namespace's ``pod-security.kubernetes.io/enforce`` level, checked as
-k8s.io/pod-security-admission checks it, refused in its words.
+k8s.io/pod-security-admission checks it, refused in its words; and its ``warn`` level, answered with a
+``would violate PodSecurity "<level>:<version>": ...`` warning for a pod the enforce level admits and for
+the pod template of a Job or DaemonSet (which the enforce level never refuses). The ``audit`` level is not
+modelled: it only annotates the audit log's event, and this API server keeps no audit log.
 
 The checks are the ones a capture or recorder pod can meet (host namespaces, host ports, privileged,
 capabilities, hostPath and other volume types, privilege escalation, runAsNonRoot, runAsUser=0,
@@ -19,6 +22,8 @@ Obj = dict[str, Any]
 LEVELS = ("privileged", "baseline", "restricted")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 ENFORCE_VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"
+WARN_LABEL = "pod-security.kubernetes.io/warn"
+WARN_VERSION_LABEL = "pod-security.kubernetes.io/warn-version"
 BASELINE_CAPABILITIES = frozenset(
     {
         "AUDIT_WRITE",
@@ -324,6 +329,16 @@ def enforced_policy(namespace_labels: Mapping[str, str] | None) -> Policy:
     )
 
 
+def warned_policy(namespace_labels: Mapping[str, str] | None) -> Policy:
+    """The warn level and version: no label, or one that does not parse, is privileged (warn fails open)."""
+    labels = namespace_labels or {}
+    level = labels.get(WARN_LABEL, "privileged")
+    version = labels.get(WARN_VERSION_LABEL, "latest")
+    return Policy(
+        level if level in LEVELS else "privileged", version if _VERSION.match(version) else "latest"
+    )
+
+
 def violations(level: str, spec: Obj) -> list[Violation]:
     """Every check of ``level`` the pod spec fails, in the evaluator's order."""
     if level == "privileged":
@@ -339,3 +354,13 @@ def refusal(namespace_labels: Mapping[str, str] | None, spec: Obj) -> str | None
     if not found:
         return None
     return f'violates PodSecurity "{policy}": ' + ", ".join(str(v) for v in found)
+
+
+def warning(namespace_labels: Mapping[str, str] | None, spec: Obj) -> str | None:
+    """``would violate PodSecurity "restricted:latest": ...`` when the pod (or pod template) breaks the
+    namespace's warn level; None when it does not, or when no warn level is set."""
+    policy = warned_policy(namespace_labels)
+    found = violations(policy.level, spec)
+    if not found:
+        return None
+    return f'would violate PodSecurity "{policy}": ' + ", ".join(str(v) for v in found)

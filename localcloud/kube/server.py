@@ -175,6 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         api = self.server.api
+        api.registry.admission.begin_request()
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         url = urllib.parse.urlsplit(self.path)
@@ -234,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 status, payload = self._dispatch(api, method, verb, route, query, body)
         except ApiError as error:
-            self._send_error(error, warnings)
+            self._send_error(error, warnings + api.registry.admission.recorded_warnings())
             return
         except json.JSONDecodeError as error:
             self._send_error(bad_request(f"the body of the request is not valid JSON: {error}"))
@@ -242,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:
             self._send_error(internal_error(repr(error)))
             return
-        self._send(status, payload, warnings=warnings)
+        self._send(status, payload, warnings=warnings + api.registry.admission.recorded_warnings())
 
     def _body(self, rtype: ResourceType, raw_body: bytes) -> Any:
         """The request's object: JSON, or protobuf for an access review (kubectl auth can-i sends that)."""

@@ -11,7 +11,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcloud.kube import EVENTS, JOBS, RESOURCEQUOTAS, SERVICEACCOUNTS, KubeEmulator
-from tests.fixtures.kube import apps_api, batch_api
+from localcloud.kube.resources import NAMESPACES
+from tests.fixtures.kube import apps_api, batch_api, send
 
 HOST_POD_SPEC: dict[str, Any] = {
     "restartPolicy": "Never",
@@ -110,6 +111,98 @@ def test_pod_security_admission_enforces_the_namespace_level(
     status, body = _refusal(core.create_namespaced_pod, "captures", pod)
     assert (status, body["reason"], body["details"]) == (403, "Forbidden", {"name": "cap", "kind": "pods"})
     assert body["message"] == f'pods "cap" is forbidden: {refused}'
+
+
+RESTRICTED_VIOLATIONS = RESTRICTED_REFUSAL.split(": ", 1)[1]
+BASELINE_VIOLATIONS = (
+    'host namespaces (hostNetwork=true), non-default capabilities (container "capture" must not include '
+    '"NET_RAW" in securityContext.capabilities.add)'
+)
+WARN = "pod-security.kubernetes.io/warn"
+
+
+def header(warning: str) -> str:
+    """A warning as the API server writes it in a ``Warning`` header."""
+    return '299 - "' + warning.replace('"', '\\"') + '"'
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "labels", "status", "warnings"),
+    [
+        (
+            "pods",
+            {"metadata": {"name": "cap"}, "spec": HOST_POD_SPEC},
+            {WARN: "restricted"},
+            201,
+            [f'would violate PodSecurity "restricted:latest": {RESTRICTED_VIOLATIONS}'],
+        ),
+        (
+            "pods",
+            {"metadata": {"name": "cap"}, "spec": HOST_POD_SPEC},
+            {"pod-security.kubernetes.io/enforce": "baseline", WARN: "restricted"},
+            403,
+            [],
+        ),
+        (
+            "pods",
+            {"metadata": {"name": "cap"}, "spec": HOST_POD_SPEC},
+            {WARN: "restricted-ish"},
+            201,
+            [],
+        ),
+        (
+            "jobs",
+            _job("cap", HOST_POD_SPEC),
+            {WARN: "baseline", "pod-security.kubernetes.io/warn-version": "v1.30"},
+            201,
+            [f'would violate PodSecurity "baseline:v1.30": {BASELINE_VIOLATIONS}'],
+        ),
+        (
+            "jobs",
+            _job("cap", HOST_POD_SPEC),
+            {"pod-security.kubernetes.io/enforce": "restricted"},
+            201,
+            [],
+        ),
+        (
+            "daemonsets",
+            {
+                "metadata": {"name": "cap"},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "cap"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "cap"}},
+                        "spec": {**HOST_POD_SPEC, "restartPolicy": "Always"},
+                    },
+                },
+            },
+            {WARN: "restricted"},
+            201,
+            [f'would violate PodSecurity "restricted:latest": {RESTRICTED_VIOLATIONS}'],
+        ),
+    ],
+    ids=[
+        "pod-warned",
+        "pod-refused-by-enforce-gets-no-warning",
+        "unparsable-warn-level-fails-open",
+        "job-template-warned-at-its-version",
+        "job-under-enforce-only-is-admitted-silently",
+        "daemonset-template-warned",
+    ],
+)
+def test_pod_security_warn_level_answers_with_the_servers_warning(
+    kube: KubeEmulator,
+    kube_client: client.ApiClient,
+    path: str,
+    body: dict[str, Any],
+    labels: dict[str, str],
+    status: int,
+    warnings: list[str],
+) -> None:
+    kube.create(NAMESPACES, None, {"metadata": {"name": "captures", "labels": labels}})
+    group = {"pods": "/api/v1", "jobs": "/apis/batch/v1", "daemonsets": "/apis/apps/v1"}[path]
+    answer = send(kube_client, "POST", f"{group}/namespaces/captures/{path}", json.dumps(body).encode())
+    assert (answer.status, answer.warnings) == (status, [header(warning) for warning in warnings])
 
 
 def test_a_resource_quota_refuses_the_pod_past_its_hard_limit(kube: KubeEmulator, core: Any) -> None:

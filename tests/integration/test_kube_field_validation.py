@@ -3,10 +3,7 @@ refuses (Strict), warns of (Warn, the default) or ignores them, and drops them f
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -18,7 +15,7 @@ from eks_capture.kube.manifests.job import CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
 from localcloud.kube import JOBS, KubeEmulator
 from localcloud.kube.resources import DAEMONSETS, NAMESPACES
-from tests.fixtures.kube import apps_api, batch_api
+from tests.fixtures.kube import apps_api, batch_api, send
 from tests.fixtures.manifests import SETTINGS
 
 JOBS_PATH = "/apis/batch/v1/namespaces/default/jobs"
@@ -32,30 +29,6 @@ DUPLICATED_JOB = (
     b'{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"first","name":"dup"},"spec":{'
     b'"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox"}]}}}}'
 )
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    warnings: list[str]
-
-
-def send(
-    api_client: client.ApiClient, method: str, path: str, body: bytes, query: str = "", **headers: str
-) -> Answer:
-    """One request with a raw body (the generated client would re-encode it and fold repeated headers)."""
-    configuration = api_client.configuration
-    response = api_client.rest_client.pool_manager.request(
-        method,
-        f"{configuration.host}{path}{'?' + query if query else ''}",
-        body=body,
-        headers={
-            "Authorization": configuration.get_api_key_with_prefix("authorization"),
-            "Content-Type": headers.get("content_type", "application/json"),
-        },
-    )
-    return Answer(response.status, json.loads(response.data), response.headers.getlist("Warning"))
 
 
 @pytest.mark.parametrize(

@@ -283,6 +283,22 @@ def test_a_patch_that_widens_a_role_is_checked_like_a_create(kube: KubeEmulator,
     assert stored["rules"][0]["verbs"] == ["get"]
 
 
+def test_a_job_in_a_namespace_warned_at_restricted_is_created_with_kubectls_warning(
+    kube: KubeEmulator, kubectl: Kubectl
+) -> None:
+    kubectl.check("label", "namespace", "default", "pod-security.kubernetes.io/warn=restricted")
+    done = kubectl.run("apply", "-f", "-", stdin=json.dumps(JOB))
+    assert (done.returncode, done.stdout) == (0, "job.batch/probe created\n")
+    assert done.stderr == (
+        'Warning: would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false '
+        '(container "main" must set securityContext.allowPrivilegeEscalation=false), unrestricted '
+        'capabilities (container "main" must set securityContext.capabilities.drop=["ALL"]), '
+        'runAsNonRoot != true (pod or container "main" must set securityContext.runAsNonRoot=true), '
+        'seccompProfile (pod or container "main" must set securityContext.seccompProfile.type to '
+        '"RuntimeDefault" or "Localhost")\n'
+    )
+
+
 def test_logs_of_a_job_read_its_pod(kube: KubeEmulator, kubectl: Kubectl) -> None:
     kube.add_node("node-a")
     kube.script_pods(PodBehaviour(log="captured 42 packets\n"), name_prefix="probe")

@@ -115,6 +115,35 @@ def test_the_capture_namespace_must_let_privileged_pods_run(labels: Any, verdict
     assert checks.namespace_security("eks-capture", labels).verdict is verdict
 
 
+@pytest.mark.parametrize(
+    ("labels", "detail"),
+    [
+        ({"pod-security.kubernetes.io/enforce": "privileged"}, "eks-capture enforces privileged"),
+        (
+            {
+                "pod-security.kubernetes.io/enforce": "privileged",
+                "pod-security.kubernetes.io/warn": "baseline",
+            },
+            "eks-capture enforces privileged, warns at baseline",
+        ),
+        (
+            {"pod-security.kubernetes.io/warn": "restricted"},
+            "eks-capture has no enforce label (EKS's default: privileged), warns at restricted",
+        ),
+        (
+            {
+                "pod-security.kubernetes.io/enforce": "privileged",
+                "pod-security.kubernetes.io/warn": "nonsense",
+            },
+            "eks-capture enforces privileged",
+        ),
+    ],
+)
+def test_a_warn_label_is_noted_on_the_green_line(labels: dict[str, str], detail: str) -> None:
+    line = checks.namespace_security("eks-capture", labels)
+    assert (line.verdict, line.detail) == (Verdict.OK, detail)
+
+
 def test_a_stricter_namespace_is_fixed_by_labelling_it_privileged() -> None:
     line = checks.namespace_security("eks-capture", {"pod-security.kubernetes.io/enforce": "restricted"})
 
