@@ -14,6 +14,9 @@
   transaction cost as much as the table is big; requests being one at a time, only the transaction's own
   items can have changed, so restoring them leaves the same state. (Tables with a stream keep moto's copy:
   its stream records are part of what the copy restores.)
+- EKS: CreateCluster checks the role ARN's partition against one boto3 Session made at start-up. moto makes a
+  new Session per check, which reads botocore's endpoints.json (about 1 MB of JSON) again each time: a
+  fifth of the CPU of setting up each test's cluster. The partitions are botocore's fixed data either way.
 
 ``python -m localcloud.motoserver -H 127.0.0.1 -p PORT`` takes moto.server's arguments.
 """
@@ -28,7 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import moto.dynamodb.models
+import moto.eks.utils
 from moto import server
 from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.models import DynamoDBBackend
@@ -159,10 +164,18 @@ def item_level_transactions() -> None:
     setattr(DynamoDBBackend, "transact_write_items", restoring_items)  # noqa: B010
 
 
+def partitions_read_once() -> None:
+    """moto's EKS role ARN check asks one Session for the partitions (see the module's docstring)."""
+    session = boto3.Session()
+    session.get_available_partitions()  # read endpoints.json now, before requests share the session
+    setattr(moto.eks.utils, "Session", lambda: session)  # noqa: B010
+
+
 def main() -> None:
     eks_access.install()
     atomic_dynamodb()
     item_level_transactions()
+    partitions_read_once()
     setattr(S3Response, "get_bucket_notification", get_bucket_notification)  # noqa: B010
     server.main(sys.argv[1:])
 
