@@ -16,8 +16,10 @@ template.yaml to the same conditions, resources and outputs.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,15 @@ _CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    """The template as plain data, intrinsics in their long form."""
+    """The template as plain data, intrinsics in their long form: a copy of the file's parse, each caller's
+    own to change (every stack fixture reads the template; copying it costs a tenth of parsing it)."""
+    status = path.stat()
+    return copy.deepcopy(_parsed(path.resolve(), status.st_mtime_ns, status.st_size))
+
+
+@cache
+def _parsed(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    """The file's parse, once per version of the file (its modification time and size)."""
     with path.open() as handle:
         loaded = yaml.load(handle, Loader=_CfnLoader)
     if not isinstance(loaded, dict):
