@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import datetime
 from typing import Any
 
@@ -57,21 +57,24 @@ def launch(
     claimed node's Job (or ask its recorder), ``api_parallelism`` calls at once: each node's record and
     why it was skipped (None when it was not), in the order of ``matches``.
 
-    A batch's Jobs are created as soon as its locks are held, while the next batches' are being taken.
+    A batch's Jobs are created as soon as its locks are held (whichever batch that is first), while the
+    other batches' are being taken.
     """
     batches = [
         matches[i : i + CLAIMS_PER_TRANSACTION] for i in range(0, len(matches), CLAIMS_PER_TRANSACTION)
     ]
     with ThreadPoolExecutor(max_workers=deps.settings.api_parallelism) as pool:
-        locks = [pool.submit(lock_nodes, batch, request, lock_until, deps) for batch in batches]
-        starts = []
-        for batch, locked in zip(batches, locks, strict=True):
+        locks = {pool.submit(lock_nodes, batch, request, lock_until, deps): batch for batch in batches}
+        starts: dict[str, Future[tuple[NodeCapture, str | None]]] = {}
+        for locked in as_completed(locks):
             held = locked.result()
-            starts += [
-                pool.submit(start_node, match, held.get(match.node.name), request, cluster, deps, recorders)
-                for match in batch
-            ]
-        return [started.result() for started in starts]
+            starts |= {
+                match.node.name: pool.submit(
+                    start_node, match, held.get(match.node.name), request, cluster, deps, recorders
+                )
+                for match in locks[locked]
+            }
+        return [starts[match.node.name].result() for match in matches]
 
 
 def lock_nodes(
