@@ -149,9 +149,9 @@ def throttling_reply(error: ThrottlingAnswer, request: dict[str, Any], rng: rand
 class DynamoDBProxy:
     """An HTTP forwarder in front of moto's DynamoDB that throttles as the rules set by ``throttle`` ask.
 
-    It passes one request at a time: moto's TransactWriteItems snapshots each table it touches and puts
-    the snapshot back when a condition fails, undoing what other requests wrote meanwhile, where
-    DynamoDB isolates transactions per item. Serialized, moto's answers are ones DynamoDB could give.
+    It passes one request at a time, as moto's server (localcloud/motoserver.py) runs them: moto reads,
+    checks and writes an item without a lock, where DynamoDB applies each write and each transaction to
+    its items atomically. Serialized, moto's answers are ones DynamoDB could give.
     """
 
     def __init__(self, target_url: str, seed: int = 0) -> None:
