@@ -165,14 +165,17 @@ class SeparateStands:
 def separate_stack(cluster: str, **settings_env: str) -> Iterator[SeparateStands]:
     """``emulated_stack`` with the emulator in a process of its own (``EmulatorProcess``)."""
     moto = start_moto_server()
-    os.environ.update(moto.env())
-    kube = EmulatorProcess(cluster, moto.endpoint_url, create_eks_cluster(cluster))
     try:
-        env = _provision(cluster, kube.env(), settings_env)
-        kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
-        kube.create(SERVICEACCOUNTS, NAMESPACE, {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}})
-        yield SeparateStands(kube, moto, Settings.from_env())
-    finally:
-        kube.stop()
+        os.environ.update(moto.env())
+        kube = EmulatorProcess(cluster, moto.endpoint_url, create_eks_cluster(cluster))
+        try:
+            env = _provision(cluster, kube.env(), settings_env)
+            kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+            account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
+            kube.create(SERVICEACCOUNTS, NAMESPACE, account)
+            yield SeparateStands(kube, moto, Settings.from_env())
+        finally:
+            kube.stop()
+    finally:  # moto too when the emulator could not start
         moto.stop()
         eks.clear_caches()
