@@ -138,16 +138,18 @@ def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmul
     """A fresh moto and cluster, template.yaml's resources, and the functions' settings, with
     ``settings_env`` on top."""
     moto = start_moto_server()
-    os.environ.update(moto.env())
-    kube = start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
     try:
-        env = _provision(cluster, kube.env(), settings_env)
-        kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
-        account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
-        kube.registry.create(SERVICEACCOUNTS, NAMESPACE, account)
-        yield kube, Settings.from_env()
-    finally:
-        kube.stop()
+        os.environ.update(moto.env())
+        kube = start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
+        try:
+            env = _provision(cluster, kube.env(), settings_env)
+            kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+            account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
+            kube.registry.create(SERVICEACCOUNTS, NAMESPACE, account)
+            yield kube, Settings.from_env()
+        finally:
+            kube.stop()
+    finally:  # moto too when the emulator could not start
         moto.stop()
         eks.clear_caches()
 
