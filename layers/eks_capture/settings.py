@@ -73,6 +73,9 @@ class Settings(BaseModel):
     notification_topic_arn: str | None = None
     lifecycle_bus_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,256}$")
     pending_bound_seconds: Annotated[int, Field(ge=30, le=24 * 3600)] = 300
+    #: The first wait before a failed Kubernetes call is tried again (doubling, at most 25 of them): 200 ms,
+    #: production's, at most; the functions' timeouts are sized for its worst case (eks.worst_call_seconds).
+    kube_retry_backoff_ms: Annotated[int, Field(ge=1, le=200)] = 200
 
     @field_validator("capture_bucket")
     @classmethod
@@ -168,6 +171,11 @@ class Settings(BaseModel):
                 "must hold two ROTATE_MEGABYTES files"
             )
         return self
+
+    @property
+    def kube_retry_backoff_seconds(self) -> float:
+        """KUBE_RETRY_BACKOFF_MS in seconds, as the Kubernetes client's retry policy takes it."""
+        return self.kube_retry_backoff_ms / 1000
 
     @property
     def spool_size_bytes(self) -> int:

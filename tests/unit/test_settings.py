@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from eks_capture.errors import SettingsInvalid
+from eks_capture.kube.eks import BACKOFF_FACTOR_SECONDS
 from eks_capture.settings import MIB, NodeFallback, Settings
 
 REQUIRED = {
@@ -55,11 +56,19 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "LIFECYCLE_BUS_NAME": "eks-capture-lifecycle",
         "PENDING_BOUND_SECONDS": "120",
         "CAPTURE_IMAGE_TAGS_ALLOWED": "True",
+        "KUBE_RETRY_BACKOFF_MS": "20",
     }
     settings = Settings.from_env(env)
     for name in Settings.model_fields:
         value = getattr(settings, name)
         assert str(getattr(value, "value", value)) == env[name.upper()], name
+
+
+def test_the_kubernetes_retry_backoff_is_productions_unless_set_and_never_longer() -> None:
+    assert Settings.from_env(REQUIRED).kube_retry_backoff_seconds == BACKOFF_FACTOR_SECONDS
+    assert Settings.from_env({**REQUIRED, "KUBE_RETRY_BACKOFF_MS": "20"}).kube_retry_backoff_seconds == 0.02
+    with pytest.raises(SettingsInvalid):
+        Settings.from_env({**REQUIRED, "KUBE_RETRY_BACKOFF_MS": str(int(BACKOFF_FACTOR_SECONDS * 1000) + 1)})
 
 
 def test_blank_variables_count_as_unset() -> None:
@@ -141,6 +150,8 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("DEFAULT_SNAPLEN", "10"),
         ("ROTATE_SECONDS", "0"),
         ("RECORDER_ROTATE_SECONDS", "0"),
+        ("KUBE_RETRY_BACKOFF_MS", "0"),
+        ("KUBE_RETRY_BACKOFF_MS", "201"),  # longer than production's: past the functions' timeout budget
         ("ALARM_NAME_PREFIX", "line\nbreak"),
         ("CLUSTER_NAMES", "shop-prod,,payments-prod"),
         ("CLUSTER_NAMES", "shop-prod,-payments"),

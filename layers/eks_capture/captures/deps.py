@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -70,12 +70,15 @@ class AwsClients:
         return boto3.client("ec2")
 
 
-def connect(cluster: str) -> Cluster:
-    """The cluster's API client; the Kubernetes client loads here, so the report function (which calls no
-    cluster and has no Kubernetes layer) can import this module."""
+def connect(cluster: str, settings: Settings | None = None) -> Cluster:
+    """The cluster's API client, retrying at the settings' backoff (none given: production's); the
+    Kubernetes client loads here, so the report function (which calls no cluster and has no Kubernetes
+    layer) can import this module."""
     from eks_capture.kube.calls import Cluster
 
-    return Cluster(cluster)
+    if settings is None:
+        return Cluster(cluster)
+    return Cluster(cluster, backoff=settings.kube_retry_backoff_seconds)
 
 
 def utc_now() -> datetime:
@@ -109,7 +112,7 @@ class Deps:
         for name in uses:
             if not skipped.get(name, False):
                 getattr(clients, name)
-        return cls(settings=settings, store=store, aws=clients)
+        return cls(settings=settings, store=store, aws=clients, cluster=partial(connect, settings=settings))
 
     @property
     def sns(self) -> SNSClient | None:

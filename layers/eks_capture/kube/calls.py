@@ -41,11 +41,12 @@ class Cluster:
         api: client.ApiClient | None = None,
         timeout: tuple[float, float] = eks.REQUEST_TIMEOUT,
         session: boto3.Session | None = None,
+        backoff: float = eks.BACKOFF_FACTOR_SECONDS,
     ) -> None:
         self.name = name
         self.timeout = timeout  # (connect, read) seconds of each attempt
         self._session = session  # whose credentials sign the token (None: this process's); a 401 names it
-        self._api = api or eks.api_client(name, session=session)
+        self._api = api or eks.api_client(name, session=session, backoff=backoff)
 
     def request(
         self,

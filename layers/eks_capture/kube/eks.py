@@ -45,8 +45,9 @@ REFRESH_MARGIN_SECONDS = 60
 DEFAULT_POOL_SIZE = 32
 DEFAULT_ATTEMPTS = 6
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Production's backoff: the first wait (KUBE_RETRY_BACKOFF_MS, settings.py), doubling, capped at 25 of them.
 BACKOFF_FACTOR_SECONDS = 0.2
-BACKOFF_MAX_SECONDS = 5.0
+BACKOFF_MAX_FACTORS = 25
 #: Per attempt: to connect, and to wait for the answer's next bytes. A stalled call then fails like a
 #: dropped one and the retry policy takes it again (worst_call_seconds() stays under every caller's timeout).
 REQUEST_TIMEOUT = (3.0, 12.0)
@@ -200,15 +201,16 @@ class KubeRetry(Retry):
         return bool(super().is_retry(method, status_code, has_retry_after))
 
 
-def retry_policy(attempts: int = DEFAULT_ATTEMPTS) -> KubeRetry:
-    """Up to ``attempts`` tries with exponential backoff (0.2 s doubling, at most 5 s) or Retry-After."""
+def retry_policy(attempts: int = DEFAULT_ATTEMPTS, backoff: float = BACKOFF_FACTOR_SECONDS) -> KubeRetry:
+    """Up to ``attempts`` tries with exponential backoff (``backoff`` seconds doubling, at most 25 times
+    ``backoff``: 0.2 s to 5 s in production) or Retry-After."""
     return KubeRetry(
         total=attempts - 1,
         connect=attempts - 1,
         read=attempts - 1,
         status=attempts - 1,
-        backoff_factor=BACKOFF_FACTOR_SECONDS,
-        backoff_max=BACKOFF_MAX_SECONDS,
+        backoff_factor=backoff,
+        backoff_max=backoff * BACKOFF_MAX_FACTORS,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=IDEMPOTENT_METHODS,
         respect_retry_after_header=True,
@@ -217,12 +219,14 @@ def retry_policy(attempts: int = DEFAULT_ATTEMPTS) -> KubeRetry:
 
 
 def worst_call_seconds(
-    timeout: tuple[float, float] = REQUEST_TIMEOUT, attempts: int = DEFAULT_ATTEMPTS
+    timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    attempts: int = DEFAULT_ATTEMPTS,
+    backoff: float = BACKOFF_FACTOR_SECONDS,
 ) -> float:
     """How long one call can take before it gives up: every attempt stalled to its timeouts, and the
     backoff between them (a Retry-After of a 429 aside)."""
-    backoff = sum(min(BACKOFF_MAX_SECONDS, BACKOFF_FACTOR_SECONDS * 2.0**n) for n in range(attempts - 1))
-    return float(attempts * (timeout[0] + timeout[1]) + backoff)
+    waits = sum(min(backoff * BACKOFF_MAX_FACTORS, backoff * 2.0**n) for n in range(attempts - 1))
+    return float(attempts * (timeout[0] + timeout[1]) + waits)
 
 
 def api_client(
@@ -230,15 +234,17 @@ def api_client(
     session: boto3.Session | None = None,
     pool_size: int = DEFAULT_POOL_SIZE,
     attempts: int = DEFAULT_ATTEMPTS,
+    backoff: float = BACKOFF_FACTOR_SECONDS,
 ) -> client.ApiClient:
     """A configured ApiClient for the cluster (cached per cluster/endpoint); share it across threads.
 
-    The connection pool holds ``pool_size`` connections; more concurrent requests wait for one.
+    The connection pool holds ``pool_size`` connections; more concurrent requests wait for one. Failed
+    attempts are retried after ``backoff`` seconds, doubling (retry_policy).
     """
     endpoint = describe_cluster(cluster_name, session)
     credentials = _session(session).get_credentials()
     principal = credentials.access_key if credentials else ""
-    key = (cluster_name, endpoint.endpoint, endpoint.ca_pem, f"{principal}/{pool_size}/{attempts}")
+    key = (cluster_name, endpoint.endpoint, endpoint.ca_pem, f"{principal}/{pool_size}/{attempts}/{backoff}")
     with _cache_lock:
         if key in _clients:
             return _clients[key]
@@ -248,7 +254,7 @@ def api_client(
     configuration.verify_ssl = True
     configuration.ca_cert_data = endpoint.ca_pem
     configuration.connection_pool_maxsize = pool_size
-    configuration.retries = retry_policy(attempts)
+    configuration.retries = retry_policy(attempts, backoff)
     configuration.api_key_prefix = {"authorization": "Bearer"}
 
     def refresh(config: client.Configuration) -> None:
