@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 
+from bench.stands import provision_functions
 from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.kube import eks
@@ -37,8 +38,7 @@ from localcloud.clusters import load_cluster_spec, populate
 from localcloud.kube import KubeEmulator, start_kube_emulator
 from localcloud.kube.resources import PODS
 from localcloud.netns import test_network
-from localcloud.provision import provision
-from localcloud.template import PROJECT_ROOT, Stack, load_template
+from localcloud.template import PROJECT_ROOT
 
 OUT = Path(__file__).resolve().parent / "out"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -170,20 +170,11 @@ def agent_resources() -> list[dict[str, Any]]:
 def _local_cloud(moto: MotoServer) -> tuple[KubeEmulator, Deps]:
     kube = start_kube_emulator(CLUSTER, moto.endpoint_url, REGION, create_eks_cluster(CLUSTER))
     kube.local_env.update(moto.env())
-    stack = Stack(
-        load_template(),
-        "bench",
-        {"ClusterNames": CLUSTER, "CaptureImageUri": "example.com/eks-capture@sha256:" + "0" * 64},
-    )
-    provision(stack)
-    env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
-    env.update(kube.env(), ROTATE_SECONDS="10", UPLOAD_GRACE_SECONDS="30")
-    os.environ.update({k: str(v) for k, v in env.items()})
+    env = provision_functions(CLUSTER, kube.env(), {"ROTATE_SECONDS": "10", "UPLOAD_GRACE_SECONDS": "30"})
     namespace = str(env["CAPTURE_NAMESPACE"])
     account = (namespace, str(env["CAPTURE_SERVICE_ACCOUNT"]))
     populate(kube, load_cluster_spec(CLUSTER), [namespace], service_accounts=[account])
     kube.kubelet.local_nodes.update({NODE_RECORDER, NODE_JOB})
-    eks.clear_caches()
     settings = Settings.from_env()
     return kube, Deps(settings=settings, store=CaptureStore(settings.capture_table))
 

@@ -118,7 +118,9 @@ def _serve_emulator(conn: Connection, cluster: str, sts_endpoint_url: str, creat
         kube.stop()
 
 
-def _provision(cluster: str, kube_env: dict[str, str], settings_env: dict[str, str]) -> dict[str, Any]:
+def provision_functions(
+    cluster: str, kube_env: dict[str, str], settings_env: dict[str, str]
+) -> dict[str, Any]:
     """template.yaml's resources on the running moto; the functions' environment, ``settings_env`` on top."""
     stack = Stack(
         load_template(),
@@ -142,7 +144,7 @@ def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmul
         os.environ.update(moto.env())
         kube = start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
         try:
-            env = _provision(cluster, kube.env(), settings_env)
+            env = provision_functions(cluster, kube.env(), settings_env)
             kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
             account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
             kube.registry.create(SERVICEACCOUNTS, NAMESPACE, account)
@@ -171,7 +173,7 @@ def separate_stack(cluster: str, **settings_env: str) -> Iterator[SeparateStands
         os.environ.update(moto.env())
         kube = EmulatorProcess(cluster, moto.endpoint_url, create_eks_cluster(cluster))
         try:
-            env = _provision(cluster, kube.env(), settings_env)
+            env = provision_functions(cluster, kube.env(), settings_env)
             kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
             account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
             kube.create(SERVICEACCOUNTS, NAMESPACE, account)
