@@ -47,6 +47,22 @@ class DroppedFile:
     key: str | None = None
 
 
+def unsettled_files(dropped: list[DroppedFile]) -> list[DroppedFile]:
+    """The dropped files S3 may hold after all (a failed attempt's key not yet asked about); the upload
+    role's ledger and the recorder's windows both keep such files until S3 answers."""
+    return [item for item in dropped if item.key is not None]
+
+
+def settle_dropped(dropped: list[DroppedFile], item: DroppedFile, stored: UploadedFile | None) -> None:
+    """S3's answer for ``item``'s key: the object it holds (``stored``) takes the file off ``dropped``, for
+    the caller to count as uploaded; none leaves it dropped, with nothing left to ask."""
+    index = dropped.index(item)
+    if stored is None:
+        dropped[index] = replace(item, key=None)
+    else:
+        del dropped[index]
+
+
 @dataclass
 class Ledger:
     """Uploaded and dropped files, sequence numbers, uploaded documents and repeated errors."""
@@ -67,16 +83,13 @@ class Ledger:
 
     def unsettled(self) -> list[DroppedFile]:
         """Dropped files S3 may hold after all: each must be counted as uploaded or as dropped, not both."""
-        return [item for item in self.dropped if item.key is not None]
+        return unsettled_files(self.dropped)
 
     def settle(self, dropped: DroppedFile, stored: UploadedFile | None) -> None:
         """What S3 answered for a dropped file's key: the object it holds makes the file uploaded, else the
         file stays dropped, with nothing left to ask."""
-        index = self.dropped.index(dropped)
-        if stored is None:
-            self.dropped[index] = replace(dropped, key=None)
-        else:
-            del self.dropped[index]
+        settle_dropped(self.dropped, dropped, stored)
+        if stored is not None:
             self.uploaded.append(stored)
 
     def note_error(self, what: str, message: str, at: str) -> None:

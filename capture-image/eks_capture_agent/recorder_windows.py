@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from eks_capture_agent.identity import CAPTURE_ID, SettingError
-from eks_capture_agent.ledger import DroppedFile, UploadedFile
+from eks_capture_agent.ledger import DroppedFile, UploadedFile, settle_dropped, unsettled_files
 from eks_capture_agent.ring import EvictedFile
 from eks_capture_agent.spool import PcapName
 
@@ -92,16 +92,13 @@ class Window:
 
     def unsettled(self) -> list[DroppedFile]:
         """Dropped files S3 may hold after all."""
-        return [item for item in self.dropped if item.key is not None]
+        return unsettled_files(self.dropped)
 
     def settle(self, dropped: DroppedFile, stored: UploadedFile | None) -> None:
         """What S3 answered for a dropped file's key: the object it holds makes the file uploaded, else the
         file stays dropped, with nothing left to ask."""
-        index = self.dropped.index(dropped)
-        if stored is None:
-            self.dropped[index] = replace(dropped, key=None)
-        else:
-            del self.dropped[index]
+        settle_dropped(self.dropped, dropped, stored)
+        if stored is not None:
             self.uploaded[dropped.name] = stored
 
 
