@@ -16,20 +16,19 @@ from eks_capture.kube import eks
 from localcloud.aws import ACCOUNT_ID, REGION, MotoServer
 from localcloud.kube import KubeEmulator, start_kube_emulator
 from localcloud.kube.access import CACHE_SECONDS
-from tests.fixtures.kube import KUBE_CLUSTER, PROBE_USER, core_api, create_access_entry, grant, role_session
+from tests.fixtures.kube import (
+    KUBE_CLUSTER,
+    PROBE_USER,
+    UNAUTHORIZED_STATUS,
+    core_api,
+    create_access_entry,
+    grant,
+    role_session,
+)
 from tests.fixtures.waiting import eventually
 
 PROBE_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/probe"
 VIEW = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
-UNAUTHORIZED = {
-    "kind": "Status",
-    "apiVersion": "v1",
-    "metadata": {},
-    "status": "Failure",
-    "message": "Unauthorized",
-    "reason": "Unauthorized",
-    "code": 401,
-}
 
 
 def _refusal(call: Callable[[], object]) -> tuple[int, dict[str, Any]] | None:
@@ -67,7 +66,7 @@ def test_an_access_entry_deleted_through_the_eks_api_is_unauthorized_within_seco
 
     boto3.client("eks").delete_access_entry(clusterName=KUBE_CLUSTER, principalArn=PROBE_ROLE)
 
-    assert _refused_soon(core.list_node) == (401, UNAUTHORIZED)
+    assert _refused_soon(core.list_node) == (401, UNAUTHORIZED_STATUS)
     assert kube.auth_failures[-1] == f"no access entry for {PROBE_USER}"
 
 
@@ -78,7 +77,7 @@ def test_the_creator_without_its_access_entry_is_unauthorized(kube: KubeEmulator
 
     boto3.client("eks").delete_access_entry(clusterName=KUBE_CLUSTER, principalArn=creator)
 
-    assert _refused_soon(core.list_namespace) == (401, UNAUTHORIZED)
+    assert _refused_soon(core.list_namespace) == (401, UNAUTHORIZED_STATUS)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +122,7 @@ def test_under_config_map_access_entries_are_ignored_and_only_the_creator_is_map
 
         core_as(None).create_namespace({"metadata": {"name": "made-by-the-creator"}})  # system:masters
         stranger = core_as(role_session("stranger"))
-        assert _refusal(stranger.list_node) == (401, UNAUTHORIZED)
+        assert _refusal(stranger.list_node) == (401, UNAUTHORIZED_STATUS)
         assert legacy.auth_failures[-1] == (
             f"authentication mode CONFIG_MAP: arn:aws:sts::{ACCOUNT_ID}:assumed-role/stranger/probe "
             "is not mapped in aws-auth"

@@ -22,6 +22,7 @@ from localcloud.kube.resources import CLUSTERROLES
 from tests.fixtures.kube import (
     KUBE_CLUSTER,
     PROBE_USER,
+    UNAUTHORIZED_STATUS,
     batch_api,
     core_api,
     create_access_entry,
@@ -87,15 +88,7 @@ def test_request_without_a_token_is_unauthorized(kube: KubeEmulator) -> None:
     with pytest.raises(ApiException) as caught:
         _raw_core(kube, None).list_namespace()
     assert caught.value.status == 401
-    assert _status(caught.value) == {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": "Unauthorized",
-        "reason": "Unauthorized",
-        "code": 401,
-    }
+    assert _status(caught.value) == UNAUTHORIZED_STATUS
 
 
 def test_token_signed_sixteen_minutes_ago_is_rejected_as_expired(kube: KubeEmulator) -> None:
