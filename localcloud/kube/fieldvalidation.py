@@ -26,6 +26,7 @@ from kubernetes.client import models
 from localcloud.kube.patches import JSON_PATCH, merge_patch
 from localcloud.kube.resources import ResourceType
 from localcloud.kube.status import ApiError, bad_request
+from localcloud.kube.store import clone
 
 STRICT, WARN, IGNORE = "Strict", "Warn", "Ignore"
 DIRECTIVES = ("", IGNORE, STRICT, WARN)
@@ -104,7 +105,7 @@ def _walk(value: Any, type_name: str, path: str, findings: Findings, patch: bool
         return {key: _walk(value[key], inner, _join(path, key), findings, patch) for key in keys}
     fields = _definition(type_name)
     if fields is None or not isinstance(value, dict):
-        return _plain(value)
+        return clone(value)  # a free-form value: plain dicts and lists, nothing of _Pairs' bookkeeping left
     kept: dict[str, Any] = {}
     for key in _distinct_keys(value, path, findings):
         if patch and key.startswith("$"):  # strategic merge directives ($patch, $setElementOrder/...)
@@ -125,15 +126,6 @@ def _distinct_keys(value: dict[str, Any], path: str, findings: Findings) -> list
         else:
             keys.append(key)
     return keys
-
-
-def _plain(value: Any) -> Any:
-    """A free-form value as plain dicts and lists (nothing of the parser's bookkeeping left)."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _join(path: str, key: str) -> str:
