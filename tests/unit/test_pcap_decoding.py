@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Callable
 
@@ -10,32 +9,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eks_capture.pcap import CaptureSummary, analyze, summaries
+from eks_capture.pcap import summaries
 from tests.fixtures.packets import (
     ACK,
     CLIENT,
     RST,
     SERVER,
     SYN,
-    Packet,
     dns,
     ethernet,
     ipv4,
     ipv6,
-    pcap,
     sll,
     sll2,
+    summarize,
     tcp,
     udp,
 )
 
-T0 = 1_764_000_000_000_000_000
 SECOND = 1_000_000_000
-
-
-def summarize(frames: list[bytes], link_type: int = 1, step_ns: int = 1_000_000) -> CaptureSummary:
-    packets = [Packet(T0 + i * step_ns, frame) for i, frame in enumerate(frames)]
-    return analyze(io.BytesIO(pcap(packets, link_type=link_type)))
 
 
 def _refused_and_nxdomain(ip: Callable[..., bytes], client: str, server: str) -> list[bytes]:

@@ -27,6 +27,7 @@ from tests.fixtures.packets import (
     ipv4,
     ipv6,
     pcap,
+    summarize,
     tcp,
     udp,
 )
@@ -128,7 +129,7 @@ def test_top_talkers_count_every_tcp_segment_of_both_directions_and_of_a_reopene
     ]
     query = ethernet(ip(udp(dns(1)), client, resolver))
     frames = [*tcp_frames, query]
-    summary = analyze(io.BytesIO(pcap([Packet(T0 + i * MS, frame) for i, frame in enumerate(frames)])))
+    summary = summarize(frames)
     talkers = {t.address: (t.bytes, t.packets) for t in summary.top_talkers}
     tcp_bytes = sum(map(len, tcp_frames))
     assert summary.tcp.connections == 2
