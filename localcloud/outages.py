@@ -8,6 +8,7 @@ import json
 import random
 import socket
 import threading
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from http.client import HTTPConnection
@@ -80,7 +81,10 @@ class PausableProxy:
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
 TRANSACTIONS = frozenset({"TransactWriteItems", "TransactGetItems"})
 ThrottlingAnswer = Literal[
-    "ProvisionedThroughputExceededException", "ThrottlingException", "TransactionCanceledException"
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "TransactionCanceledException",
+    "UnprocessedKeys",
 ]
 _ERROR_TYPES: dict[str, str] = {
     "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#"
@@ -105,8 +109,9 @@ class Throttling:
     ``operations`` are API names (``PutItem``, ``TransactWriteItems``; empty: every operation),
     ``rate`` the share refused, ``times`` how many refusals at most. ``error`` is the answer:
     ProvisionedThroughputExceededException (a table's capacity), ThrottlingException (control plane
-    and on-demand limits), or for transactions TransactionCanceledException whose reasons name one
-    item ThrottlingError.
+    and on-demand limits), for transactions TransactionCanceledException whose reasons name one
+    item ThrottlingError, or for BatchGetItem UnprocessedKeys: a success that reads only part of the
+    keys and hands back the rest, as a batch past its table's capacity is answered.
     """
 
     operations: frozenset[str] = frozenset()
@@ -121,6 +126,10 @@ class Throttling:
         if cancels and not (self.operations and self.operations <= TRANSACTIONS):
             raise ValueError(
                 f"operations: only {sorted(TRANSACTIONS)} are cancelled, not {sorted(self.operations)}"
+            )
+        if self.error == "UnprocessedKeys" and self.operations != {"BatchGetItem"}:
+            raise ValueError(
+                f"operations: only BatchGetItem leaves keys unprocessed, not {sorted(self.operations)}"
             )
 
     def applies_to(self, operation: str) -> bool:
@@ -202,6 +211,9 @@ class DynamoDBProxy:
         with self._lock:
             self.requests[operation] += 1
             error = self._refusal(operation)
+            if error == "UnprocessedKeys":
+                self.throttled[operation] += 1
+                return self._batch_get_in_part(path, body, headers)
             if error is not None:
                 self.throttled[operation] += 1
                 reply = throttling_reply(error, json.loads(body or b"{}"), self._rng)
@@ -222,6 +234,31 @@ class DynamoDBProxy:
                 self._refusals[index] += 1
                 return rule.error
         return None
+
+    def _batch_get_in_part(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
+        """BatchGetItem served for the first half of each table's keys (rounded up); the others come back
+        as UnprocessedKeys, with the request's own projection and consistency, for the caller to ask again."""
+        request = json.loads(body)
+        served: dict[str, Any] = {}
+        unprocessed: dict[str, Any] = {}
+        for table, asked in request["RequestItems"].items():
+            half = (len(asked["Keys"]) + 1) // 2
+            served[table] = {**asked, "Keys": asked["Keys"][:half]}
+            if asked["Keys"][half:]:
+                unprocessed[table] = {**asked, "Keys": asked["Keys"][half:]}
+        forwarded = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        status, reply, reply_headers = self._forward(
+            path, json.dumps({**request, "RequestItems": served}).encode(), forwarded
+        )
+        if status != 200:
+            return status, reply, reply_headers
+        answer = json.loads(reply)
+        answer["UnprocessedKeys"] = unprocessed
+        data = json.dumps(answer).encode()
+        kept = [(k, v) for k, v in reply_headers if k.lower() not in ("content-length", "x-amz-crc32")]
+        return status, data, [*kept, ("x-amz-crc32", str(zlib.crc32(data)))]
 
     def _forward(
         self, path: str, body: bytes, headers: dict[str, str]

@@ -18,6 +18,11 @@ INVALID_RULES: dict[str, dict[str, Any]] = {
         "error": "TransactionCanceledException",
     },
     "every call cancelled like a transaction": {"error": "TransactionCanceledException"},
+    "a single-item read leaving keys unprocessed": {
+        "operations": frozenset({"GetItem"}),
+        "error": "UnprocessedKeys",
+    },
+    "every call leaving keys unprocessed": {"error": "UnprocessedKeys"},
 }
 
 
