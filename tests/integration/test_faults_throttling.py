@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import boto3
@@ -26,6 +27,7 @@ from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import MotoServer
 from localcloud.burst import (
     alarm_burst,
@@ -232,3 +234,30 @@ def test_botocore_does_not_retry_a_transaction_cancelled_for_a_throttled_item(
     reasons = refused.value.response["CancellationReasons"]
     assert [r["Code"] for r in reasons] == ["ThrottlingError"]
     assert dynamodb.requests["TransactWriteItems"] == 1
+
+
+def test_a_batch_read_whose_keys_come_back_unprocessed_asks_again_until_it_has_every_session(
+    settings: Settings, dynamodb: DynamoDBProxy
+) -> None:
+    store = CaptureStore(settings.capture_table)
+    now = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)
+    stored = [f"cap-20261125T031200Z-{index:08x}" for index in range(7)]
+    for capture_id in stored:
+        store.create_session(
+            CaptureSession(
+                capture_id=capture_id,
+                cluster="shop-prod",
+                created_at=now,
+                expires_at=now + timedelta(minutes=5),
+                duration_seconds=300,
+                trigger=Trigger(kind="manual", reason="batch read", event_id=capture_id),
+            )
+        )
+    dynamodb.throttle("BatchGetItem", times=3, error="UnprocessedKeys")  # 8 keys: 4 read, then 2, then 1
+
+    found = store.get_sessions([*stored, "cap-20261125T031200Z-ffffffff"])
+
+    assert sorted(found) == stored
+    assert all(session.trigger.event_id == capture_id for capture_id, session in found.items())
+    assert dynamodb.throttled["BatchGetItem"] == 3
+    assert dynamodb.requests["BatchGetItem"] == 1 + 3  # one more per partial answer

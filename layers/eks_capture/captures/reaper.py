@@ -106,8 +106,9 @@ class _Sweep:
         pods_by_job: dict[str, list[dict[str, Any]]] = {}
         for pod in pods:
             pods_by_job.setdefault(_job_of(pod) or "", []).append(pod)
-        for capture_id in {job.capture_id for job in jobs if job.capture_id}:
-            self.session(capture_id)
+        capture_ids = {job.capture_id for job in jobs if job.capture_id}
+        found = self.deps.store.get_sessions(capture_ids)  # in batches: a sweep may see a thousand
+        self.sessions.update({capture_id: found.get(capture_id) for capture_id in capture_ids})
         grace = timedelta(seconds=self.settings.upload_grace_seconds)
         bound = timedelta(seconds=self.settings.pending_bound_seconds)
         refusals = self.refusals(jobs, pods_by_job)

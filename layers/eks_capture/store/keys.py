@@ -40,6 +40,7 @@ DYNAMODB_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=MAX_API_PARALLELISM
 )
 TRANSACTION_BACKOFF_SECONDS = 0.05  # the first retry waits up to this, each next one up to twice as long
+BATCH_GET_KEYS = 100  # the most keys one BatchGetItem call takes
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -156,6 +157,11 @@ def is_condition_failure(error: ClientError) -> bool:
     }
 
 
+def _back_off(attempt: int) -> None:
+    """Wait before asking DynamoDB again: up to TRANSACTION_BACKOFF_SECONDS, twice as long each attempt."""
+    time.sleep(random.uniform(0, TRANSACTION_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+
+
 class Table:
     """The capture index table and its client: what every part of the store shares."""
 
@@ -186,7 +192,35 @@ class Table:
             except ClientError as error:
                 if attempt == TRANSACTION_ATTEMPTS or not _is_transient_cancellation(error):
                     raise
-            time.sleep(random.uniform(0, TRANSACTION_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+            _back_off(attempt)
+
+    def _batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """The items at ``keys`` (absent ones left out), read consistently, 100 keys a BatchGetItem call.
+
+        Keys DynamoDB leaves unprocessed (a table over its capacity) are asked again after a jittered,
+        doubling wait, as its documentation asks; any still unprocessed after TRANSACTION_ATTEMPTS calls are
+        read one at a time, with botocore's own retries, so a throttled table fails as a single read fails.
+        """
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            pending = [serialize(key) for key in keys[start : start + BATCH_GET_KEYS]]
+            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+                response = self._client.batch_get_item(
+                    RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}}
+                )
+                read: dict[str, Any] = response.get("Responses", {})
+                left: dict[str, Any] = response.get("UnprocessedKeys", {})
+                items.extend(deserialize(i) for i in read.get(self.table_name, []))
+                pending = list(left.get(self.table_name, {}).get("Keys", []))
+                if not pending:
+                    break
+                if attempt < TRANSACTION_ATTEMPTS:
+                    _back_off(attempt)
+            for key in pending:
+                answer = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+                if "Item" in answer:
+                    items.append(deserialize(answer["Item"]))
+        return items
 
     def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ conditional write: a retry can never double-start a capture.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -178,6 +179,13 @@ class Sessions(Table):
         if "Item" not in response:
             return None
         return CaptureSession.model_validate(deserialize(response["Item"]))
+
+    def get_sessions(self, capture_ids: Iterable[str]) -> dict[str, CaptureSession]:
+        """The sessions of ``capture_ids`` that exist, by id, read as get_session reads one (consistently),
+        100 to a call: a sweep over a thousand captures makes 10 calls, not a thousand."""
+        items = self._batch_get([session_key(capture_id) for capture_id in sorted(set(capture_ids))])
+        sessions = (CaptureSession.model_validate(item) for item in items)
+        return {session.capture_id: session for session in sessions}
 
     def settle_node(self, capture_id: str, node: NodeCapture) -> bool:
         """Record a node's final verdict once; False when a concurrent sweep recorded one already."""
