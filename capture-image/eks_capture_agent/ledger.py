@@ -6,6 +6,7 @@ file dropped for the budget leaves a visible gap in the sequence of uploaded obj
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -47,24 +48,33 @@ class DroppedFile:
     key: str | None = None
 
 
-def unsettled_files(dropped: list[DroppedFile]) -> list[DroppedFile]:
-    """The dropped files S3 may hold after all (a failed attempt's key not yet asked about); the upload
-    role's ledger and the recorder's windows both keep such files until S3 answers."""
-    return [item for item in dropped if item.key is not None]
+class Settling(ABC):
+    """Keeps dropped files until S3 answers for a failed attempt's key (the upload role's ledger, a
+    recorder's window): each file must be counted once, as uploaded or as dropped, as S3 has it."""
 
+    dropped: list[DroppedFile]
 
-def settle_dropped(dropped: list[DroppedFile], item: DroppedFile, stored: UploadedFile | None) -> None:
-    """S3's answer for ``item``'s key: the object it holds (``stored``) takes the file off ``dropped``, for
-    the caller to count as uploaded; none leaves it dropped, with nothing left to ask."""
-    index = dropped.index(item)
-    if stored is None:
-        dropped[index] = replace(item, key=None)
-    else:
-        del dropped[index]
+    def unsettled(self) -> list[DroppedFile]:
+        """Dropped files S3 may hold after all."""
+        return [item for item in self.dropped if item.key is not None]
+
+    def settle(self, dropped: DroppedFile, stored: UploadedFile | None) -> None:
+        """What S3 answered for a dropped file's key: the object it holds makes the file uploaded, else the
+        file stays dropped, with nothing left to ask."""
+        index = self.dropped.index(dropped)
+        if stored is None:
+            self.dropped[index] = replace(dropped, key=None)
+        else:
+            del self.dropped[index]
+            self.count_uploaded(stored)
+
+    @abstractmethod
+    def count_uploaded(self, stored: UploadedFile) -> None:
+        """Record a file S3 holds as uploaded."""
 
 
 @dataclass
-class Ledger:
+class Ledger(Settling):
     """Uploaded and dropped files, sequence numbers, uploaded documents and repeated errors."""
 
     seqs: dict[str, int] = field(default_factory=dict)
@@ -81,16 +91,8 @@ class Ledger:
         for name in sorted(names):
             self.seqs.setdefault(name.filename, len(self.seqs))
 
-    def unsettled(self) -> list[DroppedFile]:
-        """Dropped files S3 may hold after all: each must be counted as uploaded or as dropped, not both."""
-        return unsettled_files(self.dropped)
-
-    def settle(self, dropped: DroppedFile, stored: UploadedFile | None) -> None:
-        """What S3 answered for a dropped file's key: the object it holds makes the file uploaded, else the
-        file stays dropped, with nothing left to ask."""
-        settle_dropped(self.dropped, dropped, stored)
-        if stored is not None:
-            self.uploaded.append(stored)
+    def count_uploaded(self, stored: UploadedFile) -> None:
+        self.uploaded.append(stored)
 
     def note_error(self, what: str, message: str, at: str) -> None:
         """Remember an error; a repeat of the previous one only bumps its count (outages repeat)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from eks_capture_agent.identity import CAPTURE_ID, SettingError
-from eks_capture_agent.ledger import DroppedFile, UploadedFile, settle_dropped, unsettled_files
+from eks_capture_agent.ledger import DroppedFile, Settling, UploadedFile
 from eks_capture_agent.ring import EvictedFile
 from eks_capture_agent.spool import PcapName
 
@@ -52,7 +52,7 @@ class Attempt:
 
 
 @dataclass
-class Window:
+class Window(Settling):
     """One request being served: the files it wants, those it got, those the ring lost first.
 
     A failed attempt may have reached S3 (the PUT landed, its answer was cut), so each file keeps the
@@ -90,16 +90,8 @@ class Window:
             DroppedFile(filename, seq, attempt.bytes, at, reason, attempt.packets, attempt.key)
         )
 
-    def unsettled(self) -> list[DroppedFile]:
-        """Dropped files S3 may hold after all."""
-        return unsettled_files(self.dropped)
-
-    def settle(self, dropped: DroppedFile, stored: UploadedFile | None) -> None:
-        """What S3 answered for a dropped file's key: the object it holds makes the file uploaded, else the
-        file stays dropped, with nothing left to ask."""
-        settle_dropped(self.dropped, dropped, stored)
-        if stored is not None:
-            self.uploaded[dropped.name] = stored
+    def count_uploaded(self, stored: UploadedFile) -> None:
+        self.uploaded[stored.name] = stored
 
 
 def parse_annotations(text: str) -> dict[str, str]:
