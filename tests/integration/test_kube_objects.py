@@ -460,8 +460,9 @@ def test_clients_cannot_set_status_on_create_but_seeding_can(kube: KubeEmulator,
     assert (seeded.status.phase, seeded.status.pod_ip) == ("Running", "10.0.3.7")
 
 
-def test_replace_needs_the_current_resource_version_when_it_gives_one(core: Any) -> None:
+def test_replace_needs_the_current_resource_version_when_it_gives_one(core: Any, kube: KubeEmulator) -> None:
     created = core.create_namespaced_pod("default", pod("p", {"v": "1"}))
+    kube.settle()  # scheduling and the kubelet's status updates move the version on, as on a real cluster
     body = core.read_namespaced_pod("p", "default")
     body.metadata.labels = {"v": "2"}
     replaced = core.replace_namespaced_pod("p", "default", body)

@@ -28,6 +28,7 @@ from eks_capture.captures.indexer import index_object
 from eks_capture.events.s3 import S3ObjectRef
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import PODS
+from localcloud.kube.status import ApiError
 from tests.events import load_event
 from tests.fixtures.waiting import eventually
 
@@ -102,7 +103,15 @@ def recorder_pod(shop: KubeEmulator) -> dict[str, Any] | None:
 def wait_until_recording(shop: KubeEmulator, timeout: float = 30) -> dict[str, Any]:
     def recording() -> dict[str, Any] | None:
         pod = recorder_pod(shop)
-        return pod if pod is not None and "capture running" in shop.kubelet.read_log(pod, "record") else None
+        if pod is None:
+            return None
+        try:
+            log = shop.kubelet.read_log(pod, "record")
+        except ApiError as refused:  # the pod exists but its container has not started: no log yet
+            if "waiting to start" not in str(refused):
+                raise
+            return None
+        return pod if "capture running" in log else None
 
     def why() -> str:
         pod = recorder_pod(shop)
