@@ -88,10 +88,10 @@ def test_node_states_are_kept_per_node_and_a_settled_node_is_settled_once(store:
 
 def test_a_node_held_by_one_capture_is_refused_to_another_until_the_lock_expires(store: CaptureStore) -> None:
     until = NOW + timedelta(minutes=5)
-    assert store.acquire_node("c", "n1", "cap-a", until, NOW) is None
-    assert store.acquire_node("c", "n1", "cap-a", until, NOW) is None
-    assert store.acquire_node("c", "n1", "cap-b", until, NOW) == "cap-a"
-    assert store.acquire_node("c", "n1", "cap-b", until, until + timedelta(seconds=1)) is None
+    assert store.acquire_nodes("c", ["n1"], "cap-a", until, NOW).get("n1") is None
+    assert store.acquire_nodes("c", ["n1"], "cap-a", until, NOW).get("n1") is None
+    assert store.acquire_nodes("c", ["n1"], "cap-b", until, NOW).get("n1") == "cap-a"
+    assert store.acquire_nodes("c", ["n1"], "cap-b", until, until + timedelta(seconds=1)).get("n1") is None
 
 
 def test_one_transaction_of_node_claims_takes_each_free_own_or_expired_lock_and_names_each_holder(
@@ -99,31 +99,33 @@ def test_one_transaction_of_node_claims_takes_each_free_own_or_expired_lock_and_
 ) -> None:
     until, later = NOW + timedelta(minutes=5), NOW + timedelta(seconds=1)
     nodes = [f"n{i:02d}" for i in range(CLAIMS_PER_TRANSACTION)]
-    store.acquire_node("c", "n17", "cap-a", until, NOW)
-    store.acquire_node("c", "n63", "cap-c", until, NOW)
-    store.acquire_node("c", "n05", "cap-b", until, NOW)  # its own: a retried invocation
-    store.acquire_node("c", "n99", "cap-a", NOW, NOW)  # expired by ``later``
+    store.acquire_nodes("c", ["n17"], "cap-a", until, NOW)
+    store.acquire_nodes("c", ["n63"], "cap-c", until, NOW)
+    store.acquire_nodes("c", ["n05"], "cap-b", until, NOW)  # its own: a retried invocation
+    store.acquire_nodes("c", ["n99"], "cap-a", NOW, NOW)  # expired by ``later``
 
     held = store.acquire_nodes("c", nodes, "cap-b", until, later)
 
     assert held == {"n17": "cap-a", "n63": "cap-c"}
-    holders = {node: store.acquire_node("c", node, "cap-d", until, later) for node in nodes}
+    holders = {node: store.acquire_nodes("c", [node], "cap-d", until, later).get(node) for node in nodes}
     assert holders == {node: held.get(node, "cap-b") for node in nodes}
 
 
 def test_releasing_a_node_never_frees_another_captures_lock(store: CaptureStore) -> None:
     until = NOW + timedelta(minutes=5)
-    store.acquire_node("c", "n1", "cap-a", until, NOW)
+    store.acquire_nodes("c", ["n1"], "cap-a", until, NOW)
     store.release_node("c", "n1", "cap-b")
-    assert store.acquire_node("c", "n1", "cap-c", until, NOW) == "cap-a"
+    assert store.acquire_nodes("c", ["n1"], "cap-c", until, NOW).get("n1") == "cap-a"
     store.release_node("c", "n1", "cap-a")
-    assert store.acquire_node("c", "n1", "cap-c", until, NOW) is None
+    assert store.acquire_nodes("c", ["n1"], "cap-c", until, NOW).get("n1") is None
 
 
 def test_concurrent_claims_on_one_node_have_exactly_one_winner(store: CaptureStore) -> None:
     until = NOW + timedelta(minutes=5)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        holders = list(pool.map(lambda i: store.acquire_node("c", "n1", f"cap-{i}", until, NOW), range(16)))
+        holders = list(
+            pool.map(lambda i: store.acquire_nodes("c", ["n1"], f"cap-{i}", until, NOW).get("n1"), range(16))
+        )
     assert holders.count(None) == 1
 
 

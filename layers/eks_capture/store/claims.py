@@ -108,12 +108,6 @@ class Claims(Table):
             ExpressionAttributeValues=serialize({":holder": holder}),
         )
 
-    def acquire_node(
-        self, cluster: str, node: str, capture_id: str, until: datetime, now: datetime
-    ) -> str | None:
-        """Claim ``node`` for ``capture_id`` until ``until``; None on success, else the capture holding it."""
-        return self.acquire_nodes(cluster, [node], capture_id, until, now).get(node)
-
     def acquire_nodes(
         self, cluster: str, nodes: Sequence[str], capture_id: str, until: datetime, now: datetime
     ) -> dict[str, str]:
