@@ -100,11 +100,22 @@ class Recorder:
                 self.step()
                 self._wake.wait(self.request.poll_seconds)
         finally:
-            for window in list(self.windows.values()):
-                window.errors.append("the recorder stopped before the window was settled")
-                self._finish(window)
+            self.close_windows()
             self.keeper.stop()
         return EXIT_OK
+
+    def close_windows(self) -> None:
+        """The recorder stops with windows open: each file whose upload was never confirmed is dropped with
+        its attempt's key and S3 is asked once whether it holds it, so the manifest counts it once, as S3
+        has it; the manifest says the window was not settled."""
+        at = iso_utc(time.time())
+        for window in list(self.windows.values()):
+            for name in list(window.attempted):
+                window.lost(name, at, None, reason="upload not confirmed before the recorder stopped")
+            for dropped in window.unsettled():
+                self._settle(window, dropped)
+            window.errors.append("the recorder stopped before the window was settled")
+            self._finish(window)
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         if self._stop_by is None:

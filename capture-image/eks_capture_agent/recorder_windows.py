@@ -74,12 +74,14 @@ class Window(Settling):
         """The file's sequence number in the window, handed out at its first attempt and never changed."""
         return self.seqs.setdefault(filename, len(self.seqs))
 
-    def lost(self, filename: str, at: str, evicted: EvictedFile | None) -> None:
-        """A wanted file the ring let go of before its upload was confirmed: dropped, with its attempt's
-        key (S3 may hold it) when one was made, and what it held (as the attempt or the ring counted it)."""
+    def lost(
+        self, filename: str, at: str, evicted: EvictedFile | None, reason: str = "evicted before upload"
+    ) -> None:
+        """A wanted file the ring let go of (or the recorder stopped with) before its upload was confirmed:
+        dropped, with its attempt's key (S3 may hold it) when one was made, and what it held (as the
+        attempt or the ring counted it)."""
         if filename in self.uploaded or any(item.name == filename for item in self.dropped):
             return
-        reason = "evicted before upload"
         attempt = self.attempted.pop(filename, None)
         if attempt is None:
             size, packets = (evicted.bytes, evicted.packets) if evicted else (0, None)

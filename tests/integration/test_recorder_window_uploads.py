@@ -186,3 +186,25 @@ def test_a_window_file_the_ring_lets_go_of_before_any_attempt_is_dropped_with_it
 
     written = assert_each_file_counted_once(tmp_path, files=3)
     assert [item["name"] for item in written["dropped"]["items"]] == [NAMES[1]]
+
+
+@pytest.mark.parametrize(
+    ("landed", "uploaded", "dropped"),
+    [(True, NAMES[:2], []), (False, NAMES[1:2], NAMES[:1])],
+    ids=["its-put-reached-s3", "its-put-never-left"],
+)
+def test_a_window_file_whose_attempt_was_never_confirmed_when_the_recorder_stops_is_counted_once(
+    aws: MotoServer, tmp_path: Path, landed: bool, uploaded: list[str], dropped: list[str]
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=2)
+    record_stopped(recorder)
+    cut_the_next_put(recorder.client, landed=landed)
+
+    recorder.step()  # the oldest file's attempt fails, the other file uploads
+    recorder.close_windows()  # SIGTERM's grace is over before the retry
+
+    written = assert_each_file_counted_once(tmp_path, files=2)
+    assert [item["name"] for item in written["files"]] == uploaded
+    assert [item["name"] for item in written["dropped"]["items"]] == dropped
+    assert written["status"] == "incomplete"
