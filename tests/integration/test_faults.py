@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -34,7 +34,6 @@ from eks_capture.captures.plan import Outcome
 from eks_capture.errors import CaptureError
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
-from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
 from localcloud.outages import PausableProxy
@@ -49,7 +48,7 @@ from tests.fixtures.invariants import (
     capture_jobs,
     tear_down_and_assert_nothing_left,
 )
-from tests.fixtures.sessions import stored_session
+from tests.fixtures.sessions import manual_session, stored_session
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
 from tests.fixtures.uploads import upload_manifest
 from tests.fixtures.waiting import eventually
@@ -250,17 +249,7 @@ def indexer_router(stack: Stack, aws: MotoServer, s3_proxy: PausableProxy) -> It
 
 def _session_for_files(settings: Settings, capture_id: str) -> CaptureStore:
     store = CaptureStore(settings.capture_table)
-    now = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)
-    store.create_session(
-        CaptureSession(
-            capture_id=capture_id,
-            cluster=CLUSTER,
-            created_at=now,
-            expires_at=now + timedelta(minutes=5),
-            duration_seconds=300,
-            trigger=Trigger(kind="manual", reason="fault proof", event_id="e"),
-        )
-    )
+    store.create_session(manual_session(capture_id, "fault proof", cluster=CLUSTER))
     return store
 
 

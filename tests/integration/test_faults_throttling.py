@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import boto3
@@ -27,7 +26,6 @@ from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
-from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.aws import MotoServer
 from localcloud.burst import (
     alarm_burst,
@@ -49,6 +47,7 @@ from tests.fixtures.invariants import (
     capture_jobs,
     tear_down_and_assert_nothing_left,
 )
+from tests.fixtures.sessions import manual_session
 
 T = TypeVar("T")
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")
@@ -240,19 +239,9 @@ def test_a_batch_read_whose_keys_come_back_unprocessed_asks_again_until_it_has_e
     settings: Settings, dynamodb: DynamoDBProxy
 ) -> None:
     store = CaptureStore(settings.capture_table)
-    now = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)
     stored = [f"cap-20261125T031200Z-{index:08x}" for index in range(7)]
     for capture_id in stored:
-        store.create_session(
-            CaptureSession(
-                capture_id=capture_id,
-                cluster="shop-prod",
-                created_at=now,
-                expires_at=now + timedelta(minutes=5),
-                duration_seconds=300,
-                trigger=Trigger(kind="manual", reason="batch read", event_id=capture_id),
-            )
-        )
+        store.create_session(manual_session(capture_id, "batch read", event_id=capture_id))
     dynamodb.throttle("BatchGetItem", times=3, error="UnprocessedKeys")  # 8 keys: 4 read, then 2, then 1
 
     found = store.get_sessions([*stored, "cap-20261125T031200Z-ffffffff"])

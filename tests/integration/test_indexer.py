@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import re
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -14,9 +13,9 @@ import zstandard
 
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
-from eks_capture.store.sessions import CaptureSession, Trigger
 from localcloud.router import Router
 from tests.events import load_event
+from tests.fixtures.sessions import manual_session
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
 CAPTURE_ID = "cap-20261125T031200Z-0a1b2c3d"
@@ -38,17 +37,7 @@ def _capinfos_packets(path: Path) -> int:
 @pytest.fixture
 def store(settings: Settings) -> CaptureStore:
     store = CaptureStore(settings.capture_table)
-    now = datetime(2026, 11, 25, 3, 12, tzinfo=UTC)
-    store.create_session(
-        CaptureSession(
-            capture_id=CAPTURE_ID,
-            cluster="shop-prod",
-            created_at=now,
-            expires_at=now + timedelta(minutes=5),
-            duration_seconds=300,
-            trigger=Trigger(kind="manual", reason="test", event_id="e"),
-        )
-    )
+    store.create_session(manual_session(CAPTURE_ID, "test"))
     return store
 
 
