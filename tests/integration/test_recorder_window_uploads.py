@@ -79,6 +79,14 @@ def ring_recorder(tmp_path: Path, files: int, settle_seconds: float = 1e9) -> Re
     return Recorder(request, node, s3_client(), Logger(service="test"))
 
 
+#: The oldest of two files fails its upload attempt: (did its PUT land, files S3 ends with, files dropped).
+ATTEMPT_OUTCOMES = pytest.mark.parametrize(
+    ("landed", "uploaded", "dropped"),
+    [(True, NAMES[:2], []), (False, NAMES[1:2], NAMES[:1])],
+    ids=["its-put-reached-s3", "its-put-never-left"],
+)
+
+
 def cut_the_next_put(client: S3Client, *, landed: bool) -> None:
     """The client's next PutObject fails as an outage fails it: after S3 stored the object (its answer
     lost), or before the request left."""
@@ -112,11 +120,7 @@ def assert_each_file_counted_once(tmp_path: Path, files: int) -> dict[str, Any]:
     return written
 
 
-@pytest.mark.parametrize(
-    ("landed", "uploaded", "dropped"),
-    [(True, NAMES[:2], []), (False, NAMES[1:2], NAMES[:1])],
-    ids=["its-put-reached-s3", "its-put-never-left"],
-)
+@ATTEMPT_OUTCOMES
 def test_a_window_file_evicted_after_a_failed_attempt_is_counted_once_as_s3_has_it(
     aws: MotoServer, tmp_path: Path, landed: bool, uploaded: list[str], dropped: list[str]
 ) -> None:
@@ -188,11 +192,7 @@ def test_a_window_file_the_ring_lets_go_of_before_any_attempt_is_dropped_with_it
     assert [item["name"] for item in written["dropped"]["items"]] == [NAMES[1]]
 
 
-@pytest.mark.parametrize(
-    ("landed", "uploaded", "dropped"),
-    [(True, NAMES[:2], []), (False, NAMES[1:2], NAMES[:1])],
-    ids=["its-put-reached-s3", "its-put-never-left"],
-)
+@ATTEMPT_OUTCOMES
 def test_a_window_file_whose_attempt_was_never_confirmed_when_the_recorder_stops_is_counted_once(
     aws: MotoServer, tmp_path: Path, landed: bool, uploaded: list[str], dropped: list[str]
 ) -> None:
