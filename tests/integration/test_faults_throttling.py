@@ -9,7 +9,7 @@ index totals equal the sum of the file items, no event is lost, nothing is left 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,7 +26,6 @@ from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
-from localcloud.aws import MotoServer
 from localcloud.burst import (
     alarm_burst,
     burst_nodes,
@@ -85,16 +84,6 @@ def deliver(handle: Callable[[], T]) -> Delivery:
         except Exception as error:  # whatever escapes a handler fails the attempt
             failures.append(f"{type(error).__name__}: {error}")
     return Delivery(None, failures)
-
-
-@pytest.fixture
-def dynamodb(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBProxy]:
-    """DynamoDB reached through the throttling proxy by every client built from here on (the standard
-    service endpoint variable, as a function's configuration would set it)."""
-    proxy = DynamoDBProxy(aws.endpoint_url, seed=12)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint_url)
-    yield proxy
-    proxy.stop()
 
 
 @pytest.fixture
