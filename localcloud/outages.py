@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from localcloud.aws import free_port
+from localcloud.aws import ACCOUNT_ID, REGION, free_port
 
 
 class PausableProxy:
@@ -81,12 +81,14 @@ class PausableProxy:
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
 TRANSACTIONS = frozenset({"TransactWriteItems", "TransactGetItems"})
 ThrottlingAnswer = Literal[
+    "AccessDeniedException",
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "TransactionCanceledException",
     "UnprocessedKeys",
 ]
 _ERROR_TYPES: dict[str, str] = {
+    "AccessDeniedException": "com.amazon.coral.service#AccessDeniedException",
     "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#"
     "ProvisionedThroughputExceededException",
     "ThrottlingException": "com.amazon.coral.availability#ThrottlingException",
@@ -99,6 +101,15 @@ _ERROR_MESSAGES: dict[str, str] = {
     "ThrottlingError": "Throughput exceeds the current capacity of your table or index. DynamoDB is "
     "automatically scaling your table or index so please try again shortly.",
 }
+#: Who a denied request came from, as IAM's refusal names it (the proxy does not resolve the signature's key).
+DENIED_PRINCIPAL = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/eks-capture-TriggerRole/eks-capture-trigger"
+#: The IAM action a transaction's item is authorized as (DynamoDB's "Using IAM with transactions").
+_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive", "server", "date"}
 
 
@@ -107,17 +118,20 @@ class Throttling:
     """DynamoDB refusing a share of chosen operations, as a table past its capacity does.
 
     ``operations`` are API names (``PutItem``, ``TransactWriteItems``; empty: every operation),
-    ``rate`` the share refused, ``times`` how many refusals at most. ``error`` is the answer:
-    ProvisionedThroughputExceededException (a table's capacity), ThrottlingException (control plane
-    and on-demand limits), for transactions TransactionCanceledException whose reasons name one
-    item ThrottlingError, or for BatchGetItem UnprocessedKeys: a success that reads only part of the
-    keys and hands back the rest, as a batch past its table's capacity is answered.
+    ``rate`` the share refused, ``times`` how many refusals at most, ``naming`` a key value the request
+    must name (empty: any request): a hot partition, which DynamoDB throttles alone. ``error`` is the
+    answer: ProvisionedThroughputExceededException (a table's capacity), ThrottlingException (control
+    plane and on-demand limits), for transactions TransactionCanceledException whose reasons name one
+    item ThrottlingError, for BatchGetItem UnprocessedKeys: a success that reads only part of the
+    keys and hands back the rest, as a batch past its table's capacity is answered; or
+    AccessDeniedException, IAM's refusal (with ``naming``: a Deny on the ``dynamodb:LeadingKeys`` named).
     """
 
     operations: frozenset[str] = frozenset()
     rate: float = 1.0
     times: int | None = None
     error: ThrottlingAnswer = "ProvisionedThroughputExceededException"
+    naming: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -132,12 +146,32 @@ class Throttling:
                 f"operations: only BatchGetItem leaves keys unprocessed, not {sorted(self.operations)}"
             )
 
-    def applies_to(self, operation: str) -> bool:
-        return not self.operations or operation in self.operations
+    def applies_to(self, operation: str, body: str = "") -> bool:
+        return (not self.operations or operation in self.operations) and self.naming in body
 
 
-def throttling_reply(error: ThrottlingAnswer, request: dict[str, Any], rng: random.Random) -> bytes:
-    """The body DynamoDB answers a throttled request with (HTTP 400, JSON 1.0)."""
+def access_denied_message(operation: str, request: dict[str, Any]) -> str:
+    """IAM's words for a denied DynamoDB call: who, which action (a transaction's items are authorized as
+    their own actions), on which table."""
+    action, table = operation, request.get("TableName")
+    for item in request.get("TransactItems") or []:
+        ((kind, call),) = item.items()
+        action, table = _ITEM_ACTIONS.get(kind, operation), call.get("TableName")
+        break
+    return (
+        f"User: {DENIED_PRINCIPAL} is not authorized to perform: dynamodb:{action} on resource: "
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table} "
+        "with an explicit deny in an identity-based policy"
+    )
+
+
+def throttling_reply(
+    error: ThrottlingAnswer, request: dict[str, Any], rng: random.Random, operation: str = ""
+) -> bytes:
+    """The body DynamoDB answers a throttled (or denied) request with (HTTP 400, JSON 1.0)."""
+    if error == "AccessDeniedException":
+        message = access_denied_message(operation, request)
+        return json.dumps({"__type": _ERROR_TYPES[error], "Message": message}).encode()
     if error != "TransactionCanceledException":
         return json.dumps({"__type": _ERROR_TYPES[error], "message": _ERROR_MESSAGES[error]}).encode()
     items = len(request.get("TransactItems") or []) or 1
@@ -185,9 +219,11 @@ class DynamoDBProxy:
         rate: float = 1.0,
         times: int | None = None,
         error: ThrottlingAnswer = "ProvisionedThroughputExceededException",
+        naming: str = "",
     ) -> Throttling:
-        """Refuse ``rate`` of ``operations`` (all when none are named) from now on."""
-        rule = Throttling(frozenset(operations), rate, times, error)
+        """Refuse ``rate`` of ``operations`` (all when none are named; only those naming ``naming``) from
+        now on."""
+        rule = Throttling(frozenset(operations), rate, times, error, naming)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -210,13 +246,13 @@ class DynamoDBProxy:
         operation = target.removeprefix(DYNAMODB_TARGET_PREFIX)
         with self._lock:
             self.requests[operation] += 1
-            error = self._refusal(operation)
+            error = self._refusal(operation, body.decode(errors="replace"))
             if error == "UnprocessedKeys":
                 self.throttled[operation] += 1
                 return self._batch_get_in_part(path, body, headers)
             if error is not None:
                 self.throttled[operation] += 1
-                reply = throttling_reply(error, json.loads(body or b"{}"), self._rng)
+                reply = throttling_reply(error, json.loads(body or b"{}"), self._rng, operation)
                 return (
                     400,
                     reply,
@@ -224,9 +260,9 @@ class DynamoDBProxy:
                 )
             return self._forward(path, body, headers)
 
-    def _refusal(self, operation: str) -> ThrottlingAnswer | None:
+    def _refusal(self, operation: str, body: str) -> ThrottlingAnswer | None:
         for index, rule in enumerate(self._rules):
-            if not rule.applies_to(operation):
+            if not rule.applies_to(operation, body):
                 continue
             if rule.times is not None and self._refusals[index] >= rule.times:
                 continue

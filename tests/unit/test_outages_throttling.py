@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from localcloud.outages import Throttling, ThrottlingAnswer, throttling_reply
+from localcloud.aws import ACCOUNT_ID, REGION
+from localcloud.outages import DENIED_PRINCIPAL, Throttling, ThrottlingAnswer, throttling_reply
 
 INVALID_RULES: dict[str, dict[str, Any]] = {
     "a share above one": {"rate": 1.5},
@@ -44,6 +45,34 @@ def test_a_rule_without_operations_applies_to_every_call(
     operations: frozenset[str], operation: str, applies: bool
 ) -> None:
     assert Throttling(operations).applies_to(operation) is applies
+
+
+@pytest.mark.parametrize(
+    ("body", "applies"),
+    [
+        ('{"TransactItems": [{"Put": {"Item": {"pk": {"S": "LOCK#shop-prod#hot"}}}}]}', True),
+        ('{"TransactItems": [{"Put": {"Item": {"pk": {"S": "LOCK#shop-prod#cold"}}}}]}', False),
+    ],
+)
+def test_a_rule_naming_a_key_applies_only_to_requests_that_name_it(body: str, applies: bool) -> None:
+    rule = Throttling(frozenset({"TransactWriteItems"}), naming="LOCK#shop-prod#hot")
+
+    assert rule.applies_to("TransactWriteItems", body) is applies
+
+
+def test_a_denied_transaction_is_answered_as_iam_refuses_its_first_items_action() -> None:
+    request = {"TransactItems": [{"Put": {"TableName": "captures", "Item": {}}}] * 2}
+
+    body = json.loads(
+        throttling_reply("AccessDeniedException", request, random.Random(0), "TransactWriteItems")
+    )
+
+    assert body == {
+        "__type": "com.amazon.coral.service#AccessDeniedException",
+        "Message": f"User: {DENIED_PRINCIPAL} is not authorized to perform: dynamodb:PutItem on resource: "
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/captures with an explicit deny in an identity-based "
+        "policy",
+    }
 
 
 @pytest.mark.parametrize(
