@@ -120,6 +120,21 @@ class ApiThrottled(CaptureError):  # noqa: N818 - the domain names these by what
         )
 
 
+class NodeLocksNotTaken(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """DynamoDB took none of a capture's node locks, for a reason a later try may not meet (throttling): the
+    session stays ``starting`` with each node's reason, and Lambda's retry of the event starts it again."""
+
+    code = "NodeLocksNotTaken"
+    retryable = True
+
+    def __init__(self, capture_id: str, nodes: int, why: str) -> None:
+        super().__init__(
+            f"capture {capture_id}: no node lock taken for its {nodes} node(s): {why}",
+            capture_id=capture_id,
+            nodes=nodes,
+        )
+
+
 class ClusterUnreachable(CaptureError):  # noqa: N818 - the domain names these by what happened
     """The cluster's API kept failing (5xx, dropped connections) after the retries; retry the event later."""
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 from kubernetes.client.exceptions import ApiException
 
 from eks_capture.captures.context import ClusterContext, snapshot
@@ -19,6 +21,7 @@ from eks_capture.errors import CaptureError
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.manifests.job import capture_job, job_name
 from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
+from eks_capture.store.keys import is_transient, refusal_in_words
 from eks_capture.store.sessions import NodeCapture
 
 logger = Logger(child=True)
@@ -45,6 +48,32 @@ def snapshot_context(
         return None
 
 
+@dataclass(frozen=True)
+class LockRefusal:
+    """A batch of node locks DynamoDB refused past the retries, in words; none of them was taken (a refused
+    transaction writes nothing). ``transient``: a later try may pass (throttling)."""
+
+    nodes: tuple[str, ...]
+    why: str
+    transient: bool
+
+
+@dataclass(frozen=True)
+class Launched:
+    """Each node's record and why it was skipped (None when it was not), in the order of the matches; and
+    the lock batches DynamoDB refused (their nodes' records are ``failed``, saying why)."""
+
+    results: list[tuple[NodeCapture, str | None]]
+    refusals: list[LockRefusal]
+
+    @property
+    def worth_retrying(self) -> bool:
+        """No node lock was taken, and a later try may take them (throttling): the event is retried
+        rather than the capture failed."""
+        refused = sum(len(refusal.nodes) for refusal in self.refusals)
+        return 0 < refused == len(self.results) and any(r.transient for r in self.refusals)
+
+
 def launch(
     matches: Sequence[NodeMatch],
     request: Request,
@@ -52,29 +81,67 @@ def launch(
     lock_until: datetime,
     deps: Deps,
     recorders: dict[str, RecorderPod] | None = None,
-) -> list[tuple[NodeCapture, str | None]]:
+) -> Launched:
     """Claim the nodes of ``matches``, one transaction per ``CLAIMS_PER_TRANSACTION``, and start each
-    claimed node's Job (or ask its recorder), ``api_parallelism`` calls at once: each node's record and
-    why it was skipped (None when it was not), in the order of ``matches``.
+    claimed node's Job (or ask its recorder), ``api_parallelism`` calls at once.
 
     A batch's Jobs are created as soon as its locks are held (whichever batch that is first), while the
-    other batches' are being taken.
+    other batches' are being taken. A batch DynamoDB refuses past the retries (throttled, access denied)
+    costs its own nodes only: each is recorded ``failed`` with DynamoDB's answer, and the other batches
+    go on.
     """
     batches = [
         matches[i : i + CLAIMS_PER_TRANSACTION] for i in range(0, len(matches), CLAIMS_PER_TRANSACTION)
     ]
+    refusals: list[LockRefusal] = []
+    unlocked: dict[str, NodeCapture] = {}
     with ThreadPoolExecutor(max_workers=deps.settings.api_parallelism) as pool:
         locks = {pool.submit(lock_nodes, batch, request, lock_until, deps): batch for batch in batches}
         starts: dict[str, Future[tuple[NodeCapture, str | None]]] = {}
         for locked in as_completed(locks):
-            held = locked.result()
+            batch = locks[locked]
+            try:
+                held = locked.result()
+            except ClientError as error:
+                refusal = refused(batch, error, request)
+                refusals.append(refusal)
+                reason = f"node lock not taken: {refusal.why}"
+                unlocked |= {
+                    m.node.name: node_record(m).model_copy(update={"status": "failed", "reason": reason})
+                    for m in batch
+                }
+                continue
             starts |= {
                 match.node.name: pool.submit(
                     start_node, match, held.get(match.node.name), request, cluster, deps, recorders
                 )
-                for match in locks[locked]
+                for match in batch
             }
-        return [starts[match.node.name].result() for match in matches]
+        results = [
+            (unlocked[name], None) if name in unlocked else starts[name].result()
+            for name in (match.node.name for match in matches)
+        ]
+    return Launched(results, refusals)
+
+
+def refused(batch: Sequence[NodeMatch], error: ClientError, request: Request) -> LockRefusal:
+    """The batch's refusal, logged: DynamoDB's answer in words, and whether a later try may pass."""
+    refusal = LockRefusal(tuple(m.node.name for m in batch), refusal_in_words(error), is_transient(error))
+    logger.warning(
+        f"node locks not taken for {len(batch)} node(s) of capture {request.capture_id}: {refusal.why}",
+        extra={
+            "capture_id": request.capture_id,
+            "nodes": list(refusal.nodes),
+            "transient": refusal.transient,
+        },
+    )
+    return refusal
+
+
+def node_record(match: NodeMatch) -> NodeCapture:
+    """A chosen node's record before anything is done there: which node, and what chose it."""
+    node = match.node
+    return NodeCapture(node=node.name, instance_id=node.instance_id, matched_by="; ".join(match.matched_by))
 
 
 def lock_nodes(
@@ -97,7 +164,7 @@ def start_node(
     """Create the Job of a node ``lock_nodes`` claimed (``holder`` None; else the capture holding it):
     (the node's record, None) or (_, why it was skipped)."""
     node = match.node
-    record = NodeCapture(node=node.name, instance_id=node.instance_id, matched_by="; ".join(match.matched_by))
+    record = node_record(match)
     if holder is not None:
         return record, f"already being captured by {holder}"
     if recorders and node.name in recorders:

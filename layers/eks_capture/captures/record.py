@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from typing import NoReturn
+
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.captures.context import ClusterContext, store_context
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import notify_start
 from eks_capture.captures.plan import Outcome, Request
 from eks_capture.captures.targets import TargetPlan
+from eks_capture.errors import NodeLocksNotTaken
 from eks_capture.store.sessions import CaptureSession
 
 logger = Logger(child=True)
@@ -26,6 +30,7 @@ def record_start(
     """Store the started capture's context and its session's verdict, notify, and say what happened."""
     settings, store = deps.settings, deps.store
     started = [n for n in session.nodes.values() if n.status in ("pending", "running")]
+    failed = {n.node: n.reason for n in session.nodes.values() if n.status == "failed"}
     if started:
         keep_context(context, deps)
     if started:
@@ -33,13 +38,12 @@ def record_start(
         preset = f" with preset {session.preset}" if session.preset else ""
         recorded = sum(1 for n in started if n.job is None)
         rings = f", {recorded} of them from their recorder's ring" if recorded else ""
-        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}"
+        failures = f"; {len(failed)} node(s) failed: {by_reason(failed)}" if failed else ""
+        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}{failures}"
     else:
         store.release_capture_slot(request.cluster, slot, request.capture_id)
         session.status = "failed"
-        failed = {n.node: n.reason for n in session.nodes.values() if n.status == "failed"}
-        why = {**failed, **session.skipped}
-        reasons = "; ".join(f"{k}: {v}" for k, v in why.items()) or "; ".join(plan.notes)
+        reasons = by_reason({**failed, **session.skipped}) or "; ".join(plan.notes)
         session.verdict = f"no node could be captured ({reasons or 'no node matched'})"
     store.replace_session(session, expected_status="starting")
     notify_start(deps.sns, settings, session)
@@ -61,6 +65,37 @@ def record_start(
         },
     )
     return outcome
+
+
+def record_retry(session: CaptureSession, refusals: list[str], deps: Deps) -> NoReturn:
+    """No node lock was taken, for a reason a later try may not meet: the session stays ``starting`` with
+    each node's reason (what ``show`` says until Lambda's retry starts the capture, and what the sweep
+    closes it with if no retry does), and NodeLocksNotTaken fails the invocation so Lambda retries it."""
+    why = "; ".join(dict.fromkeys(refusals))
+    session.verdict = f"no node lock taken yet ({why}); Lambda retries the event"
+    try:
+        deps.store.replace_session(session, expected_status="starting")
+    except (ClientError, BotoCoreError) as error:  # the table refusing this too: the retry writes it
+        logger.warning(
+            "could not record the nodes' reasons before the retry",
+            extra={"capture_id": session.capture_id, "error": str(error)},
+        )
+    raise NodeLocksNotTaken(session.capture_id, len(session.nodes), why)
+
+
+def by_reason(reasons: dict[str, str]) -> str:
+    """Nodes' reasons in words, ``a: why; b: other``; more than three nodes sharing one reason (a refused
+    lock batch is 100 nodes with one) are named once, ``c, d, e and 97 more: why``."""
+    nodes: dict[str, list[str]] = defaultdict(list)
+    for node, reason in reasons.items():
+        nodes[reason].append(node)
+    said: list[str] = []
+    for reason, names in nodes.items():
+        if len(names) <= 3:
+            said += [f"{name}: {reason}" for name in names]
+        else:
+            said.append(f"{', '.join(names[:3])} and {len(names) - 3} more: {reason}")
+    return "; ".join(said)
 
 
 def keep_context(context: ClusterContext | None, deps: Deps) -> None:

@@ -18,7 +18,7 @@ from eks_capture.captures.admit import active_captures, claim_slot, duplicate, r
 from eks_capture.captures.alarm_limits import AlarmLimits, bound_alarm_options, refused_cluster
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.groups import group_members, named_groups
-from eks_capture.captures.launch import launch, snapshot_context
+from eks_capture.captures.launch import launch, node_record, snapshot_context
 from eks_capture.captures.options import (
     TAG_CLUSTER,
     CaptureOptions,
@@ -36,7 +36,7 @@ from eks_capture.captures.plan import (
     narrowed_to_service,
     session_of,
 )
-from eks_capture.captures.record import record_start
+from eks_capture.captures.record import record_retry, record_start
 from eks_capture.captures.recorder import (
     DEFAULT_LOOKBACK_SECONDS,
     alarm_lookback,
@@ -59,7 +59,7 @@ from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import capture_selector
 from eks_capture.kube.nodes import NodeInfo, PodInfo
 from eks_capture.settings import Settings
-from eks_capture.store.sessions import NodeCapture, Trigger
+from eks_capture.store.sessions import Trigger
 
 logger = Logger(child=True)
 
@@ -249,12 +249,7 @@ def start(request: Request, deps: Deps) -> Outcome:
         )
     session = session_of(request, deps, "starting")
     session.skipped = {s.target: s.reason for s in plan.skipped}
-    session.nodes = {
-        m.node.name: NodeCapture(
-            node=m.node.name, instance_id=m.node.instance_id, matched_by="; ".join(m.matched_by)
-        )
-        for m in plan.chosen
-    }
+    session.nodes = {m.node.name: node_record(m) for m in plan.chosen}
     if existing is None:
         store.create_session(session)
     lock_until = session.expires_at + timedelta(seconds=settings.upload_grace_seconds)
@@ -263,13 +258,15 @@ def start(request: Request, deps: Deps) -> Outcome:
         context = (
             background.submit(snapshot_context, request, raw_nodes, every_pod, deps) if plan.chosen else None
         )
-        results = launch(plan.chosen, request, cluster, lock_until, deps, recorders)
-    for match, (node, skipped_reason) in zip(plan.chosen, results, strict=True):
+        launched = launch(plan.chosen, request, cluster, lock_until, deps, recorders)
+    for match, (node, skipped_reason) in zip(plan.chosen, launched.results, strict=True):
         if skipped_reason is not None:
             del session.nodes[match.node.name]
             session.skipped[match.node.name] = skipped_reason
         else:
             session.nodes[match.node.name] = node
+    if launched.worth_retrying:
+        record_retry(session, [refusal.why for refusal in launched.refusals], deps)
     return record_start(session, plan, request, slot, context.result() if context is not None else None, deps)
 
 

@@ -31,6 +31,13 @@ MAX_FILE_SPAN = timedelta(hours=1)  # the longest a file may cover; bounds the w
 # they come as TransactionCanceledException (throttled single-item calls it retries itself).
 _TRANSIENT_CANCELLATIONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict"}
 TRANSACTION_ATTEMPTS = 8
+# Refusals of a whole call that pass if asked again later (botocore retries each itself first).
+_TRANSIENT_ERRORS = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+}
 # Throttled single-item calls: botocore's standard mode (jittered backoff from 1 s) with 8 attempts, not its 4
 # for DynamoDB, so a burst that throttles 30 % of writes fails ~1 in 15,000 calls instead of ~1 in 120 and
 # seldom leaves a capture to Lambda's retry a minute later.
@@ -148,6 +155,32 @@ def _is_transient_cancellation(error: ClientError) -> bool:
     """A transaction cancelled for capacity or a concurrent transaction only, not for its conditions."""
     reasons = set(cancellation_reasons(error)) - {"None", None}
     return bool(reasons) and reasons <= _TRANSIENT_CANCELLATIONS
+
+
+def refusal_in_words(error: ClientError) -> str:
+    """What DynamoDB answered a write that failed past its retries, for a record an operator reads: its
+    error code (with a cancelled transaction's reasons), how many attempts were made, and its message."""
+    answer = error.response
+    code = answer.get("Error", {}).get("Code", "an unknown error")
+    message = answer.get("Error", {}).get("Message", "")
+    reasons = sorted({str(r) for r in cancellation_reasons(error)} - {"None"})
+    if reasons:
+        code += f" ({', '.join(reasons)})"
+        said = [str(r["Message"]) for r in answer.get("CancellationReasons", []) if r.get("Message")]
+        message = said[0] if said else message
+    if _is_transient_cancellation(error):  # _transact_write's own attempts, all cancelled alike
+        attempts = TRANSACTION_ATTEMPTS
+    else:  # botocore's: the first try and its retries
+        attempts = int(answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+    tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
+    return f"{code} after {tries}: {message}".rstrip(": ")
+
+
+def is_transient(error: ClientError) -> bool:
+    """A refusal a later try may not meet: throttling, a conflicting transaction, DynamoDB's own fault."""
+    return (
+        _is_transient_cancellation(error) or error.response.get("Error", {}).get("Code") in _TRANSIENT_ERRORS
+    )
 
 
 def is_condition_failure(error: ClientError) -> bool:

@@ -1,0 +1,171 @@
+"""A capture over more nodes than one lock transaction takes (100), when DynamoDB refuses one batch or all of
+them past the retries: the refused nodes are recorded ``failed`` with DynamoDB's answer in words and hold no
+lock, the batches that locked start their Jobs, and a second delivery of the event starts no Job twice.
+
+Real paths: boto3 over HTTP to moto behind ``DynamoDBProxy`` (which refuses the transactions naming one
+node's lock, as a hot partition or an IAM Deny on ``dynamodb:LeadingKeys`` would), the trigger's cluster
+calls as its role, and the Jobs read back with the kubernetes client.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+import pytest
+
+from eks_capture.captures import trigger
+from eks_capture.captures.deps import Deps
+from eks_capture.captures.plan import Outcome
+from eks_capture.errors import NodeLocksNotTaken
+from eks_capture.kube import eks
+from eks_capture.kube.labels import LABEL_CAPTURE_ID
+from eks_capture.settings import Settings
+from eks_capture.store.catalog import CaptureStore
+from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
+from eks_capture.store.keys import TRANSACTION_ATTEMPTS
+from localcloud.burst import burst_nodes
+from localcloud.kube import KubeEmulator
+from localcloud.outages import DENIED_PRINCIPAL, DynamoDBProxy, ThrottlingAnswer
+from tests.events import load_event
+from tests.fixtures.kube import batch_api
+from tests.fixtures.stack import CLUSTER
+
+NAMESPACE = "eks-capture"
+NODEGROUP = "fleet"
+NODES = 2 * CLAIMS_PER_TRANSACTION + 10  # three lock batches: 100, 100 and 10 nodes
+HOT = f"{NODEGROUP}-150"  # a node of the second batch
+THROTTLED = (
+    f"node lock not taken: TransactionCanceledException (ThrottlingError) after {TRANSACTION_ATTEMPTS} "
+    "attempts: Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
+    "scaling your table or index so please try again shortly."
+)
+DENIED = (
+    "node lock not taken: AccessDeniedException after 1 attempt: "
+    f"User: {DENIED_PRINCIPAL} is not authorized to perform: dynamodb:PutItem on resource: "
+    "arn:aws:dynamodb:us-west-2:123456789012:table/"
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What DynamoDB refuses, and what the capture must then be."""
+
+    error: ThrottlingAnswer
+    one_batch: bool  # only the transactions naming HOT's lock, else every lock transaction
+    reason: str  # how each refused node's record begins
+    status: str | None  # the first delivery's outcome; None: it raises NodeLocksNotTaken for Lambda's retry
+
+
+REFUSALS = {
+    "one batch of three throttled past its retries": Refusal(
+        "TransactionCanceledException", True, THROTTLED, "running"
+    ),
+    "one batch of three denied by IAM": Refusal("AccessDeniedException", True, DENIED, "running"),
+    "every batch throttled past its retries": Refusal("TransactionCanceledException", False, THROTTLED, None),
+    "every batch denied by IAM": Refusal("AccessDeniedException", False, DENIED, "failed"),
+}
+
+
+@pytest.fixture
+def fleet(shop: KubeEmulator) -> list[str]:
+    """NODES more nodes in shop-prod, in node group ``fleet``."""
+    return [name for name, _instance in burst_nodes(shop, NODES, prefix=NODEGROUP)]
+
+
+@pytest.fixture
+def refused_deps(deps: Deps, dynamodb: DynamoDBProxy, settings: Settings) -> Deps:
+    """The trigger's collaborators with DynamoDB through the proxy, and room for the whole fleet."""
+    return replace(
+        deps,
+        settings=settings.model_copy(update={"max_nodes_per_capture": NODES}),
+        store=CaptureStore(settings.capture_table),
+    )
+
+
+def _fleet_capture() -> dict[str, Any]:
+    """A manual Start Capture of every node of the fleet (events/start-capture-label-selector.json)."""
+    event = load_event("start-capture-label-selector")
+    event["detail"]["targets"]["node_selector"] = {"matchLabels": {"eks.amazonaws.com/nodegroup": NODEGROUP}}
+    return event
+
+
+def _job_nodes(capture_id: str) -> Counter[str]:
+    """The nodes of the capture's Jobs, as the Kubernetes API lists them."""
+    jobs = batch_api(eks.api_client(CLUSTER)).list_namespaced_job(
+        NAMESPACE, label_selector=f"{LABEL_CAPTURE_ID}={capture_id}"
+    )
+    return Counter(job.spec.template.spec.node_name for job in jobs.items)
+
+
+def _lock_holders(settings: Settings) -> dict[str, str]:
+    """Each locked node of the cluster, with the capture holding its lock."""
+    prefix = f"LOCK#{CLUSTER}#"
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=settings.capture_table)
+    return {
+        item["pk"]["S"].removeprefix(prefix): item["capture_id"]["S"]
+        for page in pages
+        for item in page["Items"]
+        if item["pk"]["S"].startswith(prefix)
+    }
+
+
+def _deliver(event: dict[str, Any], deps: Deps) -> Outcome | NodeLocksNotTaken:
+    try:
+        return trigger.handle(event, deps)
+    except NodeLocksNotTaken as error:
+        return error
+
+
+@pytest.mark.parametrize("refusal", REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refused_lock_batch_fails_its_own_nodes_in_words_and_the_locked_batches_start_once(
+    refused_deps: Deps,
+    dynamodb: DynamoDBProxy,
+    fleet: list[str],
+    refusal: Refusal,
+) -> None:
+    hot = next(name for name in fleet if name.startswith(HOT))
+    event = _fleet_capture()
+    dynamodb.throttle(
+        "TransactWriteItems", error=refusal.error, naming=f"LOCK#{CLUSTER}#{hot}" if refusal.one_batch else ""
+    )
+
+    first = _deliver(event, refused_deps)
+
+    dynamodb.clear()
+    capture_id = str(first.capture_id if isinstance(first, Outcome) else first.details["capture_id"])
+    session = refused_deps.store.get_session(capture_id)
+    assert session is not None
+    failed = {name for name, node in session.nodes.items() if node.status == "failed"}
+    assert all(session.nodes[name].reason.startswith(refusal.reason) for name in failed), session.nodes[hot]
+    assert hot in failed
+    assert len(failed) == (CLAIMS_PER_TRANSACTION if refusal.one_batch else NODES)
+    locked = set(fleet) - failed
+    assert sorted(session.nodes) == sorted(fleet)
+    assert _job_nodes(capture_id) == Counter(locked)  # a Job exactly for each locked node
+    assert _lock_holders(refused_deps.settings) == dict.fromkeys(locked, capture_id)
+    if refusal.status is None:  # nothing locked, and a later try may: Lambda retries the event
+        assert isinstance(first, NodeLocksNotTaken)
+        assert first.retryable
+        assert first.message.startswith(f"capture {capture_id}: no node lock taken for its {NODES} node(s): ")
+        assert session.status == "starting"
+    else:
+        assert isinstance(first, Outcome)
+        assert (first.status, session.status) == (refusal.status, refusal.status)
+        assert Counter(first.nodes.values()) == Counter({"failed": len(failed), "pending": len(locked)})
+        said = f"{len(failed)} node(s) failed: " if locked else "no node could be captured ("
+        assert said in session.verdict
+        assert f"and {len(failed) - 3} more: {refusal.reason}" in session.verdict
+
+    second = _deliver(event, refused_deps)  # a redelivery, or Lambda's retry of a raised first delivery
+
+    assert isinstance(second, Outcome)
+    if refusal.status is None:  # the retry starts every node, once
+        assert second.status == "running"
+        assert _job_nodes(capture_id) == Counter(fleet)
+        assert _lock_holders(refused_deps.settings) == dict.fromkeys(fleet, capture_id)
+    else:  # the first delivery's answer stands: no Job twice, none for the refused nodes
+        assert second.status == "duplicate"
+        assert _job_nodes(capture_id) == Counter(locked)
