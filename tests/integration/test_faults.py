@@ -31,7 +31,9 @@ import pytest
 from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
-from eks_capture.errors import CaptureError
+from eks_capture.errors import CaptureError, ClusterAccessDenied
+from eks_capture.kube.calls import Cluster
+from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
@@ -41,6 +43,7 @@ from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
 from tests.fixtures.clock import Clock
+from tests.fixtures.cluster import as_function
 from tests.fixtures.invariants import (
     assert_each_node_has_one_capture_or_a_reason,
     assert_one_live_capture_per_node,
@@ -217,6 +220,53 @@ def test_different_events_racing_for_the_same_nodes_give_each_node_to_one_captur
         assert outcome.capture_id is not None
         assert_each_node_has_one_capture_or_a_reason(deps.store, shop, outcome.capture_id, ALL_NODES)
     assert_one_live_capture_per_node(shop)
+
+
+@pytest.mark.parametrize(
+    "flapped_meanwhile",
+    [
+        pytest.param(False, id="the duplicate starts and keeps the cooldown"),
+        pytest.param(
+            True, id="the alarm flapped meanwhile: its capture keeps the cooldown, the duplicate yields"
+        ),
+    ],
+)
+def test_a_duplicate_delivery_outliving_a_failed_first_one_leaves_one_capture_in_the_cooldown(
+    deps: Deps, shop: KubeEmulator, stack: Stack, settings: Settings, flapped_meanwhile: bool
+) -> None:
+    event = load_event("alarm-single-metric-instance")
+    alarm = event["detail"]["alarmName"]
+    flapped = load_event("alarm-single-metric-instance")
+    flapped["id"] = "the-alarm-flapped-back-into-alarm"
+    planned, go = threading.Event(), threading.Event()
+
+    def paused_cluster(name: str) -> Cluster:  # the duplicate waits here: cooldown claimed, nothing stored
+        planned.set()
+        go.wait(timeout=30)
+        return deps.cluster(name)
+
+    unauthorized = replace(deps, cluster=as_function(stack, "IndexerFunction", settings))  # no access entry
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        paused = pool.submit(trigger.handle, event, replace(deps, cluster=paused_cluster))
+        assert planned.wait(timeout=30)
+        with pytest.raises(ClusterAccessDenied):
+            trigger.handle(event, unauthorized)  # the first delivery fails before storing anything
+        first_flap = trigger.handle(flapped, deps) if flapped_meanwhile else None
+        go.set()
+        duplicate = paused.result(timeout=60)
+    later_flap = trigger.handle(flapped, deps) if first_flap is None else first_flap
+
+    running = first_flap if first_flap is not None else duplicate
+    refused = duplicate if first_flap is not None else later_flap
+    assert running.status == "running"
+    cooldown = boto3.client("dynamodb").get_item(
+        TableName=settings.capture_table, Key={"pk": {"S": f"COOLDOWN#{alarm}"}, "sk": {"S": "COOLDOWN"}}
+    )
+    assert cooldown.get("Item", {}).get("capture_id") == {"S": running.capture_id}
+    assert refused.status == "rejected"
+    assert refused.message == f"alarm {alarm} is cooling down after capture {running.capture_id}"
+    assert stored_session(deps, refused.capture_id).status == "rejected"
+    assert [j["metadata"]["labels"][LABEL_CAPTURE_ID] for j in capture_jobs(shop)] == [running.capture_id]
 
 
 # --- an S3 outage under the indexer ------------------------------------------------------------

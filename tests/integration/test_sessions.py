@@ -136,6 +136,26 @@ def test_alarm_cooldown_refuses_a_second_capture_until_it_ends(store: CaptureSto
     assert store.claim_cooldown("eks-capture-dns", "cap-b", until, until + timedelta(seconds=1)) is None
 
 
+@pytest.mark.parametrize(
+    ("stored", "holder_after"),
+    [(False, None), (True, "cap-20261125T031200Z-0a1b2c3d")],
+    ids=["no session stored: released", "a session stored meanwhile: kept"],
+)
+def test_an_unused_cooldown_is_released_only_while_its_capture_has_no_session(
+    store: CaptureStore, stored: bool, holder_after: str | None
+) -> None:
+    session = _session()
+    until = NOW + timedelta(minutes=15)
+    store.claim_cooldown("eks-capture-dns", session.capture_id, until, NOW)
+    if stored:
+        store.create_session(session)
+
+    store.release_unused_cooldown("eks-capture-dns", session.capture_id)
+    store.release_unused_cooldown("eks-capture-dns", "cap-of-another-event")  # never another capture's
+
+    assert store.claim_cooldown("eks-capture-dns", "cap-b", until, NOW) == holder_after
+
+
 def test_a_file_indexed_twice_is_counted_once(store: CaptureStore) -> None:
     session = _session()
     store.create_session(session)

@@ -42,6 +42,31 @@ def active_captures(cluster: Cluster, namespace: str, own: str) -> set[str]:
     return active
 
 
+def claim_cooldown(request: Request, deps: Deps) -> str | None:
+    """Start the alarm's cooldown for the capture, or hold it again; None (a manual capture: no cooldown),
+    or the capture cooling the alarm down.
+
+    Claimed before anything is planned, and again once the session is stored: a duplicate delivery that
+    fails before storing anything frees the cooldown only while no session exists
+    (``release_unused_cooldown``), so the delivery that stored one takes it back, or learns that another
+    capture took it in between."""
+    alarm = request.trigger.alarm_name
+    if alarm is None:
+        return None
+    until = request.started_at + timedelta(seconds=deps.settings.alarm_cooldown_seconds)
+    return deps.store.claim_cooldown(alarm, request.capture_id, until, deps.now())
+
+
+def reject_started(session: CaptureSession, slot: int, why: str, deps: Deps) -> Outcome:
+    """Refuse a capture whose session is stored already (``starting``, no Job made): its slot freed, the
+    refusal recorded on the session."""
+    deps.store.release_capture_slot(session.cluster, slot, session.capture_id)
+    session.status, session.verdict, session.nodes = "rejected", why, {}
+    deps.store.replace_session(session, expected_status="starting")
+    logger.warning("capture refused", extra={"capture_id": session.capture_id, "why": why})
+    return Outcome("rejected", why, session.capture_id)
+
+
 def claim_slot(request: Request, cluster: Cluster, deps: Deps) -> int | None:
     """A capture slot of the cluster, held until the capture's time box ends, so the concurrent-capture
     cap stays exact when invocations race. A slot is taken over once its capture is past its start and

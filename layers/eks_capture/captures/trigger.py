@@ -14,7 +14,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from eks_capture.captures.admit import active_captures, claim_slot, duplicate, reject
+from eks_capture.captures.admit import (
+    active_captures,
+    claim_cooldown,
+    claim_slot,
+    duplicate,
+    reject,
+    reject_started,
+)
 from eks_capture.captures.alarm_limits import AlarmLimits, bound_alarm_options, refused_cluster
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.groups import group_members, named_groups
@@ -164,20 +171,22 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         )
     if refusal is not None:
         return reject(request, refusal, deps)
-    holder = deps.store.claim_cooldown(
-        event.alarm_name, capture_id, now + timedelta(seconds=settings.alarm_cooldown_seconds), now
-    )
+    holder = claim_cooldown(request, deps)
     if holder is not None:
-        return reject(request, f"alarm {event.alarm_name} is cooling down after capture {holder}", deps)
+        return reject(request, cooling_down(event.alarm_name, holder), deps)
     try:
         outcome = start(request, deps)
-    except Exception:
-        if deps.store.get_session(capture_id) is None:  # nothing started (e.g. the cluster said 401)
-            deps.store.release_cooldown(event.alarm_name, capture_id)
+    except Exception:  # nothing started when no session was stored (e.g. the cluster said 401)
+        deps.store.release_unused_cooldown(event.alarm_name, capture_id)
         raise
     if outcome.status not in ("running", "duplicate"):
         deps.store.release_cooldown(event.alarm_name, capture_id)
     return outcome
+
+
+def cooling_down(alarm_name: str | None, holder: str) -> str:
+    """Why an alarm's capture is refused during its cooldown."""
+    return f"alarm {alarm_name} is cooling down after capture {holder}"
 
 
 def start_from_request(event: StartCapture, deps: Deps) -> Outcome:
@@ -252,6 +261,9 @@ def start(request: Request, deps: Deps) -> Outcome:
     session.nodes = {m.node.name: node_record(m) for m in plan.chosen}
     if existing is None:
         store.create_session(session)
+    holder = claim_cooldown(request, deps)  # again, now that the session is stored (admit.claim_cooldown)
+    if holder is not None:
+        return reject_started(session, slot, cooling_down(request.trigger.alarm_name, holder), deps)
     lock_until = session.expires_at + timedelta(seconds=settings.upload_grace_seconds)
     with ThreadPoolExecutor(max_workers=1) as background:
         every_pod = raw_pods if request.needs_pods and request.pod_namespace is None else None

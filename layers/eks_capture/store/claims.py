@@ -11,7 +11,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from eks_capture.store.keys import Table, claim_key, deserialize, serialize
+from eks_capture.store.keys import (
+    Table,
+    cancellation_reasons,
+    claim_key,
+    deserialize,
+    serialize,
+    session_key,
+)
 
 _CLAIM_CONDITION = "attribute_not_exists(pk) OR capture_id = :id OR #ttl < :now"
 CLAIMS_PER_TRANSACTION = 100  # DynamoDB's most items in one TransactWriteItems
@@ -133,6 +140,27 @@ class Claims(Table):
     def release_cooldown(self, alarm_name: str, capture_id: str) -> None:
         """End the alarm's cooldown if ``capture_id`` holds it (a capture that started nothing)."""
         self._release(claim_key("COOLDOWN", alarm_name), capture_id)
+
+    def release_unused_cooldown(self, alarm_name: str, capture_id: str) -> None:
+        """End the alarm's cooldown if ``capture_id`` holds it and has no session (a delivery that failed
+        before storing anything), in one transaction: a duplicate delivery of the same event that stored
+        its session meanwhile keeps the cooldown it shares."""
+        delete = {
+            "TableName": self.table_name,
+            "Key": serialize(claim_key("COOLDOWN", alarm_name)),
+            "ConditionExpression": "capture_id = :id",
+            "ExpressionAttributeValues": serialize({":id": capture_id}),
+        }
+        unstored = {
+            "TableName": self.table_name,
+            "Key": serialize(session_key(capture_id)),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        try:
+            self._transact_write([{"Delete": delete}, {"ConditionCheck": unstored}])
+        except ClientError as error:
+            if "ConditionalCheckFailed" not in cancellation_reasons(error):
+                raise
 
     def claim_capture_slot(
         self,
