@@ -129,6 +129,12 @@ def _pcapng_with_block_length(length: int) -> bytes:
     return good[:epb] + struct.pack("<II", 6, length) + good[epb + 8 :]
 
 
+def _pcapng_with_simple_packet_block_of_header_only() -> bytes:
+    good = pcapng([Packet(BASE_NS, FRAMES[0])])
+    epb = len(good) - (12 + 20 + len(FRAMES[0]) + (-len(FRAMES[0]) % 4))
+    return good[:epb] + struct.pack("<III", 3, 12, 12)
+
+
 def _pcapng_with_unknown_interface() -> bytes:
     good = pcapng([Packet(BASE_NS, FRAMES[0])])
     epb = len(good) - (12 + 20 + len(FRAMES[0]) + (-len(FRAMES[0]) % 4))
@@ -146,6 +152,8 @@ def _pcapng_with_unknown_interface() -> bytes:
         (_pcapng_with_block_length(4), "corrupt block"),
         (_pcapng_with_unknown_interface(), "corrupt enhanced packet block"),
         (b"\x0a\x0d\x0d\x0a" + b"\x1c\x00\x00\x00" + b"\x00" * 20, "bad byte-order magic"),
+        (_pcapng_with_simple_packet_block_of_header_only(), "corrupt simple packet block of length 12"),
+        (pcap([Packet(BASE_NS, FRAMES[0])], link_type=0x10001), "unsupported link type 0x10001"),
     ],
     ids=[
         "empty",
@@ -156,6 +164,8 @@ def _pcapng_with_unknown_interface() -> bytes:
         "block-shorter-than-its-header",
         "unknown-interface",
         "bad-byte-order-magic",
+        "simple-packet-block-without-room-for-its-length",
+        "link-type-beyond-16-bits",
     ],
 )
 def test_a_broken_file_stops_with_a_reason_instead_of_an_error(data: bytes, reason: str) -> None:

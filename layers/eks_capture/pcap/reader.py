@@ -122,6 +122,9 @@ class CaptureReader:
         magic, _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "IHHiIII", buf)
         unit = 1 if magic == PCAP_MAGIC_NS else 1000
         link = network & 0x03FFFFFF
+        if link > 0xFFFF:  # bits no link type uses, and a pcapng interface could not hold
+            self.stop(f"unsupported link type {link:#x}")
+            return
         self._seen(link)
         limit = max(MAX_PACKET, min(snaplen, MAX_BLOCK))
         unpack = struct.Struct(order + "IIII").unpack_from
@@ -209,6 +212,9 @@ class CaptureReader:
             elif block_type == BLOCK_SPB:
                 if not interfaces:
                     self.stop("simple packet block before any interface description")
+                    return
+                if length < 16:
+                    self.stop(f"corrupt simple packet block of length {length}")
                     return
                 iface = interfaces[0]
                 wirelen = struct.unpack_from(order + "I", buf, body)[0]
