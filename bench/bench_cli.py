@@ -9,11 +9,10 @@ peak memory is that process's maximum resident set as GNU time reports it (a for
 would start from this script's own size).
 
 The merge runs on classic pcap files, what the capture agent's tcpdump writes (interleaved, and
-quarters as tcpdump rotates them), and on pcapng quarters (``editcap``'s default); all take the numpy
-merge (inputs of ``NUMPY_FROM_BYTES`` or more). "eks-capture merge" is the installed console script's
-whole process, as a user runs it: Python's and typer's start-up and numpy's import included.
-"pull --merge, merge phase" is ``merge_files`` alone, timed inside a process that has loaded numpy
-already (``pull --merge`` loads it while the files download). Both against mergecap's whole process,
+quarters as tcpdump rotates them), and on pcapng quarters (``editcap``'s default); all plain, so all
+take the C merge (``merge_plain``). "eks-capture merge" is the installed console script's whole
+process, as a user runs it: Python's and typer's start-up included. "pull --merge, merge phase" is
+``merge_files`` alone, timed inside a process that has imported it. Both against mergecap's whole process,
 in wall seconds and in CPU seconds (user + system; the machine is shared, so the CPU ratio is the
 steadier); best of ``MERGE_TRIALS`` each, alternating, each writing a new file.
 """
@@ -48,9 +47,8 @@ MERGE = """
 import json, sys, time
 from pathlib import Path
 from eks_capture_cli.pcapng import MergeInput
-from eks_capture_cli.merge import fast_merge, merge_files
+from eks_capture_cli.merge import merge_files
 inputs = [MergeInput(Path(p), f"node-{i}") for i, p in enumerate(sys.argv[2:])]
-fast_merge()  # numpy's import, done while pull --merge downloads
 started, cpu = time.perf_counter(), time.process_time()
 result = merge_files(inputs, Path(sys.argv[1]))
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -4,8 +4,9 @@ A streaming k-way merge in mergecap's order: at each step the input whose next p
 gives it, and of equal times the input listed last wins (mergecap's ``is_earlier`` keeps the last of
 equal candidates). Only the inputs whose time range has begun are open, so memory is one read buffer
 per overlapping file, whatever the capture's length. Inputs that are all plain classic pcap or pcapng
-files (what tcpdump and dumpcap write, and what ``pull`` leaves on disk) take the fast path of
-``merge_pcap``; compressed ones (gzip, zstd) are read record by record by the project's ``CaptureReader``.
+files (what tcpdump and dumpcap write, and what ``pull`` leaves on disk) are merged by the C module
+``_merge_core`` (no per-packet Python); compressed ones (gzip, zstd) are read record by record by the
+project's ``CaptureReader`` in ``merge_records``, which is also the C merge's oracle, byte for byte.
 
 Wireshark then shows which node saw each packet (``frame.interface_name``), and the name resolution
 block maps cluster IPs to the pod/service/node names of the captures' cluster context.
@@ -14,12 +15,12 @@ block maps cluster IPs to the pod/service/node names of the captures' cluster co
 from __future__ import annotations
 
 import heapq
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from eks_capture.pcap.reader import CaptureReader, Record
+from eks_capture.pcap.reader import CHUNK, CaptureReader, Record
+from eks_capture_cli import _merge_core
 from eks_capture_cli.pcapng import (
     EPB,
     EPB_HEAD,
@@ -32,9 +33,9 @@ from eks_capture_cli.pcapng import (
 )
 
 _NEVER = (1 << 127, 0)
-#: Input bytes from which the numpy merge is worth its import. Four interleaved pcap files, CPU s of the
-#: record merge / the numpy one with numpy's import: 9 MB 0.10 / 0.19, 16 MB 0.17 / 0.19, 33 MB 0.32 / 0.23.
-NUMPY_FROM_BYTES = 20 << 20
+#: Why an input ends at a packet whose time an enhanced packet block cannot hold (before 1970, after 2554).
+TIME_OUT_OF_RANGE = "packet time out of range"
+_TS_LIMIT = 1 << 64
 
 
 class _Source:
@@ -72,6 +73,9 @@ def merge_records(inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOut
         source = _Source(index, inputs[index], stream)
         opened.append((source, stream))
         first = next(source.records, None)
+        if first is not None and not 0 <= first[0] < _TS_LIMIT:
+            source.reader.stop(TIME_OUT_OF_RANGE)
+            first = None
         for link in source.reader.link_types:
             source.interfaces[link] = output.interface(source.input.node, link)
         if first is not None:
@@ -120,6 +124,9 @@ def merge_records(inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOut
                     out.write(buffer)
                     buffer.clear()
                 nxt = next(records, None)
+                if nxt is not None and not 0 <= nxt[0] < _TS_LIMIT:
+                    source.reader.stop(TIME_OUT_OF_RANGE)
+                    nxt = None
                 if nxt is None:
                     heapq.heappop(heap)
                     break
@@ -139,36 +146,36 @@ def merge_records(inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOut
     return output.result(packets, partial)
 
 
-def fast_merge() -> Callable[[Sequence[MergeInput], BinaryIO, PcapngOutput], MergeResult]:
-    """The numpy merge of plain pcap and pcapng files, loaded on first use (e.g. ahead, while downloading).
+def merge_plain(
+    inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOutput, *, chunk: int = CHUNK
+) -> MergeResult:
+    """Merge plain classic pcap and pcapng files in C: ``merge_records``' bytes and stop reasons.
 
-    numpy is loaded for it alone, and it does no linear algebra: without an OpenBLAS thread per core
-    to start, numpy's import is ~50 ms (a quarter) shorter.
+    The C loop calls back into ``output`` where ``merge_records`` does (interfaces, names), so those
+    blocks land in ``output.blocks`` between the same packets; ``chunk`` is each input's read size.
     """
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from eks_capture_cli.merge_pcap import merge_pcap
-
-    return merge_pcap
+    packets, stopped = _merge_core.merge(
+        [str(merge_input.path) for merge_input in inputs],
+        sorted(range(len(inputs)), key=lambda index: (inputs[index].first_ns, index)),
+        [merge_input.first_ns for merge_input in inputs],
+        lambda index, link: output.interface(inputs[index].node, link),
+        output.names_once,
+        output.blocks,
+        out.write,
+        chunk=chunk,
+        flush=FLUSH_BYTES,
+    )
+    return output.result(packets, {str(inputs[index].path): reason for index, reason in stopped.items()})
 
 
 def merge_files(
-    inputs: Sequence[MergeInput],
-    output: Path,
-    names: Mapping[str, Sequence[str]] | None = None,
-    *,
-    numpy_from: int = NUMPY_FROM_BYTES,
+    inputs: Sequence[MergeInput], output: Path, names: Mapping[str, Sequence[str]] | None = None
 ) -> MergeResult:
-    """Merge ``inputs`` into the pcapng file ``output`` (written whole, then renamed into place).
-
-    Plain inputs of at least ``numpy_from`` bytes in all take the numpy merge; smaller ones are merged
-    record by record, done before numpy would have loaded.
-    """
+    """Merge ``inputs`` into the pcapng file ``output`` (written whole, then renamed into place)."""
     partial = output.with_name(output.name + ".part")
     with partial.open("wb") as out:
         blocks = PcapngOutput(names)
-        if all_plain(inputs) and sum(i.path.stat().st_size for i in inputs) >= numpy_from:
-            result = fast_merge()(inputs, out, blocks)
-        else:
-            result = merge_records(inputs, out, blocks)
+        merge = merge_plain if all_plain(inputs) else merge_records
+        result = merge(inputs, out, blocks)
     partial.replace(output)
     return result

@@ -1,6 +1,6 @@
 """The pcapng blocks the merge writes (section, interfaces, name resolution, packets) and its inputs' headers.
 
-Both merges, the numpy one of classic pcap files and the record-by-record one, write through these.
+Both merges, the C one of plain files (``merge_plain``) and the record-by-record one, write through these.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eks_capture.pcap.reader import MAX_PACKET, PCAP_MAGIC_NS, PCAP_MAGIC_US
+from eks_capture.pcap.reader import PCAP_MAGIC_NS, PCAP_MAGIC_US
 
 SHB = 0x0A0D0D0A
 BOM = 0x1A2B3C4D
@@ -97,15 +97,11 @@ def name_resolution_block(names: Mapping[str, Sequence[str]]) -> bytes:
     return _block(NRB, bytes(records))
 
 
-def classic_pcap_header(head: bytes) -> tuple[str, int, int] | None:
-    """Byte order, ns per time fraction and link type of a classic pcap header the fast merge takes."""
-    if len(head) < PCAP_HEADER:
-        return None
-    for order in "<>":
-        magic, _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "IHHiIII", head)
-        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS) and snaplen <= MAX_PACKET:
-            return order, 1 if magic == PCAP_MAGIC_NS else 1000, network & 0x03FFFFFF
-    return None
+def plain_pcap(head: bytes) -> bool:
+    """Whether ``head`` starts an uncompressed classic pcap file (a whole file header, either byte order)."""
+    return len(head) >= PCAP_HEADER and any(
+        struct.unpack_from(order + "I", head)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS) for order in "<>"
+    )
 
 
 def plain_pcapng(head: bytes) -> bool:
@@ -114,12 +110,12 @@ def plain_pcapng(head: bytes) -> bool:
 
 
 def all_plain(inputs: Sequence[MergeInput]) -> bool:
-    """Whether every input is a plain (uncompressed) classic pcap or pcapng file: the fast merge's."""
+    """Whether every input is a plain (uncompressed) classic pcap or pcapng file: the C merge's."""
     try:
         for merge_input in inputs:
             with merge_input.path.open("rb") as stream:
                 head = stream.read(PCAP_HEADER)
-            if classic_pcap_header(head) is None and not plain_pcapng(head):
+            if not plain_pcap(head) and not plain_pcapng(head):
                 return False
     except OSError:
         return False  # the record-by-record merge reports it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ from eks_capture.store.files import FileRecord
 from eks_capture_cli.catalog import Catalog
 from eks_capture_cli.downloads import Fetched, fetch_all, s3_client
 from eks_capture_cli.failures import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandError, one_line_errors
-from eks_capture_cli.merge import fast_merge, merge_files
+from eks_capture_cli.merge import merge_files
 from eks_capture_cli.merging import report_merge
 from eks_capture_cli.pcapng import MergeInput
 from eks_capture_cli.stacks import BucketOption, StackOption, StackRef, TableOption
@@ -112,15 +111,10 @@ def pull(
     bucket_name = ref.bucket_name
     client = s3_client(workers)
     console = Console(stderr=True)
-    # The merge's numpy import (~0.15 s, half of mergecap's whole run on 1 M packets) overlaps the downloads.
-    loading = threading.Thread(target=fast_merge, name="load-merge", daemon=True)
-    if merge is not None:
-        loading.start()
     fetched = _download(console, client, bucket_name, records, out, workers)
     new = sum(1 for f in fetched if f.downloaded)
     typer.echo(f"{len(fetched)} files in {out} ({new} downloaded, {len(fetched) - new} already complete)")
     if merge is not None:
-        loading.join()
         names = context_names(client, bucket_name, records)
         result = merge_files(merge_order(fetched), merge, names)
         report_merge(merge, result, len(fetched))

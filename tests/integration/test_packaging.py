@@ -53,7 +53,7 @@ def _run(
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``uv build --wheel`` of a copy of this tree."""
     tree = tmp_path_factory.mktemp("tree")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "*.so")
     for name in SOURCES:
         source = ROOT / name
         if source.is_dir():
@@ -97,6 +97,8 @@ def test_the_wheel_holds_every_package_of_the_tree_and_the_cli_extra(wheel: Path
     in_wheel = {n.removesuffix("/__init__.py").replace("/", ".") for n in names if n.endswith("/__init__.py")}
     in_tree = set().union(*(_packages_in(folder, name) for name, folder in PACKAGE_ROOTS.items()))
     assert in_wheel == in_tree
+    assert [n for n in names if n.startswith("eks_capture_cli/_merge_core.") and n.endswith(".so")]
+    assert f"-cp{sys.version_info.major}{sys.version_info.minor}-" in wheel.name  # compiled: not py3-none-any
     assert "Provides-Extra: cli" in info["METADATA"]
     assert "eks-capture = eks_capture_cli:main" in info["entry_points.txt"]
 
@@ -110,7 +112,7 @@ def test_the_installed_command_shows_its_help_outside_the_checkout(installed: Pa
         assert f" {command} " in done.stdout
 
 
-def test_the_installed_command_analyses_a_real_capture_as_tshark_counts_it(
+def test_the_installed_command_analyses_and_merges_a_real_capture_as_tshark_counts_it(
     installed: Path, faulty_captures: Captures, tmp_path: Path
 ) -> None:
     pcap = faulty_captures["ethernet.pcap"]
@@ -126,8 +128,12 @@ def test_the_installed_command_analyses_a_real_capture_as_tshark_counts_it(
     assert summary["packets"] == len(frames) > 0
     assert summary["tcp"]["resets"] == len(resets.stdout.split()) > 0
     assert summary["findings"], "the faulty traffic has findings"
+    nodes = [str(shutil.copy(pcap, tmp_path / f"{node}.pcap")) for node in ("node-a", "node-b")]
+    _run([str(installed / "eks-capture"), "merge", *nodes, "-o", "merged.pcapng"], cwd=tmp_path, env=env)
+    merged = _run(["tshark", "-r", str(tmp_path / "merged.pcapng"), "-T", "fields", "-e", "frame.number"])
+    assert len(merged.stdout.split()) == 2 * len(frames)
     where = _run(
-        [str(installed / "python"), "-c", "import eks_capture_cli; print(eks_capture_cli.__file__)"],
+        [str(installed / "python"), "-c", "import eks_capture_cli._merge_core as m; print(m.__file__)"],
         cwd=tmp_path,
         env=env,
     )

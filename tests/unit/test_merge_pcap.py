@@ -1,8 +1,8 @@
-"""The fast merge of classic pcap files writes what the record-by-record merge writes, in mergecap's order.
+"""The C merge of classic pcap files writes what the record-by-record merge writes, in mergecap's order.
 
 The record-by-record merge (``merge_records``, any format) is the oracle for whole files byte for byte;
 mergecap for the order and the packets; ``CaptureReader`` for where and why a damaged file ends.
-Small chunks put record and chunk edges everywhere.
+Small reads (``chunk``) put records across read edges everywhere.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from eks_capture.pcap import CaptureReader
-from eks_capture_cli.merge import merge_files, merge_records
-from eks_capture_cli.merge_pcap import merge_pcap
+from eks_capture_cli.merge import merge_files, merge_plain, merge_records
 from eks_capture_cli.pcapng import MergeInput, PcapngOutput, all_plain
 
 ETHERNET, RAW = 1, 101
@@ -67,7 +66,7 @@ def fast_and_oracle(tmp_path: Path, inputs: Sequence[MergeInput], chunk: int) ->
     """The fast merge's file and the record-by-record merge's, same inputs and names."""
     names = {"10.0.0.1": ["shop/checkout-7f9c"]}
     fast, oracle = io.BytesIO(), io.BytesIO()
-    merge_pcap(inputs, fast, PcapngOutput(names), chunk=chunk)
+    merge_plain(inputs, fast, PcapngOutput(names), chunk=chunk)
     merge_records(inputs, oracle, PcapngOutput(names))
     return fast.getvalue(), oracle.getvalue()
 
@@ -196,7 +195,7 @@ def test_a_damaged_input_ends_where_and_why_the_capture_reader_says(
         read = sum(1 for _record in reader)
 
     fast, oracle = fast_and_oracle(tmp_path, inputs, 500)
-    result = merge_files(inputs, tmp_path / "merged.pcapng", numpy_from=0)
+    result = merge_files(inputs, tmp_path / "merged.pcapng")
 
     assert fast == oracle
     assert result.partial == {str(damaged): reader.reason}
@@ -222,7 +221,7 @@ def test_compressed_and_pcapng_inputs_merge_to_the_same_file_as_plain_pcap(tmp_p
     pcapng = tmp_path / "2.pcapng"
     subprocess.run(["editcap", "-F", "pcapng", str(plain[2]), str(pcapng)], check=True, capture_output=True)
 
-    merge_files([MergeInput(p, f"n{i}") for i, p in enumerate(plain)], tmp_path / "fast.pcapng", numpy_from=0)
+    merge_files([MergeInput(p, f"n{i}") for i, p in enumerate(plain)], tmp_path / "fast.pcapng")
     mixed = [MergeInput(plain[0], "n0"), MergeInput(zipped, "n1"), MergeInput(pcapng, "n2")]
     merge_files(mixed, tmp_path / "general.pcapng")
 
@@ -237,7 +236,7 @@ def test_packets_and_order_match_mergecap_and_tshark_reads_it_cleanly(tmp_path: 
     ]
     ours, theirs = tmp_path / "ours.pcapng", tmp_path / "mergecap.pcapng"
 
-    merge_files([MergeInput(p, f"node-{i}") for i, p in enumerate(paths)], ours, numpy_from=0)
+    merge_files([MergeInput(p, f"node-{i}") for i, p in enumerate(paths)], ours)
     subprocess.run(["mergecap", "-w", str(theirs), *map(str, paths)], check=True, capture_output=True)
 
     def packets(path: Path) -> list[tuple[int, bytes]]:

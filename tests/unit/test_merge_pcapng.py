@@ -1,13 +1,13 @@
-"""The fast merge of pcapng files writes what the record-by-record merge writes, and stops where it does.
+"""The C merge of pcapng files writes what the record-by-record merge writes, and stops where it does.
 
-``merge_records`` (through ``CaptureReader``) is the oracle byte for byte; small chunks put block and
-chunk edges everywhere, so both the numpy path (chunks of enhanced packet blocks only) and the block
-walk (every other chunk) are exercised.
+``merge_records`` (through ``CaptureReader``) is the oracle byte for byte; small reads (``chunk``) put
+blocks across read edges everywhere.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import random
 import struct
 import subprocess
@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from eks_capture.pcap import CaptureReader
-from eks_capture_cli.merge import merge_files, merge_records
-from eks_capture_cli.merge_pcap import merge_pcap
+from eks_capture_cli.merge import TIME_OUT_OF_RANGE, merge_files, merge_plain, merge_records
 from eks_capture_cli.pcapng import MergeInput, PcapngOutput, all_plain
 
 S = 10**9
@@ -95,7 +94,7 @@ def packets_of(rng: random.Random, node: int, count: int, interfaces: int = 1) -
 
 def fast_and_oracle(inputs: Sequence[MergeInput], chunk: int) -> tuple[bytes, bytes]:
     fast, oracle = io.BytesIO(), io.BytesIO()
-    merge_pcap(inputs, fast, PcapngOutput({"10.0.0.1": ["shop/checkout"]}), chunk=chunk)
+    merge_plain(inputs, fast, PcapngOutput({"10.0.0.1": ["shop/checkout"]}), chunk=chunk)
     merge_records(inputs, oracle, PcapngOutput({"10.0.0.1": ["shop/checkout"]}))
     return fast.getvalue(), oracle.getvalue()
 
@@ -170,7 +169,7 @@ def test_a_damaged_pcapng_input_ends_where_and_why_the_capture_reader_says(
         read = sum(1 for _record in reader)
 
     fast, oracle = fast_and_oracle(inputs, 700)
-    result = merge_files(inputs, tmp_path / "merged.pcapng", numpy_from=0)
+    result = merge_files(inputs, tmp_path / "merged.pcapng")
 
     assert fast == oracle
     assert result.partial == {str(damaged): reader.reason}
@@ -190,16 +189,40 @@ def test_plain_pcapng_files_take_the_fast_merge_and_compressed_ones_do_not(tmp_p
     assert not all_plain([MergeInput(truncated, "b")])
 
 
-def test_a_small_merge_is_done_record_by_record_without_loading_numpy(tmp_path: Path) -> None:
+def test_a_packet_time_beyond_64_bits_ends_its_input_in_both_merges_with_a_reason(tmp_path: Path) -> None:
+    rng = random.Random(6)
+    whole = pcapng(tmp_path / "whole.pcapng", packets_of(rng, 0, 50))
+    packets = packets_of(rng, 1, 50)
+    late = pcapng(tmp_path / "late.pcapng", packets, resolutions=(0,))  # whole seconds
+    data = bytearray(late.read_bytes())
+    middle = len(section("<")) + len(interface("<", 1, 0))
+    middle += sum(len(packet("<", 0, 0, frame)) for _i, _ts, frame in packets[:30])
+    struct.pack_into("<I", data, middle + 12, 0xFFFFFFFF)  # the time's high half: 2^64 s and more
+    late.write_bytes(bytes(data))
+    inputs = [MergeInput(whole, "a"), MergeInput(late, "b")]
+
+    fast, oracle = fast_and_oracle(inputs, 700)
+    by_records = merge_records(inputs, io.BytesIO(), PcapngOutput())
+    result = merge_files(inputs, tmp_path / "merged.pcapng")
+
+    assert fast == oracle
+    assert by_records.partial == result.partial == {str(late): TIME_OUT_OF_RANGE}
+    assert by_records.packets == result.packets == 50 + 30
+
+
+def test_a_merge_of_plain_files_never_imports_numpy(tmp_path: Path) -> None:
     source = pcapng(tmp_path / "a.pcapng", packets_of(random.Random(2), 0, 50))
-    code = (
-        "import sys; from pathlib import Path; from eks_capture_cli.merge import merge_files; "
-        "from eks_capture_cli.pcapng import MergeInput; "
-        f"merge_files([MergeInput(Path({str(source)!r}), 'a')], Path({str(tmp_path / 'o.pcapng')!r})); "
-        "print('numpy' in sys.modules)"
+    command = Path(sys.executable).with_name("eks-capture")
+
+    done = subprocess.run(
+        [str(command), "merge", str(source), "-o", str(tmp_path / "o.pcapng")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
     )
 
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-
-    assert done.stdout.strip() == "False"
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line]
+    assert "eks_capture_cli.merge" in imported
+    assert [name for name in imported if name.split(".")[0] == "numpy"] == []
     assert (tmp_path / "o.pcapng").stat().st_size > source.stat().st_size
