@@ -21,7 +21,7 @@ PACKAGES = {
 }
 MAX_LINES = 400
 #: What only the operator CLI may import: its own package and the dependencies of the ``cli`` extra.
-CLI_ONLY = {"eks_capture_cli", "typer", "rich", "numpy"}
+CLI_ONLY = {"eks_capture_cli", "typer", "rich"}
 #: The lower layers of the package and what builds on them (docs/design.md: imports go down, never up).
 LOWER_LAYERS = [("kube", "captures"), ("store", "captures"), ("store", "kube")]
 
