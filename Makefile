@@ -72,8 +72,9 @@ env: .venv/.synced
 # --compile-bytecode: every Python process of the tests (moto's server, each local Lambda, each handler
 # import check) loads boto3, botocore, moto and kubernetes; without .pyc files (uv writes none by default,
 # and PYTHONDONTWRITEBYTECODE stops Python writing them) each compiles them again from source, about half
-# of its start-up CPU. The Makefile is a prerequisite so an existing .venv gets compiled once too.
-.venv/.synced: pyproject.toml uv.lock Makefile
+# of its start-up CPU. The Makefile is a prerequisite so an existing .venv gets compiled once too, and the
+# C merge's source so that `make env` rebuilds it (uv rebuilds the editable install on its cache-keys).
+.venv/.synced: pyproject.toml uv.lock Makefile cli/eks_capture_cli/_merge_core.c
 	command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	uv sync --frozen --quiet --compile-bytecode
 	touch $@
