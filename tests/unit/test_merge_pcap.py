@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import random
 import struct
 import subprocess
@@ -117,7 +118,7 @@ def test_byte_orders_resolutions_and_link_types_merge_like_record_by_record(tmp_
     assert fast == oracle
 
 
-def test_more_overlapping_inputs_than_the_first_slots_hold(tmp_path: Path) -> None:
+def test_eleven_overlapping_inputs_merge_like_record_by_record(tmp_path: Path) -> None:
     rng = random.Random(9)
     inputs = [
         MergeInput(write_pcap(tmp_path / f"{i}.pcap", random_packets(rng, i, 50, 10 * S, 0.1)), f"n{i % 3}")
@@ -142,17 +143,52 @@ def test_an_input_without_packets_still_gets_its_interface(tmp_path: Path) -> No
     assert b"node-b" in fast
 
 
-def test_rotated_files_opened_as_their_first_packet_comes_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("parts", "count", "apart"),
+    [
+        pytest.param(6, 100, S, id="one-after-the-other"),
+        pytest.param(300, 30, 20_000, id="hundreds-of-files-a-few-overlapping"),
+    ],
+)
+def test_rotated_files_opened_as_their_first_packet_comes_up(
+    tmp_path: Path, parts: int, count: int, apart: int
+) -> None:
     rng = random.Random(5)
     inputs = []
-    for part in range(6):
-        packets = random_packets(rng, part, 100, (10 + part) * S, 0.0)
+    for part in range(parts):
+        packets = random_packets(rng, part, count, 10 * S + part * apart, 0.0)
         path = write_pcap(tmp_path / f"{part}.pcap", packets)
         inputs.append(MergeInput(path, f"node-{part % 2}", first_ns=packets[0][0]))
 
     fast, oracle = fast_and_oracle(tmp_path, inputs, 900)
 
     assert fast == oracle
+
+
+@pytest.mark.parametrize(
+    ("unreadable", "error"),
+    [
+        pytest.param("missing", FileNotFoundError, id="missing"),
+        pytest.param("directory", IsADirectoryError, id="a-directory"),
+    ],
+)
+def test_an_unreadable_input_raises_its_os_error_in_both_merges_and_leaves_no_file_open(
+    tmp_path: Path, unreadable: str, error: type[OSError]
+) -> None:
+    good = write_pcap(tmp_path / "a.pcap", random_packets(random.Random(1), 0, 50, 10 * S, 0.0))
+    bad = tmp_path / unreadable
+    if unreadable == "directory":
+        bad.mkdir()
+    inputs = [MergeInput(good, "a"), MergeInput(bad, "b", first_ns=10 * S + 20_000)]
+    open_before = len(os.listdir("/proc/self/fd"))
+
+    with pytest.raises(error) as fast:
+        merge_plain(inputs, io.BytesIO(), PcapngOutput(), chunk=64)
+    with pytest.raises(error) as oracle:
+        merge_records(inputs, io.BytesIO(), PcapngOutput())
+
+    assert fast.value.filename == oracle.value.filename == str(bad)
+    assert len(os.listdir("/proc/self/fd")) == open_before
 
 
 def test_packet_bytes_that_look_like_record_headers_are_not_taken_for_records(tmp_path: Path) -> None:
