@@ -14,6 +14,9 @@
   transaction cost as much as the table is big; requests being one at a time, only the transaction's own
   items can have changed, so restoring them leaves the same state. (Tables with a stream keep moto's copy:
   its stream records are part of what the copy restores.)
+- DynamoDB: an update sizes the item as it will be. moto adds a set attribute's new value to the item's size
+  with its old value still counted, so replacing a 250 KB attribute with another one was refused as a
+  500 KB item ("Item size to update has exceeded the maximum allowed size") where DynamoDB stores it.
 - EKS: CreateCluster checks the role ARN's partition against one boto3 Session made at start-up. moto makes a
   new Session per check, which reads botocore's endpoints.json (about 1 MB of JSON) again each time: a
   fifth of the CPU of setting up each test's cluster. The partitions are botocore's fixed data either way.
@@ -36,9 +39,11 @@ import moto.dynamodb.models
 import moto.eks.utils
 from moto import server
 from moto.core.responses import ActionResult, EmptyResult
+from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3.responses import S3Response
 
@@ -164,6 +169,27 @@ def item_level_transactions() -> None:
     setattr(DynamoDBBackend, "transact_write_items", restoring_items)  # noqa: B010
 
 
+#: moto's item size limit: DynamoDB's 400 KB, which moto's authors measured to fall between 409 and 410 KB.
+ITEM_SIZE_LIMIT = 405_000
+
+
+def _size(value: Any) -> int:
+    """An attribute name's or value's size as moto counts it."""
+    return value.size() if type(value) is DynamoType else bytesize(str(value))
+
+
+def items_sized_as_updated() -> None:
+    """A set attribute's old value no longer counts beside its new one (see the module's docstring)."""
+
+    def setitem(self: LimitedSizeDict, key: str, value: Any) -> None:
+        kept = sum(_size(name) + _size(old) for name, old in self.items() if name != key)
+        if kept + _size(key) + _size(value) > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        dict.__setitem__(self, key, value)
+
+    setattr(LimitedSizeDict, "__setitem__", setitem)  # noqa: B010
+
+
 def partitions_read_once() -> None:
     """moto's EKS role ARN check asks one Session for the partitions (see the module's docstring)."""
     session = boto3.Session()
@@ -175,6 +201,7 @@ def main() -> None:
     eks_access.install()
     atomic_dynamodb()
     item_level_transactions()
+    items_sized_as_updated()
     partitions_read_once()
     setattr(S3Response, "get_bucket_notification", get_bucket_notification)  # noqa: B010
     server.main(sys.argv[1:])

@@ -1,4 +1,5 @@
-"""The local DynamoDB refuses as the real one does: of concurrent conditional writes to one item, one wins."""
+"""The local DynamoDB refuses as the real one does: of concurrent conditional writes to one item, one wins;
+an item is refused past 400 KB as it is after the write, not with an attribute's old and new value both."""
 
 from __future__ import annotations
 
@@ -109,3 +110,41 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(
     assert reasons == ["None", "None", "ConditionalCheckFailed"]
     items = client.scan(TableName="catalog", ConsistentRead=True)["Items"]
     assert sorted(items, key=lambda i: i["pk"]["S"]) == [session, bystander]
+
+
+def _table(client: Any) -> str:
+    client.create_table(
+        TableName="sized",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return "sized"
+
+
+@pytest.mark.parametrize(
+    ("kilobytes", "refused"),
+    [(250, False), (410, True)],
+    ids=["a 250 KB attribute replaced by another: stored", "an item past 400 KB: refused"],
+)
+def test_an_update_is_sized_as_the_item_will_be(aws: MotoServer, kilobytes: int, refused: bool) -> None:
+    client = boto3.client("dynamodb")
+    table = _table(client)
+    key = {"pk": {"S": "CAPTURE#1"}}
+    client.put_item(TableName=table, Item={**key, "nodes": {"S": "a" * 250_000}})
+
+    def replace() -> None:
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET nodes = :v",
+            ExpressionAttributeValues={":v": {"S": "b" * kilobytes * 1000}},
+        )
+
+    if refused:
+        with pytest.raises(ClientError, match="Item size to update has exceeded the maximum allowed size"):
+            replace()
+    else:
+        replace()
+    stored = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]["nodes"]["S"]
+    assert stored[0] == ("a" if refused else "b")
