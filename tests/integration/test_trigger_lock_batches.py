@@ -37,13 +37,13 @@ NAMESPACE = "eks-capture"
 NODEGROUP = "fleet"
 NODES = 2 * CLAIMS_PER_TRANSACTION + 10  # three lock batches: 100, 100 and 10 nodes
 HOT = f"{NODEGROUP}-150"  # a node of the second batch
-THROTTLED = (
-    f"node lock not taken: TransactionCanceledException (ThrottlingError) after {TRANSACTION_ATTEMPTS} "
-    "attempts: Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
-    "scaling your table or index so please try again shortly."
+THROTTLED = f"TransactionCanceledException (ThrottlingError) after {TRANSACTION_ATTEMPTS} attempts"
+THROTTLING_SAID = (
+    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your "
+    "table or index so please try again shortly."
 )
-DENIED = (
-    "node lock not taken: AccessDeniedException after 1 attempt: "
+DENIED = "AccessDeniedException after 1 attempt"
+DENIAL_SAID = (
     f"User: {DENIED_PRINCIPAL} is not authorized to perform: dynamodb:PutItem on resource: "
     "arn:aws:dynamodb:us-west-2:123456789012:table/"
 )
@@ -55,17 +55,22 @@ class Refusal:
 
     error: ThrottlingAnswer
     one_batch: bool  # only the transactions naming HOT's lock, else every lock transaction
-    reason: str  # how each refused node's record begins
+    refusal: str  # DynamoDB's error code and attempts, on each refused node's record
+    said: str  # how DynamoDB's message begins, quoted once by the verdict
     status: str | None  # the first delivery's outcome; None: it raises NodeLocksNotTaken for Lambda's retry
 
 
 REFUSALS = {
     "one batch of three throttled past its retries": Refusal(
-        "TransactionCanceledException", True, THROTTLED, "running"
+        "TransactionCanceledException", True, THROTTLED, THROTTLING_SAID, "running"
     ),
-    "one batch of three denied by IAM": Refusal("AccessDeniedException", True, DENIED, "running"),
-    "every batch throttled past its retries": Refusal("TransactionCanceledException", False, THROTTLED, None),
-    "every batch denied by IAM": Refusal("AccessDeniedException", False, DENIED, "failed"),
+    "one batch of three denied by IAM": Refusal(
+        "AccessDeniedException", True, DENIED, DENIAL_SAID, "running"
+    ),
+    "every batch throttled past its retries": Refusal(
+        "TransactionCanceledException", False, THROTTLED, THROTTLING_SAID, None
+    ),
+    "every batch denied by IAM": Refusal("AccessDeniedException", False, DENIED, DENIAL_SAID, "failed"),
 }
 
 
@@ -139,7 +144,8 @@ def test_a_refused_lock_batch_fails_its_own_nodes_in_words_and_the_locked_batche
     session = refused_deps.store.get_session(capture_id)
     assert session is not None
     failed = {name for name, node in session.nodes.items() if node.status == "failed"}
-    assert all(session.nodes[name].reason.startswith(refusal.reason) for name in failed), session.nodes[hot]
+    assert {session.nodes[name].reason for name in failed} == {f"node lock not taken: {refusal.refusal}"}
+    assert f"; DynamoDB refused node locks: {refusal.refusal}: {refusal.said}" in session.verdict
     assert hot in failed
     assert len(failed) == (CLAIMS_PER_TRANSACTION if refusal.one_batch else NODES)
     locked = set(fleet) - failed
@@ -149,7 +155,10 @@ def test_a_refused_lock_batch_fails_its_own_nodes_in_words_and_the_locked_batche
     if refusal.status is None:  # nothing locked, and a later try may: Lambda retries the event
         assert isinstance(first, NodeLocksNotTaken)
         assert first.retryable
-        assert first.message.startswith(f"capture {capture_id}: no node lock taken for its {NODES} node(s): ")
+        said = f"{refusal.refusal}: {refusal.said}"
+        assert first.message.startswith(
+            f"capture {capture_id}: no node lock taken for its {NODES} node(s): {said}"
+        )
         assert session.status == "starting"
     else:
         assert isinstance(first, Outcome)
@@ -157,7 +166,7 @@ def test_a_refused_lock_batch_fails_its_own_nodes_in_words_and_the_locked_batche
         assert Counter(first.nodes.values()) == Counter({"failed": len(failed), "pending": len(locked)})
         said = f"{len(failed)} node(s) failed: " if locked else "no node could be captured ("
         assert said in session.verdict
-        assert f"and {len(failed) - 3} more: {refusal.reason}" in session.verdict
+        assert f"and {len(failed) - 3} more: node lock not taken: {refusal.refusal}" in session.verdict
 
     second = _deliver(event, refused_deps)  # a redelivery, or Lambda's retry of a raised first delivery
 
@@ -169,3 +178,31 @@ def test_a_refused_lock_batch_fails_its_own_nodes_in_words_and_the_locked_batche
     else:  # the first delivery's answer stands: no Job twice, none for the refused nodes
         assert second.status == "duplicate"
         assert _job_nodes(capture_id) == Counter(locked)
+
+
+def test_a_capture_of_the_most_nodes_whose_every_lock_is_refused_records_each_node_within_the_item_size(
+    deps: Deps, dynamodb: DynamoDBProxy, settings: Settings, shop: KubeEmulator
+) -> None:
+    most = Settings.model_fields["max_nodes_per_capture"].metadata[-1].le
+    burst_nodes(shop, most, prefix=NODEGROUP)
+    wide = replace(
+        deps,
+        settings=settings.model_copy(update={"max_nodes_per_capture": most}),
+        store=CaptureStore(settings.capture_table),
+    )
+    dynamodb.throttle("TransactWriteItems", error="AccessDeniedException")
+
+    outcome = trigger.handle(_fleet_capture(), wide)  # DynamoDB's 400 KB: each node with the whole IAM
+    # message would not fit
+
+    dynamodb.clear()
+    assert outcome.status == "failed"
+    session = wide.store.get_session(str(outcome.capture_id))
+    assert session is not None
+    assert session.status == "failed"
+    assert {node.reason for node in session.nodes.values()} == {f"node lock not taken: {DENIED}"}
+    assert len(session.nodes) == most
+    assert (
+        f"and {most - 3} more: node lock not taken: {DENIED}); DynamoDB refused node locks: "
+        in session.verdict
+    )

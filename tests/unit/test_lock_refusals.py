@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from eks_capture.captures.record import by_reason
-from eks_capture.store.keys import TRANSACTION_ATTEMPTS, is_transient, refusal_in_words
+from eks_capture.store.keys import TRANSACTION_ATTEMPTS, is_transient, refusal_in_short, refusal_in_words
 
 PROVISIONED = (
     "The level of configured provisioned throughput for the table was exceeded. Consider increasing your "
@@ -70,6 +70,7 @@ def test_a_refusal_is_said_with_its_code_its_attempts_and_dynamodbs_words(
     error: ClientError, words: str, transient: bool
 ) -> None:
     assert refusal_in_words(error) == words
+    assert words.startswith(f"{refusal_in_short(error)}: ")
     assert is_transient(error) is transient
 
 

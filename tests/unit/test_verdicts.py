@@ -328,6 +328,19 @@ def _nodes(**statuses: tuple[str, str]) -> dict[str, NodeCapture]:
             "not captured: a never started (the cluster refused its pod (FailedCreate): quota)",
         ),
         ({}, "failed", "0 of 0 node(s) captured: 3 file(s), 90 packets, 1 dropped; top finding: 3 resets"),
+        (
+            {
+                **_nodes(a=("completed", "ok")),
+                **{
+                    f"n{i}": NodeCapture(node=f"n{i}", status="failed", reason="node lock not taken: X")
+                    for i in range(5)
+                },
+                **_nodes(z=("failed", "its Job: other")),
+            },
+            "completed",
+            "1 of 7 node(s) captured: 3 file(s), 90 packets, 1 dropped; top finding: 3 resets; "
+            "not captured: n0, n1, n2 and 2 more failed (node lock not taken: X); z failed (its Job: other)",
+        ),
     ],
 )
 def test_a_session_completes_only_when_a_node_captured_and_its_verdict_says_why_not(

@@ -21,7 +21,7 @@ from eks_capture.errors import CaptureError
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.manifests.job import capture_job, job_name
 from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
-from eks_capture.store.keys import is_transient, refusal_in_words
+from eks_capture.store.keys import is_transient, refusal_in_short, refusal_in_words
 from eks_capture.store.sessions import NodeCapture
 
 logger = Logger(child=True)
@@ -50,10 +50,13 @@ def snapshot_context(
 
 @dataclass(frozen=True)
 class LockRefusal:
-    """A batch of node locks DynamoDB refused past the retries, in words; none of them was taken (a refused
-    transaction writes nothing). ``transient``: a later try may pass (throttling)."""
+    """A batch of node locks DynamoDB refused past the retries; none of them was taken (a refused
+    transaction writes nothing). ``short``: its code and attempts, which each node's record carries (a
+    session of 1,000 nodes each with DynamoDB's whole message would pass DynamoDB's 400 KB item size);
+    ``why``: with DynamoDB's message, said once. ``transient``: a later try may pass (throttling)."""
 
     nodes: tuple[str, ...]
+    short: str
     why: str
     transient: bool
 
@@ -87,8 +90,8 @@ def launch(
 
     A batch's Jobs are created as soon as its locks are held (whichever batch that is first), while the
     other batches' are being taken. A batch DynamoDB refuses past the retries (throttled, access denied)
-    costs its own nodes only: each is recorded ``failed`` with DynamoDB's answer, and the other batches
-    go on.
+    costs its own nodes only: each is recorded ``failed`` with DynamoDB's error code, and the other
+    batches go on.
     """
     batches = [
         matches[i : i + CLAIMS_PER_TRANSACTION] for i in range(0, len(matches), CLAIMS_PER_TRANSACTION)
@@ -105,7 +108,7 @@ def launch(
             except ClientError as error:
                 refusal = refused(batch, error, request)
                 refusals.append(refusal)
-                reason = f"node lock not taken: {refusal.why}"
+                reason = f"node lock not taken: {refusal.short}"
                 unlocked |= {
                     m.node.name: node_record(m).model_copy(update={"status": "failed", "reason": reason})
                     for m in batch
@@ -126,7 +129,12 @@ def launch(
 
 def refused(batch: Sequence[NodeMatch], error: ClientError, request: Request) -> LockRefusal:
     """The batch's refusal, logged: DynamoDB's answer in words, and whether a later try may pass."""
-    refusal = LockRefusal(tuple(m.node.name for m in batch), refusal_in_words(error), is_transient(error))
+    refusal = LockRefusal(
+        tuple(m.node.name for m in batch),
+        refusal_in_short(error),
+        refusal_in_words(error),
+        is_transient(error),
+    )
     logger.warning(
         f"node locks not taken for {len(batch)} node(s) of capture {request.capture_id}: {refusal.why}",
         extra={

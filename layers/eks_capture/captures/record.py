@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from typing import NoReturn
 
 from aws_lambda_powertools import Logger
@@ -13,6 +13,7 @@ from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import notify_start
 from eks_capture.captures.plan import Outcome, Request
 from eks_capture.captures.targets import TargetPlan
+from eks_capture.captures.verdicts import said_together
 from eks_capture.errors import NodeLocksNotTaken
 from eks_capture.store.sessions import CaptureSession
 
@@ -26,8 +27,10 @@ def record_start(
     slot: int,
     context: ClusterContext | None,
     deps: Deps,
+    refused: Sequence[str] = (),
 ) -> Outcome:
-    """Store the started capture's context and its session's verdict, notify, and say what happened."""
+    """Store the started capture's context and its session's verdict, notify, and say what happened;
+    ``refused``: DynamoDB's answers to the node lock batches it refused, which the verdict quotes once."""
     settings, store = deps.settings, deps.store
     started = [n for n in session.nodes.values() if n.status in ("pending", "running")]
     failed = {n.node: n.reason for n in session.nodes.values() if n.status == "failed"}
@@ -39,12 +42,12 @@ def record_start(
         recorded = sum(1 for n in started if n.job is None)
         rings = f", {recorded} of them from their recorder's ring" if recorded else ""
         failures = f"; {len(failed)} node(s) failed: {by_reason(failed)}" if failed else ""
-        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}{failures}"
+        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}{failures}{quoted(refused)}"
     else:
         store.release_capture_slot(request.cluster, slot, request.capture_id)
         session.status = "failed"
         reasons = by_reason({**failed, **session.skipped}) or "; ".join(plan.notes)
-        session.verdict = f"no node could be captured ({reasons or 'no node matched'})"
+        session.verdict = f"no node could be captured ({reasons or 'no node matched'}){quoted(refused)}"
     store.replace_session(session, expected_status="starting")
     notify_start(deps.sns, settings, session)
     outcome = Outcome(
@@ -67,12 +70,17 @@ def record_start(
     return outcome
 
 
+def quoted(refused: Sequence[str]) -> str:
+    """DynamoDB's answers to refused node lock batches, for a verdict (nothing when none was refused)."""
+    return f"; DynamoDB refused node locks: {'; '.join(dict.fromkeys(refused))}" if refused else ""
+
+
 def record_retry(session: CaptureSession, refusals: list[str], deps: Deps) -> NoReturn:
     """No node lock was taken, for a reason a later try may not meet: the session stays ``starting`` with
     each node's reason (what ``show`` says until Lambda's retry starts the capture, and what the sweep
     closes it with if no retry does), and NodeLocksNotTaken fails the invocation so Lambda retries it."""
     why = "; ".join(dict.fromkeys(refusals))
-    session.verdict = f"no node lock taken yet ({why}); Lambda retries the event"
+    session.verdict = f"no node lock taken yet; Lambda retries the event{quoted(refusals)}"
     try:
         deps.store.replace_session(session, expected_status="starting")
     except (ClientError, BotoCoreError) as error:  # the table refusing this too: the retry writes it
@@ -84,18 +92,8 @@ def record_retry(session: CaptureSession, refusals: list[str], deps: Deps) -> No
 
 
 def by_reason(reasons: dict[str, str]) -> str:
-    """Nodes' reasons in words, ``a: why; b: other``; more than three nodes sharing one reason (a refused
-    lock batch is 100 nodes with one) are named once, ``c, d, e and 97 more: why``."""
-    nodes: dict[str, list[str]] = defaultdict(list)
-    for node, reason in reasons.items():
-        nodes[reason].append(node)
-    said: list[str] = []
-    for reason, names in nodes.items():
-        if len(names) <= 3:
-            said += [f"{name}: {reason}" for name in names]
-        else:
-            said.append(f"{', '.join(names[:3])} and {len(names) - 3} more: {reason}")
-    return "; ".join(said)
+    """Nodes' reasons in words, ``a: why; b: other``; nodes sharing one reason said together."""
+    return said_together(reasons.items(), lambda who, why: f"{who}: {why}")
 
 
 def keep_context(context: ClusterContext | None, deps: Deps) -> None:

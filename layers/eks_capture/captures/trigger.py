@@ -277,9 +277,11 @@ def start(request: Request, deps: Deps) -> Outcome:
             session.skipped[match.node.name] = skipped_reason
         else:
             session.nodes[match.node.name] = node
+    refused = [refusal.why for refusal in launched.refusals]  # DynamoDB's words, once each
     if launched.worth_retrying:
-        record_retry(session, [refusal.why for refusal in launched.refusals], deps)
-    return record_start(session, plan, request, slot, context.result() if context is not None else None, deps)
+        record_retry(session, refused, deps)
+    snapshot = context.result() if context is not None else None
+    return record_start(session, plan, request, slot, snapshot, deps, refused)
 
 
 def switch_recorder(event: StartRecorder | StopRecorder, deps: Deps) -> Outcome:

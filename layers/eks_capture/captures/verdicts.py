@@ -7,9 +7,11 @@ API's JSON into that verdict and into the reaper's decision.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from eks_capture.kube.jobs import CaptureJob
 from eks_capture.store.sessions import NodeCapture, NodeStatus, SessionStatus
@@ -17,6 +19,9 @@ from eks_capture.store.sessions import NodeCapture, NodeStatus, SessionStatus
 KUBELET_REJECTED = "Pod was rejected: "  # pkg/kubelet rejectPod's prefix
 #: A node that ended in one of these counts as captured, once S3 proves it took packets.
 CAPTURED_STATES: tuple[NodeStatus, ...] = ("completed", "stopped", "deadline_exceeded")
+#: A verdict names at most this many nodes sharing one outcome; the rest are counted.
+NAMED_TOGETHER = 3
+Said = TypeVar("Said", bound=Hashable)
 STUCK_REASONS = ("ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName")
 
 
@@ -194,9 +199,27 @@ def session_outcome(
         f"{len(captured)} of {len(nodes)} node(s) captured: "
         f"{files} file(s), {packets} packets, {dropped} dropped{top}"
     )
-    missed = [n for n in nodes.values() if n.status not in CAPTURED_STATES]
+    missed = [(n.node, (n.status, n.reason)) for n in nodes.values() if n.status not in CAPTURED_STATES]
     if missed:
-        verdict += "; not captured: " + "; ".join(
-            f"{n.node} {n.status.replace('_', ' ')}" + (f" ({n.reason})" if n.reason else "") for n in missed
+        verdict += "; not captured: " + said_together(
+            missed,
+            lambda who, how: f"{who} {how[0].replace('_', ' ')}" + (f" ({how[1]})" if how[1] else ""),
         )
     return ("completed" if captured else "failed"), verdict
+
+
+def said_together(outcomes: Iterable[tuple[str, Said]], say: Callable[[str, Said], str]) -> str:
+    """``say(node, outcome)`` for each node, joined by ``; ``; more than NAMED_TOGETHER nodes sharing one
+    outcome (a refused lock batch is 100 nodes with one reason) are said once, the first ones named:
+    ``say("a, b, c and 97 more", outcome)``."""
+    nodes: dict[Said, list[str]] = defaultdict(list)
+    for node, outcome in outcomes:
+        nodes[outcome].append(node)
+    said: list[str] = []
+    for outcome, names in nodes.items():
+        if len(names) <= NAMED_TOGETHER:
+            said += [say(name, outcome) for name in names]
+        else:
+            first = ", ".join(names[:NAMED_TOGETHER])
+            said.append(say(f"{first} and {len(names) - NAMED_TOGETHER} more", outcome))
+    return "; ".join(said)

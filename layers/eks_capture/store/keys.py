@@ -157,23 +157,27 @@ def _is_transient_cancellation(error: ClientError) -> bool:
     return bool(reasons) and reasons <= _TRANSIENT_CANCELLATIONS
 
 
-def refusal_in_words(error: ClientError) -> str:
-    """What DynamoDB answered a write that failed past its retries, for a record an operator reads: its
-    error code (with a cancelled transaction's reasons), how many attempts were made, and its message."""
+def refusal_in_short(error: ClientError) -> str:
+    """A write DynamoDB refused past its retries, in a few words (each of a batch's nodes carries them): its
+    error code, with a cancelled transaction's reasons, and how many attempts were made."""
     answer = error.response
     code = answer.get("Error", {}).get("Code", "an unknown error")
-    message = answer.get("Error", {}).get("Message", "")
     reasons = sorted({str(r) for r in cancellation_reasons(error)} - {"None"})
     if reasons:
         code += f" ({', '.join(reasons)})"
-        said = [str(r["Message"]) for r in answer.get("CancellationReasons", []) if r.get("Message")]
-        message = said[0] if said else message
     if _is_transient_cancellation(error):  # _transact_write's own attempts, all cancelled alike
         attempts = TRANSACTION_ATTEMPTS
     else:  # botocore's: the first try and its retries
         attempts = int(answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
-    tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
-    return f"{code} after {tries}: {message}".rstrip(": ")
+    return f"{code} after {attempts} attempts" if attempts > 1 else f"{code} after 1 attempt"
+
+
+def refusal_in_words(error: ClientError) -> str:
+    """``refusal_in_short`` and DynamoDB's own message (a cancelled transaction's: its first reason's)."""
+    answer = error.response
+    said = [str(r["Message"]) for r in answer.get("CancellationReasons", []) if r.get("Message")]
+    message = said[0] if said else answer.get("Error", {}).get("Message", "")
+    return f"{refusal_in_short(error)}: {message}".rstrip(": ")
 
 
 def is_transient(error: ClientError) -> bool:
