@@ -140,8 +140,11 @@ static int fill(Input *in, size_t need) {
             room = in->chunk;
         ssize_t got = read(in->fd, in->buf + in->end, room);
         if (got < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0)
+                    return -1;
                 continue;
+            }
             PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, in->path);
             return -1;
         }
@@ -488,9 +491,10 @@ static unsigned char *output_reserve(Output *out, size_t need) {
     return (unsigned char *)PyByteArray_AS_STRING(out->blocks) + out->used;
 }
 
-/* write(blocks); the bytearray keeps its length (and memory) for the next blocks until synced. */
+/* write(blocks); the bytearray keeps its length (and memory) for the next blocks until synced.
+ * Also where a long merge answers Ctrl-C: once per flush, not per packet. */
 static int output_write(Output *out) {
-    if (output_sync(out) < 0)
+    if (PyErr_CheckSignals() < 0 || output_sync(out) < 0)
         return -1;
     PyObject *done = PyObject_CallOneArg(out->write, out->blocks);
     if (done == NULL)
