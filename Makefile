@@ -22,9 +22,11 @@ demo: env system-tools  ## the local end-to-end demo: alarm -> capture pods -> p
 test: env system-tools sam-env lint typecheck check-stack  ## everything CI runs
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# The C merge's warnings fail here, not in a user's source install (another compiler may warn anew).
 lint: env
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	$${CC:-cc} -fsyntax-only -std=c11 -Wall -Wextra -Werror -I"$$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" cli/eks_capture_cli/_merge_core.c
 
 typecheck: env
 	.venv/bin/mypy layers/eks_capture cli/eks_capture_cli capture-image/eks_capture_agent localcloud functions tests bench
