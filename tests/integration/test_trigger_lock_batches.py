@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
@@ -206,3 +207,27 @@ def test_a_capture_of_the_most_nodes_whose_every_lock_is_refused_records_each_no
         f"and {most - 3} more: node lock not taken: {DENIED}); DynamoDB refused node locks: "
         in session.verdict
     )
+
+
+def test_a_retry_whose_lock_batch_is_refused_keeps_the_jobs_an_earlier_attempt_made_there(
+    refused_deps: Deps, dynamodb: DynamoDBProxy, fleet: list[str]
+) -> None:
+    hot = next(name for name in fleet if name.startswith(HOT))
+    event = _fleet_capture()
+    dynamodb.throttle("UpdateItem", error="AccessDeniedException", naming="CAPTURE#")  # the session's record
+    with pytest.raises(ClientError, match="AccessDeniedException"):  # every Job made, then the attempt dies
+        trigger.handle(event, refused_deps)
+    dynamodb.clear()
+    dynamodb.throttle("TransactWriteItems", error="AccessDeniedException", naming=f"LOCK#{CLUSTER}#{hot}")
+
+    retried = trigger.handle(event, refused_deps)  # Lambda's retry: one batch refused this time
+
+    dynamodb.clear()
+    capture_id = str(retried.capture_id)
+    session = refused_deps.store.get_session(capture_id)
+    assert session is not None
+    assert retried.status == session.status == "running"
+    assert _job_nodes(capture_id) == Counter(fleet)
+    assert {node.status for node in session.nodes.values()} == {"pending"}  # none failed with a Job running
+    assert all(node.job for node in session.nodes.values())
+    assert _lock_holders(refused_deps.settings) == dict.fromkeys(fleet, capture_id)  # the first attempt's

@@ -19,6 +19,8 @@ from eks_capture.captures.recorder import DEFAULT_LOOKBACK_SECONDS, RecorderPod,
 from eks_capture.captures.targets import NodeMatch
 from eks_capture.errors import CaptureError
 from eks_capture.kube.calls import Cluster
+from eks_capture.kube.jobs import CaptureJob
+from eks_capture.kube.labels import capture_selector
 from eks_capture.kube.manifests.job import capture_job, job_name
 from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
 from eks_capture.store.keys import is_transient, refusal_in_short, refusal_in_words
@@ -63,18 +65,18 @@ class LockRefusal:
 
 @dataclass(frozen=True)
 class Launched:
-    """Each node's record and why it was skipped (None when it was not), in the order of the matches; and
-    the lock batches DynamoDB refused (their nodes' records are ``failed``, saying why)."""
+    """Each node's record and why it was skipped (None when it was not), in the order of the matches; the
+    lock batches DynamoDB refused, and the nodes of theirs left without a Job (recorded ``failed``)."""
 
     results: list[tuple[NodeCapture, str | None]]
     refusals: list[LockRefusal]
+    unlocked: frozenset[str] = frozenset()
 
     @property
     def worth_retrying(self) -> bool:
-        """No node lock was taken, and a later try may take them (throttling): the event is retried
-        rather than the capture failed."""
-        refused = sum(len(refusal.nodes) for refusal in self.refusals)
-        return 0 < refused == len(self.results) and any(r.transient for r in self.refusals)
+        """No node lock was taken nor Job found, and a later try may take them (throttling): the event is
+        retried rather than the capture failed."""
+        return 0 < len(self.unlocked) == len(self.results) and any(r.transient for r in self.refusals)
 
 
 def launch(
@@ -124,7 +126,34 @@ def launch(
             (unlocked[name], None) if name in unlocked else starts[name].result()
             for name in (match.node.name for match in matches)
         ]
-    return Launched(results, refusals)
+    if unlocked:
+        made = made_before(unlocked, request, cluster, deps)
+        results = [(made.get(record.node, record), skipped) for record, skipped in results]
+        unlocked = {name: record for name, record in unlocked.items() if name not in made}
+    return Launched(results, refusals, frozenset(unlocked))
+
+
+def made_before(
+    refused: dict[str, NodeCapture], request: Request, cluster: Cluster, deps: Deps
+) -> dict[str, NodeCapture]:
+    """The records of refused nodes where an earlier attempt of this capture made the Job before it died
+    (Lambda's retry of an attempt killed by its timeout): ``pending`` with that Job, which runs whatever
+    this attempt's locks (the earlier attempt's lock is held still). Nodes served from a recorder's ring
+    leave no Job to find and stay ``failed``."""
+    namespace = deps.settings.capture_namespace
+    try:
+        jobs = cluster.capture_jobs(namespace, capture_selector(request.capture_id))
+    except (CaptureError, ApiException) as error:
+        logger.warning(
+            "could not look for Jobs an earlier attempt made on the nodes whose locks were refused",
+            extra={"capture_id": request.capture_id, "error": str(error)},
+        )
+        return {}
+    made = {job.node: job.name for job in map(CaptureJob.from_kubernetes, jobs) if job.node in refused}
+    return {
+        node: refused[node].model_copy(update={"status": "pending", "reason": "", "job": name})
+        for node, name in made.items()
+    }
 
 
 def refused(batch: Sequence[NodeMatch], error: ClientError, request: Request) -> LockRefusal:
