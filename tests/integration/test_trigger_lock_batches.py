@@ -31,6 +31,8 @@ from localcloud.burst import burst_nodes
 from localcloud.kube import KubeEmulator
 from localcloud.outages import DENIED_PRINCIPAL, DynamoDBProxy, ThrottlingAnswer
 from tests.events import load_event
+from tests.fixtures.clock import Clock
+from tests.fixtures.invariants import tear_down_and_assert_nothing_left
 from tests.fixtures.kube import batch_api
 from tests.fixtures.stack import CLUSTER
 
@@ -231,3 +233,29 @@ def test_a_retry_whose_lock_batch_is_refused_keeps_the_jobs_an_earlier_attempt_m
     assert {node.status for node in session.nodes.values()} == {"pending"}  # none failed with a Job running
     assert all(node.job for node in session.nodes.values())
     assert _lock_holders(refused_deps.settings) == dict.fromkeys(fleet, capture_id)  # the first attempt's
+
+
+def test_the_end_of_a_capture_with_a_refused_batch_counts_its_nodes_not_captured_and_leaves_nothing(
+    refused_deps: Deps, reaper_deps: Deps, dynamodb: DynamoDBProxy, shop: KubeEmulator, clock: Clock
+) -> None:
+    fleet = [name for name, _ in burst_nodes(shop, CLAIMS_PER_TRANSACTION + 1, prefix=NODEGROUP)]
+    dynamodb.throttle(
+        "TransactWriteItems", error="AccessDeniedException", naming=f"LOCK#{CLUSTER}#{fleet[0]}"
+    )
+    started = trigger.handle(_fleet_capture(), refused_deps)  # the first batch refused, one node locked
+    dynamodb.clear()
+    capture_id = str(started.capture_id)
+    session = refused_deps.store.get_session(capture_id)
+    assert session is not None
+    assert Counter(started.nodes.values()) == {"failed": CLAIMS_PER_TRANSACTION, "pending": 1}
+
+    tear_down_and_assert_nothing_left(reaper_deps, shop, clock, session.expires_at)  # no lock, Job or pod
+
+    ended = refused_deps.store.get_session(capture_id)
+    assert ended is not None
+    assert ended.status == "failed"  # no node here uploads: none is proven captured
+    assert ended.verdict.startswith(f"0 of {len(fleet)} node(s) captured: 0 file(s), 0 packets")
+    refused = f"and {CLAIMS_PER_TRANSACTION - 3} more failed (node lock not taken: {DENIED})"
+    assert refused in ended.verdict
+    reasons = Counter(node.reason for node in ended.nodes.values())
+    assert reasons[f"node lock not taken: {DENIED}"] == CLAIMS_PER_TRANSACTION
