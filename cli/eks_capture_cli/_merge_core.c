@@ -35,6 +35,7 @@
 #define OPT_TSOFFSET 14u
 #define EPB_HEAD 28u
 #define REASON_SIZE 160
+#define MAX_CHUNK (1u << 30) /* the largest read size and flush size a caller may ask for */
 
 typedef __int128 i128;
 typedef unsigned __int128 u128;
@@ -596,23 +597,23 @@ static void sift_up(Input **heap, size_t at) {
 
 /* A pending input's first time, clamped to [-1, 2^64]: compared with packet times only. */
 static int first_time(PyObject *value, i128 *first) {
-    int overflow;
-    long long small = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (small == -1 && PyErr_Occurred())
+    PyObject *number = PyNumber_Index(value);
+    if (number == NULL)
         return -1;
-    if (overflow < 0 || (!overflow && small < 0)) {
-        *first = -1;
-    } else if (!overflow) {
-        *first = small;
-    } else {
-        unsigned long long big = PyLong_AsUnsignedLongLong(value);
-        if (big == (unsigned long long)-1 && PyErr_Occurred()) {
+    int overflow;
+    long long small = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (overflow > 0) {
+        unsigned long long big = PyLong_AsUnsignedLongLong(number);
+        if (big == (unsigned long long)-1 && PyErr_Occurred()) { /* 2^64 or more */
             PyErr_Clear();
             *first = (i128)1 << 64;
         } else {
             *first = (i128)big;
         }
+    } else {
+        *first = overflow < 0 || small < 0 ? -1 : (i128)small;
     }
+    Py_DECREF(number);
     return 0;
 }
 
@@ -731,8 +732,8 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOYO|$nn:merge", keywords, &paths, &order, &first_ns,
                                      &interface, &names_once, &blocks, &write, &chunk, &flush))
         return NULL;
-    if (chunk < 16 || flush < 1) {
-        PyErr_SetString(PyExc_ValueError, "chunk must be at least 16 bytes and flush positive");
+    if (chunk < 16 || flush < 1 || chunk > (Py_ssize_t)MAX_CHUNK || flush > (Py_ssize_t)MAX_CHUNK) {
+        PyErr_Format(PyExc_ValueError, "chunk must be 16 to %u bytes and flush 1 to %u", MAX_CHUNK, MAX_CHUNK);
         return NULL;
     }
     PyObject *path_list = PySequence_Fast(paths, "paths must be a sequence");
@@ -744,7 +745,7 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
     m.interface = interface;
     unsigned long long packets = 0;
     char *listed = NULL;
-    int failed = 1;
+    int started = 0, failed = 1;
     if (first_list == NULL)
         goto done;
     m.count = PySequence_Fast_GET_SIZE(path_list);
@@ -753,6 +754,14 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
         goto done;
     }
     m.inputs = PyMem_Calloc((size_t)m.count + 1, sizeof(Input));
+    for (Py_ssize_t i = 0; m.inputs != NULL && i < m.count; i++) { /* closable from here on */
+        Input *in = &m.inputs[i];
+        in->index = i;
+        in->fd = -1;
+        in->chunk = (size_t)chunk;
+        in->cached_link = -1;
+        in->path = PySequence_Fast_GET_ITEM(path_list, i);
+    }
     m.order = PyMem_Calloc((size_t)m.count + 1, sizeof(Py_ssize_t));
     m.first = PyMem_Calloc((size_t)m.count + 1, sizeof(i128));
     m.heap = PyMem_Calloc((size_t)m.count + 1, sizeof(Input *));
@@ -762,13 +771,7 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < m.count; i++) {
-        Input *in = &m.inputs[i];
-        in->index = i;
-        in->fd = -1;
-        in->chunk = (size_t)chunk;
-        in->cached_link = -1;
-        in->path = PySequence_Fast_GET_ITEM(path_list, i);
-        if (!PyUnicode_Check(in->path)) {
+        if (!PyUnicode_Check(m.inputs[i].path)) {
             PyErr_SetString(PyExc_TypeError, "paths must be str");
             goto done;
         }
@@ -784,9 +787,10 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
         listed[index] = 1;
         m.order[i] = index;
     }
+    started = 1;
     failed = run(&m, names_once, &packets) < 0;
 done:
-    if (m.inputs != NULL) {
+    if (started) { /* merge_records' finally: what is held is written, even after an error */
         PyObject *error_type, *error, *trace;
         PyErr_Fetch(&error_type, &error, &trace);
         if (output_write(&m.out) < 0 || output_sync(&m.out) < 0) {
