@@ -736,7 +736,8 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
         PyErr_Format(PyExc_ValueError, "chunk must be 16 to %u bytes and flush 1 to %u", MAX_CHUNK, MAX_CHUNK);
         return NULL;
     }
-    PyObject *path_list = PySequence_Fast(paths, "paths must be a sequence");
+    /* A tuple, which owns the path strings: a callback changing the caller's list changes nothing. */
+    PyObject *path_list = PySequence_Tuple(paths);
     PyObject *order_list = path_list ? PySequence_Fast(order, "order must be a sequence") : NULL;
     PyObject *first_list = order_list ? PySequence_Fast(first_ns, "first_ns must be a sequence") : NULL;
     PyObject *result = NULL;
@@ -748,7 +749,7 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
     int started = 0, failed = 1;
     if (first_list == NULL)
         goto done;
-    m.count = PySequence_Fast_GET_SIZE(path_list);
+    m.count = PyTuple_GET_SIZE(path_list);
     if (PySequence_Fast_GET_SIZE(order_list) != m.count || PySequence_Fast_GET_SIZE(first_list) != m.count) {
         PyErr_SetString(PyExc_ValueError, "paths, order and first_ns differ in length");
         goto done;
@@ -760,7 +761,7 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
         in->fd = -1;
         in->chunk = (size_t)chunk;
         in->cached_link = -1;
-        in->path = PySequence_Fast_GET_ITEM(path_list, i);
+        in->path = PyTuple_GET_ITEM(path_list, i);
     }
     m.order = PyMem_Calloc((size_t)m.count + 1, sizeof(Py_ssize_t));
     m.first = PyMem_Calloc((size_t)m.count + 1, sizeof(i128));

@@ -1,7 +1,7 @@
 """The C merge's contract with its caller.
 
 Bad arguments raise before any file is opened or anything written, and leave every descriptor of the
-process as it was.
+process as it was; the paths are those of the call, whatever a callback does to their list.
 """
 
 from __future__ import annotations
@@ -92,3 +92,17 @@ def test_bad_arguments_raise_before_anything_is_opened_written_or_closed(
 
     assert writes == []
     assert open_now() == descriptors
+
+
+def test_the_paths_are_those_given_even_if_a_callback_changes_their_list(captures: list[Path]) -> None:
+    paths = [str(path).encode().decode() for path in captures]  # strings only the list holds
+    kept: list[str] = []
+
+    def interface(index: int, link: int) -> int:
+        paths.clear()  # the only references to the path strings go
+        kept.extend(f"/gone/{'x' * n}" for n in range(64))  # their memory is likely taken again
+        return index
+
+    packets, partial = call_merge(captures, [], paths=paths, interface=interface)
+
+    assert (packets, partial) == (9, {})
