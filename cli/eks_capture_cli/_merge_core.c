@@ -470,14 +470,27 @@ typedef struct {
     Py_ssize_t used, flush;
 } Output;
 
+/* The bytearray is never shorter than its blocks, unless Python code (a signal handler) shrank it
+ * while it was longer: then its blocks are lost, and writing at `used` would overrun it. */
+static int output_check(const Output *out) {
+    if (PyByteArray_GET_SIZE(out->blocks) >= out->used)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the merge's blocks were shortened while it wrote them");
+    return -1;
+}
+
 /* Make the bytearray exactly the blocks, before Python code sees it. */
 static int output_sync(Output *out) {
+    if (output_check(out) < 0)
+        return -1;
     if (PyByteArray_GET_SIZE(out->blocks) == out->used)
         return 0;
     return PyByteArray_Resize(out->blocks, out->used);
 }
 
 static unsigned char *output_reserve(Output *out, size_t need) {
+    if (output_check(out) < 0)
+        return NULL;
     Py_ssize_t size = PyByteArray_GET_SIZE(out->blocks);
     if ((size_t)(size - out->used) < need) {
         Py_ssize_t want = out->used + (Py_ssize_t)need;
@@ -492,10 +505,9 @@ static unsigned char *output_reserve(Output *out, size_t need) {
     return (unsigned char *)PyByteArray_AS_STRING(out->blocks) + out->used;
 }
 
-/* write(blocks); the bytearray keeps its length (and memory) for the next blocks until synced.
- * Also where a long merge answers Ctrl-C: once per flush, not per packet. */
-static int output_write(Output *out) {
-    if (PyErr_CheckSignals() < 0 || output_sync(out) < 0)
+/* write(blocks); the bytearray keeps its length (and memory) for the next blocks until synced. */
+static int output_flush(Output *out) {
+    if (output_sync(out) < 0)
         return -1;
     PyObject *done = PyObject_CallOneArg(out->write, out->blocks);
     if (done == NULL)
@@ -503,6 +515,15 @@ static int output_write(Output *out) {
     Py_DECREF(done);
     out->used = 0;
     return 0;
+}
+
+/* A flush in the merge: also where a long merge answers Ctrl-C, once per flush, not per packet. A
+ * signal handler is Python code: it sees the blocks synced, and what it leaves in them is kept. */
+static int output_write(Output *out) {
+    if (output_sync(out) < 0 || PyErr_CheckSignals() < 0)
+        return -1;
+    out->used = PyByteArray_GET_SIZE(out->blocks);
+    return output_flush(out);
 }
 
 /* interface(index, link) in Python; the id, or -1 with an exception set. */
@@ -794,7 +815,7 @@ done:
     if (started) { /* merge_records' finally: what is held is written, even after an error */
         PyObject *error_type, *error, *trace;
         PyErr_Fetch(&error_type, &error, &trace);
-        if (output_write(&m.out) < 0 || output_sync(&m.out) < 0) {
+        if (output_flush(&m.out) < 0 || output_sync(&m.out) < 0) { /* empty once written */
             failed = 1;
             if (error_type != NULL)
                 PyErr_Clear();

@@ -1,15 +1,22 @@
 """The C merge's contract with its caller.
 
 Bad arguments raise before any file is opened or anything written, and leave every descriptor of the
-process as it was; the paths are those of the call, whatever a callback does to their list.
+process as it was; the paths are those of the call, whatever a callback does to their list. A merge
+stopped by a signal hands over only whole blocks, holds none back, and leaves no file open.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import io
 import os
+import signal
+import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -53,6 +60,22 @@ def open_now() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
+def whole_blocks(data: bytes) -> int:
+    """How many pcapng blocks ``data`` is, exactly; ValueError if it is not a run of whole blocks."""
+    pos = count = 0
+    while pos < len(data):
+        _kind, length = struct.unpack_from("<II", data, pos)
+        if (
+            length < 12
+            or length % 4
+            or pos + length > len(data)
+            or data[pos + length - 4 : pos + length] != data[pos + 4 : pos + 8]
+        ):
+            raise ValueError(f"no whole block at {pos}")
+        pos, count = pos + length, count + 1
+    return count
+
+
 def call_merge(captures: list[Path], writes: list[bytes], **changes: Any) -> tuple[int, dict[int, str]]:
     """``_merge_core.merge`` of ``captures`` with valid arguments but ``changes``; each write is kept."""
     output = PcapngOutput()
@@ -91,6 +114,49 @@ def test_bad_arguments_raise_before_anything_is_opened_written_or_closed(
         call_merge(captures, writes, **changes)
 
     assert writes == []
+    assert open_now() == descriptors
+
+
+@pytest.fixture
+def interrupting() -> Iterator[Callable[[], object]]:
+    """A call that interrupts the process as Ctrl-C does, from C: no Python line runs to notice it
+    (``signal.raise_signal`` and ``os.kill`` would run the handler themselves), the merge must."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        yield functools.partial(ctypes.CDLL(None)["raise"], signal.SIGUSR1)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize(
+    ("flush", "packets"),
+    [
+        pytest.param(64, 1, id="midway-at-the-first-flush"),
+        pytest.param(1 << 20, 9, id="at-the-last-flush"),
+    ],
+)
+def test_an_interrupted_merge_hands_over_whole_blocks_only_and_closes_its_files(
+    captures: list[Path], descriptors: set[str], interrupting: Callable[[], object], flush: int, packets: int
+) -> None:
+    output, written = PcapngOutput(), io.BytesIO()  # a write in C: no Python line to notice the signal
+
+    with pytest.raises(KeyboardInterrupt):
+        call_merge(
+            captures,
+            [],
+            interface=lambda index, link: output.interface(f"node-{index}", link),
+            names_once=interrupting,
+            blocks=output.blocks,
+            write=written.write,
+            flush=flush,
+        )
+
+    assert output.blocks == b""
+    assert whole_blocks(written.getvalue()) == 1 + 4 + packets  # the section, 4 interfaces, the packets
     assert open_now() == descriptors
 
 
