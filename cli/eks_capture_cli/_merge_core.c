@@ -823,17 +823,18 @@ done:
         if (error_type != NULL)
             PyErr_Restore(error_type, error, trace);
     }
+    for (Py_ssize_t i = 0; m.inputs != NULL && i < m.count; i++)
+        close_input(&m.inputs[i]);
     PyObject *partial = failed ? NULL : PyDict_New();
-    for (Py_ssize_t i = 0; i < m.count && m.inputs != NULL; i++) {
-        Input *in = &m.inputs[i];
-        close_input(in);
-        if (partial != NULL && in->stopped) {
-            PyObject *key = PyLong_FromSsize_t(i), *reason = PyUnicode_FromString(in->reason);
-            if (key == NULL || reason == NULL || PyDict_SetItem(partial, key, reason) < 0)
-                Py_CLEAR(partial);
-            Py_XDECREF(key);
-            Py_XDECREF(reason);
-        }
+    for (Py_ssize_t k = 0; partial != NULL && k < m.count; k++) { /* in opening order, as merge_records */
+        const Input *in = &m.inputs[m.order[k]];
+        if (!in->stopped)
+            continue;
+        PyObject *key = PyLong_FromSsize_t(in->index), *reason = PyUnicode_FromString(in->reason);
+        if (key == NULL || reason == NULL || PyDict_SetItem(partial, key, reason) < 0)
+            Py_CLEAR(partial);
+        Py_XDECREF(key);
+        Py_XDECREF(reason);
     }
     if (partial != NULL)
         result = Py_BuildValue("(KN)", packets, partial);

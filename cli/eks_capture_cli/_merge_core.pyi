@@ -14,4 +14,4 @@ def merge(
     chunk: int = ...,
     flush: int = ...,
 ) -> tuple[int, dict[int, str]]:
-    """Packets written, and why each input that ended early did, by index."""
+    """Packets written, and why each input that ended early did, by index, in the order they were opened."""

@@ -2,7 +2,8 @@
 
 Bad arguments raise before any file is opened or anything written, and leave every descriptor of the
 process as it was; the paths are those of the call, whatever a callback does to their list. A merge
-stopped by a signal hands over only whole blocks, holds none back, and leaves no file open.
+stopped by a signal hands over only whole blocks, holds none back, and leaves no file open. Inputs
+that end early are reported in the record-by-record merge's order.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 import pytest
 
 from eks_capture_cli import _merge_core
-from eks_capture_cli.pcapng import PcapngOutput
+from eks_capture_cli.merge import merge_plain, merge_records
+from eks_capture_cli.pcapng import MergeInput, MergeResult, PcapngOutput
 from tests.fixtures.packets import T0, Packet, pcap, pcapng
 
 
@@ -172,3 +174,20 @@ def test_the_paths_are_those_given_even_if_a_callback_changes_their_list(capture
     packets, partial = call_merge(captures, [], paths=paths, interface=interface)
 
     assert (packets, partial) == (9, {})
+
+
+def test_inputs_that_end_early_are_reported_in_the_order_they_were_opened(tmp_path: Path) -> None:
+    inputs = []
+    for n, first in enumerate((T0 + 2_000, T0)):
+        data = pcap([Packet(first + k * 1_000, bytes([n]) * 30) for k in range(3)], nano=True)
+        (tmp_path / f"{n}.pcap").write_bytes(data[:-7])
+        inputs.append(MergeInput(tmp_path / f"{n}.pcap", f"node-{n}", first))
+
+    def reasons(result: MergeResult) -> list[tuple[str, str]]:
+        return list(result.partial.items())
+
+    fast = merge_plain(inputs, io.BytesIO(), PcapngOutput())
+    oracle = merge_records(inputs, io.BytesIO(), PcapngOutput())
+
+    assert reasons(fast) == reasons(oracle)
+    assert [Path(path).name for path, _ in reasons(fast)] == ["1.pcap", "0.pcap"]

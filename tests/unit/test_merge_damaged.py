@@ -1,8 +1,9 @@
 """Damaged plain inputs: the C merge writes the bytes and gives the reasons the record-by-record merge does.
 
 Overwritten bytes and cuts land anywhere: file and block headers, length fields, interface options (a
-time resolution or offset that puts packets beyond 64 bits), simple and obsolete packet blocks; small
-reads put every record across read edges. ``merge_records`` is the oracle.
+time resolution or offset that puts packets beyond 64 bits or before 1970), simple and obsolete packet
+blocks, a second section in the other byte order; small reads put every record across read edges.
+``merge_records`` is the oracle, for the bytes, the reasons and the order they are reported in.
 """
 
 from __future__ import annotations
@@ -38,9 +39,22 @@ def packets(node: int, count: int, interfaces: int = 1) -> list[Packet]:
     return [Packet(BASE_NS + n * 3_000 - late[n % 5], f, n % interfaces) for n, f in enumerate(frames)]
 
 
+def offset_section(node: int, count: int) -> bytes:
+    """A little-endian section whose interface counts 2^-30 s from 1000 s after 1970 (if_tsoffset -1000)."""
+    options = struct.pack("<HHB3xHHq", 9, 1, 0x80 | 30, 14, 8, -1000) + bytes(4)
+    out = block("<", 0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block("<", 1, struct.pack("<HHI", 1, 0, 0) + options)
+    for packet in packets(node, count):
+        units = (packet.ts_ns + 1000 * 10**9) * (1 << 30) // 10**9
+        head = struct.pack("<IIIII", 0, units >> 32, units & 0xFFFFFFFF, len(packet.data), len(packet.data))
+        out += block("<", 6, head + packet.data)
+    return out
+
+
 @cache
 def sources() -> tuple[bytes, ...]:
-    """Classic pcap in both byte orders and resolutions; pcapng with two interfaces, simple and old blocks."""
+    """Classic pcap in both byte orders and resolutions; pcapng with two interfaces, simple and old blocks;
+    pcapng whose binary-fraction, offset section is followed by a big-endian one."""
     extra = block("<", 3, struct.pack("<I", 1500) + b"simple") + block(
         "<", 2, struct.pack("<HHIIII", 1, 0, 0x64, 0x2A00000, 5, 5) + b"olden"
     )
@@ -48,18 +62,18 @@ def sources() -> tuple[bytes, ...]:
         pcap(packets(0, 12), nano=True),
         pcap(packets(1, 12), order=">"),
         pcapng(packets(2, 12, 2), interfaces=((1, 6), (101, 9))) + extra,
-        pcapng(packets(3, 12), interfaces=((1, 9),), order=">"),
+        offset_section(3, 6) + pcapng(packets(3, 12), interfaces=((1, 9),), order=">"),
     )
 
 
-def outcome(merge: Merge, inputs: list[MergeInput]) -> tuple[bytes, MergeResult] | str:
-    """The merged bytes and result, or the error raised."""
+def outcome(merge: Merge, inputs: list[MergeInput]) -> tuple[bytes, MergeResult, list[str]] | str:
+    """The merged bytes, the result and the order of its stop reasons, or the error raised."""
     out = io.BytesIO()
     try:
         result = merge(inputs, out, PcapngOutput({"10.0.0.1": ["shop/checkout"]}))
     except Exception as error:  # both merges must fail alike, if ever
         return repr(error)
-    return out.getvalue(), result
+    return out.getvalue(), result, list(result.partial)
 
 
 @settings(max_examples=200, deadline=None)
