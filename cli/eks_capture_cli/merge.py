@@ -137,12 +137,14 @@ def merge_records(inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOut
                 heapq.heapreplace(heap, (nts, rank, nxt, source))
                 break
     finally:
-        out.write(buffer)
-        buffer.clear()
-        for source, stream in opened:
-            stream.close()
-            if source.reader.partial:
-                partial[str(source.input.path)] = source.reader.reason or "ended early"
+        try:
+            out.write(buffer)
+            buffer.clear()
+        finally:  # a write that raises still leaves no input open
+            for source, stream in opened:
+                stream.close()
+                if source.reader.partial:
+                    partial[str(source.input.path)] = source.reader.reason or "ended early"
     return output.result(packets, partial)
 
 

@@ -1,9 +1,9 @@
-"""The C merge's contract with its caller.
+"""The C merge's contract with its caller: bad arguments, and callbacks or signals that stop it midway.
 
 Bad arguments raise before any file is opened or anything written, and leave every descriptor of the
-process as it was; the paths are those of the call, whatever a callback does to their list. A merge
-stopped by a signal hands over only whole blocks, holds none back, and leaves no file open. Inputs
-that end early are reported in the record-by-record merge's order.
+process as it was. A merge stopped by a callback leaves what the record-by-record merge leaves (written
+bytes, unwritten blocks, the exception); stopped by a signal, it still hands over only whole blocks.
+Either way no file stays open.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ from eks_capture_cli import _merge_core
 from eks_capture_cli.merge import merge_plain, merge_records
 from eks_capture_cli.pcapng import MergeInput, MergeResult, PcapngOutput
 from tests.fixtures.packets import T0, Packet, pcap, pcapng
+
+NAMES = {"10.0.0.1": ["shop/checkout"]}
+
+
+class RefusedError(Exception):
+    """What a callback raises to stop the merge."""
 
 
 @pytest.fixture
@@ -116,6 +122,73 @@ def test_bad_arguments_raise_before_anything_is_opened_written_or_closed(
         call_merge(captures, writes, **changes)
 
     assert writes == []
+    assert open_now() == descriptors
+
+
+class RefusingOutput(PcapngOutput):
+    """Blocks whose ``interface`` or ``names_once`` raises at its n-th call."""
+
+    def __init__(self, refuse: str, at: int) -> None:
+        super().__init__(NAMES)
+        self.refuse, self.at, self.calls = refuse, at, 0
+
+    def _count(self, name: str) -> None:
+        if name == self.refuse:
+            self.calls += 1
+            if self.calls == self.at:
+                raise RefusedError(f"{name} refused at call {self.at}")
+
+    def interface(self, node: str, link_type: int) -> int:
+        self._count("interface")
+        return super().interface(node, link_type)
+
+    def names_once(self) -> None:
+        self._count("names_once")
+        super().names_once()
+
+
+class RefusingFile(io.BytesIO):
+    """A file whose ``write`` raises at its n-th call (and keeps nothing of that call)."""
+
+    def __init__(self, refuse: str, at: int) -> None:
+        super().__init__()
+        self.refuse, self.at, self.calls = refuse, at, 0
+
+    def write(self, data: Any) -> int:
+        if self.refuse == "write":
+            self.calls += 1
+            if self.calls == self.at:
+                raise RefusedError(f"write refused at call {self.at}")
+        return super().write(data)
+
+
+def stopped(merge: Any, inputs: list[MergeInput], refuse: str, at: int) -> tuple[bytes, bytes, str]:
+    """What a merge wrote, what it left unwritten in its blocks, and what it raised."""
+    out, output = RefusingFile(refuse, at), RefusingOutput(refuse, at)
+    with pytest.raises(RefusedError) as raised:
+        merge(inputs, out, output)
+    return out.getvalue(), bytes(output.blocks), str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("refuse", "at"),
+    [
+        pytest.param("interface", 1, id="the-first-interface"),
+        pytest.param("interface", 3, id="an-interface-of-an-input-opened-later"),
+        pytest.param("interface", 4, id="an-interface-of-a-link-type-met-mid-file"),
+        pytest.param("names_once", 1, id="the-name-resolution-block"),
+        pytest.param("write", 1, id="the-write-of-the-blocks"),
+    ],
+)
+def test_a_callback_that_raises_stops_the_merge_as_it_stops_the_record_by_record_merge(
+    captures: list[Path], descriptors: set[str], refuse: str, at: int
+) -> None:
+    inputs = [MergeInput(path, f"node-{n}", T0 + n * 400) for n, path in enumerate(captures)]
+
+    fast = stopped(merge_plain, inputs, refuse, at)
+    oracle = stopped(merge_records, inputs, refuse, at)
+
+    assert fast == oracle
     assert open_now() == descriptors
 
 
