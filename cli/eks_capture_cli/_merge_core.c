@@ -8,10 +8,19 @@
  * resolution block stay in Python (PcapngOutput), called back when merge_records would call them.
  *
  * Untrusted input: every field is bounds-checked before it is read; lengths are unsigned and
- * compared before any subtraction; times are computed in 128 bits.
+ * compared before any subtraction; times are computed in 128 bits. Fields are read and written byte
+ * by byte in their file's order, so the host's own byte order does not matter.
+ *
+ * Portability: GCC or Clang on a 64-bit target (unsigned __int128, __builtin_bswap32) and POSIX
+ * open/read; Python.h comes first, as its pyconfig.h sets the feature macros (_POSIX_C_SOURCE
+ * 200809L, _GNU_SOURCE) that declare O_CLOEXEC and ssize_t under -std=c11.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#ifndef __SIZEOF_INT128__
+#error "_merge_core needs a compiler with unsigned __int128 (GCC or Clang on a 64-bit target)"
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
