@@ -64,7 +64,7 @@ typedef struct {
 /* One link type of an input and its interface id in the output. */
 typedef struct {
     uint32_t link;
-    long iface;
+    long long iface;
 } Link;
 
 typedef struct {
@@ -87,7 +87,7 @@ typedef struct {
     uint64_t ts;
     uint32_t link, caplen, wirelen;
     size_t data;
-    long cached_link, cached_iface;
+    long long cached_link, cached_iface;
     char reason[REASON_SIZE];
     int stopped;
 } Input;
@@ -536,29 +536,29 @@ static int output_write(Output *out) {
 }
 
 /* interface(index, link) in Python; the id, or -1 with an exception set. */
-static long call_interface(Output *out, PyObject *interface, Input *in, uint32_t link) {
+static long long call_interface(Output *out, PyObject *interface, Input *in, uint32_t link) {
     if (output_sync(out) < 0)
         return -1;
     PyObject *found = PyObject_CallFunction(interface, "nk", in->index, (unsigned long)link);
     out->used = PyByteArray_GET_SIZE(out->blocks);
     if (found == NULL)
         return -1;
-    long id = PyLong_AsLong(found);
+    long long id = PyLong_AsLongLong(found);
     Py_DECREF(found);
     if (id == -1 && PyErr_Occurred())
         return -1;
-    if (id < 0 || id > (long)UINT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "interface id %ld does not fit a packet block", id);
+    if (id < 0 || id > (long long)UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "interface id %lld does not fit a packet block", id);
         return -1;
     }
     return id;
 }
 
 /* The output interface of the current record's link type, described first if new. */
-static long record_interface(Output *out, PyObject *interface, Input *in) {
-    if (in->cached_link == (long)in->link)
+static long long record_interface(Output *out, PyObject *interface, Input *in) {
+    if (in->cached_link == (long long)in->link)
         return in->cached_iface;
-    long id = -1;
+    long long id = -1;
     for (size_t i = 0; i < in->nlinks; i++)
         if (in->links[i].link == in->link)
             id = in->links[i].iface;
@@ -573,7 +573,7 @@ static long record_interface(Output *out, PyObject *interface, Input *in) {
     return id;
 }
 
-static int write_packet(Output *out, const Input *in, long iface) {
+static int write_packet(Output *out, const Input *in, long long iface) {
     uint32_t caplen = in->caplen, pad = -caplen & 3, length = 32 + caplen + pad;
     unsigned char *p = output_reserve(out, length);
     if (p == NULL)
@@ -676,7 +676,7 @@ static int open_next(Merge *m) {
     if (found < 0)
         return -1;
     for (size_t i = 0; i < in->nlinks; i++) {
-        long id = call_interface(&m->out, m->interface, in, in->links[i].link);
+        long long id = call_interface(&m->out, m->interface, in, in->links[i].link);
         if (id < 0)
             return -1;
         in->links[i].iface = id;
@@ -729,7 +729,7 @@ static int run(Merge *m, PyObject *names_once, unsigned long long *packets) {
         }
         const Py_ssize_t rank = -in->index;
         for (;;) {
-            long iface = record_interface(&m->out, m->interface, in);
+            long long iface = record_interface(&m->out, m->interface, in);
             if (iface < 0 || write_packet(&m->out, in, iface) < 0)
                 return -1;
             ++*packets;

@@ -125,6 +125,23 @@ def test_bad_arguments_raise_before_anything_is_opened_written_or_closed(
     assert open_now() == descriptors
 
 
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        pytest.param(-1, ValueError, id="negative"),
+        pytest.param(1 << 32, ValueError, id="beyond-32-bits"),
+        pytest.param(1 << 64, OverflowError, id="beyond-64-bits"),
+    ],
+)
+def test_an_interface_id_a_packet_block_cannot_hold_stops_the_merge(
+    captures: list[Path], descriptors: set[str], answer: int, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        call_merge(captures, [], interface=lambda index, link: answer)
+
+    assert open_now() == descriptors
+
+
 class RefusingOutput(PcapngOutput):
     """Blocks whose ``interface`` or ``names_once`` raises at its n-th call."""
 
