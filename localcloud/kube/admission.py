@@ -47,11 +47,12 @@ class WebhookDenial:
 
     ``resources`` are plurals (``jobs``, ``daemonsets``, ``pods``); ``namespace`` limits it to one
     namespace; ``when`` selects objects (e.g. by label); ``code`` is the HTTP status of the answer (the API
-    server turns a code below 400 into 400, as a webhook without one gets).
+    server turns a code below 400 into 400, as a webhook without one gets). ``message`` may be a function
+    of the object, as Kyverno's names it (``resource Job/<namespace>/<name> was blocked due to ...``).
     """
 
     name: str
-    message: str
+    message: str | Callable[[Obj], str]
     resources: tuple[str, ...]
     code: int = 400
     reason: str = ""
@@ -65,9 +66,9 @@ class WebhookDenial:
             and (self.when is None or self.when(obj))
         )
 
-    def error(self) -> ApiError:
+    def error(self, obj: Obj) -> ApiError:
         denied = f'admission webhook "{self.name}" denied the request'
-        text = self.message or self.reason
+        text = (self.message(obj) if callable(self.message) else self.message) or self.reason
         message = f"{denied}: {text}" if text else f"{denied} without explanation"
         return ApiError(max(self.code, 400), self.reason, message)
 
@@ -82,7 +83,7 @@ class Webhooks:
     def deny(
         self,
         name: str,
-        message: str,
+        message: str | Callable[[Obj], str],
         resources: str | Iterable[str] = ("pods",),
         *,
         code: int = 400,
@@ -104,7 +105,7 @@ class Webhooks:
     def refusal(self, rtype: ResourceType, obj: Obj) -> ApiError | None:
         with self._lock:
             denials = list(self._denials)
-        return next((d.error() for d in denials if d.matches(rtype, obj)), None)
+        return next((d.error(obj) for d in denials if d.matches(rtype, obj)), None)
 
 
 class Admission:
