@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -22,9 +23,14 @@ from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import ReportOutcome, end_message
 from eks_capture.captures.plan import Outcome
 from eks_capture.errors import ClusterRefused
+from eks_capture.ids import CaptureId
 from eks_capture.kube.labels import LABEL_NODE
+from eks_capture.kube.manifests.job import job_name
 from eks_capture.report.building import S3Files, build
+from eks_capture.settings import Settings
+from eks_capture.store.keys import serialize, session_key
 from eks_capture_cli import app
+from localcloud.burst import burst_nodes
 from localcloud.kube import (
     DAEMONSETS,
     EVENTS,
@@ -38,6 +44,7 @@ from localcloud.kube import (
 from tests.events import load_event
 from tests.fixtures.clock import Clock
 from tests.fixtures.cluster import revoke
+from tests.fixtures.item_sizes import DYNAMODB_ITEM_LIMIT, item_size
 from tests.fixtures.sessions import stored_session
 from tests.fixtures.uploads import upload_manifest
 
@@ -49,6 +56,20 @@ WEBHOOK = "validate.kyverno.svc-fail"
 WEBHOOK_SAYS = (
     "policy Job/eks-capture for resource violation: disallow-host-network: hostNetwork is not allowed"
 )
+LARGEST = "largest-nodegroup-01"  # its burst nodes' names are 51 characters, as EKS's longest
+
+
+def _kyverno_blocked(job: dict[str, Any]) -> str:
+    """What Kyverno answers for a Job two of its policies block: naming the Job, so no two nodes' alike."""
+    metadata = job["metadata"]
+    return (
+        f"\n\nresource Job/{metadata['namespace']}/{metadata['name']} was blocked due to the following "
+        "policies\n\nrequire-requests-limits:\n  validate-resources: 'validation error: CPU and memory "
+        "resource requests and limits are required. rule validate-resources failed at path "
+        "/spec/template/spec/containers/0/resources/requests/'\nrestrict-host-network:\n  host-network: "
+        "'validation error: Use of host networking is not allowed. rule host-network failed at path "
+        "/spec/template/spec/hostNetwork/'"
+    )
 
 
 def _start(deps: Deps, event: str) -> Outcome:
@@ -233,6 +254,41 @@ def test_a_webhook_denying_every_job_fails_the_capture_at_once_and_frees_its_slo
     slots = [f"SLOT#{CLUSTER}#{n}" for n in range(deps.settings.max_concurrent_captures)]
     assert [_held(deps, slot) for slot in slots] == [None] * len(slots)
     assert [_held(deps, f"LOCK#{CLUSTER}#{node}") for node in (NODE_A, NODE_B)] == [None, None]
+
+
+def test_a_webhook_denying_the_jobs_of_the_most_nodes_in_long_words_records_each_node_within_the_item_size(
+    deps: Deps, shop: KubeEmulator
+) -> None:
+    most = Settings.model_fields["max_nodes_per_capture"].metadata[-1].le
+    fleet = [name for name, _instance in burst_nodes(shop, most, prefix=LARGEST)]
+    shop.webhooks.deny(WEBHOOK, _kyverno_blocked, "jobs")
+    wide = replace(deps, settings=deps.settings.model_copy(update={"max_nodes_per_capture": most}))
+    event = load_event("start-capture-label-selector")
+    event["detail"]["targets"]["node_selector"] = {"matchLabels": {"eks.amazonaws.com/nodegroup": LARGEST}}
+
+    started = trigger.handle(event, wide)  # each node's whole answer (~640 bytes): a ~0.9 MB item
+
+    assert started.status == "failed", started.message
+    session = stored_session(deps, started.capture_id)
+    assert session.status == "failed"
+    assert {name: node.status for name, node in session.nodes.items()} == dict.fromkeys(fleet, "failed")
+    said = f'create jobs refused by an admission webhook (HTTP 400): admission webhook "{WEBHOOK}" denied the'
+
+    def whole(node: str) -> str:
+        job = {"metadata": {"namespace": NAMESPACE, "name": job_name(CaptureId(session.capture_id), node)}}
+        return f"{said} request: {_kyverno_blocked(job)}"
+
+    assert {name: node.reason for name, node in session.nodes.items()} == {
+        name: f"{said[:39]}…(truncated, {len(whole(name).encode())} bytes)" for name in fleet
+    }  # 64 bytes: the head, and how long the whole was
+    said_once = f"no node could be captured ({fleet[0]}: {whole(fleet[0])}; {fleet[1]}: "  # the whole, once
+    assert session.verdict.startswith(said_once)
+    assert session.verdict.endswith(" bytes)")
+    item = boto3.client("dynamodb").get_item(
+        TableName=deps.settings.capture_table, Key=serialize(session_key(session.capture_id))
+    )
+    assert item_size(item["Item"]) <= 0.9 * DYNAMODB_ITEM_LIMIT
+    assert [_held(deps, f"LOCK#{CLUSTER}#{node}") for node in fleet[:3]] == [None] * 3
 
 
 def test_an_rbac_refusal_of_the_job_says_rbac_not_admission(deps: Deps, shop: KubeEmulator) -> None:

@@ -74,8 +74,13 @@ def test_node_states_are_kept_per_node_and_a_settled_node_is_settled_once(store:
     assert store.replace_session(started, expected_status="starting") is False
 
     done = NodeCapture(node="ip-10-0-1-5", job="j1", status="completed", reason="uploaded everything")
-    assert store.settle_node(session.capture_id, done) is True
-    assert store.settle_node(session.capture_id, done.model_copy(update={"status": "failed"})) is False
+    assert store.settle_node(session.capture_id, done, len(started.nodes)) is True
+    assert (
+        store.settle_node(
+            session.capture_id, done.model_copy(update={"status": "failed"}), len(started.nodes)
+        )
+        is False
+    )
 
     stored = store.get_session(session.capture_id)
     assert stored is not None
@@ -84,6 +89,28 @@ def test_node_states_are_kept_per_node_and_a_settled_node_is_settled_once(store:
         "ip-10-0-2-7": "pending",
     }
     assert stored.skipped == {"ip-10-0-3-9": "NotReady"}
+
+
+EVICTED = "its pod failed: Evicted: " + "The node was low on resource: ephemeral-storage. " * 10  # 515 bytes
+
+
+@pytest.mark.parametrize(
+    ("nodes", "kept"),
+    [(2, EVICTED), (1_000, EVICTED[:39] + "…(truncated, 515 bytes)")],
+    ids=["few nodes: whole", "the most nodes: 64 bytes"],
+)
+def test_a_settled_nodes_reason_keeps_its_share_of_the_session_item(
+    store: CaptureStore, nodes: int, kept: str
+) -> None:
+    session = _session()
+    store.create_session(session)
+    evicted = NodeCapture(node="ip-10-0-1-5", job="j1", status="failed", reason=EVICTED)
+
+    assert store.settle_node(session.capture_id, evicted, nodes) is True
+
+    stored = store.get_session(session.capture_id)
+    assert stored is not None
+    assert stored.nodes["ip-10-0-1-5"].reason == kept
 
 
 def test_a_node_held_by_one_capture_is_refused_to_another_until_the_lock_expires(store: CaptureStore) -> None:

@@ -177,7 +177,7 @@ class _Sweep:
             return
         previous = session.nodes.get(node) or NodeCapture(node=node, job=name)
         record = previous.model_copy(update={"status": verdict.status, "reason": verdict.reason})
-        if not self.deps.store.settle_node(capture_id, record):
+        if not self.deps.store.settle_node(capture_id, record, len(session.nodes.keys() | {node})):
             return
         self.report.deleted[verdict.status] += 1
         session.nodes[node] = record

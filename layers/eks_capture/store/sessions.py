@@ -25,6 +25,15 @@ from eks_capture.store.keys import (
     session_index_keys,
     session_key,
 )
+from eks_capture.store.sizes import (
+    FINDING_BYTES,
+    MATCHED_BY_BYTES,
+    REASONS_BYTES,
+    VERDICT_BYTES,
+    clipped,
+    named_skips,
+    node_text_limit,
+)
 
 SessionStatus = Literal["starting", "running", "stopping", "completed", "failed", "rejected"]
 #: A session in one of these has not ended: the sweep may still close it.
@@ -86,6 +95,35 @@ class CaptureSession(BaseModel):
     verdict: str = ""
 
 
+def node_attribute(node: NodeCapture, nodes: int) -> dict[str, Any]:
+    """A node's record as a session of ``nodes`` nodes keeps it: its reason and what matched it within
+    their share of the item (store/sizes.py)."""
+    kept = node.model_copy(
+        update={
+            "reason": clipped(node.reason, node_text_limit(REASONS_BYTES, nodes)),
+            "matched_by": clipped(node.matched_by, node_text_limit(MATCHED_BY_BYTES, nodes)),
+        }
+    )
+    return kept.model_dump(mode="json")
+
+
+def session_attributes(session: CaptureSession, exclude: set[str] | None = None) -> dict[str, Any]:
+    """The session's attributes (but ``exclude``) as its item keeps them: each node's text and the verdict
+    within their share of DynamoDB's 400 KB, however many nodes and whatever the API said to each."""
+    data = session.model_dump(mode="json", exclude=exclude)
+    if "nodes" in data:
+        data["nodes"] = {
+            name: node_attribute(node, len(session.nodes)) for name, node in session.nodes.items()
+        }
+    if "skipped" in data:
+        data["skipped"] = named_skips(session.skipped)
+    if "findings" in data:
+        data["findings"] = [clipped(finding, FINDING_BYTES) for finding in session.findings]
+    if "verdict" in data:
+        data["verdict"] = clipped(session.verdict, VERDICT_BYTES)
+    return data
+
+
 class Sessions(Table):
     """The sessions part of the store."""
 
@@ -94,7 +132,7 @@ class Sessions(Table):
         item = {
             **session_key(session.capture_id),
             **session_index_keys(session.cluster, session.created_at, session.trigger.alarm_name),
-            **session.model_dump(mode="json"),
+            **session_attributes(session),
         }
         return self._conditional(
             "put_item", Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
@@ -106,8 +144,8 @@ class Sessions(Table):
         Totals are left alone: the indexer adds to them concurrently, and a whole-item put would erase
         what it added.
         """
-        data = session.model_dump(
-            mode="json", exclude={"totals", "capture_id", "cluster", "created_at", "trigger"}
+        data = session_attributes(
+            session, exclude={"totals", "capture_id", "cluster", "created_at", "trigger"}
         )
         names = {f"#f{i}": name for i, name in enumerate(data)}
         values = {f":v{i}": value for i, value in enumerate(data.values())}
@@ -187,8 +225,9 @@ class Sessions(Table):
         sessions = (CaptureSession.model_validate(item) for item in items)
         return {session.capture_id: session for session in sessions}
 
-    def settle_node(self, capture_id: str, node: NodeCapture) -> bool:
-        """Record a node's final verdict once; False when a concurrent sweep recorded one already."""
+    def settle_node(self, capture_id: str, node: NodeCapture, nodes: int) -> bool:
+        """Record a node's final verdict once, as a session of ``nodes`` nodes keeps it; False when a
+        concurrent sweep recorded one already."""
         return self._conditional(
             "update_item",
             Key=serialize(session_key(capture_id)),
@@ -197,7 +236,7 @@ class Sessions(Table):
             "OR nodes.#node.#status IN (:pending, :running))",
             ExpressionAttributeNames={"#node": node.node, "#status": "status"},
             ExpressionAttributeValues=serialize(
-                {":node": node.model_dump(mode="json"), ":pending": "pending", ":running": "running"}
+                {":node": node_attribute(node, nodes), ":pending": "pending", ":running": "running"}
             ),
         )
 
@@ -215,7 +254,7 @@ class Sessions(Table):
         values: dict[str, Any] = {":status": status}
         if verdict is not None:
             sets.append("verdict = :verdict")
-            values[":verdict"] = verdict
+            values[":verdict"] = clipped(verdict, VERDICT_BYTES)
         if ended_at is not None:
             sets.append("ended_at = :ended")
             values[":ended"] = iso_key(ended_at)
