@@ -284,6 +284,7 @@ def test_a_webhook_denying_the_jobs_of_the_most_nodes_in_long_words_records_each
     said_once = f"no node could be captured ({fleet[0]}: {whole(fleet[0])}; {fleet[1]}: "  # the whole, once
     assert session.verdict.startswith(said_once)
     assert session.verdict.endswith(" bytes)")
+    assert started.message == session.verdict  # what the log line and the notification say: what is kept
     item = boto3.client("dynamodb").get_item(
         TableName=deps.settings.capture_table, Key=serialize(session_key(session.capture_id))
     )

@@ -1,13 +1,17 @@
 """A capture session's item fits DynamoDB's 400 KB whatever its nodes were told: each node's reason and what
-matched it share a budget, the verdict and the skipped targets are capped, and cut text says it was cut."""
+matched it share a budget, the verdict and the skipped targets are capped, and cut text says it was cut; its
+notifications fit SNS's 256 KB alike."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from eks_capture.captures.notifications import end_message, start_message
 from eks_capture.ids import new_capture_id
+from eks_capture.settings import Settings
 from eks_capture.store.keys import serialize, session_index_keys, session_key
 from eks_capture.store.sessions import CaptureSession, NodeCapture, Totals, Trigger, session_attributes
 from eks_capture.store.sizes import (
@@ -26,6 +30,12 @@ MOST_NODES = 1_000  # Settings.max_nodes_per_capture's bound
 WORST_CASE_BYTES = 368_000
 WIDE = "\U0001f600"  # four bytes in UTF-8: the most bytes a character takes
 START = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+SNS_MESSAGE_LIMIT = 256 * 1024
+SETTINGS = Settings(
+    capture_bucket="shop-pcaps",
+    capture_table="capture-index",
+    capture_image="example.com/eks-capture@sha256:" + "0" * 64,
+)
 
 
 @pytest.mark.parametrize(
@@ -133,3 +143,26 @@ def test_the_largest_session_fits_dynamodbs_item_with_a_tenth_to_spare() -> None
     assert size <= WORST_CASE_BYTES <= 0.9 * DYNAMODB_ITEM_LIMIT, size
     assert max(len(n["reason"].encode()) for n in item["nodes"].values()) <= 64
     assert len(item["verdict"].encode()) <= VERDICT_BYTES
+
+
+@pytest.mark.parametrize("message", [start_message, end_message])
+def test_the_largest_sessions_notifications_fit_sns_and_name_every_node(message: Any) -> None:
+    session = _worst_session()
+    session.verdict = "v" * VERDICT_BYTES  # as the trigger and the reaper store it
+
+    _subject, body = message(SETTINGS, session)
+
+    assert len(body.encode()) <= SNS_MESSAGE_LIMIT
+    assert all(f"  - {name}: deadline_exceeded (" in body for name in session.nodes)
+
+
+def test_a_few_nodes_notification_keeps_their_whole_reasons() -> None:
+    session = _worst_session()
+    whole = "create jobs refused by an admission webhook (HTTP 400): " + "x" * 1_500
+    session.nodes = {
+        n: node.model_copy(update={"reason": whole}) for n, node in list(session.nodes.items())[:2]
+    }
+
+    _subject, body = start_message(SETTINGS, session)
+
+    assert body.count(f": deadline_exceeded ({whole})\n") == 2

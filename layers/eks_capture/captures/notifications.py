@@ -16,11 +16,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.settings import Settings
 from eks_capture.store.sessions import CaptureSession
+from eks_capture.store.sizes import REASONS_BYTES, clipped, named_skips, node_text_limit
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 logger = Logger(child=True)
+#: SNS refuses a message over 256 KB: the nodes' lines keep at most this much of it.
+NODE_LINES_BYTES = 200_000
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,15 @@ def console_link(settings: Settings, session: CaptureSession) -> str:
 
 
 def _nodes(session: CaptureSession) -> str:
+    """A line a node, each reason as the session item keeps it (store/sizes.py), so that a capture of the
+    most nodes, each refused in long words, still fits SNS's message (the verdict says the words once)."""
+    limit = node_text_limit(REASONS_BYTES, len(session.nodes))
     lines = [
-        f"  - {name}: {node.status}{f' ({node.reason})' if node.reason else ''}"
+        f"  - {name}: {node.status}{f' ({clipped(node.reason, limit)})' if node.reason else ''}"
         for name, node in sorted(session.nodes.items())
     ]
-    lines += [f"  - {name}: skipped ({why})" for name, why in sorted(session.skipped.items())]
-    return "\n".join(lines) or "  (none)"
+    lines += [f"  - {name}: skipped ({why})" for name, why in sorted(named_skips(session.skipped).items())]
+    return clipped("\n".join(lines), NODE_LINES_BYTES) or "  (none)"
 
 
 def start_message(settings: Settings, session: CaptureSession) -> tuple[str, str]:

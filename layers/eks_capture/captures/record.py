@@ -16,6 +16,7 @@ from eks_capture.captures.targets import TargetPlan
 from eks_capture.captures.verdicts import said_together
 from eks_capture.errors import NodeLocksNotTaken
 from eks_capture.store.sessions import CaptureSession
+from eks_capture.store.sizes import VERDICT_BYTES, clipped
 
 logger = Logger(child=True)
 
@@ -48,6 +49,7 @@ def record_start(
         session.status = "failed"
         reasons = by_reason({**failed, **session.skipped}) or "; ".join(plan.notes)
         session.verdict = f"no node could be captured ({reasons or 'no node matched'}){quoted(refused)}"
+    session.verdict = clipped(session.verdict, VERDICT_BYTES)  # what the item keeps, logged and sent alike
     store.replace_session(session, expected_status="starting")
     notify_start(deps.sns, settings, session)
     outcome = Outcome(
