@@ -41,11 +41,13 @@ NODEGROUP = "fleet"
 NODES = 2 * CLAIMS_PER_TRANSACTION + 10  # three lock batches: 100, 100 and 10 nodes
 HOT = f"{NODEGROUP}-150"  # a node of the second batch
 THROTTLED = f"TransactionCanceledException (ThrottlingError) after {TRANSACTION_ATTEMPTS} attempts"
+THROTTLED_CODE = "ThrottlingError"
 THROTTLING_SAID = (
     "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your "
     "table or index so please try again shortly."
 )
 DENIED = "AccessDeniedException after 1 attempt"
+DENIED_CODE = "AccessDeniedException"
 DENIAL_SAID = (
     f"User: {DENIED_PRINCIPAL} is not authorized to perform: dynamodb:PutItem on resource: "
     "arn:aws:dynamodb:us-west-2:123456789012:table/"
@@ -58,22 +60,25 @@ class Refusal:
 
     error: ThrottlingAnswer
     one_batch: bool  # only the transactions naming HOT's lock, else every lock transaction
-    refusal: str  # DynamoDB's error code and attempts, on each refused node's record
+    code: str  # DynamoDB's code, on each refused node's record
+    refusal: str  # DynamoDB's error code and attempts, quoted once by the verdict
     said: str  # how DynamoDB's message begins, quoted once by the verdict
     status: str | None  # the first delivery's outcome; None: it raises NodeLocksNotTaken for Lambda's retry
 
 
 REFUSALS = {
     "one batch of three throttled past its retries": Refusal(
-        "TransactionCanceledException", True, THROTTLED, THROTTLING_SAID, "running"
+        "TransactionCanceledException", True, THROTTLED_CODE, THROTTLED, THROTTLING_SAID, "running"
     ),
     "one batch of three denied by IAM": Refusal(
-        "AccessDeniedException", True, DENIED, DENIAL_SAID, "running"
+        "AccessDeniedException", True, DENIED_CODE, DENIED, DENIAL_SAID, "running"
     ),
     "every batch throttled past its retries": Refusal(
-        "TransactionCanceledException", False, THROTTLED, THROTTLING_SAID, None
+        "TransactionCanceledException", False, THROTTLED_CODE, THROTTLED, THROTTLING_SAID, None
     ),
-    "every batch denied by IAM": Refusal("AccessDeniedException", False, DENIED, DENIAL_SAID, "failed"),
+    "every batch denied by IAM": Refusal(
+        "AccessDeniedException", False, DENIED_CODE, DENIED, DENIAL_SAID, "failed"
+    ),
 }
 
 
@@ -147,7 +152,7 @@ def test_a_refused_lock_batch_fails_its_own_nodes_in_words_and_the_locked_batche
     session = refused_deps.store.get_session(capture_id)
     assert session is not None
     failed = {name for name, node in session.nodes.items() if node.status == "failed"}
-    assert {session.nodes[name].reason for name in failed} == {f"node lock not taken: {refusal.refusal}"}
+    assert {session.nodes[name].reason for name in failed} == {f"node lock not taken: {refusal.code}"}
     assert f"; DynamoDB refused node locks: {refusal.refusal}: {refusal.said}" in session.verdict
     assert hot in failed
     assert len(failed) == (CLAIMS_PER_TRANSACTION if refusal.one_batch else NODES)
@@ -169,7 +174,7 @@ def test_a_refused_lock_batch_fails_its_own_nodes_in_words_and_the_locked_batche
         assert Counter(first.nodes.values()) == Counter({"failed": len(failed), "pending": len(locked)})
         said = f"{len(failed)} node(s) failed: " if locked else "no node could be captured ("
         assert said in session.verdict
-        assert f"and {len(failed) - 3} more: node lock not taken: {refusal.refusal}" in session.verdict
+        assert f"and {len(failed) - 3} more: node lock not taken: {refusal.code}" in session.verdict
 
     second = _deliver(event, refused_deps)  # a redelivery, or Lambda's retry of a raised first delivery
 
@@ -203,10 +208,10 @@ def test_a_capture_of_the_most_nodes_whose_every_lock_is_refused_records_each_no
     session = wide.store.get_session(str(outcome.capture_id))
     assert session is not None
     assert session.status == "failed"
-    assert {node.reason for node in session.nodes.values()} == {f"node lock not taken: {DENIED}"}
+    assert {node.reason for node in session.nodes.values()} == {f"node lock not taken: {DENIED_CODE}"}
     assert len(session.nodes) == most
     assert (
-        f"and {most - 3} more: node lock not taken: {DENIED}); DynamoDB refused node locks: "
+        f"and {most - 3} more: node lock not taken: {DENIED_CODE}); DynamoDB refused node locks: {DENIED}: "
         in session.verdict
     )
 
@@ -255,7 +260,7 @@ def test_the_end_of_a_capture_with_a_refused_batch_counts_its_nodes_not_captured
     assert ended is not None
     assert ended.status == "failed"  # no node here uploads: none is proven captured
     assert ended.verdict.startswith(f"0 of {len(fleet)} node(s) captured: 0 file(s), 0 packets")
-    refused = f"and {CLAIMS_PER_TRANSACTION - 3} more failed (node lock not taken: {DENIED})"
+    refused = f"and {CLAIMS_PER_TRANSACTION - 3} more failed (node lock not taken: {DENIED_CODE})"
     assert refused in ended.verdict
     reasons = Counter(node.reason for node in ended.nodes.values())
-    assert reasons[f"node lock not taken: {DENIED}"] == CLAIMS_PER_TRANSACTION
+    assert reasons[f"node lock not taken: {DENIED_CODE}"] == CLAIMS_PER_TRANSACTION

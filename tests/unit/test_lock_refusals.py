@@ -1,5 +1,6 @@
-"""How a node lock batch DynamoDB refused past the retries is said: in a node's record, whether the event is
-worth Lambda's retry, and in a capture's verdict, where a refused batch is a hundred nodes with one reason."""
+"""How a node lock batch DynamoDB refused past the retries is said: in a node's record (whole, however many
+nodes share the session item), whether the event is worth Lambda's retry, and in a capture's verdict, where
+a refused batch is a hundred nodes with one reason."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from eks_capture.captures.launch import LockRefusal
 from eks_capture.captures.record import by_reason
-from eks_capture.store.keys import TRANSACTION_ATTEMPTS, is_transient, refusal_in_short, refusal_in_words
+from eks_capture.settings import Settings
+from eks_capture.store.keys import TRANSACTION_ATTEMPTS, is_transient, refusal_code, refusal_in_words
+from eks_capture.store.sessions import NodeCapture, node_attribute
 
 PROVISIONED = (
     "The level of configured provisioned throughput for the table was exceeded. Consider increasing your "
@@ -29,9 +33,13 @@ def _refusal(code: str, message: str, retries: int = 0, reasons: list[dict[str, 
     return ClientError(answer, "TransactWriteItems")  # type: ignore[arg-type]
 
 
-REFUSALS: dict[str, tuple[ClientError, str, bool]] = {
+#: The most nodes a capture takes: each node's reason then keeps 64 bytes of the session item.
+MOST_NODES = Settings.model_fields["max_nodes_per_capture"].metadata[-1].le
+
+REFUSALS: dict[str, tuple[ClientError, str, str, bool]] = {
     "throughput exceeded past botocore's retries": (
         _refusal("ProvisionedThroughputExceededException", PROVISIONED, retries=7),
+        "ProvisionedThroughputExceededException",
         f"ProvisionedThroughputExceededException after 8 attempts: {PROVISIONED}",
         True,
     ),
@@ -41,12 +49,14 @@ REFUSALS: dict[str, tuple[ClientError, str, bool]] = {
             f"{CANCELLED} [None, ThrottlingError]",
             reasons=[{"Code": "None"}, {"Code": "ThrottlingError", "Message": THROTTLING_ERROR}],
         ),
+        "ThrottlingError",
         f"TransactionCanceledException (ThrottlingError) after {TRANSACTION_ATTEMPTS} attempts: "
         + THROTTLING_ERROR,
         True,
     ),
     "access denied, which botocore does not retry": (
         _refusal("AccessDeniedException", "User: arn:aws:sts::1:assumed-role/r/s is not authorized"),
+        "AccessDeniedException",
         "AccessDeniedException after 1 attempt: User: arn:aws:sts::1:assumed-role/r/s is not authorized",
         False,
     ),
@@ -58,6 +68,7 @@ REFUSALS: dict[str, tuple[ClientError, str, bool]] = {
                 {"Code": "ValidationError", "Message": "Item size has exceeded the maximum allowed size"}
             ],
         ),
+        "ValidationError",
         "TransactionCanceledException (ValidationError) after 1 attempt: Item size has exceeded the maximum "
         "allowed size",
         False,
@@ -65,13 +76,26 @@ REFUSALS: dict[str, tuple[ClientError, str, bool]] = {
 }
 
 
-@pytest.mark.parametrize(("error", "words", "transient"), REFUSALS.values(), ids=REFUSALS.keys())
+@pytest.mark.parametrize(("error", "code", "words", "transient"), REFUSALS.values(), ids=REFUSALS.keys())
 def test_a_refusal_is_said_with_its_code_its_attempts_and_dynamodbs_words(
-    error: ClientError, words: str, transient: bool
+    error: ClientError, code: str, words: str, transient: bool
 ) -> None:
+    assert refusal_code(error) == code
     assert refusal_in_words(error) == words
-    assert words.startswith(f"{refusal_in_short(error)}: ")
     assert is_transient(error) is transient
+
+
+@pytest.mark.parametrize(
+    ("error", "code"), [(error, code) for error, code, _, _ in REFUSALS.values()], ids=REFUSALS.keys()
+)
+def test_a_refused_nodes_reason_keeps_the_code_telling_throttled_from_denied_whole_among_the_most_nodes(
+    error: ClientError, code: str
+) -> None:
+    reason = LockRefusal.of(("node-a",), error).reason
+
+    kept = node_attribute(NodeCapture(node="node-a", reason=reason), MOST_NODES)["reason"]
+
+    assert kept == reason == f"node lock not taken: {code}"
 
 
 NODE_REASONS: dict[str, tuple[dict[str, str], str]] = {

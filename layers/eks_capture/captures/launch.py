@@ -23,7 +23,7 @@ from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import capture_selector
 from eks_capture.kube.manifests.job import capture_job, job_name
 from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
-from eks_capture.store.keys import is_transient, refusal_in_short, refusal_in_words
+from eks_capture.store.keys import is_transient, refusal_code, refusal_in_words
 from eks_capture.store.sessions import NodeCapture
 
 logger = Logger(child=True)
@@ -53,14 +53,24 @@ def snapshot_context(
 @dataclass(frozen=True)
 class LockRefusal:
     """A batch of node locks DynamoDB refused past the retries; none of them was taken (a refused
-    transaction writes nothing). ``short``: its code and attempts, which each node's record carries (a
-    session of 1,000 nodes each with DynamoDB's whole message would pass DynamoDB's 400 KB item size);
-    ``why``: with DynamoDB's message, said once. ``transient``: a later try may pass (throttling)."""
+    transaction writes nothing). ``code``: DynamoDB's code, which each node's record carries (a session of
+    1,000 nodes each with DynamoDB's whole message would pass DynamoDB's 400 KB item size); ``why``: with
+    the attempts and DynamoDB's message, said once. ``transient``: a later try may pass (throttling)."""
 
     nodes: tuple[str, ...]
-    short: str
+    code: str
     why: str
     transient: bool
+
+    @classmethod
+    def of(cls, nodes: tuple[str, ...], error: ClientError) -> LockRefusal:
+        """The refusal of the batch of ``nodes``, from DynamoDB's answer."""
+        return cls(nodes, refusal_code(error), refusal_in_words(error), is_transient(error))
+
+    @property
+    def reason(self) -> str:
+        """Each refused node's reason."""
+        return f"node lock not taken: {self.code}"
 
 
 @dataclass(frozen=True)
@@ -110,9 +120,10 @@ def launch(
             except ClientError as error:
                 refusal = refused(batch, error, request)
                 refusals.append(refusal)
-                reason = f"node lock not taken: {refusal.short}"
                 unlocked |= {
-                    m.node.name: node_record(m).model_copy(update={"status": "failed", "reason": reason})
+                    m.node.name: node_record(m).model_copy(
+                        update={"status": "failed", "reason": refusal.reason}
+                    )
                     for m in batch
                 }
                 continue
@@ -158,12 +169,7 @@ def made_before(
 
 def refused(batch: Sequence[NodeMatch], error: ClientError, request: Request) -> LockRefusal:
     """The batch's refusal, logged: DynamoDB's answer in words, and whether a later try may pass."""
-    refusal = LockRefusal(
-        tuple(m.node.name for m in batch),
-        refusal_in_short(error),
-        refusal_in_words(error),
-        is_transient(error),
-    )
+    refusal = LockRefusal.of(tuple(m.node.name for m in batch), error)
     logger.warning(
         f"node locks not taken for {len(batch)} node(s) of capture {request.capture_id}: {refusal.why}",
         extra={

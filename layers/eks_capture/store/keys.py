@@ -157,27 +157,35 @@ def _is_transient_cancellation(error: ClientError) -> bool:
     return bool(reasons) and reasons <= _TRANSIENT_CANCELLATIONS
 
 
-def refusal_in_short(error: ClientError) -> str:
-    """A write DynamoDB refused past its retries, in a few words (each of a batch's nodes carries them): its
-    error code, with a cancelled transaction's reasons, and how many attempts were made."""
+def _refused_for(error: ClientError) -> list[str]:
+    """A cancelled transaction's reasons, those of its items that passed left out (none for other errors)."""
+    return sorted({str(r) for r in cancellation_reasons(error)} - {"None"})
+
+
+def refusal_code(error: ClientError) -> str:
+    """Why DynamoDB refused a write, as its code: a cancelled transaction's reasons (``ThrottlingError``:
+    what tells throttled from denied, where the transaction's own code says neither), else the error's code.
+    Each node of a refused batch carries it, so it is short enough to be kept whole in a session of the
+    most nodes (64 bytes a node: store/sizes.py)."""
+    return ", ".join(_refused_for(error)) or error.response.get("Error", {}).get("Code", "an unknown error")
+
+
+def refusal_in_words(error: ClientError) -> str:
+    """A write DynamoDB refused past its retries, said once: its error code with a cancelled transaction's
+    reasons, how many attempts were made, and DynamoDB's own message (a cancelled transaction's: its first
+    reason's)."""
     answer = error.response
     code = answer.get("Error", {}).get("Code", "an unknown error")
-    reasons = sorted({str(r) for r in cancellation_reasons(error)} - {"None"})
+    reasons = _refused_for(error)
     if reasons:
         code += f" ({', '.join(reasons)})"
     if _is_transient_cancellation(error):  # _transact_write's own attempts, all cancelled alike
         attempts = TRANSACTION_ATTEMPTS
     else:  # botocore's: the first try and its retries
         attempts = int(answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
-    return f"{code} after {attempts} attempts" if attempts > 1 else f"{code} after 1 attempt"
-
-
-def refusal_in_words(error: ClientError) -> str:
-    """``refusal_in_short`` and DynamoDB's own message (a cancelled transaction's: its first reason's)."""
-    answer = error.response
     said = [str(r["Message"]) for r in answer.get("CancellationReasons", []) if r.get("Message")]
     message = said[0] if said else answer.get("Error", {}).get("Message", "")
-    return f"{refusal_in_short(error)}: {message}".rstrip(": ")
+    return f"{code} after {attempts} attempt{'s' if attempts > 1 else ''}: {message}".rstrip(": ")
 
 
 def is_transient(error: ClientError) -> bool:
