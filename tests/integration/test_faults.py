@@ -38,7 +38,7 @@ from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
-from localcloud.outages import PausableProxy
+from localcloud.outages import DynamoDBProxy, PausableProxy
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
@@ -267,6 +267,28 @@ def test_a_duplicate_delivery_outliving_a_failed_first_one_leaves_one_capture_in
     assert refused.message == f"alarm {alarm} is cooling down after capture {running.capture_id}"
     assert stored_session(deps, refused.capture_id).status == "rejected"
     assert [j["metadata"]["labels"][LABEL_CAPTURE_ID] for j in capture_jobs(shop)] == [running.capture_id]
+
+
+def test_a_failed_start_whose_cooldown_dynamodb_will_not_free_still_fails_with_its_own_error(
+    deps: Deps, stack: Stack, settings: Settings, dynamodb: DynamoDBProxy
+) -> None:
+    event = load_event("alarm-single-metric-instance")
+    alarm = event["detail"]["alarmName"]
+    unauthorized = replace(  # no access entry: the start fails before storing anything
+        deps,
+        store=CaptureStore(settings.capture_table),
+        cluster=as_function(stack, "IndexerFunction", settings),
+    )
+    dynamodb.throttle("TransactWriteItems", error="AccessDeniedException", naming="COOLDOWN#")
+
+    with pytest.raises(ClusterAccessDenied):  # what the handler maps and answers; not DynamoDB's refusal
+        trigger.handle(event, unauthorized)
+
+    dynamodb.clear()
+    cooldown = boto3.client("dynamodb").get_item(
+        TableName=settings.capture_table, Key={"pk": {"S": f"COOLDOWN#{alarm}"}, "sk": {"S": "COOLDOWN"}}
+    )
+    assert "Item" in cooldown  # held for its time: one capture per cooldown either way
 
 
 # --- an S3 outage under the indexer ------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome, Request, session_of, spec_of
@@ -55,6 +56,23 @@ def claim_cooldown(request: Request, deps: Deps) -> str | None:
         return None
     until = request.started_at + timedelta(seconds=deps.settings.alarm_cooldown_seconds)
     return deps.store.claim_cooldown(alarm, request.capture_id, until, deps.now())
+
+
+def free_unused_cooldown(request: Request, deps: Deps) -> None:
+    """After a start that failed, free the alarm's cooldown if the capture stored nothing
+    (``release_unused_cooldown``). When DynamoDB will not (throttled, denied), the cooldown lasts its time,
+    and the start's own error is what the invocation still raises and the handler maps."""
+    alarm = request.trigger.alarm_name
+    if alarm is None:
+        return
+    try:
+        deps.store.release_unused_cooldown(alarm, request.capture_id)
+    except (ClientError, BotoCoreError) as error:
+        logger.warning(
+            f"alarm {alarm}'s cooldown not freed after capture {request.capture_id} failed to start: "
+            f"it lasts {deps.settings.alarm_cooldown_seconds} s from the start; DynamoDB said: {error}",
+            extra={"capture_id": request.capture_id, "alarm": alarm},
+        )
 
 
 def reject_started(session: CaptureSession, slot: int, why: str, deps: Deps) -> Outcome:

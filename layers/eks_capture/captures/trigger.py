@@ -19,6 +19,7 @@ from eks_capture.captures.admit import (
     claim_cooldown,
     claim_slot,
     duplicate,
+    free_unused_cooldown,
     reject,
     reject_started,
 )
@@ -177,7 +178,7 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
     try:
         outcome = start(request, deps)
     except Exception:  # nothing started when no session was stored (e.g. the cluster said 401)
-        deps.store.release_unused_cooldown(event.alarm_name, capture_id)
+        free_unused_cooldown(request, deps)
         raise
     if outcome.status not in ("running", "duplicate"):
         deps.store.release_cooldown(event.alarm_name, capture_id)
