@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Logger
 
-from eks_capture.errors import ApiThrottled, CaptureRejected, ClusterNotFound
+from eks_capture.errors import ApiThrottled, CaptureError, CaptureRejected, ClusterNotFound, NodeLocksNotTaken
 from eks_capture.handlers import count, maps_errors
 
 
@@ -79,16 +79,32 @@ def test_an_expected_error_is_one_line_one_metric_and_an_answer(
     assert warnings[0]["error"] == error.to_dict()
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiThrottled("eks", "DescribeCluster", 8),
+        NodeLocksNotTaken(
+            "cap-20261125T031200Z-0a1b2c3d",
+            210,
+            "TransactionCanceledException (ThrottlingError) after 8 attempts: Throughput exceeds the current "
+            "capacity of your table or index.",
+        ),
+    ],
+    ids=["an API throttled past its retries", "no node lock taken, DynamoDB throttling"],
+)
 def test_a_retryable_error_is_counted_then_raised_for_lambda_to_retry(
-    capsys: pytest.CaptureFixture[str], logs: io.StringIO
+    error: CaptureError, capsys: pytest.CaptureFixture[str], logs: io.StringIO
 ) -> None:
-    with pytest.raises(ApiThrottled):
-        _handler(ApiThrottled("eks", "DescribeCluster", 8), logs)({}, None)
+    with pytest.raises(type(error)):
+        _handler(error, logs)({}, None)
 
     assert _metrics(_lines(capsys.readouterr().out)) == [
-        ("HandlerErrors", {"ErrorCode": "ApiThrottled", "service": "trigger"}, 1.0)
+        ("HandlerErrors", {"ErrorCode": error.code, "service": "trigger"}, 1.0)
     ]
-    assert [line["level"] for line in _lines(logs.getvalue())] == ["WARNING"]
+    (warning,) = _lines(logs.getvalue())
+    assert warning["level"] == "WARNING"
+    assert warning["message"] == f"event not acted on: {error.message}"
+    assert warning["error"] == error.to_dict() | {"retryable": True}
 
 
 def test_an_unexpected_exception_is_logged_with_its_traceback_counted_and_raised(
