@@ -22,11 +22,12 @@ demo: env system-tools  ## the local end-to-end demo: alarm -> capture pods -> p
 test: env system-tools sam-env lint typecheck check-stack  ## everything CI runs
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-# The C merge's warnings fail here, not in a user's source install (another compiler may warn anew).
+# The C merge's warnings fail here, not in a user's source install (another compiler may warn anew);
+# under Py_LIMITED_API for 3.11 (as pyproject builds it), so a call outside that stable ABI fails here too.
 lint: env
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	$${CC:-cc} -fsyntax-only -std=c11 -Wall -Wextra -Werror -I"$$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" cli/eks_capture_cli/_merge_core.c
+	$${CC:-cc} -fsyntax-only -std=c11 -Wall -Wextra -Werror -DPy_LIMITED_API=0x030B0000 -I"$$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" cli/eks_capture_cli/_merge_core.c
 
 typecheck: env
 	.venv/bin/mypy layers/eks_capture cli/eks_capture_cli capture-image/eks_capture_agent localcloud functions tests bench
@@ -78,6 +79,7 @@ env: .venv/.synced
 # C merge's source so that `make env` rebuilds it (uv rebuilds the editable install on its cache-keys).
 .venv/.synced: pyproject.toml uv.lock Makefile cli/eks_capture_cli/_merge_core.c
 	command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	rm -f cli/eks_capture_cli/_merge_core.cpython-*.so  # left by a build before abi3: Python would import it first
 	uv sync --frozen --quiet --compile-bytecode
 	touch $@
 

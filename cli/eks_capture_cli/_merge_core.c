@@ -14,6 +14,10 @@
  * Portability: GCC or Clang on a 64-bit target (unsigned __int128, __builtin_bswap32) and POSIX
  * open/read; Python.h comes first, as its pyconfig.h sets the feature macros (_POSIX_C_SOURCE
  * 200809L, _GNU_SOURCE) that declare O_CLOEXEC and ssize_t under -std=c11.
+ *
+ * Stable ABI: pyproject.toml builds it with Py_LIMITED_API = 3.11 (requires-python), so one build,
+ * _merge_core.abi3.so, loads in every later CPython; objects are read through functions
+ * (PyByteArray_Size, PyTuple_GetItem), never the macros that know their layout.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -482,7 +486,7 @@ typedef struct {
 /* The bytearray is never shorter than its blocks, unless Python code (a signal handler) shrank it
  * while it was longer: then its blocks are lost, and writing at `used` would overrun it. */
 static int output_check(const Output *out) {
-    if (PyByteArray_GET_SIZE(out->blocks) >= out->used)
+    if (PyByteArray_Size(out->blocks) >= out->used)
         return 0;
     PyErr_SetString(PyExc_RuntimeError, "the merge's blocks were shortened while it wrote them");
     return -1;
@@ -492,7 +496,7 @@ static int output_check(const Output *out) {
 static int output_sync(Output *out) {
     if (output_check(out) < 0)
         return -1;
-    if (PyByteArray_GET_SIZE(out->blocks) == out->used)
+    if (PyByteArray_Size(out->blocks) == out->used)
         return 0;
     return PyByteArray_Resize(out->blocks, out->used);
 }
@@ -500,7 +504,7 @@ static int output_sync(Output *out) {
 static unsigned char *output_reserve(Output *out, size_t need) {
     if (output_check(out) < 0)
         return NULL;
-    Py_ssize_t size = PyByteArray_GET_SIZE(out->blocks);
+    Py_ssize_t size = PyByteArray_Size(out->blocks);
     if ((size_t)(size - out->used) < need) {
         Py_ssize_t want = out->used + (Py_ssize_t)need;
         Py_ssize_t ample = out->flush + (out->flush >> 4);
@@ -511,14 +515,14 @@ static unsigned char *output_reserve(Output *out, size_t need) {
         if (PyByteArray_Resize(out->blocks, want) < 0)
             return NULL;
     }
-    return (unsigned char *)PyByteArray_AS_STRING(out->blocks) + out->used;
+    return (unsigned char *)PyByteArray_AsString(out->blocks) + out->used;
 }
 
 /* write(blocks); the bytearray keeps its length (and memory) for the next blocks until synced. */
 static int output_flush(Output *out) {
     if (output_sync(out) < 0)
         return -1;
-    PyObject *done = PyObject_CallOneArg(out->write, out->blocks);
+    PyObject *done = PyObject_CallFunctionObjArgs(out->write, out->blocks, NULL);
     if (done == NULL)
         return -1;
     Py_DECREF(done);
@@ -531,7 +535,7 @@ static int output_flush(Output *out) {
 static int output_write(Output *out) {
     if (output_sync(out) < 0 || PyErr_CheckSignals() < 0)
         return -1;
-    out->used = PyByteArray_GET_SIZE(out->blocks);
+    out->used = PyByteArray_Size(out->blocks);
     return output_flush(out);
 }
 
@@ -540,7 +544,7 @@ static long long call_interface(Output *out, PyObject *interface, Input *in, uin
     if (output_sync(out) < 0)
         return -1;
     PyObject *found = PyObject_CallFunction(interface, "nk", in->index, (unsigned long)link);
-    out->used = PyByteArray_GET_SIZE(out->blocks);
+    out->used = PyByteArray_Size(out->blocks);
     if (found == NULL)
         return -1;
     long long id = PyLong_AsLongLong(found);
@@ -664,7 +668,12 @@ static int open_next(Merge *m) {
     PyObject *encoded = NULL;
     if (!PyUnicode_FSConverter(in->path, &encoded))
         return -1;
-    in->fd = open(PyBytes_AS_STRING(encoded), O_RDONLY | O_CLOEXEC);
+    const char *name = PyBytes_AsString(encoded);
+    if (name == NULL) {
+        Py_DECREF(encoded);
+        return -1;
+    }
+    in->fd = open(name, O_RDONLY | O_CLOEXEC);
     Py_DECREF(encoded);
     if (in->fd < 0) {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, in->path);
@@ -707,7 +716,7 @@ static int run(Merge *m, PyObject *names_once, unsigned long long *packets) {
                 if (output_sync(&m->out) < 0)
                     return -1;
                 PyObject *done = PyObject_CallNoArgs(names_once);
-                m->out.used = PyByteArray_GET_SIZE(m->out.blocks);
+                m->out.used = PyByteArray_Size(m->out.blocks);
                 if (done == NULL)
                     return -1;
                 Py_DECREF(done);
@@ -753,6 +762,12 @@ static int run(Merge *m, PyObject *names_once, unsigned long long *packets) {
     return 0;
 }
 
+/* Item i of what PySequence_Fast returned, a list or a tuple; borrowed, as PySequence_Fast_GET_ITEM's,
+ * which the limited API leaves out (it reads the object's layout). */
+static PyObject *fast_item(PyObject *fast, Py_ssize_t i) {
+    return PyList_Check(fast) ? PyList_GetItem(fast, i) : PyTuple_GetItem(fast, i);
+}
+
 static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
     (void)module;
     static char *keywords[] = {"paths", "order", "first_ns", "interface", "names_once", "blocks", "write",
@@ -772,15 +787,15 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
     PyObject *first_list = order_list ? PySequence_Fast(first_ns, "first_ns must be a sequence") : NULL;
     PyObject *result = NULL;
     Merge m = {0};
-    m.out = (Output){blocks, write, PyByteArray_GET_SIZE(blocks), flush};
+    m.out = (Output){blocks, write, PyByteArray_Size(blocks), flush};
     m.interface = interface;
     unsigned long long packets = 0;
     char *listed = NULL;
     int started = 0, failed = 1;
     if (first_list == NULL)
         goto done;
-    m.count = PyTuple_GET_SIZE(path_list);
-    if (PySequence_Fast_GET_SIZE(order_list) != m.count || PySequence_Fast_GET_SIZE(first_list) != m.count) {
+    m.count = PyTuple_Size(path_list);
+    if (PySequence_Size(order_list) != m.count || PySequence_Size(first_list) != m.count) {
         PyErr_SetString(PyExc_ValueError, "paths, order and first_ns differ in length");
         goto done;
     }
@@ -791,7 +806,7 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
         in->fd = -1;
         in->chunk = (size_t)chunk;
         in->cached_link = -1;
-        in->path = PyTuple_GET_ITEM(path_list, i);
+        in->path = PyTuple_GetItem(path_list, i);
     }
     m.order = PyMem_Calloc((size_t)m.count + 1, sizeof(Py_ssize_t));
     m.first = PyMem_Calloc((size_t)m.count + 1, sizeof(i128));
@@ -806,9 +821,9 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
             PyErr_SetString(PyExc_TypeError, "paths must be str");
             goto done;
         }
-        if (first_time(PySequence_Fast_GET_ITEM(first_list, i), &m.first[i]) < 0)
+        if (first_time(fast_item(first_list, i), &m.first[i]) < 0)
             goto done;
-        Py_ssize_t index = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(order_list, i));
+        Py_ssize_t index = PyLong_AsSsize_t(fast_item(order_list, i));
         if (index == -1 && PyErr_Occurred())
             goto done;
         if (index < 0 || index >= m.count || listed[index]) {

@@ -97,8 +97,13 @@ def test_the_wheel_holds_every_package_of_the_tree_and_the_cli_extra(wheel: Path
     in_wheel = {n.removesuffix("/__init__.py").replace("/", ".") for n in names if n.endswith("/__init__.py")}
     in_tree = set().union(*(_packages_in(folder, name) for name, folder in PACKAGE_ROOTS.items()))
     assert in_wheel == in_tree
-    assert [n for n in names if n.startswith("eks_capture_cli/_merge_core.") and n.endswith(".so")]
-    assert f"-cp{sys.version_info.major}{sys.version_info.minor}-" in wheel.name  # compiled: not py3-none-any
+    # The C merge, built against 3.11's stable ABI (requires-python): one wheel for every CPython from
+    # 3.11 on, whichever Python built it; compiled, so for this platform only (not py3-none-any).
+    assert [n for n in names if n.endswith(".so")] == ["eks_capture_cli/_merge_core.abi3.so"]
+    python_tag, abi_tag, platform_tag = wheel.name.removesuffix(".whl").split("-")[-3:]
+    assert (python_tag, abi_tag) == ("cp311", "abi3")
+    assert platform_tag != "any"
+    assert f"Tag: cp311-abi3-{platform_tag}\n" in info["WHEEL"]
     assert "Provides-Extra: cli" in info["METADATA"]
     assert "eks-capture = eks_capture_cli:main" in info["entry_points.txt"]
 
