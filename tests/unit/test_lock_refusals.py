@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from eks_capture.captures.launch import LockRefusal
+from eks_capture.captures.launch import Launched, LockRefusal
 from eks_capture.captures.record import by_reason
 from eks_capture.settings import Settings
 from eks_capture.store.keys import TRANSACTION_ATTEMPTS, is_transient, refusal_code, refusal_in_words
-from eks_capture.store.sessions import NodeCapture, node_attribute
+from eks_capture.store.sessions import NodeCapture, NodeStatus, node_attribute
 
 PROVISIONED = (
     "The level of configured provisioned throughput for the table was exceeded. Consider increasing your "
@@ -114,3 +114,37 @@ def test_more_than_three_nodes_sharing_a_reason_are_named_together_the_first_thr
     reasons: dict[str, str], said: str
 ) -> None:
     assert by_reason(reasons) == said
+
+
+def _launched(
+    refused: str, *others: tuple[NodeStatus, str | None], found_job: bool = False, transient: bool = True
+) -> Launched:
+    """A launch whose batch of two nodes DynamoDB refused with the code ``refused``, and ``others``: each
+    node's (status, why it was skipped); ``found_job``: an earlier attempt's Job found on a refused node."""
+    refusal = LockRefusal(("r0", "r1"), refused, f"{refused} after 8 attempts", transient)
+    failed = [NodeCapture(node=name, status="failed", reason=refusal.reason) for name in refusal.nodes]
+    if found_job:
+        failed[0] = failed[0].model_copy(update={"status": "pending", "reason": "", "job": "job-r0"})
+    results: list[tuple[NodeCapture, str | None]] = [(node, None) for node in failed]
+    results += [(NodeCapture(node=f"o{i}", status=status), why) for i, (status, why) in enumerate(others)]
+    unlocked = frozenset(node.node for node in failed if node.status == "failed")
+    return Launched(results, [refusal], unlocked)
+
+
+WORTH_RETRYING: dict[str, tuple[Launched, bool]] = {
+    "every node throttled": (_launched("ThrottlingError"), True),
+    "every node denied": (_launched("AccessDeniedException", transient=False), False),
+    "the other nodes held by another capture": (
+        _launched("ThrottlingError", ("pending", "already being captured by cap-b")),
+        True,
+    ),
+    "another node locked and its Job made": (_launched("ThrottlingError", ("pending", None)), False),
+    "an earlier attempt's Job found on a refused node": (_launched("ThrottlingError", found_job=True), False),
+}
+
+
+@pytest.mark.parametrize(("launched", "retry"), WORTH_RETRYING.values(), ids=WORTH_RETRYING.keys())
+def test_the_event_is_retried_when_no_node_lock_was_taken_and_a_later_try_may_take_the_refused_ones(
+    launched: Launched, retry: bool
+) -> None:
+    assert launched.worth_retrying is retry

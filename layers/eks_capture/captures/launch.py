@@ -84,9 +84,10 @@ class Launched:
 
     @property
     def worth_retrying(self) -> bool:
-        """No node lock was taken nor Job found, and a later try may take them (throttling): the event is
-        retried rather than the capture failed."""
-        return 0 < len(self.unlocked) == len(self.results) and any(r.transient for r in self.refusals)
+        """No node lock was taken (each node refused, or held by another capture) nor Job found, and a later
+        try may take the refused ones (throttling): the event is retried rather than the capture failed."""
+        not_held = sum(1 for _record, skipped in self.results if skipped is None)
+        return 0 < len(self.unlocked) == not_held and any(r.transient for r in self.refusals)
 
 
 def launch(
