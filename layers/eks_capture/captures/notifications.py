@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.settings import Settings
 from eks_capture.store.sessions import CaptureSession
-from eks_capture.store.sizes import REASONS_BYTES, clipped, named_skips, node_text_limit
+from eks_capture.store.sizes import clipped, kept_reason, named_skips
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -64,9 +64,9 @@ def console_link(settings: Settings, session: CaptureSession) -> str:
 def _nodes(session: CaptureSession) -> str:
     """A line a node, each reason as the session item keeps it (store/sizes.py), so that a capture of the
     most nodes, each refused in long words, still fits SNS's message (the verdict says the words once)."""
-    limit = node_text_limit(REASONS_BYTES, len(session.nodes))
+    nodes = len(session.nodes)
     lines = [
-        f"  - {name}: {node.status}{f' ({clipped(node.reason, limit)})' if node.reason else ''}"
+        f"  - {name}: {node.status}{f' ({kept_reason(node.reason, nodes)})' if node.reason else ''}"
         for name, node in sorted(session.nodes.items())
     ]
     lines += [f"  - {name}: skipped ({why})" for name, why in sorted(named_skips(session.skipped).items())]

@@ -28,9 +28,9 @@ from eks_capture.store.keys import (
 from eks_capture.store.sizes import (
     FINDING_BYTES,
     MATCHED_BY_BYTES,
-    REASONS_BYTES,
     VERDICT_BYTES,
     clipped,
+    kept_reason,
     named_skips,
     node_text_limit,
 )
@@ -100,7 +100,7 @@ def node_attribute(node: NodeCapture, nodes: int) -> dict[str, Any]:
     their share of the item (store/sizes.py)."""
     kept = node.model_copy(
         update={
-            "reason": clipped(node.reason, node_text_limit(REASONS_BYTES, nodes)),
+            "reason": kept_reason(node.reason, nodes),
             "matched_by": clipped(node.matched_by, node_text_limit(MATCHED_BY_BYTES, nodes)),
         }
     )

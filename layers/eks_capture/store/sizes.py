@@ -45,6 +45,11 @@ def clipped(text: str, limit: int) -> str:
     return text.encode()[:room].decode(errors="ignore") + marker
 
 
+def kept_reason(reason: str, nodes: int) -> str:
+    """A node's reason as a session of ``nodes`` nodes keeps it, and so as a notification lists it."""
+    return clipped(reason, node_text_limit(REASONS_BYTES, nodes))
+
+
 def named_skips(skipped: dict[str, str]) -> dict[str, str]:
     """The skipped targets as a session keeps them: the first SKIPPED_NAMED by name, and when there are
     more, one entry counting the rest by reason (``and 3950 more``: ``over the cap of 1000 nodes per
