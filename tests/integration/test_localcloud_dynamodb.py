@@ -16,17 +16,23 @@ from localcloud.aws import MotoServer
 WRITERS = 24
 
 
+def _table(client: Any, name: str) -> str:
+    """A new on-demand table ``name`` keyed by ``pk`` alone."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
 @pytest.mark.parametrize("round_", range(3))
 def test_concurrent_conditional_writes_of_one_item_let_exactly_one_through(
     aws: MotoServer, round_: int
 ) -> None:
     client = boto3.client("dynamodb", config=Config(max_pool_connections=WRITERS))
-    client.create_table(
-        TableName="sessions",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _table(client, "sessions")
     # A session-sized item: moto copies it while it updates, which is when a second write could slip in.
     nodes = {f"node-{i}": {"M": {"status": {"S": "running"}, "job": {"S": f"job-{i}"}}} for i in range(1000)}
     item: dict[str, Any] = {"pk": {"S": "CAPTURE#1"}, "status": {"S": "running"}, "nodes": {"M": nodes}}
@@ -112,16 +118,6 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(
     assert sorted(items, key=lambda i: i["pk"]["S"]) == [session, bystander]
 
 
-def _table(client: Any) -> str:
-    client.create_table(
-        TableName="sized",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return "sized"
-
-
 @pytest.mark.parametrize(
     ("kilobytes", "refused"),
     [(250, False), (410, True)],
@@ -129,7 +125,7 @@ def _table(client: Any) -> str:
 )
 def test_an_update_is_sized_as_the_item_will_be(aws: MotoServer, kilobytes: int, refused: bool) -> None:
     client = boto3.client("dynamodb")
-    table = _table(client)
+    table = _table(client, "sized")
     key = {"pk": {"S": "CAPTURE#1"}}
     client.put_item(TableName=table, Item={**key, "nodes": {"S": "a" * 250_000}})
 
