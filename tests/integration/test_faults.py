@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -31,7 +31,9 @@ import pytest
 from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
+from eks_capture.captures.reaper import TRIGGER_QUIET_SECONDS
 from eks_capture.errors import CaptureError, ClusterAccessDenied
+from eks_capture.ids import capture_id_for_event
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
@@ -267,6 +269,37 @@ def test_a_duplicate_delivery_outliving_a_failed_first_one_leaves_one_capture_in
     assert refused.message == f"alarm {alarm} is cooling down after capture {running.capture_id}"
     assert stored_session(deps, refused.capture_id).status == "rejected"
     assert [j["metadata"]["labels"][LABEL_CAPTURE_ID] for j in capture_jobs(shop)] == [running.capture_id]
+
+
+def test_a_sweep_closing_a_starting_capture_while_its_retry_plans_leaves_no_job_under_the_closed_session(
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
+) -> None:
+    event = load_event("start-capture-all")
+    capture_id = capture_id_for_event(event["id"], datetime.fromisoformat(event["time"]))
+    first_attempt = clock() - timedelta(seconds=TRIGGER_QUIET_SECONDS + 60)  # its locks were refused
+    deps.store.create_session(
+        manual_session(capture_id, "first attempt", event["id"]).model_copy(
+            update={"created_at": first_attempt, "expires_at": first_attempt + timedelta(minutes=5)}
+        )
+    )
+    planned, go = threading.Event(), threading.Event()
+
+    def paused_cluster(name: str) -> Cluster:  # Lambda's retry waits here, its session read 'starting'
+        planned.set()
+        go.wait(timeout=30)
+        return deps.cluster(name)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        paused = pool.submit(trigger.handle, event, replace(deps, cluster=paused_cluster))
+        assert planned.wait(timeout=30)
+        reaper.sweep(reaper_deps, [event["detail"]["cluster"]])  # past the quiet time, no Job: closed
+        go.set()
+        retried = paused.result(timeout=60)
+
+    closed = stored_session(deps, capture_id)
+    assert closed.status == "failed"
+    assert retried.status == "duplicate"  # what the session says, not a capture running unrecorded
+    assert capture_jobs(shop, capture_id) == []
 
 
 def test_a_failed_start_whose_cooldown_dynamodb_will_not_free_still_fails_with_its_own_error(

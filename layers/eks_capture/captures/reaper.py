@@ -50,7 +50,8 @@ from eks_capture.times import parse_iso
 logger = Logger(child=True)
 Obj = dict[str, Any]
 
-TRIGGER_QUIET_SECONDS = 120  # a session this young may still be getting its Jobs from the trigger
+#: A session whose trigger attempt began this recently may still be getting its Jobs (the trigger's timeout).
+TRIGGER_QUIET_SECONDS = 120
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 OPEN_NODE_STATES = ("pending", "running")
@@ -204,8 +205,9 @@ class _Sweep:
         lookback = timedelta(seconds=self.settings.max_duration_seconds + self.settings.upload_grace_seconds)
         since = self.now - lookback - timedelta(days=1)
         for session in self.deps.store.open_sessions(self.cluster_name, since):
+            attempted = session.attempted_at or session.created_at
             starting = session.status == "starting"
-            young = starting and (self.now - session.created_at).total_seconds() < TRIGGER_QUIET_SECONDS
+            young = starting and (self.now - attempted).total_seconds() < TRIGGER_QUIET_SECONDS
             if session.capture_id in active or young or self._window_open(session):
                 continue
             remaining = self.cluster.capture_jobs(
@@ -214,7 +216,11 @@ class _Sweep:
             if remaining:
                 continue
             current = self.deps.store.get_session(session.capture_id)  # a concurrent sweep may have closed it
-            if current is not None and current.status in OPEN_SESSION_STATES:
+            if (
+                current is not None
+                and current.status in OPEN_SESSION_STATES
+                and current.attempted_at == session.attempted_at  # no trigger attempt since Jobs were listed
+            ):
                 self.close(current)
 
     def _window_open(self, session: CaptureSession) -> bool:
@@ -259,7 +265,7 @@ class _Sweep:
             session.nodes, len(files), packets, dropped, session.findings
         )
         session.ended_at = self.now
-        if self.deps.store.replace_session(session, expected_status=previous):
+        if self.deps.store.replace_session(session, expected_status=previous, same_attempt=True):
             self.report.closed[session.capture_id] = session.status
             log = logger.info if session.status == "completed" else logger.warning
             log(f"capture {session.capture_id} {session.status}: {session.verdict}")

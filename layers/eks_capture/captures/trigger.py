@@ -260,8 +260,11 @@ def start(request: Request, deps: Deps) -> Outcome:
     session = session_of(request, deps, "starting")
     session.skipped = {s.target: s.reason for s in plan.skipped}
     session.nodes = {m.node.name: node_record(m) for m in plan.chosen}
+    session.attempted_at = deps.now()
     if existing is None:
         store.create_session(session)
+    elif not store.replace_session(session, expected_status="starting"):  # a retry the sweep closed meanwhile
+        return duplicate(store.get_session(request.capture_id) or existing)
     holder = claim_cooldown(request, deps)  # again, now that the session is stored (admit.claim_cooldown)
     if holder is not None:
         return reject_started(session, slot, cooling_down(request.trigger.alarm_name, holder), deps)

@@ -93,6 +93,10 @@ class CaptureSession(BaseModel):
     s3_prefix: str = ""
     ended_at: datetime | None = None
     verdict: str = ""
+    #: When the trigger's latest attempt began taking locks and making Jobs (None: a session stored before
+    #: attempts were marked). The sweep leaves a ``starting`` session alone for a while after it, and closes
+    #: one only while it is unchanged, so a retry and a sweep never both act on the capture.
+    attempted_at: datetime | None = None
 
 
 def node_attribute(node: NodeCapture, nodes: int) -> dict[str, Any]:
@@ -138,8 +142,12 @@ class Sessions(Table):
             "put_item", Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
         )
 
-    def replace_session(self, session: CaptureSession, expected_status: SessionStatus) -> bool:
-        """Write the session's decisions over one still in ``expected_status``; False if it moved on.
+    def replace_session(
+        self, session: CaptureSession, expected_status: SessionStatus, *, same_attempt: bool = False
+    ) -> bool:
+        """Write the session's decisions over one still in ``expected_status`` (with ``same_attempt``: and
+        still marked with the session's ``attempted_at``, no trigger attempt begun since it was read);
+        False if it moved on.
 
         Totals are left alone: the indexer adds to them concurrently, and a whole-item put would erase
         what it added.
@@ -150,11 +158,18 @@ class Sessions(Table):
         names = {f"#f{i}": name for i, name in enumerate(data)}
         values = {f":v{i}": value for i, value in enumerate(data.values())}
         values[":expected"] = expected_status
+        condition = "#status = :expected"
+        if same_attempt and data["attempted_at"] is None:  # stored without one, or as NULL
+            condition += " AND (attribute_not_exists(attempted_at) OR attribute_type(attempted_at, :null))"
+            values[":null"] = "NULL"
+        elif same_attempt:
+            condition += " AND attempted_at = :attempted"
+            values[":attempted"] = data["attempted_at"]
         return self._conditional(
             "update_item",
             Key=serialize(session_key(session.capture_id)),
             UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
-            ConditionExpression="#status = :expected",
+            ConditionExpression=condition,
             ExpressionAttributeNames={**names, "#status": "status"},
             ExpressionAttributeValues={k: serialize_value(v) for k, v in values.items()},
         )
