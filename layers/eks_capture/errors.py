@@ -121,8 +121,8 @@ class ApiThrottled(CaptureError):  # noqa: N818 - the domain names these by what
 
 
 class NodeLocksNotTaken(CaptureError):  # noqa: N818 - the domain names these by what happened
-    """DynamoDB took none of a capture's node locks, for a reason a later try may not meet (throttling): the
-    session stays ``starting`` with each node's reason, and Lambda's retry of the event starts it again."""
+    """DynamoDB took none of a capture's node locks, for a reason that may pass on a later try (throttling):
+    the session stays ``starting`` with each node's reason, and Lambda's retry of the event starts it."""
 
     code = "NodeLocksNotTaken"
     retryable = True

@@ -37,7 +37,6 @@ def record_start(
     failed = {n.node: n.reason for n in session.nodes.values() if n.status == "failed"}
     if started:
         keep_context(context, deps)
-    if started:
         session.status = "running"
         preset = f" with preset {session.preset}" if session.preset else ""
         recorded = sum(1 for n in started if n.job is None)
@@ -78,7 +77,7 @@ def quoted(refused: Sequence[str]) -> str:
 
 
 def record_retry(session: CaptureSession, refusals: list[str], deps: Deps) -> NoReturn:
-    """No node lock was taken, for a reason a later try may not meet: the session stays ``starting`` with
+    """No node lock was taken, for a reason that may pass on a later try: the session stays ``starting`` with
     each node's reason (what ``show`` says until Lambda's retry starts the capture, and what the sweep
     closes it with if no retry does), and NodeLocksNotTaken fails the invocation so Lambda retries it."""
     why = "; ".join(dict.fromkeys(refusals))

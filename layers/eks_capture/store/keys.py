@@ -189,7 +189,7 @@ def refusal_in_words(error: ClientError) -> str:
 
 
 def is_transient(error: ClientError) -> bool:
-    """A refusal a later try may not meet: throttling, a conflicting transaction, DynamoDB's own fault."""
+    """A refusal that may pass on a later try: throttling, a conflicting transaction, DynamoDB's own fault."""
     return (
         _is_transient_cancellation(error) or error.response.get("Error", {}).get("Code") in _TRANSIENT_ERRORS
     )
