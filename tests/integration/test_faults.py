@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -224,6 +224,21 @@ def test_different_events_racing_for_the_same_nodes_give_each_node_to_one_captur
     assert_one_live_capture_per_node(shop)
 
 
+class PausedCluster:
+    """The trigger's cluster factory, waiting at its first call until the test says ``go``: an invocation
+    paused once it has read its session (an alarm's: claimed its cooldown), before it plans or makes
+    anything."""
+
+    def __init__(self, factory: Callable[[str], Cluster]) -> None:
+        self.factory = factory
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def __call__(self, name: str) -> Cluster:
+        self.reached.set()
+        self.go.wait(timeout=30)
+        return self.factory(name)
+
+
 @pytest.mark.parametrize(
     "flapped_meanwhile",
     [
@@ -240,21 +255,15 @@ def test_a_duplicate_delivery_outliving_a_failed_first_one_leaves_one_capture_in
     alarm = event["detail"]["alarmName"]
     flapped = load_event("alarm-single-metric-instance")
     flapped["id"] = "the-alarm-flapped-back-into-alarm"
-    planned, go = threading.Event(), threading.Event()
-
-    def paused_cluster(name: str) -> Cluster:  # the duplicate waits here: cooldown claimed, nothing stored
-        planned.set()
-        go.wait(timeout=30)
-        return deps.cluster(name)
-
+    paused_cluster = PausedCluster(deps.cluster)  # the duplicate: cooldown claimed, nothing stored
     unauthorized = replace(deps, cluster=as_function(stack, "IndexerFunction", settings))  # no access entry
     with ThreadPoolExecutor(max_workers=1) as pool:
         paused = pool.submit(trigger.handle, event, replace(deps, cluster=paused_cluster))
-        assert planned.wait(timeout=30)
+        assert paused_cluster.reached.wait(timeout=30)
         with pytest.raises(ClusterAccessDenied):
             trigger.handle(event, unauthorized)  # the first delivery fails before storing anything
         first_flap = trigger.handle(flapped, deps) if flapped_meanwhile else None
-        go.set()
+        paused_cluster.go.set()
         duplicate = paused.result(timeout=60)
     later_flap = trigger.handle(flapped, deps) if first_flap is None else first_flap
 
@@ -282,18 +291,12 @@ def test_a_sweep_closing_a_starting_capture_while_its_retry_plans_leaves_no_job_
             update={"created_at": first_attempt, "expires_at": first_attempt + timedelta(minutes=5)}
         )
     )
-    planned, go = threading.Event(), threading.Event()
-
-    def paused_cluster(name: str) -> Cluster:  # Lambda's retry waits here, its session read 'starting'
-        planned.set()
-        go.wait(timeout=30)
-        return deps.cluster(name)
-
+    paused_cluster = PausedCluster(deps.cluster)  # Lambda's retry waits there, its session read 'starting'
     with ThreadPoolExecutor(max_workers=1) as pool:
         paused = pool.submit(trigger.handle, event, replace(deps, cluster=paused_cluster))
-        assert planned.wait(timeout=30)
+        assert paused_cluster.reached.wait(timeout=30)
         reaper.sweep(reaper_deps, [event["detail"]["cluster"]])  # past the quiet time, no Job: closed
-        go.set()
+        paused_cluster.go.set()
         retried = paused.result(timeout=60)
 
     closed = stored_session(deps, capture_id)
