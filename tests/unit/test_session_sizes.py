@@ -4,12 +4,15 @@ notifications fit SNS's 256 KB alike."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from eks_capture.captures.notifications import end_message, start_message
+from eks_capture.captures.plan import Outcome
+from eks_capture.captures.record import start_log_fields
 from eks_capture.ids import new_capture_id
 from eks_capture.settings import Settings
 from eks_capture.store.keys import serialize, session_index_keys, session_key
@@ -31,6 +34,7 @@ WORST_CASE_BYTES = 368_000
 WIDE = "\U0001f600"  # four bytes in UTF-8: the most bytes a character takes
 START = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 SNS_MESSAGE_LIMIT = 256 * 1024
+LOG_EVENT_LIMIT = 256 * 1024  # CloudWatch Logs' most bytes in one event
 SETTINGS = Settings(
     capture_bucket="shop-pcaps",
     capture_table="capture-index",
@@ -166,3 +170,17 @@ def test_a_few_nodes_notification_keeps_their_whole_reasons() -> None:
     _subject, body = start_message(SETTINGS, session)
 
     assert body.count(f": deadline_exceeded ({whole})\n") == 2
+
+
+def test_the_start_log_line_of_the_largest_capture_fits_one_cloudwatch_logs_event() -> None:
+    session = _worst_session()
+    outcome = Outcome(
+        "running", "v" * VERDICT_BYTES, session.capture_id, dict.fromkeys(session.nodes, "pending")
+    )
+    outcome.skipped.update(session.skipped)
+
+    fields = start_log_fields(session, outcome, ["n" * 200])
+
+    assert len(json.dumps({"message": outcome.message, **fields}).encode()) <= LOG_EVENT_LIMIT
+    assert fields["skipped"] == named_skips(session.skipped)
+    assert fields["nodes"] == outcome.nodes  # every node named still

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -16,7 +16,7 @@ from eks_capture.captures.targets import TargetPlan
 from eks_capture.captures.verdicts import said_together
 from eks_capture.errors import NodeLocksNotTaken
 from eks_capture.store.sessions import CaptureSession
-from eks_capture.store.sizes import VERDICT_BYTES, clipped
+from eks_capture.store.sizes import VERDICT_BYTES, clipped, named_skips
 
 logger = Logger(child=True)
 
@@ -60,15 +60,21 @@ def record_start(
     )
     logger.info(
         f"capture {session.capture_id} {session.status}: {session.verdict}",
-        extra={
-            "capture_id": session.capture_id,
-            "cluster": session.cluster,
-            "nodes": outcome.nodes,
-            "skipped": outcome.skipped,
-            "notes": list(plan.notes),
-        },
+        extra=start_log_fields(session, outcome, plan.notes),
     )
     return outcome
+
+
+def start_log_fields(session: CaptureSession, outcome: Outcome, notes: Sequence[str]) -> dict[str, Any]:
+    """The start log line's fields: its skipped targets as the session keeps them (``named_skips``), since
+    a selector's 4,000 skipped targets whole would pass CloudWatch Logs' 256 KB event (cut or refused)."""
+    return {
+        "capture_id": session.capture_id,
+        "cluster": session.cluster,
+        "nodes": outcome.nodes,
+        "skipped": named_skips(outcome.skipped),
+        "notes": list(notes),
+    }
 
 
 def quoted(refused: Sequence[str]) -> str:
