@@ -27,6 +27,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
@@ -278,6 +279,39 @@ def test_a_duplicate_delivery_outliving_a_failed_first_one_leaves_one_capture_in
     assert refused.message == f"alarm {alarm} is cooling down after capture {running.capture_id}"
     assert stored_session(deps, refused.capture_id).status == "rejected"
     assert [j["metadata"]["labels"][LABEL_CAPTURE_ID] for j in capture_jobs(shop)] == [running.capture_id]
+
+
+def test_a_retry_whose_earlier_attempt_made_its_jobs_goes_on_though_a_flap_took_the_ended_cooldown(
+    deps: Deps, shop: KubeEmulator, settings: Settings, dynamodb: DynamoDBProxy, clock: Clock
+) -> None:
+    event = load_event("alarm-single-metric-instance")
+    flapped = load_event("alarm-single-metric-instance")
+    flapped["id"] = "the-alarm-flapped-back-into-alarm"
+    short = replace(  # a cooldown shorter than Lambda's retry delay; the table reached through the proxy
+        deps,
+        settings=settings.model_copy(update={"alarm_cooldown_seconds": 60}),
+        store=CaptureStore(settings.capture_table),
+        now=clock,
+    )
+    dynamodb.throttle("UpdateItem", error="AccessDeniedException", naming='"SESSION"')
+    with pytest.raises(ClientError):  # the first attempt dies after making its Job, before recording it
+        trigger.handle(event, short)
+    dynamodb.clear()
+    made = [job["metadata"]["name"] for job in capture_jobs(shop)]
+    clock.advance(90)  # Lambda's retry comes after the cooldown ended
+    paused_cluster = PausedCluster(short.cluster)  # the flap's capture: the cooldown taken, nothing more yet
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        flap = pool.submit(trigger.handle, flapped, replace(short, cluster=paused_cluster))
+        assert paused_cluster.reached.wait(timeout=30)
+        retried = trigger.handle(event, short)
+        paused_cluster.go.set()
+        flap.result(timeout=60)
+
+    session = stored_session(deps, retried.capture_id)
+    assert len(made) == 1
+    assert (retried.status, session.status) == ("running", "running"), retried.message
+    assert [node.job for node in session.nodes.values()] == made  # the session names the Job that captures
+    assert [job["metadata"]["name"] for job in capture_jobs(shop)] == made
 
 
 def test_a_sweep_closing_a_starting_capture_while_its_retry_plans_leaves_no_job_under_the_closed_session(

@@ -11,6 +11,7 @@ from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome, Request, session_of, spec_of
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.jobs import CaptureJob
+from eks_capture.kube.labels import capture_selector
 from eks_capture.kube.manifests.job import expires_at
 from eks_capture.store.sessions import CaptureSession
 
@@ -56,6 +57,29 @@ def claim_cooldown(request: Request, deps: Deps) -> str | None:
         return None
     until = request.started_at + timedelta(seconds=deps.settings.alarm_cooldown_seconds)
     return deps.store.claim_cooldown(alarm, request.capture_id, until, deps.now())
+
+
+def cooldown_holder(request: Request, retry: bool, cluster: Cluster, deps: Deps) -> str | None:
+    """The capture whose cooldown of the alarm refuses this one, its session stored (the cooldown claimed
+    again, as ``claim_cooldown`` says); None when it holds the cooldown, or when it is a retry (``retry``: an
+    earlier attempt stored its session) whose Jobs are made already.
+
+    An alarm's cooldown may end before Lambda's retry comes (about one and three minutes later) and a flap
+    of the alarm take it meanwhile: the Jobs the earlier attempt made capture whatever the cooldown says
+    now, so the retry goes on and records them rather than calling the capture ``rejected``."""
+    holder = claim_cooldown(request, deps)
+    if holder is None or not retry:
+        return holder
+    jobs = cluster.capture_jobs(deps.settings.capture_namespace, capture_selector(request.capture_id))
+    made = [job.name for job in map(CaptureJob.from_kubernetes, jobs)]
+    if not made:
+        return holder
+    logger.warning(
+        f"capture {request.capture_id} goes on though capture {holder} holds alarm "
+        f"{request.trigger.alarm_name}'s cooldown now: an earlier attempt made {len(made)} Job(s)",
+        extra={"capture_id": request.capture_id, "jobs": made[:20]},
+    )
+    return None
 
 
 def free_unused_cooldown(request: Request, deps: Deps) -> None:

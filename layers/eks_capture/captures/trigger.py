@@ -18,6 +18,7 @@ from eks_capture.captures.admit import (
     active_captures,
     claim_cooldown,
     claim_slot,
+    cooldown_holder,
     duplicate,
     free_unused_cooldown,
     reject,
@@ -173,7 +174,7 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
     if refusal is not None:
         return reject(request, refusal, deps)
     holder = claim_cooldown(request, deps)
-    if holder is not None:
+    if holder is not None and deps.store.get_session(capture_id) is None:  # else a retry: start() decides
         return reject(request, cooling_down(event.alarm_name, holder), deps)
     try:
         outcome = start(request, deps)
@@ -265,7 +266,7 @@ def start(request: Request, deps: Deps) -> Outcome:
         store.create_session(session)
     elif not store.replace_session(session, expected_status="starting"):  # a retry the sweep closed meanwhile
         return duplicate(store.get_session(request.capture_id) or existing)
-    holder = claim_cooldown(request, deps)  # again, now that the session is stored (admit.claim_cooldown)
+    holder = cooldown_holder(request, existing is not None, cluster, deps)  # again, the session stored
     if holder is not None:
         return reject_started(session, slot, cooling_down(request.trigger.alarm_name, holder), deps)
     lock_until = session.expires_at + timedelta(seconds=settings.upload_grace_seconds)
