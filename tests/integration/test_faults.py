@@ -33,7 +33,7 @@ from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.captures.reaper import TRIGGER_QUIET_SECONDS
-from eks_capture.errors import CaptureError, ClusterAccessDenied
+from eks_capture.errors import CaptureError, ClusterAccessDenied, NodeLocksNotTaken
 from eks_capture.ids import capture_id_for_event
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
@@ -41,7 +41,7 @@ from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
-from localcloud.outages import DynamoDBProxy, PausableProxy
+from localcloud.outages import DynamoDBProxy, PausableProxy, ThrottlingAnswer
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
@@ -281,8 +281,36 @@ def test_a_duplicate_delivery_outliving_a_failed_first_one_leaves_one_capture_in
     assert [j["metadata"]["labels"][LABEL_CAPTURE_ID] for j in capture_jobs(shop)] == [running.capture_id]
 
 
-def test_a_retry_whose_earlier_attempt_made_its_jobs_goes_on_though_a_flap_took_the_ended_cooldown(
-    deps: Deps, shop: KubeEmulator, settings: Settings, dynamodb: DynamoDBProxy, clock: Clock
+@dataclass(frozen=True)
+class FirstAttempt:
+    """How an alarm capture's first attempt dies, its session stored: DynamoDB refusing ``operation`` on
+    items naming ``naming`` with ``error``; what the invocation raises, and the Jobs it leaves."""
+
+    operation: str
+    naming: str
+    error: ThrottlingAnswer
+    raises: type[Exception]
+    jobs: int
+
+
+FIRST_ATTEMPTS = {
+    "its Job made, the session's record denied: the retry goes on and records it": FirstAttempt(
+        "UpdateItem", '"SESSION"', "AccessDeniedException", ClientError, jobs=1
+    ),
+    "its node lock throttled, no Job: the retry is rejected": FirstAttempt(
+        "TransactWriteItems", "LOCK#", "TransactionCanceledException", NodeLocksNotTaken, jobs=0
+    ),
+}
+
+
+@pytest.mark.parametrize("first", FIRST_ATTEMPTS.values(), ids=FIRST_ATTEMPTS.keys())
+def test_a_retry_after_a_flap_took_the_ended_cooldown_says_what_its_earlier_attempt_left(
+    deps: Deps,
+    shop: KubeEmulator,
+    settings: Settings,
+    dynamodb: DynamoDBProxy,
+    clock: Clock,
+    first: FirstAttempt,
 ) -> None:
     event = load_event("alarm-single-metric-instance")
     flapped = load_event("alarm-single-metric-instance")
@@ -293,8 +321,8 @@ def test_a_retry_whose_earlier_attempt_made_its_jobs_goes_on_though_a_flap_took_
         store=CaptureStore(settings.capture_table),
         now=clock,
     )
-    dynamodb.throttle("UpdateItem", error="AccessDeniedException", naming='"SESSION"')
-    with pytest.raises(ClientError):  # the first attempt dies after making its Job, before recording it
+    dynamodb.throttle(first.operation, error=first.error, naming=first.naming)
+    with pytest.raises(first.raises):
         trigger.handle(event, short)
     dynamodb.clear()
     made = [job["metadata"]["name"] for job in capture_jobs(shop)]
@@ -308,10 +336,17 @@ def test_a_retry_whose_earlier_attempt_made_its_jobs_goes_on_though_a_flap_took_
         flap.result(timeout=60)
 
     session = stored_session(deps, retried.capture_id)
-    assert len(made) == 1
-    assert (retried.status, session.status) == ("running", "running"), retried.message
-    assert [node.job for node in session.nodes.values()] == made  # the session names the Job that captures
-    assert [job["metadata"]["name"] for job in capture_jobs(shop)] == made
+    assert len(made) == first.jobs
+    assert [job["metadata"]["name"] for job in capture_jobs(shop, retried.capture_id)] == made
+    if made:  # the Job captures whatever the cooldown says: the session names it
+        assert (retried.status, session.status) == ("running", "running"), retried.message
+        assert [node.job for node in session.nodes.values()] == made
+    else:  # nothing captures: refused, as the session says
+        assert (retried.status, session.status) == ("rejected", "rejected"), retried.message
+        assert session.verdict == retried.message
+        assert session.verdict.startswith(
+            f"alarm {event['detail']['alarmName']} is cooling down after capture"
+        )
 
 
 def test_a_sweep_closing_a_starting_capture_while_its_retry_plans_leaves_no_job_under_the_closed_session(
