@@ -41,6 +41,7 @@ from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
+from localcloud.kube.resources import PODS
 from localcloud.outages import DynamoDBProxy, PausableProxy, ThrottlingAnswer
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
@@ -68,6 +69,7 @@ ALL_NODES = {
     "ip-192-168-40-7.us-west-2.compute.internal",
     "ip-192-168-77-9.us-west-2.compute.internal",
 }
+NODE_OF_INSTANCE_ALARM = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f60718
 
 
 # --- the invariants ----------------------------------------------------------------------------
@@ -291,16 +293,39 @@ class FirstAttempt:
     error: ThrottlingAnswer
     raises: type[Exception]
     jobs: int
+    recorder: bool = False  # the node's recorder serves it: a window asked for, no Job
 
 
 FIRST_ATTEMPTS = {
     "its Job made, the session's record denied: the retry goes on and records it": FirstAttempt(
         "UpdateItem", '"SESSION"', "AccessDeniedException", ClientError, jobs=1
     ),
+    "its recorder asked for a window, the session's record denied: the retry goes on": FirstAttempt(
+        "UpdateItem", '"SESSION"', "AccessDeniedException", ClientError, jobs=0, recorder=True
+    ),
     "its node lock throttled, no Job: the retry is rejected": FirstAttempt(
         "TransactWriteItems", "LOCK#", "TransactionCanceledException", NodeLocksNotTaken, jobs=0
     ),
 }
+
+
+def recording_on(node: str, deps: Deps, shop: KubeEmulator) -> str:
+    """Start Recorder on ``node`` only; the name of its recorder pod once Running."""
+    event = load_event("start-recorder")
+    event["detail"]["node_selector"] = {"matchLabels": {"kubernetes.io/hostname": node}}
+    assert trigger.handle(event, deps).status == "recording"
+
+    def running() -> str | None:
+        pods = [
+            pod
+            for pod in shop.objects(PODS, NAMESPACE)
+            if pod["spec"].get("nodeName") == node
+            and (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "recorder"
+            and (pod.get("status") or {}).get("phase") == "Running"
+        ]
+        return pods[0]["metadata"]["name"] if pods else None
+
+    return eventually(running, timeout=15, what=lambda: f"a Running recorder on {node}")
 
 
 @pytest.mark.parametrize("first", FIRST_ATTEMPTS.values(), ids=FIRST_ATTEMPTS.keys())
@@ -321,6 +346,7 @@ def test_a_retry_after_a_flap_took_the_ended_cooldown_says_what_its_earlier_atte
         store=CaptureStore(settings.capture_table),
         now=clock,
     )
+    recorder = recording_on(NODE_OF_INSTANCE_ALARM, deps, shop) if first.recorder else None
     dynamodb.throttle(first.operation, error=first.error, naming=first.naming)
     with pytest.raises(first.raises):
         trigger.handle(event, short)
@@ -341,6 +367,11 @@ def test_a_retry_after_a_flap_took_the_ended_cooldown_says_what_its_earlier_atte
     if made:  # the Job captures whatever the cooldown says: the session names it
         assert (retried.status, session.status) == ("running", "running"), retried.message
         assert [node.job for node in session.nodes.values()] == made
+    elif recorder is not None:  # the ring's window reaches S3 under the capture: the session says so
+        assert (retried.status, session.status) == ("running", "running"), retried.message
+        [node] = session.nodes.values()
+        assert (node.node, node.status, node.job) == (NODE_OF_INSTANCE_ALARM, "running", None)
+        assert node.reason.startswith(f"recorder {recorder} asked for its window")
     else:  # nothing captures: refused, as the session says
         assert (retried.status, session.status) == ("rejected", "rejected"), retried.message
         assert session.verdict == retried.message

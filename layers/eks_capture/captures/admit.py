@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome, Request, session_of, spec_of
+from eks_capture.captures.recorder import windows_asked
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import capture_selector
@@ -62,22 +63,27 @@ def claim_cooldown(request: Request, deps: Deps) -> str | None:
 def cooldown_holder(request: Request, retry: bool, cluster: Cluster, deps: Deps) -> str | None:
     """The capture whose cooldown of the alarm refuses this one, its session stored (the cooldown claimed
     again, as ``claim_cooldown`` says); None when it holds the cooldown, or when it is a retry (``retry``: an
-    earlier attempt stored its session) whose Jobs are made already.
+    earlier attempt stored its session) that started something already: Jobs, or recorders asked for their
+    window (``windows_asked``).
 
     An alarm's cooldown may end before Lambda's retry comes (about one and three minutes later) and a flap
-    of the alarm take it meanwhile: the Jobs the earlier attempt made capture whatever the cooldown says
-    now, so the retry goes on and records them rather than calling the capture ``rejected``."""
+    of the alarm take it meanwhile: the Jobs the earlier attempt made capture, and the windows it asked for
+    reach S3 under the capture, whatever the cooldown says now, so the retry goes on and records them rather
+    than calling the capture ``rejected``."""
     holder = claim_cooldown(request, deps)
     if holder is None or not retry:
         return holder
-    jobs = cluster.capture_jobs(deps.settings.capture_namespace, capture_selector(request.capture_id))
+    namespace = deps.settings.capture_namespace
+    jobs = cluster.capture_jobs(namespace, capture_selector(request.capture_id))
     made = [job.name for job in map(CaptureJob.from_kubernetes, jobs)]
-    if not made:
+    asked = [] if made else windows_asked(cluster, namespace, request.capture_id)
+    if not made and not asked:
         return holder
+    started = f"made {len(made)} Job(s)" if made else f"asked {len(asked)} recorder(s) for a window"
     logger.warning(
         f"capture {request.capture_id} goes on though capture {holder} holds alarm "
-        f"{request.trigger.alarm_name}'s cooldown now: an earlier attempt made {len(made)} Job(s)",
-        extra={"capture_id": request.capture_id, "jobs": made[:20]},
+        f"{request.trigger.alarm_name}'s cooldown now: an earlier attempt {started}",
+        extra={"capture_id": request.capture_id, "jobs": made[:20], "recorders": asked[:20]},
     )
     return None
 

@@ -191,6 +191,21 @@ def request_window(
     cluster.annotate_pod(namespace, recorder.name, {ANNOTATION_WINDOW_REQUEST: value})
 
 
+def windows_asked(cluster: Cluster, namespace: str, capture_id: CaptureId) -> list[str]:
+    """The recorder pods whose window request names ``capture_id``: an earlier attempt of the capture asked
+    them for a window, which their agents upload under the capture's prefix (no Job to find)."""
+    asked = []
+    for pod in recorder_pods(cluster, namespace):
+        value = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_WINDOW_REQUEST)
+        try:
+            request = json.loads(value) if value else None
+        except ValueError:  # not ours to judge here: the agent says what it could not read
+            continue
+        if isinstance(request, dict) and request.get("capture_id") == capture_id:
+            asked.append(pod["metadata"]["name"])
+    return asked
+
+
 def recorder_spec(event: StartRecorder) -> RecorderSpec:
     """The DaemonSet's inputs from a Start Recorder event."""
     detail = event.detail
