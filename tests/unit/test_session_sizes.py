@@ -19,10 +19,13 @@ from eks_capture.store.keys import serialize, session_index_keys, session_key
 from eks_capture.store.sessions import CaptureSession, NodeCapture, Totals, Trigger, session_attributes
 from eks_capture.store.sizes import (
     NODE_TEXT_MOST,
+    NOTE_BYTES,
+    NOTES_NAMED,
     SKIPPED_NAMED,
     SKIPPED_TEXT_BYTES,
     VERDICT_BYTES,
     clipped,
+    named_notes,
     named_skips,
     node_text_limit,
 )
@@ -86,6 +89,21 @@ def test_skipped_targets_whose_names_are_cut_alike_are_counted_not_merged() -> N
     kept = named_skips({f"{long}-a": "gone: a", f"{long}-b": "gone: b"})
 
     assert kept == {clipped(f"{long}-a", SKIPPED_TEXT_BYTES): "gone: a", "and 1 more": "gone: b (1)"}
+
+
+def test_notes_past_the_named_ones_are_counted_and_each_named_one_keeps_its_head() -> None:
+    notes = [f"service shop/api: endpoint 10.0.{i // 256}.{i % 256} is not ready" for i in range(4_000)]
+    notes[0] = "pod shop/" + WIDE * 1_000 + " is not scheduled on a node yet"
+
+    kept = named_notes(notes)
+
+    assert kept == [
+        clipped(notes[0], NOTE_BYTES),
+        *notes[1:NOTES_NAMED],
+        f"and {4_000 - NOTES_NAMED} more",
+    ]
+    assert len(kept[0].encode()) <= NOTE_BYTES
+    assert named_notes(notes[1:3]) == notes[1:3]  # a few short ones whole
 
 
 def _node_name(index: int) -> str:
@@ -179,8 +197,15 @@ def test_the_start_log_line_of_the_largest_capture_fits_one_cloudwatch_logs_even
     )
     outcome.skipped.update(session.skipped)
 
-    fields = start_log_fields(session, outcome, ["n" * 200])
+    notes = [  # a service of 5,000 endpoints none of which is ready: one note each
+        f"service {'s' * 253}/{'n' * 63}: endpoint 10.{i // 65_536}.{i // 256 % 256}.{i % 256} is not ready: "
+        "its node is not captured"
+        for i in range(5_000)
+    ]
+
+    fields = start_log_fields(session, outcome, notes)
 
     assert len(json.dumps({"message": outcome.message, **fields}).encode()) <= LOG_EVENT_LIMIT
     assert fields["skipped"] == named_skips(session.skipped)
+    assert fields["notes"] == named_notes(notes)
     assert fields["nodes"] == outcome.nodes  # every node named still

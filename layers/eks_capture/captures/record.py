@@ -16,7 +16,7 @@ from eks_capture.captures.targets import TargetPlan
 from eks_capture.captures.verdicts import said_together
 from eks_capture.errors import NodeLocksNotTaken
 from eks_capture.store.sessions import CaptureSession
-from eks_capture.store.sizes import VERDICT_BYTES, clipped, named_skips
+from eks_capture.store.sizes import VERDICT_BYTES, clipped, named_notes, named_skips
 
 logger = Logger(child=True)
 
@@ -66,14 +66,15 @@ def record_start(
 
 
 def start_log_fields(session: CaptureSession, outcome: Outcome, notes: Sequence[str]) -> dict[str, Any]:
-    """The start log line's fields: its skipped targets as the session keeps them (``named_skips``), since
-    a selector's 4,000 skipped targets whole would pass CloudWatch Logs' 256 KB event (cut or refused)."""
+    """The start log line's fields: its skipped targets as the session keeps them (``named_skips``) and its
+    notes alike (``named_notes``), since a selector's 4,000 skipped targets or notes whole would pass
+    CloudWatch Logs' 256 KB event (cut or refused)."""
     return {
         "capture_id": session.capture_id,
         "cluster": session.cluster,
         "nodes": outcome.nodes,
         "skipped": named_skips(outcome.skipped),
-        "notes": list(notes),
+        "notes": named_notes(notes),
     }
 
 

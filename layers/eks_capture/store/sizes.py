@@ -6,13 +6,16 @@ instance id, Job name and status before any free text. What is left is shared: a
 take at most REASONS_BYTES, what matched them MATCHED_BY_BYTES, each node's at most NODE_TEXT_MOST (a
 capture of few nodes keeps the API's whole message), and the verdict VERDICT_BYTES. The targets skipped are
 as many as a cluster's nodes (a selector over 5,000 nodes skips 4,000 over the cap): SKIPPED_NAMED of them
-are named, the rest counted by reason. A finding keeps FINDING_BYTES. Longer text keeps its
-head and says what was cut: ``…(truncated, 612 bytes)``. docs/design.md ("Session size") has the worst case.
+are named, the rest counted by reason; the trigger's start log line names its notes alike (NOTES_NAMED of
+them, one per unready endpoint or unscheduled pod of a selector). A finding keeps FINDING_BYTES. Longer
+text keeps its head and says what was cut: ``…(truncated, 612 bytes)``. docs/design.md ("Session size")
+has the worst case.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 #: All nodes' reasons together: 64 bytes a node at 1,000 nodes.
 REASONS_BYTES = 64_000
@@ -23,6 +26,9 @@ NODE_TEXT_MOST = 2_048
 #: The skipped targets a session names (each name and reason in SKIPPED_TEXT_BYTES); the others are counted.
 SKIPPED_NAMED = 20
 SKIPPED_TEXT_BYTES = 128
+#: The notes on the targets' choice a start log line names (each in NOTE_BYTES); the others are counted.
+NOTES_NAMED = 20
+NOTE_BYTES = 512
 #: Each of the session's top findings (the reaper keeps five).
 FINDING_BYTES = 512
 #: The session's verdict (it names the nodes' distinct outcomes: as many as the nodes, at worst).
@@ -66,3 +72,13 @@ def named_skips(skipped: dict[str, str]) -> dict[str, str]:
         counted = "; ".join(f"{why} ({count})" for why, count in Counter(rest).most_common())
         kept[f"and {len(rest)} more"] = clipped(counted, 4 * SKIPPED_TEXT_BYTES)
     return kept
+
+
+def named_notes(notes: Sequence[str]) -> list[str]:
+    """The notes on how the targets were chosen as the start log line names them: the first NOTES_NAMED,
+    and when there are more, one counting the rest (``and 3980 more``), since a selector notes each of its
+    thousands of unready endpoints or unscheduled pods: whole, they would pass CloudWatch Logs' 256 KB
+    event."""
+    kept = [clipped(note, NOTE_BYTES) for note in notes[:NOTES_NAMED]]
+    rest = len(notes) - len(kept)
+    return [*kept, f"and {rest} more"] if rest else kept
