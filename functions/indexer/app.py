@@ -16,7 +16,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 settings = Settings.from_env()
-store = CaptureStore(settings.capture_table)
+store = CaptureStore(settings.capture_table, backoff=settings.store_retry_backoff_seconds)
 
 
 @logger.inject_lambda_context

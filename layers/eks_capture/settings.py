@@ -76,6 +76,10 @@ class Settings(BaseModel):
     #: The first wait before a failed Kubernetes call is tried again (doubling, at most 25 of them): 200 ms,
     #: production's, at most; the functions' timeouts are sized for its worst case (eks.worst_call_seconds).
     kube_retry_backoff_ms: Annotated[int, Field(ge=1, le=200)] = 200
+    #: The first wait before a DynamoDB transaction cancelled for throttling or a conflict is tried again
+    #: (jittered, doubling, 8 attempts): 50 ms, production's, at most; the functions' timeouts are sized for
+    #: its worst case (keys.worst_transaction_wait_seconds).
+    store_retry_backoff_ms: Annotated[int, Field(ge=1, le=50)] = 50
 
     @field_validator("capture_bucket")
     @classmethod
@@ -176,6 +180,11 @@ class Settings(BaseModel):
     def kube_retry_backoff_seconds(self) -> float:
         """KUBE_RETRY_BACKOFF_MS in seconds, as the Kubernetes client's retry policy takes it."""
         return self.kube_retry_backoff_ms / 1000
+
+    @property
+    def store_retry_backoff_seconds(self) -> float:
+        """STORE_RETRY_BACKOFF_MS in seconds, as the store's transaction retries take it."""
+        return self.store_retry_backoff_ms / 1000
 
     @property
     def spool_size_bytes(self) -> int:

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from eks_capture.errors import SettingsInvalid
 from eks_capture.kube.eks import BACKOFF_FACTOR_SECONDS
 from eks_capture.settings import MIB, NodeFallback, Settings
+from eks_capture.store.keys import TRANSACTION_BACKOFF_SECONDS
 
 REQUIRED = {
     "CAPTURE_BUCKET": "eks-capture-123456789012-us-west-2",
@@ -57,6 +58,7 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "PENDING_BOUND_SECONDS": "120",
         "CAPTURE_IMAGE_TAGS_ALLOWED": "True",
         "KUBE_RETRY_BACKOFF_MS": "20",
+        "STORE_RETRY_BACKOFF_MS": "5",
     }
     settings = Settings.from_env(env)
     for name in Settings.model_fields:
@@ -69,6 +71,15 @@ def test_the_kubernetes_retry_backoff_is_productions_unless_set_and_never_longer
     assert Settings.from_env({**REQUIRED, "KUBE_RETRY_BACKOFF_MS": "20"}).kube_retry_backoff_seconds == 0.02
     with pytest.raises(SettingsInvalid):
         Settings.from_env({**REQUIRED, "KUBE_RETRY_BACKOFF_MS": str(int(BACKOFF_FACTOR_SECONDS * 1000) + 1)})
+
+
+def test_the_store_retry_backoff_is_productions_unless_set_and_never_longer() -> None:
+    assert Settings.from_env(REQUIRED).store_retry_backoff_seconds == TRANSACTION_BACKOFF_SECONDS
+    assert Settings.from_env({**REQUIRED, "STORE_RETRY_BACKOFF_MS": "5"}).store_retry_backoff_seconds == 0.005
+    with pytest.raises(SettingsInvalid):
+        Settings.from_env(
+            {**REQUIRED, "STORE_RETRY_BACKOFF_MS": str(int(TRANSACTION_BACKOFF_SECONDS * 1000) + 1)}
+        )
 
 
 def test_blank_variables_count_as_unset() -> None:
@@ -152,6 +163,9 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("RECORDER_ROTATE_SECONDS", "0"),
         ("KUBE_RETRY_BACKOFF_MS", "0"),
         ("KUBE_RETRY_BACKOFF_MS", "201"),  # longer than production's: past the functions' timeout budget
+        ("STORE_RETRY_BACKOFF_MS", "0"),
+        ("STORE_RETRY_BACKOFF_MS", "51"),  # longer than production's, likewise
+        ("STORE_RETRY_BACKOFF_MS", "fast"),
         ("ALARM_NAME_PREFIX", "line\nbreak"),
         ("CLUSTER_NAMES", "shop-prod,,payments-prod"),
         ("CLUSTER_NAMES", "shop-prod,-payments"),

@@ -12,6 +12,7 @@ import pytest
 
 from eks_capture.events.models import StartCapture, parse_event
 from eks_capture.kube.eks import REQUEST_TIMEOUT, worst_call_seconds
+from eks_capture.store.keys import worst_transaction_wait_seconds
 from localcloud.aws import ACCOUNT_ID, REGION
 from localcloud.template import PROJECT_ROOT, Stack
 from tests.events import load_event
@@ -77,6 +78,12 @@ def test_a_stalled_cluster_call_gives_up_before_the_function_that_makes_it_times
         timeout = properties(stack, function_id)["Timeout"]
         assert 0 < connect < read < timeout, function_id
         assert worst_call_seconds() < timeout, f"{function_id}: every attempt stalled outlasts the function"
+
+
+def test_a_throttled_transaction_gives_up_before_the_function_that_makes_it_times_out(stack: Stack) -> None:
+    for function_id in FUNCTIONS:  # each speaks to the capture index; at production's backoff
+        timeout = properties(stack, function_id)["Timeout"]
+        assert worst_transaction_wait_seconds() < timeout, f"{function_id}: the store's retries outlast it"
 
 
 def test_failed_invocations_and_undeliverable_events_land_in_the_dead_letter_queue(stack: Stack) -> None:

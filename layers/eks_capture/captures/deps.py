@@ -100,14 +100,15 @@ class Deps:
     def for_settings(
         cls, settings: Settings, aws: AwsClients | None = None, uses: Iterable[str] = ()
     ) -> Deps:
-        """A function's bundle: the index is the settings' table, spoken to through ``aws.dynamodb``.
+        """A function's bundle: the index is the settings' table, spoken to through ``aws.dynamodb`` and
+        retried at the settings' backoff.
 
         The clients it ``uses`` are made now, at cold start, not in its first invocations' time (a
         client takes tens of milliseconds to make); SNS only when the stack notifies, EventBridge only
         when it has a lifecycle bus.
         """
         clients = aws or AwsClients()
-        store = CaptureStore(settings.capture_table, clients.dynamodb)
+        store = CaptureStore(settings.capture_table, clients.dynamodb, settings.store_retry_backoff_seconds)
         skipped = {"sns": not settings.notification_topic_arn, "events": not settings.lifecycle_bus_name}
         for name in uses:
             if not skipped.get(name, False):

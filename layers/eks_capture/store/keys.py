@@ -46,7 +46,9 @@ _TRANSIENT_ERRORS = {
 DYNAMODB_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=MAX_API_PARALLELISM
 )
-TRANSACTION_BACKOFF_SECONDS = 0.05  # the first retry waits up to this, each next one up to twice as long
+#: Production's backoff: the first retry waits up to this (STORE_RETRY_BACKOFF_MS, settings.py), each next
+#: one up to twice as long.
+TRANSACTION_BACKOFF_SECONDS = 0.05
 BATCH_GET_KEYS = 100  # the most keys one BatchGetItem call takes
 
 _serializer = TypeSerializer()
@@ -202,17 +204,28 @@ def is_condition_failure(error: ClientError) -> bool:
     }
 
 
-def _back_off(attempt: int) -> None:
-    """Wait before asking DynamoDB again: up to TRANSACTION_BACKOFF_SECONDS, twice as long each attempt."""
-    time.sleep(random.uniform(0, TRANSACTION_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+def worst_transaction_wait_seconds(backoff: float = TRANSACTION_BACKOFF_SECONDS) -> float:
+    """The longest the store sleeps between the attempts of one transaction (or batch read) before it gives
+    up: every jittered wait at its bound. The functions' timeouts must leave room for it."""
+    return backoff * float(2 ** (TRANSACTION_ATTEMPTS - 1) - 1)
+
+
+def _back_off(attempt: int, backoff: float) -> None:
+    """Wait before asking DynamoDB again: up to ``backoff`` seconds, twice as long each attempt (jittered,
+    so the threads a throttle refused together do not ask again together)."""
+    time.sleep(random.uniform(0, backoff * 2 ** (attempt - 1)))
 
 
 class Table:
-    """The capture index table and its client: what every part of the store shares."""
+    """The capture index table and its client: what every part of the store shares; a refused transaction
+    is tried again after ``backoff`` seconds, doubling (none given: production's)."""
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(
+        self, table_name: str, client: Any = None, backoff: float = TRANSACTION_BACKOFF_SECONDS
+    ) -> None:
         self.table_name = table_name
         self._client = client or boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+        self._backoff = backoff
 
     def _conditional(self, operation: Literal["put_item", "update_item", "delete_item"], **call: Any) -> bool:
         """One conditional write; False when its condition fails (the item moved on, or is already there).
@@ -237,7 +250,7 @@ class Table:
             except ClientError as error:
                 if attempt == TRANSACTION_ATTEMPTS or not _is_transient_cancellation(error):
                     raise
-            _back_off(attempt)
+            _back_off(attempt, self._backoff)
 
     def _batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
         """The items at ``keys`` (absent ones left out), read consistently, 100 keys a BatchGetItem call.
@@ -260,7 +273,7 @@ class Table:
                 if not pending:
                     break
                 if attempt < TRANSACTION_ATTEMPTS:
-                    _back_off(attempt)
+                    _back_off(attempt, self._backoff)
             for key in pending:
                 answer = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
                 if "Item" in answer:
