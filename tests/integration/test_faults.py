@@ -47,7 +47,7 @@ from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
 from tests.fixtures.clock import Clock
-from tests.fixtures.cluster import as_function
+from tests.fixtures.cluster import as_function, function_store
 from tests.fixtures.invariants import (
     assert_each_node_has_one_capture_or_a_reason,
     assert_one_live_capture_per_node,
@@ -343,7 +343,7 @@ def test_a_retry_after_a_flap_took_the_ended_cooldown_says_what_its_earlier_atte
     short = replace(  # a cooldown shorter than Lambda's retry delay; the table reached through the proxy
         deps,
         settings=settings.model_copy(update={"alarm_cooldown_seconds": 60}),
-        store=CaptureStore(settings.capture_table),
+        store=function_store(settings),
         now=clock,
     )
     recorder = recording_on(NODE_OF_INSTANCE_ALARM, deps, shop) if first.recorder else None
@@ -412,7 +412,7 @@ def test_a_failed_start_whose_cooldown_dynamodb_will_not_free_still_fails_with_i
     alarm = event["detail"]["alarmName"]
     unauthorized = replace(  # no access entry: the start fails before storing anything
         deps,
-        store=CaptureStore(settings.capture_table),
+        store=function_store(settings),
         cluster=as_function(stack, "IndexerFunction", settings),
     )
     dynamodb.throttle("TransactWriteItems", error="AccessDeniedException", naming="COOLDOWN#")
@@ -456,7 +456,7 @@ def indexer_router(stack: Stack, aws: MotoServer, s3_proxy: PausableProxy) -> It
 
 
 def _session_for_files(settings: Settings, capture_id: str) -> CaptureStore:
-    store = CaptureStore(settings.capture_table)
+    store = function_store(settings)
     store.create_session(manual_session(capture_id, "fault proof", cluster=CLUSTER))
     return store
 
@@ -531,7 +531,7 @@ def test_a_trigger_killed_after_its_first_job_and_retried_finishes_the_capture_o
     assert invocation.error is None
     assert invocation.result["status"] == "running"
     capture_id = invocation.result["capture_id"]
-    store = CaptureStore(settings.capture_table)
+    store = function_store(settings)
     time.sleep(max(0.0, first_create[0] + SLOW_API_SECONDS + 0.3 - time.monotonic()))  # the killed
     # attempt's slow requests land at the API server after all
     session = assert_each_node_has_one_capture_or_a_reason(store, shop, capture_id, ALL_NODES)

@@ -25,7 +25,6 @@ from eks_capture.errors import CaptureError
 from eks_capture.kube.calls import Cluster
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
-from eks_capture.store.catalog import CaptureStore
 from localcloud.burst import (
     alarm_burst,
     burst_nodes,
@@ -39,6 +38,7 @@ from localcloud.kube import KubeEmulator
 from localcloud.outages import DynamoDBProxy, ThrottlingAnswer
 from localcloud.router import ASYNC_ATTEMPTS
 from tests.fixtures.clock import Clock
+from tests.fixtures.cluster import function_store
 from tests.fixtures.invariants import (
     assert_each_node_has_one_capture_or_a_reason,
     assert_one_live_capture_per_node,
@@ -94,7 +94,7 @@ def throttled_deps(
     trigger_cluster: Callable[[str], Cluster],
 ) -> Deps:
     """The trigger's collaborators with the production DynamoDB client, through the proxy."""
-    return Deps(settings=settings, store=CaptureStore(settings.capture_table), cluster=trigger_cluster)
+    return Deps(settings=settings, store=function_store(settings), cluster=trigger_cluster)
 
 
 def test_a_burst_of_alarms_and_its_teardown_under_throttled_writes_keep_every_invariant(
@@ -166,7 +166,7 @@ def test_duplicated_object_events_under_throttling_index_each_file_once_with_exa
     error: ThrottlingAnswer,
     rate: float,
 ) -> None:
-    store = CaptureStore(settings.capture_table)
+    store = function_store(settings)
     s3 = boto3.client("s3")
     body = first_packets(3)
     keys = capture_files(store, s3, settings.capture_bucket, OBJECTS, 3, body)
@@ -227,7 +227,7 @@ def test_botocore_does_not_retry_a_transaction_cancelled_for_a_throttled_item(
 def test_a_batch_read_whose_keys_come_back_unprocessed_asks_again_until_it_has_every_session(
     settings: Settings, dynamodb: DynamoDBProxy
 ) -> None:
-    store = CaptureStore(settings.capture_table)
+    store = function_store(settings)
     stored = [f"cap-20261125T031200Z-{index:08x}" for index in range(7)]
     for capture_id in stored:
         store.create_session(manual_session(capture_id, "batch read", event_id=capture_id))

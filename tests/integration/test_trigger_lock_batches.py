@@ -24,7 +24,6 @@ from eks_capture.errors import NodeLocksNotTaken
 from eks_capture.kube import eks
 from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
-from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
 from eks_capture.store.keys import TRANSACTION_ATTEMPTS
 from localcloud.burst import burst_nodes
@@ -32,6 +31,7 @@ from localcloud.kube import KubeEmulator
 from localcloud.outages import DENIED_PRINCIPAL, DynamoDBProxy, ThrottlingAnswer
 from tests.events import load_event
 from tests.fixtures.clock import Clock
+from tests.fixtures.cluster import function_store
 from tests.fixtures.invariants import tear_down_and_assert_nothing_left
 from tests.fixtures.kube import batch_api
 from tests.fixtures.stack import CLUSTER
@@ -94,7 +94,7 @@ def refused_deps(deps: Deps, dynamodb: DynamoDBProxy, settings: Settings) -> Dep
     return replace(
         deps,
         settings=settings.model_copy(update={"max_nodes_per_capture": NODES}),
-        store=CaptureStore(settings.capture_table),
+        store=function_store(settings),
     )
 
 
@@ -196,7 +196,7 @@ def test_a_capture_of_the_most_nodes_whose_every_lock_is_refused_records_each_no
     wide = replace(
         deps,
         settings=settings.model_copy(update={"max_nodes_per_capture": most}),
-        store=CaptureStore(settings.capture_table),
+        store=function_store(settings),
     )
     dynamodb.throttle("TransactWriteItems", error="AccessDeniedException")
 
