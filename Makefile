@@ -16,10 +16,10 @@ export AWS_DEFAULT_REGION ?= us-west-2
 
 .PHONY: demo test lint typecheck unit bench validate-template check-stack checkov build-stack env system-tools image local-image sam-env checkov-env clean
 
-demo: env system-tools  ## the local end-to-end demo: alarm -> capture pods -> pcaps -> index -> teardown
+demo: system-tools env  ## the local end-to-end demo: alarm -> capture pods -> pcaps -> index -> teardown
 	$(PYTHON) -m localcloud.demo
 
-test: env system-tools sam-env lint typecheck check-stack  ## everything CI runs
+test: system-tools env sam-env lint typecheck check-stack  ## everything CI runs
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The C merge's warnings fail here, not in a user's source install (another compiler may warn anew);
@@ -67,7 +67,7 @@ build-stack: sam-env  ## sam build (arm64 wheels for the layers), as sam deploy 
 	fi
 	.venv-sam/bin/python scripts/lambda_sizes.py
 
-bench: env system-tools  ## every benchmark, one results table in bench/RESULTS.md
+bench: system-tools env  ## every benchmark, one results table in bench/RESULTS.md
 	$(PYTHON) -m bench
 
 env: .venv/.synced
@@ -79,6 +79,7 @@ env: .venv/.synced
 # C merge's source so that `make env` rebuilds it (uv rebuilds the editable install on its cache-keys).
 .venv/.synced: pyproject.toml uv.lock Makefile cli/eks_capture_cli/_merge_core.c
 	command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@command -v "$${CC:-cc}" >/dev/null 2>&1 || { echo "make env: the CLI's merge is C (cli/eks_capture_cli/_merge_core.c) and no C compiler is on PATH: install gcc or clang and Python's headers (Debian: apt-get install gcc python3-dev; as root, make system-tools installs gcc)" >&2; exit 1; }
 	rm -f cli/eks_capture_cli/_merge_core.cpython-*.so  # left by a build before abi3: Python would import it first
 	uv sync --frozen --quiet --compile-bytecode
 	touch $@

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests and the demo drive for real (tcpdump, tshark, iptables, ...), and
-# podman, runc and mmdebstrap, which build and run the capture image (scripts/build-local-image.sh).
+# podman, runc and mmdebstrap, which build and run the capture image (scripts/build-local-image.sh), and a C
+# compiler for the CLI's merge (make env builds it).
 # Only root can install; anyone else is told what is missing and the root-only tests skip locally.
 set -euo pipefail
 
 needed=(tcpdump:tcpdump tshark:tshark capinfos:tshark mergecap:tshark iptables:iptables ip:iproute2
         ethtool:ethtool conntrack:conntrack chromium:chromium chromedriver:chromium-driver
-        podman:podman runc:runc mmdebstrap:mmdebstrap shellcheck:shellcheck jq:jq)
+        podman:podman runc:runc mmdebstrap:mmdebstrap shellcheck:shellcheck jq:jq cc:gcc)
 missing=()
 for pair in "${needed[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
