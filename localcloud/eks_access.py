@@ -19,6 +19,8 @@ from moto.eks.models import Cluster
 from moto.eks.responses import EKSResponse
 from moto.sts.models import sts_backends
 
+from localcloud.principals import canonical_arn
+
 # The order EKS lets a cluster move in (update-cluster-config refuses going back).
 AUTHENTICATION_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
 DEFAULT_AUTHENTICATION_MODE = "CONFIG_MAP"  # CreateCluster through the API or CloudFormation
@@ -102,10 +104,7 @@ class EKSAccessResponse(EKSResponse):
         arn = sts_backends[self.current_account][partition].get_caller_identity(
             self.get_access_key(), self.region
         )[1]
-        parts = arn.split(":", 5)
-        if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
-            return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
-        return arn
+        return canonical_arn(arn)
 
     def describe_cluster(self) -> ActionResult:
         _state(self.eks_backend.describe_cluster(self._param("name")))

@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localcloud.kube.auth import Identity, canonical_arn
+from localcloud.kube.auth import Identity
+from localcloud.principals import canonical_arn
 
 POLICY_ROLES = {
     "AmazonEKSClusterAdminPolicy": "cluster-admin",

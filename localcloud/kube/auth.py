@@ -251,12 +251,3 @@ def _identity_from(body: bytes) -> Identity:
         return Identity(values["Arn"], values["Account"], values["UserId"])
     except (KeyError, ValueError, ElementTree.ParseError):
         raise TokenRejectedError("unexpected GetCallerIdentity response") from None
-
-
-def canonical_arn(arn: str) -> str:
-    """An assumed-role session ARN as its role ARN (``sts::A:assumed-role/R/S`` -> ``iam::A:role/R``)."""
-    parts = arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
-        role = parts[5].split("/")[1]
-        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
-    return arn
