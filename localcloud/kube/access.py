@@ -93,7 +93,6 @@ class User:
 class AccessEntry:
     """One STANDARD access entry as DescribeAccessEntry and ListAssociatedAccessPolicies give it."""
 
-    principal_arn: str
     username: str
     groups: tuple[str, ...] = ()
     policies: tuple[AccessPolicy, ...] = ()
@@ -182,7 +181,6 @@ class EksAccessEntries:
             raise UnmappedPrincipalError(f"EKS API: {error}") from None
         entry = found["accessEntry"]
         return AccessEntry(
-            principal_arn=principal,
             username=str(entry.get("username") or principal),
             groups=tuple(entry.get("kubernetesGroups") or ()),
             policies=tuple(AccessPolicy.from_association(a) for a in associations),
