@@ -166,7 +166,7 @@ def access_denied_message(operation: str, request: dict[str, Any]) -> str:
 
 
 def throttling_reply(
-    error: ThrottlingAnswer, request: dict[str, Any], rng: random.Random, operation: str = ""
+    error: ThrottlingAnswer, request: dict[str, Any], rng: random.Random, operation: str
 ) -> bytes:
     """The body DynamoDB answers a throttled (or denied) request with (HTTP 400, JSON 1.0)."""
     if error == "AccessDeniedException":

@@ -88,7 +88,7 @@ def test_a_denied_transaction_is_answered_as_iam_refuses_its_first_items_action(
 def test_a_throttled_call_gets_dynamodbs_error_type_and_a_message(
     error: ThrottlingAnswer, wire_type: str
 ) -> None:
-    body = json.loads(throttling_reply(error, {"TableName": "t"}, random.Random(0)))
+    body = json.loads(throttling_reply(error, {"TableName": "t"}, random.Random(0), "PutItem"))
 
     assert body["__type"].endswith(wire_type)
     assert body["message"]
@@ -98,7 +98,9 @@ def test_a_throttled_call_gets_dynamodbs_error_type_and_a_message(
 def test_a_cancelled_transaction_names_one_throttled_item_among_its_items(items: int) -> None:
     request = {"TransactItems": [{"Put": {"TableName": "t", "Item": {}}}] * items}
 
-    body = json.loads(throttling_reply("TransactionCanceledException", request, random.Random(items)))
+    body = json.loads(
+        throttling_reply("TransactionCanceledException", request, random.Random(items), "TransactWriteItems")
+    )
 
     codes = [reason["Code"] for reason in body["CancellationReasons"]]
     assert len(codes) == items
