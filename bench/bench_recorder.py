@@ -26,7 +26,7 @@ from typing import Any
 
 import boto3
 
-from bench.stands import provision_functions
+from bench.stands import cpu_seconds, provision_functions
 from eks_capture.captures import trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.kube import eks
@@ -41,7 +41,6 @@ from localcloud.netns import test_network
 from localcloud.template import PROJECT_ROOT
 
 OUT = Path(__file__).resolve().parent / "out"
-TICKS = os.sysconf("SC_CLK_TCK")
 PHASE_SECONDS = 10.0
 TARGET_BYTES_PER_SECOND = 50_000_000
 DATAGRAM_BYTES = 1400
@@ -68,11 +67,6 @@ CLUSTER = "shop-prod"
 NODE_RECORDER = "ip-192-168-12-34.us-west-2.compute.internal"
 NODE_JOB = "ip-192-168-40-7.us-west-2.compute.internal"
 LOOPBACK_PORT = 18580
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -130,7 +124,7 @@ def agent_resources() -> list[dict[str, Any]]:
                 time.sleep(0.1)
             processes = _processes(record, recorder)
             for phase, rate in (("idle", 0.0), ("load", TARGET_BYTES_PER_SECOND)):
-                before = {name: _cpu_seconds(pid) for name, pid in processes.items()}
+                before = {name: cpu_seconds(pid) for name, pid in processes.items()}
                 started = time.monotonic()
                 senders = []
                 if rate:
@@ -149,7 +143,7 @@ def agent_resources() -> list[dict[str, Any]]:
                             "phase": phase,
                             "offered_mb_per_s": round(sent * DATAGRAM_BYTES / elapsed / 1e6, 1),
                             "process": name,
-                            "cpu_percent": round(100 * (_cpu_seconds(pid) - before[name]) / elapsed, 1),
+                            "cpu_percent": round(100 * (cpu_seconds(pid) - before[name]) / elapsed, 1),
                             "peak_rss_mib": round(_peak_rss_mib(pid), 1),
                         }
                     )
