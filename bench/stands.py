@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from eks_capture.kube import eks
 from eks_capture.settings import Settings
@@ -135,25 +135,52 @@ def provision_functions(
     return dict(env)
 
 
+class _Emulator(Protocol):
+    """What the stands need of an emulator, whether in this process (``KubeEmulator``) or its own."""
+
+    def env(self) -> dict[str, str]: ...
+
+    def create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any]) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+_E = TypeVar("_E", bound=_Emulator)
+
+
 @contextmanager
-def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmulator, Settings]]:
-    """A fresh moto and cluster, template.yaml's resources, and the functions' settings, with
-    ``settings_env`` on top."""
+def _stack(
+    cluster: str, start: Callable[[MotoServer], _E], settings_env: dict[str, str]
+) -> Iterator[tuple[_E, MotoServer, Settings]]:
+    """A fresh moto, the emulator ``start`` brings up against it, template.yaml's resources, and the
+    functions' settings: the one body of ``emulated_stack`` and ``separate_stack``."""
     moto = start_moto_server()
     try:
         os.environ.update(moto.env())
-        kube = start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
+        kube = start(moto)
         try:
             env = provision_functions(cluster, kube.env(), settings_env)
-            kube.registry.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+            kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
             account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
-            kube.registry.create(SERVICEACCOUNTS, NAMESPACE, account)
-            yield kube, Settings.from_env()
+            kube.create(SERVICEACCOUNTS, NAMESPACE, account)
+            yield kube, moto, Settings.from_env()
         finally:
             kube.stop()
     finally:  # moto too when the emulator could not start
         moto.stop()
         eks.clear_caches()
+
+
+@contextmanager
+def emulated_stack(cluster: str, **settings_env: str) -> Iterator[tuple[KubeEmulator, Settings]]:
+    """A fresh moto and cluster, template.yaml's resources, and the functions' settings, with
+    ``settings_env`` on top."""
+
+    def start(moto: MotoServer) -> KubeEmulator:
+        return start_kube_emulator(cluster, moto.endpoint_url, REGION, create_eks_cluster(cluster))
+
+    with _stack(cluster, start, settings_env) as (kube, _, settings):
+        yield kube, settings
 
 
 @dataclass(frozen=True)
@@ -168,18 +195,9 @@ class SeparateStands:
 @contextmanager
 def separate_stack(cluster: str, **settings_env: str) -> Iterator[SeparateStands]:
     """``emulated_stack`` with the emulator in a process of its own (``EmulatorProcess``)."""
-    moto = start_moto_server()
-    try:
-        os.environ.update(moto.env())
-        kube = EmulatorProcess(cluster, moto.endpoint_url, create_eks_cluster(cluster))
-        try:
-            env = provision_functions(cluster, kube.env(), settings_env)
-            kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
-            account = {"metadata": {"name": str(env["CAPTURE_SERVICE_ACCOUNT"])}}
-            kube.create(SERVICEACCOUNTS, NAMESPACE, account)
-            yield SeparateStands(kube, moto, Settings.from_env())
-        finally:
-            kube.stop()
-    finally:  # moto too when the emulator could not start
-        moto.stop()
-        eks.clear_caches()
+
+    def start(moto: MotoServer) -> EmulatorProcess:
+        return EmulatorProcess(cluster, moto.endpoint_url, create_eks_cluster(cluster))
+
+    with _stack(cluster, start, settings_env) as (kube, moto, settings):
+        yield SeparateStands(kube, moto, settings)
