@@ -38,6 +38,11 @@ TIME_OUT_OF_RANGE = "packet time out of range"
 _TS_LIMIT = 1 << 64
 
 
+def _opening_order(inputs: Sequence[MergeInput]) -> list[int]:
+    """The inputs' indexes in the order the merges open them: by first packet time, then as listed."""
+    return sorted(range(len(inputs)), key=lambda index: (inputs[index].first_ns, index))
+
+
 class _Source:
     """One open input: its reader, its records and the interface ids its link types map to."""
 
@@ -57,7 +62,7 @@ def merge_records(inputs: Sequence[MergeInput], out: BinaryIO, output: PcapngOut
     Between two heap operations the loop copies a whole run of packets from one input (every packet
     earlier than the other inputs' next one), which on rotated per-node files is most of them.
     """
-    pending = sorted(range(len(inputs)), key=lambda i: (inputs[i].first_ns, i), reverse=True)
+    pending = _opening_order(inputs)[::-1]  # popped from the end
     heap: list[tuple[int, int, Record, _Source]] = []
     opened: list[tuple[_Source, BinaryIO]] = []
     partial: dict[str, str] = {}
@@ -158,7 +163,7 @@ def merge_plain(
     """
     packets, stopped = _merge_core.merge(
         [str(merge_input.path) for merge_input in inputs],
-        sorted(range(len(inputs)), key=lambda index: (inputs[index].first_ns, index)),
+        _opening_order(inputs),
         [merge_input.first_ns for merge_input in inputs],
         lambda index, link: output.interface(inputs[index].node, link),
         output.names_once,
