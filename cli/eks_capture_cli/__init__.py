@@ -77,11 +77,15 @@ class _Commands(MutableMapping[str, Command]):
     def __delitem__(self, name: str) -> None:
         del self._built[name]
 
+    def _names(self) -> dict[str, None]:
+        """Every name once, in order: the declared ones, then any set later."""
+        return dict.fromkeys([*COMMANDS, *GROUPS, *self._built])
+
     def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys([*COMMANDS, *GROUPS, *self._built]))
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len(dict.fromkeys([*COMMANDS, *GROUPS, *self._built]))
+        return len(self._names())
 
 
 class _OnDemand(TyperGroup):
