@@ -66,20 +66,20 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         assert str(getattr(value, "value", value)) == env[name.upper()], name
 
 
-def test_the_kubernetes_retry_backoff_is_productions_unless_set_and_never_longer() -> None:
-    assert Settings.from_env(REQUIRED).kube_retry_backoff_seconds == BACKOFF_FACTOR_SECONDS
-    assert Settings.from_env({**REQUIRED, "KUBE_RETRY_BACKOFF_MS": "20"}).kube_retry_backoff_seconds == 0.02
+@pytest.mark.parametrize(
+    ("variable", "field", "production_seconds", "set_ms", "set_seconds"),
+    [
+        ("KUBE_RETRY_BACKOFF_MS", "kube_retry_backoff_seconds", BACKOFF_FACTOR_SECONDS, "20", 0.02),
+        ("STORE_RETRY_BACKOFF_MS", "store_retry_backoff_seconds", TRANSACTION_BACKOFF_SECONDS, "5", 0.005),
+    ],
+)
+def test_a_retry_backoff_is_productions_unless_set_and_never_longer(
+    variable: str, field: str, production_seconds: float, set_ms: str, set_seconds: float
+) -> None:
+    assert getattr(Settings.from_env(REQUIRED), field) == production_seconds
+    assert getattr(Settings.from_env({**REQUIRED, variable: set_ms}), field) == set_seconds
     with pytest.raises(SettingsInvalid):
-        Settings.from_env({**REQUIRED, "KUBE_RETRY_BACKOFF_MS": str(int(BACKOFF_FACTOR_SECONDS * 1000) + 1)})
-
-
-def test_the_store_retry_backoff_is_productions_unless_set_and_never_longer() -> None:
-    assert Settings.from_env(REQUIRED).store_retry_backoff_seconds == TRANSACTION_BACKOFF_SECONDS
-    assert Settings.from_env({**REQUIRED, "STORE_RETRY_BACKOFF_MS": "5"}).store_retry_backoff_seconds == 0.005
-    with pytest.raises(SettingsInvalid):
-        Settings.from_env(
-            {**REQUIRED, "STORE_RETRY_BACKOFF_MS": str(int(TRANSACTION_BACKOFF_SECONDS * 1000) + 1)}
-        )
+        Settings.from_env({**REQUIRED, variable: str(int(production_seconds * 1000) + 1)})
 
 
 def test_blank_variables_count_as_unset() -> None:
