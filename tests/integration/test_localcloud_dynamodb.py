@@ -3,6 +3,7 @@ an item is refused past 400 KB as it is after the write, not with an attribute's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -16,12 +17,16 @@ from localcloud.aws import MotoServer
 WRITERS = 24
 
 
-def _table(client: Any, name: str) -> str:
-    """A new on-demand table ``name`` keyed by ``pk`` alone."""
+def _table(
+    client: Any, name: str, key_schema: Sequence[tuple[str, Literal["HASH", "RANGE"]]] = (("pk", "HASH"),)
+) -> str:
+    """A new on-demand table ``name`` keyed by ``key_schema`` (string attributes): ``pk`` alone by default."""
     client.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": attribute, "KeyType": kind} for attribute, kind in key_schema],
+        AttributeDefinitions=[
+            {"AttributeName": attribute, "AttributeType": "S"} for attribute, _ in key_schema
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     return name
@@ -74,12 +79,7 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(
     aws: MotoServer, key_schema: list[tuple[str, Literal["HASH", "RANGE"]]]
 ) -> None:
     client = boto3.client("dynamodb")
-    client.create_table(
-        TableName="catalog",
-        KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in key_schema],
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in key_schema],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _table(client, "catalog", key_schema)
 
     def key(pk: str) -> dict[str, Any]:
         return {name: {"S": pk if name == "pk" else "FILE#1"} for name, _ in key_schema}
