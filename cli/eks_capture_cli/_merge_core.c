@@ -1,11 +1,12 @@
 /* The merge of plain classic pcap and pcapng files into pcapng, in C: no per-packet Python.
  *
- * Why C: on 1 M packets the record-by-record merge spends ~1 s of Python, and numpy's import alone
- * (0.16 s) was half of mergecap's whole run. This module reads each input through its own buffer,
- * parses records exactly as eks_capture.pcap.reader.CaptureReader does (same stop reasons, same
- * limits), and writes enhanced packet blocks into the caller's bytearray, in the order of
- * eks_capture_cli.merge.merge_records, which is its oracle byte for byte. Interfaces and the name
- * resolution block stay in Python (PcapngOutput), called back when merge_records would call them.
+ * Why C: on 1 M packets the record-by-record merge spends 1.46 CPU s of Python (docs/design.md),
+ * and numpy's import alone (0.16 s) was half of mergecap's whole run. This module reads each input
+ * through its own buffer, parses records exactly as eks_capture.pcap.reader.CaptureReader does
+ * (same stop reasons, same limits), and writes enhanced packet blocks into the caller's bytearray,
+ * in the order of eks_capture_cli.merge.merge_records, which is its oracle byte for byte.
+ * Interfaces and the name resolution block stay in Python (PcapngOutput), called back when
+ * merge_records would call them.
  *
  * Untrusted input: every field is bounds-checked before it is read; lengths are unsigned and
  * compared before any subtraction; times are computed in 128 bits. Fields are read and written byte

@@ -64,7 +64,7 @@ def random_packets(rng: random.Random, node: int, count: int, start: int, disord
 
 
 def fast_and_oracle(tmp_path: Path, inputs: Sequence[MergeInput], chunk: int) -> tuple[bytes, bytes]:
-    """The fast merge's file and the record-by-record merge's, same inputs and names."""
+    """The C merge's (merge_plain's) file and the record-by-record merge's, same inputs and names."""
     names = {"10.0.0.1": ["shop/checkout-7f9c"]}
     fast, oracle = io.BytesIO(), io.BytesIO()
     merge_plain(inputs, fast, PcapngOutput(names), chunk=chunk)
@@ -239,7 +239,7 @@ def test_a_damaged_input_ends_where_and_why_the_capture_reader_says(
     assert result.packets == 200 + read == 200 + 120
 
 
-def test_only_plain_classic_pcap_files_take_the_fast_merge(tmp_path: Path) -> None:
+def test_only_plain_classic_pcap_files_take_the_c_merge(tmp_path: Path) -> None:
     plain = write_pcap(tmp_path / "a.pcap", [(10 * S, tagged(0, 0, 60))])
     zipped = tmp_path / "a.pcap.gz"
     zipped.write_bytes(gzip.compress(plain.read_bytes()))

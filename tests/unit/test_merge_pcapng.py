@@ -177,7 +177,7 @@ def test_a_damaged_pcapng_input_ends_where_and_why_the_capture_reader_says(
     assert result.packets == 200 + read == 200 + 120
 
 
-def test_plain_pcapng_files_take_the_fast_merge_and_compressed_ones_do_not(tmp_path: Path) -> None:
+def test_plain_pcapng_files_take_the_c_merge_and_compressed_ones_do_not(tmp_path: Path) -> None:
     plain = pcapng(tmp_path / "a.pcapng", packets_of(random.Random(1), 0, 3))
     truncated = tmp_path / "b.pcapng"
     truncated.write_bytes(plain.read_bytes()[:10])
