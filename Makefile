@@ -80,7 +80,6 @@ env: .venv/.synced
 .venv/.synced: pyproject.toml uv.lock Makefile cli/eks_capture_cli/_merge_core.c
 	command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	@command -v "$${CC:-cc}" >/dev/null 2>&1 || { echo "make env: the CLI's merge is C (cli/eks_capture_cli/_merge_core.c) and no C compiler is on PATH: install gcc or clang and Python's headers (Debian: apt-get install gcc python3-dev; as root, make system-tools installs gcc)" >&2; exit 1; }
-	rm -f cli/eks_capture_cli/_merge_core.cpython-*.so  # left by a build before abi3: Python would import it first
 	uv sync --frozen --quiet --compile-bytecode
 	touch $@
 
