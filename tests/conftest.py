@@ -11,6 +11,7 @@ from localcloud.netns import can_make_namespaces
 pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.clock",
+    "tests.fixtures.descriptors",
     "tests.fixtures.kube",
     "tests.fixtures.network",
     "tests.fixtures.traffic",

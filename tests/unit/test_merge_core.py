@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import io
-import os
 import signal
 import struct
 import sys
@@ -25,6 +24,7 @@ import pytest
 from eks_capture_cli import _merge_core
 from eks_capture_cli.merge import merge_plain, merge_records
 from eks_capture_cli.pcapng import MergeInput, MergeResult, PcapngOutput
+from tests.fixtures.descriptors import open_now
 from tests.fixtures.packets import T0, Packet, pcap, pcapng
 
 NAMES = {"10.0.0.1": ["shop/checkout"]}
@@ -50,22 +50,6 @@ def captures(tmp_path: Path) -> list[Path]:
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     return [tmp_path / name for name in files]
-
-
-@pytest.fixture
-def descriptors() -> Iterator[set[str]]:
-    """The process's open descriptors before the test; descriptor 0 is put back if a merge closed it."""
-    saved = os.dup(0)
-    try:
-        yield open_now()
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
-
-
-def open_now() -> set[str]:
-    """The process's open descriptors (the listing's own is the lowest free one, the same each time)."""
-    return set(os.listdir("/proc/self/fd"))
 
 
 def whole_blocks(data: bytes) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import random
 import struct
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 from eks_capture.pcap import CaptureReader
 from eks_capture_cli.merge import merge_files, merge_plain, merge_records
 from eks_capture_cli.pcapng import MergeInput, PcapngOutput, all_plain
+from tests.fixtures.descriptors import open_now
 
 ETHERNET, RAW = 1, 101
 S = 10**9
@@ -173,14 +173,13 @@ def test_rotated_files_opened_as_their_first_packet_comes_up(
     ],
 )
 def test_an_unreadable_input_raises_its_os_error_in_both_merges_and_leaves_no_file_open(
-    tmp_path: Path, unreadable: str, error: type[OSError]
+    tmp_path: Path, descriptors: set[str], unreadable: str, error: type[OSError]
 ) -> None:
     good = write_pcap(tmp_path / "a.pcap", random_packets(random.Random(1), 0, 50, 10 * S, 0.0))
     bad = tmp_path / unreadable
     if unreadable == "directory":
         bad.mkdir()
     inputs = [MergeInput(good, "a"), MergeInput(bad, "b", first_ns=10 * S + 20_000)]
-    open_before = len(os.listdir("/proc/self/fd"))
 
     with pytest.raises(error) as fast:
         merge_plain(inputs, io.BytesIO(), PcapngOutput(), chunk=64)
@@ -188,7 +187,7 @@ def test_an_unreadable_input_raises_its_os_error_in_both_merges_and_leaves_no_fi
         merge_records(inputs, io.BytesIO(), PcapngOutput())
 
     assert fast.value.filename == oracle.value.filename == str(bad)
-    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert open_now() == descriptors
 
 
 def test_packet_bytes_that_look_like_record_headers_are_not_taken_for_records(tmp_path: Path) -> None:
