@@ -41,7 +41,6 @@ from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
 from localcloud.kube import KubeEmulator
-from localcloud.kube.resources import PODS
 from localcloud.outages import DynamoDBProxy, PausableProxy, ThrottlingAnswer
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
@@ -55,6 +54,7 @@ from tests.fixtures.invariants import (
     capture_jobs,
     tear_down_and_assert_nothing_left,
 )
+from tests.fixtures.recorders import start_recorder_on, wait_for_running_recorders
 from tests.fixtures.sessions import manual_session, stored_session
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
 from tests.fixtures.uploads import upload_manifest
@@ -311,21 +311,10 @@ FIRST_ATTEMPTS = {
 
 def recording_on(node: str, deps: Deps, shop: KubeEmulator) -> str:
     """Start Recorder on ``node`` only; the name of its recorder pod once Running."""
-    event = load_event("start-recorder")
-    event["detail"]["node_selector"] = {"matchLabels": {"kubernetes.io/hostname": node}}
-    assert trigger.handle(event, deps).status == "recording"
-
-    def running() -> str | None:
-        pods = [
-            pod
-            for pod in shop.objects(PODS, NAMESPACE)
-            if pod["spec"].get("nodeName") == node
-            and (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "recorder"
-            and (pod.get("status") or {}).get("phase") == "Running"
-        ]
-        return pods[0]["metadata"]["name"] if pods else None
-
-    return eventually(running, timeout=15, what=lambda: f"a Running recorder on {node}")
+    assert trigger.handle(start_recorder_on([node]), deps).status == "recording"
+    [recorder] = wait_for_running_recorders(shop, 1)
+    assert recorder["spec"].get("nodeName") == node
+    return str(recorder["metadata"]["name"])
 
 
 @pytest.mark.parametrize("first", FIRST_ATTEMPTS.values(), ids=FIRST_ATTEMPTS.keys())

@@ -10,7 +10,6 @@ import copy
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import boto3
 
@@ -22,6 +21,7 @@ from eks_capture.kube.calls import Cluster
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import DAEMONSETS, JOBS, PODS
 from tests.events import load_event
+from tests.fixtures.recorders import recorder_pods, start_recorder_on, wait_for_running_recorders
 from tests.fixtures.sessions import stored_session
 from tests.fixtures.waiting import eventually
 
@@ -29,37 +29,6 @@ NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
 NODE_B = "ip-192-168-40-7.us-west-2.compute.internal"
 NAMESPACE = "eks-capture"
 ALARM = "eks-capture-pps-allowance-any-node"
-
-
-def start_recorder_on(nodes: list[str], ring_minutes: int = 10) -> dict[str, Any]:
-    event = copy.deepcopy(load_event("start-recorder"))
-    event["detail"]["node_selector"] = {
-        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]
-    }
-    event["detail"]["ring_minutes"] = ring_minutes
-    return event
-
-
-def recorder_pods(shop: KubeEmulator) -> list[dict[str, Any]]:
-    return [
-        pod
-        for pod in shop.objects(PODS, NAMESPACE)
-        if (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "recorder"
-    ]
-
-
-def wait_for_running_recorders(shop: KubeEmulator, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    def running() -> list[dict[str, Any]] | None:
-        pods = [p for p in recorder_pods(shop) if (p.get("status") or {}).get("phase") == "Running"]
-        return pods if len(pods) == count else None
-
-    return eventually(
-        running,
-        timeout=timeout,
-        what=lambda: (
-            f"recorders: {[(p['spec'].get('nodeName'), p.get('status')) for p in recorder_pods(shop)]}"
-        ),
-    )
 
 
 def put_alarm(period: int, evaluation_periods: int) -> None:

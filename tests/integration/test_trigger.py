@@ -21,10 +21,11 @@ from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import NodeFallback
 from localcloud.access import kubectl_as
 from localcloud.kube import KubeEmulator
-from localcloud.kube.resources import JOBS, PODS
+from localcloud.kube.resources import JOBS
 from localcloud.template import Stack
 from tests.events import event_names, load_event
 from tests.fixtures.cluster import revoke
+from tests.fixtures.recorders import recorder_pods
 from tests.fixtures.sessions import stored_session
 
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"  # i-0a1b2c3d4e5f60718, nodegroup general
@@ -340,11 +341,7 @@ def test_fargate_and_windows_nodes_get_no_capture_pod_and_the_recorder_keeps_off
     }
     assert trigger.handle(recorder, deps).status == "recording"
     shop.settle()
-    placed = {
-        pod["spec"].get("nodeName")
-        for pod in shop.objects(PODS, NAMESPACE)
-        if pod["metadata"]["labels"].get("app.kubernetes.io/component") == "recorder"
-    }
+    placed = {pod["spec"].get("nodeName") for pod in recorder_pods(shop)}
     assert placed == {NODE_A, NODE_B, NODE_GPU}, "one recorder per Linux EC2 node, none on Fargate or Windows"
 
 
