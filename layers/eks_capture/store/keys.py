@@ -155,7 +155,7 @@ def cancellation_reasons(error: ClientError) -> list[str | None]:
 
 def _is_transient_cancellation(error: ClientError) -> bool:
     """A transaction cancelled for capacity or a concurrent transaction only, not for its conditions."""
-    reasons = set(cancellation_reasons(error)) - {"None", None}
+    reasons = set(_refused_for(error))
     return bool(reasons) and reasons <= _TRANSIENT_CANCELLATIONS
 
 
