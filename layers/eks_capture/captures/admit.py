@@ -11,8 +11,7 @@ from eks_capture.captures.deps import Deps
 from eks_capture.captures.plan import Outcome, Request, session_of, spec_of
 from eks_capture.captures.recorder import windows_asked
 from eks_capture.kube.calls import Cluster
-from eks_capture.kube.jobs import CaptureJob
-from eks_capture.kube.labels import capture_selector
+from eks_capture.kube.jobs import CaptureJob, jobs_of_capture
 from eks_capture.kube.manifests.job import expires_at
 from eks_capture.store.sessions import CaptureSession
 
@@ -74,8 +73,7 @@ def cooldown_holder(request: Request, retry: bool, cluster: Cluster, deps: Deps)
     if holder is None or not retry:
         return holder
     namespace = deps.settings.capture_namespace
-    jobs = cluster.capture_jobs(namespace, capture_selector(request.capture_id))
-    made = [job.name for job in map(CaptureJob.from_kubernetes, jobs)]
+    made = [job.name for job in jobs_of_capture(cluster, namespace, request.capture_id)]
     asked = [] if made else windows_asked(cluster, namespace, request.capture_id)
     if not made and not asked:
         return holder

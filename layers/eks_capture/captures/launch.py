@@ -19,8 +19,7 @@ from eks_capture.captures.recorder import DEFAULT_LOOKBACK_SECONDS, RecorderPod,
 from eks_capture.captures.targets import NodeMatch
 from eks_capture.errors import CaptureError
 from eks_capture.kube.calls import Cluster
-from eks_capture.kube.jobs import CaptureJob
-from eks_capture.kube.labels import capture_selector
+from eks_capture.kube.jobs import jobs_of_capture
 from eks_capture.kube.manifests.job import capture_job, job_name
 from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
 from eks_capture.store.keys import is_transient, refusal_code, refusal_in_words
@@ -154,14 +153,14 @@ def made_before(
     leave no Job to find and stay ``failed``."""
     namespace = deps.settings.capture_namespace
     try:
-        jobs = cluster.capture_jobs(namespace, capture_selector(request.capture_id))
+        jobs = jobs_of_capture(cluster, namespace, request.capture_id)
     except (CaptureError, ApiException) as error:
         logger.warning(
             "could not look for Jobs an earlier attempt made on the nodes whose locks were refused",
             extra={"capture_id": request.capture_id, "error": str(error)},
         )
         return {}
-    made = {job.node: job.name for job in map(CaptureJob.from_kubernetes, jobs) if job.node in refused}
+    made = {job.node: job.name for job in jobs if job.node in refused}
     return {
         node: refused[node].model_copy(update={"status": "pending", "reason": "", "job": name})
         for node, name in made.items()

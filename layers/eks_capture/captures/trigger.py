@@ -64,8 +64,7 @@ from eks_capture.events.models import (
     parse_event,
 )
 from eks_capture.ids import CaptureId, capture_id_for_event
-from eks_capture.kube.jobs import CaptureJob
-from eks_capture.kube.labels import capture_selector
+from eks_capture.kube.jobs import jobs_of_capture
 from eks_capture.kube.nodes import NodeInfo, PodInfo
 from eks_capture.settings import Settings
 from eks_capture.store.sessions import Trigger
@@ -313,10 +312,7 @@ def stop_capture(capture_id: str, reason: str, deps: Deps) -> Outcome:
     namespace = deps.settings.capture_namespace
     deleted = [
         job.name
-        for job in map(
-            CaptureJob.from_kubernetes,
-            cluster.capture_jobs(namespace, capture_selector(CaptureId(capture_id))),
-        )
+        for job in jobs_of_capture(cluster, namespace, CaptureId(capture_id))
         if cluster.delete_job(namespace, job.name)
     ]
     deps.store.set_status(

@@ -3,13 +3,17 @@ use, taken from the API's JSON once, instead of each of them digging through the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
+from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID, capture_selector
 from eks_capture.times import parse_iso
+
+if TYPE_CHECKING:
+    from eks_capture.ids import CaptureId
+    from eks_capture.kube.calls import Cluster
 
 #: The Job status counts of pods that exist or existed (a Job with none never had a pod).
 POD_COUNTS = ("active", "ready", "succeeded", "failed", "terminating")
@@ -73,3 +77,9 @@ class CaptureJob:
             ended=ended,
             had_pods=any(status.get(count) for count in POD_COUNTS),
         )
+
+
+def jobs_of_capture(cluster: Cluster, namespace: str, capture_id: CaptureId) -> Iterator[CaptureJob]:
+    """One capture's Jobs, listed now and read one by one as they are used (a stop deletes each as it
+    comes)."""
+    return map(CaptureJob.from_kubernetes, cluster.capture_jobs(namespace, capture_selector(capture_id)))
