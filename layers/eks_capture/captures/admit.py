@@ -21,8 +21,13 @@ logger = Logger(child=True)
 def reject(request: Request, why: str, deps: Deps) -> Outcome:
     """Record a refused capture (so the operator sees why nothing ran) and say so."""
     deps.store.create_session(session_of(request, deps, "rejected", why))
-    logger.warning("capture refused", extra={"capture_id": request.capture_id, "why": why})
-    return Outcome("rejected", why, request.capture_id)
+    return _refused(request.capture_id, why)
+
+
+def _refused(capture_id: str, why: str) -> Outcome:
+    """A refusal, recorded already, logged and answered."""
+    logger.warning(f"capture {capture_id} refused: {why}", extra={"capture_id": capture_id, "why": why})
+    return Outcome("rejected", why, capture_id)
 
 
 def duplicate(session: CaptureSession) -> Outcome:
@@ -109,8 +114,7 @@ def reject_started(session: CaptureSession, slot: int, why: str, deps: Deps) -> 
     deps.store.release_capture_slot(session.cluster, slot, session.capture_id)
     session.status, session.verdict, session.nodes = "rejected", why, {}
     deps.store.replace_session(session, expected_status="starting")
-    logger.warning("capture refused", extra={"capture_id": session.capture_id, "why": why})
-    return Outcome("rejected", why, session.capture_id)
+    return _refused(session.capture_id, why)
 
 
 def claim_slot(request: Request, cluster: Cluster, deps: Deps) -> int | None:
