@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -242,6 +243,14 @@ class PausedCluster:
         return self.factory(name)
 
 
+def flapped_alarm() -> dict[str, Any]:
+    """The sample instance alarm's event once more, as EventBridge sends it when the alarm flaps back into
+    ALARM: the same alarm, another event id."""
+    event = load_event("alarm-single-metric-instance")
+    event["id"] = "the-alarm-flapped-back-into-alarm"
+    return event
+
+
 @pytest.mark.parametrize(
     "flapped_meanwhile",
     [
@@ -256,8 +265,7 @@ def test_a_duplicate_delivery_outliving_a_failed_first_one_leaves_one_capture_in
 ) -> None:
     event = load_event("alarm-single-metric-instance")
     alarm = event["detail"]["alarmName"]
-    flapped = load_event("alarm-single-metric-instance")
-    flapped["id"] = "the-alarm-flapped-back-into-alarm"
+    flapped = flapped_alarm()
     paused_cluster = PausedCluster(deps.cluster)  # the duplicate: cooldown claimed, nothing stored
     unauthorized = replace(deps, cluster=as_function(stack, "IndexerFunction", settings))  # no access entry
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -327,8 +335,7 @@ def test_a_retry_after_a_flap_took_the_ended_cooldown_says_what_its_earlier_atte
     first: FirstAttempt,
 ) -> None:
     event = load_event("alarm-single-metric-instance")
-    flapped = load_event("alarm-single-metric-instance")
-    flapped["id"] = "the-alarm-flapped-back-into-alarm"
+    flapped = flapped_alarm()
     short = replace(  # a cooldown shorter than Lambda's retry delay; the table reached through the proxy
         deps,
         settings=settings.model_copy(update={"alarm_cooldown_seconds": 60}),
