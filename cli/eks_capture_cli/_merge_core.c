@@ -484,10 +484,11 @@ typedef struct {
     Py_ssize_t used, flush;
 } Output;
 
-/* The bytearray is never shorter than its blocks, unless Python code (a signal handler) shrank it
- * while it was longer: then its blocks are lost, and writing at `used` would overrun it. */
-static int output_check(const Output *out) {
-    if (PyByteArray_Size(out->blocks) >= out->used)
+/* The bytearray (of `size` bytes) is never shorter than its blocks, unless Python code (a signal
+ * handler) shrank it while it was longer: then its blocks are lost, and writing at `used` would
+ * overrun it. */
+static int output_check(const Output *out, Py_ssize_t size) {
+    if (size >= out->used)
         return 0;
     PyErr_SetString(PyExc_RuntimeError, "the merge's blocks were shortened while it wrote them");
     return -1;
@@ -495,17 +496,18 @@ static int output_check(const Output *out) {
 
 /* Make the bytearray exactly the blocks, before Python code sees it. */
 static int output_sync(Output *out) {
-    if (output_check(out) < 0)
+    Py_ssize_t size = PyByteArray_Size(out->blocks);
+    if (output_check(out, size) < 0)
         return -1;
-    if (PyByteArray_Size(out->blocks) == out->used)
+    if (size == out->used)
         return 0;
     return PyByteArray_Resize(out->blocks, out->used);
 }
 
 static unsigned char *output_reserve(Output *out, size_t need) {
-    if (output_check(out) < 0)
+    Py_ssize_t size = PyByteArray_Size(out->blocks); /* read once a packet */
+    if (output_check(out, size) < 0)
         return NULL;
-    Py_ssize_t size = PyByteArray_Size(out->blocks);
     if ((size_t)(size - out->used) < need) {
         Py_ssize_t want = out->used + (Py_ssize_t)need;
         Py_ssize_t ample = out->flush + (out->flush >> 4);
