@@ -72,9 +72,13 @@ typedef struct {
     long long iface;
 } Link;
 
+typedef struct Output Output;
+static PyObject *output_python(Output *out, PyObject *callable, PyObject *args);
+
 typedef struct {
     Py_ssize_t index;
     PyObject *path; /* borrowed, for error messages */
+    Output *out;    /* the merge's, synced before a signal handler runs in a read */
     int fd;
     unsigned char *buf;
     size_t cap, pos, end, chunk;
@@ -156,8 +160,10 @@ static int fill(Input *in, size_t need) {
         ssize_t got = read(in->fd, in->buf + in->end, room);
         if (got < 0) {
             if (errno == EINTR) {
-                if (PyErr_CheckSignals() < 0)
+                PyObject *handled = output_python(in->out, NULL, NULL);
+                if (handled == NULL)
                     return -1;
+                Py_DECREF(handled);
                 continue;
             }
             PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, in->path);
@@ -478,11 +484,11 @@ static void close_input(Input *in) {
 }
 
 /* The output: the caller's bytearray, of which `used` bytes hold blocks (it is longer in between). */
-typedef struct {
+struct Output {
     PyObject *blocks;
     PyObject *write;
     Py_ssize_t used, flush;
-} Output;
+};
 
 /* The bytearray (of `size` bytes) is never shorter than its blocks, unless Python code (a signal
  * handler) shrank it while it was longer: then its blocks are lost, and writing at `used` would
@@ -502,6 +508,23 @@ static int output_sync(Output *out) {
     if (size == out->used)
         return 0;
     return PyByteArray_Resize(out->blocks, out->used);
+}
+
+/* Run Python code: callable(*args) (args a tuple, or NULL for none), or with no callable the signal
+ * handlers (PyErr_CheckSignals; Py_None then). Every place the merge lets Python code run mid-merge
+ * comes here (write, which takes the blocks away, is output_flush's): it sees the bytearray exactly
+ * the blocks, and what it leaves in it is the blocks from then on. A new reference, or NULL with an
+ * exception set. */
+static PyObject *output_python(Output *out, PyObject *callable, PyObject *args) {
+    if (output_sync(out) < 0)
+        return NULL;
+    PyObject *result;
+    if (callable != NULL)
+        result = PyObject_CallObject(callable, args);
+    else
+        result = PyErr_CheckSignals() < 0 ? NULL : Py_NewRef(Py_None);
+    out->used = PyByteArray_Size(out->blocks);
+    return result;
 }
 
 static unsigned char *output_reserve(Output *out, size_t need) {
@@ -536,18 +559,20 @@ static int output_flush(Output *out) {
 /* A flush in the merge: also where a long merge answers Ctrl-C, once per flush, not per packet. A
  * signal handler is Python code: it sees the blocks synced, and what it leaves in them is kept. */
 static int output_write(Output *out) {
-    if (output_sync(out) < 0 || PyErr_CheckSignals() < 0)
+    PyObject *handled = output_python(out, NULL, NULL);
+    if (handled == NULL)
         return -1;
-    out->used = PyByteArray_Size(out->blocks);
+    Py_DECREF(handled);
     return output_flush(out);
 }
 
 /* interface(index, link) in Python; the id, or -1 with an exception set. */
 static long long call_interface(Output *out, PyObject *interface, Input *in, uint32_t link) {
-    if (output_sync(out) < 0)
+    PyObject *args = Py_BuildValue("(nk)", in->index, (unsigned long)link);
+    if (args == NULL)
         return -1;
-    PyObject *found = PyObject_CallFunction(interface, "nk", in->index, (unsigned long)link);
-    out->used = PyByteArray_Size(out->blocks);
+    PyObject *found = output_python(out, interface, args);
+    Py_DECREF(args);
     if (found == NULL)
         return -1;
     long long id = PyLong_AsLongLong(found);
@@ -716,10 +741,7 @@ static int run(Merge *m, PyObject *names_once, unsigned long long *packets) {
                 continue;
             if (!named) {
                 named = 1;
-                if (output_sync(&m->out) < 0)
-                    return -1;
-                PyObject *done = PyObject_CallNoArgs(names_once);
-                m->out.used = PyByteArray_Size(m->out.blocks);
+                PyObject *done = output_python(&m->out, names_once, NULL);
                 if (done == NULL)
                     return -1;
                 Py_DECREF(done);
@@ -807,6 +829,7 @@ static PyObject *merge(PyObject *module, PyObject *args, PyObject *kwargs) {
         Input *in = &m.inputs[i];
         in->index = i;
         in->fd = -1;
+        in->out = &m.out;
         in->chunk = (size_t)chunk;
         in->cached_link = -1;
         in->path = PyTuple_GetItem(path_list, i);
