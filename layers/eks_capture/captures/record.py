@@ -35,6 +35,7 @@ def record_start(
     settings, store = deps.settings, deps.store
     started = [n for n in session.nodes.values() if n.status in ("pending", "running")]
     failed = {n.node: n.reason for n in session.nodes.values() if n.status == "failed"}
+    locks_refused = quoted(said_once(refused))
     if started:
         keep_context(context, deps)
         session.status = "running"
@@ -42,12 +43,12 @@ def record_start(
         recorded = sum(1 for n in started if n.job is None)
         rings = f", {recorded} of them from their recorder's ring" if recorded else ""
         failures = f"; {len(failed)} node(s) failed: {by_reason(failed)}" if failed else ""
-        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}{failures}{quoted(refused)}"
+        session.verdict = f"capturing on {len(started)} node(s){rings}{preset}{failures}{locks_refused}"
     else:
         store.release_capture_slot(request.cluster, slot, request.capture_id)
         session.status = "failed"
         reasons = by_reason({**failed, **session.skipped}) or "; ".join(plan.notes)
-        session.verdict = f"no node could be captured ({reasons or 'no node matched'}){quoted(refused)}"
+        session.verdict = f"no node could be captured ({reasons or 'no node matched'}){locks_refused}"
     session.verdict = clipped(session.verdict, VERDICT_BYTES)  # what the item keeps, logged and sent alike
     store.replace_session(session, expected_status="starting")
     notify_start(deps.sns, settings, session)
@@ -78,17 +79,23 @@ def start_log_fields(session: CaptureSession, outcome: Outcome, notes: Sequence[
     }
 
 
-def quoted(refused: Sequence[str]) -> str:
-    """DynamoDB's answers to refused node lock batches, for a verdict (nothing when none was refused)."""
-    return f"; DynamoDB refused node locks: {'; '.join(dict.fromkeys(refused))}" if refused else ""
+def said_once(refused: Sequence[str]) -> str:
+    """DynamoDB's answers to refused node lock batches, each said once, in the order they came."""
+    return "; ".join(dict.fromkeys(refused))
+
+
+def quoted(said: str) -> str:
+    """DynamoDB's answers to refused node lock batches (``said_once``), for a verdict (nothing when none was
+    refused: each answer says at least its code)."""
+    return f"; DynamoDB refused node locks: {said}" if said else ""
 
 
 def record_retry(session: CaptureSession, refusals: list[str], deps: Deps) -> NoReturn:
     """No node lock was taken, for a reason that may pass on a later try: the session stays ``starting`` with
     each node's reason (what ``show`` says until Lambda's retry starts the capture, and what the sweep
     closes it with if no retry does), and NodeLocksNotTaken fails the invocation so Lambda retries it."""
-    why = "; ".join(dict.fromkeys(refusals))
-    session.verdict = f"no node lock taken yet; Lambda retries the event{quoted(refusals)}"
+    why = said_once(refusals)
+    session.verdict = f"no node lock taken yet; Lambda retries the event{quoted(why)}"
     try:
         deps.store.replace_session(session, expected_status="starting")
     except (ClientError, BotoCoreError) as error:  # the table refusing this too: the retry writes it
