@@ -100,7 +100,7 @@ def record_retry(session: CaptureSession, refusals: list[str], deps: Deps) -> No
         deps.store.replace_session(session, expected_status="starting")
     except (ClientError, BotoCoreError) as error:  # the table refusing this too: the retry writes it
         logger.warning(
-            "could not record the nodes' reasons before the retry",
+            f"could not record the nodes' reasons before the retry: {error}",
             extra={"capture_id": session.capture_id, "error": str(error)},
         )
     raise NodeLocksNotTaken(session.capture_id, len(session.nodes), why)
