@@ -62,24 +62,24 @@ class Claims(Table):
         by ``_transact_write``), so each item ends taken or held by someone else, as one put each would.
         """
         values = serialize({":id": capture_id, ":now": int(now.timestamp())})
+        puts = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": self._claim_item(key, capture_id, until),
+                    "ConditionExpression": _CLAIM_CONDITION,
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": values,
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+            for key in keys
+        ]
         held: dict[int, str] = {}
         pending = list(range(len(keys)))
         while pending:
-            puts = [
-                {
-                    "Put": {
-                        "TableName": self.table_name,
-                        "Item": self._claim_item(keys[index], capture_id, until),
-                        "ConditionExpression": _CLAIM_CONDITION,
-                        "ExpressionAttributeNames": {"#ttl": "ttl"},
-                        "ExpressionAttributeValues": values,
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                }
-                for index in pending
-            ]
             try:
-                self._transact_write(puts)
+                self._transact_write([puts[index] for index in pending])
             except ClientError as error:
                 reasons = error.response.get("CancellationReasons") or []
                 refused = {
