@@ -54,7 +54,7 @@ from eks_capture.captures.recorder import (
     find_recorders,
 )
 from eks_capture.captures.targets import targets_for_alarm, targets_for_request
-from eks_capture.errors import CaptureNotFound, CaptureRejected
+from eks_capture.errors import CaptureNotFound, CaptureRejected, NodeLocksNotTaken
 from eks_capture.events.models import (
     AlarmStateChange,
     StartCapture,
@@ -177,6 +177,8 @@ def start_from_alarm(event: AlarmStateChange, deps: Deps) -> Outcome:
         return reject(request, cooling_down(event.alarm_name, holder), deps)
     try:
         outcome = start(request, deps)
+    except NodeLocksNotTaken:  # its session is stored: the cooldown stays held for Lambda's retry
+        raise
     except Exception:  # nothing started when no session was stored (e.g. the cluster said 401)
         free_unused_cooldown(request, deps)
         raise
