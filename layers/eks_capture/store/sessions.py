@@ -100,15 +100,19 @@ class CaptureSession(BaseModel):
 
 
 def node_attribute(node: NodeCapture, nodes: int) -> dict[str, Any]:
-    """A node's record as a session of ``nodes`` nodes keeps it: its reason and what matched it within
-    their share of the item (store/sizes.py)."""
-    kept = node.model_copy(
-        update={
-            "reason": kept_reason(node.reason, nodes),
-            "matched_by": clipped(node.matched_by, node_text_limit(MATCHED_BY_BYTES, nodes)),
-        }
-    )
-    return kept.model_dump(mode="json")
+    """A node's record as a session of ``nodes`` nodes keeps it (``_kept_node``)."""
+    return _kept_node(node.model_dump(mode="json"), nodes)
+
+
+def _kept_node(dumped: dict[str, Any], nodes: int) -> dict[str, Any]:
+    """A node's dumped record as a session of ``nodes`` nodes keeps it: its reason and what matched it
+    within their share of the item (store/sizes.py). It trims the dump the session's own dump made, so a
+    session write of 1,000 nodes dumps each node once."""
+    return {
+        **dumped,
+        "reason": kept_reason(dumped["reason"], nodes),
+        "matched_by": clipped(dumped["matched_by"], node_text_limit(MATCHED_BY_BYTES, nodes)),
+    }
 
 
 def session_attributes(session: CaptureSession, exclude: set[str] | None = None) -> dict[str, Any]:
@@ -116,9 +120,7 @@ def session_attributes(session: CaptureSession, exclude: set[str] | None = None)
     within their share of DynamoDB's 400 KB, however many nodes and whatever the API said to each."""
     data = session.model_dump(mode="json", exclude=exclude)
     if "nodes" in data:
-        data["nodes"] = {
-            name: node_attribute(node, len(session.nodes)) for name, node in session.nodes.items()
-        }
+        data["nodes"] = {name: _kept_node(node, len(session.nodes)) for name, node in data["nodes"].items()}
     if "skipped" in data:
         data["skipped"] = named_skips(session.skipped)
     if "findings" in data:
