@@ -23,7 +23,7 @@ from aws_lambda_powertools import Logger
 from eks_capture_agent import netstate
 from eks_capture_agent.capabilities import missing_capabilities
 from eks_capture_agent.identity import Identity
-from eks_capture_agent.rotation import RotatingWriter, Rotation, StreamError
+from eks_capture_agent.rotation import NoRoomError, RotatingWriter, Rotation, StreamError
 from eks_capture_agent.spool import (
     CAPTURE_RECORD,
     COMPLETION_MARKER,
@@ -38,6 +38,7 @@ EXIT_OK = 0
 EXIT_TCPDUMP_FAILED = 3
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
+ROOM_AT_STOP_SECONDS = 20.0
 READ_BYTES = 1 << 20
 SCHEMA = 1
 
@@ -79,25 +80,35 @@ class _Stderr:
         self._thread.join(timeout=STOP_TIMEOUT_SECONDS)
 
 
-class _Stream:
+class StreamPump:
     """tcpdump's stdout, read on a thread into the rotating writer until tcpdump closes it.
 
     A writer failure (a full disk, output that is not pcap) is kept as the capture's error; the rest of
-    the stream is then read and discarded so tcpdump can still exit and print its counters.
+    the stream is then read and discarded so tcpdump can still exit and print its counters. So is the
+    rest of a stopped capture's stream that found no room in time: a loss, counted, not a failure.
     """
 
-    def __init__(self, stream: Any, writer: RotatingWriter) -> None:
+    def __init__(self, stream: Any, writer: RotatingWriter, logger: Logger) -> None:
         self.error: str | None = None
+        self._gave_up = False
         self._writer = writer
+        self._logger = logger
         self._thread = threading.Thread(target=self._pump, args=(stream.fileno(),), daemon=True)
         self._thread.start()
 
     def _pump(self, fd: int) -> None:
         while data := os.read(fd, READ_BYTES):
-            if self.error is not None:
+            if self.error is not None or self._gave_up:
                 continue
             try:
                 self._writer.feed(data)
+            except NoRoomError as error:
+                self._gave_up = True
+                self._logger.warning(
+                    "the spool had no room for the rest of the stopped tcpdump's stream: not written, counted"
+                    " as lost in the manifest",
+                    extra={"error": str(error), "waited_seconds": ROOM_AT_STOP_SECONDS},
+                )
             except (StreamError, OSError) as error:
                 self.error = f"writing the spool failed: {error}"
         try:
@@ -121,10 +132,11 @@ def _stop_on_signals(stop: threading.Event) -> dict[str, str]:
     return received
 
 
-def _stop(process: subprocess.Popen[str], logger: Logger) -> None:
+def _stop(process: subprocess.Popen[str], logger: Logger, reason: str) -> None:
     """SIGTERM lets tcpdump flush and close its file and print its counters; SIGKILL only if it hangs."""
     if process.poll() is not None:
         return
+    logger.info("stopping tcpdump", extra={"stop_reason": reason})
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=STOP_TIMEOUT_SECONDS)
@@ -171,14 +183,19 @@ def run_capture(request: CaptureRequest, identity: Identity, logger: Logger) -> 
         env={**os.environ, "TZ": "UTC"},
     )
     writer = RotatingWriter(spool, request.rotation, request.budget_bytes, logger)
-    stream = _Stream(process.stdout, writer)
+    stream = StreamPump(process.stdout, writer, logger)
     stderr = _Stderr(process.stderr, logger)
     deadline = time.monotonic() + request.duration_seconds
     ended = _wait_for_end(process, stderr, stop, deadline, logger, stream)
-    _stop(process, logger)
+    writer.give_up_at = time.monotonic() + ROOM_AT_STOP_SECONDS
+    _stop(process, logger, ended["stop_reason"])
     stderr.join()
     stream.join()
-    written = {"files": writer.files, "waited_for_room_seconds": round(writer.waited_seconds, 3)}
+    written = {
+        "files": writer.files,
+        "packets": writer.packets,
+        "waited_for_room_seconds": round(writer.waited_seconds, 3),
+    }
     stopped = {**ended, **received}
     code = process.returncode
     return _finish(spool, code, stderr.lines, argv, started, stopped, logger, stream.error, written)
@@ -190,7 +207,7 @@ def _wait_for_end(
     stop: threading.Event,
     deadline: float,
     logger: Logger,
-    stream: _Stream,
+    stream: StreamPump,
 ) -> dict[str, str]:
     """Block until tcpdump fails to start, exits, the duration runs out or a signal asks to stop."""
     start_by = time.monotonic() + START_TIMEOUT_SECONDS
@@ -245,7 +262,7 @@ def _finish(
             "error": error,
         },
         "snapshots": [SNAPSHOT_BEFORE, SNAPSHOT_AFTER],
-        "spool": written or {"files": 0, "waited_for_room_seconds": 0.0},
+        "spool": written or {"files": 0, "packets": 0, "waited_for_room_seconds": 0.0},
     }
     spool.write_json(COMPLETION_MARKER, marker)
     if error is not None:

@@ -23,11 +23,34 @@ class UploadTarget:
     budget_bytes: int
 
 
+def unwritten_packets(marker: dict[str, Any] | None) -> int:
+    """Packets tcpdump counted as captured that never reached a file: the one it was writing when it was
+    stopped while the full spool held it back, what then found no room in time
+    (eks_capture_agent.rotation), or what it wrote after the spool failed. 0 when the marker cannot tell
+    (no marker, no counters, an agent that did not count its files' packets)."""
+    completion = marker or {}
+    captured = ((completion.get("tcpdump") or {}).get("counters") or {}).get("captured")
+    written = (completion.get("spool") or {}).get("packets")
+    if not isinstance(captured, int) or not isinstance(written, int):
+        return 0
+    return max(0, captured - written)
+
+
 def incomplete_reasons(marker: dict[str, Any] | None, ledger: Ledger, not_uploaded: list[str]) -> list[str]:
     """Why the node's capture is not whole in S3; empty when it is."""
     reasons = []
     if marker is None:
         reasons.append("the capture role never wrote its completion marker")
+    unwritten = unwritten_packets(marker)
+    if unwritten:
+        error = ((marker or {}).get("tcpdump") or {}).get("error")
+        why = (
+            f"the capture failed: {error}"
+            if error
+            else "the spool had no room for them when tcpdump was stopped (tcpdump discards the write its"
+            " stop signal cuts; the rest waits for room only so long)"
+        )
+        reasons.append(f"{unwritten} packet(s) tcpdump counted as captured never reached a file: {why}")
     if ledger.dropped:
         dropped_bytes = sum(item.bytes for item in ledger.dropped)
         reasons.append(
@@ -49,6 +72,7 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest document (see capture-image/README.md for the field list)."""
     reasons = incomplete_reasons(marker, ledger, not_uploaded)
+    unwritten = unwritten_packets(marker)
     files = [asdict(item) for item in sorted(ledger.uploaded, key=lambda item: item.seq)]
     return {
         "schema": SCHEMA,
@@ -70,7 +94,8 @@ def build_manifest(
         "dropped": {
             "files": len(ledger.dropped),
             "bytes": sum(item.bytes for item in ledger.dropped),
-            "packets": sum(item.packets or 0 for item in ledger.dropped),
+            "packets": sum(item.packets or 0 for item in ledger.dropped) + unwritten,
+            "unwritten_packets": unwritten,
             "items": [asdict(item) for item in ledger.dropped],
         },
         "not_uploaded": not_uploaded,

@@ -5,8 +5,11 @@ rotated as tcpdump's own ``-G``/``-C`` would (a file is closed before the next o
 budget, no byte of a new file is written until the spool, measured as the kubelet measures an
 emptyDir, has room for that file at its largest plus the documents' rewrites: the spool stays within
 budget at every instant, whatever the packet rate. While there is no room the writer stops reading;
-tcpdump blocks on the pipe and the kernel drops, and counts, what does not fit; every packet tcpdump
-counts as captured still lands in a file.
+tcpdump blocks on the pipe and the kernel drops, and counts, what does not fit. tcpdump stopped while
+so blocked loses the one packet it was writing (its SIGTERM handler has no SA_RESTART; glibc drops the
+buffer whose write failed) although it counted it as captured, and once tcpdump is stopped the writer
+waits for room only until ``give_up_at``: ``packets`` counts what did reach a file, so the manifest can
+say how many never did.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ ROOM_CHECK_SECONDS = 0.01
 
 class StreamError(ValueError):
     """tcpdump's output is not a pcap stream."""
+
+
+class NoRoomError(Exception):
+    """The spool had no room for the next file by ``give_up_at``: the rest of the stream is not written."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,10 @@ class RotatingWriter:
         self.rotation = rotation
         self.budget_bytes = budget_bytes
         self.files = 0
+        self.packets = 0
         self.waited_seconds = 0.0
+        #: Past this time.monotonic() the writer no longer waits for room (set once tcpdump is stopping).
+        self.give_up_at: float | None = None
         self._logger = logger
         self._clock = clock
         self._pending = b""
@@ -95,16 +105,20 @@ class RotatingWriter:
             self._rotate(now)  # like tcpdump, the first file exists from the start
         length_at = struct.Struct(f"{self._order}I")
         run_start = offset
+        run_records = 0
         while len(buffer) - offset >= RECORD_HEADER_BYTES:
             record = RECORD_HEADER_BYTES + length_at.unpack_from(buffer, offset + 8)[0]
             if len(buffer) - offset < record:
                 break
             if self._must_rotate(now, offset - run_start, record):
                 self._write(buffer[run_start:offset])
-                run_start = offset
+                self.packets += run_records
+                run_start, run_records = offset, 0
                 self._rotate(now)
             offset += record
+            run_records += 1
         self._write(buffer[run_start:offset])
+        self.packets += run_records
         self._pending = buffer[offset:]
 
     def close(self) -> None:
@@ -142,10 +156,17 @@ class RotatingWriter:
         else:
             name = PcapName(previous.name.stamp, previous.name.counter + 1)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        fd = os.open(self.spool.path(name.filename), flags, 0o644)
+        path = self.spool.path(name.filename)
+        fd = os.open(path, flags, 0o644)
         self._file = _OpenFile(name, fd, 0)
+        try:
+            self._wait_for_room()
+        except NoRoomError:
+            os.close(fd)
+            path.unlink()  # empty: no uploader should find a file without even a header
+            self._file = None
+            raise
         self.files += 1
-        self._wait_for_room()
         assert self._header is not None
         self._write(self._header)
 
@@ -158,6 +179,11 @@ class RotatingWriter:
             needed = room_for_next_file(self.rotation.largest_file, usage.documents)
             if usage.total + needed <= self.budget_bytes:
                 break
+            if self.give_up_at is not None and time.monotonic() >= self.give_up_at:
+                self.waited_seconds += time.monotonic() - started
+                raise NoRoomError(
+                    f"no room for the next file by the stop ({usage.total} of {self.budget_bytes} bytes used)"
+                )
             if not self._noted_full:
                 self._noted_full = True
                 self._logger.warning(

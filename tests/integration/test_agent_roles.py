@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from eks_capture.captures.reaper import dropped_packets
+from eks_capture_agent.rotation import Rotation, minimum_budget
 from localcloud.aws import MotoServer
 from localcloud.netns import TestNetwork
 from localcloud.outages import PausableProxy
@@ -34,8 +36,10 @@ from tests.fixtures.agents import (
     s3_objects,
     send_udp,
     start_agent,
+    start_upload,
 )
 from tests.fixtures.aws import make_bucket
+from tests.fixtures.waiting import wait_for_log_line
 
 pytestmark = pytest.mark.root
 
@@ -204,6 +208,43 @@ def test_a_flood_into_a_small_budget_never_takes_the_spool_over_it_and_every_pac
     assert in_s3 == written["totals"]["packets"] > 0
     assert in_s3 + written["dropped"]["packets"] == counters["captured"]
     assert written["upload"]["peak_spool_bytes"] <= budget
+
+
+def test_tcpdump_stopped_while_the_full_spool_holds_it_back_loses_one_counted_packet_and_the_manifest_says_so(
+    network: TestNetwork, spool: Path, bucket: str, tmp_path: Path
+) -> None:
+    budget = minimum_budget(Rotation(1, 1_000_000, 2048))
+    server = network["server"]
+    agent = start_agent(
+        server, spool, tmp_path, duration=2, budget_bytes=budget, with_upload=False, interface="lo"
+    )
+    agent.wait_until_capturing()
+    flood = server.popen([sys.executable, "-c", FLOOD, "4", str(PORT)])  # outlasts the capture
+    # No uploader until tcpdump has been stopped: the spool stays full, tcpdump blocked writing to the agent.
+    wait_for_log_line("packets captured", lambda: agent.log("capture"), agent.capture, timeout=30)
+    upload = start_upload(spool, tmp_path, budget_bytes=budget)
+    assert finish(agent.capture) == 0, agent.log("capture")
+    assert finish(upload) == 4, agent.log("upload")
+    assert flood.wait(timeout=30) == 0
+
+    marker = agent.marker()
+    captured = marker["tcpdump"]["counters"]["captured"]
+    written = manifest()
+    in_s3 = sum(packets_in_s3(tmp_path).values())
+    assert marker["spool"]["waited_for_room_seconds"] > 0, "the full spool must hold tcpdump back at its stop"
+    assert in_s3 == written["totals"]["packets"] > 0
+    assert in_s3 + sum(item["packets"] for item in written["dropped"]["items"]) == marker["spool"]["packets"]
+    assert captured == marker["spool"]["packets"] + 1, (
+        "tcpdump discards the one write its SIGTERM cut, yet counts it"
+    )
+    assert written["status"] == "incomplete"
+    assert written["dropped"]["unwritten_packets"] == 1
+    assert any(
+        "1 packet(s) tcpdump counted as captured never" in why for why in written["incomplete_reasons"]
+    )
+    assert in_s3 + written["dropped"]["packets"] == captured
+    kernel = marker["tcpdump"]["counters"]["dropped_by_kernel"]
+    assert dropped_packets(written) == kernel + written["dropped"]["packets"]  # the sweep's session totals
 
 
 def test_a_bad_filter_fails_fast_with_tcpdumps_message(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from eks_capture.captures.reaper import dropped_packets
 from eks_capture_agent.identity import Identity
@@ -88,3 +91,54 @@ def test_the_sweep_reads_a_nodes_loss_in_packets_from_the_agents_own_manifest() 
     manifest = _manifest(ledger, marker, [])
     assert manifest["dropped"]["packets"] == 120
     assert dropped_packets(manifest) == 127
+
+
+UNWRITTEN_CASES = {
+    # marker: (unwritten packets, words of the reason or None)
+    "tcpdump counted one packet more than reached the files": (
+        {"status": "completed", "tcpdump": {"counters": {"captured": 900}}, "spool": {"packets": 899}},
+        (
+            1,
+            "1 packet(s) tcpdump counted as captured never reached a file: the spool had no room for them",
+        ),
+    ),
+    "a failed spool names its error": (
+        {
+            "status": "failed",
+            "tcpdump": {"counters": {"captured": 900}, "error": "writing the spool failed: [Errno 28]"},
+            "spool": {"packets": 850},
+        },
+        (50, "50 packet(s) tcpdump counted as captured never reached a file: the capture failed: writing"),
+    ),
+    "every counted packet is in a file": (
+        {"status": "completed", "tcpdump": {"counters": {"captured": 900}}, "spool": {"packets": 900}},
+        (0, None),
+    ),
+    "tcpdump printed no counters (killed)": (
+        {"status": "failed", "tcpdump": {"counters": {"captured": None}}, "spool": {"packets": 10}},
+        (0, None),
+    ),
+    "an agent that did not count its files' packets": (
+        {"status": "completed", "tcpdump": {"counters": {"captured": 900}}, "spool": {"files": 3}},
+        (0, None),
+    ),
+}
+
+
+@pytest.mark.parametrize(("marker", "expected"), UNWRITTEN_CASES.values(), ids=UNWRITTEN_CASES.keys())
+def test_packets_tcpdump_counted_but_never_wrote_are_dropped_with_a_reason(
+    marker: dict[str, Any], expected: tuple[int, str | None]
+) -> None:
+    unwritten, words = expected
+    ledger = Ledger()
+    ledger.dropped.append(DroppedFile("a", 0, 4096, "t", "budget", 120))
+    manifest = _manifest(ledger, marker, [])
+    assert manifest["dropped"]["unwritten_packets"] == unwritten
+    assert manifest["dropped"]["packets"] == 120 + unwritten
+    assert dropped_packets(manifest) == 120 + unwritten  # what the sweep puts in the session's totals
+    said = [reason for reason in manifest["incomplete_reasons"] if "never reached a file" in reason]
+    if words is None:
+        assert said == []
+    else:
+        assert len(said) == 1, said
+        assert said[0].startswith(words)

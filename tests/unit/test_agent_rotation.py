@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools import Logger
 
+from eks_capture_agent.capture import StreamPump
 from eks_capture_agent.pcapscan import scan_pcap
-from eks_capture_agent.rotation import RotatingWriter, Rotation, StreamError, minimum_budget
+from eks_capture_agent.rotation import NoRoomError, RotatingWriter, Rotation, StreamError, minimum_budget
 from eks_capture_agent.spool import Spool, parse_pcap_name
 from tests.fixtures.packets import Packet, pcap
 
@@ -57,8 +59,17 @@ def test_every_record_lands_whole_in_files_no_larger_than_the_rotation_size(
     assert names == [f"{STAMP}.pcap{n or ''}" for n in range(3)]  # 9 + 9 + 7 records of 1016 bytes
     sizes = [(tmp_path / name).stat().st_size for name in names]
     assert max(sizes) <= 10_000
-    assert sum(scan_pcap(tmp_path / name).packets for name in names) == 25
+    assert sum(scan_pcap(tmp_path / name).packets for name in names) == 25 == cutter.packets
     assert all(scan_pcap(tmp_path / name).trailing_bytes == 0 for name in names)
+
+
+def test_a_record_cut_by_tcpdumps_end_is_kept_but_not_counted_as_written(tmp_path: Path) -> None:
+    cutter = writer(tmp_path)
+    cutter.feed(stream(5)[:-100])
+    cutter.close()
+    assert cutter.packets == 4
+    summary = scan_pcap(tmp_path / f"{STAMP}.pcap")
+    assert (summary.packets, summary.trailing_bytes) == (4, RECORD - 100)
 
 
 def test_a_new_period_starts_a_new_stamp_with_no_counter(tmp_path: Path) -> None:
@@ -94,6 +105,46 @@ def test_a_full_spool_holds_the_next_file_empty_until_the_uploader_frees_room(tm
     assert time.monotonic() - started >= 0.25
     assert cutter.waited_seconds >= 0.25
     assert scan_pcap(tmp_path / f"{STAMP}.pcap").packets == 3
+
+
+def test_once_tcpdump_is_stopping_the_writer_waits_for_room_only_until_it_gives_up(tmp_path: Path) -> None:
+    rotation = Rotation(60, 10_000, 1000)
+    budget = minimum_budget(rotation)
+    cutter = RotatingWriter(Spool(tmp_path), rotation, budget, Logger(), Clock())
+    cutter.feed(stream(8))  # 8 of the 9 records a 10,000-byte file holds
+    never_leaves = tmp_path / "20261101T000000Z.pcap"
+    never_leaves.write_bytes(b"w" * (budget - Spool(tmp_path).usage_bytes() - 10_000))
+    cutter.give_up_at = time.monotonic() + 0.1
+
+    with pytest.raises(NoRoomError, match="no room for the next file by the stop"):
+        cutter.feed(stream(12)[24:])  # the 10th record needs the next file
+    cutter.close()
+
+    assert files(tmp_path) == [never_leaves.name, f"{STAMP}.pcap"], "no empty file is left behind"
+    assert scan_pcap(tmp_path / f"{STAMP}.pcap").packets == 9 == cutter.packets
+    assert cutter.files == 1
+    assert cutter.waited_seconds >= 0.1
+
+
+def test_the_rest_of_a_stopped_captures_stream_without_room_is_read_to_its_end_unwritten_not_failed(
+    tmp_path: Path,
+) -> None:
+    rotation = Rotation(60, 10_000, 1000)
+    budget = minimum_budget(rotation)
+    cutter = RotatingWriter(Spool(tmp_path), rotation, budget, Logger(), Clock())
+    cutter.feed(stream(9))  # a full first file
+    (tmp_path / "20261101T000000Z.pcap").write_bytes(b"w" * (budget - Spool(tmp_path).usage_bytes() - 10_000))
+    cutter.give_up_at = time.monotonic()
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as tcpdump_stdout:
+        pump = StreamPump(tcpdump_stdout, cutter, Logger())
+        os.write(write, stream(40)[24:])  # tcpdump's last 40 records, after its stop
+        os.close(write)
+        pump.join()
+
+    assert pump.error is None
+    assert cutter.packets == 9
+    assert sum(scan_pcap(tmp_path / name).packets for name in files(tmp_path)[1:]) == 9
 
 
 def test_with_room_the_writer_never_waits(tmp_path: Path) -> None:

@@ -284,12 +284,15 @@ class _Sweep:
 
 
 def dropped_packets(manifest: dict[str, Any]) -> int:
-    """Packets a node lost, by its agent's manifest: tcpdump's kernel drops plus the budget's drops."""
+    """Packets a node lost, by its agent's manifest: tcpdump's kernel drops, the budget's drops, and the
+    packets tcpdump counted but never wrote (stopped mid-write)."""
     completion = (manifest.get("capture") or {}).get("completion") or {}
     counters = (completion.get("tcpdump") or {}).get("counters") or {}
-    dropped_files = (manifest.get("dropped") or {}).get("items", [])
-    return int(counters.get("dropped_by_kernel") or 0) + sum(
-        int(item.get("packets") or 0) for item in dropped_files
+    dropped = manifest.get("dropped") or {}
+    return (
+        int(counters.get("dropped_by_kernel") or 0)
+        + sum(int(item.get("packets") or 0) for item in dropped.get("items", []))
+        + int(dropped.get("unwritten_packets") or 0)
     )
 
 
