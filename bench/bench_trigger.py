@@ -2,7 +2,7 @@
 the sequential lower bound N x latency (target at N = 500: at most 15 % of it), and the handler's
 cold-start import time beside ``import boto3, kubernetes`` alone.
 
-The handler runs as in a warm container (its AWS clients and cluster token made at cold start); the
+The handler runs as in a warm container (its AWS clients and cluster token already made); the
 emulator runs in a process of its own, as a remote API server does, and moto in another. With 32 calls
 in flight, 500 nodes at 20 ms need 0.31 s of waiting; the rest is CPU. So each run also reports the CPU
 each process used: the handler's, the emulator's (and of it, its control loop's: the controllers and
@@ -75,7 +75,7 @@ def handler_run(nodes: int, latency: float = LATENCY_SECONDS) -> Run:
     with separate_stack(CLUSTER, MAX_NODES_PER_CAPTURE=str(max(nodes, 1)), API_PARALLELISM="32") as stands:
         for index in range(nodes):
             stands.kube.add_node(f"node-{index:04d}")
-        deps = Deps.for_settings(stands.settings, uses=trigger.AWS_CLIENTS)  # as the function's cold start
+        deps = Deps.for_settings(stands.settings, uses=trigger.AWS_CLIENTS)  # as a warm container holds them
         eks.api_client(CLUSTER)  # the token and client a warm container already holds
         stands.kube.add_latency(latency)
         pids = (stands.kube.pid, stands.moto.process.pid)

@@ -15,7 +15,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 settings = Settings.from_env()
-deps = Deps.for_settings(settings, uses=trigger.AWS_CLIENTS)
+deps = Deps.for_settings(settings)  # the index's DynamoDB client; the others at first use (AWS_CLIENTS)
 
 
 @logger.inject_lambda_context

@@ -105,7 +105,8 @@ class Deps:
 
         The clients it ``uses`` are made now, at cold start, not in its first invocations' time (a
         client takes tens of milliseconds to make); SNS only when the stack notifies, EventBridge only
-        when it has a lifecycle bus.
+        when it has a lifecycle bus. A function whose starts are mostly cold (the trigger) names none:
+        there, a client an event does not need is time lost before the work starts.
         """
         clients = aws or AwsClients()
         store = CaptureStore(settings.capture_table, clients.dynamodb, settings.store_retry_backoff_seconds)

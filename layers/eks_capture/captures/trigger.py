@@ -72,7 +72,11 @@ from eks_capture.store.sessions import Trigger
 logger = Logger(child=True)
 
 FINAL_STATES = ("completed", "failed", "rejected")
-#: The AWS clients the trigger calls, made at its cold start (Deps.for_settings).
+#: The AWS clients the trigger may call besides the index's DynamoDB, which a warm container holds. Its
+#: function makes none of them at cold start: each is made at its first use, as few alarms need them all
+#: and most starts are cold (alarms are rare) — EC2 only for an alarm on AutoScalingGroupName (~80 ms to
+#: make), CloudWatch only for an alarm whose event lacks its tags or a recorder's lookback, S3 and SNS
+#: only after the Jobs are created (the context snapshot, the start notice).
 AWS_CLIENTS = ("cloudwatch", "ec2", "s3", "sns")
 NO_IMAGE = (
     "the stack has no capture image yet: push it with scripts/build-image.sh and deploy again with the "
