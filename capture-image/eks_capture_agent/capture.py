@@ -3,7 +3,9 @@
 Order of what lands in the spool: ``capture.json`` (what was asked), ``netstate-before.json``, the
 rotated files of tcpdump's stream (cut by eks_capture_agent.rotation, within the spool budget),
 ``netstate-after.json``, and last ``capture-done.json`` (the completion marker) -- the upload role
-treats every pcap as closed once the marker exists.
+and the recorder treat every pcap as closed once the marker exists. So a run first removes the marker
+a previous run left: a restarted ``record`` container keeps its emptyDir, and with the old marker in
+place the file it writes would count as closed the moment it exists (uploaded once, half written).
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def _stop(process: subprocess.Popen[str], logger: Logger, reason: str) -> None:
 def run_capture(request: CaptureRequest, identity: Identity, logger: Logger) -> int:
     """Capture until the duration ends, a stop signal arrives or tcpdump exits; return the exit code."""
     spool = Spool(request.spool)
+    spool.path(COMPLETION_MARKER).unlink(missing_ok=True)  # a previous run's, before any file of this one
     stop = threading.Event()
     received = _stop_on_signals(stop)
     argv = tcpdump_argv(request.settings, as_root=os.geteuid() == 0, binary=request.tcpdump)

@@ -37,8 +37,10 @@ class BudgetKeeper(PeriodicCheck):
         usage = measured.total
         with self.lock:
             self.ledger.peak_spool_bytes = max(self.ledger.peak_spool_bytes, usage)
-        capture_done = self.spool.path(COMPLETION_MARKER).exists()
+        # Files first, then the marker: a capture removes a stale marker before its first file, so a file
+        # listed here was closed if the marker is there now.
         present = self.spool.pcap_names()
+        capture_done = self.spool.path(COMPLETION_MARKER).exists()
         closed = closed_files(present, capture_done)
         headroom = 0 if capture_done or not present else self._headroom(present[-1], measured.documents)
         if usage + headroom <= self.budget_bytes:

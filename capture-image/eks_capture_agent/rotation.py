@@ -151,8 +151,11 @@ class RotatingWriter:
         if previous is None or now - self._period_start >= self.rotation.seconds:
             self._period_start = now
             name = PcapName(time.strftime(TCPDUMP_PATTERN.removesuffix(".pcap"), time.gmtime(now)), 0)
-            if previous is not None and name <= previous.name:
-                name = PcapName(previous.name.stamp, previous.name.counter + 1)
+            # After the newest file, even a previous run's (a restarted record container keeps its ring):
+            # never a name that truncates a file or sorts before one.
+            latest = previous.name if previous is not None else max(self.spool.pcap_names(), default=None)
+            if latest is not None and name <= latest:
+                name = PcapName(latest.stamp, latest.counter + 1)
         else:
             name = PcapName(previous.name.stamp, previous.name.counter + 1)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC

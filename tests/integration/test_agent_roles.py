@@ -20,12 +20,15 @@ from pathlib import Path
 import pytest
 
 from eks_capture.captures.reaper import dropped_packets
+from eks_capture_agent.pcapscan import scan_pcap
 from eks_capture_agent.rotation import Rotation, minimum_budget
+from eks_capture_agent.spool import COMPLETION_MARKER, PcapName, Spool, closed_files
 from localcloud.aws import MotoServer
 from localcloud.netns import TestNetwork
 from localcloud.outages import PausableProxy
 from tests.fixtures.agents import (
     BUCKET,
+    CAPTURE_CAPS,
     IDENTITY,
     PORT,
     PREFIX,
@@ -39,7 +42,7 @@ from tests.fixtures.agents import (
     start_upload,
 )
 from tests.fixtures.aws import make_bucket
-from tests.fixtures.waiting import wait_for_log_line
+from tests.fixtures.waiting import eventually, wait_for_log_line
 
 pytestmark = pytest.mark.root
 
@@ -277,3 +280,52 @@ def test_a_root_capture_without_setgid_fails_fast_naming_the_missing_capability(
     assert marker["stop_reason"] == "start-failed"
     assert "SETGID" in marker["tcpdump"]["error"]
     assert "NET_RAW" not in marker["tcpdump"]["error"].split(":")[0]
+
+
+def test_a_restarted_record_container_takes_away_the_previous_runs_marker_before_its_first_file(
+    network: TestNetwork, spool: Path, tmp_path: Path
+) -> None:
+    """The DaemonSet's ``record`` container restarts on the emptyDir its previous run left: with that run's
+    marker still there, the file it writes would count as closed (uploaded once, half written)."""
+    server = network["server"]
+    argv = [
+        *CAPTURE_CAPS, sys.executable, "-m", "eks_capture_agent", "record", "--spool", str(spool),
+        "--interface", server.dev, "--rotate-seconds", "60", "--filter", f"udp port {PORT}",
+    ]  # fmt: skip
+    env = {**os.environ, "CLUSTER_NAME": IDENTITY["CLUSTER_NAME"], "NODE_NAME": IDENTITY["NODE_NAME"]}
+
+    def record(log: Path) -> subprocess.Popen[bytes]:
+        process = server.popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+        wait_for_log_line("capture running", log.read_text, process, timeout=20)
+        return process
+
+    def written(count: int) -> list[PcapName]:
+        """The ring's ``count`` files once the newest holds the 20 packets just sent (tcpdump writes what it
+        reads from its buffer, not at once)."""
+        assert send_udp(network, count=20, rate=1000).wait(timeout=30) == 0
+
+        def files() -> list[PcapName] | None:
+            names = Spool(spool).pcap_names()
+            whole = len(names) == count and scan_pcap(spool / names[-1].filename).packets == 20
+            return names if whole else None
+
+        return eventually(
+            files, timeout=10, what=lambda: f"no file {count} of 20 packets: {os.listdir(spool)}"
+        )
+
+    first = record(tmp_path / "record-1.log")
+    [previous] = written(1)
+    first.terminate()
+    assert first.wait(timeout=30) == 0, (tmp_path / "record-1.log").read_text()
+    assert (spool / COMPLETION_MARKER).exists()
+
+    second = record(tmp_path / "record-2.log")
+    try:
+        assert not (spool / COMPLETION_MARKER).exists(), "the previous run's marker outlived the restart"
+        present = written(2)
+        assert present[0] == previous
+        assert closed_files(present, (spool / COMPLETION_MARKER).exists()) == [previous]
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    assert [scan_pcap(spool / name.filename).packets for name in present] == [20, 20]

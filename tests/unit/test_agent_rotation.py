@@ -86,6 +86,31 @@ def test_a_new_period_starts_a_new_stamp_with_no_counter(tmp_path: Path) -> None
     assert [scan_pcap(tmp_path / name).packets for name in files(tmp_path)] == [2, 2]
 
 
+LATER = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(START + 1))
+RESTART_CASES = {
+    # what a previous run left in the ring: the name of the restarted writer's first file
+    "an empty spool": ([], f"{STAMP}.pcap"),
+    "an older period": (["20261101T000000Z.pcap3"], f"{STAMP}.pcap"),
+    "a file of the same second": ([f"{STAMP}.pcap"], f"{STAMP}.pcap1"),
+    "rotations in the same second": ([f"{STAMP}.pcap", f"{STAMP}.pcap1", f"{STAMP}.pcap2"], f"{STAMP}.pcap3"),
+    "a later stamp (the clock stepped back)": ([f"{LATER}.pcap"], f"{LATER}.pcap1"),
+}
+
+
+@pytest.mark.parametrize(("left", "first"), RESTART_CASES.values(), ids=RESTART_CASES.keys())
+def test_a_restarted_writer_starts_after_the_previous_runs_files_and_never_overwrites_one(
+    tmp_path: Path, left: list[str], first: str
+) -> None:
+    for name in left:
+        (tmp_path / name).write_bytes(stream(2))
+    cutter = writer(tmp_path)
+    cutter.feed(stream(3))
+    cutter.close()
+    assert files(tmp_path) == [*left, first], "the new file sorts after the previous run's, as it was made"
+    assert [scan_pcap(tmp_path / name).packets for name in left] == [2] * len(left)
+    assert scan_pcap(tmp_path / first).packets == 3
+
+
 def test_output_that_is_not_pcap_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StreamError, match="not pcap"):
         writer(tmp_path).feed(b"tcpdump: listening on eth0" + b"\x00" * 24)
