@@ -284,8 +284,9 @@ class _Sweep:
 
 
 def dropped_packets(manifest: dict[str, Any]) -> int:
-    """Packets a node lost, by its agent's manifest: tcpdump's kernel drops, the budget's drops, and the
-    packets tcpdump counted but never wrote (stopped mid-write)."""
+    """Packets a node lost, by its agent's manifest: tcpdump's kernel drops, the budget's drops, the
+    packets tcpdump counted but never wrote (stopped mid-write), and those left in the spool when the
+    upload role had to stop."""
     completion = (manifest.get("capture") or {}).get("completion") or {}
     counters = (completion.get("tcpdump") or {}).get("counters") or {}
     dropped = manifest.get("dropped") or {}
@@ -293,6 +294,7 @@ def dropped_packets(manifest: dict[str, Any]) -> int:
         int(counters.get("dropped_by_kernel") or 0)
         + sum(int(item.get("packets") or 0) for item in dropped.get("items", []))
         + int(dropped.get("unwritten_packets") or 0)
+        + int(dropped.get("not_uploaded_packets") or 0)
     )
 
 
