@@ -36,7 +36,9 @@ def unwritten_packets(marker: dict[str, Any] | None) -> int:
     return max(0, captured - written)
 
 
-def incomplete_reasons(marker: dict[str, Any] | None, ledger: Ledger, not_uploaded: list[str]) -> list[str]:
+def incomplete_reasons(
+    marker: dict[str, Any] | None, ledger: Ledger, not_uploaded: list[str], not_uploaded_packets: int
+) -> list[str]:
     """Why the node's capture is not whole in S3; empty when it is."""
     reasons = []
     if marker is None:
@@ -57,7 +59,10 @@ def incomplete_reasons(marker: dict[str, Any] | None, ledger: Ledger, not_upload
             f"{len(ledger.dropped)} file(s), {dropped_bytes} bytes, dropped to keep the spool budget"
         )
     if not_uploaded:
-        reasons.append(f"{len(not_uploaded)} file(s) still in the spool when the upload role had to stop")
+        reasons.append(
+            f"{len(not_uploaded)} file(s), {not_uploaded_packets} packets, still in the spool when the upload"
+            " role had to stop"
+        )
     return reasons
 
 
@@ -68,10 +73,12 @@ def build_manifest(
     marker: dict[str, Any] | None,
     ledger: Ledger,
     not_uploaded: list[str],
+    not_uploaded_packets: int,
     written_at: str,
 ) -> dict[str, Any]:
-    """The manifest document (see capture-image/README.md for the field list)."""
-    reasons = incomplete_reasons(marker, ledger, not_uploaded)
+    """The manifest document (see capture-image/README.md for the field list). ``not_uploaded_packets``:
+    the packets in the pcaps left in the spool, lost as far as this manifest can tell."""
+    reasons = incomplete_reasons(marker, ledger, not_uploaded, not_uploaded_packets)
     unwritten = unwritten_packets(marker)
     files = [asdict(item) for item in sorted(ledger.uploaded, key=lambda item: item.seq)]
     return {
@@ -94,8 +101,9 @@ def build_manifest(
         "dropped": {
             "files": len(ledger.dropped),
             "bytes": sum(item.bytes for item in ledger.dropped),
-            "packets": sum(item.packets or 0 for item in ledger.dropped) + unwritten,
+            "packets": sum(item.packets or 0 for item in ledger.dropped) + unwritten + not_uploaded_packets,
             "unwritten_packets": unwritten,
+            "not_uploaded_packets": not_uploaded_packets,
             "items": [asdict(item) for item in ledger.dropped],
         },
         "not_uploaded": not_uploaded,

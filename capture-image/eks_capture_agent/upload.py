@@ -30,7 +30,7 @@ from eks_capture_agent.keeper import BudgetKeeper
 from eks_capture_agent.ledger import DroppedFile, Ledger, UploadedFile, recovered_upload
 from eks_capture_agent.manifest import MANIFEST, UploadTarget, build_manifest
 from eks_capture_agent.objects import pcap_key, pcap_metadata
-from eks_capture_agent.pcapscan import NotPcapError, PcapSummary, scan_pcap
+from eks_capture_agent.pcapscan import NotPcapError, PcapSummary, packets_in, scan_pcap
 from eks_capture_agent.s3client import S3Client, UploadNotConfirmedError, find_object, put_bytes, put_file
 from eks_capture_agent.spool import (
     CAPTURE_RECORD,
@@ -39,6 +39,7 @@ from eks_capture_agent.spool import (
     PcapName,
     Spool,
     closed_files,
+    parse_pcap_name,
 )
 from eks_capture_agent.timestamps import iso_utc
 
@@ -277,14 +278,30 @@ class Uploader:
         self.logger.info("uploaded", extra={"file": name, "key": key})
         return True
 
+    def _packets_in_pcaps(self, names: list[str]) -> int:
+        """Packets in the pcaps among ``names`` (whole records; a file gone or no pcap counts none)."""
+        packets = 0
+        for name in names:
+            if parse_pcap_name(name) is None:
+                continue
+            try:
+                packets += packets_in(self.spool.path(name)) or 0
+            except FileNotFoundError:
+                continue
+        return packets
+
     def _finish(self) -> int:
+        # What is left is counted as dropped in the manifest but not in the ledger: a restarted uploader
+        # still ships it, and its manifest then counts it as uploaded.
+        left = self._left_in_spool()
         manifest = build_manifest(
             self.identity,
             self.request.target,
             self.spool.read_json(CAPTURE_RECORD),
             self.spool.read_json(COMPLETION_MARKER),
             self.ledger,
-            self._left_in_spool(),
+            left,
+            self._packets_in_pcaps(left),
             iso_utc(time.time()),
         )
         body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()

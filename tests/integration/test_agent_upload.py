@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
+from eks_capture.captures.reaper import dropped_packets
 from localcloud.aws import MotoServer
 from tests.fixtures.aws import make_bucket
 from tests.fixtures.waiting import eventually
@@ -150,11 +151,16 @@ def test_sigterm_before_the_marker_leaves_a_manifest_naming_what_is_left_and_a_r
     first = json.loads(_body(f"{PREFIX}manifest.json"))
     assert first["not_uploaded"] == [FILES[2]]
     assert [item["seq"] for item in first["files"]] == [0, 1]
+    assert first["totals"]["packets"] == 40
+    assert first["dropped"]["not_uploaded_packets"] == first["dropped"]["packets"] == 20, "the file left"
+    assert dropped_packets(first) == 20  # what the sweep adds to the session's dropped
+    assert "1 file(s), 20 packets, still in the spool" in " | ".join(first["incomplete_reasons"])
 
     _marker(tmp_path)
     assert _uploader(tmp_path).wait(timeout=30) == 0
     second = json.loads(_body(f"{PREFIX}manifest.json"))
     assert second["status"] == "complete"
+    assert (second["totals"]["packets"], dropped_packets(second)) == (60, 0)
     assert [(item["name"], item["seq"]) for item in second["files"]] == [
         (name, seq) for seq, name in enumerate(FILES)
     ]

@@ -46,7 +46,7 @@ def _dropped_by_the_keeper(spool: Spool, ledger: Ledger) -> DroppedFile:
 
 def _counts(ledger: Ledger) -> tuple[list[str], list[str], int, int]:
     """Uploaded files, dropped files, packets in S3, packets dropped, as the manifest states them."""
-    manifest = build_manifest(IDENTITY, TARGET, {"settings": {}}, None, ledger, [], "now")
+    manifest = build_manifest(IDENTITY, TARGET, {"settings": {}}, None, ledger, [], 0, "now")
     return (
         [item["name"] for item in manifest["files"]],
         [item["name"] for item in manifest["dropped"]["items"]],

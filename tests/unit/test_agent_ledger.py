@@ -54,8 +54,8 @@ def test_a_restarted_uploader_reads_back_what_it_had_done(tmp_path: Path) -> Non
     assert Ledger.load(Spool(tmp_path)) == ledger
 
 
-def _manifest(ledger: Ledger, marker: dict | None, left: list[str]) -> dict:  # type: ignore[type-arg]
-    return build_manifest(IDENTITY, TARGET, {"settings": {}}, marker, ledger, left, "now")
+def _manifest(ledger: Ledger, marker: dict | None, left: list[str], left_packets: int = 0) -> dict:  # type: ignore[type-arg]
+    return build_manifest(IDENTITY, TARGET, {"settings": {}}, marker, ledger, left, left_packets, "now")
 
 
 def test_a_whole_capture_is_complete_and_totals_its_files() -> None:
@@ -74,14 +74,17 @@ def test_a_whole_capture_is_complete_and_totals_its_files() -> None:
 def test_drops_leftovers_and_a_missing_marker_each_make_it_incomplete_with_a_reason() -> None:
     ledger = Ledger()
     ledger.dropped.append(DroppedFile("a", 0, 4096, "t", "budget"))
-    manifest = _manifest(ledger, None, ["20261125T124420Z.pcap3"])
+    manifest = _manifest(ledger, None, ["20261125T124420Z.pcap3"], left_packets=40)
     assert manifest["status"] == "incomplete"
     reasons = " | ".join(manifest["incomplete_reasons"])
     assert "completion marker" in reasons
     assert "1 file(s), 4096 bytes, dropped" in reasons
-    assert "still in the spool" in reasons
+    assert "1 file(s), 40 packets, still in the spool" in reasons
     assert manifest["dropped"]["files"] == 1
     assert manifest["not_uploaded"] == ["20261125T124420Z.pcap3"]
+    assert manifest["dropped"]["not_uploaded_packets"] == 40
+    assert manifest["dropped"]["packets"] == 40, "the packets left in the spool are lost to this manifest"
+    assert dropped_packets(manifest) == 40
 
 
 def test_the_sweep_reads_a_nodes_loss_in_packets_from_the_agents_own_manifest() -> None:
