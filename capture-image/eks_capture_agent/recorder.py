@@ -5,7 +5,8 @@ spool a ring -- files older than the ring length, and the oldest files whenever 
 would pass the byte budget, are evicted -- and polls the downward-API annotations file: each new window
 request uploads every file meeting [from, to] to the capture's prefix (same keys and metadata as any
 capture, plus ``pre-trigger``), then a manifest saying how far back the capture reaches. Files stay in
-the ring after an upload: the next window may need them too.
+the ring after an upload: the next window may need them too. Open windows are kept in the spool
+(recorder_state.py) before each upload and after each confirmation: a restarted recorder serves them on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from eks_capture_agent.ledger import DroppedFile, UploadedFile, recovered_upload
 from eks_capture_agent.manifest import MANIFEST
 from eks_capture_agent.objects import pcap_key, pcap_metadata
 from eks_capture_agent.pcapscan import NotPcapError, scan_pcap
+from eks_capture_agent.recorder_state import RecorderState
 from eks_capture_agent.recorder_windows import (
     WINDOW_REQUEST_ANNOTATION,
     Attempt,
@@ -48,8 +50,6 @@ from eks_capture_agent.upload import UPLOAD_ERRORS
 
 RECORD_FOREVER_SECONDS = 10 * 365 * 24 * 3600
 RECORDER_CAPTURE_ID = "cap-00000000T000000Z-00000000"  # the ring's own files belong to no capture yet
-STATE = ".recorder-state.json"
-SERVED_KEPT = 200
 SCHEMA = 1
 EXIT_OK = 0
 
@@ -83,8 +83,10 @@ class Recorder:
         self.keeper = RingKeeper(
             self.spool, request.ring_seconds, request.budget_bytes, self._protected, logger
         )
-        self.windows: dict[str, Window] = {}
-        self.served: list[str] = list((self.spool.read_json(STATE) or {}).get("served", []))
+        self.state = RecorderState(self.spool, logger)
+        self.windows: dict[str, Window] = dict(self.state.open)
+        for capture_id in self.windows:
+            self.logger.info("window resumed", extra={"capture_id": capture_id})
         self.started_at = time.time()
         self._stop_by: float | None = None
         self._refused: str | None = None
@@ -132,6 +134,7 @@ class Recorder:
         for window in list(self.windows.values()):
             self._serve(window)
         self.keeper.forget_unneeded(self._protected())
+        self.state.save(self.windows)
 
     def _read_request(self) -> None:
         try:
@@ -150,7 +153,7 @@ class Recorder:
             extra = {"field": error.field, "error": error.problem}
             self.logger.error("ignored a window request", extra=extra)
             return
-        if window.capture_id in self.served or window.capture_id in self.windows:
+        if window.capture_id in self.state.served or window.capture_id in self.windows:
             return
         self.logger.info(
             "window requested",
@@ -228,6 +231,9 @@ class Recorder:
             size = path.stat().st_size
             # from here the object may reach S3 even if the attempt fails
             window.attempted[name.filename] = Attempt(key, size, summary.packets)
+            if not self.state.save(self.windows):  # a restarted recorder must know the key: no PUT without it
+                window.attempted.pop(name.filename)
+                return
             stored = put_file(self.client, self.request.bucket, key, path, self.compression, metadata)
         except UPLOAD_ERRORS as error:  # the file stays wanted and is retried at the next step
             self.logger.warning("window upload failed", extra={"file": name.filename, "error": str(error)})
@@ -249,6 +255,7 @@ class Recorder:
             truncated_bytes=summary.trailing_bytes,
             uploaded_at=iso_utc(time.time()),
         )
+        self.state.save(self.windows)
         self.logger.info(
             "uploaded",
             extra={"capture_id": window.request.capture_id, "file": name.filename, "key": key},
@@ -293,8 +300,8 @@ class Recorder:
             if self._stop_by is None:
                 return
         self.windows.pop(window.request.capture_id, None)
-        self.served = [*self.served, window.request.capture_id][-SERVED_KEPT:]
-        self.spool.write_json(STATE, {"served": self.served})
+        self.state.mark_served(window.request.capture_id)
+        self.state.save(self.windows)
         self.logger.info(
             "window served",
             extra={

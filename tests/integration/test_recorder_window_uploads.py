@@ -7,8 +7,11 @@ check, the recorder's next steps. capinfos counts the packets in S3."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,32 +27,50 @@ from eks_capture_agent.s3client import S3Client, s3_client
 from eks_capture_agent.spool import COMPLETION_MARKER, Spool
 from localcloud.aws import MotoServer
 from localcloud.kube.downward import render_map, write_atomically
-from tests.fixtures.agents import BUCKET, IDENTITY, PREFIX, manifest, packets_in_s3, s3_objects
+from tests.fixtures.agents import BUCKET, IDENTITY, PREFIX, manifest, packets_in_s3, pcap_object, s3_objects
 from tests.fixtures.aws import make_bucket
 from tests.fixtures.packets import Packet, pcap
 
 T0 = datetime(2026, 11, 25, 12, 44, 20, tzinfo=UTC).timestamp()
-#: The ring as tcpdump -G 10 names it, oldest first; the newest is open until the record role stops.
-PACKETS = {"20261125T124420Z.pcap": 3, "20261125T124430Z.pcap": 5, "20261125T124440Z.pcap": 7}
-NAMES = list(PACKETS)
+PACKETS = [3, 5, 7]  # in the ring's files, oldest first
+
+
+@dataclass(frozen=True)
+class Ring:
+    """The ring's files as tcpdump names them, oldest first (the newest is open until the record role stops),
+    and the seconds between their first packets."""
+
+    names: tuple[str, ...]
+    apart: float
+
+
+#: Rotated every 10 s (-G 10).
+BY_TIME = Ring(("20261125T124420Z.pcap", "20261125T124430Z.pcap", "20261125T124440Z.pcap"), 10.0)
+#: Rotated by size (-C) within one second: the files' keys differ only by their seq.
+BY_SIZE = Ring(("20261125T124420Z.pcap", "20261125T124420Z.pcap1", "20261125T124420Z.pcap2"), 0.3)
+NAMES = list(BY_TIME.names)
 
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_ring_file(spool: Path, index: int) -> None:
-    """NAMES[index] as tcpdump leaves it: PACKETS of it, last written 9 s into its 10 s period."""
-    name = NAMES[index]
-    start_ns = int((T0 + 10 * index) * 1e9)
-    (spool / name).write_bytes(
-        pcap([Packet(start_ns + n * 1_000_000, b"\0" * 60) for n in range(PACKETS[name])])
-    )
-    os.utime(spool / name, (T0 + 10 * index + 9, T0 + 10 * index + 9))
+def ring_file_bytes(index: int, ring: Ring = BY_TIME) -> bytes:
+    """The ring's file ``index`` as tcpdump wrote it: PACKETS[index] packets, a millisecond apart."""
+    start_ns = int((T0 + ring.apart * index) * 1e9)
+    return pcap([Packet(start_ns + n * 1_000_000, b"\0" * 60) for n in range(PACKETS[index])])
 
 
-def ring_recorder(tmp_path: Path, files: int, settle_seconds: float = 1e9) -> Recorder:
-    """A recorder whose ring holds the first ``files`` of NAMES and which is asked for a window over them.
+def write_ring_file(spool: Path, index: int, ring: Ring = BY_TIME) -> None:
+    """The ring's file ``index`` as tcpdump leaves it, last written nine tenths into its span."""
+    name = ring.names[index]
+    (spool / name).write_bytes(ring_file_bytes(index, ring))
+    last_write = T0 + ring.apart * (index + 0.9)
+    os.utime(spool / name, (last_write, last_write))
+
+
+def ring_recorder(tmp_path: Path, files: int, settle_seconds: float = 1e9, ring: Ring = BY_TIME) -> Recorder:
+    """A recorder whose ring holds its first ``files`` files and which is asked for a window over them.
 
     Its budget is one byte, so each check of its keeper evicts every closed file not being uploaded; the
     test runs the keeper only where the script says. The window (long over) takes its open file as far as
@@ -57,7 +78,7 @@ def ring_recorder(tmp_path: Path, files: int, settle_seconds: float = 1e9) -> Re
     spool = tmp_path / "spool"
     spool.mkdir()
     for index in range(files):
-        write_ring_file(spool, index)
+        write_ring_file(spool, index, ring)
     window = {
         "capture_id": IDENTITY["CAPTURE_ID"],
         "from": _iso(T0 - 60),
@@ -105,7 +126,12 @@ def record_stopped(recorder: Recorder) -> None:
     Spool(recorder.request.spool).write_json(COMPLETION_MARKER, {"exit_code": 0})
 
 
-def assert_each_file_counted_once(tmp_path: Path, files: int) -> dict[str, Any]:
+def restarted(recorder: Recorder) -> Recorder:
+    """The recorder container restarted (crashed, OOM-killed): a new process on the same spool and request."""
+    return Recorder(recorder.request, recorder.node, s3_client(), Logger(service="test"))
+
+
+def assert_each_file_counted_once(tmp_path: Path, files: int, ring: Ring = BY_TIME) -> dict[str, Any]:
     """Packets in S3 (capinfos) + packets the manifest reports dropped = packets in the ring's files, each
     file in S3 once or dropped once, and the manifest's files exactly the objects in S3."""
     written = manifest()
@@ -113,10 +139,10 @@ def assert_each_file_counted_once(tmp_path: Path, files: int) -> dict[str, Any]:
     stored = [item["name"] for item in written["files"]]
     dropped = [item["name"] for item in written["dropped"]["items"]]
     dropped_packets = sum(item["packets"] or 0 for item in written["dropped"]["items"])
-    assert sorted(stored + dropped) == NAMES[:files], "every file once, uploaded or dropped"
+    assert sorted(stored + dropped) == list(ring.names[:files]), "every file once, uploaded or dropped"
     assert {item["key"] for item in written["files"]} == {key for key in s3_objects() if ".pcap" in key}
     assert sum(in_s3.values()) == written["totals"]["packets"]
-    assert sum(in_s3.values()) + dropped_packets == sum(PACKETS[name] for name in NAMES[:files])
+    assert sum(in_s3.values()) + dropped_packets == sum(PACKETS[:files])
     return written
 
 
@@ -208,3 +234,82 @@ def test_a_window_file_whose_attempt_was_never_confirmed_when_the_recorder_stops
     assert [item["name"] for item in written["files"]] == uploaded
     assert [item["name"] for item in written["dropped"]["items"]] == dropped
     assert written["status"] == "incomplete"
+
+
+@pytest.mark.parametrize(
+    "ring", [BY_TIME, BY_SIZE], ids=["rotated-by-time", "rotated-by-size-within-one-second"]
+)
+def test_a_recorder_restarted_mid_window_keeps_each_file_under_one_key_holding_that_files_bytes(
+    aws: MotoServer, tmp_path: Path, ring: Ring
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=3, ring=ring)
+
+    recorder.step()  # the closed files upload as seq 0 and 1; the open one is wanted
+    (recorder.request.spool / ring.names[0]).unlink()  # the budget lets go of the oldest
+    recorder = restarted(recorder)
+    recorder.step()  # the same window, served on
+    record_stopped(recorder)
+    recorder.step()
+
+    written = assert_each_file_counted_once(tmp_path, files=3, ring=ring)
+    assert [item["seq"] for item in written["files"]] == [0, 1, 2]
+    for item in written["files"]:
+        assert pcap_object(item["key"]) == ring_file_bytes(ring.names.index(item["name"]), ring), item["key"]
+    assert written["status"] == "complete"
+    assert restarted(recorder).windows == {}, "a window served is not served again"
+
+
+class RecorderKilledError(Exception):
+    """The recorder process is killed (OOM) here: nothing after this point runs."""
+
+
+def killed_before_the_confirmation(client: S3Client) -> None:
+    """The next PUT lands and the process dies before it could confirm it (HEAD) or save anything more."""
+
+    def kill(**_: object) -> None:
+        raise RecorderKilledError
+
+    client.meta.events.register("before-call.s3.HeadObject", kill)
+
+
+@pytest.mark.parametrize(
+    "interruption",
+    [lambda client: cut_the_next_put(client, landed=True), killed_before_the_confirmation],
+    ids=["its-answer-lost", "the-recorder-killed-before-its-confirmation"],
+)
+def test_a_file_whose_put_landed_unconfirmed_before_a_restart_and_then_evicted_is_counted_as_s3_has_it(
+    aws: MotoServer, tmp_path: Path, interruption: Callable[[S3Client], None]
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=2)
+    interruption(recorder.client)
+
+    with contextlib.suppress(RecorderKilledError):
+        recorder.step()  # the oldest file's PUT lands unconfirmed; then the container restarts
+    (recorder.request.spool / NAMES[0]).unlink()  # and the budget lets go of the file before a retry
+    recorder = restarted(recorder)
+    record_stopped(recorder)
+    recorder.step()
+
+    written = assert_each_file_counted_once(tmp_path, files=2)
+    assert [item["name"] for item in written["files"]] == NAMES[:2]
+    assert written["status"] == "complete"
+
+
+def test_no_upload_starts_while_the_spool_will_not_keep_the_key_a_restarted_recorder_needs(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=2)
+    unwritable = recorder.request.spool / "..recorder-state.json.tmp"
+    unwritable.mkdir()  # the state's temporary file cannot be written
+
+    recorder.step()
+    assert not [key for key in s3_objects() if ".pcap" in key]
+    unwritable.rmdir()
+    record_stopped(recorder)
+    recorder.step()
+
+    written = assert_each_file_counted_once(tmp_path, files=2)
+    assert written["status"] == "complete"

@@ -9,8 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from eks_capture_agent.identity import SettingError
+from eks_capture_agent.ledger import UploadedFile
+from eks_capture_agent.recorder_state import window_from_state, window_state
 from eks_capture_agent.recorder_windows import (
+    Attempt,
     RingFile,
+    Window,
     WindowRequest,
     overlapping,
     parse_annotations,
@@ -18,6 +22,7 @@ from eks_capture_agent.recorder_windows import (
     reach_verdict,
     window_settled,
 )
+from eks_capture_agent.ring import EvictedFile
 from eks_capture_agent.spool import PcapName
 from localcloud.kube.downward import render_map
 
@@ -150,3 +155,22 @@ def test_a_long_lookback_is_said_in_minutes() -> None:
         reach_verdict(request, T - 240)
         == "the ring held only 4.0 minutes of the 6.0 minutes asked before the trigger"
     )
+
+
+def test_an_open_window_reads_back_from_the_recorders_state_as_it_was() -> None:
+    window = Window(parse_window_request(request_text(), "demo", "node-1"), T - 10)
+    window.wanted |= {"20261125T125950Z.pcap", "20261125T130000Z.pcap", "20261125T130000Z.pcap1"}
+    for name in sorted(window.wanted):
+        window.seq_of(name)
+    window.attempted["20261125T130000Z.pcap"] = Attempt(f"{PREFIX}20261125T130000Z-00001.pcap.zst", 4096, 12)
+    window.uploaded["20261125T125950Z.pcap"] = UploadedFile(
+        "20261125T125950Z.pcap", f"{PREFIX}20261125T125950Z-00000.pcap.zst", 0, 8192, 900, 30,
+        "2026-11-25T12:59:50Z", "2026-11-25T12:59:59Z", 0, "2026-11-25T13:00:01Z",
+    )  # fmt: skip
+    window.lost("20261125T130000Z.pcap1", "2026-11-25T13:00:02Z", EvictedFile(2048, 7))
+    window.errors.append("an error")
+    window.notes.append("a note")
+
+    saved = json.loads(json.dumps(window_state(window)))
+
+    assert window_from_state(saved) == window
