@@ -125,7 +125,8 @@ class Recorder:
         self._wake.set()
 
     def _protected(self) -> set[str]:
-        """Files an open window still needs: the ring's age limit spares them (the budget does not)."""
+        """Files an open window still needs: the ring's age limit spares them (the budget does not). The
+        keeper asks under its lock, and windows take files in under it (``_serve``)."""
         return {name for window in list(self.windows.values()) for name in window.wanted}
 
     def step(self) -> None:
@@ -175,9 +176,11 @@ class Recorder:
         return files
 
     def _serve(self, window: Window) -> None:
-        files = self.ring_files()
-        meeting = overlapping(files, window.request)
-        window.wanted |= {item.name.filename for item in meeting}
+        # under the keeper's lock: a file listed here is spared or counted as it goes (ring.RingKeeper)
+        with self.keeper.lock:
+            files = self.ring_files()
+            meeting = overlapping(files, window.request)
+            window.wanted |= {item.name.filename for item in meeting}
         for item in meeting:
             if item.closed and item.name.filename not in window.uploaded:
                 self._upload(window, item.name)

@@ -2,7 +2,8 @@
 
 Only closed files are evicted, never the one being uploaded; the age limit spares files an open window still
 needs, the byte budget spares nothing (it is never exceeded, as for a capture's spool). A file a window
-needs is counted (bytes, packets) before it goes, so the window reports what it lost.
+needs is counted (bytes, packets) before it goes, so the window reports what it lost. What windows need is
+read under the keeper's lock, and windows take files in under it, so no file is taken in as it goes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class EvictedFile:
 
 
 class RingKeeper(PeriodicCheck):
-    """Evicts the oldest closed files past the ring length or over the budget (never the one in flight)."""
+    """Evicts the oldest closed files past the ring length or over the budget (never the one in flight).
+
+    ``protected`` (the files open windows need) is called with ``lock`` held."""
 
     def __init__(
         self,
@@ -72,9 +75,9 @@ class RingKeeper(PeriodicCheck):
             except FileNotFoundError:
                 continue
             candidates.append((SpoolFile(name, stat.st_blocks * 512), stat.st_mtime))
-        protected = self._protected()
         oldest_kept = time.time() - self.ring_seconds
         with self.lock:
+            protected = self._protected()
             for spool_file, mtime in candidates:
                 if mtime < oldest_kept and spool_file.name.filename not in protected:
                     usage -= self._evict(spool_file, "ring")

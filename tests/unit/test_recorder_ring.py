@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,36 @@ def test_a_file_a_window_needs_is_counted_as_the_budget_evicts_it_until_no_windo
     ring_keeper.forget_unneeded(set())
 
     assert ring_keeper.evicted_needed == {}
+
+
+def test_a_file_a_window_takes_in_while_the_keeper_checks_is_spared_or_counted_never_lost_uncounted(
+    tmp_path: Path,
+) -> None:
+    """The recorder's main thread takes a file in for a window (under the keeper's lock, as the recorder
+    does) the moment the keeper has read what windows need: either the keeper saw the file as needed, or
+    the window sees the file gone."""
+    spool = ring(tmp_path, [300, 40, 30, 20, 10])
+    wanted: set[str] = set()
+    waiting: list[Callable[[], None]] = []
+
+    def take_in() -> None:
+        if (tmp_path / NAMES[0]).exists():
+            wanted.add(NAMES[0])
+
+    def needed() -> set[str]:
+        read = set(wanted)
+        if ring_keeper.lock.acquire(blocking=False):  # the main thread gets the lock at once
+            try:
+                take_in()
+            finally:
+                ring_keeper.lock.release()
+        else:
+            waiting.append(take_in)  # it waits for the keeper's check
+        return read
+
+    ring_keeper = RingKeeper(spool, 60.0, 1 << 30, needed, Logger(service="test"))
+    ring_keeper.enforce()
+    for main_thread in waiting:
+        main_thread()
+
+    assert wanted - set(left(spool)) <= set(ring_keeper.evicted_needed), "a wanted file gone uncounted"
