@@ -42,7 +42,7 @@ from eks_capture_agent.recorder_windows import (
     reach_verdict,
     window_settled,
 )
-from eks_capture_agent.ring import RingKeeper
+from eks_capture_agent.ring import RingKeeper, counted
 from eks_capture_agent.s3client import S3Client, find_object, put_bytes, put_file
 from eks_capture_agent.spool import CAPTURE_RECORD, COMPLETION_MARKER, PcapName, Spool, closed_files
 from eks_capture_agent.timestamps import iso_utc
@@ -109,11 +109,18 @@ class Recorder:
     def close_windows(self) -> None:
         """The recorder stops with windows open: each file whose upload was never confirmed is dropped with
         its attempt's key and S3 is asked once whether it holds it, so the manifest counts it once, as S3
-        has it; the manifest says the window was not settled."""
+        has it; a wanted file never attempted is dropped as the ring holds it (or held it); the manifest
+        says the window was not settled."""
         at = iso_utc(time.time())
         for window in list(self.windows.values()):
-            for name in list(window.attempted):
-                window.lost(name, at, None, reason="upload not confirmed before the recorder stopped")
+            for name in sorted(window.wanted - set(window.uploaded)):
+                if name in window.attempted:
+                    window.lost(name, at, None, reason="upload not confirmed before the recorder stopped")
+                    continue
+                with self.keeper.lock:
+                    evicted = self.keeper.evicted_needed.get(name)
+                held = evicted or counted(self.spool.path(name))
+                window.lost(name, at, held, reason="not uploaded before the recorder stopped")
             for dropped in window.unsettled():
                 self._settle(window, dropped)
             window.errors.append("the recorder stopped before the window was settled")

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aws_lambda_powertools import Logger
 
@@ -32,10 +33,19 @@ class Evictions:
 
 @dataclass(frozen=True)
 class EvictedFile:
-    """A file an open window needed, as it was when the ring let it go."""
+    """A file an open window needed, as it was when the window lost it (the ring let it go, or the recorder
+    stopped first)."""
 
     bytes: int
     packets: int | None
+
+
+def counted(path: Path) -> EvictedFile | None:
+    """What a file holds, counted before it is lost (None when it is gone already)."""
+    try:
+        return EvictedFile(path.stat().st_size, packets_in(path))
+    except FileNotFoundError:
+        return None
 
 
 class RingKeeper(PeriodicCheck):
@@ -107,13 +117,13 @@ class RingKeeper(PeriodicCheck):
         if victim.name == self.in_flight:
             return 0
         path = self.spool.path(victim.name.filename)
+        held = counted(path) if needed else None
         try:
-            counted = EvictedFile(path.stat().st_size, packets_in(path)) if needed else None
             path.unlink()
         except FileNotFoundError:
             return 0
-        if counted is not None:
-            self.evicted_needed[victim.name.filename] = counted
+        if held is not None:
+            self.evicted_needed[victim.name.filename] = held
         self.evictions.by_reason[reason] = self.evictions.by_reason.get(reason, 0) + 1
         self.evictions.bytes += victim.bytes
         return victim.bytes

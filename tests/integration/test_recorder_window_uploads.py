@@ -297,6 +297,22 @@ def test_a_file_whose_put_landed_unconfirmed_before_a_restart_and_then_evicted_i
     assert written["status"] == "complete"
 
 
+def test_a_wanted_file_never_attempted_when_the_recorder_stops_is_dropped_with_its_packets(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=2)
+
+    recorder.step()  # the closed file uploads; the open one is wanted
+    recorder.close_windows()  # SIGTERM's grace is over before tcpdump closed it
+
+    written = assert_each_file_counted_once(tmp_path, files=2)
+    assert [(item["name"], item["packets"]) for item in written["dropped"]["items"]] == [
+        (NAMES[1], PACKETS[1])
+    ]
+    assert written["status"] == "incomplete"
+
+
 def test_no_upload_starts_while_the_spool_will_not_keep_the_key_a_restarted_recorder_needs(
     aws: MotoServer, tmp_path: Path
 ) -> None:
