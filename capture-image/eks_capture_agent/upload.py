@@ -290,7 +290,16 @@ class Uploader:
                 continue
         return packets
 
+    def _settle_the_rest(self) -> None:
+        """Ask S3 once more for each dropped file it may hold, whatever the backoff says: the loop can end
+        (grace over) with S3 answering again and its retry not yet due. Stops at the first failure (S3
+        still away) or when the time is up, leaving the rest for the manifest to name."""
+        for dropped in self._unsettled():
+            if self._out_of_time(reserve=0.0) or not self._settle(dropped):
+                return
+
     def _finish(self) -> int:
+        self._settle_the_rest()
         # What is left is counted as dropped in the manifest but not in the ledger: a restarted uploader
         # still ships it, and its manifest then counts it as uploaded.
         left = self._left_in_spool()

@@ -21,7 +21,10 @@ import boto3
 import pytest
 
 from eks_capture.captures.reaper import dropped_packets
+from eks_capture_agent.ledger import DroppedFile, Ledger
+from eks_capture_agent.spool import Spool
 from localcloud.aws import MotoServer
+from localcloud.outages import PausableProxy
 from tests.fixtures.aws import make_bucket
 from tests.fixtures.waiting import eventually
 
@@ -54,12 +57,13 @@ def _marker(spool: Path) -> None:
     _write(spool, "capture-done.json", {"status": "completed", "tcpdump": {"counters": {"captured": 0}}})
 
 
-def _uploader(spool: Path, *extra: str) -> subprocess.Popen[str]:
+def _uploader(spool: Path, *extra: str, endpoint_url: str | None = None) -> subprocess.Popen[str]:
     argv = [
         sys.executable, "-m", "eks_capture_agent", "upload", "--spool", str(spool), "--bucket", BUCKET,
         "--prefix", PREFIX, "--poll-seconds", "0.1", *extra,
     ]  # fmt: skip
-    return subprocess.Popen(argv, env={**os.environ, **IDENTITY}, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, **IDENTITY, **({"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {})}
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
 
 
 def _objects() -> dict[str, dict[str, Any]]:
@@ -176,3 +180,37 @@ def test_a_capture_role_that_never_starts_ends_the_upload_role_with_an_incomplet
     assert manifest["status"] == "incomplete"
     assert manifest["capture"] == {"requested": None, "completion": None}
     assert manifest["files"] == []
+
+
+def test_a_dropped_file_s3_holds_counts_as_uploaded_when_s3_answers_again_only_after_the_grace_period(
+    tmp_path: Path, bucket: str, moto: MotoServer
+) -> None:
+    """The keeper dropped a file between failed attempts, one of which reached S3 with its answer cut; S3
+    is away while the uploader asks, back once the grace period is over: one last question before the
+    manifest counts the file once, as S3 has it."""
+    key = f"{PREFIX}20261125T120000Z-00000.pcap.zst"
+    metadata = {"seq": "0", "packets": "20", "first-packet": "a", "last-packet": "b"}
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"stored", Metadata=metadata)
+    _capture_record(tmp_path)
+    _write(tmp_path, "capture-done.json", {"status": "completed", "tcpdump": {"counters": {"captured": 20}}})
+    ledger = Ledger(seqs={FILES[0]: 0})
+    ledger.dropped.append(DroppedFile(FILES[0], 0, 2024, "2026-11-25T12:00:05Z", "budget", 20, key))
+    ledger.save(Spool(tmp_path))
+    proxy = PausableProxy(moto.port)  # not resumed: S3 refuses every connection
+    uploader = _uploader(tmp_path, "--grace-seconds", "3", endpoint_url=proxy.endpoint_url)
+    assert uploader.stdout is not None
+    for line in uploader.stdout:  # until its next question is due in at least 1 s (backoff.retry_delay)
+        if json.loads(line).get("failures") == 3:
+            break
+    proxy.resume()
+    uploader.send_signal(signal.SIGTERM)  # 3 s of grace: all of it the manifest's reserve
+    try:
+        assert uploader.wait(timeout=30) == 0, uploader.stdout.read()
+    finally:
+        proxy.pause()
+
+    manifest = json.loads(_body(f"{PREFIX}manifest.json"))
+    files = [(item["name"], item["key"], item["packets"]) for item in manifest["files"]]
+    assert files == [(FILES[0], key, 20)]
+    assert manifest["dropped"]["items"] == []
+    assert manifest["status"] == "complete"
