@@ -52,6 +52,7 @@ RECORD_FOREVER_SECONDS = 10 * 365 * 24 * 3600
 RECORDER_CAPTURE_ID = "cap-00000000T000000Z-00000000"  # the ring's own files belong to no capture yet
 SCHEMA = 1
 EXIT_OK = 0
+OPEN_FILE_COPIES = ".cap-*-*.pcap*"  # ".<capture id>-<file>": an open file's whole records, while uploaded
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class Recorder:
         self.windows: dict[str, Window] = dict(self.state.open)
         for capture_id in self.windows:
             self.logger.info("window resumed", extra={"capture_id": capture_id})
+        for copy in request.spool.glob(OPEN_FILE_COPIES):  # left by a killed run; the budget counts it
+            copy.unlink(missing_ok=True)
         self.started_at = time.time()
         self._stop_by: float | None = None
         self._refused: str | None = None

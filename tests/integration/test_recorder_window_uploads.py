@@ -329,3 +329,16 @@ def test_no_upload_starts_while_the_spool_will_not_keep_the_key_a_restarted_reco
 
     written = assert_each_file_counted_once(tmp_path, files=2)
     assert written["status"] == "complete"
+
+
+def test_the_copy_of_an_open_file_a_killed_recorder_was_uploading_leaves_the_spool_when_it_restarts(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    recorder = ring_recorder(tmp_path, files=2)
+    copy = recorder.request.spool / f".{IDENTITY['CAPTURE_ID']}-{NAMES[1]}"
+    copy.write_bytes(ring_file_bytes(1))  # the whole records of the open file, as _upload copies them
+
+    restarted(recorder)
+
+    assert not copy.exists(), "the ring's budget would count it for good"
+    assert sorted(path.name for path in recorder.request.spool.iterdir() if ".pcap" in path.name) == NAMES[:2]
