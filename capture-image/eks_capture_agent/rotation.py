@@ -122,13 +122,16 @@ class RotatingWriter:
         self._pending = buffer[offset:]
 
     def close(self) -> None:
-        """Close the last file; a partial record tcpdump left (it was killed mid-write) is kept in it."""
-        if self._pending and self._file is not None:
-            self._write(self._pending)
-        self._pending = b""
-        if self._file is not None:
-            os.close(self._file.fd)
-            self._file = None
+        """Close the last file; a partial record tcpdump left (it was killed mid-write) is kept in it, unless
+        a write failed (then nothing is pending)."""
+        try:
+            if self._pending and self._file is not None:
+                self._write(self._pending)
+        finally:
+            self._pending = b""
+            if self._file is not None:
+                os.close(self._file.fd)
+                self._file = None
 
     def _must_rotate(self, now: float, unwritten: int, record: int) -> bool:
         """tcpdump's rule: a new period after ``seconds``; a new file when the record would pass the size
@@ -162,16 +165,16 @@ class RotatingWriter:
         path = self.spool.path(name.filename)
         fd = os.open(path, flags, 0o644)
         self._file = _OpenFile(name, fd, 0)
+        assert self._header is not None
         try:
             self._wait_for_room()
-        except NoRoomError:
+            self._write(self._header)
+        except (NoRoomError, OSError):
             os.close(fd)
             path.unlink()  # empty: no uploader should find a file without even a header
             self._file = None
             raise
         self.files += 1
-        assert self._header is not None
-        self._write(self._header)
 
     def _wait_for_room(self) -> None:
         if self.budget_bytes is None:
@@ -198,14 +201,22 @@ class RotatingWriter:
         self.waited_seconds += time.monotonic() - started
 
     def _write(self, data: bytes) -> None:
+        """All of ``data`` or none of it: a write the disk cuts short and then refuses (ENOSPC, EFBIG) is
+        taken back, so a file holds exactly the whole records ``packets`` counts. The writer is then done:
+        nothing is left pending for ``close``, and only ``close`` may follow."""
         if not data:
             return
         current = self._file
         assert current is not None
         view = memoryview(data)
-        while view:
-            written = os.write(current.fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(current.fd, view)
+                view = view[written:]
+        except OSError:
+            os.ftruncate(current.fd, current.bytes)
+            self._pending = b""
+            raise
         current.bytes += len(data)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -178,3 +181,51 @@ def test_with_room_the_writer_never_waits(tmp_path: Path) -> None:
     cutter.feed(stream(3))
     cutter.close()
     assert cutter.waited_seconds < 0.05
+
+
+WRITE_UNDER_A_FILE_SIZE_LIMIT = """
+import json, resource, signal, sys
+from pathlib import Path
+from aws_lambda_powertools import Logger
+from eks_capture_agent.rotation import RotatingWriter, Rotation
+from eks_capture_agent.spool import Spool
+
+spool, limit, cuts = Path(sys.argv[1]), int(sys.argv[2]), [int(cut) for cut in sys.argv[3:]]
+data = sys.stdin.buffer.read()
+writer = RotatingWriter(Spool(spool), Rotation(3600, 0, 1000), None, Logger(service="test"))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # as on a full disk: the write fails, nothing is killed
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+error = None
+try:
+    for start, end in zip([0, *cuts], [*cuts, len(data)]):
+        writer.feed(data[start:end])
+except OSError as failure:
+    error = failure.strerror
+writer.close()
+print(json.dumps({"packets": writer.packets, "files": writer.files, "error": error}))
+"""
+CUT_WRITE_CASES = {
+    # file size limit, where tcpdump's 200 records are split into chunks: (packets kept, files, error)
+    "a chunk the limit cuts short is taken back whole": (
+        65_536,
+        [24 + 10 * RECORD + 500],
+        (10, 1, "File too large"),
+    ),
+    "a first chunk cut short leaves the header": (65_536, [], (0, 1, "File too large")),
+    "a header cut short leaves no file": (16, [], (0, 0, "File too large")),
+}
+
+
+@pytest.mark.parametrize(("limit", "cuts", "expected"), CUT_WRITE_CASES.values(), ids=CUT_WRITE_CASES.keys())
+def test_a_write_the_disk_cuts_short_is_taken_back_so_packets_counts_exactly_the_whole_records_in_files(
+    tmp_path: Path, limit: int, cuts: list[int], expected: tuple[int, int, str | None]
+) -> None:
+    """A full disk (ENOSPC) or a file size limit (EFBIG, here RLIMIT_FSIZE) lets a write through in part, then
+    refuses the rest: the manifest's unwritten packets are tcpdump's count minus ``packets``."""
+    argv = [sys.executable, "-c", WRITE_UNDER_A_FILE_SIZE_LIMIT, str(tmp_path), str(limit), *map(str, cuts)]
+    done = subprocess.run(argv, input=stream(200), capture_output=True, check=True, timeout=60)
+    written = json.loads(done.stdout.splitlines()[-1])
+    summaries = [scan_pcap(tmp_path / name) for name in files(tmp_path)]
+    assert (written["packets"], written["files"], written["error"]) == expected
+    assert sum(summary.packets for summary in summaries) == written["packets"]
+    assert [summary.trailing_bytes for summary in summaries] == [0] * written["files"]
