@@ -73,6 +73,12 @@ class Settings(BaseModel):
     notification_topic_arn: str | None = None
     lifecycle_bus_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,256}$")
     pending_bound_seconds: Annotated[int, Field(ge=30, le=24 * 3600)] = 300
+    #: How long the sweep keeps a finished capture open for files its nodes' manifests list but the index
+    #: does not hold yet, from the manifest's writing. An hour outlasts every attempt of an indexer that
+    #: fails or times out: Lambda runs an async event 3 times (two retries, 1 and 2 minutes apart), each
+    #: up to the indexer's 900 s timeout, 2,880 s in all. A longer backlog (throttling, which Lambda retries
+    #: for up to 6 h, EventBridge for 24 h) is said in the verdict rather than holding it back that long.
+    index_wait_seconds: Annotated[int, Field(ge=0, le=24 * 3600)] = 3600
     #: The first wait before a failed Kubernetes call is tried again (doubling, at most 25 of them): 200 ms,
     #: production's, at most; the functions' timeouts are sized for its worst case (eks.worst_call_seconds).
     kube_retry_backoff_ms: Annotated[int, Field(ge=1, le=200)] = 200

@@ -222,7 +222,9 @@ def test_a_webhook_denying_one_nodes_job_fails_that_node_frees_it_and_the_other_
     assert _held(deps, f"LOCK#{CLUSTER}#{NODE_B}") == started.capture_id
     assert [j["spec"]["template"]["spec"]["nodeName"] for j in shop.objects(JOBS, NAMESPACE)] == [NODE_B]
     shop.wait_for(lambda: len(shop.objects(PODS, NAMESPACE)) == 1, what="node B's capture pod")
-    upload_manifest(deps.settings.capture_bucket, CLUSTER, str(started.capture_id), NODE_B, packets=420)
+    upload_manifest(
+        deps.store, deps.settings.capture_bucket, CLUSTER, str(started.capture_id), NODE_B, packets=420
+    )
     clock.moment += timedelta(seconds=3600)
 
     closed = _close(deps, reaper_deps, shop, clock)

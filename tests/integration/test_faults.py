@@ -170,7 +170,9 @@ def test_a_sweep_that_cannot_delete_leaves_the_capture_open_and_the_next_one_fin
     session = stored_session(deps, started.capture_id)
     shop.faults.fail("delete", "jobs", status=500)
     for node in session.nodes:  # each node's upload role left its manifest: the capture took packets
-        upload_manifest(deps.settings.capture_bucket, CLUSTER, started.capture_id, node, packets=100)
+        upload_manifest(
+            deps.store, deps.settings.capture_bucket, CLUSTER, started.capture_id, node, packets=100
+        )
     clock.moment = session.expires_at + timedelta(seconds=deps.settings.upload_grace_seconds + 1)
 
     [failed] = reaper.sweep(reaper_deps, [CLUSTER])

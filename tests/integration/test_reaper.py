@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from eks_capture.captures import reaper, trigger
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.options import CaptureOptions
@@ -27,7 +29,7 @@ from localcloud.template import Stack
 from tests.events import load_event
 from tests.fixtures.clock import Clock
 from tests.fixtures.sessions import stored_session
-from tests.fixtures.uploads import upload_manifest
+from tests.fixtures.uploads import index_file, upload_manifest
 
 NAMESPACE = "eks-capture"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
@@ -43,7 +45,7 @@ def _start(deps: Deps, name: str = "start-capture-nodes") -> Outcome:
 def _agents_uploaded(deps: Deps, capture_id: str | None, packets: int = 100) -> None:
     """Each node's upload role leaves its manifest in S3, as a capture that took packets does."""
     for node in stored_session(deps, capture_id).nodes:
-        upload_manifest(deps.settings.capture_bucket, "shop-prod", str(capture_id), node, packets)
+        upload_manifest(deps.store, deps.settings.capture_bucket, "shop-prod", str(capture_id), node, packets)
 
 
 def _sweep(reaper_deps: Deps) -> reaper.SweepReport:
@@ -131,6 +133,45 @@ def test_a_finished_capture_is_removed_and_its_nodes_freed(
     assert trigger.handle(again, deps).skipped == {}
 
 
+@pytest.mark.parametrize(
+    ("indexed_later", "verdict"),
+    [
+        (True, "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped"),
+        (False, "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped; 1 file(s) in S3 not indexed"),
+    ],
+    ids=["closed-once-indexed", "closed-past-the-wait-saying-so"],
+)
+def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_indexed(
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock, indexed_later: bool, verdict: str
+) -> None:
+    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
+    started = _start(deps, "start-capture-instances")
+    shop.wait_for(
+        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
+        timeout=20,
+        what="job complete",
+    )
+    bucket = deps.settings.capture_bucket
+    late = upload_manifest(
+        deps.store, bucket, "shop-prod", str(started.capture_id), NODE_A, 100, indexed=False
+    )
+    clock.advance(200)
+
+    first, waiting = _sweep_until_closed(reaper_deps, shop, clock)  # its indexer still running or retrying
+    meanwhile = stored_session(deps, started.capture_id)
+    if indexed_later:
+        index_file(deps.store, bucket, late)
+    else:
+        clock.advance(deps.settings.index_wait_seconds)
+    last = _sweep(reaper_deps)
+
+    assert first.deleted == {"completed": 1}
+    assert (first.closed, waiting.closed, waiting.awaiting_index) == ({}, {}, {started.capture_id: 1})
+    assert (meanwhile.status, meanwhile.verdict) == ("running", "capturing on 1 node(s)")
+    assert last.closed == {started.capture_id: "completed"}
+    assert stored_session(deps, started.capture_id).verdict == verdict
+
+
 def test_a_failed_pod_is_reported_with_its_containers_message(
     deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
@@ -191,7 +232,9 @@ def test_a_capture_on_a_full_node_never_started_and_says_the_kubelet_was_out_of_
     )  # max-pods
     started = _start(deps)
     shop.wait_for(lambda: _jobs_finished(shop), timeout=20, what="both jobs finished")
-    upload_manifest(deps.settings.capture_bucket, "shop-prod", str(started.capture_id), NODE_B, 100)
+    upload_manifest(
+        deps.store, deps.settings.capture_bucket, "shop-prod", str(started.capture_id), NODE_B, 100
+    )
     clock.advance(200)
 
     _sweep_until_closed(reaper_deps, shop, clock)

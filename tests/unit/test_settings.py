@@ -56,6 +56,7 @@ def test_every_field_is_read_from_its_upper_case_variable() -> None:
         "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-west-2:123456789012:eks-capture",
         "LIFECYCLE_BUS_NAME": "eks-capture-lifecycle",
         "PENDING_BOUND_SECONDS": "120",
+        "INDEX_WAIT_SECONDS": "600",
         "CAPTURE_IMAGE_TAGS_ALLOWED": "True",
         "KUBE_RETRY_BACKOFF_MS": "20",
         "STORE_RETRY_BACKOFF_MS": "5",
@@ -156,6 +157,7 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("MAX_NODES_PER_CAPTURE", "ten"),
         ("NODE_FALLBACK", "some"),
         ("UPLOAD_GRACE_SECONDS", "1"),
+        ("INDEX_WAIT_SECONDS", "90000"),  # past EventBridge's 24 h of retries: nothing indexes a file after
         ("SPOOL_SIZE_LIMIT", "2 gigabytes"),
         ("SPOOL_SIZE_LIMIT", "1Mi"),
         ("DEFAULT_SNAPLEN", "10"),

@@ -8,9 +8,18 @@ from typing import Any
 import pytest
 
 from eks_capture.captures.reaper import top_findings
-from eks_capture.captures.verdicts import Evidence, judge, proven, session_outcome
+from eks_capture.captures.verdicts import (
+    Evidence,
+    judge,
+    listed_at,
+    node_evidence,
+    proven,
+    session_outcome,
+    unindexed_files,
+)
 from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT
+from eks_capture.store.files import FileRecord
 from eks_capture.store.sessions import NodeCapture
 
 NOW = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
@@ -347,6 +356,70 @@ def test_a_session_completes_only_when_a_node_captured_and_its_verdict_says_why_
     nodes: dict[str, NodeCapture], status: str, verdict: str
 ) -> None:
     assert session_outcome(nodes, 3, 90, 1, ["3 resets"]) == (status, verdict)
+
+
+def test_a_verdict_says_how_many_files_in_s3_are_not_indexed_and_counts_them() -> None:
+    nodes = _nodes(a=("completed", "ok"))
+
+    assert session_outcome(nodes, 3, 90, 1, ["3 resets"], unindexed=2) == (
+        "completed",
+        "1 of 1 node(s) captured: 3 file(s), 90 packets, 1 dropped; 2 file(s) in S3 not indexed; "
+        "top finding: 3 resets",
+    )
+
+
+A_KEY, B_KEY = "captures/c/cap/n/a.pcap.zst", "captures/c/cap/n/b.pcap.zst"
+LISTED = {
+    "files": [{"key": A_KEY, "packets": 30}, {"key": B_KEY, "packets": None}, {"key": None}],
+    "written_at": "2026-11-25T03:29:00.500000+00:00",
+}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "indexed", "unindexed"),
+    [
+        (None, set(), []),
+        ({"files": None}, set(), []),
+        (LISTED, {A_KEY, B_KEY}, []),
+        (LISTED, {A_KEY}, [B_KEY]),
+        (LISTED, set(), [A_KEY, B_KEY]),
+    ],
+    ids=["no-manifest", "no-files", "all-indexed", "one-not-yet", "none-yet"],
+)
+def test_a_file_its_manifest_lists_is_unindexed_until_the_index_holds_its_key(
+    manifest: dict[str, Any] | None, indexed: set[str], unindexed: list[str]
+) -> None:
+    assert [f["key"] for f in unindexed_files(manifest, indexed)] == unindexed
+
+
+def test_a_nodes_evidence_counts_its_indexed_files_and_those_its_manifest_lists_unindexed() -> None:
+    def record(node: str, key: str, packets: int) -> FileRecord:
+        return FileRecord(
+            capture_id="cap", cluster="c", node=node, s3_key=key, size=1, packets=packets, bytes=1
+        )
+
+    files = [
+        record("n", "captures/c/cap/n/c.pcap.zst", 70),
+        record("other", "captures/c/cap/o/d.pcap.zst", 5),
+    ]
+
+    assert node_evidence(files, "n", LISTED, unindexed_files(LISTED, set())) == Evidence(100, LISTED, 3)
+
+
+@pytest.mark.parametrize(
+    ("written_at", "moment"),
+    [
+        ("2026-11-25T03:29:00Z", datetime(2026, 11, 25, 3, 29, tzinfo=UTC)),
+        (LISTED["written_at"], datetime(2026, 11, 25, 3, 29, 0, 500000, tzinfo=UTC)),
+        ("2026-11-25T03:29:00", None),  # no zone: not a moment to compare
+        ("yesterday", None),
+        (None, None),
+    ],
+)
+def test_a_manifest_says_when_it_was_written_or_nothing(
+    written_at: str | None, moment: datetime | None
+) -> None:
+    assert listed_at({"written_at": written_at}) == moment
 
 
 def test_top_findings_sum_each_finding_over_files_and_rank_by_severity_then_count() -> None:

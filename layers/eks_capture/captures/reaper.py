@@ -2,9 +2,10 @@
 
 One sweep per cluster makes two label-selected list calls (capture Jobs, capture pods), however many
 captures there are. It deletes what is finished, expired or stuck, records each node's verdict on its
-session, frees the node locks, and closes sessions whose Jobs are all gone. It is safe to run
-concurrently with itself and with the trigger: deletions tolerate 404, session closing is a
-conditional write, young sessions are left to the trigger, and totals are only ever added by the
+session, frees the node locks, and closes sessions whose Jobs are all gone and whose files, as the
+nodes' manifests list them, are all indexed (or past INDEX_WAIT_SECONDS: docs/design.md, Verdicts). It
+is safe to run concurrently with itself and with the trigger: deletions tolerate 404, session closing is
+a conditional write, young sessions are left to the trigger, and totals are only ever added by the
 indexer.
 
 Deletion propagation: Foreground for a Job whose pod may still run (the Job stays visible, with a
@@ -33,19 +34,22 @@ from eks_capture.captures.recorder import (
     window_verdict,
 )
 from eks_capture.captures.verdicts import (
-    Evidence,
     Verdict,
     judge,
+    listed_at,
+    listed_packets,
     never_had_a_pod,
+    node_evidence,
     proven,
     session_outcome,
+    unindexed_files,
 )
 from eks_capture.errors import CaptureError
 from eks_capture.events.closings import announce_closed
 from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
 from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
-from eks_capture.times import parse_iso
+from eks_capture.times import iso_utc, parse_iso
 
 logger = Logger(child=True)
 Obj = dict[str, Any]
@@ -65,6 +69,7 @@ class SweepReport:
     jobs_seen: int = 0
     deleted: Counter[str] = field(default_factory=Counter)
     closed: dict[str, str] = field(default_factory=dict)
+    awaiting_index: dict[str, int] = field(default_factory=dict)  # capture: its files in S3 not indexed yet
     errors: list[str] = field(default_factory=list)
     unhealthy_recorders: dict[str, str] = field(default_factory=dict)
 
@@ -74,6 +79,7 @@ class SweepReport:
             "jobs_seen": self.jobs_seen,
             "deleted": dict(self.deleted),
             "closed": self.closed,
+            "awaiting_index": self.awaiting_index,
             "errors": self.errors,
             "unhealthy_recorders": self.unhealthy_recorders,
         }
@@ -202,7 +208,12 @@ class _Sweep:
             self.report.errors.append(f"delete pod {metadata['name']}: {error.message}")
 
     def close_sessions(self, active: set[str]) -> None:
-        lookback = timedelta(seconds=self.settings.max_duration_seconds + self.settings.upload_grace_seconds)
+        settings = self.settings
+        lookback = timedelta(
+            seconds=settings.max_duration_seconds
+            + settings.upload_grace_seconds
+            + settings.index_wait_seconds
+        )
         since = self.now - lookback - timedelta(days=1)
         for session in self.deps.store.open_sessions(self.cluster_name, since):
             attempted = session.attempted_at or session.created_at
@@ -228,16 +239,57 @@ class _Sweep:
         recording = any(n.job is None and n.status == "running" for n in session.nodes.values())
         return recording and self.now < session.expires_at
 
+    def _manifest(self, session: CaptureSession, node: str) -> Obj | None:
+        return read_window_manifest(
+            self.deps.aws.s3, self.settings.capture_bucket, f"{session.s3_prefix}{node}/"
+        )
+
+    def _awaits_index(
+        self, session: CaptureSession, manifests: dict[str, Obj | None], unindexed: dict[str, list[Obj]]
+    ) -> bool:
+        """Whether the session stays open for files its nodes' manifests list in S3 that the index does not
+        hold yet: the indexer may still be running, or Lambda retrying it, for INDEX_WAIT_SECONDS after the
+        manifest was written (its files' S3 events were sent by then); past that it closes with them said."""
+        waiting = {name: len(listed) for name, listed in unindexed.items() if listed}
+        if not waiting:
+            return False
+        written = [listed_at(manifest) for name in waiting if (manifest := manifests[name]) is not None]
+        since = max(
+            (moment for moment in written if moment is not None),
+            default=session.expires_at + timedelta(seconds=self.settings.upload_grace_seconds),
+        )
+        until = since + timedelta(seconds=self.settings.index_wait_seconds)
+        count = sum(waiting.values())
+        nodes = ", ".join(f"{name} ({n})" for name, n in sorted(waiting.items()))
+        if self.now < until:
+            self.report.awaiting_index[session.capture_id] = count
+            logger.info(
+                f"capture {session.capture_id} stays open: {count} file(s) its nodes' manifests list in S3 "
+                f"are not indexed yet, on {nodes}; the indexer may still be running or retrying; it closes "
+                f"once they are, or at {iso_utc(until)} with what is known",
+                extra={"capture_id": session.capture_id, "unindexed": waiting},
+            )
+            return True
+        logger.warning(
+            f"capture {session.capture_id}: {count} file(s) in S3 still not indexed at {iso_utc(until)}, "
+            f"on {nodes}: closing with their manifests' counts",
+            extra={"capture_id": session.capture_id, "unindexed": waiting},
+        )
+        return False
+
     def close(self, session: CaptureSession) -> None:
         """Give the session its final status and verdict from what reached S3, its dropped count and top
-        findings: a node counts as captured only when its manifest or indexed files prove packets."""
+        findings: a node counts as captured only when its manifest or indexed files prove packets. A file a
+        manifest lists that is not indexed yet keeps the session open (``_awaits_index``), and past that
+        wait is counted as its manifest counts it and said in the verdict."""
         files = self.deps.store.files_of_capture(session.capture_id)
-        manifests = {
-            name: read_window_manifest(
-                self.deps.aws.s3, self.settings.capture_bucket, f"{session.s3_prefix}{name}/"
-            )
-            for name in session.nodes
-        }
+        manifests = {name: self._manifest(session, name) for name in session.nodes}
+        indexed = {f.s3_key for f in files}
+        unindexed = {name: unindexed_files(manifest, indexed) for name, manifest in manifests.items()}
+        for name in session.nodes:  # nothing runs there any more, whether the session closes now or later
+            self.deps.store.release_node(session.cluster, name, session.capture_id)
+        if self._awaits_index(session, manifests, unindexed):
+            return
         for name, node in session.nodes.items():
             if node.status == "running" and node.job is None:  # served from a recorder's ring
                 status, reason = window_verdict(manifests[name])
@@ -252,17 +304,15 @@ class _Sweep:
                         else "its Job finished and was removed before a sweep saw it",
                     }
                 )
-            node_files = [f for f in files if f.node == name]
-            evidence = Evidence(sum(f.packets for f in node_files), manifests[name], len(node_files))
-            session.nodes[name] = proven(node, evidence)
-            self.deps.store.release_node(session.cluster, name, session.capture_id)
+            session.nodes[name] = proven(node, node_evidence(files, name, manifests[name], unindexed[name]))
         dropped = sum(dropped_packets(m) for m in manifests.values() if m is not None)
         self.deps.store.set_dropped(session.capture_id, dropped)
         session.findings = top_findings(f.summary for f in files)
         previous = session.status
-        packets = sum(f.packets for f in files)
+        late = [f for listed in unindexed.values() for f in listed]
+        packets = sum(f.packets for f in files) + listed_packets(late)
         session.status, session.verdict = session_outcome(
-            session.nodes, len(files), packets, dropped, session.findings
+            session.nodes, len(files) + len(late), packets, dropped, session.findings, unindexed=len(late)
         )
         session.ended_at = self.now
         if self.deps.store.replace_session(session, expected_status=previous, same_attempt=True):

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from eks_capture.kube.jobs import CaptureJob
+from eks_capture.store.files import FileRecord
 from eks_capture.store.sessions import NodeCapture, NodeStatus, SessionStatus
+from eks_capture.times import parse_iso
 
 KUBELET_REJECTED = "Pod was rejected: "  # pkg/kubelet rejectPod's prefix
 #: A node that ended in one of these counts as captured, once S3 proves it took packets.
@@ -169,6 +171,38 @@ class Evidence:
         return max(self.file_packets, uploaded + sum(int(item.get("packets") or 0) for item in items))
 
 
+def unindexed_files(manifest: dict[str, Any] | None, indexed: set[str]) -> list[dict[str, Any]]:
+    """The files a node's manifest lists as in S3 (each upload confirmed by a HEAD before it is listed)
+    whose keys the index does not hold: their indexer may still be running, or retrying after a throttle."""
+    listed = (manifest or {}).get("files") or []
+    return [f for f in listed if isinstance(f, dict) and f.get("key") and f["key"] not in indexed]
+
+
+def listed_packets(files: Iterable[dict[str, Any]]) -> int:
+    """The packets of files as their manifest counts them (a count the agent could not read is 0)."""
+    return sum(int(f.get("packets") or 0) for f in files)
+
+
+def node_evidence(
+    files: list[FileRecord], node: str, manifest: dict[str, Any] | None, unindexed: list[dict[str, Any]]
+) -> Evidence:
+    """What reached S3 from ``node``: its indexed ``files``, and those its manifest lists that are not
+    indexed (``unindexed``, counted as the manifest counts them)."""
+    indexed = [f for f in files if f.node == node]
+    packets = sum(f.packets for f in indexed) + listed_packets(unindexed)
+    return Evidence(packets, manifest, len(indexed) + len(unindexed))
+
+
+def listed_at(manifest: dict[str, Any]) -> datetime | None:
+    """When the manifest was written (``written_at``): every file it lists was in S3, its Object Created
+    event sent, by then. None when the agent did not say, or said it without a zone."""
+    try:
+        moment = parse_iso(str(manifest.get("written_at") or ""))
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
 def proven(node: NodeCapture, evidence: Evidence) -> NodeCapture:
     """A node whose Job ended as if it captured counts as captured only when S3 proves packets were taken;
     otherwise it failed, and its reason says what S3 holds and what its Job said."""
@@ -189,15 +223,23 @@ def proven(node: NodeCapture, evidence: Evidence) -> NodeCapture:
 
 
 def session_outcome(
-    nodes: dict[str, NodeCapture], files: int, packets: int, dropped: int, findings: list[str]
+    nodes: dict[str, NodeCapture],
+    files: int,
+    packets: int,
+    dropped: int,
+    findings: list[str],
+    unindexed: int = 0,
 ) -> tuple[SessionStatus, str]:
     """The session's end and its verdict in words: ``completed`` when a node captured, else ``failed``; the
-    nodes that did not capture are named with why."""
+    nodes that did not capture are named with why. ``unindexed`` of the ``files`` are in S3 by their
+    manifests but not in the index (counted as their manifests count them): the verdict says so, since the
+    report and the findings do not cover them."""
     captured = [n for n in nodes.values() if n.status in CAPTURED_STATES]
     top = f"; top finding: {findings[0]}" if findings else ""
+    late = f"; {unindexed} file(s) in S3 not indexed" if unindexed else ""
     verdict = (
         f"{len(captured)} of {len(nodes)} node(s) captured: "
-        f"{files} file(s), {packets} packets, {dropped} dropped{top}"
+        f"{files} file(s), {packets} packets, {dropped} dropped{late}{top}"
     )
     missed = [(n.node, (n.status, n.reason)) for n in nodes.values() if n.status not in CAPTURED_STATES]
     if missed:
