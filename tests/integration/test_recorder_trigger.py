@@ -152,11 +152,6 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
     reach = "the ring held only 40 s of the 300 s asked before the trigger"
     totals = {"files": 7, "packets": 2100, "pre_trigger_files": 4}
     manifest = {"status": "complete", "incomplete_reasons": [], "totals": totals, "window": {"reach": reach}}
-    boto3.client("s3").put_object(
-        Bucket=deps.settings.capture_bucket,
-        Key=f"{session.s3_prefix}{NODE_A}/manifest.json",
-        Body=json.dumps(manifest).encode(),
-    )
     early = Deps(
         settings=deps.settings,
         store=deps.store,
@@ -170,9 +165,16 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
         cluster=teardown_cluster,
     )
 
+    [uploading] = sweep(late, ["shop-prod"])  # past its expiry, within the upload grace: no manifest yet
+    boto3.client("s3").put_object(
+        Bucket=deps.settings.capture_bucket,
+        Key=f"{session.s3_prefix}{NODE_A}/manifest.json",
+        Body=json.dumps(manifest).encode(),
+    )
     [while_open] = sweep(early, ["shop-prod"])
     [after] = sweep(late, ["shop-prod"])
 
+    assert uploading.closed == {}, "the recorder writes the window's manifest last, once its files are up"
     assert while_open.closed == {}, "the window may still be uploading"
     assert after.closed == {outcome.capture_id: "completed"}
     closed = stored_session(deps, outcome.capture_id)

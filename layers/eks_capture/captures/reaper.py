@@ -235,9 +235,14 @@ class _Sweep:
                 self.close(current)
 
     def _window_open(self, session: CaptureSession) -> bool:
-        """A recorder node (no Job) may still be uploading its window until the session expires."""
-        recording = any(n.job is None and n.status == "running" for n in session.nodes.values())
-        return recording and self.now < session.expires_at
+        """A recorder node (no Job) may still be uploading its window until the session expires, and past
+        that, while its window manifest (written last) is not in S3, for the grace a Job's uploader gets."""
+        recording = [name for name, n in session.nodes.items() if n.job is None and n.status == "running"]
+        if not recording or self.now < session.expires_at:
+            return bool(recording)
+        if self.now >= session.expires_at + timedelta(seconds=self.settings.upload_grace_seconds):
+            return False
+        return any(self._manifest(session, name) is None for name in recording)
 
     def _manifest(self, session: CaptureSession, node: str) -> Obj | None:
         return read_window_manifest(
