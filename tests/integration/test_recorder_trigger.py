@@ -180,6 +180,18 @@ def test_the_sweep_closes_a_recorder_node_with_how_far_back_its_window_reaches(
     closed = stored_session(deps, outcome.capture_id)
     assert closed.nodes[NODE_A].status == "completed"
     assert closed.nodes[NODE_A].reason == f"7 file(s) from the recorder's ring, 4 before the trigger; {reach}"
+    again = load_event("start-capture-instances")
+    again["id"] = "a-second-window-whose-manifest-never-comes"
+    second = stored_session(deps, trigger.handle(again, deps).capture_id)
+    graced = second.expires_at + timedelta(seconds=deps.settings.upload_grace_seconds)
+    [gone] = sweep(
+        Deps(settings=deps.settings, store=deps.store, now=lambda: graced, cluster=teardown_cluster),
+        ["shop-prod"],
+    )
+    assert gone.closed == {second.capture_id: "failed"}, "past the upload grace, no manifest will come"
+    assert stored_session(deps, second.capture_id).nodes[NODE_A].reason == (
+        "the recorder wrote no manifest for its window (was its pod gone?)"
+    )
 
 
 def test_an_alarm_that_lists_every_pod_finds_the_recorders_in_that_list(
