@@ -52,7 +52,9 @@ class BudgetKeeper(PeriodicCheck):
             except FileNotFoundError:
                 continue
         with self.lock:
-            self.ledger.number(present)
+            # Only files seen closed and still there: the file being written, or one the capture role
+            # took away empty (no room by its stop, rotation.RotatingWriter), takes no seq.
+            self.ledger.number([candidate.name for candidate in candidates])
             for victim in files_to_drop(candidates, usage, self.budget_bytes, self.in_flight, headroom):
                 self._drop(victim)
             self.ledger.save(self.spool)

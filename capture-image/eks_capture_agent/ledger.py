@@ -1,7 +1,9 @@
 """What the upload role has done so far, kept in the spool so a restarted uploader carries on.
 
-Sequence numbers are handed out in tcpdump's creation order the first time a file is seen, so a
-file dropped for the budget leaves a visible gap in the sequence of uploaded objects.
+Sequence numbers are handed out in tcpdump's creation order the first time a file is seen closed, so a
+file dropped for the budget leaves a visible gap in the sequence of uploaded objects, and every seq is a
+file uploaded or dropped (the file being written is not numbered: the capture role removes it if it
+never found room for it).
 """
 
 from __future__ import annotations

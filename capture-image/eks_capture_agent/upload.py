@@ -142,9 +142,9 @@ class Uploader:
     def _step(self, capture_over: bool) -> bool:
         """One unit of work (a pcap, else a snapshot); whether anything was done."""
         present = self.spool.pcap_names()
-        with self.keeper.lock:
-            self.ledger.number(present)
         closed = closed_files(present, capture_over)
+        with self.keeper.lock:
+            self.ledger.number(closed)  # not the open file: the capture role may yet take it away empty
         unsettled = self._unsettled()
         pending = closed or unsettled or any(self.spool.path(name).exists() for name in SNAPSHOTS)
         if pending and time.monotonic() < self._retry_at:

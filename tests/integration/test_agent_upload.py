@@ -116,6 +116,24 @@ def test_the_newest_file_waits_until_a_newer_file_or_the_marker_shows_tcpdump_cl
         assert int(metadata["packets"]) == item["packets"] == (len(original) - 24) // 96
 
 
+def test_a_file_the_capture_role_takes_away_empty_takes_no_seq(tmp_path: Path, bucket: str) -> None:
+    """The capture role opens the next file, then waits for room to write it; with none by its stop it
+    removes the file unwritten (rotation.RotatingWriter): no seq may go to a file neither uploaded nor
+    dropped."""
+    _capture_record(tmp_path)
+    (tmp_path / FILES[0]).write_bytes(_pcap(1_795_600_000, 20))
+    (tmp_path / FILES[1]).write_bytes(b"")
+    uploader = _uploader(tmp_path)
+    wait_until_taken(tmp_path / FILES[0])  # a step saw both files
+    (tmp_path / FILES[1]).unlink()
+    _marker(tmp_path)
+    assert uploader.wait(timeout=30) == 0
+
+    manifest = json.loads(_body(f"{PREFIX}manifest.json"))
+    assert [(item["name"], item["seq"]) for item in manifest["files"]] == [(FILES[0], 0)]
+    assert Ledger.load(Spool(tmp_path)).seqs == {FILES[0]: 0}, "a seq went to the file taken away"
+
+
 def test_gzip_objects_decompress_to_the_exact_bytes_tcpdump_wrote(tmp_path: Path, bucket: str) -> None:
     _capture_record(tmp_path)
     original = _pcap(1_795_600_000, 5000)

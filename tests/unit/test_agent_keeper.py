@@ -94,3 +94,16 @@ def test_a_restarted_uploader_still_asks_s3_about_a_file_dropped_after_an_attemp
     restarted = Ledger.load(spool)
     assert restarted == ledger
     assert restarted.unsettled() == [dropped]
+
+
+def test_the_keeper_numbers_only_closed_files_so_one_the_capture_role_takes_away_empty_takes_no_seq(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path)
+    (tmp_path / CLOSED).write_bytes(pcap([Packet(i * 1000, b"\0" * 60) for i in range(PACKETS)]))
+    (tmp_path / OPEN).write_bytes(b"")  # the next file, held empty until the spool has room
+    ledger = Ledger()
+    dropped = _dropped_by_the_keeper(spool, ledger)
+    (tmp_path / OPEN).unlink()  # no room by the capture's stop: taken away unwritten
+    assert (dropped.name, dropped.seq) == (CLOSED, 0)
+    assert ledger.seqs == {CLOSED: 0}
