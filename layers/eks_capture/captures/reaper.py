@@ -34,6 +34,7 @@ from eks_capture.captures.recorder import (
     window_verdict,
 )
 from eks_capture.captures.verdicts import (
+    NAMED_TOGETHER,
     Verdict,
     judge,
     listed_at,
@@ -264,21 +265,23 @@ class _Sweep:
             default=session.expires_at + timedelta(seconds=self.settings.upload_grace_seconds),
         )
         until = since + timedelta(seconds=self.settings.index_wait_seconds)
-        count = sum(waiting.values())
-        nodes = ", ".join(f"{name} ({n})" for name, n in sorted(waiting.items()))
+        count, named = sum(waiting.values()), sorted(waiting.items())[:NAMED_TOGETHER]
+        nodes = ", ".join(f"{name} ({n})" for name, n in named)
+        nodes += f" and {len(waiting) - len(named)} more node(s)" if len(waiting) > len(named) else ""
+        said = {"capture_id": session.capture_id, "unindexed_files": count, "nodes": len(waiting)}
         if self.now < until:
             self.report.awaiting_index[session.capture_id] = count
             logger.info(
                 f"capture {session.capture_id} stays open: {count} file(s) its nodes' manifests list in S3 "
                 f"are not indexed yet, on {nodes}; the indexer may still be running or retrying; it closes "
                 f"once they are, or at {iso_utc(until)} with what is known",
-                extra={"capture_id": session.capture_id, "unindexed": waiting},
+                extra=said,
             )
             return True
         logger.warning(
             f"capture {session.capture_id}: {count} file(s) in S3 still not indexed at {iso_utc(until)}, "
             f"on {nodes}: closing with their manifests' counts",
-            extra={"capture_id": session.capture_id, "unindexed": waiting},
+            extra=said,
         )
         return False
 
