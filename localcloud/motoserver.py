@@ -20,6 +20,11 @@
 - EKS: CreateCluster checks the role ARN's partition against one boto3 Session made at start-up. moto makes a
   new Session per check, which reads botocore's endpoints.json (about 1 MB of JSON) again each time: a
   fifth of the CPU of setting up each test's cluster. The partitions are botocore's fixed data either way.
+- ``/moto-api/access-keys.json``: the secret of each access key STS knows (assumed-role sessions' and IAM
+  users'), which the Kubernetes emulator checks a token's SigV4 signature with (localcloud/kube/auth.py).
+  moto's ``/moto-api/data.json`` has them too, but it serializes every model instance: once a test uses EC2
+  (its ~1,300 AMIs) that is 12 MB and 1.2 s of this server's CPU, past the emulator's 10 s limit on a
+  loaded machine, where a valid token then got 401 for an "unknown access key".
 
 ``python -m localcloud.motoserver -H 127.0.0.1 -p PORT`` takes moto.server's arguments.
 """
@@ -27,6 +32,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -37,6 +43,7 @@ from typing import Any
 import boto3
 import moto.dynamodb.models
 import moto.eks.utils
+import moto.moto_api._internal.urls
 from moto import server
 from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.exceptions import ItemSizeTooLarge
@@ -45,7 +52,9 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.responses import DynamoHandler
+from moto.iam.models import iam_backends
 from moto.s3.responses import S3Response
+from moto.sts.models import sts_backends
 
 from localcloud import eks_access
 
@@ -197,8 +206,22 @@ def partitions_read_once() -> None:
     setattr(moto.eks.utils, "Session", lambda: session)  # noqa: B010
 
 
+def access_keys(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    """Each access key id STS knows, with its secret (see the module's docstring)."""
+    secrets: dict[str, str] = {}  # list(): requests on other threads may add accounts, sessions, users
+    for sts_by_partition in list(sts_backends.values()):
+        for sts in list(sts_by_partition.values()):
+            secrets.update((role.access_key_id, role.secret_access_key) for role in list(sts.assumed_roles))
+    for iam_by_partition in list(iam_backends.values()):
+        for iam in list(iam_by_partition.values()):
+            for user in list(iam.users.values()):
+                secrets.update((key.access_key_id, key.secret_access_key) for key in list(user.access_keys))
+    return 200, {"Content-Type": "application/json"}, json.dumps(secrets)
+
+
 def main() -> None:
     eks_access.install()
+    moto.moto_api._internal.urls.url_paths["{0}/moto-api/access-keys.json"] = access_keys
     atomic_dynamodb()
     item_level_transactions()
     items_sized_as_updated()

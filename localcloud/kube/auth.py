@@ -180,20 +180,14 @@ class TokenVerifier:
             return self._secrets[access_key]
 
     def _learn_secrets(self) -> None:
-        """Read the temporary and IAM user keys moto has issued (its state API), as STS knows them."""
+        """Read the temporary and IAM user keys moto has issued, as STS knows them (localcloud/motoserver.py's
+        access-keys.json)."""
         base = urllib.parse.urlunsplit((self.sts_endpoint.scheme, self.sts_endpoint.netloc, "", "", ""))
         try:
-            with urllib.request.urlopen(f"{base}/moto-api/data.json", timeout=10) as response:
-                data = json.load(response)
+            with urllib.request.urlopen(f"{base}/moto-api/access-keys.json", timeout=10) as response:
+                found = json.load(response)
         except (urllib.error.URLError, OSError, ValueError):
             return
-        found: dict[str, str] = {}
-        for role in (data.get("sts") or {}).get("AssumedRole") or []:
-            found[role["access_key_id"]] = role["secret_access_key"]
-        for user in (data.get("iam") or {}).get("User") or []:
-            for key in user.get("access_keys") or []:
-                if isinstance(key, dict) and "access_key_id" in key and "secret_access_key" in key:
-                    found[key["access_key_id"]] = key["secret_access_key"]
         with self._lock:
             self._secrets.update(found)
 
