@@ -107,7 +107,7 @@ def _indexer_round(
     s3 = boto3.client("s3")
     body = first_packets(3)
     keys = capture_files(store, s3, bucket, events // COPIES, CAPTURES_PER_RUN, body, run)
-    delivered = with_duplicates([object_created(bucket, k, len(body)) for k in keys], COPIES)
+    delivered = with_duplicates([object_created(bucket, k, body) for k in keys], COPIES)
     results, seconds = run_parallel(lambda e: indexer.handle(e, store, s3), delivered, workers)
     statuses: Counter[str] = Counter(o.status for batch in results for o in batch)
     exact = statuses["indexed"] == len(keys) and totals_exact(store, sorted({k.split("/")[2] for k in keys}))

@@ -4,6 +4,7 @@ redeliveries and flaps, S3 object events for real capture files, and a thread po
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -71,13 +72,15 @@ def alarm_burst(nodes: Sequence[tuple[str, str]], seed: int = 12) -> list[dict[s
     return events
 
 
-def object_created(bucket: str, key: str, size: int) -> dict[str, Any]:
-    """The EventBridge "Object Created" event S3 sends for ``key``."""
+def object_created(bucket: str, key: str, body: bytes) -> dict[str, Any]:
+    """The EventBridge "Object Created" event S3 sends when one PutObject stores ``body`` at ``key``: its
+    size, and its ETag (a single PUT's is the body's MD5), which the indexer reads the object IfMatch."""
     event = _sample("s3-object-created-eventbridge")
     event["id"] = f"object-{key}"
     event["resources"] = [f"arn:aws:s3:::{bucket}"]
     event["detail"]["bucket"]["name"] = bucket
-    event["detail"]["object"].update(key=key, size=size)
+    etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    event["detail"]["object"].update(key=key, size=len(body), etag=etag)
     return event
 
 

@@ -4,6 +4,13 @@
   ``accessConfig`` (localcloud/eks_access.py).
 - S3: GetBucketNotificationConfiguration answers the ``EventBridgeConfiguration`` that
   PutBucketNotificationConfiguration stored (moto keeps it, and sends events by it, but never returns it).
+- S3: an ``Object Created`` event sent to EventBridge as S3 sends it: the object's ETag as ``etag`` (moto
+  writes ``eTag``, the classic notification's name, which the EventBridge event does not have) and a
+  sequencer that orders the writes of one key, a later write's greater (moto sends one constant, so a
+  key written twice announced two writes no one could order). The sequencer is S3's kind: 18 hex digits
+  from a clock that never repeats; S3 says only that it orders the events of one key. (Taken as the event
+  is sent, after moto stored the object: two PUTs of one key racing each other may be sequenced out of the
+  order moto stored them in; writes one after another are in order.)
 - DynamoDB: one request at a time. moto answers each request on its own thread and its backend reads an
   item, checks a condition and writes it without a lock, so two conditional writes of one item arriving
   together could both pass (two sweeps closing one capture); DynamoDB applies each write to an item
@@ -35,6 +42,7 @@ import copy
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,14 +52,18 @@ import boto3
 import moto.dynamodb.models
 import moto.eks.utils
 import moto.moto_api._internal.urls
+import moto.s3.notifications as s3_notifications
 from moto import server
 from moto.core.responses import ActionResult, EmptyResult
+from moto.core.utils import unix_time
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import events_backends
+from moto.events.utils import _BASE_EVENT_MESSAGE
 from moto.iam.models import iam_backends
 from moto.s3.responses import S3Response
 from moto.sts.models import sts_backends
@@ -80,6 +92,58 @@ def get_bucket_notification(self: S3Response) -> Any:
         result["EventBridgeConfiguration"] = {}
     self.data["Action"] = "GetBucketNotificationConfiguration"
     return self.serialized(ActionResult(result))
+
+
+class Sequencer:
+    """S3's sequencers for the events of one server: hex, each greater than the one before."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1)
+            return f"{self._last:018X}"
+
+
+def s3_events_as_sent() -> None:
+    """S3's EventBridge events name ``etag`` and order the writes of a key (see the module's docstring)."""
+    sequencer = Sequencer()
+
+    def send(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        event = copy.deepcopy(_BASE_EVENT_MESSAGE)
+        event.update(
+            {
+                "detail-type": s3_notifications._detail_type(event_name),
+                "source": "aws.s3",
+                "account": account_id,
+                "time": unix_time(),
+                "region": bucket.region_name,
+                "resources": [bucket.arn],
+            }
+        )
+        found = {"key": key.name, "size": key.size, "etag": key.etag.strip('"')}
+        if key.version_id is not None:
+            found["version-id"] = key.version_id
+        event["detail"] = {
+            "version": "0",
+            "bucket": {"name": bucket.name},
+            "object": {**found, "sequencer": sequencer.next()},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": account_id,
+            "source-ip-address": "1.2.3.4",
+            "reason": event_name.split(":")[1],  # s3:ObjectCreated:Put -> ObjectCreated (as moto says it)
+        }
+        try:
+            backend = events_backends[account_id][bucket.region_name]
+            for bus in backend.event_buses.values():
+                for rule in bus.rules.values():
+                    rule.send_to_targets(event, transform_input=False)
+        except Exception as error:  # S3 delivers events after the PUT succeeded: its answer stays a success
+            print(f"S3 event for {bucket.name}/{key.name} not delivered: {error!r}", file=sys.stderr)
+
+    setattr(s3_notifications, "_send_event_bridge_message", send)  # noqa: B010
 
 
 def atomic_dynamodb() -> None:
@@ -226,6 +290,7 @@ def main() -> None:
     item_level_transactions()
     items_sized_as_updated()
     partitions_read_once()
+    s3_events_as_sent()
     setattr(S3Response, "get_bucket_notification", get_bucket_notification)  # noqa: B010
     server.main(sys.argv[1:])
 

@@ -116,7 +116,8 @@ def test_after_an_s3_outage_a_full_budget_and_sigterm_every_counted_packet_is_in
         )
     )
     for key, _count in sorted(in_s3.items()) * 2:  # every object event delivered twice
-        indexer.handle(object_created(BUCKET, key, 0), store, s3)
+        stored = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        indexer.handle(object_created(BUCKET, key, stored), store, s3)
     session = store.get_session(capture_id)
     assert session is not None
     assert (session.totals.files, session.totals.packets) == (len(in_s3), sum(in_s3.values()))

@@ -170,7 +170,7 @@ def test_duplicated_object_events_under_throttling_index_each_file_once_with_exa
     s3 = boto3.client("s3")
     body = first_packets(3)
     keys = capture_files(store, s3, settings.capture_bucket, OBJECTS, 3, body)
-    events = with_duplicates([object_created(settings.capture_bucket, k, len(body)) for k in keys], COPIES)
+    events = with_duplicates([object_created(settings.capture_bucket, k, body) for k in keys], COPIES)
     dynamodb.throttle(*operations, rate=rate, error=error)
 
     deliveries, _seconds = run_parallel(

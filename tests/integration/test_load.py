@@ -113,7 +113,7 @@ def test_a_thousand_object_events_delivered_concurrently_ten_times_each_give_exa
     s3 = boto3.client("s3")
     body = first_packets(3)
     keys = capture_files(store, s3, settings.capture_bucket, OBJECTS, 4, body)
-    events = with_duplicates([object_created(settings.capture_bucket, key, len(body)) for key in keys], 10)
+    events = with_duplicates([object_created(settings.capture_bucket, key, body) for key in keys], 10)
 
     results, _seconds = run_parallel(lambda e: indexer.handle(e, store, s3), events, 16)
 
