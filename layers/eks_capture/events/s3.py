@@ -11,6 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eks_capture.events.envelopes import EventBridgeEnvelope
 
+#: S3's sequencers are hexadecimal, 16-18 digits today; a longer one than this is not S3's.
+SEQUENCER_DIGITS = 32
+_SEQUENCER = rf"^[0-9A-Fa-f]{{1,{SEQUENCER_DIGITS}}}$"
+
+
+def ordered_sequencer(sequencer: str) -> str:
+    """An event's ``sequencer`` spelt so that string order is S3's order of the writes of one key (the later
+    write's is greater): upper-case, right-padded with zeros to SEQUENCER_DIGITS, as S3 says to compare two
+    sequencers of different lengths."""
+    return sequencer.upper().ljust(SEQUENCER_DIGITS, "0")
+
 
 @dataclass(frozen=True)
 class S3ObjectRef:
@@ -20,7 +31,7 @@ class S3ObjectRef:
     key: str
     size: int | None
     etag: str | None
-    sequencer: str | None
+    sequencer: str | None  # orders the writes of one key; only meaningful between events of the same key
 
 
 class _S3Detail(BaseModel):
@@ -40,7 +51,7 @@ class S3EventBridgeObject(_S3Detail):
     size: int | None = None
     etag: str | None = None
     version_id: str | None = Field(default=None, alias="version-id")
-    sequencer: str | None = None
+    sequencer: str | None = Field(default=None, pattern=_SEQUENCER)
 
 
 class S3ObjectCreatedDetail(_S3Detail):
@@ -71,7 +82,7 @@ class S3NotificationObject(_S3Detail):
     size: int | None = None
     e_tag: str | None = Field(default=None, alias="eTag")
     version_id: str | None = Field(default=None, alias="versionId")
-    sequencer: str | None = None
+    sequencer: str | None = Field(default=None, pattern=_SEQUENCER)
 
     @field_validator("key")
     @classmethod
