@@ -27,5 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     outcomes = indexer.handle(event, store)
     indexed = [o for o in outcomes if o.status == "indexed"]
     metrics.add_metric(name="FilesIndexed", unit=MetricUnit.Count, value=len(indexed))
+    replaced = sum(o.status == "replaced" for o in outcomes)  # a later version of a key indexed before
+    metrics.add_metric(name="FilesReplaced", unit=MetricUnit.Count, value=replaced)
     metrics.add_metric(name="PacketsIndexed", unit=MetricUnit.Count, value=sum(o.packets for o in indexed))
     return {"files": [o.to_dict() for o in outcomes]}

@@ -135,6 +135,21 @@ class NodeLocksNotTaken(CaptureError):  # noqa: N818 - the domain names these by
         )
 
 
+class FileWritesRaced(CaptureError):  # noqa: N818 - the domain names these by what happened
+    """A file item changed under each of the indexer's conditional writes (other versions of its object
+    indexed meanwhile); Lambda's retry of the event finds it settled."""
+
+    code = "FileWritesRaced"
+    retryable = True
+
+    def __init__(self, s3_key: str, attempts: int) -> None:
+        super().__init__(
+            f"{s3_key}: its file item changed under each of {attempts} conditional writes",
+            s3_key=s3_key,
+            attempts=attempts,
+        )
+
+
 class ClusterUnreachable(CaptureError):  # noqa: N818 - the domain names these by what happened
     """The cluster's API kept failing (5xx, dropped connections) after the retries; retry the event later."""
 

@@ -241,9 +241,10 @@ def test_the_indexer_reads_a_capture_s_context_once_for_all_its_files(deps: Deps
     event["Records"] = []
     for seq in (1, 2, 3):
         key = f"captures/{CLUSTER}/{capture_id}/{NODE_A}/20261125T110000Z-{seq:05d}.pcap"
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=pcap)
+        put = boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=pcap)
         copy = json.loads(json.dumps(record))
         copy["s3"]["bucket"]["name"], copy["s3"]["object"]["key"] = bucket, key
+        copy["s3"]["object"]["eTag"] = put["ETag"].strip('"')
         event["Records"].append(copy)
     s3 = _CountingS3()
 

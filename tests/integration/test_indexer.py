@@ -13,6 +13,7 @@ import zstandard
 
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
+from localcloud.burst import first_packets
 from localcloud.router import Router
 from tests.events import load_event
 from tests.fixtures.sessions import manual_session
@@ -93,6 +94,38 @@ def test_the_same_object_event_twice_leaves_one_item_and_exact_totals(
     assert session.totals.packets == _capinfos_packets(CAPTURES / "any-nano-head.pcap")
 
 
+def test_a_pcap_written_again_under_its_key_is_indexed_as_its_latest_version_counted_once(
+    router: Router, settings: Settings, store: CaptureStore
+) -> None:
+    key = f"{PREFIX}20261125T031200Z-00003.pcap"
+    _upload(settings, key, first_packets(3))  # the recorder's copy of a file tcpdump still had open
+    [first] = router.drain()
+    _upload(settings, key, (CAPTURES / "any-nano-head.pcap").read_bytes())  # its longer copy, same key
+    [second] = router.drain()
+
+    assert [i.result["files"][0]["status"] for i in (first, second)] == ["indexed", "replaced"]
+    [item] = store.files_of_capture(CAPTURE_ID)
+    assert item.packets == _capinfos_packets(CAPTURES / "any-nano-head.pcap")
+    assert item.etag == second.event["detail"]["object"]["etag"]
+    session = store.get_session(CAPTURE_ID)
+    assert session is not None
+    assert (session.totals.files, session.totals.packets, session.totals.bytes) == (
+        1,
+        item.packets,
+        item.bytes,
+    )
+
+    older = router.invoke("IndexerFunction", first.event)  # S3 holds the later version: not the one announced
+    again = router.invoke("IndexerFunction", second.event)
+
+    assert older.result["files"][0]["status"] == "superseded"
+    assert again.result["files"][0]["status"] == "duplicate"
+    assert store.files_of_capture(CAPTURE_ID) == [item]
+    unchanged = store.get_session(CAPTURE_ID)
+    assert unchanged is not None
+    assert unchanged.totals == session.totals
+
+
 def test_a_truncated_pcap_is_indexed_as_partial_with_the_reason(
     router: Router, settings: Settings, store: CaptureStore
 ) -> None:
@@ -130,11 +163,12 @@ def test_a_classic_s3_notification_names_the_same_object_as_the_eventbridge_even
 ) -> None:
     key = f"{PREFIX}20261125T031200Z-00002.pcap"
     _upload(settings, key, (CAPTURES / "any-nano-head.pcap").read_bytes())
-    router.drain()
+    [bridged] = router.drain()
     event = load_event("s3-object-created-notification")
     record = event["Records"][0]
     record["s3"]["bucket"]["name"] = settings.capture_bucket
-    record["s3"]["object"]["key"] = key
+    announced = bridged.event["detail"]["object"]
+    record["s3"]["object"].update(key=key, eTag=announced["etag"], sequencer=announced["sequencer"])
 
     invocation = router.invoke("IndexerFunction", event)
 

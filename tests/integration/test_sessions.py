@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from eks_capture.events.s3 import ordered_sequencer
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.claims import CLAIMS_PER_TRANSACTION
 from eks_capture.store.files import FileRecord
@@ -188,14 +190,86 @@ def test_a_file_indexed_twice_is_counted_once(store: CaptureStore) -> None:
     store.create_session(session)
     record = _file(session.capture_id, "n1", "captures/c/x/n1/a.pcap.zst", NOW, packets=7)
 
-    assert store.record_file(record) is True
-    assert store.record_file(record) is False
-    assert store.record_file(_file(session.capture_id, "n1", "captures/c/x/n1/b.pcap.zst", NOW, packets=5))
+    assert store.record_file(record) == "indexed"
+    assert store.record_file(record) == "duplicate"
+    assert store.record_file(
+        _file(session.capture_id, "n1", "captures/c/x/n1/b.pcap.zst", NOW, packets=5)
+    ) == ("indexed")
 
     stored = store.get_session(session.capture_id)
     assert stored is not None
     assert (stored.totals.files, stored.totals.packets, stored.totals.bytes) == (2, 12, 1200)
     assert len(store.files_of_capture(session.capture_id)) == 2
+
+
+def _version(sequencer: str | None, packets: int) -> FileRecord:
+    """One version of the same key, as S3's event ``sequencer`` names it (None: an unordered write)."""
+    record = _file(_session().capture_id, "n1", "captures/c/x/n1/a.pcap.zst", NOW, packets=packets)
+    return record.model_copy(update={"sequencer": ordered_sequencer(sequencer) if sequencer else None})
+
+
+@pytest.mark.parametrize(
+    ("writes", "statuses", "kept"),
+    [
+        pytest.param([("0A", 7), ("0B", 9)], ["indexed", "replaced"], 9, id="a later version replaces"),
+        pytest.param([("0A", 7), ("0A", 7)], ["indexed", "duplicate"], 7, id="the same version twice"),
+        pytest.param([("0B", 9), ("0A", 7)], ["indexed", "stale"], 9, id="an older version after a newer"),
+        pytest.param(
+            [("0A", 7), ("0B", 9), ("0A", 7), ("0B", 9)],
+            ["indexed", "replaced", "stale", "duplicate"],
+            9,
+            id="both events redelivered after the replacement",
+        ),
+        pytest.param(
+            [("0100", 9), ("FF", 7)], ["indexed", "replaced"], 7, id="sequencers compare right-padded"
+        ),
+        pytest.param(
+            [("0A", 7), (None, 9)], ["indexed", "duplicate"], 7, id="an unordered write never replaces"
+        ),
+        pytest.param([(None, 7), ("0A", 9)], ["indexed", "replaced"], 9, id="a sequenced write replaces"),
+        pytest.param([("0B", 5), ("0C", 0)], ["indexed", "replaced"], 0, id="a later version may hold fewer"),
+    ],
+)
+def test_a_key_written_again_keeps_its_latest_version_counted_once(
+    store: CaptureStore, writes: list[tuple[str | None, int]], statuses: list[str], kept: int
+) -> None:
+    session = _session()
+    store.create_session(session)
+    store.record_file(_file(session.capture_id, "n2", "captures/c/x/n2/b.pcap.zst", NOW, packets=3))
+
+    assert [store.record_file(_version(sequencer, packets)) for sequencer, packets in writes] == statuses
+
+    [item] = [f for f in store.files_of_capture(session.capture_id) if f.node == "n1"]
+    assert (item.packets, item.bytes) == (kept, kept * 100)
+    stored = store.get_session(session.capture_id)
+    assert stored is not None
+    assert (stored.totals.files, stored.totals.packets, stored.totals.bytes) == (
+        2,
+        kept + 3,
+        (kept + 3) * 100,
+    )
+
+
+def test_concurrent_versions_of_one_key_end_with_the_latest_counted_once(store: CaptureStore) -> None:
+    session = _session()
+    store.create_session(session)
+    versions = [_version(f"{seq:02X}", packets=10 * seq) for seq in (3, 8, 1, 6, 2, 7, 4, 5)]
+    start = threading.Barrier(len(versions))
+
+    def write(version: FileRecord) -> str:
+        start.wait()
+        return store.record_file(version)
+
+    with ThreadPoolExecutor(max_workers=len(versions)) as pool:
+        statuses = list(pool.map(write, versions))
+
+    assert statuses.count("indexed") == 1
+    assert set(statuses) <= {"indexed", "replaced", "stale"}
+    [item] = store.files_of_capture(session.capture_id)
+    assert (item.sequencer, item.packets) == (ordered_sequencer("08"), 80)
+    stored = store.get_session(session.capture_id)
+    assert stored is not None
+    assert (stored.totals.files, stored.totals.packets, stored.totals.bytes) == (1, 80, 8000)
 
 
 def test_window_query_finds_files_overlapping_the_incident_across_captures_and_nodes(

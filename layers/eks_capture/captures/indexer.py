@@ -3,6 +3,12 @@
 The object is never loaded whole (the analyzer reads the S3 body in chunks), so a 2 GB file fits a
 1 GB Lambda. Indexing is idempotent: the file item is a conditional write in the same transaction as
 the session totals, so a redelivered S3 event changes nothing.
+
+A key may be written again (the recorder puts a longer copy of a file tcpdump still had open, under the
+same key): the index keeps the latest version. The object is read IfMatch the event's ETag, so what is
+analysed is the version the event announced and is recorded with that event's sequencer; when S3 holds
+another version by then, this event changes nothing (the later write's own event indexes it), and an event
+older than the version indexed changes nothing either (store/files.py).
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from eks_capture.captures.context import ContextCache
 from eks_capture.errors import CaptureRejected
 from eks_capture.events.models import S3Notification, S3ObjectCreated, parse_event
-from eks_capture.events.s3 import S3ObjectRef
+from eks_capture.events.s3 import S3ObjectRef, ordered_sequencer
 from eks_capture.ids import is_capture_id
 from eks_capture.pcap import analyze
 from eks_capture.store.catalog import CaptureStore
@@ -30,7 +37,9 @@ _CAPTURE_KEY = re.compile(
 )
 PCAP_SUFFIXES = (".pcap", ".pcap.gz", ".pcap.zst", ".pcapng", ".pcapng.gz", ".pcapng.zst")
 
-IndexStatus = Literal["indexed", "duplicate", "ignored"]
+#: ``replaced``: a later version of an indexed key; ``superseded``: the event's version is not the latest
+#: (S3 holds another by now, or a later one is indexed), so nothing changed.
+IndexStatus = Literal["indexed", "replaced", "duplicate", "superseded", "ignored"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,18 @@ def index_object(
     if where is None:
         logger.info(f"ignored s3://{ref.bucket}/{ref.key}: not a pcap in the captures/ layout")
         return IndexOutcome(ref.key, "ignored", "not a pcap in the captures/ layout")
-    response = s3.get_object(Bucket=ref.bucket, Key=ref.key)
+    try:
+        response = s3.get_object(
+            Bucket=ref.bucket, Key=ref.key, **({"IfMatch": ref.etag} if ref.etag else {})
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "PreconditionFailed":
+            raise
+        logger.info(
+            f"s3://{ref.bucket}/{ref.key} was written again since this event (ETag {ref.etag} no longer "
+            "there): its later write's event indexes it, nothing changed"
+        )
+        return IndexOutcome(ref.key, "superseded", "written again since this event")
     metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
     names = (contexts or ContextCache(s3)).names(ref.bucket, where.cluster, where.capture_id)
     summary = analyze(response["Body"], context=names)
@@ -90,17 +110,27 @@ def index_object(
         partial_reason=summary.partial_reason or "",
         pre_trigger=metadata.get("pre-trigger") == "true",  # a recorder's file that ends before the trigger
         summary=summary.model_dump(mode="json"),
+        etag=str(response["ETag"]).strip('"'),  # the version read: the event's, IfMatch it
+        sequencer=ordered_sequencer(ref.sequencer) if ref.sequencer else None,
     )
-    if not store.record_file(record):
+    written = store.record_file(record)
+    if written == "duplicate":
         logger.info(f"s3://{ref.bucket}/{ref.key} was indexed already: nothing changed")
         return IndexOutcome(ref.key, "duplicate", "indexed already", summary.packets)
+    if written == "stale":
+        logger.info(
+            f"s3://{ref.bucket}/{ref.key}: a later version is indexed already, this older one "
+            f"(sequencer {ref.sequencer}) is ignored: nothing changed"
+        )
+        return IndexOutcome(ref.key, "superseded", "a later version is indexed", summary.packets)
     top = summary.findings[0].message if summary.findings else "no findings"
     partial = f", partial: {summary.partial_reason}" if summary.partial else ""
+    again = " (a later version replaced the one indexed)" if written == "replaced" else ""
     logger.info(
-        f"indexed s3://{ref.bucket}/{ref.key}: {summary.packets} packets{partial}; {top}",
+        f"indexed s3://{ref.bucket}/{ref.key}{again}: {summary.packets} packets{partial}; {top}",
         extra={"capture_id": where.capture_id, "node": where.node, "packets": summary.packets},
     )
-    return IndexOutcome(ref.key, "indexed", f"{summary.packets} packets{partial}", summary.packets)
+    return IndexOutcome(ref.key, written, f"{summary.packets} packets{partial}", summary.packets)
 
 
 def handle(raw: dict[str, Any], store: CaptureStore, s3: Any = None) -> list[IndexOutcome]:
