@@ -202,9 +202,9 @@ def test_a_file_indexed_twice_is_counted_once(store: CaptureStore) -> None:
     assert len(store.files_of_capture(session.capture_id)) == 2
 
 
-def _version(sequencer: str | None, packets: int) -> FileRecord:
-    """One version of the same key, as S3's event ``sequencer`` names it (None: an unordered write)."""
-    record = _file(_session().capture_id, "n1", "captures/c/x/n1/a.pcap.zst", NOW, packets=packets)
+def _version(sequencer: str | None, packets: int, node: str = "n1") -> FileRecord:
+    """One version of a node's file ``a`` as S3's event ``sequencer`` names it (None: an unordered write)."""
+    record = _file(_session().capture_id, node, f"captures/c/x/{node}/a.pcap.zst", NOW, packets=packets)
     return record.model_copy(update={"sequencer": ordered_sequencer(sequencer) if sequencer else None})
 
 
@@ -250,10 +250,11 @@ def test_a_key_written_again_keeps_its_latest_version_counted_once(
     )
 
 
-def test_concurrent_versions_of_one_key_end_with_the_latest_counted_once(store: CaptureStore) -> None:
+def test_concurrent_versions_of_a_key_end_with_the_latest_counted_once(store: CaptureStore) -> None:
     session = _session()
     store.create_session(session)
-    versions = [_version(f"{seq:02X}", packets=10 * seq) for seq in (3, 8, 1, 6, 2, 7, 4, 5)]
+    nodes = [f"n{i}" for i in range(4)]  # four keys, each raced by its eight versions at once
+    versions = [_version(f"{seq:02X}", 10 * seq, node) for seq in (3, 8, 1, 6, 2, 7, 4, 5) for node in nodes]
     start = threading.Barrier(len(versions))
 
     def write(version: FileRecord) -> str:
@@ -263,13 +264,13 @@ def test_concurrent_versions_of_one_key_end_with_the_latest_counted_once(store: 
     with ThreadPoolExecutor(max_workers=len(versions)) as pool:
         statuses = list(pool.map(write, versions))
 
-    assert statuses.count("indexed") == 1
+    assert statuses.count("indexed") == len(nodes)
     assert set(statuses) <= {"indexed", "replaced", "stale"}
-    [item] = store.files_of_capture(session.capture_id)
-    assert (item.sequencer, item.packets) == (ordered_sequencer("08"), 80)
+    kept = {(f.node, f.sequencer, f.packets) for f in store.files_of_capture(session.capture_id)}
+    assert kept == {(node, ordered_sequencer("08"), 80) for node in nodes}
     stored = store.get_session(session.capture_id)
     assert stored is not None
-    assert (stored.totals.files, stored.totals.packets, stored.totals.bytes) == (1, 80, 8000)
+    assert (stored.totals.files, stored.totals.packets, stored.totals.bytes) == (4, 320, 32000)
 
 
 def test_window_query_finds_files_overlapping_the_incident_across_captures_and_nodes(
