@@ -21,6 +21,7 @@ from eks_capture.events.s3 import S3ObjectRef
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import JOBS, PODS
 from tests.events import load_event
+from tests.fixtures.kube import started_container_log
 from tests.fixtures.sessions import stored_session
 from tests.fixtures.waiting import eventually
 
@@ -62,7 +63,8 @@ def test_a_capture_pod_pushed_past_its_spool_size_limit_is_reported_evicted_with
 
     def capturing() -> dict[str, Any] | None:
         found = capture_pod(local_shop)
-        return found if found and "capture running" in local_shop.kubelet.read_log(found, "capture") else None
+        log = found and started_container_log(local_shop, found, "capture")
+        return found if log and "capture running" in log else None
 
     pod = eventually(capturing, timeout=30, interval=0.2, what="the agent never captured")
     prefix = f"captures/shop-prod/{outcome.capture_id}/{LOCAL_NODE}/"

@@ -28,8 +28,8 @@ from eks_capture.captures.indexer import index_object
 from eks_capture.events.s3 import S3ObjectRef
 from localcloud.kube import KubeEmulator
 from localcloud.kube.resources import PODS
-from localcloud.kube.status import ApiError
 from tests.events import load_event
+from tests.fixtures.kube import started_container_log
 from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -103,19 +103,13 @@ def recorder_pod(shop: KubeEmulator) -> dict[str, Any] | None:
 def wait_until_recording(shop: KubeEmulator, timeout: float = 30) -> dict[str, Any]:
     def recording() -> dict[str, Any] | None:
         pod = recorder_pod(shop)
-        if pod is None:
-            return None
-        try:
-            log = shop.kubelet.read_log(pod, "record")
-        except ApiError as refused:  # the pod exists but its container has not started: no log yet
-            if "waiting to start" not in str(refused):
-                raise
-            return None
-        return pod if "capture running" in log else None
+        log = pod and started_container_log(shop, pod, "record")
+        return pod if log and "capture running" in log else None
 
     def why() -> str:
         pod = recorder_pod(shop)
-        return f"the recorder never started: {pod and shop.kubelet.read_log(pod, 'record')[-2000:]}"
+        log = pod and started_container_log(shop, pod, "record")
+        return f"the recorder never started: {(log or 'no log: its container has not started')[-2000:]}"
 
     return eventually(recording, timeout=timeout, interval=0.2, what=why)
 
