@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,14 +154,22 @@ class CallCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._arrivals: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
 
     def record(self, verb: str, resource: str) -> None:
         with self._lock:
             self._counts[verb, resource] += 1
+            self._arrivals[verb, resource].append(time.monotonic())
 
     def __getitem__(self, key: tuple[str, str]) -> int:
         with self._lock:
             return self._counts[key]
+
+    def arrivals(self, verb: str, resource: str) -> list[float]:
+        """When each such request reached the server (``time.monotonic()``), oldest first: a client's own
+        pauses (a read timeout, a back-off) show between them, apart from how long the client then took."""
+        with self._lock:
+            return list(self._arrivals[verb, resource])
 
     def total(self, verb: str | None = None, resource: str | None = None) -> int:
         """Requests matching ``verb`` and ``resource`` (None matches any)."""
@@ -175,3 +184,4 @@ class CallCounter:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._arrivals.clear()
