@@ -197,17 +197,30 @@ class Uploader:
         start = summary.first_packet if summary and summary.first_packet is not None else name.period_start
         key = pcap_key(self.request.target.prefix, start, seq, self.compression.suffix)
         metadata = pcap_metadata(self.identity, self._capture_filter(), seq, summary)
-        size = path.stat().st_size
         with self.keeper.lock:  # from here the object may reach S3 even if the attempt fails
             self.ledger.attempted[name.filename] = key
         stored = put_file(self.client, self.request.target.bucket, key, path, self.compression, metadata)
+        self._uploaded(name, key, stored.stored_bytes, summary, metadata)
+        return True
+
+    def _uploaded(
+        self,
+        name: PcapName,
+        key: str,
+        stored_bytes: int,
+        summary: PcapSummary | None,
+        metadata: dict[str, str],
+    ) -> None:
+        """S3 holds the file's object: the local copy goes, the ledger counts it uploaded."""
+        path = self.spool.path(name.filename)
+        size = path.stat().st_size
         path.unlink()
         uploaded = UploadedFile(
             name=name.filename,
             key=key,
-            seq=seq,
+            seq=self.ledger.seqs[name.filename],
             bytes=size,
-            stored_bytes=stored.stored_bytes,
+            stored_bytes=stored_bytes,
             packets=summary.packets if summary else None,
             first_packet=metadata.get("first-packet"),
             last_packet=metadata.get("last-packet"),
@@ -225,11 +238,10 @@ class Uploader:
                 "file": name.filename,
                 "key": key,
                 "bytes": size,
-                "stored_bytes": stored.stored_bytes,
+                "stored_bytes": stored_bytes,
                 "packets": uploaded.packets,
             },
         )
-        return True
 
     def _unsettled(self) -> list[DroppedFile]:
         with self.keeper.lock:
