@@ -3,8 +3,8 @@
 One file at a time, oldest first: scan it (packets, first/last packet), stream it compressed to S3,
 confirm the object, then delete the local copy. A failed attempt is retried with backoff while the
 budget keeper (its own thread) stops the spool from overflowing in the meantime. SIGTERM starts the
-grace period: the role keeps going until the capture's marker has arrived and everything is up, or
-the grace period ends, and always tries to leave a manifest.
+grace period: the role keeps going until the capture's marker has arrived and everything is up, or only
+the last questions' and the manifest's reserves are left, and always tries to leave a manifest.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from eks_capture_agent.timestamps import iso_utc
 EXIT_OK = 0
 EXIT_INCOMPLETE = 4
 MANIFEST_RESERVE_SECONDS = 3.0
+#: Before the manifest's reserve: the last questions to S3 for what an attempt may have left there.
+LAST_QUESTIONS_SECONDS = 2.0
 MANIFEST_ATTEMPTS = 8
 UPLOAD_ERRORS = (BotoCoreError, ClientError, Boto3Error, UploadNotConfirmedError, OSError)
 
@@ -113,7 +115,7 @@ class Uploader:
             progressed = self._step(capture_over)
             if capture_over and not self._left_in_spool() and not self._unsettled():
                 return
-            if self._out_of_time():
+            if self._out_of_time(MANIFEST_RESERVE_SECONDS + LAST_QUESTIONS_SECONDS):
                 self.logger.error("grace period over with files left", extra={"left": self._left_in_spool()})
                 return
             if not progressed:
@@ -305,9 +307,10 @@ class Uploader:
     def _settle_the_rest(self) -> None:
         """Ask S3 once more for each dropped file it may hold, whatever the backoff says: the loop can end
         (grace over) with S3 answering again and its retry not yet due. Stops at the first failure (S3
-        still away) or when the time is up, leaving the rest for the manifest to name."""
+        still away) or when the last questions' time is up (the manifest's reserve is never spent), leaving
+        the rest for the manifest to name."""
         for dropped in self._unsettled():
-            if self._out_of_time(reserve=0.0) or not self._settle(dropped):
+            if self._out_of_time() or not self._settle(dropped):
                 return
 
     def _finish(self) -> int:

@@ -23,12 +23,15 @@ import pytest
 from eks_capture.captures.reaper import dropped_packets
 from eks_capture_agent.ledger import DroppedFile, Ledger
 from eks_capture_agent.spool import Spool
+from eks_capture_agent.upload import LAST_QUESTIONS_SECONDS, MANIFEST_RESERVE_SECONDS
 from localcloud.aws import MotoServer
 from localcloud.outages import PausableProxy
 from tests.fixtures.aws import make_bucket
 from tests.fixtures.waiting import eventually
 
 BUCKET = "captures-upload-test"
+#: A grace period the loop leaves at once: all of it kept for the last questions to S3 and the manifest.
+STOP_RESERVE_SECONDS = MANIFEST_RESERVE_SECONDS + LAST_QUESTIONS_SECONDS
 IDENTITY = {"CAPTURE_ID": "cap-20261125T120000Z-00ff00ff", "CLUSTER_NAME": "demo", "NODE_NAME": "node-2"}
 PREFIX = "captures/demo/cap-20261125T120000Z-00ff00ff/node-2/"
 FILES = ["20261125T120000Z.pcap", "20261125T120000Z.pcap1", "20261125T120001Z.pcap"]
@@ -200,12 +203,22 @@ def test_a_capture_role_that_never_starts_ends_the_upload_role_with_an_incomplet
     assert manifest["files"] == []
 
 
-def test_a_dropped_file_s3_holds_counts_as_uploaded_when_s3_answers_again_only_after_the_grace_period(
-    tmp_path: Path, bucket: str, moto: MotoServer
+#: The grace period after SIGTERM: (seconds, the file's place in the manifest, the upload role's exit code).
+LAST_QUESTION_CASES = pytest.mark.parametrize(
+    ("grace_seconds", "counted_as", "exit_code"),
+    [(STOP_RESERVE_SECONDS, "files", 0), (MANIFEST_RESERVE_SECONDS, "dropped", 4)],
+    ids=["time-for-the-last-question", "only-the-manifests-reserve"],
+)
+
+
+@LAST_QUESTION_CASES
+def test_a_dropped_file_s3_holds_is_asked_for_once_more_at_the_stop_but_never_in_the_manifests_time(
+    tmp_path: Path, bucket: str, moto: MotoServer, grace_seconds: float, counted_as: str, exit_code: int
 ) -> None:
     """The keeper dropped a file between failed attempts, one of which reached S3 with its answer cut; S3
     is away while the uploader asks, back once the grace period is over: one last question before the
-    manifest counts the file once, as S3 has it."""
+    manifest counts the file once, as S3 has it, when the grace period leaves time for it; the manifest's
+    reserve is never spent on it (the file stays dropped, its key left set: S3 was not asked)."""
     key = f"{PREFIX}20261125T120000Z-00000.pcap.zst"
     metadata = {"seq": "0", "packets": "20", "first-packet": "a", "last-packet": "b"}
     boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"stored", Metadata=metadata)
@@ -215,20 +228,24 @@ def test_a_dropped_file_s3_holds_counts_as_uploaded_when_s3_answers_again_only_a
     ledger.dropped.append(DroppedFile(FILES[0], 0, 2024, "2026-11-25T12:00:05Z", "budget", 20, key))
     ledger.save(Spool(tmp_path))
     proxy = PausableProxy(moto.port)  # not resumed: S3 refuses every connection
-    uploader = _uploader(tmp_path, "--grace-seconds", "3", endpoint_url=proxy.endpoint_url)
+    uploader = _uploader(tmp_path, "--grace-seconds", str(grace_seconds), endpoint_url=proxy.endpoint_url)
     assert uploader.stdout is not None
     for line in uploader.stdout:  # until its next question is due in at least 1 s (backoff.retry_delay)
         if json.loads(line).get("failures") == 3:
             break
     proxy.resume()
-    uploader.send_signal(signal.SIGTERM)  # 3 s of grace: all of it the manifest's reserve
+    uploader.send_signal(signal.SIGTERM)  # the loop has no time left: only the reserves
     try:
-        assert uploader.wait(timeout=30) == 0, uploader.stdout.read()
+        assert uploader.wait(timeout=30) == exit_code, uploader.stdout.read()
     finally:
         proxy.pause()
 
     manifest = json.loads(_body(f"{PREFIX}manifest.json"))
     files = [(item["name"], item["key"], item["packets"]) for item in manifest["files"]]
-    assert files == [(FILES[0], key, 20)]
-    assert manifest["dropped"]["items"] == []
-    assert manifest["status"] == "complete"
+    dropped = [(item["name"], item["key"], item["packets"]) for item in manifest["dropped"]["items"]]
+    assert {"files": files, "dropped": dropped} == {
+        "files": [],
+        "dropped": [],
+        counted_as: [(FILES[0], key, 20)],
+    }
+    assert manifest["status"] == ("complete" if counted_as == "files" else "incomplete")
