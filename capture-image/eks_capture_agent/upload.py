@@ -312,6 +312,34 @@ class Uploader:
         for dropped in self._unsettled():
             if self._out_of_time() or not self._settle(dropped):
                 return
+        for name in self.spool.pcap_names():
+            key = self.ledger.attempted.get(name.filename)
+            if key is not None and (self._out_of_time() or not self._confirm_attempt(name, key)):
+                return
+
+    def _confirm_attempt(self, name: PcapName, key: str) -> bool:
+        """A file still in the spool whose upload attempt failed may be in S3 after all (the PUT landed, its
+        answer was cut, and the retry was not due before the grace period ended): an object with the very
+        metadata this file's upload sends (its seq, its packets and their times) makes it uploaded, so the
+        manifest does not count its packets as left too. Whether S3 answered."""
+        try:
+            found = find_object(self.client, self.request.target.bucket, key)
+        except UPLOAD_ERRORS as error:
+            return self._failed(name.filename, error)
+        try:
+            summary: PcapSummary | None = scan_pcap(self.spool.path(name.filename))
+        except NotPcapError:
+            summary = None
+        seq = self.ledger.seqs[name.filename]
+        metadata = pcap_metadata(self.identity, self._capture_filter(), seq, summary)
+        if found is None or found.metadata != metadata:
+            self.logger.info(
+                "a left file's failed upload attempt did not reach S3: counted as not uploaded",
+                extra={"file": name.filename, "key": key, "found": found is not None},
+            )
+            return True
+        self._uploaded(name, key, found.stored_bytes, summary, metadata)
+        return True
 
     def _finish(self) -> int:
         self._settle_the_rest()

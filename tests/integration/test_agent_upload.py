@@ -14,18 +14,25 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ConnectionClosedError
 
 from eks_capture.captures.reaper import dropped_packets
+from eks_capture_agent.identity import Identity
 from eks_capture_agent.ledger import DroppedFile, Ledger
+from eks_capture_agent.manifest import UploadTarget
+from eks_capture_agent.s3client import S3Client, s3_client
 from eks_capture_agent.spool import Spool
-from eks_capture_agent.upload import LAST_QUESTIONS_SECONDS, MANIFEST_RESERVE_SECONDS
+from eks_capture_agent.upload import LAST_QUESTIONS_SECONDS, MANIFEST_RESERVE_SECONDS, Uploader, UploadRequest
 from localcloud.aws import MotoServer
 from localcloud.outages import PausableProxy
+from tests.fixtures import agents
 from tests.fixtures.aws import make_bucket
 from tests.fixtures.waiting import eventually
 
@@ -249,3 +256,62 @@ def test_a_dropped_file_s3_holds_is_asked_for_once_more_at_the_stop_but_never_in
         counted_as: [(FILES[0], key, 20)],
     }
     assert manifest["status"] == ("complete" if counted_as == "files" else "incomplete")
+
+
+@pytest.fixture
+def own_signal_handlers() -> Iterator[None]:
+    """An upload role run in this process takes SIGTERM and SIGINT: give them back after."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def cut_the_answer_and_stop(client: S3Client, key_ending: str) -> None:
+    """The PutObject of the key ending so reaches S3 and its answer is lost (an outage cutting the
+    connection), and the pod's stop comes with it: SIGTERM to this process."""
+    cut: list[bool] = []
+
+    def fail(http_response: Any, **_: object) -> None:
+        if not cut and http_response.url.endswith(key_ending):
+            cut.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise ConnectionClosedError(endpoint_url="the test's outage")
+
+    client.meta.events.register("after-call.s3.PutObject", fail)
+
+
+def test_a_file_whose_put_landed_with_its_answer_cut_as_the_grace_period_ended_counts_once_as_uploaded(
+    tmp_path: Path, aws: MotoServer, own_signal_handlers: None
+) -> None:
+    """The last file's PUT reaches S3, its answer is cut and SIGTERM comes: the loop has no time left for
+    the retry, so the file is still in the spool. One last question finds the object this very file's upload
+    sends: it is uploaded, not also left with its packets counted as dropped (the indexer counts the
+    object's)."""
+    make_bucket(agents.BUCKET)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    _capture_record(spool)
+    _write(spool, "capture-done.json", {"status": "completed", "tcpdump": {"counters": {"captured": 60}}})
+    for index, name in enumerate(FILES):
+        (spool / name).write_bytes(_pcap(1_795_600_000 + index, 20))
+    names = agents.IDENTITY
+    uploader = Uploader(
+        UploadRequest(
+            spool, UploadTarget(agents.BUCKET, agents.PREFIX, "zstd", 1, 1 << 30), STOP_RESERVE_SECONDS
+        ),
+        Identity(names["CAPTURE_ID"], names["CLUSTER_NAME"], names["NODE_NAME"], None),
+        s3_client(),
+        Logger(service="test"),
+    )
+    cut_the_answer_and_stop(uploader.client, "-00002.pcap.zst")
+
+    exit_code = uploader.run()
+
+    written = agents.manifest()
+    in_s3 = sum(agents.packets_in_s3(tmp_path).values())
+    assert (in_s3, written["dropped"]["packets"]) == (60, 0), "a packet counted twice or lost"
+    assert [item["name"] for item in written["files"]] == FILES
+    assert written["not_uploaded"] == []
+    assert not (spool / FILES[2]).exists(), "S3 holds the file: the local copy goes"
+    assert exit_code == 0
