@@ -192,8 +192,9 @@ class Recorder:
             meeting = overlapping(files, window.request)
             window.wanted |= {item.name.filename for item in meeting}
         for item in meeting:
-            if item.closed and item.name.filename not in window.uploaded:
-                self._upload(window, item.name)
+            waiting = item.closed and item.name.filename not in window.uploaded
+            if waiting and not self._upload(window, item.name):
+                return  # the spool would not keep the attempt: the file waits for the next step
         present = {item.name.filename for item in self.ring_files()}
         for name in sorted(window.wanted - set(window.uploaded) - present):
             with self.keeper.lock:
@@ -211,18 +212,21 @@ class Recorder:
             for item in meeting:
                 name = item.name.filename
                 if not item.closed and name not in window.uploaded:
-                    self._upload(window, item.name, still_open=True)
+                    if not self._upload(window, item.name, still_open=True):
+                        return  # not attempted: the window is not finished without it
                     if name in window.uploaded:
                         window.notes.append(f"{name} was still open: uploaded as far as written")
         if window.attempted:
             return  # a failed attempt is retried at the next step (same key): the manifest waits for it
         self._finish(window)
 
-    def _upload(self, window: Window, name: PcapName, still_open: bool = False) -> None:
+    def _upload(self, window: Window, name: PcapName, still_open: bool = False) -> bool:
+        """False when postponed, nothing sent (the spool would not keep the attempt's key); True when
+        uploaded, failed (kept as attempted), gone or not a pcap."""
         path = self.spool.path(name.filename)
         with self.keeper.lock:
             if not path.exists():
-                return
+                return True
             self.keeper.in_flight = name
         copy = self.spool.path(f".{window.request.capture_id}-{name.filename}")
         try:
@@ -233,7 +237,7 @@ class Recorder:
             except NotPcapError as error:
                 if not still_open:  # an open file tcpdump has not flushed yet holds no whole packet
                     window.errors.append(f"{name.filename}: {error}")
-                return
+                return True
             seq = window.seq_of(name.filename)
             start = summary.first_packet if summary.first_packet is not None else name.period_start
             key = pcap_key(window.request.prefix, start, seq, self.compression.suffix)
@@ -243,14 +247,18 @@ class Recorder:
                 metadata["pre-trigger"] = "true"
             size = path.stat().st_size
             # from here the object may reach S3 even if the attempt fails
+            earlier = window.attempted.get(name.filename)  # a failed attempt's PUT may have landed
             window.attempted[name.filename] = Attempt(key, size, summary.packets)
             if not self.state.save(self.windows):  # a restarted recorder must know the key: no PUT without it
-                window.attempted.pop(name.filename)
-                return
+                if earlier is None:
+                    window.attempted.pop(name.filename)
+                else:
+                    window.attempted[name.filename] = earlier
+                return False
             stored = put_file(self.client, self.request.bucket, key, path, self.compression, metadata)
         except UPLOAD_ERRORS as error:  # the file stays wanted and is retried at the next step
             self.logger.warning("window upload failed", extra={"file": name.filename, "error": str(error)})
-            return
+            return True
         finally:
             copy.unlink(missing_ok=True)
             with self.keeper.lock:
@@ -273,6 +281,7 @@ class Recorder:
             "uploaded",
             extra={"capture_id": window.request.capture_id, "file": name.filename, "key": key},
         )
+        return True
 
     def _settle(self, window: Window, dropped: DroppedFile) -> None:
         """Ask S3 whether a dropped file's earlier attempt left its object there."""

@@ -21,6 +21,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ConnectionClosedError
 
 from eks_capture_agent.identity import Identity
+from eks_capture_agent.manifest import MANIFEST
 from eks_capture_agent.recorder import RECORDER_CAPTURE_ID, Recorder, RecorderRequest
 from eks_capture_agent.recorder_windows import WINDOW_REQUEST_ANNOTATION
 from eks_capture_agent.s3client import S3Client, s3_client
@@ -313,22 +314,73 @@ def test_a_wanted_file_never_attempted_when_the_recorder_stops_is_dropped_with_i
     assert written["status"] == "incomplete"
 
 
-def test_no_upload_starts_while_the_spool_will_not_keep_the_key_a_restarted_recorder_needs(
-    aws: MotoServer, tmp_path: Path
-) -> None:
-    make_bucket(BUCKET)
-    recorder = ring_recorder(tmp_path, files=2)
+def refuse_the_states_rewrite(recorder: Recorder) -> Path:
+    """The spool (a full emptyDir) refuses the state's rewrite until the returned directory is removed."""
     unwritable = recorder.request.spool / "..recorder-state.json.tmp"
     unwritable.mkdir()  # the state's temporary file cannot be written
+    return unwritable
+
+
+@pytest.mark.parametrize(
+    ("files", "settle_seconds", "stopped_first"),
+    [(2, 1e9, False), (2, 1e9, True), (1, 0, False)],
+    ids=[
+        "a-closed-file-while-the-ring-records",
+        "once-every-file-closed",
+        "the-open-file-past-the-settle-time",
+    ],
+)
+def test_no_upload_starts_and_no_manifest_while_the_spool_will_not_keep_the_key_a_restart_needs(
+    aws: MotoServer, tmp_path: Path, files: int, settle_seconds: float, stopped_first: bool
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=files, settle_seconds=settle_seconds)
+    if stopped_first:
+        record_stopped(recorder)
+    unwritable = refuse_the_states_rewrite(recorder)
 
     recorder.step()
-    assert not [key for key in s3_objects() if ".pcap" in key]
+    assert not s3_objects(), "no file uploaded, and no manifest for a window missing them"
+    assert list(recorder.windows) == [IDENTITY["CAPTURE_ID"]]
     unwritable.rmdir()
     record_stopped(recorder)
     recorder.step()
 
-    written = assert_each_file_counted_once(tmp_path, files=2)
+    written = assert_each_file_counted_once(tmp_path, files=files)
     assert written["status"] == "complete"
+
+
+@pytest.mark.parametrize(
+    ("end", "packets", "status"),
+    [
+        (Recorder.step, PACKETS[0] + PACKETS[1], "complete"),
+        (Recorder.close_windows, PACKETS[0], "incomplete"),
+    ],
+    ids=["retried-once-the-spool-takes-writes", "the-recorder-stopping-first"],
+)
+def test_a_retry_the_spool_will_not_keep_leaves_the_earlier_attempt_whose_put_landed_in_place(
+    aws: MotoServer, tmp_path: Path, end: Callable[[Recorder], None], packets: int, status: str
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=1, settle_seconds=0)
+    cut_the_next_put(recorder.client, landed=True)
+    recorder.step()  # past the settle time: the open file as far as written; its PUT lands, its answer lost
+    earlier = dict(recorder.windows[IDENTITY["CAPTURE_ID"]].attempted)
+    with (recorder.request.spool / NAMES[0]).open("ab") as tcpdump:
+        tcpdump.write(ring_file_bytes(1)[24:])  # tcpdump writes on: the retry's copy is longer
+    unwritable = refuse_the_states_rewrite(recorder)
+
+    recorder.step()  # the retry is not made
+    assert [key for key in s3_objects() if key.endswith(MANIFEST)] == []
+    assert recorder.windows[IDENTITY["CAPTURE_ID"]].attempted == earlier, "S3 may hold the earlier copy"
+    unwritable.rmdir()
+    end(recorder)  # retried as far as written now, or SIGTERM's grace is over first: S3 is asked for the key
+
+    written = manifest()
+    assert [(item["name"], item["packets"]) for item in written["files"]] == [(NAMES[0], packets)]
+    assert list(packets_in_s3(tmp_path).values()) == [packets] == [written["totals"]["packets"]]
+    assert written["dropped"]["items"] == []
+    assert written["status"] == status
 
 
 def test_the_copy_of_an_open_file_a_killed_recorder_was_uploading_leaves_the_spool_when_it_restarts(
