@@ -120,9 +120,8 @@ class Recorder:
                 if name in window.attempted:
                     window.lost(name, at, None, reason="upload not confirmed before the recorder stopped")
                     continue
-                with self.keeper.lock:
-                    evicted = self.keeper.evicted_needed.get(name)
-                held = evicted or counted(self.spool.path(name))
+                with self.keeper.lock:  # the keeper still runs: the file is counted here or as it goes
+                    held = self.keeper.evicted_needed.get(name) or counted(self.spool.path(name))
                 window.lost(name, at, held, reason="not uploaded before the recorder stopped")
             for dropped in window.unsettled():
                 self._settle(window, dropped)

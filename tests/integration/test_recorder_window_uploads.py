@@ -24,6 +24,7 @@ from eks_capture_agent.identity import Identity
 from eks_capture_agent.manifest import MANIFEST
 from eks_capture_agent.recorder import RECORDER_CAPTURE_ID, Recorder, RecorderRequest
 from eks_capture_agent.recorder_windows import WINDOW_REQUEST_ANNOTATION
+from eks_capture_agent.ring import RingKeeper
 from eks_capture_agent.s3client import S3Client, s3_client
 from eks_capture_agent.spool import COMPLETION_MARKER, Spool
 from localcloud.aws import MotoServer
@@ -298,14 +299,38 @@ def test_a_file_whose_put_landed_unconfirmed_before_a_restart_and_then_evicted_i
     assert written["status"] == "complete"
 
 
+class KeeperCheckWaiting:
+    """The ring keeper's lock with the keeper's next check waiting for it, as the keeper's thread waits:
+    the check runs the moment the lock is let go, before its holder does anything more."""
+
+    def __init__(self, keeper: RingKeeper) -> None:
+        self._lock = keeper.lock
+        self._waiting = [keeper.enforce]
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+        waiting, self._waiting = self._waiting, []
+        for check in waiting:
+            check()
+
+
+@pytest.mark.parametrize(
+    "evicted_as_it_stops", [False, True], ids=["still-open", "closed-and-evicted-as-the-recorder-stops"]
+)
 def test_a_wanted_file_never_attempted_when_the_recorder_stops_is_dropped_with_its_packets(
-    aws: MotoServer, tmp_path: Path
+    aws: MotoServer, tmp_path: Path, evicted_as_it_stops: bool
 ) -> None:
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=2)
 
     recorder.step()  # the closed file uploads; the open one is wanted
-    recorder.close_windows()  # SIGTERM's grace is over before tcpdump closed it
+    if evicted_as_it_stops:
+        write_ring_file(recorder.request.spool, 2)  # tcpdump rotates: the wanted file is closed
+        recorder.keeper.lock = KeeperCheckWaiting(recorder.keeper)  # type: ignore[assignment]
+    recorder.close_windows()  # SIGTERM's grace is over before the file was uploaded
 
     written = assert_each_file_counted_once(tmp_path, files=2)
     assert [(item["name"], item["packets"]) for item in written["dropped"]["items"]] == [
