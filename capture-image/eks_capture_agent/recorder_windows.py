@@ -79,13 +79,14 @@ class Window(Settling):
     ) -> None:
         """A wanted file the ring let go of (or the recorder stopped with) before its upload was confirmed:
         dropped, with its attempt's key (S3 may hold it) when one was made, and what it held (as the
-        attempt or the ring counted it)."""
+        attempt or the ring counted it). It keeps the seq it was given, if any (an attempt the spool would
+        not keep is numbered), so every seq handed out is a file in the manifest."""
         if filename in self.uploaded or any(item.name == filename for item in self.dropped):
             return
         attempt = self.attempted.pop(filename, None)
         if attempt is None:
             size, packets = (evicted.bytes, evicted.packets) if evicted else (0, None)
-            self.dropped.append(DroppedFile(filename, -1, size, at, reason, packets))
+            self.dropped.append(DroppedFile(filename, self.seqs.get(filename, -1), size, at, reason, packets))
             return
         seq = self.seqs[filename]
         self.dropped.append(

@@ -145,6 +145,10 @@ def assert_each_file_counted_once(tmp_path: Path, files: int, ring: Ring = BY_TI
     assert {item["key"] for item in written["files"]} == {key for key in s3_objects() if ".pcap" in key}
     assert sum(in_s3.values()) == written["totals"]["packets"]
     assert sum(in_s3.values()) + dropped_packets == sum(PACKETS[:files])
+    numbers = sorted(
+        item["seq"] for item in written["files"] + written["dropped"]["items"] if item["seq"] >= 0
+    )
+    assert numbers == list(range(len(numbers))), "every seq handed out is a file uploaded or dropped"
     return written
 
 
@@ -373,6 +377,23 @@ def test_no_upload_starts_and_no_manifest_while_the_spool_will_not_keep_the_key_
 
     written = assert_each_file_counted_once(tmp_path, files=files)
     assert written["status"] == "complete"
+
+
+def test_a_file_the_ring_lets_go_of_after_the_spool_refused_its_attempt_is_dropped_under_its_number(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    make_bucket(BUCKET)
+    recorder = ring_recorder(tmp_path, files=2)
+    unwritable = refuse_the_states_rewrite(recorder)
+    recorder.step()  # the closed file is numbered; its attempt is not kept, so no PUT
+    unwritable.rmdir()
+    recorder.keeper.enforce()  # the ring needs room: the closed file goes before the retry
+    record_stopped(recorder)
+    recorder.step()
+
+    written = assert_each_file_counted_once(tmp_path, files=2)
+    assert [(item["name"], item["seq"]) for item in written["dropped"]["items"]] == [(NAMES[0], 0)]
+    assert [(item["name"], item["seq"]) for item in written["files"]] == [(NAMES[1], 1)]
 
 
 @pytest.mark.parametrize(
