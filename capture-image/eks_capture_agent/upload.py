@@ -1,8 +1,8 @@
 """The upload role: ship each closed pcap to S3 as soon as tcpdump lets go of it, then the manifest.
 
-One file at a time, oldest first: scan it (packets, first/last packet), stream it compressed to S3,
-confirm the object, then delete the local copy. A failed attempt is retried with backoff while the
-budget keeper (its own thread) stops the spool from overflowing in the meantime. SIGTERM starts the
+One file at a time, oldest first: scan it once seen closed (packets, first/last packet), stream it
+compressed to S3, confirm the object, then delete the local copy. A failed attempt is retried with backoff
+while the budget keeper (its own thread) stops the spool from overflowing in the meantime. SIGTERM starts the
 grace period: the role keeps going until the capture's marker has arrived and everything is up, or only
 the last questions' and the manifest's reserves are left, and always tries to leave a manifest.
 """
@@ -82,6 +82,9 @@ class Uploader:
         self._started = time.monotonic()
         self._signal: str | None = None
         self._noted = {"signal": False, "overdue": False}
+        #: Each closed pcap scanned once, when first seen closed (None: no pcap), so counting what is left
+        #: at the stop reads at most the file still open.
+        self._summaries: dict[str, PcapSummary | None] = {}
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -147,6 +150,11 @@ class Uploader:
         closed = closed_files(present, capture_over)
         with self.keeper.lock:
             self.ledger.number(closed)  # not the open file: the capture role may yet take it away empty
+        for pcap in closed:
+            try:
+                self._summary(pcap)
+            except FileNotFoundError:
+                continue
         unsettled = self._unsettled()
         pending = closed or unsettled or any(self.spool.path(name).exists() for name in SNAPSHOTS)
         if pending and time.monotonic() < self._retry_at:
@@ -187,14 +195,19 @@ class Uploader:
             with self.keeper.lock:
                 self.keeper.in_flight = None
 
+    def _summary(self, name: PcapName) -> PcapSummary | None:
+        """The closed file's packets and first/last packet, scanned once (FileNotFoundError if it is gone)."""
+        if name.filename not in self._summaries:
+            try:
+                self._summaries[name.filename] = scan_pcap(self.spool.path(name.filename))
+            except NotPcapError as error:
+                self._summaries[name.filename] = None
+                with self.keeper.lock:
+                    self.ledger.note_error(name.filename, str(error), iso_utc(time.time()))
+        return self._summaries[name.filename]
+
     def _ship_pcap(self, name: PcapName, path: Path) -> bool:
-        summary: PcapSummary | None
-        try:
-            summary = scan_pcap(path)
-        except NotPcapError as error:
-            summary = None
-            with self.keeper.lock:
-                self.ledger.note_error(name.filename, str(error), iso_utc(time.time()))
+        summary = self._summary(name)
         seq = self.ledger.seqs[name.filename]
         start = summary.first_packet if summary and summary.first_packet is not None else name.period_start
         key = pcap_key(self.request.target.prefix, start, seq, self.compression.suffix)
@@ -202,21 +215,15 @@ class Uploader:
         with self.keeper.lock:  # from here the object may reach S3 even if the attempt fails
             self.ledger.attempted[name.filename] = key
         stored = put_file(self.client, self.request.target.bucket, key, path, self.compression, metadata)
-        self._uploaded(name, key, stored.stored_bytes, summary, metadata)
+        self._uploaded(name, key, stored.stored_bytes, metadata)
         return True
 
-    def _uploaded(
-        self,
-        name: PcapName,
-        key: str,
-        stored_bytes: int,
-        summary: PcapSummary | None,
-        metadata: dict[str, str],
-    ) -> None:
+    def _uploaded(self, name: PcapName, key: str, stored_bytes: int, metadata: dict[str, str]) -> None:
         """S3 holds the file's object: the local copy goes, the ledger counts it uploaded."""
         path = self.spool.path(name.filename)
         size = path.stat().st_size
         path.unlink()
+        summary = self._summaries.pop(name.filename, None)
         uploaded = UploadedFile(
             name=name.filename,
             key=key,
@@ -293,10 +300,15 @@ class Uploader:
         return True
 
     def _packets_in_pcaps(self, names: list[str]) -> int:
-        """Packets in the pcaps among ``names`` (whole records; a file gone or no pcap counts none)."""
+        """Packets in the pcaps among ``names`` (whole records; a file gone or no pcap counts none): a closed
+        file's from its scan, the open file's read now."""
         packets = 0
         for name in names:
             if parse_pcap_name(name) is None:
+                continue
+            if name in self._summaries:
+                summary = self._summaries[name]
+                packets += summary.packets if summary else 0
                 continue
             try:
                 packets += packets_in(self.spool.path(name)) or 0
@@ -326,19 +338,15 @@ class Uploader:
             found = find_object(self.client, self.request.target.bucket, key)
         except UPLOAD_ERRORS as error:
             return self._failed(name.filename, error)
-        try:
-            summary: PcapSummary | None = scan_pcap(self.spool.path(name.filename))
-        except NotPcapError:
-            summary = None
         seq = self.ledger.seqs[name.filename]
-        metadata = pcap_metadata(self.identity, self._capture_filter(), seq, summary)
+        metadata = pcap_metadata(self.identity, self._capture_filter(), seq, self._summary(name))
         if found is None or found.metadata != metadata:
             self.logger.info(
                 "a left file's failed upload attempt did not reach S3: counted as not uploaded",
                 extra={"file": name.filename, "key": key, "found": found is not None},
             )
             return True
-        self._uploaded(name, key, found.stored_bytes, summary, metadata)
+        self._uploaded(name, key, found.stored_bytes, metadata)
         return True
 
     def _finish(self) -> int:
