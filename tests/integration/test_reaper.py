@@ -29,7 +29,7 @@ from localcloud.template import Stack
 from tests.events import load_event
 from tests.fixtures.clock import Clock
 from tests.fixtures.sessions import stored_session
-from tests.fixtures.uploads import index_file, upload_manifest
+from tests.fixtures.uploads import index_file, upload_manifest, write_again
 
 NAMESPACE = "eks-capture"
 NODE_A = "ip-192-168-12-34.us-west-2.compute.internal"
@@ -133,17 +133,36 @@ def test_a_finished_capture_is_removed_and_its_nodes_freed(
     assert trigger.handle(again, deps).skipped == {}
 
 
+NOT_INDEXED = "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped; 1 file(s) in S3 not indexed"
+
+
 @pytest.mark.parametrize(
-    ("indexed_later", "verdict"),
+    ("indexed_before", "indexed_later", "verdict"),
     [
-        (True, "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped"),
-        (False, "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped; 1 file(s) in S3 not indexed"),
+        (None, True, "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped"),
+        (None, False, NOT_INDEXED),
+        (10, True, "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped"),
+        (10, False, NOT_INDEXED),  # its earlier version is indexed: counted once, as the manifest lists it
     ],
-    ids=["closed-once-indexed", "closed-past-the-wait-saying-so"],
+    ids=[
+        "closed-once-indexed",
+        "closed-past-the-wait-saying-so",
+        "written-again-closed-once-its-later-version-is-indexed",
+        "written-again-closed-past-the-wait-saying-so",
+    ],
 )
 def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_indexed(
-    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock, indexed_later: bool, verdict: str
+    deps: Deps,
+    reaper_deps: Deps,
+    shop: KubeEmulator,
+    clock: Clock,
+    indexed_before: int | None,
+    indexed_later: bool,
+    verdict: str,
 ) -> None:
+    """``indexed_before``: the packets of an earlier, shorter version of the file the index holds (the
+    recorder puts a longer copy of a file tcpdump still had open under the same key), whose later
+    version's indexer still runs."""
     shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
     started = _start(deps, "start-capture-instances")
     shop.wait_for(
@@ -151,16 +170,18 @@ def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_in
         timeout=20,
         what="job complete",
     )
-    bucket = deps.settings.capture_bucket
-    late = upload_manifest(
-        deps.store, bucket, "shop-prod", str(started.capture_id), NODE_A, 100, indexed=False
-    )
+    bucket, capture_id = deps.settings.capture_bucket, str(started.capture_id)
+    if indexed_before is None:
+        late = upload_manifest(deps.store, bucket, "shop-prod", capture_id, NODE_A, 100, indexed=False)
+    else:
+        late = upload_manifest(deps.store, bucket, "shop-prod", capture_id, NODE_A, indexed_before)
+        write_again(bucket, late, 100)
     clock.advance(200)
 
     first, waiting = _sweep_until_closed(reaper_deps, shop, clock)  # its indexer still running or retrying
     meanwhile = stored_session(deps, started.capture_id)
     if indexed_later:
-        index_file(deps.store, bucket, late)
+        index_file(deps.store, bucket, late, sequencer="00000000000000000000000000000002")
     else:
         clock.advance(deps.settings.index_wait_seconds)
     last = _sweep(reaper_deps)

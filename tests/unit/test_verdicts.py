@@ -10,6 +10,7 @@ import pytest
 from eks_capture.captures.reaper import top_findings
 from eks_capture.captures.verdicts import (
     Evidence,
+    counted_files,
     judge,
     listed_at,
     node_evidence,
@@ -370,7 +371,11 @@ def test_a_verdict_says_how_many_files_in_s3_are_not_indexed_and_counts_them() -
 
 A_KEY, B_KEY = "captures/c/cap/n/a.pcap.zst", "captures/c/cap/n/b.pcap.zst"
 LISTED = {
-    "files": [{"key": A_KEY, "packets": 30}, {"key": B_KEY, "packets": None}, {"key": None}],
+    "files": [
+        {"key": A_KEY, "packets": 30, "stored_bytes": 3000},
+        {"key": B_KEY, "packets": None, "stored_bytes": 200},
+        {"key": None},
+    ],
     "written_at": "2026-11-25T03:29:00.500000+00:00",
 }
 
@@ -378,32 +383,43 @@ LISTED = {
 @pytest.mark.parametrize(
     ("manifest", "indexed", "unindexed"),
     [
-        (None, set(), []),
-        ({"files": None}, set(), []),
-        (LISTED, {A_KEY, B_KEY}, []),
-        (LISTED, {A_KEY}, [B_KEY]),
-        (LISTED, set(), [A_KEY, B_KEY]),
+        (None, {}, []),
+        ({"files": None}, {}, []),
+        (LISTED, {A_KEY: 3000, B_KEY: 200}, []),
+        (LISTED, {A_KEY: 3000}, [B_KEY]),
+        (LISTED, {}, [A_KEY, B_KEY]),
+        (LISTED, {A_KEY: 300, B_KEY: 200}, [A_KEY]),  # the recorder wrote A again, longer: v1 indexed
+        ({"files": [{"key": A_KEY, "packets": 30}]}, {A_KEY: 3000}, [A_KEY]),  # no size said: none matches
     ],
-    ids=["no-manifest", "no-files", "all-indexed", "one-not-yet", "none-yet"],
+    ids=["no-manifest", "no-files", "all-indexed", "one-not-yet", "none-yet", "older-version", "no-size"],
 )
-def test_a_file_its_manifest_lists_is_unindexed_until_the_index_holds_its_key(
-    manifest: dict[str, Any] | None, indexed: set[str], unindexed: list[str]
+def test_a_file_its_manifest_lists_is_unindexed_until_the_index_holds_its_key_at_its_stored_size(
+    manifest: dict[str, Any] | None, indexed: dict[str, int], unindexed: list[str]
 ) -> None:
     assert [f["key"] for f in unindexed_files(manifest, indexed)] == unindexed
 
 
-def test_a_nodes_evidence_counts_its_indexed_files_and_those_its_manifest_lists_unindexed() -> None:
-    def record(node: str, key: str, packets: int) -> FileRecord:
-        return FileRecord(
-            capture_id="cap", cluster="c", node=node, s3_key=key, size=1, packets=packets, bytes=1
-        )
+def _record(node: str, key: str, packets: int, size: int = 1) -> FileRecord:
+    return FileRecord(
+        capture_id="cap", cluster="c", node=node, s3_key=key, size=size, packets=packets, bytes=1
+    )
 
+
+def test_a_nodes_evidence_counts_its_indexed_files_and_those_its_manifest_lists_unindexed() -> None:
     files = [
-        record("n", "captures/c/cap/n/c.pcap.zst", 70),
-        record("other", "captures/c/cap/o/d.pcap.zst", 5),
+        _record("n", "captures/c/cap/n/c.pcap.zst", 70),
+        _record("other", "captures/c/cap/o/d.pcap.zst", 5),
     ]
 
-    assert node_evidence(files, "n", LISTED, unindexed_files(LISTED, set())) == Evidence(100, LISTED, 3)
+    assert node_evidence(files, "n", LISTED, unindexed_files(LISTED, {})) == Evidence(100, LISTED, 3)
+
+
+def test_a_key_indexed_as_an_earlier_version_counts_once_as_its_manifest_lists_it() -> None:
+    files = [_record("n", A_KEY, 3, size=300), _record("n", B_KEY, 7, size=200)]
+    late = unindexed_files(LISTED, {f.s3_key: f.size for f in files})
+
+    assert [f.s3_key for f in counted_files(files, late)] == [B_KEY]
+    assert node_evidence(files, "n", LISTED, late) == Evidence(37, LISTED, 2)
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from eks_capture.captures.recorder import (
 from eks_capture.captures.verdicts import (
     NAMED_TOGETHER,
     Verdict,
+    counted_files,
     judge,
     listed_at,
     listed_packets,
@@ -288,11 +289,12 @@ class _Sweep:
     def close(self, session: CaptureSession) -> None:
         """Give the session its final status and verdict from what reached S3, its dropped count and top
         findings: a node counts as captured only when its manifest or indexed files prove packets. A file a
-        manifest lists that is not indexed yet keeps the session open (``_awaits_index``), and past that
-        wait is counted as its manifest counts it and said in the verdict."""
+        manifest lists that is not indexed as listed (its key, at its stored size) keeps the session open
+        (``_awaits_index``), and past that wait is counted as its manifest counts it, instead of any earlier
+        version of it indexed, and said in the verdict."""
         files = self.deps.store.files_of_capture(session.capture_id)
         manifests = {name: self._manifest(session, name) for name in session.nodes}
-        indexed = {f.s3_key for f in files}
+        indexed = {f.s3_key: f.size for f in files}
         unindexed = {name: unindexed_files(manifest, indexed) for name, manifest in manifests.items()}
         for name in session.nodes:  # nothing runs there any more, whether the session closes now or later
             self.deps.store.release_node(session.cluster, name, session.capture_id)
@@ -318,9 +320,10 @@ class _Sweep:
         session.findings = top_findings(f.summary for f in files)
         previous = session.status
         late = [f for listed in unindexed.values() for f in listed]
-        packets = sum(f.packets for f in files) + listed_packets(late)
+        counted = counted_files(files, late)
+        packets = sum(f.packets for f in counted) + listed_packets(late)
         session.status, session.verdict = session_outcome(
-            session.nodes, len(files) + len(late), packets, dropped, session.findings, unindexed=len(late)
+            session.nodes, len(counted) + len(late), packets, dropped, session.findings, unindexed=len(late)
         )
         session.ended_at = self.now
         if self.deps.store.replace_session(session, expected_status=previous, same_attempt=True):

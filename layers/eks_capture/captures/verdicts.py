@@ -155,27 +155,34 @@ def judge(
 
 @dataclass(frozen=True)
 class Evidence:
-    """What reached S3 from one node: the packets of its indexed files, and its manifest (None: none)."""
+    """What reached S3 from one node: the packets of its files, and its manifest (None: none)."""
 
     file_packets: int = 0
     manifest: dict[str, Any] | None = None
-    files: int = 0  # indexed files
+    files: int = 0  # its files: those indexed as its manifest lists them, and those listed but not indexed
 
     @property
     def packets(self) -> int:
-        """Packets proven taken: the indexed files', or the manifest's (uploaded, and dropped for the
-        spool budget after tcpdump wrote them), whichever is more."""
+        """Packets proven taken: the files', or the manifest's (uploaded, and dropped for the spool budget
+        after tcpdump wrote them), whichever is more."""
         manifest = self.manifest or {}
         uploaded = int((manifest.get("totals") or {}).get("packets") or 0)
         items = (manifest.get("dropped") or {}).get("items") or []
         return max(self.file_packets, uploaded + sum(int(item.get("packets") or 0) for item in items))
 
 
-def unindexed_files(manifest: dict[str, Any] | None, indexed: set[str]) -> list[dict[str, Any]]:
+def unindexed_files(manifest: dict[str, Any] | None, indexed: dict[str, int]) -> list[dict[str, Any]]:
     """The files a node's manifest lists as in S3 (each upload confirmed by a HEAD before it is listed)
-    whose keys the index does not hold: their indexer may still be running, or retrying after a throttle."""
+    that the index does not hold as listed: ``indexed`` maps each indexed key to its size (the object's
+    ContentLength), and a listed file is indexed only when that is its ``stored_bytes`` (the size its
+    upload's HEAD confirmed). A key written again (the recorder puts a longer copy of a file tcpdump still
+    had open) may be indexed as its earlier version while the later one's indexer still runs or retries."""
     listed = (manifest or {}).get("files") or []
-    return [f for f in listed if isinstance(f, dict) and f.get("key") and f["key"] not in indexed]
+    return [
+        f
+        for f in listed
+        if isinstance(f, dict) and f.get("key") and indexed.get(f["key"]) != f.get("stored_bytes")
+    ]
 
 
 def listed_packets(files: Iterable[dict[str, Any]]) -> int:
@@ -183,12 +190,20 @@ def listed_packets(files: Iterable[dict[str, Any]]) -> int:
     return sum(int(f.get("packets") or 0) for f in files)
 
 
+def counted_files(files: list[FileRecord], unindexed: Iterable[dict[str, Any]]) -> list[FileRecord]:
+    """The indexed ``files`` that count: all but those whose key a manifest lists ``unindexed`` (an earlier
+    version of it), which count as their manifest counts them, so no key counts twice."""
+    late = {f["key"] for f in unindexed}
+    return [f for f in files if f.s3_key not in late]
+
+
 def node_evidence(
     files: list[FileRecord], node: str, manifest: dict[str, Any] | None, unindexed: list[dict[str, Any]]
 ) -> Evidence:
     """What reached S3 from ``node``: its indexed ``files``, and those its manifest lists that are not
-    indexed (``unindexed``, counted as the manifest counts them)."""
-    indexed = [f for f in files if f.node == node]
+    indexed as listed (``unindexed``, counted as the manifest counts them instead of any earlier version
+    the index holds)."""
+    indexed = [f for f in counted_files(files, unindexed) if f.node == node]
     packets = sum(f.packets for f in indexed) + listed_packets(unindexed)
     return Evidence(packets, manifest, len(indexed) + len(unindexed))
 
