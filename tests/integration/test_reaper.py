@@ -19,7 +19,7 @@ from eks_capture.captures.deps import Deps
 from eks_capture.captures.options import CaptureOptions
 from eks_capture.captures.plan import Outcome
 from eks_capture.kube.calls import PAGE_SIZE, Cluster
-from eks_capture.kube.manifests.job import CaptureSpec, capture_job
+from eks_capture.kube.manifests.job import TERMINATION_MARGIN_SECONDS, CaptureSpec, capture_job
 from eks_capture.kube.nodes import NodeInfo
 from localcloud.access import function_session, kubectl_as
 from localcloud.kube import KubeEmulator, PodBehaviour
@@ -191,6 +191,36 @@ def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_in
     assert (meanwhile.status, meanwhile.verdict) == ("running", "capturing on 1 node(s)")
     assert last.closed == {started.capture_id: "completed"}
     assert stored_session(deps, started.capture_id).verdict == verdict
+
+
+def test_a_manifest_dated_by_a_node_clock_days_ahead_waits_for_the_index_only_from_the_last_upload_moment(
+    deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
+) -> None:
+    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
+    started = _start(deps, "start-capture-instances")
+    shop.wait_for(
+        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
+        timeout=20,
+        what="job complete",
+    )
+    ahead = clock() + timedelta(days=3)
+    bucket, capture_id = deps.settings.capture_bucket, str(started.capture_id)
+    upload_manifest(deps.store, bucket, "shop-prod", capture_id, NODE_A, 100, indexed=False, written_at=ahead)
+    clock.advance(200)
+    _sweep_until_closed(reaper_deps, shop, clock)
+    settings = deps.settings
+    last_upload = stored_session(deps, capture_id).expires_at + timedelta(
+        seconds=settings.upload_grace_seconds + TERMINATION_MARGIN_SECONDS
+    )
+
+    clock.moment = last_upload + timedelta(seconds=settings.index_wait_seconds - 1)
+    before = _sweep(reaper_deps)
+    clock.moment = last_upload + timedelta(seconds=settings.index_wait_seconds)
+    after = _sweep(reaper_deps)
+
+    assert (before.closed, before.awaiting_index) == ({}, {capture_id: 1})
+    assert after.closed == {capture_id: "completed"}
+    assert stored_session(deps, capture_id).verdict == NOT_INDEXED
 
 
 def test_a_failed_pod_is_reported_with_its_containers_message(

@@ -50,6 +50,7 @@ from eks_capture.errors import CaptureError
 from eks_capture.events.closings import announce_closed
 from eks_capture.kube.jobs import CaptureJob
 from eks_capture.kube.labels import ANNOTATION_EXPIRES_AT, LABEL_CAPTURE_ID
+from eks_capture.kube.manifests.job import TERMINATION_MARGIN_SECONDS
 from eks_capture.store.sessions import OPEN_SESSION_STATES, CaptureSession, NodeCapture
 from eks_capture.times import iso_utc, parse_iso
 
@@ -256,15 +257,17 @@ class _Sweep:
     ) -> bool:
         """Whether the session stays open for files its nodes' manifests list in S3 that the index does not
         hold yet: the indexer may still be running, or Lambda retrying it, for INDEX_WAIT_SECONDS after the
-        manifest was written (its files' S3 events were sent by then); past that it closes with them said."""
+        manifest was written (its files' S3 events were sent by then); past that it closes with them said.
+        A manifest is dated by its node's clock, so the wait starts no later than the last moment a node can
+        write one (its pod stopped at the expiry and given its termination grace): a node clock days ahead
+        does not keep the capture open past the sweeps that still look for it."""
         waiting = {name: len(listed) for name, listed in unindexed.items() if listed}
         if not waiting:
             return False
         written = [listed_at(manifest) for name in waiting if (manifest := manifests[name]) is not None]
-        since = max(
-            (moment for moment in written if moment is not None),
-            default=session.expires_at + timedelta(seconds=self.settings.upload_grace_seconds),
-        )
+        last = timedelta(seconds=self.settings.upload_grace_seconds + TERMINATION_MARGIN_SECONDS)
+        bound = session.expires_at + last
+        since = min(max((moment for moment in written if moment is not None), default=bound), bound)
         until = since + timedelta(seconds=self.settings.index_wait_seconds)
         count, named = sum(waiting.values()), sorted(waiting.items())[:NAMED_TOGETHER]
         nodes = ", ".join(f"{name} ({n})" for name, n in named)
