@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from eks_capture.captures.reaper import top_findings
 from eks_capture.captures.verdicts import (
     Evidence,
     counted_files,
@@ -16,6 +15,7 @@ from eks_capture.captures.verdicts import (
     node_evidence,
     proven,
     session_outcome,
+    top_findings,
     unindexed_files,
 )
 from eks_capture.kube.jobs import CaptureJob

@@ -15,7 +15,6 @@ for a Job that has finished (nothing is left to flush).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from eks_capture.captures.verdicts import (
     node_evidence,
     proven,
     session_outcome,
+    top_findings,
     unindexed_files,
 )
 from eks_capture.errors import CaptureError
@@ -60,7 +60,6 @@ Obj = dict[str, Any]
 #: A session whose trigger attempt began this recently may still be getting its Jobs (the trigger's timeout).
 TRIGGER_QUIET_SECONDS = 120
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 OPEN_NODE_STATES = ("pending", "running")
 
 
@@ -360,26 +359,6 @@ def dropped_packets(manifest: dict[str, Any]) -> int:
         + int(dropped.get("unwritten_packets") or 0)
         + int(dropped.get("not_uploaded_packets") or 0)
     )
-
-
-def top_findings(summaries: Iterable[dict[str, Any]], limit: int = 5) -> list[str]:
-    """The capture's most severe findings, each summed over its files (same kind, same subject).
-
-    Each file's message carries that file's count; the summed message is the latest file's message with
-    its count replaced by the total.
-    """
-    merged: dict[tuple[str, str], tuple[int, int, str, int]] = {}
-    for summary in summaries:
-        for finding in summary.get("findings", []):
-            key = (str(finding.get("kind", "")), str(finding.get("subject", finding.get("message", ""))))
-            rank = SEVERITY_ORDER.get(finding.get("severity", "info"), 3)
-            count = int(finding.get("count") or 0)
-            before = merged.get(key)
-            total = count + (before[1] if before else 0)
-            worst = min(rank, before[0]) if before else rank
-            merged[key] = (worst, total, str(finding.get("message", "")), count)
-    ordered = sorted(merged.values(), key=lambda item: (item[0], -item[1], item[2]))
-    return [re.sub(rf"\b{own}\b", str(total), message, count=1) for _, total, message, own in ordered[:limit]]
 
 
 def sweep(deps: Deps, clusters: Iterable[str]) -> list[SweepReport]:

@@ -7,6 +7,7 @@ API's JSON into that verdict and into the reaper's decision.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ CAPTURED_STATES: tuple[NodeStatus, ...] = ("completed", "stopped", "deadline_exc
 #: A verdict names at most this many nodes sharing one outcome; the rest are counted.
 NAMED_TOGETHER = 3
 Said = TypeVar("Said", bound=Hashable)
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 STUCK_REASONS = ("ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName")
 
 
@@ -235,6 +237,26 @@ def proven(node: NodeCapture, evidence: Evidence) -> NodeCapture:
         why = "its manifest counts no packet" + (f" ({told})" if told else "")
     said = f"{node.status.replace('_', ' ')}: {node.reason}" if node.reason else node.status.replace("_", " ")
     return node.model_copy(update={"status": "failed", "reason": f"{why}; its Job: {said}"})
+
+
+def top_findings(summaries: Iterable[dict[str, Any]], limit: int = 5) -> list[str]:
+    """The capture's most severe findings, each summed over its files (same kind, same subject).
+
+    Each file's message carries that file's count; the summed message is the latest file's message with
+    its count replaced by the total.
+    """
+    merged: dict[tuple[str, str], tuple[int, int, str, int]] = {}
+    for summary in summaries:
+        for finding in summary.get("findings", []):
+            key = (str(finding.get("kind", "")), str(finding.get("subject", finding.get("message", ""))))
+            rank = SEVERITY_ORDER.get(finding.get("severity", "info"), 3)
+            count = int(finding.get("count") or 0)
+            before = merged.get(key)
+            total = count + (before[1] if before else 0)
+            worst = min(rank, before[0]) if before else rank
+            merged[key] = (worst, total, str(finding.get("message", "")), count)
+    ordered = sorted(merged.values(), key=lambda item: (item[0], -item[1], item[2]))
+    return [re.sub(rf"\b{own}\b", str(total), message, count=1) for _, total, message, own in ordered[:limit]]
 
 
 def session_outcome(
