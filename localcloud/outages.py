@@ -328,3 +328,52 @@ class DynamoDBProxy:
                 return
 
         return Handler
+
+
+#: S3's answer to a request rate past a prefix's limit (its error reference: 503 SlowDown).
+S3_SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message><RequestId>slowed</RequestId>"
+    b"<HostId>slowed</HostId></Error>"
+)
+
+
+class S3SlowingDown:
+    """An S3 endpoint that answers every request as S3 does when it sheds load: 503 SlowDown, counted."""
+
+    def __init__(self) -> None:
+        self.refused: Counter[str] = Counter()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _slow_down(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                endpoint.refused[self.command] += 1
+                body = b"" if self.command == "HEAD" else S3_SLOW_DOWN
+                self.send_response(503)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        for verb in ("GET", "PUT", "HEAD", "POST", "DELETE"):  # http.server serves do_<VERB>
+            setattr(Handler, f"do_{verb}", Handler._slow_down)
+        return Handler

@@ -28,10 +28,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from eks_capture.captures import reaper, trigger
-from eks_capture.captures.deps import Deps
+from eks_capture.captures.deps import AwsClients, Deps
 from eks_capture.captures.plan import Outcome
 from eks_capture.captures.reaper import TRIGGER_QUIET_SECONDS
 from eks_capture.errors import CaptureError, ClusterAccessDenied, NodeLocksNotTaken
@@ -41,8 +42,9 @@ from eks_capture.kube.labels import LABEL_CAPTURE_ID
 from eks_capture.settings import Settings
 from eks_capture.store.catalog import CaptureStore
 from localcloud.aws import MotoServer
-from localcloud.kube import KubeEmulator
-from localcloud.outages import DynamoDBProxy, PausableProxy, ThrottlingAnswer
+from localcloud.kube import KubeEmulator, PodBehaviour
+from localcloud.kube.resources import JOBS
+from localcloud.outages import DynamoDBProxy, PausableProxy, S3SlowingDown, ThrottlingAnswer
 from localcloud.router import Router
 from localcloud.template import Stack, load_template
 from tests.events import load_event
@@ -58,7 +60,7 @@ from tests.fixtures.invariants import (
 from tests.fixtures.recorders import start_recorder_on, wait_for_running_recorders
 from tests.fixtures.sessions import manual_session, stored_session
 from tests.fixtures.stack import LOCAL_LAMBDA_ENV, STACK_PARAMETERS
-from tests.fixtures.uploads import upload_manifest
+from tests.fixtures.uploads import index_file, upload_manifest
 from tests.fixtures.waiting import eventually
 
 NAMESPACE = "eks-capture"
@@ -488,6 +490,62 @@ def test_an_s3_outage_fails_the_indexer_cleanly_and_a_redelivery_indexes_each_fi
     assert statuses == {"indexed": len(keys), "duplicate": 2}
     assert sorted(f.s3_key for f in store.files_of_capture(capture_id)) == sorted(keys)
     assert_totals_equal_the_file_items(store, capture_id)
+
+
+@pytest.fixture
+def s3_slowing_down() -> Iterator[S3SlowingDown]:
+    endpoint = S3SlowingDown()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.mark.parametrize("outage", ["connections refused", "503 SlowDown"])
+def test_an_s3_outage_while_the_sweep_reads_a_manifest_keeps_the_capture_open_for_the_next_sweep(
+    deps: Deps,
+    reaper_deps: Deps,
+    shop: KubeEmulator,
+    clock: Clock,
+    s3_proxy: PausableProxy,
+    s3_slowing_down: S3SlowingDown,
+    outage: str,
+) -> None:
+    """The manifest lists a file whose indexer has not run yet: a sweep that took the failed read for 'no
+    manifest' would close the capture at once, 0 files and its node failed."""
+    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
+    started = trigger.handle(load_event("start-capture-instances"), deps)
+    capture_id = str(started.capture_id)
+    shop.wait_for(
+        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
+        timeout=20,
+        what="job complete",
+    )
+    bucket = deps.settings.capture_bucket
+    key = upload_manifest(deps.store, bucket, CLUSTER, capture_id, NODE_OF_INSTANCE_ALARM, 100, indexed=False)
+    once = Config(retries={"max_attempts": 1})
+    through_proxy = boto3.client("s3", endpoint_url=s3_proxy.endpoint_url, config=once)
+    slowed = boto3.client("s3", endpoint_url=s3_slowing_down.endpoint_url, config=once)
+    clock.advance(200)
+
+    failing = slowed if outage == "503 SlowDown" else through_proxy
+    if outage == "connections refused":
+        s3_proxy.pause()
+    [during] = reaper.sweep(replace(reaper_deps, aws=AwsClients(s3=failing)), [CLUSTER])
+    if outage == "connections refused":
+        s3_proxy.resume()
+    meanwhile = stored_session(deps, capture_id)
+    shop.wait_for(lambda: shop.objects(JOBS, NAMESPACE) == [], timeout=60, what="capture jobs deleted")
+    sweeper = replace(reaper_deps, aws=AwsClients(s3=through_proxy))
+    [waiting] = reaper.sweep(sweeper, [CLUSTER])
+    index_file(deps.store, bucket, key)
+    [after] = reaper.sweep(sweeper, [CLUSTER])
+
+    assert (during.deleted, during.closed) == ({"completed": 1}, {})
+    assert [error.split(":")[0] for error in during.errors] == [f"close {capture_id}"]
+    assert meanwhile.status == "running"
+    assert (waiting.closed, waiting.awaiting_index) == ({}, {capture_id: 1})
+    assert after.closed == {capture_id: "completed"}
+    verdict = stored_session(deps, capture_id).verdict
+    assert verdict == "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped"
 
 
 # --- an invocation killed mid-way and retried --------------------------------------------------

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from eks_capture.captures.deps import Deps
 from eks_capture.captures.notifications import ReportOutcome, notify_end
@@ -218,23 +219,35 @@ class _Sweep:
         )
         since = self.now - lookback - timedelta(days=1)
         for session in self.deps.store.open_sessions(self.cluster_name, since):
-            attempted = session.attempted_at or session.created_at
-            starting = session.status == "starting"
-            young = starting and (self.now - attempted).total_seconds() < TRIGGER_QUIET_SECONDS
-            if session.capture_id in active or young or self._window_open(session):
-                continue
-            remaining = self.cluster.capture_jobs(
-                self.settings.capture_namespace, f"{LABEL_CAPTURE_ID}={session.capture_id}"
-            )
-            if remaining:
-                continue
-            current = self.deps.store.get_session(session.capture_id)  # a concurrent sweep may have closed it
-            if (
-                current is not None
-                and current.status in OPEN_SESSION_STATES
-                and current.attempted_at == session.attempted_at  # no trigger attempt since Jobs were listed
-            ):
-                self.close(current)
+            try:
+                self.close_if_done(session, active)
+            except (BotoCoreError, ClientError) as error:  # S3 or DynamoDB: says nothing of the capture
+                self.report.errors.append(f"close {session.capture_id}: {error}")
+                logger.warning(
+                    f"capture {session.capture_id} stays open: an AWS call failed while the sweep closed it "
+                    f"({error}); the next sweep tries it again",
+                    extra={"capture_id": session.capture_id, "error": str(error)},
+                )
+
+    def close_if_done(self, session: CaptureSession, active: set[str]) -> None:
+        """Close the session once nothing of it can still run or upload, no trigger attempt in flight."""
+        attempted = session.attempted_at or session.created_at
+        starting = session.status == "starting"
+        young = starting and (self.now - attempted).total_seconds() < TRIGGER_QUIET_SECONDS
+        if session.capture_id in active or young or self._window_open(session):
+            return
+        remaining = self.cluster.capture_jobs(
+            self.settings.capture_namespace, f"{LABEL_CAPTURE_ID}={session.capture_id}"
+        )
+        if remaining:
+            return
+        current = self.deps.store.get_session(session.capture_id)  # a concurrent sweep may have closed it
+        if (
+            current is not None
+            and current.status in OPEN_SESSION_STATES
+            and current.attempted_at == session.attempted_at  # no trigger attempt since Jobs were listed
+        ):
+            self.close(current)
 
     def _window_open(self, session: CaptureSession) -> bool:
         """A recorder node (no Job) may still be uploading its window until the session expires, and past

@@ -252,11 +252,20 @@ def window_verdict(manifest: dict[str, Any] | None) -> tuple[Literal["completed"
     return "completed", reason
 
 
+#: What S3 answers for a key it does not hold: NoSuchKey (404), or AccessDenied (403) to a reader that may
+#: not list the bucket, as the sweep's role may only get manifests.
+ABSENT_OBJECT_CODES = ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
+
+
 def read_window_manifest(s3: Any, bucket: str, prefix: str) -> dict[str, Any] | None:
-    """The window manifest under a node's prefix, or None when there is none."""
+    """The node's manifest (a capture Job's or a recorder's window's) under its prefix, or None when S3
+    holds none. Any other failure (a throttle, a 5xx, the network) is raised: it says nothing of the node,
+    and the sweep tries the session again next time."""
     try:
         body = s3.get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read()
-    except ClientError:
-        return None
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ABSENT_OBJECT_CODES:
+            return None
+        raise
     document = json.loads(body)
     return document if isinstance(document, dict) else None
