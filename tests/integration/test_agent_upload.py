@@ -267,27 +267,42 @@ def own_signal_handlers() -> Iterator[None]:
         signal.signal(signum, handler)
 
 
-def cut_the_answer_and_stop(client: S3Client, key_ending: str) -> None:
-    """The PutObject of the key ending so reaches S3 and its answer is lost (an outage cutting the
-    connection), and the pod's stop comes with it: SIGTERM to this process."""
+def cut_the_put_and_stop(client: S3Client, key_ending: str, *, landed: bool) -> None:
+    """The PutObject of the key ending so fails as an outage fails it, after S3 stored the object (its answer
+    lost) or before the request left, and the pod's stop comes with it: SIGTERM to this process."""
     cut: list[bool] = []
 
-    def fail(http_response: Any, **_: object) -> None:
-        if not cut and http_response.url.endswith(key_ending):
+    def fail(**call: Any) -> None:
+        url = call["http_response"].url if landed else call["params"]["url_path"]
+        if not cut and url.endswith(key_ending):
             cut.append(True)
             os.kill(os.getpid(), signal.SIGTERM)
             raise ConnectionClosedError(endpoint_url="the test's outage")
 
-    client.meta.events.register("after-call.s3.PutObject", fail)
+    client.meta.events.register("after-call.s3.PutObject" if landed else "before-call.s3.PutObject", fail)
 
 
-def test_a_file_whose_put_landed_with_its_answer_cut_as_the_grace_period_ended_counts_once_as_uploaded(
-    tmp_path: Path, aws: MotoServer, own_signal_handlers: None
+#: The last file's upload attempt as the stop comes: (did its PUT land, files uploaded, files left).
+LEFT_ATTEMPT_OUTCOMES = pytest.mark.parametrize(
+    ("landed", "uploaded", "left"),
+    [(True, FILES, []), (False, FILES[:2], FILES[2:])],
+    ids=["its-put-reached-s3", "its-put-never-left"],
+)
+
+
+@LEFT_ATTEMPT_OUTCOMES
+def test_a_file_left_after_a_failed_attempt_as_the_grace_period_ended_counts_once_as_s3_has_it(
+    tmp_path: Path,
+    aws: MotoServer,
+    own_signal_handlers: None,
+    landed: bool,
+    uploaded: list[str],
+    left: list[str],
 ) -> None:
-    """The last file's PUT reaches S3, its answer is cut and SIGTERM comes: the loop has no time left for
-    the retry, so the file is still in the spool. One last question finds the object this very file's upload
-    sends: it is uploaded, not also left with its packets counted as dropped (the indexer counts the
-    object's)."""
+    """The last file's upload attempt fails and SIGTERM comes: the loop has no time left for the retry, so
+    the file is still in the spool. One last question for its key: an object this very file's upload sends
+    makes it uploaded, not also left with its packets counted as dropped (the indexer counts the object's);
+    no object leaves it counted as left."""
     make_bucket(agents.BUCKET)
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -304,14 +319,17 @@ def test_a_file_whose_put_landed_with_its_answer_cut_as_the_grace_period_ended_c
         s3_client(),
         Logger(service="test"),
     )
-    cut_the_answer_and_stop(uploader.client, "-00002.pcap.zst")
+    cut_the_put_and_stop(uploader.client, "-00002.pcap.zst", landed=landed)
 
     exit_code = uploader.run()
 
     written = agents.manifest()
     in_s3 = sum(agents.packets_in_s3(tmp_path).values())
-    assert (in_s3, written["dropped"]["packets"]) == (60, 0), "a packet counted twice or lost"
-    assert [item["name"] for item in written["files"]] == FILES
-    assert written["not_uploaded"] == []
-    assert not (spool / FILES[2]).exists(), "S3 holds the file: the local copy goes"
-    assert exit_code == 0
+    assert in_s3 + written["dropped"]["packets"] == 60, "a packet counted twice or lost"
+    assert (in_s3, written["dropped"]["not_uploaded_packets"]) == (20 * len(uploaded), 20 * len(left))
+    assert [item["name"] for item in written["files"]] == uploaded
+    assert written["not_uploaded"] == left
+    assert sorted(path.name for path in spool.glob("*.pcap*")) == left, (
+        "S3 holds the file: the local copy goes"
+    )
+    assert exit_code == (0 if landed else 4)
