@@ -220,8 +220,8 @@ class Recorder:
         self._finish(window)
 
     def _upload(self, window: Window, name: PcapName, still_open: bool = False) -> bool:
-        """False when postponed, nothing sent (the spool would not keep the attempt's key); True when
-        uploaded, failed (kept as attempted), gone or not a pcap."""
+        """False when postponed, nothing sent (the spool would not keep the attempt's key, or the open file's
+        copy) and no attempt pending; True when uploaded, attempted (kept as such), gone or not a pcap."""
         path = self.spool.path(name.filename)
         with self.keeper.lock:
             if not path.exists():
@@ -257,7 +257,7 @@ class Recorder:
             stored = put_file(self.client, self.request.bucket, key, path, self.compression, metadata)
         except UPLOAD_ERRORS as error:  # the file stays wanted and is retried at the next step
             self.logger.warning("window upload failed", extra={"file": name.filename, "error": str(error)})
-            return True
+            return name.filename in window.attempted  # else it failed before any attempt: postponed
         finally:
             copy.unlink(missing_ok=True)
             with self.keeper.lock:

@@ -343,35 +343,54 @@ def test_a_wanted_file_never_attempted_when_the_recorder_stops_is_dropped_with_i
     assert written["status"] == "incomplete"
 
 
-def refuse_the_states_rewrite(recorder: Recorder) -> Path:
-    """The spool (a full emptyDir) refuses the state's rewrite until the returned directory is removed."""
+def refuse_the_states_rewrite(recorder: Recorder) -> Callable[[], None]:
+    """The spool (a full emptyDir) refuses the state's rewrite until the returned function is called."""
     unwritable = recorder.request.spool / "..recorder-state.json.tmp"
     unwritable.mkdir()  # the state's temporary file cannot be written
-    return unwritable
+    return unwritable.rmdir
+
+
+def refuse_the_open_files_copy(recorder: Recorder) -> Callable[[], None]:
+    """The spool is full when the open file's whole records are copied: the copy's write fails with ENOSPC,
+    as /dev/full answers (the recorder removes the copy after the failure)."""
+    copy = recorder.request.spool / f".{IDENTITY['CAPTURE_ID']}-{NAMES[0]}"
+    copy.symlink_to("/dev/full")
+    return lambda: copy.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(
-    ("files", "settle_seconds", "stopped_first"),
-    [(2, 1e9, False), (2, 1e9, True), (1, 0, False)],
+    ("files", "settle_seconds", "stopped_first", "refuse"),
+    [
+        (2, 1e9, False, refuse_the_states_rewrite),
+        (2, 1e9, True, refuse_the_states_rewrite),
+        (1, 0, False, refuse_the_states_rewrite),
+        (1, 0, False, refuse_the_open_files_copy),
+    ],
     ids=[
         "a-closed-file-while-the-ring-records",
         "once-every-file-closed",
         "the-open-file-past-the-settle-time",
+        "the-open-files-copy-past-the-settle-time",
     ],
 )
 def test_no_upload_starts_and_no_manifest_while_the_spool_will_not_keep_the_key_a_restart_needs(
-    aws: MotoServer, tmp_path: Path, files: int, settle_seconds: float, stopped_first: bool
+    aws: MotoServer,
+    tmp_path: Path,
+    files: int,
+    settle_seconds: float,
+    stopped_first: bool,
+    refuse: Callable[[Recorder], Callable[[], None]],
 ) -> None:
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=files, settle_seconds=settle_seconds)
     if stopped_first:
         record_stopped(recorder)
-    unwritable = refuse_the_states_rewrite(recorder)
+    accept_writes = refuse(recorder)
 
     recorder.step()
     assert not s3_objects(), "no file uploaded, and no manifest for a window missing them"
     assert list(recorder.windows) == [IDENTITY["CAPTURE_ID"]]
-    unwritable.rmdir()
+    accept_writes()
     record_stopped(recorder)
     recorder.step()
 
@@ -384,9 +403,9 @@ def test_a_file_the_ring_lets_go_of_after_the_spool_refused_its_attempt_is_dropp
 ) -> None:
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=2)
-    unwritable = refuse_the_states_rewrite(recorder)
+    accept_writes = refuse_the_states_rewrite(recorder)
     recorder.step()  # the closed file is numbered; its attempt is not kept, so no PUT
-    unwritable.rmdir()
+    accept_writes()
     recorder.keeper.enforce()  # the ring needs room: the closed file goes before the retry
     record_stopped(recorder)
     recorder.step()
@@ -414,12 +433,12 @@ def test_a_retry_the_spool_will_not_keep_leaves_the_earlier_attempt_whose_put_la
     earlier = dict(recorder.windows[IDENTITY["CAPTURE_ID"]].attempted)
     with (recorder.request.spool / NAMES[0]).open("ab") as tcpdump:
         tcpdump.write(ring_file_bytes(1)[24:])  # tcpdump writes on: the retry's copy is longer
-    unwritable = refuse_the_states_rewrite(recorder)
+    accept_writes = refuse_the_states_rewrite(recorder)
 
     recorder.step()  # the retry is not made
     assert [key for key in s3_objects() if key.endswith(MANIFEST)] == []
     assert recorder.windows[IDENTITY["CAPTURE_ID"]].attempted == earlier, "S3 may hold the earlier copy"
-    unwritable.rmdir()
+    accept_writes()
     end(recorder)  # retried as far as written now, or SIGTERM's grace is over first: S3 is asked for the key
 
     written = manifest()
