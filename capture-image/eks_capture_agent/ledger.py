@@ -2,8 +2,9 @@
 
 Sequence numbers are handed out in tcpdump's creation order the first time a file is seen closed, so a
 file dropped for the budget leaves a visible gap in the sequence of uploaded objects, and every seq is a
-file uploaded or dropped (the file being written is not numbered: the capture role removes it if it
-never found room for it).
+file uploaded, dropped, or left in the spool when the upload role had to stop (the manifest's
+``not_uploaded``); the file being written is not numbered: the capture role removes it if it never
+found room for it.
 """
 
 from __future__ import annotations
