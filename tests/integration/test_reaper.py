@@ -24,6 +24,7 @@ from eks_capture.kube.nodes import NodeInfo
 from localcloud.access import function_session, kubectl_as
 from localcloud.kube import KubeEmulator, PodBehaviour
 from localcloud.kube.resources import JOBS, NODES, PODS
+from localcloud.outages import DynamoDBProxy
 from localcloud.router import Router
 from localcloud.template import Stack
 from tests.events import load_event
@@ -152,6 +153,7 @@ NOT_INDEXED = "1 of 1 node(s) captured: 1 file(s), 100 packets, 0 dropped; 1 fil
     ],
 )
 def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_indexed(
+    dynamodb: DynamoDBProxy,
     deps: Deps,
     reaper_deps: Deps,
     shop: KubeEmulator,
@@ -177,6 +179,7 @@ def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_in
         late = upload_manifest(deps.store, bucket, "shop-prod", capture_id, NODE_A, indexed_before)
         write_again(bucket, late, 100)
     clock.advance(200)
+    deleted_before = dynamodb.requests["DeleteItem"]
 
     first, waiting = _sweep_until_closed(reaper_deps, shop, clock)  # its indexer still running or retrying
     meanwhile = stored_session(deps, started.capture_id)
@@ -188,6 +191,9 @@ def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_in
 
     assert first.deleted == {"completed": 1}
     assert (first.closed, waiting.closed, waiting.awaiting_index) == ({}, {}, {started.capture_id: 1})
+    # the node's lock is freed as its Job is deleted, and again by the first sweep that keeps the capture
+    # open (a Job gone before a sweep saw it), not by each sweep of the wait
+    assert dynamodb.requests["DeleteItem"] - deleted_before == 2
     assert (meanwhile.status, meanwhile.verdict) == ("running", "capturing on 1 node(s)")
     assert last.closed == {started.capture_id: "completed"}
     assert stored_session(deps, started.capture_id).verdict == verdict

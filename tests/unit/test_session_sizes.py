@@ -149,6 +149,7 @@ def _worst_session() -> CaptureSession:
         s3_prefix="captures/" + "c" * 100 + f"/{capture_id}/",
         ended_at=START + timedelta(hours=2),
         verdict=WIDE * 100_000,
+        index_wait_since=START + timedelta(hours=1),
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from eks_capture.settings import Settings
+from eks_capture.settings import MAX_API_PARALLELISM, Settings
 from eks_capture.store.catalog import CaptureStore
 from eks_capture.store.keys import DYNAMODB_CONFIG
 
@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
     from eks_capture.kube.calls import Cluster
 
-#: SigV4 for S3: presigned links then carry their expiry (X-Amz-Expires, at most 7 days; SigV2's do not).
-S3_CONFIG = Config(signature_version="s3v4")
+#: SigV4 for S3: presigned links then carry their expiry (X-Amz-Expires, at most 7 days; SigV2's do not). As
+#: many connections as the sweep's threads read manifests with (API_PARALLELISM; botocore keeps 10).
+S3_CONFIG = Config(signature_version="s3v4", max_pool_connections=MAX_API_PARALLELISM)
 
 
 class AwsClients:

@@ -307,13 +307,18 @@ class _Sweep:
         manifest lists that is not indexed as listed (its key, at its stored size) keeps the session open
         (``_awaits_index``), and past that wait is counted as its manifest counts it, instead of any earlier
         version of it indexed, and said in the verdict."""
-        files = self.deps.store.files_of_capture(session.capture_id)
-        manifests = {name: self._manifest(session, name) for name in session.nodes}
-        indexed = {f.s3_key: f.size for f in files}
-        unindexed = {name: unindexed_files(manifest, indexed) for name, manifest in manifests.items()}
-        for name in session.nodes:  # nothing runs there any more, whether the session closes now or later
-            self.deps.store.release_node(session.cluster, name, session.capture_id)
+        files, names = self.deps.store.files_of_capture(session.capture_id), list(session.nodes)
+        with ThreadPoolExecutor(max_workers=self.settings.api_parallelism) as pool:
+            read = pool.map(lambda name: self._manifest(session, name), names)
+            manifests = dict(zip(names, read, strict=True))
+            indexed = {f.s3_key: f.size for f in files}
+            unindexed = {name: unindexed_files(manifest, indexed) for name, manifest in manifests.items()}
+            if not session.locks_freed:  # nothing runs there any more, whether it closes now or later
+                free = self.deps.store.release_node
+                list(pool.map(lambda name: free(session.cluster, name, session.capture_id), names))
         if self._awaits_index(session, manifests, unindexed):
+            if not session.locks_freed:
+                self.deps.store.mark_index_wait(session.capture_id, self.now, session.status)
             return
         for name, node in session.nodes.items():
             if node.status == "running" and node.job is None:  # served from a recorder's ring

@@ -34,6 +34,7 @@ from eks_capture.store.sizes import (
     named_skips,
     node_text_limit,
 )
+from eks_capture.times import iso_utc
 
 SessionStatus = Literal["starting", "running", "stopping", "completed", "failed", "rejected"]
 #: A session in one of these has not ended: the sweep may still close it.
@@ -97,6 +98,15 @@ class CaptureSession(BaseModel):
     #: attempts were marked). The sweep leaves a ``starting`` session alone for a while after it, and closes
     #: one only while it is unchanged, so a retry and a sweep never both act on the capture.
     attempted_at: datetime | None = None
+    #: When a sweep first kept the session open for its files' indexing, having freed its node locks (None:
+    #: none has); later sweeps of that wait free them no more.
+    index_wait_since: datetime | None = None
+
+    @property
+    def locks_freed(self) -> bool:
+        """Whether a sweep freed the node locks since the trigger's latest attempt could take them."""
+        since, attempted = self.index_wait_since, self.attempted_at
+        return since is not None and (attempted is None or since >= attempted)
 
 
 def node_attribute(node: NodeCapture, nodes: int) -> dict[str, Any]:
@@ -174,6 +184,21 @@ class Sessions(Table):
             ConditionExpression=condition,
             ExpressionAttributeNames={**names, "#status": "status"},
             ExpressionAttributeValues={k: serialize_value(v) for k, v in values.items()},
+        )
+
+    def mark_index_wait(self, capture_id: str, at: datetime, status: SessionStatus) -> bool:
+        """Mark the session (still in ``status``) waiting for its indexing since ``at``, its node locks
+        freed; False when marked already or moved on (the next sweep frees the locks again: no harm)."""
+        return self._conditional(
+            "update_item",
+            Key=serialize(session_key(capture_id)),
+            UpdateExpression="SET index_wait_since = :at",
+            ConditionExpression="#status = :status AND "
+            "(attribute_not_exists(index_wait_since) OR attribute_type(index_wait_since, :null))",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=serialize(
+                {":at": iso_utc(at, micros=True), ":status": status, ":null": "NULL"}
+            ),
         )
 
     def set_dropped(self, capture_id: str, dropped: int) -> None:
