@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from localcloud.kube import KubeEmulator, PodBehaviour
 from tests.fixtures.kube import apps_api
@@ -124,14 +124,25 @@ def test_pod_goes_pending_then_running_then_succeeded(kube: KubeEmulator, core: 
     pending = core.read_namespaced_pod("p", "default")
     assert (pending.status.phase, pending.spec.node_name) == ("Pending", "n1")
     assert pending.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
-    kube.wait_for(lambda: core.read_namespaced_pod("p", "default").status.phase == "Running", what="running")
-    running = core.read_namespaced_pod("p", "default")
+    # Every status the pod goes through, as the API streams them: a read after a poll saw Running could come
+    # after the 0.5 s run on a loaded machine (it did: ready False, the container already terminated).
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    phases: dict[str, Any] = {}
+    for event in watcher.stream(
+        core.list_namespaced_pod,
+        "default",
+        resource_version=pending.metadata.resource_version,
+        timeout_seconds=30,
+    ):
+        pod = event["object"]
+        phases.setdefault(pod.status.phase, pod)
+        if pod.status.phase == "Succeeded":
+            watcher.stop()
+    assert [phase for phase in phases if phase != "Pending"] == ["Running", "Succeeded"], list(phases)
+    running = phases["Running"]
     assert running.status.container_statuses[0].ready is True
     assert {c.type: c.status for c in running.status.conditions}["Ready"] == "True"
-    kube.wait_for(
-        lambda: core.read_namespaced_pod("p", "default").status.phase == "Succeeded", what="succeeded"
-    )
-    done = core.read_namespaced_pod("p", "default").status.container_statuses[0].state.terminated
+    done = phases["Succeeded"].status.container_statuses[0].state.terminated
     assert (done.exit_code, done.reason) == (0, "Completed")
 
 
