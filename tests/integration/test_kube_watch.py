@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localcloud.kube import KubeEmulator
 from tests.fixtures.kube import core_api, restricted_client
+from tests.fixtures.waiting import eventually
 
 
 def pod(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -38,6 +39,23 @@ def events(core: Any, seconds: int, **kwargs: Any) -> list[tuple[str, str, str]]
     return [(e["type"], e["object"].metadata.name, e["object"].status.phase) for e in stream]
 
 
+def events_until(core: Any, last: tuple[str, str], **kwargs: Any) -> list[tuple[str, str, str]]:
+    """The watch's events up to the first of kind and name ``last``: a stop condition, not a time window,
+    so a loaded machine delivers the same events later, never fewer (30 s at most)."""
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    seen = []
+    for event in watcher.stream(core.list_namespaced_pod, "default", timeout_seconds=30, **kwargs):
+        seen.append((event["type"], event["object"].metadata.name, event["object"].status.phase))
+        if seen[-1][:2] == last:
+            watcher.stop()
+    return seen
+
+
+def list_version(core: Any) -> str:
+    """The resource version a watch starting now goes on from: what happens later is streamed to it."""
+    return str(core.list_namespaced_pod("default").metadata.resource_version)
+
+
 @pytest.fixture
 def core(kube: KubeEmulator, kube_client: client.ApiClient) -> Any:
     kube.add_node("n1")
@@ -47,11 +65,16 @@ def core(kube: KubeEmulator, kube_client: client.ApiClient) -> Any:
 def test_watch_streams_a_pods_life_in_order(core: Any) -> None:
     def create_then_delete() -> None:
         core.create_namespaced_pod("default", pod("p"))
-        time.sleep(0.5)
+        eventually(
+            lambda: core.read_namespaced_pod("p", "default").status.phase == "Running",
+            timeout=10,
+            what="running",
+        )
         core.delete_namespaced_pod("p", "default")
 
+    version = list_version(core)
     thread = later(create_then_delete)
-    seen = events(core, 2)
+    seen = events_until(core, ("DELETED", "p"), resource_version=version)
     thread.join()
     kinds = [kind for kind, _, _ in seen]
     assert kinds[0] == "ADDED"
@@ -62,9 +85,9 @@ def test_watch_streams_a_pods_life_in_order(core: Any) -> None:
 
 def test_watch_from_a_list_resource_version_sees_only_later_changes(core: Any) -> None:
     core.create_namespaced_pod("default", pod("before"))
-    version = core.list_namespaced_pod("default").metadata.resource_version
+    version = list_version(core)
     thread = later(lambda: core.create_namespaced_pod("default", pod("after")), delay=0.1)
-    seen = events(core, 1, resource_version=version)
+    seen = events_until(core, ("ADDED", "after"), resource_version=version)
     thread.join()
     assert {name for kind, name, _ in seen if kind == "ADDED"} == {"after"}
 
@@ -75,12 +98,15 @@ def test_watch_without_a_version_starts_with_the_current_objects(core: Any) -> N
 
 
 def test_watch_applies_the_label_selector(core: Any) -> None:
-    def create_both() -> None:
-        core.create_namespaced_pod("default", pod("capture", {"app": "eks-capture"}))
+    def create_both() -> None:  # the other first: the selector's event comes after it, if it passed
         core.create_namespaced_pod("default", pod("other", {"app": "web"}))
+        core.create_namespaced_pod("default", pod("capture", {"app": "eks-capture"}))
 
+    version = list_version(core)
     thread = later(create_both)
-    seen = events(core, 1, label_selector="app=eks-capture")
+    seen = events_until(
+        core, ("ADDED", "capture"), resource_version=version, label_selector="app=eks-capture"
+    )
     thread.join()
     assert {name for _, name, _ in seen} == {"capture"}
 
