@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -37,6 +37,7 @@ from eks_capture.captures.verdicts import (
     NAMED_TOGETHER,
     Verdict,
     counted_files,
+    index_wait_verdict,
     judge,
     listed_at,
     listed_packets,
@@ -266,16 +267,17 @@ class _Sweep:
 
     def _awaits_index(
         self, session: CaptureSession, manifests: dict[str, Obj | None], unindexed: dict[str, list[Obj]]
-    ) -> bool:
+    ) -> datetime | None:
         """Whether the session stays open for files its nodes' manifests list in S3 that the index does not
         hold yet: the indexer may still be running, or Lambda retrying it, for INDEX_WAIT_SECONDS after the
         manifest was written (its files' S3 events were sent by then); past that it closes with them said.
         A manifest is dated by its node's clock, so the wait starts no later than the last moment a node can
         write one (its pod stopped at the expiry and given its termination grace): a node clock days ahead
-        does not keep the capture open past the sweeps that still look for it."""
+        does not keep the capture open past the sweeps that still look for it. Returns when the wait ends,
+        or None when the session closes now."""
         waiting = {name: len(listed) for name, listed in unindexed.items() if listed}
         if not waiting:
-            return False
+            return None
         written = [listed_at(manifest) for name in waiting if (manifest := manifests[name]) is not None]
         last = timedelta(seconds=self.settings.upload_grace_seconds + TERMINATION_MARGIN_SECONDS)
         bound = session.expires_at + last
@@ -293,13 +295,13 @@ class _Sweep:
                 f"once they are, or at {iso_utc(until)} with what is known",
                 extra=said,
             )
-            return True
+            return until
         logger.warning(
             f"capture {session.capture_id}: {count} file(s) in S3 still not indexed at {iso_utc(until)}, "
             f"on {nodes}: closing with their manifests' counts",
             extra=said,
         )
-        return False
+        return None
 
     def close(self, session: CaptureSession) -> None:
         """Give the session its final status and verdict from what reached S3, its dropped count and top
@@ -316,9 +318,10 @@ class _Sweep:
             if not session.locks_freed:  # nothing runs there any more, whether it closes now or later
                 free = self.deps.store.release_node
                 list(pool.map(lambda name: free(session.cluster, name, session.capture_id), names))
-        if self._awaits_index(session, manifests, unindexed):
-            if not session.locks_freed:
-                self.deps.store.mark_index_wait(session.capture_id, self.now, session.status)
+        if (until := self._awaits_index(session, manifests, unindexed)) is not None:
+            if not session.locks_freed:  # its verdict no longer says it is capturing: its nodes are done
+                said = index_wait_verdict(until)
+                self.deps.store.mark_index_wait(session.capture_id, self.now, session.status, said)
             return
         for name, node in session.nodes.items():
             if node.status == "running" and node.job is None:  # served from a recorder's ring

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from eks_capture.kube.jobs import CaptureJob
 from eks_capture.store.files import FileRecord
 from eks_capture.store.sessions import NodeCapture, NodeStatus, SessionStatus
-from eks_capture.times import parse_iso
+from eks_capture.times import iso_utc, parse_iso
 
 KUBELET_REJECTED = "Pod was rejected: "  # pkg/kubelet rejectPod's prefix
 #: A node that ended in one of these counts as captured, once S3 proves it took packets.
@@ -302,3 +302,12 @@ def said_together(outcomes: Iterable[tuple[str, Said]], say: Callable[[str, Said
             first = ", ".join(names[:NAMED_TOGETHER])
             said.append(say(f"{first} and {len(names) - NAMED_TOGETHER} more", outcome))
     return "; ".join(said)
+
+
+def index_wait_verdict(until: datetime) -> str:
+    """What a session says while its nodes are done and the sweep waits for the index (it no longer
+    captures, and its counts are not final)."""
+    return (
+        "its nodes are done; waiting for the index to hold every file their manifests list in S3: it closes"
+        f" once it does, or at {iso_utc(until)} with what is known"
+    )

@@ -186,18 +186,24 @@ class Sessions(Table):
             ExpressionAttributeValues={k: serialize_value(v) for k, v in values.items()},
         )
 
-    def mark_index_wait(self, capture_id: str, at: datetime, status: SessionStatus) -> bool:
+    def mark_index_wait(self, capture_id: str, at: datetime, status: SessionStatus, verdict: str) -> bool:
         """Mark the session (still in ``status``) waiting for its indexing since ``at``, its node locks
-        freed; False when marked already or moved on (the next sweep frees the locks again: no harm)."""
+        freed, with the ``verdict`` that says so; False when marked already or moved on (the next sweep
+        frees the locks again: no harm)."""
         return self._conditional(
             "update_item",
             Key=serialize(session_key(capture_id)),
-            UpdateExpression="SET index_wait_since = :at",
+            UpdateExpression="SET index_wait_since = :at, verdict = :verdict",
             ConditionExpression="#status = :status AND "
             "(attribute_not_exists(index_wait_since) OR attribute_type(index_wait_since, :null))",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=serialize(
-                {":at": iso_utc(at, micros=True), ":status": status, ":null": "NULL"}
+                {
+                    ":at": iso_utc(at, micros=True),
+                    ":status": status,
+                    ":null": "NULL",
+                    ":verdict": clipped(verdict, VERDICT_BYTES),
+                }
             ),
         )
 
