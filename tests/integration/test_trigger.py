@@ -236,8 +236,10 @@ def test_a_trigger_role_without_its_access_entry_fails_naming_it_and_holds_nothi
         trigger.handle(load_event(event), deps)
 
     assert denied.value.message == (
-        f"access denied on cluster {CLUSTER}: no EKS access entry accepts IAM principal {role}: create one "
-        f"(aws eks create-access-entry --cluster-name {CLUSTER} --principal-arn {role}) or map it in aws-auth"
+        f"access denied on cluster {CLUSTER}: the cluster did not authenticate IAM principal {role} "
+        "(401 Unauthorized): no EKS access entry accepts it, or its token was refused (expired, or a skewed "
+        f"clock); to give it one: aws eks create-access-entry --cluster-name {CLUSTER} --principal-arn "
+        f"{role}, or map it in aws-auth"
     )
     assert _jobs(shop) == []
     # no session, node lock, capture slot or alarm cooldown: the table holds nothing

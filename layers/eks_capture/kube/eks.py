@@ -289,14 +289,17 @@ def access_error(
     """The domain error for an API failure: access denied, throttled, unreachable; others unchanged.
 
     A 401 names ``principal`` (default: the IAM principal of ``session``, the one that called, asked of
-    STS; no session: this process's) in its hint.
+    STS; no session: this process's) in its hint. The API server answers every authentication failure
+    with the same 401 "Unauthorized": an unknown principal, but also a token it could not verify (expired,
+    a skewed clock, STS unreachable from the authenticator), so the message says both.
     """
     if error.status == 401:
         principal = principal or _principal_arn(session)
         return ClusterAccessDenied(
             cluster_name,
-            f"no EKS access entry accepts IAM principal {principal}: create one "
-            f"(aws eks create-access-entry --cluster-name {cluster_name} --principal-arn {principal}) "
+            f"the cluster did not authenticate IAM principal {principal} (401 Unauthorized): no EKS access"
+            f" entry accepts it, or its token was refused (expired, or a skewed clock); to give it one: "
+            f"aws eks create-access-entry --cluster-name {cluster_name} --principal-arn {principal}, "
             "or map it in aws-auth",
         )
     if error.status == 403:
