@@ -125,8 +125,8 @@ def test_a_full_spool_holds_the_next_file_empty_until_the_uploader_frees_room(tm
     waiting = tmp_path / "20261101T000000Z.pcap"  # an older closed file the uploader has not shipped yet
     waiting.write_bytes(b"w" * (budget - Spool(tmp_path).usage_bytes() - 20_000))
     cutter = RotatingWriter(Spool(tmp_path), rotation, budget, Logger(), Clock())
+    started = time.monotonic()  # before the timer, so a stall between them cannot shorten the wait seen
     threading.Timer(0.3, waiting.unlink).start()
-    started = time.monotonic()
     cutter.feed(stream(3))
     cutter.close()
 
