@@ -189,6 +189,14 @@ def throttling_reply(
     ).encode()
 
 
+def serving(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """An HTTP server on a free local port, answering with ``handler`` on its own daemon threads."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class DynamoDBProxy:
     """An HTTP forwarder in front of moto's DynamoDB that throttles as the rules set by ``throttle`` ask.
 
@@ -205,9 +213,7 @@ class DynamoDBProxy:
         self._refusals: Counter[int] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serving(self._handler())
 
     @property
     def endpoint_url(self) -> str:
@@ -343,9 +349,7 @@ class S3SlowingDown:
 
     def __init__(self) -> None:
         self.refused: Counter[str] = Counter()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serving(self._handler())
 
     @property
     def endpoint_url(self) -> str:

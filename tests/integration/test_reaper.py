@@ -43,6 +43,18 @@ def _start(deps: Deps, name: str = "start-capture-nodes") -> Outcome:
     return outcome
 
 
+def _finished(deps: Deps, shop: KubeEmulator, name: str = "start-capture-nodes") -> Outcome:
+    """A capture whose Jobs ran briefly and all succeeded, before any sweep saw them."""
+    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
+    started = _start(deps, name)
+    shop.wait_for(
+        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
+        timeout=20,
+        what="jobs complete",
+    )
+    return started
+
+
 def _agents_uploaded(deps: Deps, capture_id: str | None, packets: int = 100) -> None:
     """Each node's upload role leaves its manifest in S3, as a capture that took packets does."""
     for node in stored_session(deps, capture_id).nodes:
@@ -112,13 +124,7 @@ def test_a_capture_past_its_expiry_is_deleted_and_closed_with_a_verdict(
 def test_a_finished_capture_is_removed_and_its_nodes_freed(
     deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
-    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
-    started = _start(deps)
-    shop.wait_for(
-        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
-        timeout=20,
-        what="jobs complete",
-    )
+    started = _finished(deps, shop)
     _agents_uploaded(deps, started.capture_id)
     clock.advance(200)
 
@@ -165,13 +171,7 @@ def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_in
     """``indexed_before``: the packets of an earlier, shorter version of the file the index holds (the
     recorder puts a longer copy of a file tcpdump still had open under the same key), whose later
     version's indexer still runs."""
-    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
-    started = _start(deps, "start-capture-instances")
-    shop.wait_for(
-        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
-        timeout=20,
-        what="job complete",
-    )
+    started = _finished(deps, shop, "start-capture-instances")
     bucket, capture_id = deps.settings.capture_bucket, str(started.capture_id)
     if indexed_before is None:
         late = upload_manifest(deps.store, bucket, "shop-prod", capture_id, NODE_A, 100, indexed=False)
@@ -206,13 +206,7 @@ def test_a_finished_capture_stays_open_while_a_file_its_manifest_lists_is_not_in
 def test_a_manifest_dated_by_a_node_clock_days_ahead_waits_for_the_index_only_from_the_last_upload_moment(
     deps: Deps, reaper_deps: Deps, shop: KubeEmulator, clock: Clock
 ) -> None:
-    shop.script_pods(PodBehaviour(run_for=0.2), namespace=NAMESPACE)
-    started = _start(deps, "start-capture-instances")
-    shop.wait_for(
-        lambda: all(j.get("status", {}).get("succeeded") for j in shop.objects(JOBS, NAMESPACE)),
-        timeout=20,
-        what="job complete",
-    )
+    started = _finished(deps, shop, "start-capture-instances")
     ahead = clock() + timedelta(days=3)
     bucket, capture_id = deps.settings.capture_bucket, str(started.capture_id)
     upload_manifest(deps.store, bucket, "shop-prod", capture_id, NODE_A, 100, indexed=False, written_at=ahead)
