@@ -6,6 +6,7 @@ The capture role's side is played by writing its files directly (pcaps in tcpdum
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -21,19 +22,18 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ConnectionClosedError
 
 from eks_capture.captures.reaper import dropped_packets
 from eks_capture_agent.identity import Identity
 from eks_capture_agent.ledger import DroppedFile, Ledger
 from eks_capture_agent.manifest import UploadTarget
-from eks_capture_agent.s3client import S3Client, s3_client
+from eks_capture_agent.s3client import s3_client
 from eks_capture_agent.spool import Spool
 from eks_capture_agent.upload import LAST_QUESTIONS_SECONDS, MANIFEST_RESERVE_SECONDS, Uploader, UploadRequest
 from localcloud.aws import MotoServer
 from localcloud.outages import PausableProxy
 from tests.fixtures import agents
-from tests.fixtures.aws import make_bucket
+from tests.fixtures.aws import cut_a_put, make_bucket
 from tests.fixtures.waiting import eventually
 
 BUCKET = "captures-upload-test"
@@ -267,21 +267,6 @@ def own_signal_handlers() -> Iterator[None]:
         signal.signal(signum, handler)
 
 
-def cut_the_put_and_stop(client: S3Client, key_ending: str, *, landed: bool) -> None:
-    """The PutObject of the key ending so fails as an outage fails it, after S3 stored the object (its answer
-    lost) or before the request left, and the pod's stop comes with it: SIGTERM to this process."""
-    cut: list[bool] = []
-
-    def fail(**call: Any) -> None:
-        url = call["http_response"].url if landed else call["params"]["url_path"]
-        if not cut and url.endswith(key_ending):
-            cut.append(True)
-            os.kill(os.getpid(), signal.SIGTERM)
-            raise ConnectionClosedError(endpoint_url="the test's outage")
-
-    client.meta.events.register("after-call.s3.PutObject" if landed else "before-call.s3.PutObject", fail)
-
-
 #: The last file's upload attempt as the stop comes: (did its PUT land, files uploaded, files left).
 LEFT_ATTEMPT_OUTCOMES = pytest.mark.parametrize(
     ("landed", "uploaded", "left"),
@@ -319,7 +304,8 @@ def test_a_file_left_after_a_failed_attempt_as_the_grace_period_ended_counts_onc
         s3_client(),
         Logger(service="test"),
     )
-    cut_the_put_and_stop(uploader.client, "-00002.pcap.zst", landed=landed)
+    stop = functools.partial(os.kill, os.getpid(), signal.SIGTERM)  # the pod's stop comes with the failure
+    cut_a_put(uploader.client, landed=landed, key_ending="-00002.pcap.zst", then=stop)
 
     exit_code = uploader.run()
 

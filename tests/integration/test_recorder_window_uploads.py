@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ConnectionClosedError
 
 from eks_capture_agent.identity import Identity
 from eks_capture_agent.manifest import MANIFEST
@@ -30,7 +29,7 @@ from eks_capture_agent.spool import COMPLETION_MARKER, Spool
 from localcloud.aws import MotoServer
 from localcloud.kube.downward import render_map, write_atomically
 from tests.fixtures.agents import BUCKET, IDENTITY, PREFIX, manifest, packets_in_s3, pcap_object, s3_objects
-from tests.fixtures.aws import make_bucket
+from tests.fixtures.aws import cut_a_put, make_bucket
 from tests.fixtures.packets import Packet, pcap
 
 T0 = datetime(2026, 11, 25, 12, 44, 20, tzinfo=UTC).timestamp()
@@ -110,19 +109,6 @@ ATTEMPT_OUTCOMES = pytest.mark.parametrize(
 )
 
 
-def cut_the_next_put(client: S3Client, *, landed: bool) -> None:
-    """The client's next PutObject fails as an outage fails it: after S3 stored the object (its answer
-    lost), or before the request left."""
-    cut: list[bool] = []
-
-    def fail(**_: object) -> None:
-        if not cut:
-            cut.append(True)
-            raise ConnectionClosedError(endpoint_url="the test's outage")
-
-    client.meta.events.register("after-call.s3.PutObject" if landed else "before-call.s3.PutObject", fail)
-
-
 def record_stopped(recorder: Recorder) -> None:
     """The record role's end: tcpdump closed its last file."""
     Spool(recorder.request.spool).write_json(COMPLETION_MARKER, {"exit_code": 0})
@@ -158,7 +144,7 @@ def test_a_window_file_evicted_after_a_failed_attempt_is_counted_once_as_s3_has_
 ) -> None:
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=2)
-    cut_the_next_put(recorder.client, landed=landed)
+    cut_a_put(recorder.client, landed=landed)
 
     recorder.step()  # the window is taken in; the closed file's attempt fails, the open file waits
     recorder.keeper.enforce()  # the ring needs room: the closed file goes before a retry
@@ -182,7 +168,7 @@ def test_a_window_file_retried_after_its_answer_was_lost_is_in_s3_once(
     recorder = ring_recorder(tmp_path, files=3)
     if stopped_first:
         record_stopped(recorder)
-    cut_the_next_put(recorder.client, landed=True)
+    cut_a_put(recorder.client, landed=True)
 
     recorder.step()  # the oldest file's PUT lands but its answer is lost; the other closed files upload
     recorder.step()  # the oldest file retried
@@ -198,7 +184,7 @@ def test_an_open_file_whose_upload_failed_is_retried_before_the_manifest_says_it
 ) -> None:
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=1, settle_seconds=0)
-    cut_the_next_put(recorder.client, landed=False)
+    cut_a_put(recorder.client, landed=False)
 
     recorder.step()  # past the window's settle time: the open file's upload, as far as written, fails
     recorder.step()  # retried
@@ -231,7 +217,7 @@ def test_a_window_file_whose_attempt_was_never_confirmed_when_the_recorder_stops
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=2)
     record_stopped(recorder)
-    cut_the_next_put(recorder.client, landed=landed)
+    cut_a_put(recorder.client, landed=landed)
 
     recorder.step()  # the oldest file's attempt fails, the other file uploads
     recorder.close_windows()  # SIGTERM's grace is over before the retry
@@ -281,7 +267,7 @@ def killed_before_the_confirmation(client: S3Client) -> None:
 
 @pytest.mark.parametrize(
     "interruption",
-    [lambda client: cut_the_next_put(client, landed=True), killed_before_the_confirmation],
+    [lambda client: cut_a_put(client, landed=True), killed_before_the_confirmation],
     ids=["its-answer-lost", "the-recorder-killed-before-its-confirmation"],
 )
 def test_a_file_whose_put_landed_unconfirmed_before_a_restart_and_then_evicted_is_counted_as_s3_has_it(
@@ -428,7 +414,7 @@ def test_a_retry_the_spool_will_not_keep_leaves_the_earlier_attempt_whose_put_la
 ) -> None:
     make_bucket(BUCKET)
     recorder = ring_recorder(tmp_path, files=1, settle_seconds=0)
-    cut_the_next_put(recorder.client, landed=True)
+    cut_a_put(recorder.client, landed=True)
     recorder.step()  # past the settle time: the open file as far as written; its PUT lands, its answer lost
     earlier = dict(recorder.windows[IDENTITY["CAPTURE_ID"]].attempted)
     with (recorder.request.spool / NAMES[0]).open("ab") as tcpdump:
