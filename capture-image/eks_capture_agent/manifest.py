@@ -37,13 +37,17 @@ def unwritten_packets(marker: dict[str, Any] | None) -> int:
 
 
 def incomplete_reasons(
-    marker: dict[str, Any] | None, ledger: Ledger, not_uploaded: list[str], not_uploaded_packets: int
+    marker: dict[str, Any] | None,
+    ledger: Ledger,
+    unwritten: int,
+    not_uploaded: list[str],
+    not_uploaded_packets: int,
 ) -> list[str]:
-    """Why the node's capture is not whole in S3; empty when it is."""
+    """Why the node's capture is not whole in S3; empty when it is. ``unwritten``: the marker's
+    ``unwritten_packets``."""
     reasons = []
     if marker is None:
         reasons.append("the capture role never wrote its completion marker")
-    unwritten = unwritten_packets(marker)
     if unwritten:
         error = ((marker or {}).get("tcpdump") or {}).get("error")
         why = (
@@ -78,8 +82,8 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest document (see capture-image/README.md for the field list). ``not_uploaded_packets``:
     the packets in the pcaps left in the spool, lost as far as this manifest can tell."""
-    reasons = incomplete_reasons(marker, ledger, not_uploaded, not_uploaded_packets)
     unwritten = unwritten_packets(marker)
+    reasons = incomplete_reasons(marker, ledger, unwritten, not_uploaded, not_uploaded_packets)
     files = [asdict(item) for item in sorted(ledger.uploaded, key=lambda item: item.seq)]
     return {
         "schema": SCHEMA,
