@@ -53,8 +53,9 @@ def incomplete_reasons(
         why = (
             f"the capture failed: {error}"
             if error
-            else "the spool had no room for them when tcpdump was stopped (tcpdump discards the write its"
-            " stop signal cuts; the rest waits for room only so long)"
+            else "tcpdump was stopped while its write to the capture role waited on a full pipe (the spool"
+            " without room, or the capture role behind), and it discards the write its stop signal cuts; what"
+            " followed found no room in time"
         )
         reasons.append(f"{unwritten} packet(s) tcpdump counted as captured never reached a file: {why}")
     if ledger.dropped:

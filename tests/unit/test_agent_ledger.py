@@ -102,7 +102,7 @@ UNWRITTEN_CASES = {
         {"status": "completed", "tcpdump": {"counters": {"captured": 900}}, "spool": {"packets": 899}},
         (
             1,
-            "1 packet(s) tcpdump counted as captured never reached a file: the spool had no room for them",
+            "1 packet(s) tcpdump counted as captured never reached a file: tcpdump was stopped while",
         ),
     ),
     "a failed spool names its error": (
